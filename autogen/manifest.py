@@ -1,0 +1,230 @@
+"""What each generated module is made from: pinned upstream sources and the symbols kept.
+
+A symbol entry is an exact name (it must exist and evaluate, or generation fails) or a regular
+expression (full match; anything matching that is an integer constant / bit range / type is kept).
+Source trees live outside the repository, one directory per repo under ``--src`` (see README.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Repo:
+    dir: str          # directory name under --src
+    repo: str         # GitHub owner/name
+    tag: str | None
+    commit: str
+
+
+REPOS = {
+    "ogkm": Repo("ogkm-580.142", "NVIDIA/open-gpu-kernel-modules", "580.142",
+                 "1a5075f82128be3603d4a4657c7b689234306778"),
+    "ogd": Repo("open-gpu-doc", "NVIDIA/open-gpu-doc", None, "c8607fe576b53ff821ffcf97e7548d2de11c4eaf"),
+    # kfd_ioctl.h 1.15 (GEM_VA); the commit is the version the source index holds (no tag recorded).
+    "linux": Repo("linux", "torvalds/linux", None, "100c85421b52e41269ada88f7d71a6b8a06c7a11"),
+}
+
+
+@dataclass
+class Target:
+    name: str
+    group: str
+    output: str
+    doc: str
+    repos: list[str]
+    headers: list[tuple[str, str]]
+    include_dirs: list[tuple[str, str]] = field(default_factory=list)
+    forced_includes: list[tuple[str, str]] = field(default_factory=list)
+    defines: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    macros: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    tables: dict[str, Callable] = field(default_factory=dict)
+    table_files: list[tuple[str, str]] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    # Stand-in headers written to a temporary include dir (only for includes that add nothing we keep).
+    stubs: dict[str, str] = field(default_factory=dict)
+
+
+SDK = "src/common/sdk/nvidia/inc"
+UNIX = "src/nvidia/arch/nvalloc/unix/include"
+UVM = "kernel-open/nvidia-uvm"
+
+# nvidia.md section 6: sdk/inc must come before kernel-open/common/inc (both have rs_access.h).
+NV_INCLUDES = [("ogkm", "src/common/inc"), ("ogkm", SDK), ("ogkm", UVM), ("ogkm", "kernel-open/common/inc"),
+               ("ogkm", UNIX), ("ogkm", SDK + "/ctrl")]
+NV_FORCED = [("ogkm", SDK + "/nvtypes.h")]
+
+
+def _nv_tables():
+    from . import tables
+    return {"NV_STATUS": tables.nv_status, "XID": tables.xid}
+
+
+NV580 = Target(
+    name="nv580", group="nvidia", output="hwdrv/nvidia/gen/nv580.py",
+    doc="NVIDIA RM + UVM driver ABI, branch 580 (escapes, NVOS*, alloc params, controls, UVM, "
+        "status codes, Xids, Hopper fault types).",
+    repos=["ogkm"],
+    include_dirs=NV_INCLUDES, forced_includes=NV_FORCED,
+    headers=[("ogkm", p) for p in [
+        SDK + "/nvtypes.h", SDK + "/nvstatus.h", SDK + "/nverror.h", SDK + "/nvgputypes.h", SDK + "/nvos.h",
+        UNIX + "/nv_escape.h", UNIX + "/nv-ioctl-numbers.h", UNIX + "/nv-ioctl.h",
+        UNIX + "/nv-unix-nvos-params-wrappers.h", SDK + "/alloc/alloc_channel.h",
+        SDK + "/class/cl0000.h", SDK + "/class/cl0005.h", SDK + "/class/cl0070.h", SDK + "/class/cl0080.h",
+        SDK + "/class/cl2080.h", SDK + "/class/cl2080_notification.h", SDK + "/class/cl003e.h",
+        SDK + "/class/cl0040.h", SDK + "/class/cl0071.h", SDK + "/class/cl83de.h", SDK + "/class/cl9067.h",
+        SDK + "/class/cl90f1.h", SDK + "/class/cla06c.h", SDK + "/class/clc36f.h", SDK + "/class/clc56f.h",
+        SDK + "/class/clc86f.h", SDK + "/class/clc661.h", SDK + "/class/clc8b5.h", SDK + "/class/clcbc0.h",
+        SDK + "/class/clb0b5sw.h",
+        SDK + "/ctrl/ctrl0000/ctrl0000system.h", SDK + "/ctrl/ctrl0000/ctrl0000gpu.h",
+        SDK + "/ctrl/ctrl0080/ctrl0080gpu.h", SDK + "/ctrl/ctrl0080/ctrl0080gr.h",
+        SDK + "/ctrl/ctrl2080/ctrl2080gpu.h", SDK + "/ctrl/ctrl2080/ctrl2080gr.h", SDK + "/ctrl/ctrl2080/ctrl2080fb.h",
+        SDK + "/ctrl/ctrl2080/ctrl2080perf.h", SDK + "/ctrl/ctrl2080/ctrl2080rc.h",
+        SDK + "/ctrl/ctrl2080/ctrl2080event.h",
+        SDK + "/ctrl/ctrlc36f.h", SDK + "/ctrl/ctrla06c.h", SDK + "/ctrl/ctrla06f/ctrla06fgpfifo.h",
+        SDK + "/ctrl/ctrl906f.h", SDK + "/ctrl/ctrl83de/ctrl83dedebug.h",
+        UVM + "/uvm_types.h", UVM + "/uvm_ioctl.h", UVM + "/uvm_linux_ioctl.h",
+        UVM + "/hwref/hopper/gh100/dev_fault.h", UVM + "/hwref/hopper/gh100/dev_mmu.h",
+    ]],
+    types=[
+        # escapes and their argument structs
+        "NVOS00_PARAMETERS", "NVOS02_PARAMETERS", "NVOS21_PARAMETERS", "NVOS33_PARAMETERS",
+        "NVOS34_PARAMETERS", "NVOS46_PARAMETERS", "NVOS47_PARAMETERS", "NVOS54_PARAMETERS",
+        "NVOS55_PARAMETERS", "NVOS64_PARAMETERS",
+        "nv_ioctl_nvos02_parameters_with_fd", "nv_ioctl_nvos33_parameters_with_fd",
+        "nv_ioctl_card_info_t", "nv_ioctl_register_fd_t", "nv_ioctl_rm_api_version_t", "nv_ioctl_xfer_t",
+        "nv_ioctl_alloc_os_event_t", "nv_ioctl_free_os_event_t", "nv_ioctl_wait_open_complete_t",
+        "nv_ioctl_status_code_t",
+        # alloc params
+        "NV0000_ALLOC_PARAMETERS", "NV0005_ALLOC_PARAMETERS", "NV0080_ALLOC_PARAMETERS",
+        "NV2080_ALLOC_PARAMETERS", "NV_HOPPER_USERMODE_A_PARAMS", "NV_VASPACE_ALLOCATION_PARAMETERS",
+        "NV_CHANNEL_GROUP_ALLOCATION_PARAMETERS", "NV_CTXSHARE_ALLOCATION_PARAMETERS",
+        "NV_CHANNEL_ALLOC_PARAMS", "NV_CHANNELGPFIFO_ALLOCATION_PARAMETERS", "NV_MEMORY_DESC_PARAMS",
+        "NV_GR_ALLOCATION_PARAMETERS", "NVB0B5_ALLOCATION_PARAMETERS", "NV83DE_ALLOC_PARAMETERS",
+        "NV_MEMORY_ALLOCATION_PARAMS", "NV_MEMORY_VIRTUAL_ALLOCATION_PARAMS",
+        # controls
+        "NV0000_CTRL_SYSTEM_GET_BUILD_VERSION_V2_PARAMS", "NV0000_CTRL_GPU_GET_ID_INFO_V2_PARAMS",
+        "NV0080_CTRL_GPU_GET_CLASSLIST_PARAMS", "NV2080_CTRL_GPU_GET_GID_INFO_PARAMS",
+        "NV2080_CTRL_GR_GET_INFO_PARAMS", "NV2080_CTRL_GR_INFO", "NV2080_CTRL_GR_GET_CTX_BUFFER_SIZE_PARAMS",
+        "NV2080_CTRL_PERF_BOOST_PARAMS", "NV2080_CTRL_FB_FLUSH_GPU_CACHE_PARAMS",
+        "NV2080_CTRL_GPU_GET_NAME_STRING_PARAMS", "NVC36F_CTRL_CMD_GPFIFO_GET_WORK_SUBMIT_TOKEN_PARAMS",
+        "NVA06C_CTRL_GPFIFO_SCHEDULE_PARAMS", "NVA06F_CTRL_GPFIFO_SCHEDULE_PARAMS",
+        "NV906F_CTRL_GET_MMU_FAULT_INFO_PARAMS",
+        "NV83DE_CTRL_DEBUG_READ_ALL_SM_ERROR_STATES_PARAMS", "NV83DE_CTRL_DEBUG_READ_SINGLE_SM_ERROR_STATE_PARAMS",
+        "NV83DE_CTRL_DEBUG_CLEAR_ALL_SM_ERROR_STATES_PARAMS", "NV83DE_CTRL_DEBUG_READ_MMU_FAULT_INFO_PARAMS",
+        "NV83DE_CTRL_DEBUG_EXEC_REG_OPS_PARAMS", "NV83DE_SM_ERROR_STATE_REGISTERS",
+        "NV2080_CTRL_GPU_EXEC_REG_OPS_PARAMS", "NV2080_CTRL_GPU_REG_OP",
+        "NV2080_CTRL_RC_READ_VIRTUAL_MEM_PARAMS", "NV2080_CTRL_RC_GET_ERROR_COUNT_PARAMS",
+        "NV2080_CTRL_RC_GET_ERROR_V2_PARAMS", "NV2080_CTRL_RC_GET_WATCHDOG_INFO_PARAMS",
+        # UVM
+        "UVM_INITIALIZE_PARAMS", "UVM_MM_INITIALIZE_PARAMS", "UVM_REGISTER_GPU_PARAMS", "UVM_UNREGISTER_GPU_PARAMS",
+        "UVM_REGISTER_GPU_VASPACE_PARAMS", "UVM_UNREGISTER_GPU_VASPACE_PARAMS", "UVM_REGISTER_CHANNEL_PARAMS",
+        "UVM_UNREGISTER_CHANNEL_PARAMS", "UVM_CREATE_EXTERNAL_RANGE_PARAMS", "UVM_MAP_EXTERNAL_ALLOCATION_PARAMS",
+        "UVM_FREE_PARAMS", "UvmGpuMappingAttributes", "NvProcessorUuid",
+        # notifier
+        "NvNotification",
+    ],
+    macros=[
+        r"NV_ESC_\w+", "NV_IOCTL_MAGIC", "NV_IOCTL_BASE", r"NV_MAX_DEVICES", r"NV_RM_API_VERSION_\w+",
+        # PTE kinds (dev_mmu.h): the kind of plain video memory
+        "NV_MMU_PTE_KIND_GENERIC_MEMORY", "NV_MMU_PTE_KIND_PITCH",
+        # class ids
+        "NV01_ROOT", "NV01_ROOT_CLIENT", "NV01_DEVICE_0", "NV20_SUBDEVICE_0", "NV01_MEMORY_SYSTEM",
+        "NV01_MEMORY_LOCAL_USER", "NV01_MEMORY_SYSTEM_OS_DESCRIPTOR", "NV01_MEMORY_VIRTUAL", "NV01_EVENT_OS_EVENT",
+        "NV01_EVENT", "FERMI_VASPACE_A", "FERMI_CONTEXT_SHARE_A", "KEPLER_CHANNEL_GROUP_A", "HOPPER_USERMODE_A",
+        "HOPPER_CHANNEL_GPFIFO_A", "AMPERE_CHANNEL_GPFIFO_A", "VOLTA_CHANNEL_GPFIFO_A", "HOPPER_COMPUTE_A",
+        "HOPPER_DMA_COPY_A", "GT200_DEBUGGER", "NV01_MEMORY_USER", "NV1_MEMORY_USER",
+        # alloc param flags
+        r"NV_DEVICE_ALLOCATION_\w+", r"NV_VASPACE_ALLOCATION_\w+", r"NV_CTXSHARE_ALLOCATION_\w+",
+        r"NV_CHANNELGPFIFO_NOTIFICATION_\w+", r"NVOS04_FLAGS_\w+", r"NVOS02_FLAGS_\w+",
+        r"NVOS32_ATTR_\w+", r"NVOS32_ATTR2_\w+", r"NVOS32_ALLOC_FLAGS_\w+", r"NVOS32_TYPE_\w+",
+        r"NVOS33_FLAGS_\w+", r"NVOS46_FLAGS_\w+", r"NVOS54_FLAGS_\w+", r"NVOS64_FLAGS_\w+",
+        r"NV_GR_ALLOCATION_PARAMETERS_VERSION_\w+", r"NVB0B5_ALLOCATION_PARAMETERS_VERSION_\w+",
+        r"NV2080_ENGINE_TYPE_\w+", r"NV2080_NOTIFIERS_\w+",
+        # controls
+        "NV0000_CTRL_CMD_SYSTEM_GET_BUILD_VERSION_V2", r"NV0000_CTRL_SYSTEM_GET_BUILD_VERSION_V2_\w+",
+        "NV0000_CTRL_CMD_GPU_GET_ID_INFO_V2", r"NV0000_CTRL_GPU_ID_INFO_\w+",
+        "NV0000_CTRL_CMD_GPU_GET_ATTACHED_IDS", "NV0000_CTRL_CMD_GPU_GET_PROBED_IDS", "NV0000_CTRL_CMD_GPU_ATTACH_IDS",
+        "NV0080_CTRL_CMD_GPU_GET_CLASSLIST",
+        "NV2080_CTRL_CMD_GPU_GET_GID_INFO", r"NV2080_GPU_CMD_GPU_GET_GID_\w+",
+        "NV2080_CTRL_CMD_GR_GET_INFO", r"NV2080_CTRL_GR_INFO_INDEX_\w+", r"NV2080_CTRL_GR_INFO_MAX_SIZE",
+        "NV2080_CTRL_CMD_GR_GET_CTX_BUFFER_SIZE", "NV2080_CTRL_CMD_GR_GET_TPC_MASK",
+        "NV2080_CTRL_CMD_GR_GET_GPC_MASK", "NV2080_CTRL_CMD_GR_GET_SM_TO_GPC_TPC_MAPPINGS",
+        "NV2080_CTRL_CMD_PERF_BOOST", r"NV2080_CTRL_PERF_BOOST_\w+",
+        "NV2080_CTRL_CMD_FB_FLUSH_GPU_CACHE", r"NV2080_CTRL_FB_FLUSH_GPU_CACHE_FLAGS_\w+",
+        "NV2080_CTRL_CMD_GPU_GET_NAME_STRING", r"NV2080_CTRL_GPU_GET_NAME_STRING_\w+",
+        "NVC36F_CTRL_CMD_GPFIFO_GET_WORK_SUBMIT_TOKEN", "NVC36F_CTRL_CMD_GPFIFO_SET_WORK_SUBMIT_TOKEN_NOTIF_INDEX",
+        "NVA06C_CTRL_CMD_GPFIFO_SCHEDULE", "NVA06C_CTRL_CMD_SET_TIMESLICE", "NVA06C_CTRL_CMD_PREEMPT",
+        "NVA06F_CTRL_CMD_GPFIFO_SCHEDULE", "NVA06F_CTRL_CMD_BIND",
+        "NV906F_CTRL_CMD_GET_MMU_FAULT_INFO", r"NV906F_CTRL_MMU_FAULT_\w+", "NV906F_CTRL_CMD_RESET_CHANNEL",
+        "NV906F_CTRL_CMD_GET_DEFER_RC_STATE",
+        r"NV83DE_CTRL_CMD_DEBUG_\w+", r"NV83DE_CTRL_DEBUG_\w+", r"NV83DE_SM_ERROR_STATE_\w+",
+        r"NV83DE_MMU_FAULT_\w+",
+        r"NV2080_CTRL_CMD_RC_\w+", r"NV2080_CTRL_RC_\w+",
+        "NV2080_CTRL_CMD_GPU_EXEC_REG_OPS", r"NV2080_CTRL_GPU_REG_OP_\w+",
+        "NV2080_CTRL_CMD_EVENT_SET_NOTIFICATION", r"NV2080_CTRL_EVENT_SET_NOTIFICATION_ACTION_\w+",
+        # UVM
+        "UVM_INITIALIZE", "UVM_DEINITIALIZE", "UVM_MM_INITIALIZE", "UVM_REGISTER_GPU", "UVM_UNREGISTER_GPU",
+        "UVM_REGISTER_GPU_VASPACE", "UVM_UNREGISTER_GPU_VASPACE", "UVM_REGISTER_CHANNEL",
+        "UVM_UNREGISTER_CHANNEL", "UVM_CREATE_EXTERNAL_RANGE", "UVM_MAP_EXTERNAL_ALLOCATION", "UVM_FREE",
+        "UVM_ENABLE_PEER_ACCESS", "UVM_DISABLE_PEER_ACCESS", "UVM_UNMAP_EXTERNAL",
+        "UVM_TOOLS_INIT_EVENT_TRACKER", "UVM_TOOLS_INIT_EVENT_TRACKER_V2",
+        r"UVM_INIT_FLAGS_\w+", "UVM_MAX_GPUS", r"UvmGpuMappingType\w+", r"UvmGpuCachingType\w+",
+        r"UvmGpuFormatType\w+", r"UvmGpuFormatElementBits\w+", r"UvmGpuCompressionType\w+",
+        # Hopper fault decode (dev_fault.h)
+        r"NV_PFAULT_FAULT_TYPE\w*", r"NV_PFAULT_ACCESS_TYPE\w*", r"NV_PFAULT_CLIENT_GPC_\w+",
+        r"NV_PFAULT_CLIENT_HUB_\w+", "NV_PFAULT_MMU_ENG_ID_GRAPHICS", r"NV_PFAULT_MMU_CLIENT_TYPE\w*",
+    ],
+    exclude=[r"\w+_MESSAGE_ID", r"\w+_PARAMS_DEFINED", r"\w+_HAS_RESIDENT_CHANNEL"],
+    tables={},  # filled below (avoids an import cycle)
+    table_files=[("ogkm", "kernel-open/common/inc/nvstatuscodes.h"), ("ogkm", SDK + "/nverror.h")],
+    extra=['# Driver version prefixes whose layouts this module is known to match (nvidia.md section 6:',
+           '# 580.65.06 == 580.142 for every struct here; 580.159.04 is the test GPU\'s driver).',
+           'DRIVER_VERSIONS = ("580.",)'],
+)
+
+HOPPER = Target(
+    name="hopper", group="nvidia", output="hwdrv/nvidia/gen/hopper.py",
+    doc="NVIDIA Hopper hardware classes: host (C86F/C56F methods, GP entry, DMA method headers, USERD), "
+        "HOPPER_COMPUTE_A (CBC0) methods, QMD V04_00, HOPPER_DMA_COPY_A (C8B5), usermode doorbell, "
+        "subchannels, NvNotification.",
+    repos=["ogkm", "ogd"],
+    include_dirs=NV_INCLUDES, forced_includes=NV_FORCED,
+    headers=[("ogkm", SDK + "/nvgputypes.h"), ("ogkm", SDK + "/class/cla06fsubch.h"),
+             ("ogkm", SDK + "/class/clc56f.h"), ("ogkm", SDK + "/class/clc86f.h"), ("ogkm", SDK + "/class/clc361.h"),
+             ("ogkm", SDK + "/class/clc661.h"),
+             ("ogd", "classes/compute/clcbc0.h"), ("ogd", "classes/compute/clcbc0qmd.h"),
+             ("ogd", "classes/dma-copy/clc8b5.h")],
+    types=["HopperAControlGPFifo", "NvNotification"],
+    macros=[r"NVA06F_SUBCHANNEL_\w+", r"NVC86F_\w+", r"NVC56F_(DMA|GP_ENTRY|SEM|MEM_OP|WFI|SET_OBJECT|NON_STALL|"
+            r"FB_FLUSH|SET_REFERENCE|NOP)\w*", r"NVC361_\w+", r"NVCBC0_(?!QMDV03)\w+", r"NVC661_\w+", "HOPPER_COMPUTE_A",
+            "HOPPER_DMA_COPY_A", "HOPPER_CHANNEL_GPFIFO_A", "HOPPER_USERMODE_A", r"NVC8B5_\w+"],
+    exclude=[r"\w+_TYPEDEF", r"\w+_H_?"],
+)
+
+KFD = Target(
+    name="kfd", group="kfd", output="hwdrv/amd/gen/kfd.py",
+    doc="AMD KFD ioctl ABI (linux include/uapi/linux/kfd_ioctl.h): structs and request numbers.",
+    repos=["linux"],
+    include_dirs=[("linux", "include/uapi")],
+    headers=[("linux", "include/uapi/linux/kfd_ioctl.h")],
+    types=[r"struct kfd_\w+", r"union kfd_\w+", r"kfd_\w+"],
+    macros=[r"AMDKFD_\w+", r"KFD_\w+", r"kfd_\w+", r"EC_\w+", r"DEBUG_RUNTIME_STATE_\w+", "NUM_OF_SUPPORTED_GPUS",
+            r"MAX_ALLOWED_\w+"],
+    exclude=[r"KFD_IOCTL_H_INCLUDED", r"\w+_H"],
+    # kfd_ioctl.h includes <drm/drm.h> but uses nothing from it beyond the linux/types.h integers.
+    stubs={"drm/drm.h": "#include <linux/types.h>\n"},
+)
+
+TARGETS = {t.name: t for t in (NV580, HOPPER, KFD)}
+GROUPS = {"nvidia": ["nv580", "hopper"], "kfd": ["kfd"], "all": ["nv580", "hopper", "kfd"]}
+
+
+def _late() -> None:
+    NV580.tables.update(_nv_tables())
+
+
+_late()

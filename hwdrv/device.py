@@ -1,0 +1,307 @@
+"""Device: the vendor-neutral half of every backend.
+
+The core owns buffers' lifetime, signals, the device timeline (one internal signal the GPU
+bumps after each submission, so the host knows what finished), command memory for queues,
+synchronous upload/download through the copy queue, waits and hang reports. A backend
+subclass implements the ``_backend_*`` hooks and the queue classes.
+"""
+from __future__ import annotations
+
+import weakref
+from abc import ABC, abstractmethod
+from typing import Any, Callable
+
+import numpy as np
+
+from .cmdmem import CommandMemory
+from .errors import BufferFreed, DeviceClosed, GPUHang, InvalidArgument
+from .hang import HangReport
+from .ioctl.kernel import Kernel
+from .memory.buffer import Buffer
+from .program import Program
+from .queue import Queue, QueueLife
+from .signal import DEFAULT_TIMEOUT, SIGNAL_SIZE, Signal, Timeline
+
+#: bytes per staging buffer for upload/download through the copy engine
+STAGING_SIZE = 64 << 20
+_SIGNAL_PAGE = 4096
+
+
+class Device(ABC):
+    """An open GPU. Use :func:`hwdrv.open_device` to get one; close it (or use ``with``)."""
+
+    #: vendor kind: "nvidia", "amd", "qcom"
+    kind = ""
+    #: device clock rate of signal timestamps, in Hz
+    timestamp_hz = 1_000_000_000
+
+    def __init__(self, name: str, kernel: Kernel):
+        self.name = name
+        self.kernel = kernel
+        self.is_mock = kernel.is_mock
+        self._closed = False
+        self._buffers: set[Buffer] = set()
+        self._signal_slots: list[tuple[int, np.ndarray]] = []      # free (va, view) slots
+        self._signal_pages: list[Buffer] = []
+        self._staging: list[Buffer] = []
+        self._staging_busy: list[Callable[[], bool] | None] = []
+        #: one timeline per engine kind: each engine completes its submissions in order
+        self._timelines: dict[str, Timeline] = {}
+        self._cmdmem: CommandMemory | None = None
+
+    # ---- set-up by the backend, once its memory works -----------------------------------
+    def _init_core(self, engines: tuple[str, ...] = ("compute", "copy")) -> None:
+        self._cmdmem = CommandMemory(lambda n: self.alloc(n, host_visible=True))
+        for kind in engines:
+            self._timelines[kind] = Timeline(self.signal(0))
+
+    # ---- public API -------------------------------------------------------------------
+    def alloc(self, size: int, host_visible: bool = False) -> Buffer:
+        """Allocate ``size`` bytes of GPU memory. ``host_visible=True`` gives memory the CPU
+        can map (``buf.view()``); otherwise device memory reached with upload/download."""
+        self._check_open()
+        if not isinstance(size, (int, np.integer)) or size <= 0:
+            raise InvalidArgument(f"alloc size must be a positive int, got {size!r}")
+        buf = self._backend_alloc(int(size), host_visible)
+        self._buffers.add(buf)
+        return buf
+
+    def signal(self, value: int = 0) -> Signal:
+        """A new signal holding ``value``."""
+        self._check_open()
+        if not self._signal_slots:
+            page = self._backend_alloc(_SIGNAL_PAGE, True, for_signals=True)
+            self._signal_pages.append(page)
+            words = page.view(np.uint64)
+            for i in range(_SIGNAL_PAGE // SIGNAL_SIZE - 1, -1, -1):
+                self._signal_slots.append((page.va + i * SIGNAL_SIZE, words[2 * i:2 * i + 2]))
+        va, mem = self._signal_slots.pop()
+        mem[:] = 0
+        sig = Signal(self, va, mem, 0)
+        sig.value = value
+        weakref.finalize(sig, self._signal_slots.append, (va, mem))
+        return sig
+
+    def compute_queue(self) -> Queue:
+        """A new, empty compute queue."""
+        self._check_open()
+        return self._backend_queue("compute")
+
+    def copy_queue(self) -> Queue:
+        """A new, empty copy queue."""
+        self._check_open()
+        return self._backend_queue("copy")
+
+    def program(self, binary: bytes, name: str) -> Program:
+        """Load kernel ``name`` from ``binary`` (what ``dev.compiler.compile`` returned)."""
+        self._check_open()
+        return self._backend_program(binary, name)
+
+    def upload(self, buf: Buffer, data: Any, offset: int = 0) -> None:
+        """Copy ``data`` (numpy array, bytes, anything with the buffer protocol) into ``buf``
+        at ``offset``; returns when the bytes are in place."""
+        self._check_buffer(buf)
+        raw = memoryview(np.ascontiguousarray(data) if not isinstance(data, (bytes, bytearray))
+                         else data).cast("B")
+        n = raw.nbytes
+        if offset < 0 or offset + n > buf.size:
+            raise InvalidArgument(f"upload of {n} bytes at offset {offset} does not fit in a "
+                                  f"{buf.size}-byte buffer")
+        if buf.host_visible:
+            buf.view()[offset:offset + n] = np.frombuffer(raw, np.uint8)
+            self._host_write_fence()
+            return
+        done = 0
+        while done < n:
+            step = min(STAGING_SIZE, n - done)
+            i, stage = self._staging_slot()
+            stage.view()[:step] = np.frombuffer(raw[done:done + step], np.uint8)
+            q = self.copy_queue().copy(buf.va + offset + done, stage.va, step).submit()
+            self._staging_busy[i] = q._life.done
+            done += step
+        self._timelines["copy"].wait(self._timelines["copy"].value)
+
+    def download(self, buf: Buffer, size: int | None = None, offset: int = 0,
+                 dtype: Any = np.uint8) -> np.ndarray:
+        """Read ``size`` bytes (default: the rest of the buffer) at ``offset`` into a new
+        numpy array of ``dtype``."""
+        self._check_buffer(buf)
+        size = buf.size - offset if size is None else size
+        if offset < 0 or size < 0 or offset + size > buf.size:
+            raise InvalidArgument(f"download of {size} bytes at offset {offset} is outside the "
+                                  f"{buf.size}-byte buffer")
+        out = np.empty(size, np.uint8)
+        if buf.host_visible:
+            self.synchronize()
+            out[:] = buf.view()[offset:offset + size]
+            return out.view(dtype)
+        done = 0
+        while done < size:
+            step = min(STAGING_SIZE, size - done)
+            i, stage = self._staging_slot()
+            self.copy_queue().copy(stage.va, buf.va + offset + done, step).submit().synchronize()
+            out[done:done + step] = stage.view()[:step]
+            self._staging_busy[i] = None
+            done += step
+        return out.view(dtype)
+
+    def synchronize(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Wait until everything submitted so far has finished."""
+        self._check_open()
+        for tl in self._timelines.values():
+            tl.wait(tl.value, timeout)
+
+    def diagnose(self) -> HangReport:
+        """A report of the device's state now (queues, faults, SM state)."""
+        self._check_open()
+        return self._hang_report("requested")
+
+    def close(self) -> None:
+        """Release every buffer, queue memory and kernel object of this device."""
+        if self._closed:
+            return
+        try:
+            if not self._backend_broken():
+                try:
+                    for tl in self._timelines.values():
+                        tl.wait(tl.value, timeout=2.0)
+                except GPUHang:
+                    pass    # closing anyway: tearing the channel down stops the GPU work
+            if self._cmdmem is not None:
+                self._cmdmem.close()
+            for buf in list(self._buffers):
+                if not buf.freed:
+                    buf._release("device close")
+        finally:
+            self._closed = True
+            self._backend_close()
+
+    def __enter__(self) -> "Device":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}{' (mock)' if self.is_mock else ''}>"
+
+    # ---- internals shared by queues, signals, buffers ------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DeviceClosed(f"{self.name} is closed; open it again with hwdrv.open_device()")
+
+    def _check_buffer(self, buf: Buffer) -> None:
+        if buf.freed:
+            raise BufferFreed(f"{buf!r} was freed; allocate a new buffer")
+        if buf.device is not self:
+            raise InvalidArgument(f"{buf!r} belongs to {buf.device.name}, "
+                                  f"not {self.name}")
+
+    def _check_signal(self, sig: Signal) -> None:
+        if sig.device is not self:
+            raise InvalidArgument(f"signal {sig.va:#x} belongs to {sig.device.name}, not {self.name}")
+
+    def _free_buffer(self, buf: Buffer) -> None:
+        self._buffers.discard(buf)
+        self._backend_free(buf)
+
+    def _staging_slot(self) -> tuple[int, Buffer]:
+        for i, busy in enumerate(self._staging_busy):
+            if busy is None or busy():
+                return i, self._staging[i]
+        if len(self._staging) < 2:
+            self._staging.append(self.alloc(STAGING_SIZE, host_visible=True))
+            self._staging_busy.append(None)
+            return len(self._staging) - 1, self._staging[-1]
+        # both busy: copies finish in order, so wait for the whole copy timeline
+        tl = self._timelines["copy"]
+        tl.wait(tl.value)
+        return 0, self._staging[0]
+
+    def _submit(self, q: Queue) -> tuple[Timeline, int]:
+        """Submit ``q``; it has finished when the returned timeline reaches the value."""
+        tl = self._timelines[q.kind]
+        v = tl.next()
+        self._backend_submit(q, tl, v)
+        return tl, v
+
+    def _bind(self, q: Queue) -> None:
+        self._backend_bind(q)
+
+    def _cmd_alloc(self, q: Queue, nbytes: int, align: int = 256) -> tuple[int, np.ndarray]:
+        """Command memory owned by queue ``q`` until it dies."""
+        assert self._cmdmem is not None
+        va, view = self._cmdmem.alloc(nbytes, align)
+        life = q._life
+        if not life.vas:
+            weakref.finalize(q, _release_side, weakref.ref(self), life)
+        life.vas.append(va)
+        return va, view
+
+    def _check_error(self, sig: Signal, value: int) -> HangReport | None:
+        """Called while a wait is slow: a report if the GPU has flagged an error."""
+        if not self._backend_error_pending():
+            return None
+        return self._hang_report("error", signal=sig, expected=value)
+
+    def _hang_report(self, cause: str, signal: Signal | None = None,
+                     expected: int | None = None) -> HangReport:
+        report = HangReport(device=self.name, cause=cause)
+        if signal is not None:
+            report.signal_va = signal.va
+            report.expected = expected
+            report.seen = signal.value
+        try:
+            self._backend_fill_report(report)
+        except Exception as e:  # noqa: BLE001 - a report must come back even if a probe fails
+            report.notes.append(f"collecting backend state failed: {type(e).__name__}: {e}")
+        return report
+
+    def _host_write_fence(self) -> None:
+        from .ioctl import hostmem
+        hostmem.store_fence()
+
+    # ---- backend hooks ------------------------------------------------------------------
+    @abstractmethod
+    def _backend_alloc(self, size: int, host_visible: bool, for_signals: bool = False) -> Buffer:
+        """Backend hook."""
+
+    @abstractmethod
+    def _backend_free(self, buf: Buffer) -> None:
+        """Backend hook."""
+
+    @abstractmethod
+    def _backend_queue(self, kind: str) -> Queue:
+        """Backend hook."""
+
+    @abstractmethod
+    def _backend_program(self, binary: bytes, name: str) -> Program:
+        """Backend hook."""
+
+    @abstractmethod
+    def _backend_submit(self, q: Queue, timeline: Timeline, value: int) -> None:
+        """Backend hook."""
+
+    @abstractmethod
+    def _backend_bind(self, q: Queue) -> None:
+        """Backend hook."""
+
+    def _backend_error_pending(self) -> bool:
+        return False
+
+    def _backend_broken(self) -> bool:
+        return False
+
+    def _backend_fill_report(self, report: HangReport) -> None:
+        pass
+
+    def _backend_close(self) -> None:
+        pass
+
+
+def _release_side(devref: "weakref.ref[Device]", life: QueueLife) -> None:
+    dev = devref()
+    if dev is not None and not dev._closed and dev._cmdmem is not None:
+        dev._cmdmem.release(life.vas, life.done)
+
+

@@ -1,0 +1,238 @@
+"""The mock GPU's page table: GPU virtual address -> host memory, every access bounds-checked.
+
+A bad access raises MemoryFault carrying the address, the access kind and why, which the mock GPU
+turns into the fault report the real driver would give. Vectorised load/store translate whole numpy
+lane arrays at once: mappings are kept sorted, np.searchsorted finds each lane's mapping, and data
+moves through one numpy view spanning the mapped host memory.
+"""
+from __future__ import annotations
+
+import threading
+from bisect import bisect_right
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import InvalidArgument, MockFault
+from ..ioctl import hostmem
+from ..ioctl._libc import ffi
+
+ACCESS_KINDS = ("read", "write", "atomic", "fetch")
+_WRITES = ("write", "atomic")
+
+
+class MemoryFault(MockFault):
+    """A GPU access the page table cannot serve. `.address` (GPU VA of the faulting access),
+    `.access` ("read" | "write" | "atomic" | "fetch"), `.reason` ("unmapped" | "read-only" |
+    "out-of-range": starts in a mapping but runs past its end), `.lane` (index of the faulting
+    lane for vector accesses, else None), `.size` (bytes of the access)."""
+
+    def __init__(self, address: int, access: str, reason: str, size: int = 0, lane: int | None = None,
+                 detail: str = ""):
+        self.address, self.access, self.reason, self.size, self.lane = address, access, reason, size, lane
+        msg = f"GPU memory fault: {access} of {size} bytes at {address:#x}: {reason}"
+        if lane is not None:
+            msg += f" (lane {lane})"
+        if detail:
+            msg += f"; {detail}"
+        super().__init__(msg)
+
+
+class Mapping(NamedTuple):
+    va: int
+    size: int
+    host_addr: int
+    writable: bool
+
+
+class _State:
+    """Immutable snapshot of the mappings (readers on engine threads take one reference)."""
+
+    def __init__(self, maps: list[Mapping]):
+        self.maps = maps
+        self.starts_l = [m.va for m in maps]
+        self.starts = np.array(self.starts_l, dtype=np.uint64)
+        self.ends = np.array([m.va + m.size for m in maps], dtype=np.uint64)
+        self.writable = np.array([m.writable for m in maps], dtype=bool)
+        if maps:
+            # One byte view over [lo, hi) of host memory covering every mapping's host range; only
+            # translated, bounds-checked offsets are ever touched, so gaps in it are never read.
+            self.lo = min(m.host_addr for m in maps) & ~4095
+            hi = max(m.host_addr + m.size for m in maps)
+            self.span = np.frombuffer(ffi.buffer(ffi.cast("char *", self.lo), hi - self.lo), np.uint8)
+            # delta from GPU VA to offset in span, per mapping (may be negative: keep it int64)
+            self.delta = np.array([m.host_addr - self.lo - m.va for m in maps], dtype=np.int64)
+        else:
+            self.lo, self.span, self.delta = 0, np.zeros(0, np.uint8), np.zeros(0, np.int64)
+        self.typed: dict[np.dtype, np.ndarray] = {}
+
+    def typed_span(self, dt: np.dtype) -> np.ndarray:
+        v = self.typed.get(dt)
+        if v is None:
+            n = len(self.span) - len(self.span) % dt.itemsize
+            v = self.typed[dt] = self.span[:n].view(dt)
+        return v
+
+
+class GpuPageTable:
+    """One mock GPU address space. Thread-safe: map/unmap swap in a new snapshot atomically."""
+
+    def __init__(self, name: str = "gpu"):
+        self.name = name
+        self._lock = threading.Lock()
+        self._state = _State([])
+
+    # --- mapping --------------------------------------------------------------------------------------
+    def map(self, va: int, host_addr: int, size: int, writable: bool = True) -> None:
+        """Map [va, va+size) to host memory at host_addr. Overlapping an existing mapping is an error."""
+        if size <= 0 or va < 0 or host_addr <= 0:
+            raise InvalidArgument(f"map(va={va:#x}, host={host_addr:#x}, size={size:#x}): bad arguments")
+        with self._lock:
+            maps = self._state.maps
+            i = bisect_right(self._state.starts_l, va)
+            for m in maps[max(i - 1, 0):i + 1]:
+                if m.va < va + size and va < m.va + m.size:
+                    raise InvalidArgument(f"{self.name}: mapping [{va:#x}, {va + size:#x}) overlaps existing "
+                                          f"[{m.va:#x}, {m.va + m.size:#x}); unmap it first")
+            new = maps[:i] + [Mapping(va, size, host_addr, bool(writable))] + maps[i:]
+            self._state = _State(new)
+
+    def unmap(self, va: int, size: int) -> None:
+        """Unmap [va, va+size); mappings partly inside are split. Unmapping nothing is an error
+        (it means the caller's bookkeeping is wrong)."""
+        end = va + size
+        with self._lock:
+            new, hit = [], False
+            for m in self._state.maps:
+                mend = m.va + m.size
+                if mend <= va or m.va >= end:
+                    new.append(m)
+                    continue
+                hit = True
+                if m.va < va:
+                    new.append(Mapping(m.va, va - m.va, m.host_addr, m.writable))
+                if mend > end:
+                    new.append(Mapping(end, mend - end, m.host_addr + (end - m.va), m.writable))
+            if not hit:
+                raise InvalidArgument(f"{self.name}: unmap [{va:#x}, {end:#x}) covers no mapping")
+            self._state = _State(new)
+
+    def mappings(self) -> list[Mapping]:
+        """All mappings in VA order (for dumps)."""
+        return list(self._state.maps)
+
+    # --- scalar access ----------------------------------------------------------------------------------
+    def translate(self, va: int, size: int, access: str = "read") -> int:
+        """Host address of [va, va+size); the whole range must be in one mapping, else MemoryFault."""
+        st = self._state
+        i = bisect_right(st.starts_l, va) - 1
+        if i < 0 or va >= st.maps[i].va + st.maps[i].size:
+            raise MemoryFault(va, access, "unmapped", size, detail=self._near(st, va))
+        m = st.maps[i]
+        if va + size > m.va + m.size:
+            raise MemoryFault(va, access, "out-of-range", size,
+                              detail=f"mapping [{m.va:#x}, {m.va + m.size:#x}) ends inside the access")
+        if access in _WRITES and not m.writable:
+            raise MemoryFault(va, access, "read-only", size)
+        return m.host_addr + (va - m.va)
+
+    def read(self, va: int, n: int) -> bytes:
+        return hostmem.read(self.translate(va, n, "read"), n) if n else b""
+
+    def write(self, va: int, data: bytes | bytearray | memoryview) -> None:
+        n = len(memoryview(data).cast("B"))
+        if n:
+            hostmem.write(self.translate(va, n, "write"), data)
+
+    # --- vector access ----------------------------------------------------------------------------------
+    def _offsets(self, st: _State, addrs: np.ndarray, itemsize: int, access: str,
+                 mask: np.ndarray | None) -> np.ndarray:
+        """Byte offsets into st.span for every active lane; raises MemoryFault for the first bad lane."""
+        if addrs.dtype.kind not in "iu":
+            raise InvalidArgument(f"GPU addresses must be an integer array, got dtype {addrs.dtype}")
+        shape = addrs.shape
+        a = addrs.astype(np.uint64, copy=False).reshape(-1)   # lanes are numbered in flat (C) order
+        if mask is not None:
+            mask = mask.reshape(-1)
+        if not len(st.maps):
+            bad = np.flatnonzero(mask) if mask is not None else np.arange(a.size)
+            if bad.size:
+                lane = int(bad[0])
+                raise MemoryFault(int(a[lane]), access, "unmapped", itemsize, lane, "no memory is mapped")
+            return np.zeros(shape, np.int64)
+        idx = np.searchsorted(st.starts, a, side="right").astype(np.intp) - 1
+        safe = np.maximum(idx, 0)
+        ok_start = (idx >= 0) & (a < st.ends[safe])
+        ok = ok_start & (a + np.uint64(itemsize) <= st.ends[safe])
+        if access in _WRITES:
+            ok &= st.writable[safe]
+        if mask is not None:
+            ok |= ~mask
+        if not ok.all():
+            lane = int(np.flatnonzero(~ok)[0])
+            addr = int(a[lane])
+            if not ok_start[lane]:
+                raise MemoryFault(addr, access, "unmapped", itemsize, lane, self._near(st, addr))
+            if addr + itemsize > int(st.ends[safe[lane]]):
+                raise MemoryFault(addr, access, "out-of-range", itemsize, lane)
+            raise MemoryFault(addr, access, "read-only", itemsize, lane)
+        off = a.astype(np.int64) + st.delta[safe]
+        if mask is not None:
+            off = np.where(mask, off, 0)  # inactive lanes read span[0]: a mapped page, result discarded
+        return off.reshape(shape)
+
+    def load(self, addrs: np.ndarray, dtype, mask: np.ndarray | None = None,
+             access: str = "read") -> np.ndarray:
+        """Gather one `dtype` value per lane from GPU addresses `addrs` (any shape). Lanes where
+        `mask` is False are not checked and read as 0."""
+        dt = np.dtype(dtype)
+        st = self._state
+        addrs = np.asarray(addrs)
+        if mask is not None:
+            mask = np.broadcast_to(np.asarray(mask, bool), addrs.shape)
+        off = self._offsets(st, addrs, dt.itemsize, access, mask)
+        if mask is not None and not np.any(mask):
+            return np.zeros(addrs.shape, dt)
+        k = dt.itemsize
+        if (st.lo % k == 0) and not (off % k).any():
+            out = st.typed_span(dt)[off // k]
+        else:  # unaligned lanes: gather bytes
+            out = st.span[off[..., None] + np.arange(k)].view(dt)[..., 0]
+        if mask is not None:
+            out = np.where(mask, out, dt.type(0))
+        return out
+
+    def store(self, addrs: np.ndarray, values, mask: np.ndarray | None = None,
+              access: str = "write") -> None:
+        """Scatter `values` (broadcast to addrs' shape; their dtype is the access size) to `addrs`.
+        Lanes where `mask` is False are skipped. With duplicate addresses the last lane wins."""
+        addrs = np.asarray(addrs)
+        values = np.asarray(values)
+        if values.dtype == object or values.dtype.kind not in "biuf":
+            raise InvalidArgument(f"store values must be a numeric array, got dtype {values.dtype}")
+        values = np.broadcast_to(values, addrs.shape)
+        if mask is not None:
+            mask = np.broadcast_to(np.asarray(mask, bool), addrs.shape)
+        dt = values.dtype
+        st = self._state
+        off = self._offsets(st, addrs, dt.itemsize, access, mask)
+        if mask is not None:
+            off, values = off[mask], values[mask]
+        k = dt.itemsize
+        if (st.lo % k == 0) and not (off % k).any():
+            st.typed_span(dt)[off // k] = values
+        else:  # unaligned lanes: scatter bytes
+            vb = np.ascontiguousarray(values).reshape(-1).view(np.uint8).reshape(off.shape + (k,))
+            st.span[off[..., None] + np.arange(k)] = vb
+
+    @staticmethod
+    def _near(st: _State, va: int) -> str:
+        i = bisect_right(st.starts_l, va) - 1
+        parts = []
+        if i >= 0:
+            m = st.maps[i]
+            parts.append(f"{va - (m.va + m.size):#x} bytes past [{m.va:#x}, {m.va + m.size:#x})")
+        if i + 1 < len(st.maps):
+            m = st.maps[i + 1]
+            parts.append(f"{m.va - va:#x} bytes below [{m.va:#x}, {m.va + m.size:#x})")
+        return "; ".join(parts) if parts else "no memory is mapped"

@@ -1,0 +1,192 @@
+"""Address spaces as the interpreter sees them.
+
+``GlobalMemory`` is the protocol the mock GPU's page table (``hwdrv.mock.gpumem.GpuPageTable``)
+satisfies. Shared, local, param and const memory belong to the interpreter itself. Generic
+addresses (sm_90 style) map two 4 GiB windows onto shared and local memory and one onto the
+kernel parameters; everything else is global. ``cvta`` adds/subtracts the window base, so
+``cvta.to.shared(cvta.shared(x)) == x``."""
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from hwdrv.errors import MockFault
+
+from .errors import AddressSpaceFault
+
+# Generic-address windows: above the 47-bit user half of x86-64 (so never a host VA that a
+# GPU-VA == CPU-VA pool could hand out) and inside Hopper's 57-bit GPU VA space.
+SHARED_WINDOW = 0x0001_0000_0000_0000
+LOCAL_WINDOW = 0x0001_0001_0000_0000
+PARAM_WINDOW = 0x0001_0002_0000_0000
+WINDOW_SIZE = 1 << 32
+WINDOWS = {"shared": SHARED_WINDOW, "local": LOCAL_WINDOW, "param": PARAM_WINDOW}
+
+
+@runtime_checkable
+class GlobalMemory(Protocol):
+    """What the interpreter needs from GPU global memory (the mock GPU's page table).
+
+    Accesses outside mapped memory raise a MockFault subclass with ``address``/``access``/
+    ``reason`` attributes (``hwdrv.mock.gpumem.MemoryFault``)."""
+
+    def load(self, addrs: np.ndarray, dtype) -> np.ndarray: ...
+    def store(self, addrs: np.ndarray, values: np.ndarray) -> None: ...
+    def read(self, va: int, n: int) -> bytes: ...
+    def write(self, va: int, data: bytes) -> None: ...
+
+
+def _first_lane(addrs: np.ndarray, lanes: np.ndarray | None, address: int | None, size: int) -> int | None:
+    """Chunk lane whose access [a, a+size) covers ``address`` (first one), else the first lane."""
+    if addrs.size == 0:
+        return None
+    pos = 0
+    if address is not None:
+        hit = np.flatnonzero((addrs <= np.uint64(address)) & (np.uint64(address) < addrs + np.uint64(size)))
+        if hit.size:
+            pos = int(hit[0])
+    if lanes is None:
+        return pos
+    return int(lanes[pos]) if pos < lanes.size else None
+
+
+def check_aligned(addrs: np.ndarray, size: int, lanes, space: str, access: str) -> None:
+    """Misaligned accesses fault on the hardware ("misaligned address"); so here."""
+    if size > 1 and addrs.size:
+        bad = (addrs & np.uint64(size - 1)) != 0
+        if bad.any():
+            k = int(np.argmax(bad))
+            exc = AddressSpaceFault(int(addrs[k]), access, "misaligned", space)
+            exc.chunk_lane = int(lanes[k]) if lanes is not None else k
+            raise exc
+
+
+class GlobalSpace:
+    """Global memory through the page table, with alignment checks and faulting-lane capture."""
+    name = "global"
+
+    def __init__(self, memory: GlobalMemory):
+        self.memory = memory
+
+    def key(self, addrs: np.ndarray, lanes) -> np.ndarray:
+        return addrs
+
+    def load(self, addrs: np.ndarray, lanes, dtype: np.dtype, access: str = "read") -> np.ndarray:
+        dtype = np.dtype(dtype)
+        check_aligned(addrs, dtype.itemsize, lanes, "global", access)
+        try:
+            return np.asarray(self.memory.load(addrs, dtype)).view(dtype)
+        except MockFault as exc:
+            exc.chunk_lane = _first_lane(addrs, lanes, getattr(exc, "address", None), dtype.itemsize)
+            raise
+
+    def store(self, addrs: np.ndarray, lanes, values: np.ndarray, access: str = "write") -> None:
+        check_aligned(addrs, values.dtype.itemsize, lanes, "global", access)
+        try:
+            self.memory.store(addrs, values)
+        except MockFault as exc:
+            exc.chunk_lane = _first_lane(addrs, lanes, getattr(exc, "address", None), values.dtype.itemsize)
+            raise
+
+
+class ArraySpace:
+    """Memory the interpreter owns: one byte array with a per-lane base (per CTA for shared,
+    per thread for local, one for all lanes for param/const). ``limit`` bounds valid offsets."""
+
+    def __init__(self, name: str, data: np.ndarray, limit: int, lane_base: np.ndarray | None,
+                 writable: bool = True):
+        self.name, self.data, self.limit, self.lane_base, self.writable = name, data, limit, lane_base, writable
+
+    def key(self, addrs: np.ndarray, lanes) -> np.ndarray:
+        if self.lane_base is None:
+            return addrs
+        base = self.lane_base if lanes is None else self.lane_base[lanes]
+        return base.astype(np.uint64) * np.uint64(WINDOW_SIZE) + addrs
+
+    def _flat(self, addrs: np.ndarray, lanes, size: int, access: str) -> np.ndarray:
+        addrs = np.asarray(addrs, np.uint64)
+        check_aligned(addrs, size, lanes, self.name, access)
+        if addrs.size:
+            bad = addrs > np.uint64(max(self.limit - size, -1)) if self.limit >= size else np.ones(addrs.shape, bool)
+            if bad.any():
+                k = int(np.argmax(bad))
+                exc = AddressSpaceFault(int(addrs[k]), access, "out-of-range", self.name)
+                exc.chunk_lane = int(lanes[k]) if lanes is not None else k
+                raise exc
+        if self.lane_base is None:
+            return addrs.astype(np.int64)
+        base = self.lane_base if lanes is None else self.lane_base[lanes]
+        return base + addrs.astype(np.int64)
+
+    def load(self, addrs: np.ndarray, lanes, dtype: np.dtype, access: str = "read") -> np.ndarray:
+        dtype = np.dtype(dtype)
+        flat = self._flat(addrs, lanes, dtype.itemsize, access)
+        # Aligned accesses in a 16-byte-aligned array: index the typed view directly.
+        return self.data.view(dtype)[flat // dtype.itemsize]
+
+    def store(self, addrs: np.ndarray, lanes, values: np.ndarray, access: str = "write") -> None:
+        if not self.writable:
+            exc = AddressSpaceFault(int(np.asarray(addrs).flat[0]) if np.size(addrs) else 0, access, "read-only", self.name)
+            exc.chunk_lane = int(lanes[0]) if lanes is not None and len(lanes) else 0
+            raise exc
+        flat = self._flat(addrs, lanes, values.dtype.itemsize, access)
+        view = self.data.view(values.dtype)
+        view[flat // values.dtype.itemsize] = values
+
+
+def classify_generic(addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per lane: window index (0 global, 1 shared, 2 local, 3 param) and the offset inside it."""
+    win = np.zeros(addrs.shape, np.int8)
+    off = addrs.copy()
+    for k, base in ((1, SHARED_WINDOW), (2, LOCAL_WINDOW), (3, PARAM_WINDOW)):
+        inside = (addrs >= np.uint64(base)) & (addrs < np.uint64(base + WINDOW_SIZE))
+        if inside.any():
+            win[inside] = k
+            off[inside] = addrs[inside] - np.uint64(base)
+    return win, off
+
+
+class GenericSpace:
+    """Generic addressing: each lane's address is routed to the window it falls in."""
+    name = "generic"
+
+    def __init__(self, global_space: GlobalSpace, shared: ArraySpace, local: ArraySpace, param: ArraySpace):
+        self.spaces = (global_space, shared, local, param)
+
+    def _split(self, addrs: np.ndarray, lanes):
+        addrs = np.asarray(addrs, np.uint64)
+        win, off = classify_generic(addrs)
+        if not win.any():
+            yield 0, None, addrs, lanes
+            return
+        for k in range(4):
+            sel = np.flatnonzero(win == k)
+            if sel.size:
+                yield k, sel, off[sel], (sel if lanes is None else lanes[sel])
+
+    def key(self, addrs: np.ndarray, lanes) -> np.ndarray:
+        out = np.empty(np.shape(addrs), np.uint64)
+        for k, sel, a, ln in self._split(addrs, lanes):
+            # Tag keys with the window so equal offsets in different spaces never collide.
+            kk = self.spaces[k].key(a, ln) + np.uint64(k << 60)
+            if sel is None:
+                return kk
+            out[sel] = kk
+        return out
+
+    def load(self, addrs: np.ndarray, lanes, dtype: np.dtype, access: str = "read") -> np.ndarray:
+        out = None
+        for k, sel, a, ln in self._split(addrs, lanes):
+            v = self.spaces[k].load(a, ln, dtype, access)
+            if sel is None:
+                return v
+            if out is None:
+                out = np.empty(np.shape(addrs), np.dtype(dtype))
+            out[sel] = v
+        return out if out is not None else np.empty(0, np.dtype(dtype))
+
+    def store(self, addrs: np.ndarray, lanes, values: np.ndarray, access: str = "write") -> None:
+        values = np.asarray(values)
+        for k, sel, a, ln in self._split(addrs, lanes):
+            self.spaces[k].store(a, ln, values if sel is None else values[sel], access)

@@ -1,0 +1,119 @@
+"""Execution state of one chunk of whole CTAs: register file, thread geometry, address spaces.
+
+Lanes are laid out CTA-major; each CTA's lanes are padded to whole warps (padding lanes never
+run), so warp-wide operations reshape lanes into (warps, 32)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .memory import ArraySpace, GenericSpace, GlobalSpace
+
+NUM_SMS = 132          # H100 SXM
+MAX_WARPS_PER_SM = 64
+
+
+class State:
+    """Registers and memories of the lanes of ``n_ctas`` consecutive CTAs starting at ``cta0``."""
+
+    def __init__(self, *, regs_dtypes: list[np.dtype], grid: tuple[int, int, int], block: tuple[int, int, int],
+                 cta0: int, n_ctas: int, global_space: GlobalSpace, shared_size: int, dynamic_shared: int,
+                 local_size: int, params: np.ndarray, const_banks: dict[int, np.ndarray],
+                 global_addresses: dict[str, int]):
+        self.grid, self.block, self.cta0, self.n_ctas = grid, block, cta0, n_ctas
+        self.nthreads = block[0] * block[1] * block[2]
+        self.cta_lanes = (self.nthreads + 31) // 32 * 32
+        self.L = L = n_ctas * self.cta_lanes
+        self.regs = [np.zeros(L, dt) for dt in regs_dtypes]
+        self.steps = 0
+        self.t0 = time.monotonic_ns()
+        self._geo: dict[str, np.ndarray] = {}
+        lane = np.arange(L, dtype=np.int64)
+        self.lane_cta = lane // self.cta_lanes
+        self.lane_t = lane % self.cta_lanes
+        self.valid = self.lane_t < self.nthreads
+        self.shared_size = shared_size
+        self.dynamic_shared = dynamic_shared
+        sstride = max(16, (shared_size + 15) // 16 * 16)
+        lstride = max(16, (local_size + 15) // 16 * 16)
+        self.shared = ArraySpace("shared", np.zeros(n_ctas * sstride, np.uint8), shared_size, self.lane_cta * sstride)
+        self.local = ArraySpace("local", np.zeros(L * lstride, np.uint8) if local_size else np.zeros(16, np.uint8),
+                                local_size, lane * lstride if local_size else np.zeros(L, np.int64))
+        self.param = ArraySpace("param", _padded(params), len(params), None, writable=False)
+        self.consts = {b: ArraySpace("const", _padded(v), len(v), None, writable=False) for b, v in const_banks.items()}
+        self.global_ = global_space
+        self.generic = GenericSpace(global_space, self.shared, self.local, self.param)
+        self.global_addresses = global_addresses
+
+    def space(self, name: str):
+        return {"global": self.global_, "shared": self.shared, "local": self.local, "param": self.param,
+                "generic": self.generic}[name]
+
+    def const(self, bank: int) -> ArraySpace:
+        try:
+            return self.consts[bank]
+        except KeyError:
+            from .errors import IllegalInstruction
+            raise IllegalInstruction(f"constant bank {bank} is not bound") from None
+
+    # ---- geometry --------------------------------------------------------------------------
+    def geo(self, name: str) -> np.ndarray:
+        """A per-lane uint32 geometry array (tid_x, ctaid_y, laneid, warpid, lanemask_lt, ...)."""
+        g = self._geo.get(name)
+        if g is None:
+            g = self._geo[name] = self._make_geo(name)
+        return g
+
+    def _make_geo(self, name: str) -> np.ndarray:
+        bx, by, _ = self.block
+        gx, gy, _ = self.grid
+        t, cta = self.lane_t, self.lane_cta + self.cta0
+        u32 = np.uint32
+        if name == "tid_x":
+            return (t % bx).astype(u32)
+        if name == "tid_y":
+            return ((t // bx) % by).astype(u32)
+        if name == "tid_z":
+            return (t // (bx * by)).astype(u32)
+        if name == "ctaid_x":
+            return (cta % gx).astype(u32)
+        if name == "ctaid_y":
+            return ((cta // gx) % gy).astype(u32)
+        if name == "ctaid_z":
+            return (cta // (gx * gy)).astype(u32)
+        if name == "laneid":
+            return (t % 32).astype(u32)
+        if name == "warpid":
+            return (t // 32).astype(u32)
+        if name == "smid":
+            return (cta % NUM_SMS).astype(u32)
+        lid = self.geo("laneid").astype(np.uint64)
+        one = np.uint64(1)
+        masks = {"lanemask_eq": one << lid, "lanemask_lt": (one << lid) - one,
+                 "lanemask_le": (one << (lid + one)) - one}
+        if name in masks:
+            return masks[name].astype(u32)
+        if name == "lanemask_ge":
+            return (~self.geo("lanemask_lt")).astype(u32)
+        if name == "lanemask_gt":
+            return (~self.geo("lanemask_le")).astype(u32)
+        raise KeyError(name)
+
+    def cta_of(self, lane: int) -> tuple[int, int, int]:
+        c = int(self.lane_cta[lane]) + self.cta0
+        gx, gy, _ = self.grid
+        return (c % gx, (c // gx) % gy, c // (gx * gy))
+
+    def thread_of(self, lane: int) -> tuple[int, int, int]:
+        t = int(self.lane_t[lane])
+        bx, by, _ = self.block
+        return (t % bx, (t // bx) % by, t // (bx * by))
+
+
+def _padded(b) -> np.ndarray:
+    """Bytes -> a 16-byte-padded uint8 array (typed views need whole elements)."""
+    raw = np.frombuffer(bytes(b), np.uint8)
+    out = np.zeros(max(16, (len(raw) + 15) // 16 * 16), np.uint8)
+    out[:len(raw)] = raw
+    return out

@@ -1,0 +1,382 @@
+"""NVDevice: an NVIDIA GPU driven through RM and UVM, with no libcuda.
+
+The constructor is the bring-up, in the order the driver requires (reference nvidia.md 1.9):
+control fd and driver version -> RM client -> UVM -> GPU and its device/subdevice objects ->
+usermode doorbell page -> VA space owned by UVM -> channel group -> error notifier ->
+context share -> compute and copy GPFIFO channels with their engine objects -> scheduling ->
+first submission binding the classes. ``close()`` frees the RM client (and with it every RM
+object), the UVM fds, the VA pool and every fd.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ..device import Device
+from ..errors import DeviceNotFound, HwdrvError
+from ..hang import HangReport
+from ..ioctl.kernel import O_CLOEXEC, O_RDWR, Kernel
+from ..memory.buffer import Buffer
+from ..memory.vapool import VAPool
+from ..queue import Queue
+from ..registry import DeviceInfo
+from ..signal import Timeline
+from . import abi
+from . import pushbuffer as pb
+from .channel import GPFIFO_ENTRIES, PUSHBUFFER_SIZE, Channel
+from .compiler import MockPtxCompiler, PtxasCompiler
+from .gen import hopper as hw
+from .memory import Allocation, NVMemory
+from .program import LOCAL_WINDOW_SIZE, NVProgram
+from .queue import NVComputeQueue, NVCopyQueue
+from .rm import RM
+from .uvm import UVM
+
+CTL_PATH = "/dev/nvidiactl"
+#: hwdrv's CPU+GPU address pool: below 2**40, as QMD and pushbuffer addresses require
+POOL_BASE = 0x20_0000_0000
+POOL_SIZE = 0x80_0000_0000
+#: generic-address windows for shared and local memory: 4 GiB aligned, outside the pool
+SHARED_WINDOW = 0x100_0000_0000
+LOCAL_WINDOW = 0x101_0000_0000
+#: VA the driver maps a channel's context buffers into (UVM_REGISTER_CHANNEL)
+CHANNEL_CTX_VA_SIZE = 64 << 20
+_NOTIFIER_SIZE = 64 << 10
+_USERD_SIZE = 0x1000
+_RING_REGION = GPFIFO_ENTRIES * 8 + _USERD_SIZE
+MAX_SHARED_PER_BLOCK = 227 << 10
+GR_INFO_WANTED = ("SM_VERSION", "LITTER_NUM_GPCS", "LITTER_NUM_TPC_PER_GPC", "LITTER_NUM_SM_PER_TPC",
+                  "MAX_WARPS_PER_SM", "THREAD_STACK_SCALING_FACTOR")
+
+
+def probe(kernel: Kernel) -> list[DeviceInfo]:
+    """The NVIDIA GPUs this machine's driver exposes (no GPU state is touched)."""
+    if not kernel.exists(CTL_PATH):
+        return []
+    version = abi.driver_version(kernel)
+    nv = abi.bindings_for(version, strict=False)
+    fd = kernel.open(CTL_PATH, O_RDWR | O_CLOEXEC)
+    try:
+        cards = _card_info(kernel, nv, fd)
+    finally:
+        kernel.close(fd)
+    problem = "" if abi.supported(version) else abi.unsupported_message(version)
+    mock = kernel.is_mock
+    return [DeviceInfo(f"{'mock:nvidia' if mock else 'nvidia'}:{i}" if not mock else "mock:nvidia",
+                       "nvidia", f"PCI {c.pci_info.vendor_id:04x}:{c.pci_info.device_id:04x} "
+                       f"at {c.pci_info.bus:02x}:{c.pci_info.slot:02x}.{c.pci_info.function}",
+                       version, mock=mock, available=not problem, problem=problem)
+            for i, c in enumerate(cards)]
+
+
+def open(kernel: Kernel, index: int, name: str) -> "NVDevice":  # noqa: A001 - registry protocol
+    """Open GPU number ``index`` (registry entry point)."""
+    return NVDevice(kernel, index, name)
+
+
+def _card_info(kernel: Kernel, nv: Any, ctl_fd: int) -> list[Any]:
+    cards = nv.ffi.new("nv_ioctl_card_info_t[64]")
+    req_size = nv.ffi.sizeof(cards)
+    from ..ioctl import ioc
+    from ..ioctl.bindings import addressof
+    kernel.ioctl(ctl_fd, ioc._IOWR("F", nv.NV_ESC_CARD_INFO, req_size), addressof(cards),
+                 "NV_ESC_CARD_INFO")
+    return [cards[i] for i in range(64) if cards[i].valid]
+
+
+class NVDevice(Device):
+    """An open NVIDIA Hopper GPU (or the mock of one)."""
+
+    kind = "nvidia"
+    timestamp_hz = 1_000_000_000
+    max_shared_per_block = MAX_SHARED_PER_BLOCK
+    shared_window = SHARED_WINDOW
+    local_window = LOCAL_WINDOW
+
+    def __init__(self, kernel: Kernel, index: int, name: str):
+        super().__init__(name, kernel)
+        self._fds: list[int] = []
+        self.rm: RM | None = None
+        self.uvm: UVM | None = None
+        self._pool: VAPool | None = None
+        self.mem: NVMemory | None = None
+        self._slm: list[Allocation] = []
+        self._slm_per_thread = 0
+        self._broken = False
+        try:
+            self._bring_up(index)
+        except BaseException:
+            self._teardown()
+            raise
+
+    # ---- bring-up ----------------------------------------------------------------------
+    def _open(self, path: str) -> int:
+        fd = self.kernel.open(path, O_RDWR | O_CLOEXEC)
+        self._fds.append(fd)
+        return fd
+
+    def _bring_up(self, index: int) -> None:
+        k = self.kernel
+        if not k.exists(CTL_PATH):
+            raise DeviceNotFound(f"{self.name}: {CTL_PATH} does not exist (no NVIDIA driver loaded)")
+        self.driver_version = abi.driver_version(k)
+        self.nv = nv = abi.bindings_for(self.driver_version)
+        ctl = self._open(CTL_PATH)
+        self.rm = rm = RM(k, nv, ctl)
+        self.uvm = uvm = UVM(k, nv)
+        cards = _card_info(k, nv, ctl)
+        if not 0 <= index < len(cards):
+            raise DeviceNotFound(f"{self.name}: there are {len(cards)} NVIDIA GPU(s); index {index} "
+                                 f"is out of range")
+        card = cards[index]
+        self.gpu_id, self.minor = card.gpu_id, card.minor_number
+        self.pci_id = (card.pci_info.vendor_id, card.pci_info.device_id)
+        self._pool = VAPool(k, POOL_BASE, POOL_SIZE)
+        dev_path = f"/dev/nvidia{self.minor}"
+        dev_fd = self._open(dev_path)
+        reg = nv.ffi.new("nv_ioctl_register_fd_t *")
+        reg.ctl_fd = ctl
+        rm.escape(dev_fd, nv.NV_ESC_REGISTER_FD, reg, "NV_ESC_REGISTER_FD")
+
+        info = rm.control(rm.client, nv.NV0000_CTRL_CMD_GPU_GET_ID_INFO_V2,
+                          nv.ffi.new("NV0000_CTRL_GPU_GET_ID_INFO_V2_PARAMS *", {"gpuId": self.gpu_id}),
+                          "GPU_GET_ID_INFO_V2")
+        p = nv.ffi.new("NV0080_ALLOC_PARAMETERS *")
+        p.deviceId, p.hClientShare = info.deviceInstance, rm.client
+        self.h_device = rm.alloc(rm.client, nv.NV01_DEVICE_0, p)
+        p = nv.ffi.new("NV2080_ALLOC_PARAMETERS *")
+        p.subDeviceId = info.subDeviceInstance
+        self.h_subdevice = rm.alloc(self.h_device, nv.NV20_SUBDEVICE_0, p)
+        self._check_classes()
+
+        self.h_usermode = rm.alloc(self.h_subdevice, nv.HOPPER_USERMODE_A)
+        self.mem = NVMemory(k, nv, rm, uvm, self._pool, dev_path, self.h_device, b"", dev_fd)
+        self._usermode_va = self.mem.map_usermode(self.h_usermode, 0x10000)
+        self._doorbell = self._usermode_va + hw.NVC361_NOTIFY_CHANNEL_PENDING
+        if os.environ.get("HWDRV_NV_PERF_BOOST", "1") != "0":
+            self._perf_boost()
+
+        p = nv.ffi.new("NV_VASPACE_ALLOCATION_PARAMETERS *")
+        p.vaBase, p.vaSize = 0x1000, POOL_BASE + POOL_SIZE - 0x1000
+        p.flags = nv.NV_VASPACE_ALLOCATION_FLAGS_ENABLE_PAGE_FAULTING | nv.NV_VASPACE_ALLOCATION_FLAGS_IS_EXTERNALLY_OWNED
+        self.h_vaspace = rm.alloc(self.h_device, nv.FERMI_VASPACE_A, p)
+        gid = nv.ffi.new("NV2080_CTRL_GPU_GET_GID_INFO_PARAMS *")
+        gid.flags = nv.NV2080_GPU_CMD_GPU_GET_GID_FLAGS_FORMAT.encode(
+            nv.NV2080_GPU_CMD_GPU_GET_GID_FLAGS_FORMAT_BINARY)
+        rm.control(self.h_subdevice, nv.NV2080_CTRL_CMD_GPU_GET_GID_INFO, gid, "GPU_GET_GID_INFO")
+        self.uuid = bytes(gid.data[0:16])
+        self.mem.uuid = self.uuid
+        uvm.register_gpu(self.uuid, rm.client)
+        uvm.register_vaspace(self.uuid, ctl, rm.client, self.h_vaspace)
+        self.gr = self._gr_info()
+        self.arch = f"sm_{self.gr['SM_VERSION'] >> 8}{self.gr['SM_VERSION'] & 0xff:x}"
+        self.compiler = MockPtxCompiler() if k.is_mock else PtxasCompiler(arch=self.arch)
+
+        p = nv.ffi.new("NV_CHANNEL_GROUP_ALLOCATION_PARAMETERS *")
+        p.engineType = nv.NV2080_ENGINE_TYPE_GRAPHICS
+        self.h_tsg = rm.alloc(self.h_device, nv.KEPLER_CHANNEL_GROUP_A, p)
+        self.notifier = self.mem.rm_sysmem(_NOTIFIER_SIZE, map_gpu=False)
+        self._notifier_view = _host_view(self.notifier.va, _NOTIFIER_SIZE)
+        p = nv.ffi.new("NV_CTXSHARE_ALLOCATION_PARAMETERS *")
+        p.hVASpace = self.h_vaspace
+        p.flags = nv.NV_CTXSHARE_ALLOCATION_FLAGS_SUBCONTEXT.encode(nv.NV_CTXSHARE_ALLOCATION_FLAGS_SUBCONTEXT_ASYNC)
+        self.h_ctxshare = rm.alloc(self.h_tsg, nv.FERMI_CONTEXT_SHARE_A, p)
+
+        self._rings = self.mem.vidmem(2 * _RING_REGION, cpu_map=True, contiguous=True)
+        self._pbs = [self.mem.sysmem(PUSHBUFFER_SIZE), self.mem.sysmem(PUSHBUFFER_SIZE)]
+        self.h_compute_ch, self.h_compute = self._channel(0, nv.HOPPER_COMPUTE_A)
+        self.h_copy_ch, self.h_copy = self._channel(1, nv.HOPPER_DMA_COPY_A)
+        p = nv.ffi.new("NVA06C_CTRL_GPFIFO_SCHEDULE_PARAMS *")
+        p.bEnable = 1
+        rm.control(self.h_tsg, nv.NVA06C_CTRL_CMD_GPFIFO_SCHEDULE, p, "GPFIFO_SCHEDULE")
+
+        self._init_core()
+        self._channels = {"compute": self._make_channel(0, self.h_compute_ch, "compute"),
+                          "copy": self._make_channel(1, self.h_copy_ch, "copy")}
+        self._first_submission()
+
+    def _check_classes(self) -> None:
+        nv, rm = self.nv, self.rm
+        p = nv.ffi.new("NV0080_CTRL_GPU_GET_CLASSLIST_PARAMS *")
+        rm.control(self.h_device, nv.NV0080_CTRL_CMD_GPU_GET_CLASSLIST, p, "GET_CLASSLIST")
+        classes = nv.ffi.new(f"NvU32[{p.numClasses}]")
+        p.classList = classes
+        rm.control(self.h_device, nv.NV0080_CTRL_CMD_GPU_GET_CLASSLIST, p, "GET_CLASSLIST")
+        self.classes = set(classes)
+        need = {"HOPPER_CHANNEL_GPFIFO_A": nv.HOPPER_CHANNEL_GPFIFO_A, "HOPPER_COMPUTE_A": nv.HOPPER_COMPUTE_A,
+                "HOPPER_DMA_COPY_A": nv.HOPPER_DMA_COPY_A, "HOPPER_USERMODE_A": nv.HOPPER_USERMODE_A}
+        missing = [n for n, c in need.items() if c not in self.classes]
+        if missing:
+            raise HwdrvError(f"{self.name}: this GPU lacks {', '.join(missing)}: hwdrv's NVIDIA "
+                             f"backend drives Hopper (sm_90) GPUs; PCI id {self.pci_id[1]:04x}")
+
+    def _perf_boost(self) -> None:
+        # The same per-client request libcuda makes for every context: run at full speed while
+        # this client has work. It changes no clock or power setting and ends with the client.
+        nv = self.nv
+        p = nv.ffi.new("NV2080_CTRL_PERF_BOOST_PARAMS *")
+        p.flags = (nv.NV2080_CTRL_PERF_BOOST_FLAGS_CMD.encode(nv.NV2080_CTRL_PERF_BOOST_FLAGS_CMD_BOOST_TO_MAX)
+                   | nv.NV2080_CTRL_PERF_BOOST_FLAGS_CUDA.encode(nv.NV2080_CTRL_PERF_BOOST_FLAGS_CUDA_YES)
+                   | nv.NV2080_CTRL_PERF_BOOST_FLAGS_CUDA_PRIORITY.encode(
+                       nv.NV2080_CTRL_PERF_BOOST_FLAGS_CUDA_PRIORITY_HIGH))
+        p.duration = 0xFFFFFFFF
+        self.rm.control(self.h_subdevice, nv.NV2080_CTRL_CMD_PERF_BOOST, p, "PERF_BOOST")
+
+    def _gr_info(self) -> dict[str, int]:
+        nv = self.nv
+        items = nv.ffi.new(f"NV2080_CTRL_GR_INFO[{len(GR_INFO_WANTED)}]")
+        for i, name in enumerate(GR_INFO_WANTED):
+            items[i].index = getattr(nv, "NV2080_CTRL_GR_INFO_INDEX_" + name)
+        p = nv.ffi.new("NV2080_CTRL_GR_GET_INFO_PARAMS *")
+        p.grInfoListSize = len(GR_INFO_WANTED)
+        p.grInfoList = items
+        self.rm.control(self.h_subdevice, nv.NV2080_CTRL_CMD_GR_GET_INFO, p, "GR_GET_INFO")
+        return {name: int(items[i].data) for i, name in enumerate(GR_INFO_WANTED)}
+
+    def _channel(self, slot: int, engine_class: int) -> tuple[int, int]:
+        """Allocate GPFIFO channel ``slot`` in the channel group with an engine object on it."""
+        nv, rm = self.nv, self.rm
+        ring_va = self._rings.va + slot * _RING_REGION
+        p = nv.ffi.new("NV_CHANNEL_ALLOC_PARAMS *")
+        p.hObjectError = self.notifier.handle
+        p.hObjectBuffer = self._rings.handle
+        p.gpFifoOffset = ring_va
+        p.gpFifoEntries = GPFIFO_ENTRIES
+        p.hContextShare = self.h_ctxshare
+        p.hUserdMemory[0] = self._rings.handle
+        p.userdOffset[0] = slot * _RING_REGION + GPFIFO_ENTRIES * 8
+        ch = rm.alloc(self.h_tsg, nv.HOPPER_CHANNEL_GPFIFO_A, p)
+        obj = rm.alloc(ch, engine_class)
+        ctx_va = self._pool.reserve_gpu_only(CHANNEL_CTX_VA_SIZE, 2 << 20)
+        self.uvm.register_channel(self.uuid, rm.fd, rm.client, ch, ctx_va, CHANNEL_CTX_VA_SIZE)
+        return ch, obj
+
+    def _make_channel(self, slot: int, h_channel: int, kind: str) -> Channel:
+        nv = self.nv
+        tok = nv.ffi.new("NVC36F_CTRL_CMD_GPFIFO_GET_WORK_SUBMIT_TOKEN_PARAMS *")
+        self.rm.control(h_channel, nv.NVC36F_CTRL_CMD_GPFIFO_GET_WORK_SUBMIT_TOKEN, tok, "GET_WORK_SUBMIT_TOKEN")
+        ring_off = slot * _RING_REGION
+        region = self._rings.va + ring_off
+        ring = _host_view(region, GPFIFO_ENTRIES * 8).view(np.uint64)
+        userd = _host_view(region + GPFIFO_ENTRIES * 8, _USERD_SIZE).view(np.uint32)
+        off = hw.ffi.offsetof("HopperAControlGPFifo", "GPPut") // 4
+        get = hw.ffi.offsetof("HopperAControlGPFifo", "GPGet") // 4
+        pbuf = self._pbs[slot]
+        tl = self._timelines[kind]
+        return Channel(kind, self.kernel, ring, userd, off, get, pbuf.va,
+                       _host_view(pbuf.va, PUSHBUFFER_SIZE).view(np.uint32), tok.workSubmitToken,
+                       self._doorbell, tl.done, tl.wait)
+
+    def _first_submission(self) -> None:
+        """Bind each class to its subchannel and program the memory windows, then wait."""
+        nv = self.nv
+        q = NVComputeQueue(self)
+        q._emit(pb.inc(pb.SUBCH_COMPUTE, hw.NVC86F_SET_OBJECT, 1), nv.HOPPER_COMPUTE_A,
+                pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_SET_SHADER_SHARED_MEMORY_WINDOW_A, 2),
+                SHARED_WINDOW >> 32, SHARED_WINDOW & 0xFFFFFFFF,
+                pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_SET_SHADER_LOCAL_MEMORY_WINDOW_A, 2),
+                LOCAL_WINDOW >> 32, LOCAL_WINDOW & 0xFFFFFFFF)
+        q.submit()
+        c = NVCopyQueue(self)
+        c._emit(pb.inc(pb.SUBCH_COPY, hw.NVC86F_SET_OBJECT, 1), nv.HOPPER_DMA_COPY_A)
+        c.submit()
+        self.synchronize(timeout=10.0)
+
+    # ---- shader local memory --------------------------------------------------------------
+    def _ensure_slm(self, q: NVComputeQueue, per_thread: int) -> None:
+        """Grow the channel's local-memory backing so kernels needing ``per_thread`` bytes of
+        local memory per thread fit (sizing as the hardware divides it: per warp, per TPC)."""
+        if per_thread <= self._slm_per_thread:
+            return
+        gr = self.gr
+        per_warp = -(-per_thread * 32 // 0x200) * 0x200
+        per_tpc = -(-per_warp * gr["MAX_WARPS_PER_SM"] * gr["LITTER_NUM_SM_PER_TPC"] // 0x8000) * 0x8000
+        total = per_tpc * gr["LITTER_NUM_TPC_PER_GPC"] * gr["LITTER_NUM_GPCS"]
+        total = -(-total // 0x20000) * 0x20000
+        if per_thread > LOCAL_WINDOW_SIZE:
+            raise HwdrvError(f"{per_thread} bytes of local memory per thread exceed the 16 MiB window")
+        a = self.mem.vidmem(total)
+        self._slm.append(a)       # older backings stay until close: queued kernels may use them
+        self._slm_per_thread = per_thread
+        q._emit_slm(a.va, per_tpc)
+
+    # ---- core hooks ----------------------------------------------------------------------
+    def _backend_alloc(self, size: int, host_visible: bool, for_signals: bool = False) -> Buffer:
+        a = self.mem.sysmem(size) if host_visible else self.mem.vidmem(size)
+        return Buffer(self, a.va, size, host_visible=host_visible, device=self, meta=a)
+
+    def _backend_free(self, buf: Buffer) -> None:
+        self.mem.free(buf.meta)
+
+    def _backend_queue(self, kind: str) -> Queue:
+        return NVComputeQueue(self) if kind == "compute" else NVCopyQueue(self)
+
+    def _backend_program(self, binary: bytes, name: str) -> NVProgram:
+        return NVProgram(self, binary, name)
+
+    def _backend_submit(self, q: Queue, timeline: Timeline, value: int) -> None:
+        ch = self._channels[q.kind]
+        tail = pb.semaphore(timeline.signal.va, value, pb.SEM_RELEASE)
+        if q._bound:
+            ch.push([q._bound_seg, ch.copy_in(_EMPTY, tail, value)], value)
+        else:
+            ch.push([ch.copy_in(q._stream.words, tail, value)], value)
+
+    def _backend_bind(self, q: Queue) -> None:
+        words = q._stream.words
+        va, mem = self._cmd_alloc(q, max(len(words), 1) * 4, 256)
+        view = mem.view(np.uint32)[:len(words)]
+        view[:] = words
+        q._stream.words = view
+        q._bound_seg = (va, len(words))
+
+    def _backend_error_pending(self) -> bool:
+        return self._notifier_error() is not None
+
+    def _notifier_error(self) -> tuple[int, int] | None:
+        """(Xid, engine) if RM wrote the channel error notifier."""
+        if self.mem is None:
+            return None
+        n = self._notifier_view[:16].view(np.uint32)
+        status = int(n[3]) >> 16
+        return (int(n[2]), int(n[3]) & 0xFFFF) if status else None
+
+    def _backend_broken(self) -> bool:
+        return self._broken or self._notifier_error() is not None
+
+    def _backend_fill_report(self, report: HangReport) -> None:
+        from .diagnose import fill_report
+        fill_report(self, report)
+
+    def _backend_close(self) -> None:
+        self._teardown()
+
+    def _teardown(self) -> None:
+        """Release everything bring-up acquired, whatever stage it reached."""
+        errors = []
+        for step in (lambda: self.rm and self.rm.close(),
+                     lambda: self.uvm and self.uvm.close(),
+                     lambda: self._pool and self._pool.close()):
+            try:
+                step()
+            except HwdrvError as e:
+                errors.append(e)
+        for fd in self._fds:
+            try:
+                self.kernel.close(fd)
+            except HwdrvError as e:
+                errors.append(e)
+        self._fds.clear()
+        self.rm = self.uvm = self._pool = None
+        if errors:
+            raise errors[0]
+
+
+_EMPTY = np.zeros(0, np.uint32)
+
+
+def _host_view(addr: int, size: int) -> np.ndarray:
+    from ..ioctl import hostmem
+    return hostmem.view(addr, size)

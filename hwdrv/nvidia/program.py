@@ -1,0 +1,96 @@
+"""NVIDIA programs: a cubin (or, on the mock, a PTX image) uploaded to the GPU, with the
+QMD template and constant-bank-0 template of each launch shape precomputed."""
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..program import Param, Program
+from .cubin import CubinImage
+from .ptximage import PtxImage, load_image
+from .qmd import CBUF_ALIGN, RESERVED_SHARED, build_template
+
+if TYPE_CHECKING:
+    from .device import NVDevice
+
+# Constant bank 0, driver area as sm_90 code reads it (reference nvidia.md 3.8).
+CB0_BLOCK_DIM = 0x00        # u32 x3: blockDim
+CB0_GRID_DIM = 0x0C         # u32 x3: gridDim
+CB0_SHARED_WINDOW = 0x18    # u64: generic address of shared memory
+CB0_LOCAL_WINDOW = 0x20     # u64: generic address of local memory
+CB0_STACK_POINTER = 0x28    # u32: initial stack pointer inside the local window
+#: the stack starts this far below the top of the 16 MiB local window (space the ABI reserves)
+STACK_RESERVE = 0x240
+LOCAL_WINDOW_SIZE = 16 << 20
+#: instruction prefetch reads past the end of the code: leave zeros behind it
+CODE_SLACK = 4096
+
+
+class NVProgram(Program):
+    """A kernel loaded on an NVIDIA device."""
+
+    def __init__(self, device: "NVDevice", binary: bytes, name: str):
+        image = load_image(binary)
+        info = image.kernel(name)
+        self.image, self.info = image, info
+        self.is_ptx = isinstance(image, PtxImage)
+        max_threads = info.max_threads or 1024
+        super().__init__(device, name, [Param(p.offset, p.size, p.name) for p in info.params],
+                         info.param_size, max_threads=max_threads,
+                         shared_static=info.shared_static if not self.is_ptx else 0,
+                         max_shared=device.max_shared_per_block)
+        self.local_per_thread = info.local_per_thread
+        self.regs = info.regs
+        # upload code (+ .nv.global) to video memory
+        self._globals = None
+        if isinstance(image, CubinImage):
+            size = image.image_size + CODE_SLACK
+            self._code = device.alloc(size)
+            gva = None
+            if image.global_size:
+                self._globals = device.alloc(image.global_size)
+                device.upload(self._globals, bytes(image.global_size))
+                gva = self._globals.va
+            device.upload(self._code, image.link(self._code.va, gva))
+            self.program_va = image.text_address(name, self._code.va)
+            self.const_banks = {n: (image.constant_bank_address(name, n, self._code.va), len(b.data))
+                                for n, b in image.kernel_banks(name).items()}
+            cb0 = image.constant_bank(name, 0).data
+        else:
+            self._code = device.alloc(len(binary) + CODE_SLACK)
+            device.upload(self._code, binary)
+            self.program_va = self._code.va + info.text_offset
+            self.const_banks = {}
+            cb0 = b""
+        self.program_size = info.text_size
+        # constant bank 0 template: the compiler's contents, then the fixed driver words
+        self.cb0_size = -(-max(info.param_base + info.param_size, len(cb0), 0x210) // CBUF_ALIGN) * CBUF_ALIGN
+        tmpl = bytearray(self.cb0_size)
+        tmpl[:len(cb0)] = cb0
+        struct.pack_into("<QQI", tmpl, CB0_SHARED_WINDOW, device.shared_window, device.local_window,
+                         LOCAL_WINDOW_SIZE - STACK_RESERVE)
+        self.cb0_template = np.frombuffer(bytes(tmpl), np.uint8)
+        self.param_base = info.param_base
+        self.slm_per_thread = (-(-(self.local_per_thread + STACK_RESERVE) // 16) * 16
+                               if self.local_per_thread else 0)
+        self._qmds: dict[tuple, np.ndarray] = {}
+
+    def qmd_template(self, block: tuple, shared: int) -> np.ndarray:
+        """The QMD for this launch shape (cached)."""
+        key = (block, shared)
+        q = self._qmds.get(key)
+        if q is None:
+            smem = (self.shared_static if self.shared_static else RESERVED_SHARED) + shared
+            q = build_template(block=block, regs=self.regs, shared_bytes=smem,
+                               local_bytes=self.slm_per_thread, program_va=self.program_va,
+                               program_size=self.program_size, const_banks=self.const_banks)
+            self._qmds[key] = q
+        return q
+
+    def free(self) -> None:
+        """Release the code memory (the program must not be launched afterwards)."""
+        for b in (self._code, self._globals):
+            if b is not None and not b.freed:
+                b.free()

@@ -1,0 +1,91 @@
+"""QMD V04_00: the 384-byte launch descriptor HOPPER_COMPUTE_A reads for every kernel launch.
+
+A template is built once per (kernel, block shape, shared size); a launch copies it and fills
+the grid and the constant-bank-0 address. Fields come from the generated clcbc0qmd.h facts.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .gen import hopper as hw
+
+QMD_SIZE = 384
+QMD_WORDS = QMD_SIZE // 4
+#: the hardware takes the QMD address >> 8 (SEND_PCAS_A): QMDs are 256-byte aligned
+QMD_ALIGN = 256
+#: constant buffers are addressed >> 6 and sized >> 4
+CBUF_ALIGN = 64
+
+_P = "NVCBC0_QMDV04_00_"
+# Shared-memory carveouts Hopper offers per SM (bytes); the SM-config fields take an index-like
+# value: carveout / 4 KiB + 1.
+SMEM_CARVEOUTS_KB = (0, 8, 16, 32, 64, 100, 132, 164, 196, 228)
+#: shared memory the hardware reserves per block on sm_80+ (system use)
+RESERVED_SHARED = 1024
+
+
+def _f(name: str):
+    return getattr(hw, _P + name)
+
+
+def sm_config(nbytes: int) -> int:
+    """The SM_CONFIG_SHARED_MEM_SIZE value of the smallest carveout holding ``nbytes``."""
+    for kb in SMEM_CARVEOUTS_KB:
+        if nbytes <= kb << 10:
+            return kb // 4 + 1
+    raise ValueError(f"{nbytes} bytes of shared memory exceed Hopper's 228 KiB per SM")
+
+
+def build_template(*, block: tuple[int, int, int], regs: int, shared_bytes: int, local_bytes: int,
+                   program_va: int, program_size: int, barriers: int = 1,
+                   const_banks: dict[int, tuple[int, int]] | None = None) -> np.ndarray:
+    """A QMD with everything but the grid and constant bank 0 filled in.
+
+    ``shared_bytes`` is the block's total (static + dynamic + reserved); ``local_bytes`` the
+    per-thread local memory (stack) size; ``const_banks`` maps bank index -> (va, size) for
+    banks other than 0.
+    """
+    q = np.zeros(QMD_WORDS, np.uint32)
+    _f("QMD_MAJOR_VERSION").set(q, 4)
+    _f("QMD_MINOR_VERSION").set(q, 0)
+    _f("API_VISIBLE_CALL_LIMIT").set(q, hw.NVCBC0_QMDV04_00_API_VISIBLE_CALL_LIMIT_NO_CHECK)
+    _f("SAMPLER_INDEX").set(q, hw.NVCBC0_QMDV04_00_SAMPLER_INDEX_INDEPENDENTLY)
+    _f("SASS_VERSION").set(q, 0x90)
+    _f("CTA_THREAD_DIMENSION0").set(q, block[0])
+    _f("CTA_THREAD_DIMENSION1").set(q, block[1])
+    _f("CTA_THREAD_DIMENSION2").set(q, block[2])
+    _f("REGISTER_COUNT").set(q, max(regs, 1))
+    _f("BARRIER_COUNT").set(q, max(barriers, 1))
+    _f("SHARED_MEMORY_SIZE").set(q, -(-shared_bytes // 128) * 128)
+    cfg = sm_config(shared_bytes)
+    _f("MIN_SM_CONFIG_SHARED_MEM_SIZE").set(q, cfg)
+    _f("TARGET_SM_CONFIG_SHARED_MEM_SIZE").set(q, cfg)
+    _f("MAX_SM_CONFIG_SHARED_MEM_SIZE").set(q, sm_config(SMEM_CARVEOUTS_KB[-1] << 10))
+    _f("SHADER_LOCAL_MEMORY_HIGH_SIZE").set(q, local_bytes)
+    # make the kernel's global writes visible to the host when it completes
+    _f("CWD_MEMBAR_TYPE").set(q, hw.NVCBC0_QMDV04_00_CWD_MEMBAR_TYPE_L1_SYSMEMBAR)
+    _f("PROGRAM_ADDRESS_LOWER").set(q, program_va & 0xFFFFFFFF)
+    _f("PROGRAM_ADDRESS_UPPER").set(q, program_va >> 32)
+    _f("PROGRAM_PREFETCH_ADDR_LOWER_SHIFTED").set(q, (program_va >> 8) & 0xFFFFFFFF)
+    _f("PROGRAM_PREFETCH_ADDR_UPPER_SHIFTED").set(q, program_va >> 40)
+    _f("PROGRAM_PREFETCH_SIZE").set(q, min(program_size >> 8, (1 << _f("PROGRAM_PREFETCH_SIZE").width) - 1))
+    for bank, (va, size) in (const_banks or {}).items():
+        set_const_bank(q, bank, va, size)
+    return q
+
+
+def set_const_bank(q: np.ndarray, bank: int, va: int, size: int) -> None:
+    """Bind constant bank ``bank`` to ``size`` bytes at ``va`` (64-byte aligned)."""
+    if va % CBUF_ALIGN:
+        raise ValueError(f"constant bank {bank} at {va:#x} is not {CBUF_ALIGN}-byte aligned")
+    _f("CONSTANT_BUFFER_VALID")(bank).set(q, 1)
+    _f("CONSTANT_BUFFER_INVALIDATE")(bank).set(q, 1)
+    _f("CONSTANT_BUFFER_ADDR_LOWER_SHIFTED6")(bank).set(q, (va >> 6) & 0xFFFFFFFF)
+    _f("CONSTANT_BUFFER_ADDR_UPPER_SHIFTED6")(bank).set(q, va >> 38)
+    _f("CONSTANT_BUFFER_SIZE_SHIFTED4")(bank).set(q, -(-size // 16))
+
+
+#: word index and mask of the grid fields, for fast per-launch patching
+GRID_X = _f("GRID_WIDTH")
+GRID_Y = _f("GRID_HEIGHT")
+GRID_Z = _f("GRID_DEPTH")

@@ -1,0 +1,139 @@
+"""NVIDIA queues: verbs encoded as host-class semaphore methods, compute-class launches
+(QMD + constant bank 0 in command memory) and copy-engine transfers."""
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..queue import Queue, WordBuffer
+from ..var import IntArg, VarExpr
+from . import pushbuffer as pb
+from .gen import hopper as hw
+from .program import CB0_BLOCK_DIM, CB0_GRID_DIM, NVProgram
+from .qmd import GRID_X, GRID_Y, GRID_Z, QMD_SIZE, set_const_bank
+
+if TYPE_CHECKING:
+    from ..signal import Signal
+    from .device import NVDevice
+
+_U32 = 0xFFFFFFFF
+_PCAS_LAUNCH = hw.NVCBC0_SEND_SIGNALING_PCAS2_B_PCAS_ACTION.encode(
+    hw.NVCBC0_SEND_SIGNALING_PCAS2_B_PCAS_ACTION_INVALIDATE_PREFETCH_COPY_SCHEDULE)
+# Code, constants and globals may have been written by the host or an earlier kernel.
+_INVALIDATE = (hw.NVCBC0_INVALIDATE_SHADER_CACHES_NO_WFI_INSTRUCTION.encode(
+    hw.NVCBC0_INVALIDATE_SHADER_CACHES_NO_WFI_INSTRUCTION_TRUE)
+    | hw.NVCBC0_INVALIDATE_SHADER_CACHES_NO_WFI_GLOBAL_DATA.encode(
+        hw.NVCBC0_INVALIDATE_SHADER_CACHES_NO_WFI_GLOBAL_DATA_TRUE)
+    | hw.NVCBC0_INVALIDATE_SHADER_CACHES_NO_WFI_CONSTANT.encode(
+        hw.NVCBC0_INVALIDATE_SHADER_CACHES_NO_WFI_CONSTANT_TRUE))
+_LAUNCH_WORDS = [pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_INVALIDATE_SHADER_CACHES_NO_WFI, 1), _INVALIDATE,
+                 pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_SEND_PCAS_A, 1)]
+_PCAS_B = [pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_SEND_SIGNALING_PCAS2_B, 1), _PCAS_LAUNCH]
+_WFI = [pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_WAIT_FOR_IDLE, 1), 0]
+# A copy-engine transfer: pitch layout on both sides, one line, flushed when done.
+_DMA_LAUNCH = (hw.NVC8B5_LAUNCH_DMA_DATA_TRANSFER_TYPE.encode(hw.NVC8B5_LAUNCH_DMA_DATA_TRANSFER_TYPE_NON_PIPELINED)
+               | hw.NVC8B5_LAUNCH_DMA_FLUSH_ENABLE.encode(hw.NVC8B5_LAUNCH_DMA_FLUSH_ENABLE_TRUE)
+               | hw.NVC8B5_LAUNCH_DMA_SRC_MEMORY_LAYOUT.encode(hw.NVC8B5_LAUNCH_DMA_SRC_MEMORY_LAYOUT_PITCH)
+               | hw.NVC8B5_LAUNCH_DMA_DST_MEMORY_LAYOUT.encode(hw.NVC8B5_LAUNCH_DMA_DST_MEMORY_LAYOUT_PITCH))
+#: bytes per copy-engine launch (LINE_LENGTH_IN is a 32-bit byte count)
+COPY_CHUNK = 1 << 31
+
+
+class NVQueue(Queue):
+    """Host-class verbs shared by the compute and copy queues."""
+
+    device: "NVDevice"
+
+    def _q_wait(self, signal: "Signal", value: IntArg) -> None:
+        self._semaphore(signal.va, value, pb.SEM_ACQUIRE_GEQ)
+
+    def _q_signal(self, signal: "Signal", value: IntArg) -> None:
+        self._semaphore(signal.va, value, pb.SEM_RELEASE_TS)
+
+    def _q_timestamp(self, signal: "Signal") -> None:
+        self._semaphore(signal.va, 0, pb.SEM_TIMESTAMP_ONLY)
+
+    def _semaphore(self, va: int, value: IntArg, execute: int) -> None:
+        words = pb.semaphore(va, 0 if isinstance(value, VarExpr) else value, execute)
+        self._emit(*words[:3])
+        self._emit_val(value, 2)
+        self._emit(words[5])
+
+
+class NVComputeQueue(NVQueue):
+    """Compute queue on the channel with the HOPPER_COMPUTE_A object."""
+
+    kind = "compute"
+
+    def __init__(self, device: "NVDevice"):
+        super().__init__(device)
+        self._last_was_exec = False
+        #: (program, grid, block, QMD address) of every exec, for hang reports
+        self.launches: list[tuple[NVProgram, tuple, tuple, int]] = []
+
+    def _emit(self, *words: int) -> None:
+        self._last_was_exec = False
+        super()._emit(*words)
+
+    def _q_exec(self, prog: NVProgram, grid: tuple, block: tuple, args: list, shared: int) -> None:
+        dev = self.device
+        serialize = self._last_was_exec
+        qmd_tmpl = prog.qmd_template(block, shared)
+        va, mem = dev._cmd_alloc(self, QMD_SIZE + prog.cb0_size, 256)
+        qmd = mem[:QMD_SIZE].view(np.uint32)
+        qmd[:] = qmd_tmpl
+        cb = mem[QMD_SIZE:]
+        cb[:] = prog.cb0_template
+        cb_va = va + QMD_SIZE
+        set_const_bank(qmd, 0, cb_va, prog.cb0_size)
+        struct.pack_into("<III", cb.data, CB0_BLOCK_DIM, *block)
+        cbw = WordBuffer(cb.view(np.uint32))
+        qw = WordBuffer(qmd)
+        for i, (g, f) in enumerate(zip(grid, (GRID_X, GRID_Y, GRID_Z))):
+            shift = f.lo % 32
+            self._site(qw, f.lo // 32, g, 1, shift, ((1 << f.width) - 1) << shift)
+            self._site(cbw, CB0_GRID_DIM // 4 + i, g)
+        for off, size, expr in prog.pack_args(args, cb, prog.param_base):
+            self._site(cbw, off // 4, expr, size // 4)
+        if prog.slm_per_thread:
+            dev._ensure_slm(self, prog.slm_per_thread)
+        words = (_WFI if serialize else []) + _LAUNCH_WORDS + [va >> 8] + _PCAS_B
+        super()._emit(*words)
+        self._last_was_exec = True
+        self.launches.append((prog, grid, block, va))
+
+    def _q_memory_barrier(self) -> None:
+        self._emit(*_WFI)
+        self._emit(pb.inc(pb.SUBCH_HOST, hw.NVC86F_MEM_OP_A, 4), 0, 0,
+                   hw.NVC86F_MEM_OP_C_MEMBAR_TYPE.encode(hw.NVC86F_MEM_OP_C_MEMBAR_TYPE_SYS_MEMBAR),
+                   hw.NVC86F_MEM_OP_D_OPERATION.encode(hw.NVC86F_MEM_OP_D_OPERATION_MEMBAR))
+
+    def _emit_slm(self, va: int, bytes_per_tpc: int) -> None:
+        """Point shader local memory at ``va`` (``bytes_per_tpc`` per TPC)."""
+        self._emit(*_WFI)
+        self._emit(pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_SET_SHADER_LOCAL_MEMORY_A, 2), va >> 32, va & _U32)
+        self._emit(pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_SET_SHADER_LOCAL_MEMORY_NON_THROTTLED_A, 3),
+                   bytes_per_tpc >> 32, bytes_per_tpc & _U32,
+                   hw.NVCBC0_SET_SHADER_LOCAL_MEMORY_NON_THROTTLED_C_MAX_SM_COUNT.encode(
+                       (1 << hw.NVCBC0_SET_SHADER_LOCAL_MEMORY_NON_THROTTLED_C_MAX_SM_COUNT.width) - 1))
+
+class NVCopyQueue(NVQueue):
+    """Copy queue on the channel with the HOPPER_DMA_COPY_A object."""
+
+    kind = "copy"
+
+    def _q_copy(self, dst: IntArg, src: IntArg, size: int) -> None:
+        off = 0
+        while off < size:
+            n = min(COPY_CHUNK, size - off)
+            s = src + off if off else src
+            d = dst + off if off else dst
+            self._emit(pb.inc(pb.SUBCH_COPY, hw.NVC8B5_OFFSET_IN_UPPER, 4))
+            for a in (s, d):
+                self._emit_val(a >> 32)
+                self._emit_val(a & _U32)
+            self._emit(pb.inc(pb.SUBCH_COPY, hw.NVC8B5_LINE_LENGTH_IN, 1), n,
+                       pb.inc(pb.SUBCH_COPY, hw.NVC8B5_LAUNCH_DMA, 1), _DMA_LAUNCH)
+            off += n

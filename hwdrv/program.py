@@ -1,0 +1,120 @@
+"""Program: a loaded GPU kernel and its parameter layout; packs launch arguments."""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from .errors import InvalidArgument
+from .memory.buffer import Buffer
+from .var import VarExpr
+
+if TYPE_CHECKING:
+    from .device import Device
+
+
+@dataclass(frozen=True)
+class Param:
+    """One kernel parameter: byte offset within the parameter block and size in bytes."""
+    offset: int
+    size: int
+    name: str = ""
+
+
+_INT_FMT = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
+_SINT_FMT = {1: "<b", 2: "<h", 4: "<i", 8: "<q"}
+_FLOAT_FMT = {4: "<f", 8: "<d"}
+
+
+class Program:
+    """A kernel loaded on a device. Backends fill the launch attributes; the core packs
+    arguments from ``params`` (so a wrong count or size fails before reaching the GPU)."""
+
+    def __init__(self, device: "Device", name: str, params: Sequence[Param], param_size: int,
+                 max_threads: int = 1024, shared_static: int = 0, max_shared: int = 48 << 10):
+        self.device, self.name = device, name
+        self.params = list(params)
+        self.param_size = param_size
+        self.max_threads = max_threads
+        self.shared_static = shared_static
+        self.max_shared = max_shared
+
+    def check_launch(self, block: tuple, shared: int) -> None:
+        """Reject launch shapes the hardware would refuse, naming the limit."""
+        threads = block[0] * block[1] * block[2]
+        if threads > self.max_threads:
+            raise InvalidArgument(f"{self.name}: block {block} has {threads} threads; this kernel "
+                                  f"allows at most {self.max_threads}")
+        if not isinstance(shared, int) or shared < 0:
+            raise InvalidArgument(f"{self.name}: dynamic shared memory must be an int >= 0")
+        if self.shared_static + shared > self.max_shared:
+            raise InvalidArgument(f"{self.name}: {self.shared_static} static + {shared} dynamic "
+                                  f"bytes of shared memory exceed the {self.max_shared}-byte limit")
+
+    def pack_args(self, args: Sequence[Any], out: bytearray | memoryview | np.ndarray,
+                  base: int = 0) -> list[tuple[int, int, VarExpr]]:
+        """Write ``args`` into ``out`` at ``base`` + each parameter's offset. Returns the
+        symbolic arguments as ``(byte offset, size, expr)`` for the caller to patch."""
+        params = self.params
+        if len(args) != len(params):
+            raise InvalidArgument(f"{self.name} takes {len(params)} arguments "
+                                  f"({', '.join(f'{p.size} bytes' for p in params) or 'none'}), "
+                                  f"got {len(args)}")
+        buf = out if not isinstance(out, np.ndarray) else out.view(np.uint8).data
+        symbolic: list[tuple[int, int, VarExpr]] = []
+        for i, (a, p) in enumerate(zip(args, params)):
+            off = base + p.offset
+            if isinstance(a, Buffer):
+                if p.size != 8:
+                    raise InvalidArgument(f"{self.name} argument {i}: a buffer is an 8-byte "
+                                          f"pointer but the parameter is {p.size} bytes")
+                self.device._check_buffer(a)
+                struct.pack_into("<Q", buf, off, a.va)
+            elif isinstance(a, VarExpr):
+                if p.size not in (4, 8):
+                    raise InvalidArgument(f"{self.name} argument {i}: a Var fills a 4- or 8-byte "
+                                          f"parameter, this one is {p.size} bytes")
+                symbolic.append((off, p.size, a))
+            elif isinstance(a, (bool, np.bool_)):
+                _pack_int(buf, off, p, int(a), self.name, i)
+            elif isinstance(a, (int, np.integer)) and not isinstance(a, np.floating):
+                _pack_int(buf, off, p, int(a), self.name, i)
+            elif isinstance(a, (float, np.floating)):
+                if isinstance(a, np.floating) and a.itemsize != p.size:
+                    raise InvalidArgument(f"{self.name} argument {i}: {a.dtype} is {a.itemsize} "
+                                          f"bytes, the parameter is {p.size}")
+                fmt = _FLOAT_FMT.get(p.size)
+                if fmt is None:
+                    raise InvalidArgument(f"{self.name} argument {i}: a float cannot fill a "
+                                          f"{p.size}-byte parameter; pass bytes or a numpy scalar")
+                struct.pack_into(fmt, buf, off, float(a))
+            elif isinstance(a, (bytes, bytearray, memoryview, np.ndarray)):
+                raw = bytes(a) if not isinstance(a, np.ndarray) else a.tobytes()
+                if len(raw) != p.size:
+                    raise InvalidArgument(f"{self.name} argument {i}: {len(raw)} bytes given for a "
+                                          f"{p.size}-byte parameter")
+                buf[off:off + p.size] = raw
+            else:
+                raise InvalidArgument(f"{self.name} argument {i}: cannot pass {type(a).__name__}; "
+                                      f"use a Buffer, int, float, Var, numpy scalar or bytes")
+        return symbolic
+
+    def __repr__(self) -> str:
+        return f"<Program {self.name} on {self.device.name}: {len(self.params)} params>"
+
+
+def _pack_int(buf: Any, off: int, p: Param, v: int, name: str, i: int) -> None:
+    fmt = _INT_FMT.get(p.size)
+    if fmt is None:
+        raise InvalidArgument(f"{name} argument {i}: an int cannot fill a {p.size}-byte "
+                              f"parameter; pass bytes or a numpy array of that size")
+    if v < 0:
+        if v < -(1 << (8 * p.size - 1)):
+            raise InvalidArgument(f"{name} argument {i}: {v} does not fit in {p.size} bytes")
+        struct.pack_into(_SINT_FMT[p.size], buf, off, v)
+        return
+    if v >= 1 << (8 * p.size):
+        raise InvalidArgument(f"{name} argument {i}: {v} does not fit in {p.size} bytes")
+    struct.pack_into(fmt, buf, off, v)

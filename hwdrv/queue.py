@@ -1,0 +1,304 @@
+"""The vendor-neutral raw queue: verbs, patch sites, submit and bind.
+
+A queue is built once as a list of 32-bit command words plus *patch sites*: places (in the
+command stream or in side buffers such as NVIDIA QMDs and constant banks) whose value comes
+from a :class:`~hwdrv.var.Var`. ``submit(**vals)`` evaluates every site, rewrites only the
+words whose value changed, and hands the queue to the backend. Backends subclass
+:class:`Queue`, encode the verbs (``_q_*`` methods) and implement submission on the device.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from .errors import InvalidArgument, QueueBusy
+from .var import IntArg, VarExpr
+
+if TYPE_CHECKING:
+    from .device import Device
+    from .memory.buffer import Buffer
+    from .program import Program
+    from .signal import Signal, Timeline
+
+_U32 = 0xFFFFFFFF
+_U64 = (1 << 64) - 1
+
+
+class WordBuffer:
+    """A patchable array of 32-bit words. ``words`` may be re-pointed (e.g. when a queue is
+    bound and its stream moves into GPU-visible memory); patch sites follow it."""
+
+    __slots__ = ("words",)
+
+    def __init__(self, words: np.ndarray):
+        self.words = words
+
+
+class PatchSite:
+    """One place whose value is an expression of a Var: ``nwords`` = 2 writes a 64-bit value
+    as (low, high) words; ``nwords`` = 1 writes ``(value << shift) & mask`` into one word,
+    keeping the word's other bits."""
+
+    __slots__ = ("target", "index", "nwords", "shift", "mask", "expr", "last", "side")
+
+    def __init__(self, target: WordBuffer, index: int, nwords: int, expr: VarExpr,
+                 shift: int = 0, mask: int = _U32, side: bool = False):
+        self.target, self.index, self.nwords = target, index, nwords
+        self.expr, self.shift, self.mask, self.side = expr, shift, mask, side
+        self.last: int | None = None
+
+    def write(self, v: int) -> int:
+        """Store ``v``; returns the number of words written."""
+        return write_word(self.target.words, self.index, self.nwords, self.shift, self.mask, v,
+                          self.expr)
+
+
+def write_word(words: np.ndarray, index: int, nwords: int, shift: int, mask: int, v: int,
+               what: object = "value") -> int:
+    """Store ``v`` as 2 words (low, high) or into one word's ``mask`` at ``shift``, keeping the
+    word's other bits; raises InvalidArgument if it does not fit. Returns words written."""
+    if nwords == 2:
+        if not 0 <= v <= _U64:
+            raise InvalidArgument(f"{what!r} = {v} does not fit in 64 bits")
+        words[index] = v & _U32
+        words[index + 1] = v >> 32
+        return 2
+    if v < 0 or (v << shift) & ~mask:
+        raise InvalidArgument(f"{what!r} = {v} does not fit its field (mask {mask:#x}, shift {shift})")
+    words[index] = (int(words[index]) & ~mask & _U32) | (v << shift)
+    return 1
+
+
+class QueueLife:
+    """What outlives a queue object: its command-memory pieces and its last submission
+    (the pieces are reused only after that submission has finished)."""
+
+    __slots__ = ("vas", "last_submit", "timeline")
+
+    def __init__(self) -> None:
+        self.vas: list[int] = []
+        self.last_submit = 0
+        self.timeline: "Timeline | None" = None
+
+    def done(self) -> bool:
+        """Whether the last submission (if any) has finished."""
+        return self.timeline is None or self.timeline.done(self.last_submit)
+
+
+class Queue:
+    """Build commands with the verbs, then ``submit()``. Every verb returns the queue."""
+
+    #: engine kind, set by subclasses: "compute" or "copy"
+    kind = "compute"
+
+    def __init__(self, device: "Device"):
+        self.device = device
+        self._words: list[int] = []
+        self._stream = WordBuffer(np.zeros(0, np.uint32))
+        self._sites: list[PatchSite] = []
+        self._var_names: set[str] = set()
+        self._sealed = False
+        self._bound = False
+        self._life = QueueLife()
+        #: words rewritten by patching over this queue's life (tests read it)
+        self.patched_words = 0
+
+    # ---- verbs ---------------------------------------------------------------------
+    def wait(self, signal: "Signal", value: IntArg) -> "Queue":
+        """GPU waits until ``signal.value >= value``."""
+        self._check_building()
+        self.device._check_signal(signal)
+        self._q_wait(signal, self._int(value, "wait value"))
+        return self
+
+    def signal(self, signal: "Signal", value: IntArg) -> "Queue":
+        """After all earlier work completes, the GPU writes ``value`` to ``signal``."""
+        self._check_building()
+        self.device._check_signal(signal)
+        self._q_signal(signal, self._int(value, "signal value"))
+        return self
+
+    def timestamp(self, signal: "Signal") -> "Queue":
+        """After earlier work completes, the GPU writes its clock to ``signal``'s timestamp."""
+        self._check_building()
+        self.device._check_signal(signal)
+        self._q_timestamp(signal)
+        return self
+
+    def exec(self, program: "Program", grid: Sequence[IntArg], block: Sequence[int],
+             args: Sequence[Any] = (), shared: int = 0) -> "Queue":
+        """Launch ``program`` over ``grid`` blocks of ``block`` threads with ``args``
+        packed from the kernel's parameter metadata; ``shared`` = dynamic shared bytes."""
+        self._check_building()
+        if self.kind != "compute":
+            raise InvalidArgument(f"exec needs a compute queue; this is a {self.kind} queue")
+        if program.device is not self.device:
+            raise InvalidArgument(f"program {program.name!r} belongs to {program.device.name}, "
+                                  f"not {self.device.name}")
+        g = _dims(grid, "grid")
+        b = _dims(block, "block")
+        if any(isinstance(x, VarExpr) for x in b):
+            raise InvalidArgument("block dimensions must be plain ints (they decide register "
+                                  "and shared-memory allocation at build time)")
+        program.check_launch(b, shared)
+        self._q_exec(program, g, b, list(args), int(shared))
+        return self
+
+    def memory_barrier(self) -> "Queue":
+        """Make earlier writes visible to later commands and to the host."""
+        self._check_building()
+        self._q_memory_barrier()
+        return self
+
+    def copy(self, dst: "Buffer | IntArg", src: "Buffer | IntArg", size: int) -> "Queue":
+        """Copy ``size`` bytes from ``src`` to ``dst`` (buffers or device addresses)."""
+        self._check_building()
+        if self.kind != "copy":
+            raise InvalidArgument(f"copy needs a copy queue; this is a {self.kind} queue")
+        if not isinstance(size, int) or size <= 0:
+            raise InvalidArgument(f"copy size must be a positive int, got {size!r}")
+        d = self._addr(dst, size, "copy destination")
+        s = self._addr(src, size, "copy source")
+        self._q_copy(d, s, size)
+        return self
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def submit(self, **vals: int) -> "Queue":
+        """Patch Var values (only changed words are rewritten) and hand the queue to the GPU."""
+        dev = self.device
+        dev._check_open()
+        unknown = vals.keys() - self._var_names
+        if unknown:
+            raise InvalidArgument(f"submit() got values for {sorted(unknown)} but this queue "
+                                  f"uses {sorted(self._var_names) or 'no Vars'}")
+        if not self._sealed:
+            self._seal()
+        changed = []
+        for site in self._sites:
+            v = site.expr.eval(vals)
+            if v != site.last:
+                changed.append((site, v))
+        life = self._life
+        if changed and not life.done():
+            if self._bound:
+                raise QueueBusy("this bound queue's previous run has not finished; wait for it "
+                                "(e.g. on a signal it sets) before patching and resubmitting")
+            if any(site.side for site, _ in changed):
+                life.timeline.wait(life.last_submit)
+        for site, v in changed:
+            self.patched_words += site.write(v)
+            site.last = v
+        life.timeline, life.last_submit = dev._submit(self)
+        return self
+
+    def bind(self) -> "Queue":
+        """Upload the command stream once into GPU-visible memory; later submits only push a
+        pointer. A bound queue may not be resubmitted before its previous run finished."""
+        self.device._check_open()
+        if self._bound:
+            return self
+        if not self._sealed:
+            self._seal()
+        self.device._bind(self)
+        self._bound = True
+        return self
+
+    def synchronize(self, timeout: float | None = None) -> None:
+        """Block until this queue's last submission has finished."""
+        life = self._life
+        if life.timeline is not None:
+            life.timeline.wait(life.last_submit, *(() if timeout is None else (timeout,)))
+
+    @property
+    def words(self) -> np.ndarray:
+        """The command stream (read-only copy) for inspection and dumps."""
+        return (self._stream.words if self._sealed else np.array(self._words, np.uint32)).copy()
+
+    # ---- helpers for backends ---------------------------------------------------------
+    def _emit(self, *words: int) -> None:
+        self._words.extend(words)
+
+    def _emit_val(self, x: IntArg, nwords: int = 1, shift: int = 0, mask: int = _U32) -> None:
+        """Append a value (1 word, or 2 words low/high); a Var becomes a patch site."""
+        idx = len(self._words)
+        if isinstance(x, VarExpr):
+            self._words.extend([0] * nwords)
+            self._add_site(PatchSite(self._stream, idx, nwords, x, shift, mask))
+        elif nwords == 2:
+            self._words.extend((x & _U32, (x >> 32) & _U32))
+        else:
+            self._words.append((x << shift) & mask)
+
+    def _site(self, target: WordBuffer, index: int, x: IntArg, nwords: int = 1, shift: int = 0,
+              mask: int = _U32) -> None:
+        """Write ``x`` into a side buffer now, or register a patch site if it is symbolic."""
+        if isinstance(x, VarExpr):
+            self._add_site(PatchSite(target, index, nwords, x, shift, mask, side=True))
+        else:
+            write_word(target.words, index, nwords, shift, mask, x)
+
+    def _add_site(self, site: PatchSite) -> None:
+        self._sites.append(site)
+        self._var_names.add(site.expr.var.name)
+
+    def _seal(self) -> None:
+        self._stream.words = np.array(self._words, dtype=np.uint32)
+        self._sealed = True
+
+    def _check_building(self) -> None:
+        if self._sealed:
+            raise InvalidArgument("this queue was already submitted or bound; build a new queue "
+                                  "for new commands (resubmit this one with submit(**vals))")
+        self.device._check_open()
+
+    @staticmethod
+    def _int(x: IntArg, what: str) -> IntArg:
+        if isinstance(x, VarExpr):
+            return x
+        if not isinstance(x, (int, np.integer)) or isinstance(x, bool) or not 0 <= x <= _U64:
+            raise InvalidArgument(f"{what} must be an int in [0, 2**64) or a Var, got {x!r}")
+        return int(x)
+
+    def _addr(self, x: "Buffer | IntArg", size: int, what: str) -> IntArg:
+        from .memory.buffer import Buffer
+        if isinstance(x, Buffer):
+            self.device._check_buffer(x)
+            if size > x.size:
+                raise InvalidArgument(f"{what}: {size} bytes do not fit in a {x.size}-byte buffer")
+            return x.va
+        return self._int(x, what)
+
+    # ---- backend interface -----------------------------------------------------------
+    def _q_wait(self, signal: "Signal", value: IntArg) -> None:
+        raise InvalidArgument(f"{type(self).__name__} does not support wait")
+
+    def _q_signal(self, signal: "Signal", value: IntArg) -> None:
+        raise InvalidArgument(f"{type(self).__name__} does not support signal")
+
+    def _q_timestamp(self, signal: "Signal") -> None:
+        raise InvalidArgument(f"{type(self).__name__} does not support timestamp")
+
+    def _q_exec(self, program: "Program", grid: tuple, block: tuple, args: list, shared: int) -> None:
+        raise InvalidArgument(f"{type(self).__name__} does not support exec")
+
+    def _q_memory_barrier(self) -> None:
+        raise InvalidArgument(f"{type(self).__name__} does not support memory_barrier")
+
+    def _q_copy(self, dst: IntArg, src: IntArg, size: int) -> None:
+        raise InvalidArgument(f"{type(self).__name__} does not support copy")
+
+
+def _dims(d: Sequence[IntArg], what: str) -> tuple:
+    if isinstance(d, (int, VarExpr)):
+        d = (d,)
+    d = tuple(d)
+    if not 1 <= len(d) <= 3:
+        raise InvalidArgument(f"{what} must have 1 to 3 dimensions, got {d!r}")
+    d = d + (1,) * (3 - len(d))
+    for x in d:
+        if isinstance(x, VarExpr):
+            continue
+        if not isinstance(x, (int, np.integer)) or x < 1:
+            raise InvalidArgument(f"{what} dimensions must be positive ints, got {d!r}")
+    return tuple(x if isinstance(x, VarExpr) else int(x) for x in d)

@@ -1,0 +1,100 @@
+"""Signals: a 64-bit timeline value and a 64-bit timestamp in GPU-visible host memory."""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import GPUHang, InvalidArgument
+
+if TYPE_CHECKING:
+    from .device import Device
+
+#: byte layout of a signal slot: value at +0, timestamp at +8 (the GPU writes both)
+SIGNAL_SIZE = 16
+DEFAULT_TIMEOUT = 10.0
+# While waiting, look for a reported GPU error this often, so a fault fails the wait in well
+# under a second instead of sitting out the whole timeout.
+_ERROR_POLL_S = 0.05
+
+
+class Signal:
+    """A 16-byte slot the GPU writes: ``value`` (u64) and ``timestamp`` (u64, device clock)."""
+
+    __slots__ = ("device", "va", "_mem", "_slot", "__weakref__")
+
+    def __init__(self, device: "Device", va: int, mem: np.ndarray, slot: int):
+        self.device, self.va, self._mem, self._slot = device, va, mem, slot
+
+    @property
+    def value(self) -> int:
+        """The current value (read from memory the GPU writes)."""
+        return int(self._mem[0])
+
+    @value.setter
+    def value(self, v: int) -> None:
+        if not isinstance(v, int) or not 0 <= v < 1 << 64:
+            raise InvalidArgument(f"signal value must be an int in [0, 2**64), got {v!r}")
+        self._mem[0] = v
+
+    @property
+    def timestamp(self) -> int:
+        """The raw timestamp the GPU last wrote, in device clock ticks."""
+        return int(self._mem[1])
+
+    @property
+    def timestamp_ns(self) -> float:
+        """The last timestamp converted to nanoseconds."""
+        return int(self._mem[1]) * 1e9 / self.device.timestamp_hz
+
+    def wait(self, value: int, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Block until ``value >= value``. Raises :class:`~hwdrv.GPUHang` with a HangReport
+        after ``timeout`` seconds, or as soon as the device reports an error."""
+        mem = self._mem
+        if int(mem[0]) >= value:
+            return
+        dev = self.device
+        start = time.perf_counter()
+        deadline = start + timeout
+        next_check = start + _ERROR_POLL_S
+        spins = 0
+        while int(mem[0]) < value:
+            spins += 1
+            if spins < 2000:
+                continue      # spin first: most waits are short and sleeping costs 50+ us
+            now = time.perf_counter()
+            if now >= next_check:
+                next_check = now + _ERROR_POLL_S
+                report = dev._check_error(self, value)
+                if report is not None:
+                    raise GPUHang(f"{dev.name}: GPU reported an error while waiting for signal "
+                                  f"{self.va:#x} to reach {value} (it is {int(mem[0])})", report)
+            if now >= deadline:
+                report = dev._hang_report("timeout", signal=self, expected=value)
+                raise GPUHang(f"{dev.name}: timed out after {timeout:.3g} s waiting for signal "
+                              f"{self.va:#x} to reach {value} (it is {int(mem[0])})", report)
+            time.sleep(0 if spins < 20000 else 0.0002)
+
+    def __repr__(self) -> str:
+        return f"Signal(va={self.va:#x}, value={self.value}, device={self.device.name})"
+
+
+class Timeline:
+    """A signal one engine bumps after each submission, in order: ``done(v)`` says whether the
+    submission that got value ``v`` has finished."""
+
+    __slots__ = ("signal", "value")
+
+    def __init__(self, signal: Signal):
+        self.signal, self.value = signal, 0
+
+    def next(self) -> int:
+        self.value += 1
+        return self.value
+
+    def done(self, value: int) -> bool:
+        return int(self.signal._mem[0]) >= value
+
+    def wait(self, value: int, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.signal.wait(value, timeout)

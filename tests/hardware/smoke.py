@@ -1,0 +1,98 @@
+"""Bring-up smoke run for a real GPU, step by step with an ioctl trace (not a pytest module).
+
+    HWDRV_TRACE=1 python tests/hardware/smoke.py [device]
+
+Prints each stage; on failure the last traced ioctls show where bring-up stopped.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+
+import numpy as np
+
+import hwdrv
+from hwdrv.ioctl import ioc
+from hwdrv.ioctl.linux import LinuxKernel
+
+VECADD = r"""
+.version 8.0
+.target sm_90
+.address_size 64
+.visible .entry vecadd(.param .u64 a, .param .u64 b, .param .u64 c, .param .u32 n)
+{
+  .reg .pred %p; .reg .b32 %r<6>; .reg .b64 %rd<10>; .reg .f32 %f<4>;
+  ld.param.u64 %rd1, [a]; ld.param.u64 %rd2, [b]; ld.param.u64 %rd3, [c]; ld.param.u32 %r1, [n];
+  mov.u32 %r2, %ctaid.x; mov.u32 %r3, %ntid.x; mov.u32 %r4, %tid.x;
+  mad.lo.s32 %r5, %r2, %r3, %r4;
+  setp.ge.u32 %p, %r5, %r1; @%p bra done;
+  mul.wide.u32 %rd4, %r5, 4;
+  add.s64 %rd5, %rd1, %rd4; add.s64 %rd6, %rd2, %rd4; add.s64 %rd7, %rd3, %rd4;
+  ld.global.f32 %f1, [%rd5]; ld.global.f32 %f2, [%rd6]; add.f32 %f3, %f1, %f2; st.global.f32 [%rd7], %f3;
+done:
+  ret;
+}
+"""
+
+
+class TracingKernel(LinuxKernel):
+    """Prints every ioctl (request decoded, name, result)."""
+
+    def ioctl(self, fd: int, request: int, arg: int, name: str = "") -> int:
+        t = time.perf_counter()
+        try:
+            r = super().ioctl(fd, request, arg, name)
+            print(f"  ioctl fd={fd} {name or ''} {ioc.describe(request)} -> {r} "
+                  f"({(time.perf_counter() - t) * 1e3:.2f} ms)", flush=True)
+            return r
+        except Exception as e:
+            print(f"  ioctl fd={fd} {name or ''} {ioc.describe(request)} FAILED {e}", flush=True)
+            raise
+
+
+def main() -> int:
+    name = sys.argv[1] if len(sys.argv) > 1 else "nvidia:0"
+    if os.environ.get("HWDRV_TRACE") and not name.startswith("mock"):
+        import hwdrv.registry as reg
+        reg._linux_kernel = TracingKernel
+    stage = "open"
+    try:
+        print("devices:", [d.as_dict() for d in hwdrv.devices(include_mock=name.startswith("mock"))], flush=True)
+        t = time.perf_counter()
+        dev = hwdrv.open_device(name)
+        print(f"opened {dev} in {time.perf_counter() - t:.3f}s arch={getattr(dev, 'arch', '?')} "
+              f"gr={getattr(dev, 'gr', '')}", flush=True)
+        stage = "signal"
+        sig = dev.signal(0)
+        dev.compute_queue().signal(sig, 7).submit()
+        sig.wait(7, timeout=5)
+        print("signal ok, ts", sig.timestamp, flush=True)
+        stage = "copy"
+        a = dev.alloc(1 << 20)
+        data = np.arange(1 << 18, dtype=np.float32)
+        dev.upload(a, data)
+        back = dev.download(a, dtype=np.float32)
+        print("copy roundtrip ok:", np.array_equal(back, data), flush=True)
+        stage = "exec"
+        n = 1 << 18
+        b, c = dev.alloc(n * 4), dev.alloc(n * 4)
+        dev.upload(b, np.ones(n, np.float32))
+        prog = dev.program(dev.compiler.compile(VECADD), "vecadd")
+        dev.compute_queue().exec(prog, grid=(n // 256,), block=(256,), args=[a, b, c, n]).signal(sig, 8).submit()
+        sig.wait(8, timeout=5)
+        out = dev.download(c, dtype=np.float32)
+        print("vecadd ok:", np.array_equal(out, data + 1), out[:4], flush=True)
+        stage = "close"
+        dev.close()
+        print("closed", flush=True)
+        return 0
+    except Exception:
+        print(f"FAILED at stage {stage}", flush=True)
+        traceback.print_exc()
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
