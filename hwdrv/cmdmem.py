@@ -1,84 +1,109 @@
-"""Command memory: GPU-visible host memory for queues' side buffers (QMDs, constant banks,
-bound command streams, kernel arguments).
+"""Command memory: GPU-readable, CPU-writable memory for queues' side buffers (NVIDIA QMDs
+and constant banks, bound command streams, kernel arguments).
 
 Each queue owns its pieces for as long as it lives, so it can be resubmitted and patched any
-number of times. When a queue dies its pieces are not reused until the device timeline has
-passed the queue's last submission (the GPU may still be reading them).
+number of times. When a queue dies its pieces are not reused until the engine that ran it has
+passed the queue's last submission (the GPU may still be reading them). Pieces come in
+power-of-two size classes from free lists, and freed pieces wait in one FIFO per engine
+timeline (timelines complete in order), so allocating and releasing are O(1) on the submit
+path.
 """
 from __future__ import annotations
 
+import collections
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .errors import InvalidArgument, OutOfMemory
-from .memory.allocator import VARangeAllocator
+from .errors import InvalidArgument
 
 if TYPE_CHECKING:
     from .memory.buffer import Buffer
+    from .signal import Timeline
 
 CHUNK_SIZE = 4 << 20
+MIN_PIECE = 256
+#: pieces larger than this get a chunk of their own
+MAX_PIECE = CHUNK_SIZE
 
 
 class CommandMemory:
-    """A growable heap of host-visible, GPU-mapped chunks."""
+    """A growable pool of command-memory pieces."""
 
     def __init__(self, alloc_chunk: Callable[[int], "Buffer"]):
         self._alloc_chunk = alloc_chunk
-        self._chunks: list[tuple["Buffer", VARangeAllocator, np.ndarray]] = []
-        self._deferred: list[tuple[Callable[[], bool], list[int]]] = []   # (done?, [va...])
+        self._chunks: list["Buffer"] = []
+        self._free: dict[int, list[tuple[int, np.ndarray]]] = collections.defaultdict(list)
+        self._big: dict[int, "Buffer"] = {}
+        self._live: dict[int, tuple[int, np.ndarray]] = {}   # va -> (size class or -1, view)
+        self._pending: dict[int, tuple["Timeline", collections.deque]] = {}
 
-    def alloc(self, nbytes: int, align: int = 256) -> tuple[int, np.ndarray]:
-        """Returns (GPU VA, uint8 numpy view of the piece)."""
+    def alloc(self, nbytes: int, align: int = MIN_PIECE) -> tuple[int, np.ndarray]:
+        """A piece of at least ``nbytes`` aligned to ``align`` (<= 4 KiB, or the piece's size):
+        returns (GPU VA, uint8 numpy view of exactly ``nbytes``)."""
         if nbytes <= 0:
             raise InvalidArgument(f"command memory request must be > 0 bytes, got {nbytes}")
-        self._reclaim()
-        for buf, ra, view in self._chunks:
-            try:
-                va = ra.alloc(nbytes, align)
-            except OutOfMemory:
-                continue
-            off = va - buf.va
-            return va, view[off:off + nbytes]
-        size = max(CHUNK_SIZE, -(-(nbytes + align) // CHUNK_SIZE) * CHUNK_SIZE)
-        buf = self._alloc_chunk(size)
-        ra = VARangeAllocator(buf.va, size)
-        view = buf.view()
-        self._chunks.append((buf, ra, view))
-        va = ra.alloc(nbytes, align)
-        return va, view[va - buf.va:va - buf.va + nbytes]
+        if align > 4096 or align & (align - 1):
+            raise InvalidArgument(f"command memory alignment must be a power of two <= 4096, got {align}")
+        cls = max(MIN_PIECE, 1 << (nbytes - 1).bit_length())
+        if cls > MAX_PIECE:
+            buf = self._alloc_chunk(nbytes)
+            self._big[buf.va] = buf
+            view = buf.view()
+            self._live[buf.va] = (-1, view)
+            return buf.va, view[:nbytes]
+        free = self._free[cls]
+        if not free:
+            self._reclaim()
+            if not free:
+                self._carve(cls)
+        va, view = free.pop()
+        self._live[va] = (cls, view)
+        return va, view[:nbytes]
 
-    def release(self, vas: list[int], done: Callable[[], bool]) -> None:
-        """Give pieces back once ``done()`` says the GPU no longer reads them."""
+    def _carve(self, cls: int) -> None:
+        buf = self._alloc_chunk(CHUNK_SIZE)
+        self._chunks.append(buf)
+        whole = buf.view()
+        free = self._free[cls]
+        # pieces are naturally aligned to their class (chunks are page aligned)
+        for off in range(CHUNK_SIZE - cls, -1, -cls):
+            free.append((buf.va + off, whole[off:off + cls]))
+
+    def release(self, vas: list[int], timeline: "Timeline | None", value: int) -> None:
+        """Give ``vas`` back once ``timeline`` reaches ``value`` (None: now)."""
         if not vas:
             return
-        if done():
-            self._free(vas)
-        else:
-            self._deferred.append((done, vas))
+        if timeline is None or timeline.done(value):
+            self._free_now(vas)
+            return
+        entry = self._pending.get(id(timeline))
+        if entry is None:
+            entry = self._pending[id(timeline)] = (timeline, collections.deque())
+        entry[1].append((value, vas))
 
     def _reclaim(self) -> None:
-        if not self._deferred:
-            return
-        keep = []
-        for done, vas in self._deferred:
-            if done():
-                self._free(vas)
-            else:
-                keep.append((done, vas))
-        self._deferred = keep
+        for timeline, q in self._pending.values():
+            while q and timeline.done(q[0][0]):
+                self._free_now(q.popleft()[1])
 
-    def _free(self, vas: list[int]) -> None:
+    def _free_now(self, vas: list[int]) -> None:
         for va in vas:
-            for buf, ra, _ in self._chunks:
-                if buf.va <= va < buf.va + buf.size:
-                    ra.free(va)
-                    break
+            cls, view = self._live.pop(va)
+            if cls < 0:
+                buf = self._big.pop(va)
+                if not buf.freed:
+                    buf.free()
+            else:
+                self._free[cls].append((va, view))
 
     def close(self) -> None:
         """Free every chunk (the device is closing; nothing may run any more)."""
-        for buf, _, _ in self._chunks:
+        for buf in [*self._chunks, *self._big.values()]:
             if not buf.freed:
                 buf.free()
         self._chunks.clear()
-        self._deferred.clear()
+        self._big.clear()
+        self._free.clear()
+        self._live.clear()
+        self._pending.clear()

@@ -51,9 +51,16 @@ class Device(ABC):
 
     # ---- set-up by the backend, once its memory works -----------------------------------
     def _init_core(self, engines: tuple[str, ...] = ("compute", "copy")) -> None:
-        self._cmdmem = CommandMemory(lambda n: self.alloc(n, host_visible=True))
+        self._cmdmem = CommandMemory(self._alloc_command_chunk)
         for kind in engines:
             self._timelines[kind] = Timeline(self.signal(0))
+
+    def _alloc_command_chunk(self, size: int) -> Buffer:
+        """Memory for queues' side buffers: host-writable, GPU-readable; a backend may place it
+        where the GPU reads it fastest."""
+        buf = self._backend_alloc(size, True, for_commands=True)
+        self._buffers.add(buf)
+        return buf
 
     # ---- public API -------------------------------------------------------------------
     def alloc(self, size: int, host_visible: bool = False) -> Buffer:
@@ -232,11 +239,13 @@ class Device(ABC):
         """Command memory owned by queue ``q`` until it dies."""
         assert self._cmdmem is not None
         va, view = self._cmdmem.alloc(nbytes, align)
-        life = q._life
-        if not life.vas:
-            weakref.finalize(q, _release_side, weakref.ref(self), life)
-        life.vas.append(va)
+        q._life.vas.append(va)
         return va, view
+
+    def _release_queue(self, life: QueueLife) -> None:
+        """A queue died: its command memory returns once its last submission finished."""
+        if not self._closed and self._cmdmem is not None:
+            self._cmdmem.release(life.vas, life.timeline, life.last_submit)
 
     def _check_error(self, sig: Signal, value: int) -> HangReport | None:
         """Called while a wait is slow: a report if the GPU has flagged an error."""
@@ -263,7 +272,8 @@ class Device(ABC):
 
     # ---- backend hooks ------------------------------------------------------------------
     @abstractmethod
-    def _backend_alloc(self, size: int, host_visible: bool, for_signals: bool = False) -> Buffer:
+    def _backend_alloc(self, size: int, host_visible: bool, for_signals: bool = False,
+                       for_commands: bool = False) -> Buffer:
         """Backend hook."""
 
     @abstractmethod
@@ -298,10 +308,5 @@ class Device(ABC):
     def _backend_close(self) -> None:
         pass
 
-
-def _release_side(devref: "weakref.ref[Device]", life: QueueLife) -> None:
-    dev = devref()
-    if dev is not None and not dev._closed and dev._cmdmem is not None:
-        dev._cmdmem.release(life.vas, life.done)
 
 

@@ -168,27 +168,28 @@ class Queue:
         """Patch Var values (only changed words are rewritten) and hand the queue to the GPU."""
         dev = self.device
         dev._check_open()
-        unknown = vals.keys() - self._var_names
-        if unknown:
-            raise InvalidArgument(f"submit() got values for {sorted(unknown)} but this queue "
-                                  f"uses {sorted(self._var_names) or 'no Vars'}")
         if not self._sealed:
             self._seal()
-        changed = []
-        for site in self._sites:
-            v = site.expr.eval(vals)
-            if v != site.last:
-                changed.append((site, v))
         life = self._life
-        if changed and not life.done():
-            if self._bound:
-                raise QueueBusy("this bound queue's previous run has not finished; wait for it "
-                                "(e.g. on a signal it sets) before patching and resubmitting")
-            if any(site.side for site, _ in changed):
-                life.timeline.wait(life.last_submit)
-        for site, v in changed:
-            self.patched_words += site.write(v)
-            site.last = v
+        if vals or self._sites:
+            unknown = vals.keys() - self._var_names
+            if unknown:
+                raise InvalidArgument(f"submit() got values for {sorted(unknown)} but this queue "
+                                      f"uses {sorted(self._var_names) or 'no Vars'}")
+            changed = []
+            for site in self._sites:
+                v = site.expr.eval(vals)
+                if v != site.last:
+                    changed.append((site, v))
+            if changed and not life.done():
+                if self._bound:
+                    raise QueueBusy("this bound queue's previous run has not finished; wait for it "
+                                    "(e.g. on a signal it sets) before patching and resubmitting")
+                if any(site.side for site, _ in changed):
+                    life.timeline.wait(life.last_submit)
+            for site, v in changed:
+                self.patched_words += site.write(v)
+                site.last = v
         life.timeline, life.last_submit = dev._submit(self)
         return self
 
@@ -209,6 +210,11 @@ class Queue:
         life = self._life
         if life.timeline is not None:
             life.timeline.wait(life.last_submit, *(() if timeout is None else (timeout,)))
+
+    def __del__(self) -> None:
+        life = getattr(self, "_life", None)
+        if life is not None and life.vas:
+            self.device._release_queue(life)
 
     @property
     def words(self) -> np.ndarray:

@@ -35,6 +35,7 @@ class Channel:
         self.pb_va, self.pb = pb_va, pb               # pushbuffer ring (uint32 view)
         self.token, self.doorbell = token, doorbell
         self.put = 0                                  # entries written (monotonic)
+        self._seen_consumed = 0                       # entries known consumed at the last look
         self._pb_off = 0                              # next free word in the pushbuffer ring
         self._pb_inflight: collections.deque[tuple[int, int, int]] = collections.deque()
         self._timeline_done, self._wait_timeline = timeline_done, wait_timeline
@@ -90,7 +91,12 @@ class Channel:
         return off
 
     def _wait_for_ring_slot(self, n: int) -> None:
-        if self.put - self._consumed() < n - 1:
+        # GPGet lives in device memory behind BAR1 (a slow uncached read): look only when the
+        # entries written since the last look could have filled the ring
+        if self.put - self._seen_consumed < n - 1:
+            return
+        self._seen_consumed = self._consumed()
+        if self.put - self._seen_consumed < n - 1:
             return
         deadline = time.perf_counter() + _STALL_TIMEOUT
         while self.put - self._consumed() >= n - 1:
@@ -98,6 +104,7 @@ class Channel:
                 raise GPUHang(f"{self.name}: the GPU has not consumed GPFIFO entries for "
                               f"{_STALL_TIMEOUT} s (GPGet {self.gp_get}, put {self.put % n})")
             time.sleep(0)
+        self._seen_consumed = self._consumed()
 
     def _consumed(self) -> int:
         n = len(self.ring)

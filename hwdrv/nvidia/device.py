@@ -35,9 +35,11 @@ from .rm import RM
 from .uvm import UVM
 
 CTL_PATH = "/dev/nvidiactl"
-#: hwdrv's CPU+GPU address pool: below 2**40, as QMD and pushbuffer addresses require
+#: hwdrv's CPU+GPU address pool of one device, below 2**40 as QMD and pushbuffer addresses
+#: require; devices open at once in one process take successive slots
 POOL_BASE = 0x20_0000_0000
-POOL_SIZE = 0x80_0000_0000
+POOL_SIZE = 0x10_0000_0000
+POOL_SLOTS = 14
 #: generic-address windows for shared and local memory: 4 GiB aligned, outside the pool
 SHARED_WINDOW = 0x100_0000_0000
 LOCAL_WINDOW = 0x101_0000_0000
@@ -47,6 +49,9 @@ _NOTIFIER_SIZE = 64 << 10
 _USERD_SIZE = 0x1000
 _RING_REGION = GPFIFO_ENTRIES * 8 + _USERD_SIZE
 MAX_SHARED_PER_BLOCK = 227 << 10
+#: which copy engine serves copy queues: "graphics" (the one in the compute channel group) or
+#: the number of an asynchronous copy engine (env HWDRV_NV_COPY_ENGINE overrides)
+DEFAULT_COPY_ENGINE = "graphics"
 GR_INFO_WANTED = ("SM_VERSION", "LITTER_NUM_GPCS", "LITTER_NUM_TPC_PER_GPC", "LITTER_NUM_SM_PER_TPC",
                   "MAX_WARPS_PER_SM", "THREAD_STACK_SCALING_FACTOR")
 
@@ -133,7 +138,7 @@ class NVDevice(Device):
         card = cards[index]
         self.gpu_id, self.minor = card.gpu_id, card.minor_number
         self.pci_id = (card.pci_info.vendor_id, card.pci_info.device_id)
-        self._pool = VAPool(k, POOL_BASE, POOL_SIZE)
+        self._pool = _reserve_pool(k)
         dev_path = f"/dev/nvidia{self.minor}"
         dev_fd = self._open(dev_path)
         reg = nv.ffi.new("nv_ioctl_register_fd_t *")
@@ -159,7 +164,7 @@ class NVDevice(Device):
             self._perf_boost()
 
         p = nv.ffi.new("NV_VASPACE_ALLOCATION_PARAMETERS *")
-        p.vaBase, p.vaSize = 0x1000, POOL_BASE + POOL_SIZE - 0x1000
+        p.vaBase, p.vaSize = 0x1000, POOL_BASE + POOL_SLOTS * POOL_SIZE - 0x1000
         p.flags = nv.NV_VASPACE_ALLOCATION_FLAGS_ENABLE_PAGE_FAULTING | nv.NV_VASPACE_ALLOCATION_FLAGS_IS_EXTERNALLY_OWNED
         self.h_vaspace = rm.alloc(self.h_device, nv.FERMI_VASPACE_A, p)
         gid = nv.ffi.new("NV2080_CTRL_GPU_GET_GID_INFO_PARAMS *")
@@ -174,9 +179,7 @@ class NVDevice(Device):
         self.arch = f"sm_{self.gr['SM_VERSION'] >> 8}{self.gr['SM_VERSION'] & 0xff:x}"
         self.compiler = MockPtxCompiler() if k.is_mock else PtxasCompiler(arch=self.arch)
 
-        p = nv.ffi.new("NV_CHANNEL_GROUP_ALLOCATION_PARAMETERS *")
-        p.engineType = nv.NV2080_ENGINE_TYPE_GRAPHICS
-        self.h_tsg = rm.alloc(self.h_device, nv.KEPLER_CHANNEL_GROUP_A, p)
+        self.h_tsg = self._channel_group(nv.NV2080_ENGINE_TYPE_GRAPHICS)
         self.notifier = self.mem.rm_sysmem(_NOTIFIER_SIZE, map_gpu=False)
         self._notifier_view = _host_view(self.notifier.va, _NOTIFIER_SIZE)
         p = nv.ffi.new("NV_CTXSHARE_ALLOCATION_PARAMETERS *")
@@ -185,12 +188,24 @@ class NVDevice(Device):
         self.h_ctxshare = rm.alloc(self.h_tsg, nv.FERMI_CONTEXT_SHARE_A, p)
 
         self._rings = self.mem.vidmem(2 * _RING_REGION, cpu_map=True, contiguous=True)
-        self._pbs = [self.mem.sysmem(PUSHBUFFER_SIZE), self.mem.sysmem(PUSHBUFFER_SIZE)]
-        self.h_compute_ch, self.h_compute = self._channel(0, nv.HOPPER_COMPUTE_A)
-        self.h_copy_ch, self.h_copy = self._channel(1, nv.HOPPER_DMA_COPY_A)
-        p = nv.ffi.new("NVA06C_CTRL_GPFIFO_SCHEDULE_PARAMS *")
-        p.bEnable = 1
-        rm.control(self.h_tsg, nv.NVA06C_CTRL_CMD_GPFIFO_SCHEDULE, p, "GPFIFO_SCHEDULE")
+        self._pbs = [self.mem.vidmem(PUSHBUFFER_SIZE, cpu_map=True) for _ in range(2)]
+        self.h_compute_ch, self.h_compute = self._channel(0, nv.HOPPER_COMPUTE_A, self.h_tsg, self.h_ctxshare)
+        # Copies run on an asynchronous copy engine in a channel group of its own: the copy
+        # engine attached to graphics moves device-to-device data at a fraction of the speed.
+        ce = os.environ.get("HWDRV_NV_COPY_ENGINE", str(DEFAULT_COPY_ENGINE))
+        if ce == "graphics":
+            self.h_copy_tsg = self.h_tsg
+            self.h_copy_ch, self.h_copy = self._channel(1, nv.HOPPER_DMA_COPY_A, self.h_tsg, self.h_ctxshare)
+        else:
+            engine = nv.NV2080_ENGINE_TYPE_COPY(int(ce))
+            # no subcontexts on a copy engine: the group names the VA space, RM makes the share
+            self.h_copy_tsg = self._channel_group(engine, self.h_vaspace)
+            self.h_copy_ch, self.h_copy = self._channel(1, nv.HOPPER_DMA_COPY_A, self.h_copy_tsg, 0, engine)
+        self.copy_engine = ce
+        for tsg in {self.h_tsg, self.h_copy_tsg}:
+            p = nv.ffi.new("NVA06C_CTRL_GPFIFO_SCHEDULE_PARAMS *")
+            p.bEnable = 1
+            rm.control(tsg, nv.NVA06C_CTRL_CMD_GPFIFO_SCHEDULE, p, "GPFIFO_SCHEDULE")
 
         self._init_core()
         self._channels = {"compute": self._make_channel(0, self.h_compute_ch, "compute"),
@@ -235,8 +250,16 @@ class NVDevice(Device):
         self.rm.control(self.h_subdevice, nv.NV2080_CTRL_CMD_GR_GET_INFO, p, "GR_GET_INFO")
         return {name: int(items[i].data) for i, name in enumerate(GR_INFO_WANTED)}
 
-    def _channel(self, slot: int, engine_class: int) -> tuple[int, int]:
-        """Allocate GPFIFO channel ``slot`` in the channel group with an engine object on it."""
+    def _channel_group(self, engine_type: int, vaspace: int = 0) -> int:
+        p = self.nv.ffi.new("NV_CHANNEL_GROUP_ALLOCATION_PARAMETERS *")
+        p.engineType = engine_type
+        p.hVASpace = vaspace
+        return self.rm.alloc(self.h_device, self.nv.KEPLER_CHANNEL_GROUP_A, p)
+
+    def _channel(self, slot: int, engine_class: int, tsg: int, ctxshare: int,
+                 engine_type: int = 0) -> tuple[int, int]:
+        """Allocate GPFIFO channel ``slot`` in channel group ``tsg`` with an engine object on it
+        (``ctxshare`` 0: a group without subcontexts, whose VA space the group names)."""
         nv, rm = self.nv, self.rm
         ring_va = self._rings.va + slot * _RING_REGION
         p = nv.ffi.new("NV_CHANNEL_ALLOC_PARAMS *")
@@ -244,13 +267,16 @@ class NVDevice(Device):
         p.hObjectBuffer = self._rings.handle
         p.gpFifoOffset = ring_va
         p.gpFifoEntries = GPFIFO_ENTRIES
-        p.hContextShare = self.h_ctxshare
+        p.hContextShare = ctxshare
+        p.engineType = engine_type
         p.hUserdMemory[0] = self._rings.handle
         p.userdOffset[0] = slot * _RING_REGION + GPFIFO_ENTRIES * 8
-        ch = rm.alloc(self.h_tsg, nv.HOPPER_CHANNEL_GPFIFO_A, p)
+        ch = rm.alloc(tsg, nv.HOPPER_CHANNEL_GPFIFO_A, p)
         obj = rm.alloc(ch, engine_class)
-        ctx_va = self._pool.reserve_gpu_only(CHANNEL_CTX_VA_SIZE, 2 << 20)
-        self.uvm.register_channel(self.uuid, rm.fd, rm.client, ch, ctx_va, CHANNEL_CTX_VA_SIZE)
+        if ctxshare:
+            # graphics channels have context buffers UVM maps (copy-engine channels have none)
+            ctx_va = self._pool.reserve_gpu_only(CHANNEL_CTX_VA_SIZE, 2 << 20)
+            self.uvm.register_channel(self.uuid, rm.fd, rm.client, ch, ctx_va, CHANNEL_CTX_VA_SIZE)
         return ch, obj
 
     def _make_channel(self, slot: int, h_channel: int, kind: str) -> Channel:
@@ -303,8 +329,14 @@ class NVDevice(Device):
         q._emit_slm(a.va, per_tpc)
 
     # ---- core hooks ----------------------------------------------------------------------
-    def _backend_alloc(self, size: int, host_visible: bool, for_signals: bool = False) -> Buffer:
-        a = self.mem.sysmem(size) if host_visible else self.mem.vidmem(size)
+    def _backend_alloc(self, size: int, host_visible: bool, for_signals: bool = False,
+                       for_commands: bool = False) -> Buffer:
+        if for_commands:
+            # QMDs, constant banks and bound streams in video memory, CPU-written through BAR1:
+            # the GPU fetches them once per launch and PCIe round trips would dominate
+            a = self.mem.vidmem(size, cpu_map=True)
+        else:
+            a = self.mem.sysmem(size) if host_visible else self.mem.vidmem(size)
         return Buffer(self, a.va, size, host_visible=host_visible, device=self, meta=a)
 
     def _backend_free(self, buf: Buffer) -> None:
@@ -375,6 +407,17 @@ class NVDevice(Device):
 
 
 _EMPTY = np.zeros(0, np.uint32)
+
+
+def _reserve_pool(kernel: Kernel) -> VAPool:
+    """The first free pool slot below 2**40 (never anywhere else: the hardware needs it)."""
+    for slot in range(POOL_SLOTS):
+        pool = VAPool(kernel, POOL_BASE + slot * POOL_SIZE, POOL_SIZE)
+        if pool.at_hint:
+            return pool
+        pool.close()
+    raise HwdrvError(f"no free {POOL_SIZE >> 30} GiB address range below 2**40 for another device "
+                     f"(tried {POOL_SLOTS} slots from {POOL_BASE:#x}); close other devices first")
 
 
 def _host_view(addr: int, size: int) -> np.ndarray:

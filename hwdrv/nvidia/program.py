@@ -10,7 +10,7 @@ import numpy as np
 from ..program import Param, Program
 from .cubin import CubinImage
 from .ptximage import PtxImage, load_image
-from .qmd import CBUF_ALIGN, RESERVED_SHARED, build_template
+from .qmd import CBUF_ALIGN, QMD_WORDS, RESERVED_SHARED, build_template, set_const_bank
 
 if TYPE_CHECKING:
     from .device import NVDevice
@@ -43,15 +43,16 @@ class NVProgram(Program):
                          max_shared=device.max_shared_per_block)
         self.local_per_thread = info.local_per_thread
         self.regs = info.regs
-        # upload code (+ .nv.global) to video memory
+        # Code (and .nv.global) goes to video memory the CPU writes directly: loading a program
+        # never queues behind work the user has put on the copy engine.
         self._globals = None
         if isinstance(image, CubinImage):
             size = image.image_size + CODE_SLACK
-            self._code = device.alloc(size)
+            self._code = device._alloc_command_chunk(size)
             gva = None
             if image.global_size:
-                self._globals = device.alloc(image.global_size)
-                device.upload(self._globals, bytes(image.global_size))
+                self._globals = device._alloc_command_chunk(image.global_size)
+                self._globals.view()[:] = 0
                 gva = self._globals.va
             device.upload(self._code, image.link(self._code.va, gva))
             self.program_va = image.text_address(name, self._code.va)
@@ -59,7 +60,7 @@ class NVProgram(Program):
                                 for n, b in image.kernel_banks(name).items()}
             cb0 = image.constant_bank(name, 0).data
         else:
-            self._code = device.alloc(len(binary) + CODE_SLACK)
+            self._code = device._alloc_command_chunk(len(binary) + CODE_SLACK)
             device.upload(self._code, binary)
             self.program_va = self._code.va + info.text_offset
             self.const_banks = {}
@@ -71,23 +72,31 @@ class NVProgram(Program):
         tmpl[:len(cb0)] = cb0
         struct.pack_into("<QQI", tmpl, CB0_SHARED_WINDOW, device.shared_window, device.local_window,
                          LOCAL_WINDOW_SIZE - STACK_RESERVE)
-        self.cb0_template = np.frombuffer(bytes(tmpl), np.uint8)
+        self.cb0_template = np.frombuffer(bytes(tmpl), np.uint8).copy()
         self.param_base = info.param_base
         self.slm_per_thread = (-(-(self.local_per_thread + STACK_RESERVE) // 16) * 16
                                if self.local_per_thread else 0)
-        self._qmds: dict[tuple, np.ndarray] = {}
+        self._templates: dict[tuple, np.ndarray] = {}
+        #: byte offset of the parameters in a launch template
+        self.args_offset = QMD_WORDS * 4 + self.param_base
 
-    def qmd_template(self, block: tuple, shared: int) -> np.ndarray:
-        """The QMD for this launch shape (cached)."""
+    def launch_template(self, block: tuple, shared: int) -> np.ndarray:
+        """QMD words followed by constant bank 0 for this launch shape (cached): everything but
+        the grid, the arguments and the constant bank's address is already in place."""
         key = (block, shared)
-        q = self._qmds.get(key)
-        if q is None:
+        t = self._templates.get(key)
+        if t is None:
             smem = (self.shared_static if self.shared_static else RESERVED_SHARED) + shared
             q = build_template(block=block, regs=self.regs, shared_bytes=smem,
                                local_bytes=self.slm_per_thread, program_va=self.program_va,
                                program_size=self.program_size, const_banks=self.const_banks)
-            self._qmds[key] = q
-        return q
+            set_const_bank(q, 0, 0, self.cb0_size)      # size and valid bits; address per launch
+            cb = self.cb0_template.copy()
+            struct.pack_into("<III", cb, CB0_BLOCK_DIM, *block)
+            t = np.concatenate([q, cb.view(np.uint32)])
+            t.flags.writeable = False
+            self._templates[key] = t
+        return t
 
     def free(self) -> None:
         """Release the code memory (the program must not be launched afterwards)."""

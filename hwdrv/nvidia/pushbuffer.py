@@ -38,15 +38,22 @@ def immd(subch: int, method: int, value: int) -> int:
             | _SUBCH.encode(subch) | _ADDR.encode(method >> 2))
 
 
+# GP entry layout: entry0 holds VA[31:2] in place, entry1 VA[39:32] and the length in dwords.
+_GP_E0 = hw.NVC56F_GP_ENTRY0_FETCH.encode(hw.NVC56F_GP_ENTRY0_FETCH_UNCONDITIONAL)
+_GP_E1 = hw.NVC56F_GP_ENTRY1_LEVEL.encode(hw.NVC56F_GP_ENTRY1_LEVEL_MAIN)
+_GP_GET_MASK = hw.NVC56F_GP_ENTRY0_GET.mask
+_GP_LEN_SHIFT = 32 + hw.NVC56F_GP_ENTRY1_LENGTH.lo
+_GP_LEN_MAX = (1 << hw.NVC56F_GP_ENTRY1_LENGTH.width) - 1
+_GP_HI_SHIFT = 32 + hw.NVC56F_GP_ENTRY1_GET_HI.lo
+
+
 def gp_entry(va: int, ndwords: int) -> int:
     """A GPFIFO entry (64-bit) that fetches ``ndwords`` words of pushbuffer at ``va``."""
-    if va & 3 or va >> 40:
-        raise ValueError(f"pushbuffer address {va:#x} must be 4-byte aligned and below 2**40")
-    e0 = hw.NVC56F_GP_ENTRY0_GET.encode((va & 0xFFFFFFFF) >> 2) | hw.NVC56F_GP_ENTRY0_FETCH.encode(
-        hw.NVC56F_GP_ENTRY0_FETCH_UNCONDITIONAL)
-    e1 = (hw.NVC56F_GP_ENTRY1_GET_HI.encode(va >> 32) | hw.NVC56F_GP_ENTRY1_LENGTH.encode(ndwords)
-          | hw.NVC56F_GP_ENTRY1_LEVEL.encode(hw.NVC56F_GP_ENTRY1_LEVEL_MAIN))
-    return e0 | (e1 << 32)
+    if va & 3 or va >> 40 or not 0 < ndwords <= _GP_LEN_MAX:
+        raise ValueError(f"pushbuffer segment {va:#x} + {ndwords} words: the address must be "
+                         f"4-byte aligned below 2**40 and the length 1..{_GP_LEN_MAX} words")
+    return ((va & _GP_GET_MASK) | _GP_E0 | (((va >> 32) & 0xFF) << _GP_HI_SHIFT)
+            | (ndwords << _GP_LEN_SHIFT) | (_GP_E1 << 32))
 
 
 # Semaphore execute words (host class): a 64-bit acquire ">=" that yields the TSG while it

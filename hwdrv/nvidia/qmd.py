@@ -46,6 +46,9 @@ def build_template(*, block: tuple[int, int, int], regs: int, shared_bytes: int,
     banks other than 0.
     """
     q = np.zeros(QMD_WORDS, np.uint32)
+    # Measured on an H100 with driver 580.159.04: a QMD of type QUEUE (0) is fetched and then
+    # silently not run; a grid launch must say GRID_CTA.
+    _f("QMD_TYPE").set(q, hw.NVCBC0_QMDV04_00_QMD_TYPE_GRID_CTA)
     _f("QMD_MAJOR_VERSION").set(q, 4)
     _f("QMD_MINOR_VERSION").set(q, 0)
     _f("API_VISIBLE_CALL_LIMIT").set(q, hw.NVCBC0_QMDV04_00_API_VISIBLE_CALL_LIMIT_NO_CHECK)
@@ -85,7 +88,17 @@ def set_const_bank(q: np.ndarray, bank: int, va: int, size: int) -> None:
     _f("CONSTANT_BUFFER_SIZE_SHIFTED4")(bank).set(q, -(-size // 16))
 
 
-#: word index and mask of the grid fields, for fast per-launch patching
-GRID_X = _f("GRID_WIDTH")
-GRID_Y = _f("GRID_HEIGHT")
-GRID_Z = _f("GRID_DEPTH")
+def word_field(field) -> tuple[int, int, int]:
+    """(word index, shift, mask in the word) of a field lying inside one 32-bit word."""
+    word, shift = divmod(field.lo, 32)
+    if shift + field.width > 32:
+        raise ValueError(f"{field} spans two words")
+    return word, shift, ((1 << field.width) - 1) << shift
+
+
+#: the grid fields and constant bank 0's address fields, patched on every launch
+GRID_X = word_field(_f("GRID_WIDTH"))
+GRID_Y = word_field(_f("GRID_HEIGHT"))
+GRID_Z = word_field(_f("GRID_DEPTH"))
+CB0_ADDR_LO = word_field(_f("CONSTANT_BUFFER_ADDR_LOWER_SHIFTED6")(0))
+CB0_ADDR_HI = word_field(_f("CONSTANT_BUFFER_ADDR_UPPER_SHIFTED6")(0))

@@ -2,7 +2,7 @@
 (QMD + constant bank 0 in command memory) and copy-engine transfers."""
 from __future__ import annotations
 
-import struct
+import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,8 +11,8 @@ from ..queue import Queue, WordBuffer
 from ..var import IntArg, VarExpr
 from . import pushbuffer as pb
 from .gen import hopper as hw
-from .program import CB0_BLOCK_DIM, CB0_GRID_DIM, NVProgram
-from .qmd import GRID_X, GRID_Y, GRID_Z, QMD_SIZE, set_const_bank
+from .program import CB0_GRID_DIM, NVProgram
+from .qmd import CB0_ADDR_HI, CB0_ADDR_LO, GRID_X, GRID_Y, GRID_Z, QMD_SIZE
 
 if TYPE_CHECKING:
     from ..signal import Signal
@@ -31,7 +31,15 @@ _INVALIDATE = (hw.NVCBC0_INVALIDATE_SHADER_CACHES_NO_WFI_INSTRUCTION.encode(
 _LAUNCH_WORDS = [pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_INVALIDATE_SHADER_CACHES_NO_WFI, 1), _INVALIDATE,
                  pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_SEND_PCAS_A, 1)]
 _PCAS_B = [pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_SEND_SIGNALING_PCAS2_B, 1), _PCAS_LAUNCH]
+_PCAS_A = [pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_SEND_PCAS_A, 1)]
 _WFI = [pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_WAIT_FOR_IDLE, 1), 0]
+_DEP_ENABLE = hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_ENABLE(0)
+_DEP_ACTION = hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_ACTION(0)
+_DEP_PREFETCH = hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_PREFETCH(0)
+_DEP_POINTER = hw.NVCBC0_QMDV04_00_DEPENDENT_QMD0_POINTER
+#: chain consecutive launches of a queue through their QMDs (env HWDRV_NV_QMD_CHAIN=0: a
+#: WAIT_FOR_IDLE and a new launch method each instead)
+CHAIN_LAUNCHES = os.environ.get("HWDRV_NV_QMD_CHAIN", "1") != "0"
 # A copy-engine transfer: pitch layout on both sides, one line, flushed when done.
 _DMA_LAUNCH = (hw.NVC8B5_LAUNCH_DMA_DATA_TRANSFER_TYPE.encode(hw.NVC8B5_LAUNCH_DMA_DATA_TRANSFER_TYPE_NON_PIPELINED)
                | hw.NVC8B5_LAUNCH_DMA_FLUSH_ENABLE.encode(hw.NVC8B5_LAUNCH_DMA_FLUSH_ENABLE_TRUE)
@@ -39,6 +47,16 @@ _DMA_LAUNCH = (hw.NVC8B5_LAUNCH_DMA_DATA_TRANSFER_TYPE.encode(hw.NVC8B5_LAUNCH_D
                | hw.NVC8B5_LAUNCH_DMA_DST_MEMORY_LAYOUT.encode(hw.NVC8B5_LAUNCH_DMA_DST_MEMORY_LAYOUT_PITCH))
 #: bytes per copy-engine launch (LINE_LENGTH_IN is a 32-bit byte count)
 COPY_CHUNK = 1 << 31
+
+
+_CB0_GRID_WORD = (QMD_SIZE + CB0_GRID_DIM) // 4
+
+
+def _put(w: np.ndarray, field: tuple[int, int, int], v: int) -> None:
+    word, shift, mask = field
+    if (v << shift) & ~mask:
+        raise ValueError(f"{v} does not fit a {mask.bit_count()}-bit QMD field")
+    w[word] = (int(w[word]) & ~mask) | (v << shift)
 
 
 class NVQueue(Queue):
@@ -69,39 +87,58 @@ class NVComputeQueue(NVQueue):
 
     def __init__(self, device: "NVDevice"):
         super().__init__(device)
-        self._last_was_exec = False
+        self._prev_qmd: np.ndarray | None = None     # QMD of the exec just before, if any
+        self._invalidated = False
         #: (program, grid, block, QMD address) of every exec, for hang reports
         self.launches: list[tuple[NVProgram, tuple, tuple, int]] = []
 
     def _emit(self, *words: int) -> None:
-        self._last_was_exec = False
+        self._prev_qmd = None
         super()._emit(*words)
 
     def _q_exec(self, prog: NVProgram, grid: tuple, block: tuple, args: list, shared: int) -> None:
         dev = self.device
-        serialize = self._last_was_exec
-        qmd_tmpl = prog.qmd_template(block, shared)
-        va, mem = dev._cmd_alloc(self, QMD_SIZE + prog.cb0_size, 256)
-        qmd = mem[:QMD_SIZE].view(np.uint32)
-        qmd[:] = qmd_tmpl
-        cb = mem[QMD_SIZE:]
-        cb[:] = prog.cb0_template
+        tmpl = prog.launch_template(block, shared)
+        nbytes = tmpl.nbytes
+        va, mem = dev._cmd_alloc(self, nbytes, 256)
+        w = tmpl.copy()            # built in host memory, then one bulk write to the GPU's copy
         cb_va = va + QMD_SIZE
-        set_const_bank(qmd, 0, cb_va, prog.cb0_size)
-        struct.pack_into("<III", cb.data, CB0_BLOCK_DIM, *block)
-        cbw = WordBuffer(cb.view(np.uint32))
-        qw = WordBuffer(qmd)
-        for i, (g, f) in enumerate(zip(grid, (GRID_X, GRID_Y, GRID_Z))):
-            shift = f.lo % 32
-            self._site(qw, f.lo // 32, g, 1, shift, ((1 << f.width) - 1) << shift)
-            self._site(cbw, CB0_GRID_DIM // 4 + i, g)
-        for off, size, expr in prog.pack_args(args, cb, prog.param_base):
-            self._site(cbw, off // 4, expr, size // 4)
+        _put(w, CB0_ADDR_LO, (cb_va >> 6) & _U32)
+        _put(w, CB0_ADDR_HI, cb_va >> 38)
+        gx, gy, gz = grid
+        symbolic = isinstance(gx, VarExpr) or isinstance(gy, VarExpr) or isinstance(gz, VarExpr)
+        if not symbolic:
+            _put(w, GRID_X, gx)
+            _put(w, GRID_Y, gy)
+            _put(w, GRID_Z, gz)
+            w[_CB0_GRID_WORD:_CB0_GRID_WORD + 3] = grid
+        sym_args = prog.pack_args(args, w.view(np.uint8), prog.args_offset)
+        words = mem.view(np.uint32)
+        words[:] = w
+        if symbolic or sym_args:
+            target = WordBuffer(words)
+            if symbolic:
+                for i, (g, (wi, sh, mask)) in enumerate(zip(grid, (GRID_X, GRID_Y, GRID_Z))):
+                    self._site(target, wi, g, 1, sh, mask)
+                    self._site(target, _CB0_GRID_WORD + i, g)
+            for off, size, expr in sym_args:
+                self._site(target, off // 4, expr, size // 4)
         if prog.slm_per_thread:
             dev._ensure_slm(self, prog.slm_per_thread)
-        words = (_WFI if serialize else []) + _LAUNCH_WORDS + [va >> 8] + _PCAS_B
-        super()._emit(*words)
-        self._last_was_exec = True
+        prev = self._prev_qmd
+        if prev is not None and CHAIN_LAUNCHES:
+            # Back-to-back launches: the previous grid schedules this one when it completes,
+            # in hardware, with no host method in between (in-order, no WAIT_FOR_IDLE).
+            _DEP_ENABLE.set(prev, 1)
+            _DEP_ACTION.set(prev, hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_ACTION_QMD_SCHEDULE)
+            _DEP_PREFETCH.set(prev, 1)
+            _DEP_POINTER.set(prev, va >> 8)
+        else:
+            if prev is not None:
+                super()._emit(*_WFI)
+            super()._emit(*(_PCAS_A if self._invalidated else _LAUNCH_WORDS), va >> 8, *_PCAS_B)
+            self._invalidated = True
+        self._prev_qmd = words[:QMD_SIZE // 4]
         self.launches.append((prog, grid, block, va))
 
     def _q_memory_barrier(self) -> None:

@@ -31,18 +31,22 @@ class GlobalMemory(Protocol):
     Accesses outside mapped memory raise a MockFault subclass with ``address``/``access``/
     ``reason`` attributes (``hwdrv.mock.gpumem.MemoryFault``)."""
 
-    def load(self, addrs: np.ndarray, dtype) -> np.ndarray: ...
-    def store(self, addrs: np.ndarray, values: np.ndarray) -> None: ...
+    def load(self, addrs: np.ndarray, dtype, mask=None, access: str = "read") -> np.ndarray: ...
+    def store(self, addrs: np.ndarray, values: np.ndarray, mask=None, access: str = "write") -> None: ...
     def read(self, va: int, n: int) -> bytes: ...
     def write(self, va: int, data: bytes) -> None: ...
 
 
-def _first_lane(addrs: np.ndarray, lanes: np.ndarray | None, address: int | None, size: int) -> int | None:
-    """Chunk lane whose access [a, a+size) covers ``address`` (first one), else the first lane."""
+def _first_lane(addrs: np.ndarray, lanes: np.ndarray | None, address: int | None, size: int,
+                vec_lane: int | None = None) -> int | None:
+    """Chunk lane of a fault: the element the page table named (``vec_lane``), else the first
+    whose access [a, a+size) covers ``address``, else the first lane."""
     if addrs.size == 0:
         return None
     pos = 0
-    if address is not None:
+    if vec_lane is not None and 0 <= vec_lane < addrs.size:
+        pos = int(vec_lane)
+    elif address is not None:
         hit = np.flatnonzero((addrs <= np.uint64(address)) & (np.uint64(address) < addrs + np.uint64(size)))
         if hit.size:
             pos = int(hit[0])
@@ -76,17 +80,19 @@ class GlobalSpace:
         dtype = np.dtype(dtype)
         check_aligned(addrs, dtype.itemsize, lanes, "global", access)
         try:
-            return np.asarray(self.memory.load(addrs, dtype)).view(dtype)
+            return np.asarray(self.memory.load(addrs, dtype, access=access)).view(dtype)
         except MockFault as exc:
-            exc.chunk_lane = _first_lane(addrs, lanes, getattr(exc, "address", None), dtype.itemsize)
+            exc.chunk_lane = _first_lane(addrs, lanes, getattr(exc, "address", None), dtype.itemsize,
+                                         getattr(exc, "lane", None))
             raise
 
     def store(self, addrs: np.ndarray, lanes, values: np.ndarray, access: str = "write") -> None:
         check_aligned(addrs, values.dtype.itemsize, lanes, "global", access)
         try:
-            self.memory.store(addrs, values)
+            self.memory.store(addrs, values, access=access)
         except MockFault as exc:
-            exc.chunk_lane = _first_lane(addrs, lanes, getattr(exc, "address", None), values.dtype.itemsize)
+            exc.chunk_lane = _first_lane(addrs, lanes, getattr(exc, "address", None), values.dtype.itemsize,
+                                         getattr(exc, "lane", None))
             raise
 
 

@@ -68,7 +68,7 @@ def round_exact(hi, tail, fmt: str, mode: str, exact, finite_inputs) -> np.ndarr
         return hi
     if tail is None:
         out = hi.copy()
-        lanes = np.flatnonzero(np.isfinite(hi) | finite_inputs)
+        lanes = np.flatnonzero(finite_inputs)
         for lane, q in zip(lanes, exact(lanes)):
             out[lane] = fr.round_fraction(q, "f64", mode, -1.0 if mode == "rm" else np.copysign(1.0, hi[lane]))
         return out
@@ -112,7 +112,7 @@ def f_mul(a, b, fmt, mode):
     if mode == "rn":
         return a * b
     p, e = fr.two_prod(a, b)
-    ok = fin & (np.abs(a) < 2.0**995) & (np.abs(b) < 2.0**995) & ((np.abs(p) > 2.0**-960) | (p == 0))
+    ok = fin & (np.abs(a) < 2.0**995) & (np.abs(b) < 2.0**995) & ((np.abs(p) > 2.0**-960) | (a == 0) | (b == 0))
     if ok.all():
         return round_exact(p, np.where(np.isfinite(p), e, 0.0), fmt, mode, None, fin)
     r = round_exact(p, np.where(ok, e, 0.0), fmt, mode, None, fin)
@@ -138,7 +138,7 @@ def f_fma(a, b, c, fmt, mode):
     s, e = fr.two_sum(p, c)
     t = e + pe
     r = s + t
-    ok = fin & np.isfinite(r) & (np.abs(a) < 2.0**995) & (np.abs(b) < 2.0**995) & ((np.abs(p) > 2.0**-960) | (p == 0)) & (np.abs(s) < 2.0**1020)
+    ok = fin & np.isfinite(r) & (np.abs(a) < 2.0**995) & (np.abs(b) < 2.0**995) & ((np.abs(p) > 2.0**-960) | (a == 0) | (b == 0)) & (np.abs(s) < 2.0**1020)
     if mode == "rn":
         # r is right wherever every value in [prev(t), next(t)] (which holds e+pe) gives the same sum.
         sure = ok & (s + np.nextafter(t, -np.inf) == s + np.nextafter(t, np.inf))
@@ -164,8 +164,8 @@ def f_div(a, b, fmt, mode):
         return fr.round_f64(q, fmt, "rn") if fmt != "f64" else q
     exact = lambda L: [fr.frac(a[k]) / fr.frac(b[k]) for k in L]  # noqa: E731
     if fmt == "f64":
-        return round_exact(q, None, fmt, mode, exact, fin & np.isfinite(q))
-    return fr.finish(q, None, fmt, mode, exact)
+        return round_exact(q, None, fmt, mode, exact, fin)
+    return fr.finish(q, ~fin, fmt, mode, exact)        # special operands: q is the IEEE result
 
 
 class _SqrtQ:

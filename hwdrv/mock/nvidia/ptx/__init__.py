@@ -1,0 +1,19 @@
+"""PTX interpreter: the instruction set of the mock NVIDIA (Hopper, sm_90) GPU.
+
+    from hwdrv.mock.nvidia import ptx
+    module = ptx.parse(text)                       # PTXError (a ProgramError) on bad/unsupported PTX
+    module.entries["k"].params                     # [Param(name, type, size, align, offset)]
+    ptx.launch(module, "k", grid=(x, y, z), block=(x, y, z), params=..., memory=page_table)
+
+Kernels run vectorised with numpy over whole CTAs. Faults raise MockFault subclasses
+(the page table's MemoryFault, AddressSpaceFault, IllegalInstruction, LaunchTimeout) carrying
+cta/thread/warp/lane/pc/line/instruction attributes for the SM error state."""
+from .ast import Param, Variable
+from .errors import AddressSpaceFault, IllegalInstruction, LaunchTimeout, PTXError
+from .executor import LaunchResult, launch
+from .memory import LOCAL_WINDOW, PARAM_WINDOW, SHARED_WINDOW, WINDOW_SIZE, GlobalMemory
+from .module import Entry, Module, parse
+
+__all__ = ["parse", "launch", "Module", "Entry", "Param", "Variable", "LaunchResult", "PTXError",
+           "IllegalInstruction", "LaunchTimeout", "AddressSpaceFault", "GlobalMemory", "SHARED_WINDOW",
+           "LOCAL_WINDOW", "PARAM_WINDOW", "WINDOW_SIZE"]

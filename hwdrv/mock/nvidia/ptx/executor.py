@@ -1,0 +1,221 @@
+"""Launch: run a kernel over a grid, vectorised with numpy across whole CTAs at once.
+
+Scheduling: lanes of a chunk of CTAs share one PC while converged. A divergent branch gives
+each lane its own PC; each step then runs the instruction at the lowest PC for the lanes at
+that PC, which reconverges structured control flow at its join point and runs loops to their
+end. A CTA's lanes therefore reach a barrier together, and warp-wide instructions see their
+whole warp."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwdrv.errors import HwdrvError, MockFault, ProgramError
+
+from .errors import IllegalInstruction, LaunchTimeout, annotate
+from .memory import GlobalMemory, GlobalSpace
+from .module import USER_CONST_BANK, Module
+from .state import State
+
+DEFAULT_MAX_STEPS = 50_000_000
+DEFAULT_CHUNK_THREADS = 1 << 16
+_EXITED = np.iinfo(np.int32).max
+_EMPTY = np.zeros(0, np.int64)
+
+
+@dataclass
+class LaunchResult:
+    """What a launch did: thread-instructions (instructions x lanes that issued them), issue
+    steps of the vector scheduler, CTAs and threads run, wall time."""
+    thread_instructions: int
+    steps: int
+    ctas: int
+    threads: int
+    seconds: float
+
+
+def _dims(v, what: str) -> tuple[int, int, int]:
+    t = tuple(int(x) for x in (v if isinstance(v, (tuple, list)) else (v,)))
+    if not 1 <= len(t) <= 3:
+        raise ProgramError(f"{what} must have 1 to 3 dimensions, got {v!r}")
+    t = t + (1,) * (3 - len(t))
+    if any(x < 1 for x in t):
+        raise ProgramError(f"{what} dimensions must be >= 1, got {v!r}")
+    return t
+
+
+def launch(module: Module, name: str, grid, block, params: bytes, memory: GlobalMemory, dynamic_shared: int = 0,
+           const_banks: dict[int, bytes] | None = None, *, global_addresses: dict[str, int] | None = None,
+           max_steps: int | None = None, deadline: float | None = None, cancel: threading.Event | None = None,
+           chunk_threads: int = DEFAULT_CHUNK_THREADS) -> LaunchResult:
+    """Run kernel ``name`` of ``module`` over ``grid`` x ``block``.
+
+    ``params``: the kernel parameter bytes (constant bank 0 from offset 0x210). ``memory``: the
+    GPU page table. ``const_banks``: bytes of constant banks by number (bank 3 defaults to the
+    module's .const image). ``global_addresses``: device addresses of module .global variables.
+    ``max_steps`` (scheduler issue steps), ``deadline`` (a time.monotonic() value) and
+    ``cancel`` stop a runaway kernel with LaunchTimeout. Faults propagate as MockFault
+    subclasses annotated with CTA, thread, warp, lane, PC, PTX line and instruction."""
+    try:
+        entry = module.entries[name]
+    except KeyError:
+        raise ProgramError(f"kernel {name!r} not in module (entries: {sorted(module.entries)})") from None
+    grid, block = _dims(grid, "grid"), _dims(block, "block")
+    nthreads = block[0] * block[1] * block[2]
+    if nthreads > 1024 or block[2] > 64:
+        raise ProgramError(f"block {block} exceeds 1024 threads (or z > 64)")
+    if grid[0] >= 2**31 or grid[1] >= 65536 or grid[2] >= 65536:
+        raise ProgramError(f"grid {grid} exceeds the sm_90 limits")
+    if entry.reqntid and tuple(entry.reqntid) + (1,) * (3 - len(entry.reqntid)) != block:
+        raise ProgramError(f"kernel {name} requires block {entry.reqntid} (.reqntid), launched with {block}")
+    params = bytes(params)
+    if len(params) < entry.param_size:
+        raise ProgramError(f"kernel {name} takes {entry.param_size} bytes of parameters, got {len(params)}")
+    if dynamic_shared < 0:
+        raise ProgramError("dynamic_shared must be >= 0")
+    shared = entry.shared_bytes(dynamic_shared)
+    if shared > 228 * 1024:
+        raise ProgramError(f"kernel {name} needs {shared} bytes of shared memory per CTA (sm_90 max 228 KiB)")
+    banks = {k: bytes(v) for k, v in (const_banks or {}).items()}
+    banks.setdefault(USER_CONST_BANK, module.const_image)
+    banks_np = {k: v for k, v in banks.items()}
+    n_ctas = grid[0] * grid[1] * grid[2]
+    cta_lanes = (nthreads + 31) // 32 * 32
+    per_chunk = max(1, chunk_threads // cta_lanes)
+    gspace = GlobalSpace(memory)
+    budget = [DEFAULT_MAX_STEPS if max_steps is None else int(max_steps)]
+    t0 = time.perf_counter()
+    total_ti = total_steps = 0
+    with np.errstate(all="ignore"):
+        for cta0 in range(0, n_ctas, per_chunk):
+            st = State(regs_dtypes=entry.reg_dtypes, grid=grid, block=block, cta0=cta0,
+                       n_ctas=min(per_chunk, n_ctas - cta0), global_space=gspace, shared_size=shared,
+                       dynamic_shared=dynamic_shared, local_size=entry.local_size, params=params,
+                       const_banks=banks_np, global_addresses=dict(global_addresses or {}))
+            ti, steps = _run_chunk(entry, st, budget, deadline, cancel, total_steps)
+            total_ti += ti
+            total_steps += steps
+    return LaunchResult(total_ti, total_steps, n_ctas, n_ctas * nthreads, time.perf_counter() - t0)
+
+
+def _run_chunk(entry, st: State, budget: list, deadline, cancel, steps_before: int) -> tuple[int, int]:
+    ops = entry.ops
+    L = st.L
+    regs = st.regs
+    if st.valid.all():
+        active, n_live = None, L
+    else:
+        active = np.flatnonzero(st.valid)
+        n_live = len(active)
+    pc = 0
+    pcs = None                    # per-lane PCs while divergent
+    ti = steps = 0
+    limit = budget[0] - steps_before
+    while n_live:
+        if pcs is not None:
+            m = int(pcs.min())
+            cur = np.flatnonzero(pcs == m)
+            pc = m
+            if len(cur) == n_live:                    # everyone is here: converged again
+                pcs = None
+                active = None if n_live == L else cur
+                cur = active
+        else:
+            cur = active
+        op = ops[pc]
+        steps += 1
+        ncur = L if cur is None else len(cur)
+        ti += ncur
+        st.steps = steps
+        if steps > limit:
+            raise _timeout(entry, st, op, pc, cur, steps_before + steps, "max_steps",
+                           f"kernel {entry.name} exceeded {budget[0]} scheduler steps (endless loop?)")
+        if not steps & 63:
+            if cancel is not None and cancel.is_set():
+                raise _timeout(entry, st, op, pc, cur, steps_before + steps, "cancelled",
+                               f"kernel {entry.name} was cancelled")
+            if deadline is not None and time.monotonic() > deadline:
+                raise _timeout(entry, st, op, pc, cur, steps_before + steps, "deadline",
+                               f"kernel {entry.name} ran past its deadline")
+        exe = cur
+        gmask = None
+        if op.guard is not None:
+            slot, neg = op.guard
+            g = regs[slot] if cur is None else regs[slot][cur]
+            gmask = ~g if neg else g
+            if gmask.all():
+                gmask = None
+            elif not gmask.any():
+                exe = _EMPTY
+            else:
+                exe = np.flatnonzero(gmask) if cur is None else cur[gmask]
+        kind = op.kind
+        if kind == "op" or kind == "bar":
+            if exe is None or len(exe):
+                try:
+                    op.run(st, exe)
+                except MockFault as exc:
+                    raise _annotated(exc, entry, st, op, pc, exe) from None
+                except HwdrvError:
+                    raise
+                except Exception as exc:           # an interpreter defect: report it as the SM would
+                    err = IllegalInstruction(f"internal error executing `{op.text}`: {exc!r}", op.text, op.line)
+                    raise _annotated(err, entry, st, op, pc, exe) from exc
+            if pcs is None:
+                pc += 1
+            else:
+                pcs[cur] = pc + 1
+        elif kind == "bra":
+            taken_all = exe is cur or (exe is not None and cur is not None and len(exe) == len(cur))
+            if pcs is None:
+                if taken_all:
+                    pc = op.target
+                elif len(exe) == 0:
+                    pc += 1
+                else:
+                    pcs = np.full(L, _EXITED, np.int32)
+                    pcs[np.arange(L) if cur is None else cur] = pc + 1
+                    pcs[exe] = op.target
+            else:
+                pcs[cur] = pc + 1
+                if len(exe):
+                    pcs[exe] = op.target
+        else:                                          # exit / ret
+            n_exit = L if exe is None else len(exe)
+            if pcs is None:
+                if n_exit == ncur:
+                    break
+                if n_exit:
+                    stay = ~gmask
+                    active = np.flatnonzero(stay) if cur is None else cur[stay]
+                    n_live -= n_exit
+                pc += 1
+            else:
+                pcs[cur] = pc + 1
+                if n_exit:
+                    pcs[exe] = _EXITED
+                    n_live -= n_exit
+    return ti, steps
+
+
+def _lane_context(st: State, lane: int) -> dict:
+    t = int(st.lane_t[lane])
+    return dict(cta=st.cta_of(lane), thread=st.thread_of(lane), warp=t // 32, lane=t % 32)
+
+
+def _annotated(exc: MockFault, entry, st: State, op, pc: int, exe) -> MockFault:
+    lane = getattr(exc, "chunk_lane", None)
+    if lane is None:
+        lane = 0 if exe is None or len(exe) == 0 else int(exe[0])
+    if isinstance(exc, IllegalInstruction) and not exc.instruction:
+        exc.instruction, exc.line = op.text, op.line
+    return annotate(exc, entry=entry.name, pc=pc, line=op.line, instruction=op.text, **_lane_context(st, int(lane)))
+
+
+def _timeout(entry, st: State, op, pc: int, cur, steps: int, reason: str, msg: str) -> LaunchTimeout:
+    exc = LaunchTimeout(msg, steps, reason)
+    lane = 0 if cur is None or len(cur) == 0 else int(cur[0])
+    return annotate(exc, entry=entry.name, pc=pc, line=op.line, instruction=op.text, **_lane_context(st, lane))

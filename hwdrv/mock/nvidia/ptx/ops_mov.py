@@ -1,0 +1,234 @@
+"""Data movement and conversion: mov (incl. vector pack/unpack), cvt, cvta, isspacep."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import fpround as fr
+from .ast import Vec
+from .decode import Ctx, family
+from .memory import WINDOW_SIZE, WINDOWS
+from .ops_float import _flush, _post, pack, unpack
+from .types import SIGNED, TYPES, UNSIGNED, PType, int_type
+
+U64 = np.uint64
+
+
+@family("mov")
+def build_mov(ctx: Ctx, ins):
+    t = ctx.one_type(ins)
+    ctx.check_mods(ins, set())
+    ctx.nops(ins, 2)
+    d, a = ins.operands
+    if isinstance(a, Vec) or isinstance(d, Vec):
+        if isinstance(a, Vec) and isinstance(d, Vec):
+            raise ctx.error("mov between two vectors")
+        vec = a if isinstance(a, Vec) else d
+        n = len(vec.items)
+        if t.size % n or t.kind == "p" or n not in (2, 4):
+            raise ctx.error(f"cannot split .{t.name} into {n} elements")
+        et = int_type(t.size // n, False) if t.size // n > 1 else TYPES["b8"]
+        eb = et.bits
+        big = UNSIGNED[t.size]
+        if isinstance(a, Vec):           # pack: first element in the lowest bits
+            srcs = [ctx.rd(x, et) for x in a.items]
+            w = ctx.wr(d, t)
+
+            def run(s, i):
+                r = None
+                for k, f in enumerate(srcs):
+                    v = np.asarray(f(s, i)).astype(big) << big.type(k * eb)
+                    r = v if r is None else r | v
+                w(s, i, r.view(t.dtype))
+            return run
+        src = ctx.rd(a, t)
+        ws = [ctx.wr(x, et) for x in d.items]
+        mask = big.type((1 << eb) - 1)
+
+        def run(s, i):
+            v = np.asarray(src(s, i)).view(big)
+            for k, f in enumerate(ws):
+                f(s, i, ((v >> big.type(k * eb)) & mask).astype(et.dtype))
+        return run
+    r, w = ctx.rd(a, t), ctx.wr(d, t)
+    return lambda s, i: w(s, i, r(s, i))
+
+
+@family("cvta")
+def build_cvta(ctx: Ctx, ins):
+    to = "to" in ins.mods
+    spaces = [m for m in ins.mods if m in ("shared", "local", "param", "global", "const")]
+    if len(spaces) != 1:
+        raise ctx.error("cvta needs one state space")
+    ctx.check_mods(ins, {"to", "shared", "local", "param", "global", "const"})
+    sp = spaces[0]
+    if sp == "const":
+        raise ctx.error("cvta.const: the constant bank has no generic window on this mock")
+    t = ctx.one_type(ins, {"u32", "u64"})
+    ctx.nops(ins, 2)
+    src = ctx.rd(ins.operands[1], t)
+    w = ctx.wr(ins.operands[0], t)
+    if sp == "global":
+        return lambda s, i: w(s, i, src(s, i))
+    base = WINDOWS[sp]
+    if to:
+        return lambda s, i: w(s, i, (np.asarray(src(s, i)).astype(U64) - U64(base)).astype(t.dtype))
+    return lambda s, i: w(s, i, (np.asarray(src(s, i)).astype(U64) + U64(base)).astype(t.dtype))
+
+
+@family("isspacep")
+def build_isspacep(ctx: Ctx, ins):
+    spaces = [m for m in ins.mods if m in ("shared", "local", "param", "global", "const")]
+    if len(spaces) != 1:
+        raise ctx.error("isspacep needs one state space")
+    ctx.check_mods(ins, {"shared", "local", "param", "global", "const"})
+    sp = spaces[0]
+    ctx.nops(ins, 2)
+    src = ctx.rd(ins.operands[1], TYPES["u64"])
+    w = ctx.wr(ins.operands[0], TYPES["pred"])
+
+    def inwin(a, base):
+        return (a >= U64(base)) & (a < U64(base + WINDOW_SIZE))
+
+    def run(s, i):
+        a = np.asarray(src(s, i)).astype(U64)
+        if sp == "const":
+            r = np.zeros(a.shape, bool)
+        elif sp == "global":
+            r = ~(inwin(a, WINDOWS["shared"]) | inwin(a, WINDOWS["local"]) | inwin(a, WINDOWS["param"]))
+        else:
+            r = inwin(a, WINDOWS[sp])
+        w(s, i, r)
+    return run
+
+
+# ---- cvt ----------------------------------------------------------------------------------
+_IRND = {"rni": np.rint, "rzi": np.trunc, "rmi": np.floor, "rpi": np.ceil}
+_FRND = ("rn", "rz", "rm", "rp")
+
+
+def _int_range(t: PType) -> tuple[int, int]:
+    return (-(1 << (t.bits - 1)), (1 << (t.bits - 1)) - 1) if t.kind == "s" else (0, (1 << t.bits) - 1)
+
+
+def float_to_int(x64: np.ndarray, t: PType, rnd) -> np.ndarray:
+    """Saturating float->int: NaN gives 0, out-of-range values clamp (PTX cvt semantics)."""
+    r = rnd(np.asarray(x64, np.float64))
+    r = np.where(np.isnan(r), 0.0, r)
+    lo, hi = _int_range(t)
+    if t.bits < 64:
+        return np.clip(r, lo, hi).astype(np.int64).astype(t.dtype)
+    if t.kind == "s":
+        over, under = r >= 2.0**63, r < -2.0**63
+        mid = np.where(over | under, 0.0, r).astype(np.int64)
+        return np.where(over, np.int64(hi), np.where(under, np.int64(lo), mid))
+    over, under = r >= 2.0**64, r < 0
+    r = np.where(over | under, 0.0, r)
+    big = r >= 2.0**63
+    low = np.where(big, 0.0, r).astype(np.int64).view(np.uint64)
+    high = (np.where(big, r - 2.0**63, 0.0).astype(np.int64).view(np.uint64)) + U64(1 << 63)
+    out = np.where(big, high, low)
+    return np.where(over, U64(hi), np.where(under, U64(0), out))
+
+
+def int_to_float(v, st: PType, fmt: str, mode: str) -> np.ndarray:
+    v = np.asarray(v)
+    if st.size <= 4:
+        return fr.round_f64(v.astype(np.float64), fmt, mode)     # exact in float64
+    hi = v.astype(np.float64)
+    exact = np.abs(hi) < 2.0**53
+    from fractions import Fraction
+    return fr.finish(hi, exact, fmt, mode, lambda L: [Fraction(int(v[k])) for k in L])
+
+
+def int_to_int(v, st: PType, dt: PType, sat: bool) -> np.ndarray:
+    v = np.asarray(v)
+    if sat:
+        lo, hi = _int_range(dt)
+        if st.kind == "s":
+            w = v.astype(np.int64)
+            return np.clip(w, max(lo, -(1 << 63)), min(hi, (1 << 63) - 1)).astype(dt.dtype)
+        w = v.astype(np.uint64)
+        return np.minimum(w, U64(min(hi, (1 << 64) - 1))).astype(dt.dtype)
+    # extension follows the source's signedness; narrowing keeps the low bits
+    if st.kind == "s":
+        return v.astype(SIGNED[st.size]).astype(SIGNED[dt.size]).view(dt.dtype)
+    return v.view(UNSIGNED[st.size]).astype(UNSIGNED[dt.size]).view(dt.dtype)
+
+
+@family("cvt")
+def build_cvt(ctx: Ctx, ins):
+    ts = ctx.types(ins)
+    if len(ts) != 2:
+        raise ctx.error("cvt needs a destination and a source type")
+    dt, st = ts
+    mods = set(ins.mods)
+    ctx.check_mods(ins, set(_IRND) | set(_FRND) | {"ftz", "sat", "relu"})
+    irnd = [m for m in ins.mods if m in _IRND]
+    frnd = [m for m in ins.mods if m in _FRND]
+    ftz, sat, relu = "ftz" in mods, "sat" in mods, "relu" in mods
+    d_float = dt.kind == "f" or dt.name in ("f16x2", "bf16x2")
+    s_float = st.kind == "f"
+    if dt.kind == "p" or st.kind == "p":
+        raise ctx.error("cvt does not convert predicates")
+    if st.name in ("f16x2", "bf16x2"):
+        raise ctx.error(f"cvt from .{st.name} is not supported")
+    pair = dt.name in ("f16x2", "bf16x2")
+    ctx.nops(ins, 3 if pair else 2)
+    w = ctx.wr(ins.operands[0], dt)
+    srcs = [ctx.rd(o, st) for o in ins.operands[1:]]
+    src = srcs[0]
+
+    if not d_float and not s_float:                      # int -> int
+        if irnd or frnd:
+            raise ctx.error("integer-to-integer cvt takes no rounding modifier")
+        return lambda s, i: w(s, i, int_to_int(src(s, i), st, dt, sat))
+    if not d_float:                                        # float -> int
+        if len(irnd) != 1:
+            raise ctx.error("float-to-integer cvt needs .rni .rzi .rmi or .rpi")
+        rnd = _IRND[irnd[0]]
+
+        def run(s, i):
+            x = unpack(st, src(s, i))[0]
+            if ftz:
+                x = _flush("f32", x)
+            w(s, i, float_to_int(x, dt, rnd))
+        return run
+    fmt = {"f16x2": "f16", "bf16x2": "bf16"}.get(dt.name, dt.name)
+    if not s_float:                                        # int -> float
+        if len(frnd) != 1:
+            raise ctx.error("integer-to-float cvt needs .rn .rz .rm or .rp")
+        mode = frnd[0]
+        return lambda s, i: w(s, i, _post(fmt, int_to_float(src(s, i), st, fmt, mode), ftz and fmt == "f32", sat))
+    # float -> float
+    narrowing = fr.FORMATS[fmt][0] < fr.FORMATS[st.name][0] or (fmt == "f16" and st.name == "bf16") \
+        or (fmt == "bf16" and st.name == "f16")
+    if irnd:
+        if fmt != st.name:
+            raise ctx.error("cvt with integer rounding needs equal float types")
+        rnd = _IRND[irnd[0]]
+
+        def run(s, i):
+            x = unpack(st, src(s, i))[0]
+            if ftz:
+                x = _flush(fmt, x)
+            w(s, i, _post(fmt, fr.round_f64(rnd(x), fmt, "rn"), ftz, sat))
+        return run
+    if narrowing and len(frnd) != 1:
+        raise ctx.error(f"cvt.{dt.name}.{st.name} needs a rounding modifier (.rn .rz .rm .rp)")
+    if not narrowing and frnd and fmt != st.name:
+        raise ctx.error(f"cvt.{frnd[0]}.{dt.name}.{st.name} is exact: no rounding modifier allowed")
+    mode = frnd[0] if frnd else "rn"
+
+    def conv(x64):
+        if ftz:
+            x64 = _flush(st.name if st.name in ("f32", "f64") else "f32", x64)
+        if relu:
+            x64 = np.where(np.isnan(x64), np.nan, np.maximum(x64, 0.0))
+        r = fr.round_f64(x64, fmt, mode)
+        return _post(fmt, r, ftz and fmt in ("f32",), sat)
+
+    if pair:
+        a, b = srcs
+        # d[31:16] = cvt(a), d[15:0] = cvt(b)
+        return lambda s, i: w(s, i, pack(dt, [np.asarray(conv(unpack(st, b(s, i))[0])), np.asarray(conv(unpack(st, a(s, i))[0]))]))
+    return lambda s, i: w(s, i, conv(unpack(st, src(s, i))[0]))

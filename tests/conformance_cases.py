@@ -1,0 +1,343 @@
+"""The NVIDIA conformance suite: every case takes an open device (``dev``) and runs unchanged on
+``mock:nvidia`` (tests/test_conformance.py, CI) and on a real GPU
+(tests/hardware/test_conformance.py, ``-m hardware``). Sizes shrink on the mock, whose PTX
+interpreter is far slower than a GPU, but every case checks real results against numpy.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import time
+
+import numpy as np
+import pytest
+
+import hwdrv
+from hwdrv import Var
+
+KERNELS = (pathlib.Path(__file__).parent / "data" / "conformance" / "kernels.ptx").read_text()
+WAIT = 20.0
+
+
+@pytest.fixture(scope="module")
+def binary(dev):
+    return dev.compiler.compile(KERNELS)
+
+
+def prog(dev, binary, name):
+    return dev.program(binary, name)
+
+
+def big(dev, real: int, mock: int) -> int:
+    return mock if dev.is_mock else real
+
+
+# ---- signals and waits ----------------------------------------------------------------
+def test_signal(dev):
+    sig = dev.signal(0)
+    dev.compute_queue().signal(sig, 42).submit()
+    sig.wait(42, timeout=WAIT)
+    assert sig.value == 42
+    dev.copy_queue().signal(sig, (1 << 40) + 3).submit()
+    sig.wait((1 << 40) + 3, timeout=WAIT)
+    assert sig.value == (1 << 40) + 3, "64-bit payloads must survive"
+
+
+def test_wait_on_set_signal(dev):
+    gate, done = dev.signal(5), dev.signal(0)
+    dev.compute_queue().wait(gate, 5).signal(done, 1).submit()
+    done.wait(1, timeout=WAIT)
+
+
+def test_wait_on_late_set_signal(dev):
+    gate, done = dev.signal(0), dev.signal(0)
+    dev.compute_queue().wait(gate, 3).signal(done, 1).submit()
+    time.sleep(0.2)
+    assert done.value == 0, "the GPU must block on the wait until the CPU sets the signal"
+    gate.value = 2
+    time.sleep(0.1)
+    assert done.value == 0, "2 < 3: still blocked"
+    gate.value = 3
+    done.wait(1, timeout=WAIT)
+
+
+def test_wait_timeout_raises_gpuhang_with_report(dev):
+    gate, done = dev.signal(0), dev.signal(0)
+    dev.compute_queue().wait(gate, 1).signal(done, 1).submit()
+    t = time.perf_counter()
+    with pytest.raises(hwdrv.GPUHang) as ei:
+        done.wait(1, timeout=0.3)
+    assert time.perf_counter() - t < 5
+    rep = ei.value.report
+    assert rep is not None and rep.cause == "timeout" and rep.expected == 1 and rep.seen == 0
+    gate.value = 1          # release the queue so the device drains
+    done.wait(1, timeout=WAIT)
+
+
+# ---- kernels ---------------------------------------------------------------------------
+def test_vecadd(dev, binary):
+    n = big(dev, 1 << 22, 3000)
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
+    ba, bb, bc = dev.alloc(n * 4), dev.alloc(n * 4), dev.alloc(n * 4)
+    dev.upload(ba, a)
+    dev.upload(bb, b)
+    dev.upload(bc, np.full(n, np.nan, np.float32))          # poison: every element must be written
+    sig = dev.signal(0)
+    p = prog(dev, binary, "vecadd")
+    dev.compute_queue().exec(p, grid=((n + 255) // 256,), block=(256,), args=[ba, bb, bc, n]) \
+        .signal(sig, 1).submit()
+    sig.wait(1, timeout=WAIT)
+    np.testing.assert_array_equal(dev.download(bc, dtype=np.float32), a + b)
+
+
+def test_block_reduce_shared_and_barrier(dev, binary):
+    blocks = big(dev, 4096, 8)
+    n = blocks * 256 - 17
+    x = np.random.default_rng(2).random(n, dtype=np.float32)
+    bi, bo = dev.alloc(n * 4), dev.alloc(blocks * 4)
+    dev.upload(bi, x)
+    sig = dev.signal(0)
+    dev.compute_queue().exec(prog(dev, binary, "block_reduce"), grid=(blocks,), block=(256,),
+                             args=[bi, bo, n]).signal(sig, 1).submit()
+    sig.wait(1, timeout=WAIT)
+    ref = np.pad(x, (0, blocks * 256 - n)).reshape(blocks, 256).astype(np.float64).sum(1)
+    np.testing.assert_allclose(dev.download(bo, dtype=np.float32), ref, rtol=1e-5)
+
+
+@pytest.mark.parametrize("grid,block", [((5,), (32,)), ((3, 4), (8, 4)), ((2, 3, 4), (4, 2, 3))])
+def test_grid_dimensions(dev, binary, grid, block):
+    g = tuple(grid) + (1,) * (3 - len(grid))
+    b = tuple(block) + (1,) * (3 - len(block))
+    total = int(np.prod(g) * np.prod(b))
+    out = dev.alloc(total * 8)
+    dev.upload(out, np.full(total * 2, 0xFFFFFFFF, np.uint32))
+    sig = dev.signal(0)
+    dev.compute_queue().exec(prog(dev, binary, "grid3d"), grid=grid, block=block, args=[out]) \
+        .signal(sig, 1).submit()
+    sig.wait(1, timeout=WAIT)
+    got = dev.download(out, dtype=np.uint32).reshape(-1, 2)
+    expect = []
+    for bz in range(g[2]):
+        for by in range(g[1]):
+            for bx in range(g[0]):
+                for tz in range(b[2]):
+                    for ty in range(b[1]):
+                        for tx in range(b[0]):
+                            expect.append(((bx << 24) | (by << 16) | (bz << 8) | (tx << 4) | (ty << 2) | tz,
+                                           (g[0] << 24) | (g[1] << 16) | (g[2] << 8) | (b[0] << 4)
+                                           | (b[1] << 2) | b[2]))
+    np.testing.assert_array_equal(got, np.array(expect, np.uint32))
+
+
+def test_large_parameters(dev, binary):
+    p = prog(dev, binary, "bigparam")
+    assert p.param_size > 4096
+    v = np.random.default_rng(3).integers(0, 2**32, 1100, dtype=np.uint32)
+    out = dev.alloc(1100 * 4)
+    sig = dev.signal(0)
+    dev.compute_queue().exec(p, grid=(5,), block=(256,), args=[v, out, 0xA5A5A5A5]) \
+        .signal(sig, 1).submit()
+    sig.wait(1, timeout=WAIT)
+    np.testing.assert_array_equal(dev.download(out, dtype=np.uint32), v ^ np.uint32(0xA5A5A5A5))
+
+
+def test_dynamic_shared_over_48k(dev, binary):
+    n = (96 << 10) // 4                      # 96 KiB of dynamic shared memory
+    out = dev.alloc(n * 4)
+    sig = dev.signal(0)
+    dev.compute_queue().exec(prog(dev, binary, "dynshared"), grid=(1,), block=(big(dev, 1024, 256),),
+                             args=[out, n], shared=n * 4).signal(sig, 1).submit()
+    sig.wait(1, timeout=WAIT)
+    np.testing.assert_array_equal(dev.download(out, dtype=np.float32), np.arange(n, dtype=np.float32)[::-1])
+
+
+def test_local_memory(dev, binary):
+    p = prog(dev, binary, "local_mem")
+    n = big(dev, 1 << 16, 256)
+    idx = np.random.default_rng(4).integers(0, 1 << 20, n, dtype=np.int32)
+    bi, bo = dev.alloc(n * 4), dev.alloc(n * 4)
+    dev.upload(bi, idx)
+    sig = dev.signal(0)
+    dev.compute_queue().exec(p, grid=(n // 128,), block=(128,), args=[bi, bo, n]).signal(sig, 1).submit()
+    sig.wait(1, timeout=WAIT)
+    np.testing.assert_array_equal(dev.download(bo, dtype=np.int32), 165 + np.arange(n, dtype=np.int32))
+
+
+def test_bad_arguments_fail_before_the_gpu(dev, binary):
+    p = prog(dev, binary, "vecadd")
+    q = dev.compute_queue()
+    buf = dev.alloc(64)
+    with pytest.raises(hwdrv.InvalidArgument, match="takes 4 arguments"):
+        q.exec(p, grid=(1,), block=(32,), args=[buf, buf])
+    with pytest.raises(hwdrv.InvalidArgument, match="does not fit"):
+        q.exec(p, grid=(1,), block=(32,), args=[buf, buf, buf, 1 << 40])
+    with pytest.raises(hwdrv.InvalidArgument, match="threads"):
+        q.exec(p, grid=(1,), block=(2048,), args=[buf, buf, buf, 1])
+    with pytest.raises(hwdrv.ProgramError, match="vecadd"):
+        dev.program(binary, "no_such_kernel")
+
+
+# ---- copies ----------------------------------------------------------------------------
+@pytest.mark.parametrize("size", [1, 64 << 20])
+def test_copy(dev, size):
+    size = size if size < (1 << 20) or not dev.is_mock else 8 << 20
+    data = np.random.default_rng(5).integers(0, 256, size, dtype=np.uint8)
+    src, dst = dev.alloc(size), dev.alloc(size)
+    dev.upload(src, data)
+    sig = dev.signal(0)
+    dev.copy_queue().copy(dst, src, size).signal(sig, 1).submit()
+    sig.wait(1, timeout=WAIT)
+    np.testing.assert_array_equal(dev.download(dst), data)
+
+
+def test_copy_splits_at_the_engine_limit(dev, monkeypatch):
+    """The copy engine moves at most COPY_CHUNK bytes per launch: larger copies are split. On a
+    real GPU the copy is > 4 GiB; on the mock the chunk is made small to exercise the split."""
+    from hwdrv.nvidia import queue as nvq
+    if dev.is_mock:
+        monkeypatch.setattr(nvq, "COPY_CHUNK", 1 << 20)
+        size = (3 << 20) + 12345
+    else:
+        size = (4 << 30) + (64 << 20) + 4096
+    src, dst = dev.alloc(size), dev.alloc(size)
+    # 4 KiB probes straddling each chunk boundary, plus the first and last bytes
+    marks = [0, nvq.COPY_CHUNK - 2048, 2 * nvq.COPY_CHUNK - 7, size - 4096]
+    rng = np.random.default_rng(6)
+    patterns = {m: rng.integers(0, 256, 4096, dtype=np.uint8) for m in marks}
+    for m, pat in patterns.items():
+        dev.upload(src, pat, offset=m)
+    q = dev.copy_queue().copy(dst, src, size)
+    assert len(q._words) >= 8 * (size // nvq.COPY_CHUNK), "one engine launch per chunk"
+    sig = dev.signal(0)
+    q.signal(sig, 1).submit()
+    sig.wait(1, timeout=60)
+    for m, pat in patterns.items():
+        np.testing.assert_array_equal(dev.download(dst, 4096, m), pat)
+
+
+def test_compute_waits_on_copy_and_copy_on_compute(dev, binary):
+    n = big(dev, 1 << 20, 2048)
+    x = np.arange(n, dtype=np.int32)
+    host = dev.alloc(n * 4, host_visible=True)
+    host.view(np.int32)[:] = x
+    a, b = dev.alloc(n * 4), dev.alloc(n * 4)
+    gate, copied, computed, done = dev.signal(0), dev.signal(0), dev.signal(0), dev.signal(0)
+    add = prog(dev, binary, "add_scalar")
+    # copy (held by a gate) -> compute waits for it -> copy waits for compute. Each engine runs
+    # its submissions in order, so they are submitted in dependency order per engine.
+    dev.copy_queue().wait(gate, 1).copy(a, host, n * 4).signal(copied, 1).submit()
+    dev.compute_queue().wait(copied, 1).exec(add, grid=((n + 255) // 256,),
+                                             block=(256,), args=[a, 7, n]).signal(computed, 1).submit()
+    dev.copy_queue().wait(computed, 1).copy(b, a, n * 4).signal(done, 1).submit()
+    time.sleep(0.1)
+    assert (copied.value, computed.value, done.value) == (0, 0, 0), "everything waits for the gate"
+    gate.value = 1
+    done.wait(1, timeout=WAIT)
+    np.testing.assert_array_equal(dev.download(b, dtype=np.int32), x + 7)
+
+
+# ---- patching, resubmission, binding -----------------------------------------------------
+def test_resubmit_100_times_with_patched_values(dev, binary):
+    n = big(dev, 1 << 16, 512)
+    x = dev.alloc(n * 4)
+    dev.upload(x, np.zeros(n, np.int32))
+    sig = dev.signal(0)
+    k, v = Var("k"), Var("v")
+    q = dev.compute_queue().exec(prog(dev, binary, "add_scalar"), grid=((n + 255) // 256,), block=(256,),
+                                 args=[x, k, n]).signal(sig, v)
+    for i in range(100):
+        q.submit(k=i, v=i + 1)
+    sig.wait(100, timeout=WAIT)
+    np.testing.assert_array_equal(dev.download(x, dtype=np.int32), np.full(n, sum(range(100)), np.int32))
+    # first submit writes every site (k: 1 word, v: 2 words); later ones only what changed
+    assert q.patched_words == 100 * 3
+
+
+def test_unchanged_values_rewrite_nothing(dev):
+    sig = dev.signal(0)
+    v = Var("v")
+    q = dev.compute_queue().signal(sig, v + 1)
+    q.submit(v=0)
+    sig.wait(1, timeout=WAIT)
+    before = q.patched_words
+    sig.value = 0
+    q.submit(v=0)
+    sig.wait(1, timeout=WAIT)
+    assert q.patched_words == before, "same value: no word rewritten"
+    with pytest.raises(hwdrv.InvalidArgument, match="no value given"):
+        q.submit()
+    with pytest.raises(hwdrv.InvalidArgument, match="uses"):
+        q.submit(v=1, w=2)
+
+
+def test_bound_queue(dev, binary):
+    n = big(dev, 4096, 256)
+    x = dev.alloc(n * 4)
+    dev.upload(x, np.zeros(n, np.int32))
+    gate, sig = dev.signal(0), dev.signal(0)
+    k, v = Var("k"), Var("v")
+    q = dev.compute_queue().wait(gate, v).exec(prog(dev, binary, "add_scalar"), grid=((n + 255) // 256,),
+                                               block=(256,), args=[x, k, n]).signal(sig, v).bind()
+    q.submit(k=5, v=1)
+    with pytest.raises(hwdrv.QueueBusy):
+        q.submit(k=6, v=2)               # still waiting on the gate: patching now would race
+    gate.value = 1
+    sig.wait(1, timeout=WAIT)
+    for i in range(2, 12):
+        gate.value = i
+        q.submit(k=1, v=i)
+        sig.wait(i, timeout=WAIT)
+    np.testing.assert_array_equal(dev.download(x, dtype=np.int32), np.full(n, 5 + 10, np.int32))
+
+
+# ---- timestamps ----------------------------------------------------------------------------
+def test_timestamps_monotonic_and_plausible(dev, binary):
+    n = big(dev, 1 << 24, 4096)
+    a = dev.alloc(n * 4)
+    t0, t1, t2 = dev.signal(0), dev.signal(0), dev.signal(0)
+    t1.value = 77
+    p = prog(dev, binary, "add_scalar")
+    host_before = time.time_ns()
+    q = dev.compute_queue().timestamp(t0)
+    for _ in range(4):
+        q.exec(p, grid=((n + 255) // 256,), block=(256,), args=[a, 1, n])
+    q.timestamp(t1).signal(t2, 1).submit()
+    t2.wait(1, timeout=WAIT)
+    host_after = time.time_ns()
+    assert t1.value == 77, "timestamp() must not change the signal's value"
+    assert 0 < t0.timestamp <= t1.timestamp <= t2.timestamp
+    assert t2.timestamp - t0.timestamp < 5e9
+    assert host_before - 2e9 < t0.timestamp_ns < host_after + 2e9, "GPU clock should track wall time"
+
+
+# ---- lifetime ------------------------------------------------------------------------------
+def _process_state():
+    fds = len(os.listdir("/proc/self/fd"))
+    maps = len(open("/proc/self/maps").read().splitlines())
+    import threading
+    return fds, maps, threading.active_count()
+
+
+def test_100_open_close_cycles_leak_nothing(dev, dev_name):
+    cycles = 100
+    with hwdrv.open_device(dev_name) as d:     # warm caches (module imports, compiler)
+        d.alloc(1 << 20).free()
+    base = _process_state()
+    for i in range(cycles):
+        d = hwdrv.open_device(dev_name)
+        b = d.alloc(1 << 20)
+        h = d.alloc(4096, host_visible=True)
+        s = d.signal(0)
+        d.compute_queue().signal(s, 1).submit()
+        s.wait(1, timeout=WAIT)
+        rm = d.rm
+        d.close()
+        assert b.freed and h.freed
+        assert rm.objects == {}, f"cycle {i}: RM objects left: {rm.objects}"
+    after = _process_state()
+    assert after[0] == base[0], f"file descriptors leaked: {base[0]} -> {after[0]}"
+    assert after[1] <= base[1] + 2, f"mappings leaked: {base[1]} -> {after[1]}"
+    assert after[2] == base[2], f"threads leaked: {base[2]} -> {after[2]}"
+    with pytest.raises(hwdrv.DeviceClosed):
+        d.alloc(16)

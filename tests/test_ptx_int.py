@@ -1,0 +1,158 @@
+"""Integer arithmetic instructions against Python-integer references, s/u 16/32/64."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
+
+from test_ptx_helpers import gpu, run_op  # noqa: F401
+
+TYPES = {"s16": np.int16, "u16": np.uint16, "s32": np.int32, "u32": np.uint32, "s64": np.int64, "u64": np.uint64}
+
+
+def edge(dt) -> np.ndarray:
+    info = np.iinfo(dt)
+    vals = [0, 1, 2, 3, 7, info.max, info.max - 1, info.min, info.min + 1]
+    if info.min < 0:
+        vals += [-1, -2, -3, -7]
+    return np.array(vals, dt)
+
+
+def pairs(dt):
+    """Edge cases crossed with each other, plus random values."""
+    e = edge(dt)
+    a, b = np.meshgrid(e, e)
+    return a.ravel(), b.ravel()
+
+
+def wrap(v: int, t: str) -> int:
+    bitsz = int(t[1:])
+    v &= (1 << bitsz) - 1
+    return v - (1 << bitsz) if t[0] == "s" and v >> (bitsz - 1) else v
+
+
+def tdiv(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+REFS = {
+    "add": lambda a, b, t: wrap(a + b, t),
+    "sub": lambda a, b, t: wrap(a - b, t),
+    "mul.lo": lambda a, b, t: wrap(a * b, t),
+    "mul.hi": lambda a, b, t: wrap((a * b) >> int(t[1:]), t),
+    "min": lambda a, b, t: min(a, b),
+    "max": lambda a, b, t: max(a, b),
+    "div": lambda a, b, t: wrap(tdiv(a, b), t) if b else None,
+    "rem": lambda a, b, t: wrap(a - b * tdiv(a, b), t) if b else None,
+}
+
+
+def check_binary(gpu, op: str, t: str, a: np.ndarray, b: np.ndarray):
+    dt = TYPES[t]
+    (d,) = run_op(gpu, f"{op}.{t} %d, %a, %b;", [a.astype(dt), b.astype(dt)], [dt])
+    for x, y, r in zip(a.tolist(), b.tolist(), d.tolist()):
+        ref = REFS[op](int(x), int(y), t)
+        if ref is not None:
+            assert r == ref, (op, t, x, y, r, ref)
+
+
+@pytest.mark.parametrize("t", list(TYPES))
+@pytest.mark.parametrize("op", list(REFS))
+def test_int_binary_edges(gpu, op, t):
+    a, b = pairs(TYPES[t])
+    check_binary(gpu, op, t, a, b)
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data(), t=st.sampled_from(list(TYPES)), op=st.sampled_from(list(REFS)))
+def test_int_binary_random(gpu, data, t, op):
+    dt = TYPES[t]
+    a = data.draw(hnp.arrays(dt, 64))
+    b = data.draw(hnp.arrays(dt, 64))
+    check_binary(gpu, op, t, a, b)
+
+
+def test_division_by_zero_and_int_min(gpu):
+    a = np.array([5, -5, 0, -(1 << 31), -(1 << 31)], np.int32)
+    b = np.array([0, 0, 0, -1, 1], np.int32)
+    q, = run_op(gpu, "div.s32 %d, %a, %b;", [a, b], [np.int32])
+    r, = run_op(gpu, "rem.s32 %d, %a, %b;", [a, b], [np.int32])
+    assert q.tolist() == [-1, 1, -1, -(1 << 31), -(1 << 31)]     # x/0 machine-specific but defined here
+    assert r.tolist() == [5, -5, 0, 0, 0]
+    qu, = run_op(gpu, "div.u32 %d, %a, %b;", [a.view(np.uint32), b.view(np.uint32)], [np.uint32])
+    assert qu[0] == 0xFFFFFFFF
+
+
+@pytest.mark.parametrize("t", ["s16", "u16", "s32", "u32"])
+def test_mul_wide_and_mad(gpu, t):
+    dt = TYPES[t]
+    a, b = pairs(dt)
+    wide = {"s16": np.int32, "u16": np.uint32, "s32": np.int64, "u32": np.uint64}[t]
+    wt = {"s16": "s32", "u16": "u32", "s32": "s64", "u32": "u64"}[t]
+    c = np.arange(a.size).astype(wide) * 1000 - 5
+    d, = run_op(gpu, f"mul.wide.{t} %d, %a, %b;", [a, b], [wide])
+    assert d.tolist() == [int(x) * int(y) for x, y in zip(a.tolist(), b.tolist())]
+    e, = run_op(gpu, f"mad.wide.{t} %d, %a, %b, %c;", [a, b, c], [wide])
+    assert e.tolist() == [wrap(int(x) * int(y) + int(z), wt) for x, y, z in zip(a.tolist(), b.tolist(), c.tolist())]
+    c2 = (np.arange(a.size) * 3).astype(dt)
+    f, = run_op(gpu, f"mad.lo.{t} %d, %a, %b, %c;", [a, b, c2], [dt])
+    assert f.tolist() == [wrap(int(x) * int(y) + int(z), t) for x, y, z in zip(a.tolist(), b.tolist(), c2.tolist())]
+    g, = run_op(gpu, f"mad.hi.{t} %d, %a, %b, %c;", [a, b, c2], [dt])
+    bw = int(t[1:])
+    assert g.tolist() == [wrap(((int(x) * int(y)) >> bw) + int(z), t) for x, y, z in zip(a.tolist(), b.tolist(), c2.tolist())]
+
+
+def test_add_sub_sat(gpu):
+    a, b = pairs(np.int32)
+    d, = run_op(gpu, "add.sat.s32 %d, %a, %b;", [a, b], [np.int32])
+    e, = run_op(gpu, "sub.sat.s32 %d, %a, %b;", [a, b], [np.int32])
+    clamp = lambda v: max(-(1 << 31), min((1 << 31) - 1, v))  # noqa: E731
+    assert d.tolist() == [clamp(int(x) + int(y)) for x, y in zip(a.tolist(), b.tolist())]
+    assert e.tolist() == [clamp(int(x) - int(y)) for x, y in zip(a.tolist(), b.tolist())]
+
+
+@pytest.mark.parametrize("t", ["s16", "s32", "s64"])
+def test_abs_neg(gpu, t):
+    dt = TYPES[t]
+    a = edge(dt)
+    d, = run_op(gpu, f"abs.{t} %d, %a;", [a], [dt])
+    e, = run_op(gpu, f"neg.{t} %d, %a;", [a], [dt])
+    assert d.tolist() == [wrap(abs(int(x)), t) for x in a.tolist()]     # abs(INT_MIN) == INT_MIN
+    assert e.tolist() == [wrap(-int(x), t) for x in a.tolist()]
+
+
+def test_mul24_mad24(gpu):
+    a = np.array([0x00FFFFFF, 0x7FFFFF, 0x800000, 0x12345678, 3], np.uint32)
+    b = np.array([0x00FFFFFF, 2, 0x800000, 0x9ABCDEF0, 0xFFFFFFFF], np.uint32)
+    def s24(v):
+        v &= 0xFFFFFF
+        return v - (1 << 24) if v & 0x800000 else v
+    lo, = run_op(gpu, "mul24.lo.u32 %d, %a, %b;", [a, b], [np.uint32])
+    hi, = run_op(gpu, "mul24.hi.s32 %d, %a, %b;", [a.view(np.int32), b.view(np.int32)], [np.int32])
+    assert lo.tolist() == [((x & 0xFFFFFF) * (y & 0xFFFFFF)) & 0xFFFFFFFF for x, y in zip(a.tolist(), b.tolist())]
+    assert hi.tolist() == [wrap((s24(x) * s24(y)) >> 16, "s32") for x, y in zip(a.tolist(), b.tolist())]
+    c = np.arange(5, dtype=np.uint32)
+    m, = run_op(gpu, "mad24.lo.u32 %d, %a, %b, %c;", [a, b, c], [np.uint32])
+    assert m.tolist() == [(((x & 0xFFFFFF) * (y & 0xFFFFFF)) + z) & 0xFFFFFFFF for x, y, z in zip(a.tolist(), b.tolist(), c.tolist())]
+
+
+def test_min_max_relu_and_sad(gpu):
+    a, b = pairs(np.int32)
+    d, = run_op(gpu, "max.relu.s32 %d, %a, %b;", [a, b], [np.int32])
+    assert d.tolist() == [max(0, max(int(x), int(y))) for x, y in zip(a.tolist(), b.tolist())]
+    c = np.full(a.size, 10, np.int32)
+    s, = run_op(gpu, "sad.s32 %d, %a, %b, %c;", [a, b, c], [np.int32])
+    assert s.tolist() == [wrap(abs(int(x) - int(y)) + 10, "s32") for x, y in zip(a.tolist(), b.tolist())]
+
+
+def test_int_errors_are_parse_errors():
+    from hwdrv.mock.nvidia import ptx
+    from hwdrv.errors import ProgramError
+    for bad, word in [("mul.s32 %r1, %r1, %r1;", "mul"), ("add.cc.u32 %r1, %r1, %r1;", "carry"),
+                      ("add.sat.u32 %r1, %r1, %r1;", "sat"), ("mad.lo.s32 %r1, %r1, %r1;", "operands")]:
+        text = f".version 8.0\n.target sm_90\n.address_size 64\n.visible .entry k()\n{{\n.reg .b32 %r<2>;\n{bad}\nret;\n}}\n"
+        with pytest.raises(ProgramError) as ei:
+            ptx.parse(text)
+        assert "line 7" in str(ei.value) and word in str(ei.value), str(ei.value)

@@ -1,0 +1,149 @@
+"""Warp-level instructions: shfl.sync (all modes, clamp and segment masks), vote.sync,
+activemask under divergence, match.sync, redux.sync, elect.sync, bar.red."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwdrv.mock.nvidia import ptx
+
+from test_ptx_helpers import gpu, run_op  # noqa: F401
+
+
+def ref_shfl(mode, vals, b, c):
+    out, preds = [], []
+    seg = (c >> 8) & 31
+    cval = c & 31
+    for lane in range(32):
+        max_lane = (lane & seg) | (cval & ~seg)
+        min_lane = lane & seg
+        if mode == "up":
+            j = lane - b
+            ok = j >= max_lane
+        elif mode == "down":
+            j = lane + b
+            ok = j <= max_lane
+        elif mode == "bfly":
+            j = lane ^ b
+            ok = j <= max_lane
+        else:
+            j = min_lane | (b & ~seg)
+            ok = j <= max_lane
+        if not ok:
+            j = lane
+        out.append(vals[j])
+        preds.append(ok)
+    return out, preds
+
+
+@pytest.mark.parametrize("mode", ["up", "down", "bfly", "idx"])
+@pytest.mark.parametrize("b, c", [(1, 0x1F), (3, 0x1F), (16, 0x1F), (5, 0x0), (2, 0x181F), (1, 0x1C07), (7, 0x181F), (0, 0x1F)])
+def test_shfl_modes(gpu, mode, b, c):
+    vals = (np.arange(64, dtype=np.uint32) * 37 + 5)
+    cval = c if mode != "up" else (c & ~0x1F)          # up uses c[4:0] = 0 to mean "clamp at 0"
+    d, e = run_op(gpu, f"shfl.sync.{mode}.b32 %d|%e, %a, {b}, {cval}, 0xffffffff;", [vals], [np.uint32, bool])
+    for w in range(2):
+        ro, rp = ref_shfl(mode, vals[32 * w:32 * w + 32].tolist(), b, cval)
+        assert d[32 * w:32 * w + 32].tolist() == ro
+        assert e[32 * w:32 * w + 32].tolist() == rp
+
+
+def test_vote_ballot_activemask_under_divergence(gpu):
+    a = np.arange(64, dtype=np.uint32)
+    text = """
+    and.b32 %x, %a, 3;
+    setp.eq.u32 %inb, %x, 0;
+    @%inb bra SKIP;
+    activemask.b32 %d;
+    setp.gt.u32 %p1, %a, 40;
+    vote.sync.ballot.b32 %e, %p1, 0xffffffff;
+SKIP:
+    """
+    d, e = run_op(gpu, text, [a], [np.uint32, np.uint32], extra_decl=".reg .b32 %x; .reg .pred %p1;",
+                  reg_types={0: "b32"})
+    active = sum(1 << l for l in range(32) if l % 4 != 0)
+    assert d[1] == active and d[33] == active
+    assert e[1] == 0 and e[33] == sum(1 << (l) for l in range(32) if l % 4 and l + 32 > 40)
+
+
+def test_vote_modes(gpu):
+    p = np.zeros(96, bool)
+    p[0:32] = True            # warp 0 all, warp 1 one lane, warp 2 none
+    p[40] = True
+    for mode, ref in (("all", [1, 0, 0]), ("any", [1, 1, 0]), ("uni", [1, 0, 1])):
+        d, = run_op(gpu, f"vote.sync.{mode}.pred %d, %a, 0xffffffff;", [p], [bool])
+        assert d.reshape(3, 32).all(axis=1).tolist() == [bool(x) for x in ref]
+        assert (d.reshape(3, 32) == d.reshape(3, 32)[:, :1]).all()
+    d, = run_op(gpu, "vote.sync.ballot.b32 %d, !%a, 0xffffffff;", [p], [np.uint32])
+    assert d[0] == 0 and d[32] == 0xFFFFFFFF ^ (1 << 8) and d[64] == 0xFFFFFFFF
+
+
+def test_match_and_redux_and_elect(gpu):
+    v = np.array([i % 3 for i in range(64)], np.uint32)
+    d, = run_op(gpu, "match.any.sync.b32 %d, %a, 0xffffffff;", [v], [np.uint32])
+    for lane in range(32):
+        assert d[lane] == sum(1 << j for j in range(32) if v[j] == v[lane])
+    same = np.full(32, 9, np.uint32)
+    d, e = run_op(gpu, "match.all.sync.b32 %d|%e, %a, 0xffffffff;", [np.concatenate([same, v[:32]])], [np.uint32, bool])
+    assert d[:32].tolist() == [0xFFFFFFFF] * 32 and e[:32].all()
+    assert d[32:].tolist() == [0] * 32 and not e[32:].any()
+    x = np.random.default_rng(2).integers(-1000, 1000, 64).astype(np.int32)
+    for op, f in (("add", np.sum), ("min", np.min), ("max", np.max)):
+        d, = run_op(gpu, f"redux.sync.{op}.s32 %d, %a, 0xffffffff;", [x], [np.int32])
+        assert d.tolist() == [int(f(x[:32]))] * 32 + [int(f(x[32:]))] * 32
+    xu = x.view(np.uint32)
+    for op, f in (("and", np.bitwise_and.reduce), ("or", np.bitwise_or.reduce), ("xor", np.bitwise_xor.reduce)):
+        d, = run_op(gpu, f"redux.sync.{op}.b32 %d, %a, 0xffffffff;", [xu], [np.uint32])
+        assert d.tolist() == [int(f(xu[:32]))] * 32 + [int(f(xu[32:]))] * 32
+    d, e = run_op(gpu, "elect.sync %d|%e, 0xfffffff0;", [x], [np.uint32, bool])
+    assert d.tolist() == [4] * 64 and np.flatnonzero(e).tolist() == [4, 36]
+
+
+def test_bar_red(gpu):
+    p = np.zeros(256, bool)
+    p[:10] = True
+    p[128:250] = True
+    d, = run_op(gpu, "bar.red.popc.u32 %d, 0, %a;", [p], [np.uint32], block=128)
+    assert d.tolist() == [10] * 128 + [122] * 128
+    d, = run_op(gpu, "bar.red.or.pred %d, 0, %a;", [p], [bool], block=64)
+    assert d.tolist() == [True] * 64 + [False] * 64 + [True] * 128
+
+
+def test_shfl_reduction_partial_last_warp(gpu):
+    """A CTA of 40 threads: the second warp has 8 real lanes; padding lanes never run."""
+    x = np.arange(80, dtype=np.uint32)
+    text = """
+    shfl.sync.down.b32 %d, %a, 4, 0x1f, 0xff;
+    add.u32 %d, %d, %a;
+    """
+    d, = run_op(gpu, text, [x], [np.uint32], block=40)
+    for cta in range(2):
+        for t in range(40):
+            g = cta * 40 + t
+            lane = t % 32
+            src = g + 4 if lane + 4 <= 31 and (t // 32 == 0 or lane + 4 < 8) else g
+            if t // 32 == 1 and lane + 4 >= 8:
+                continue    # the source lane does not exist: undefined on hardware
+            assert d[g] == x[g] + x[src], (cta, t)
+
+
+def test_mma_partial_warp_is_illegal(gpu):
+    m = ptx.parse(""".version 8.0
+.target sm_90
+.address_size 64
+.visible .entry k()
+{
+    .reg .b32 %r<8>;
+    .reg .f32 %f<8>;
+    .reg .pred %p;
+    mov.u32 %r0, %laneid;
+    setp.lt.u32 %p, %r0, 16;
+    @%p bra END;
+    mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%f0,%f1,%f2,%f3}, {%r0,%r1,%r2,%r3}, {%r4,%r5}, {%f4,%f5,%f6,%f7};
+END:
+    ret;
+}
+""")
+    with pytest.raises(ptx.IllegalInstruction) as ei:
+        gpu.run(m, "k", 1, 32, [])
+    assert ei.value.line == 12 and "mma" in ei.value.instruction and ei.value.lane == 16
