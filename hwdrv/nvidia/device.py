@@ -198,9 +198,12 @@ class NVDevice(Device):
             self.h_copy_ch, self.h_copy = self._channel(1, nv.HOPPER_DMA_COPY_A, self.h_tsg, self.h_ctxshare)
         else:
             engine = nv.NV2080_ENGINE_TYPE_COPY(int(ce))
-            # no subcontexts on a copy engine: the group names the VA space, RM makes the share
-            self.h_copy_tsg = self._channel_group(engine, self.h_vaspace)
-            self.h_copy_ch, self.h_copy = self._channel(1, nv.HOPPER_DMA_COPY_A, self.h_copy_tsg, 0, engine)
+            self.h_copy_tsg = self._channel_group(engine)
+            p = nv.ffi.new("NV_CTXSHARE_ALLOCATION_PARAMETERS *")
+            p.hVASpace = self.h_vaspace
+            p.flags = nv.NV_CTXSHARE_ALLOCATION_FLAGS_SUBCONTEXT.encode(nv.NV_CTXSHARE_ALLOCATION_FLAGS_SUBCONTEXT_ASYNC)
+            copy_share = rm.alloc(self.h_copy_tsg, nv.FERMI_CONTEXT_SHARE_A, p)
+            self.h_copy_ch, self.h_copy = self._channel(1, nv.HOPPER_DMA_COPY_A, self.h_copy_tsg, copy_share, engine)
         self.copy_engine = ce
         for tsg in {self.h_tsg, self.h_copy_tsg}:
             p = nv.ffi.new("NVA06C_CTRL_GPFIFO_SCHEDULE_PARAMS *")
@@ -250,16 +253,15 @@ class NVDevice(Device):
         self.rm.control(self.h_subdevice, nv.NV2080_CTRL_CMD_GR_GET_INFO, p, "GR_GET_INFO")
         return {name: int(items[i].data) for i, name in enumerate(GR_INFO_WANTED)}
 
-    def _channel_group(self, engine_type: int, vaspace: int = 0) -> int:
+    def _channel_group(self, engine_type: int) -> int:
         p = self.nv.ffi.new("NV_CHANNEL_GROUP_ALLOCATION_PARAMETERS *")
         p.engineType = engine_type
-        p.hVASpace = vaspace
         return self.rm.alloc(self.h_device, self.nv.KEPLER_CHANNEL_GROUP_A, p)
 
     def _channel(self, slot: int, engine_class: int, tsg: int, ctxshare: int,
                  engine_type: int = 0) -> tuple[int, int]:
-        """Allocate GPFIFO channel ``slot`` in channel group ``tsg`` with an engine object on it
-        (``ctxshare`` 0: a group without subcontexts, whose VA space the group names)."""
+        """Allocate GPFIFO channel ``slot`` in channel group ``tsg`` (subcontext ``ctxshare``)
+        with an engine object on it."""
         nv, rm = self.nv, self.rm
         ring_va = self._rings.va + slot * _RING_REGION
         p = nv.ffi.new("NV_CHANNEL_ALLOC_PARAMS *")
@@ -273,8 +275,9 @@ class NVDevice(Device):
         p.userdOffset[0] = slot * _RING_REGION + GPFIFO_ENTRIES * 8
         ch = rm.alloc(tsg, nv.HOPPER_CHANNEL_GPFIFO_A, p)
         obj = rm.alloc(ch, engine_class)
-        if ctxshare:
-            # graphics channels have context buffers UVM maps (copy-engine channels have none)
+        if engine_class == nv.HOPPER_COMPUTE_A:
+            # UVM maps a graphics channel's context buffers, and RM refuses to schedule one in a
+            # UVM-owned VA space until it has; copy-engine channels have none (UVM refuses them)
             ctx_va = self._pool.reserve_gpu_only(CHANNEL_CTX_VA_SIZE, 2 << 20)
             self.uvm.register_channel(self.uuid, rm.fd, rm.client, ch, ctx_va, CHANNEL_CTX_VA_SIZE)
         return ch, obj

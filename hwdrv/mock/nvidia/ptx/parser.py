@@ -199,16 +199,20 @@ class _Parser:
     # ---- variables ------------------------------------------------------------------------
     def _variable(self, space: str, vis: str = "") -> Variable:
         line = self.tok.line
-        align, vec, typ = 0, 1, None
+        align, vec, typ, ptr = 0, 1, None, False
         while self.tok.kind == "id" and self.tok.text.startswith("."):
             d = self.next().text
             if d == ".align":
-                align = self.expect_int()
-                if align <= 0 or align & (align - 1):
-                    raise self.error(f".align {align} is not a power of two")
+                a = self.expect_int()
+                if a <= 0 or a & (a - 1):
+                    raise self.error(f".align {a} is not a power of two")
+                if not ptr:                 # after .ptr, .align describes the pointee
+                    align = a
             elif d in (".v2", ".v4", ".v8"):
                 vec = int(d[2:])
-            elif d in (".ptr",):
+            elif d == ".ptr" and space == "param":
+                ptr = True
+            elif ptr and d in (".global", ".const", ".shared", ".local"):
                 pass
             elif ptype(d[1:]) is not None:
                 typ = ptype(d[1:])
@@ -433,12 +437,16 @@ class _Parser:
         if not parts[0] or not parts[0][0].isalpha():
             raise self.error(f"unexpected {op.text!r}", op)
         operands: list = []
-        if not self.accept(";"):
-            while True:
-                operands.append(self._operand(scopes))
-                if self.accept(";"):
-                    break
-                self.expect(",")
+        try:
+            if not self.accept(";"):
+                while True:
+                    operands.append(self._operand(scopes))
+                    if self.accept(";"):
+                        break
+                    self.expect(",")
+        except PTXError as exc:
+            # name the instruction: its operand syntax is what we could not read
+            raise PTXError(exc.line, f"{op.text}: {exc.message}") from None
         line_text = self.text_lines[op.line - 1].strip() if op.line - 1 < len(self.text_lines) else op.text
         return Instr(parts[0], tuple(parts[1:]), operands, guard, op.line, line_text)
 

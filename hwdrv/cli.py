@@ -1,0 +1,119 @@
+"""Command line: ``python -m hwdrv {info,demo,diagnose,decode}``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+from .errors import HwdrvError
+
+VECADD_PTX = r"""
+.version 8.0
+.target sm_90
+.address_size 64
+.visible .entry vecadd(.param .u64 a, .param .u64 b, .param .u64 c, .param .u32 n)
+{
+  .reg .pred %p; .reg .b32 %r<6>; .reg .b64 %rd<8>; .reg .f32 %f<4>;
+  ld.param.u64 %rd1, [a]; ld.param.u64 %rd2, [b]; ld.param.u64 %rd3, [c]; ld.param.u32 %r1, [n];
+  mov.u32 %r2, %ctaid.x; mov.u32 %r3, %ntid.x; mov.u32 %r4, %tid.x;
+  mad.lo.s32 %r5, %r2, %r3, %r4;
+  setp.ge.u32 %p, %r5, %r1; @%p bra done;
+  mul.wide.u32 %rd4, %r5, 4;
+  add.s64 %rd5, %rd1, %rd4; add.s64 %rd6, %rd2, %rd4; add.s64 %rd7, %rd3, %rd4;
+  ld.global.f32 %f1, [%rd5]; ld.global.f32 %f2, [%rd6]; add.f32 %f3, %f1, %f2; st.global.f32 [%rd7], %f3;
+done:
+  ret;
+}
+"""
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .registry import devices
+    found = devices()
+    if args.json:
+        print(json.dumps([d.as_dict() for d in found], indent=1))
+        return 0
+    for d in found:
+        state = "mock" if d.mock else ("ok" if d.available else f"unavailable: {d.problem}")
+        ver = f" driver {d.driver_version}" if d.driver_version else ""
+        print(f"{d.name:14s} {d.vendor:7s} {d.description}{ver} [{state}]")
+    return 0
+
+
+def _default_device(name: str | None):
+    """The named device, else a real GPU if one opens, else the mock (said out loud)."""
+    from .registry import devices, open_device
+    if name:
+        return open_device(name)
+    real = [d for d in devices(include_mock=False) if d.available]
+    if real:
+        return open_device(real[0].name)
+    print("no GPU found: running on the mock NVIDIA GPU (mock:nvidia)")
+    return open_device("mock:nvidia")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job: run a small program on the default device, check it, say what ran."""
+    try:
+        from tensor.demo import run_demo
+    except ImportError:
+        run_demo = None
+    dev = _default_device(args.device)
+    with dev:
+        print(f"device: {dev!r}")
+        if run_demo is not None:
+            return run_demo(dev)
+        n = 1 << 20 if not dev.is_mock else 1 << 12
+        rng = np.random.default_rng(0)
+        a, b = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
+        ba, bb, bc = dev.alloc(n * 4), dev.alloc(n * 4), dev.alloc(n * 4)
+        dev.upload(ba, a)
+        dev.upload(bb, b)
+        t = time.perf_counter()
+        prog = dev.program(dev.compiler.compile(VECADD_PTX), "vecadd")
+        t_load = time.perf_counter() - t
+        t0, t1 = dev.signal(0), dev.signal(0)
+        dev.compute_queue().timestamp(t0).exec(prog, grid=((n + 255) // 256,), block=(256,),
+                                               args=[ba, bb, bc, n]).timestamp(t1).signal(t1, 1).submit()
+        t1.wait(1, timeout=30)
+        ok = np.array_equal(dev.download(bc, dtype=np.float32), a + b)
+        print(f"vecadd n={n}: compile+load {t_load * 1e3:.1f} ms, GPU time "
+              f"{(t1.timestamp - t0.timestamp) / 1e3:.1f} us, result {'matches numpy' if ok else 'WRONG'}")
+        return 0 if ok else 1
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from .diagnose import run_diagnose
+    return run_diagnose(args.device, args.json)
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from .diagnose import decode_file
+    return decode_file(args.file)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hwdrv", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("info", help="list devices, real and mock")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_info)
+    p = sub.add_parser("demo", help="run a small program on the default device and check it")
+    p.add_argument("--device", default=None)
+    p.set_defaults(fn=cmd_demo)
+    p = sub.add_parser("diagnose", help="provoke each fault kind and print the hang reports")
+    p.add_argument("--device", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_diagnose)
+    p = sub.add_parser("decode", help="print a saved HangReport JSON or a raw pushbuffer dump")
+    p.add_argument("file")
+    p.set_defaults(fn=cmd_decode)
+    args = ap.parse_args(argv)
+    try:
+        return args.fn(args)
+    except HwdrvError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
