@@ -296,6 +296,16 @@ class Queue:
 
 
 def _dims(d: Sequence[IntArg], what: str) -> tuple:
+    if type(d) is tuple:       # the common cases, checked cheaply: dims sit on the submit path
+        n = len(d)
+        if n == 3:
+            x, y, z = d
+            if type(x) is int and type(y) is int and type(z) is int and x > 0 and y > 0 and z > 0:
+                return d
+        elif n == 1:
+            x = d[0]
+            if type(x) is int and x > 0:
+                return (x, 1, 1)
     if isinstance(d, (int, VarExpr)):
         d = (d,)
     d = tuple(d)
@@ -305,6 +315,6 @@ def _dims(d: Sequence[IntArg], what: str) -> tuple:
     for x in d:
         if isinstance(x, VarExpr):
             continue
-        if not isinstance(x, (int, np.integer)) or x < 1:
+        if not isinstance(x, (int, np.integer)) or isinstance(x, bool) or x < 1:
             raise InvalidArgument(f"{what} dimensions must be positive ints, got {d!r}")
     return tuple(x if isinstance(x, VarExpr) else int(x) for x in d)

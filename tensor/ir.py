@@ -17,7 +17,8 @@ from .dtype import DType, bool_, int32
 class IrOp(Enum):
     """IR operations. ALU ops mirror the graph's; the rest say where values come from."""
     CONST = auto()        # arg: python value
-    SPECIAL = auto()      # arg: (name, size) - a hardware index: "gidx" (global thread id)
+    SPECIAL = auto()      # arg: (name, size) - "gidx": the global thread index; threads with
+                          # gidx >= size exit at the start (the launch is rounded up to blocks)
     RANGE = auto()        # arg: loop number; src: (end,) - a loop counter 0..end-1
     PARAM = auto()        # arg: (index, DType) - a buffer argument
     LOAD = auto()         # src: (param, index[, gate]) - gated loads read 0 where gate is false
@@ -155,7 +156,7 @@ def render_expr(n: Node, depth: int = 6) -> str:
 class Inst:
     """One instruction of a linear kernel. ``out`` names the value it defines (its index in
     the program); sources are indices of earlier instructions."""
-    op: str               # an IrOp name, or "LOOP"/"ENDLOOP"/"ACC"/"ACCUM"/"GUARD"
+    op: str               # an IrOp name, or "LOOP"/"ENDLOOP"/"ACC"/"ACCUM"
     dtype: DType
     src: tuple[int, ...]
     arg: Any = None
@@ -183,21 +184,23 @@ class Kernel:
         return "\n".join([head] + [ins.text(i) for i, ins in enumerate(self.insts)])
 
 
-def linearize(name: str, stores: list[Node], guard: Node | None, params: list[DType],
-              threads: int, shape: tuple[int, ...]) -> Kernel:
+def linearize(name: str, stores: list[Node], params: list[DType], threads: int,
+              shape: tuple[int, ...]) -> Kernel:
     """Order the expression graph of ``stores`` into instructions.
 
     Placement: a node goes inside the innermost loop among the ranges it depends on, so loop
     invariant work is hoisted; a REDUCE becomes an accumulator defined before its loops,
-    updated in the innermost one, and read after them. ``guard`` (a bool) ends threads for
-    which it is false, before anything else runs."""
-    order = toposort(stores + ([guard] if guard is not None else []))
-    ranges = [n for n in order if n.op == IrOp.RANGE]
-    ranges.sort(key=lambda r: r.arg)
+    updated in the innermost one, and read after them."""
+    order = toposort(stores)
     depth: dict[int, int] = {}          # node id -> loop depth it lives at (0 = outside)
+    reduces = [n for n in order if n.op == IrOp.REDUCE]
+    if len(reduces) > 1:
+        raise ValueError(f"kernel {name} has {len(reduces)} reductions; the scheduler gives "
+                         "each kernel at most one")
+    loops = list(reduces[0].src[1:]) if reduces else []
     for n in order:
         if n.op == IrOp.RANGE:
-            depth[id(n)] = ranges.index(n) + 1
+            depth[id(n)] = loops.index(n) + 1
         elif n.op == IrOp.REDUCE:
             depth[id(n)] = 0            # its value exists after its loops close
         else:
@@ -206,45 +209,31 @@ def linearize(name: str, stores: list[Node], guard: Node | None, params: list[DT
     where: dict[int, int] = {}
 
     def emit(n: Node) -> None:
-        if id(n) in where:
-            return
-        if n.op == IrOp.REDUCE:
-            raise AssertionError("reduce emitted through emit_level")
-        src = tuple(where[id(s)] for s in n.src)
-        insts.append(Inst(n.op.name, n.dtype, src, n.arg))
-        where[id(n)] = len(insts) - 1
+        if id(n) not in where:
+            insts.append(Inst(n.op.name, n.dtype, tuple(where[id(s)] for s in n.src), n.arg))
+            where[id(n)] = len(insts) - 1
 
-    if guard is not None:
-        for n in toposort([guard]):
-            emit(n)
-        insts.append(Inst("GUARD", bool_, (where[id(guard)],)))
-    reduces = [n for n in order if n.op == IrOp.REDUCE]
-    if len(reduces) > 1:
-        raise ValueError(f"kernel {name} has {len(reduces)} reductions; the scheduler gives "
-                         "each kernel at most one")
-    pending = [n for n in order if id(n) not in where]
     if reduces:
         red = reduces[0]
-        inside = set(id(n) for n in toposort([red.src[0]]))
-        before = [n for n in pending if id(n) in inside and depth[id(n)] == 0]
-        for n in before:
-            emit(n)
+        inside = toposort([red.src[0]])
+        for n in inside:
+            if depth[id(n)] == 0:
+                emit(n)
         insts.append(Inst("ACC", red.dtype, (), red.arg))
         acc = len(insts) - 1
-        for level, r in enumerate(red.src[1:], start=1):
+        for level, r in enumerate(loops, start=1):
             emit(r.src[0])
             insts.append(Inst("LOOP", int32, (where[id(r.src[0])],), r.arg))
             where[id(r)] = len(insts) - 1
-            for n in pending:
-                if id(n) in inside and depth[id(n)] == level and n.op != IrOp.RANGE:
+            for n in inside:
+                if depth[id(n)] == level and n.op != IrOp.RANGE:
                     emit(n)
         insts.append(Inst("ACCUM", red.dtype, (acc, where[id(red.src[0])]), red.arg))
-        for r in reversed(red.src[1:]):
+        for r in reversed(loops):
             insts.append(Inst("ENDLOOP", int32, (where[id(r)],)))
         where[id(red)] = acc
-    for n in pending:
-        if id(n) not in where:
-            emit(n)
+    for n in order:
+        emit(n)
     return Kernel(name, insts, params, threads, shape)
 
 

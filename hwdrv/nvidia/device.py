@@ -49,9 +49,6 @@ _NOTIFIER_SIZE = 64 << 10
 _USERD_SIZE = 0x1000
 _RING_REGION = GPFIFO_ENTRIES * 8 + _USERD_SIZE
 MAX_SHARED_PER_BLOCK = 227 << 10
-#: which copy engine serves copy queues: "graphics" (the one in the compute channel group) or
-#: the number of an asynchronous copy engine (env HWDRV_NV_COPY_ENGINE overrides)
-DEFAULT_COPY_ENGINE = "graphics"
 GR_INFO_WANTED = ("SM_VERSION", "LITTER_NUM_GPCS", "LITTER_NUM_TPC_PER_GPC", "LITTER_NUM_SM_PER_TPC",
                   "MAX_WARPS_PER_SM", "THREAD_STACK_SCALING_FACTOR")
 
@@ -190,25 +187,14 @@ class NVDevice(Device):
         self._rings = self.mem.vidmem(2 * _RING_REGION, cpu_map=True, contiguous=True)
         self._pbs = [self.mem.vidmem(PUSHBUFFER_SIZE, cpu_map=True) for _ in range(2)]
         self.h_compute_ch, self.h_compute = self._channel(0, nv.HOPPER_COMPUTE_A, self.h_tsg, self.h_ctxshare)
-        # Copies run on an asynchronous copy engine in a channel group of its own: the copy
-        # engine attached to graphics moves device-to-device data at a fraction of the speed.
-        ce = os.environ.get("HWDRV_NV_COPY_ENGINE", str(DEFAULT_COPY_ENGINE))
-        if ce == "graphics":
-            self.h_copy_tsg = self.h_tsg
-            self.h_copy_ch, self.h_copy = self._channel(1, nv.HOPPER_DMA_COPY_A, self.h_tsg, self.h_ctxshare)
-        else:
-            engine = nv.NV2080_ENGINE_TYPE_COPY(int(ce))
-            self.h_copy_tsg = self._channel_group(engine)
-            p = nv.ffi.new("NV_CTXSHARE_ALLOCATION_PARAMETERS *")
-            p.hVASpace = self.h_vaspace
-            p.flags = nv.NV_CTXSHARE_ALLOCATION_FLAGS_SUBCONTEXT.encode(nv.NV_CTXSHARE_ALLOCATION_FLAGS_SUBCONTEXT_ASYNC)
-            copy_share = rm.alloc(self.h_copy_tsg, nv.FERMI_CONTEXT_SHARE_A, p)
-            self.h_copy_ch, self.h_copy = self._channel(1, nv.HOPPER_DMA_COPY_A, self.h_copy_tsg, copy_share, engine)
-        self.copy_engine = ce
-        for tsg in {self.h_tsg, self.h_copy_tsg}:
-            p = nv.ffi.new("NVA06C_CTRL_GPFIFO_SCHEDULE_PARAMS *")
-            p.bEnable = 1
-            rm.control(tsg, nv.NVA06C_CTRL_CMD_GPFIFO_SCHEDULE, p, "GPFIFO_SCHEDULE")
+        # The copy channel shares the compute channel group, so it uses the copy engine attached
+        # to graphics. (Measured on H100 / 580.159.04: a channel group of an asynchronous copy
+        # engine could not be scheduled: UVM refuses to register copy-engine channels
+        # (NV_ERR_INVALID_OBJECT) and RM will not schedule the group without it.)
+        self.h_copy_ch, self.h_copy = self._channel(1, nv.HOPPER_DMA_COPY_A, self.h_tsg, self.h_ctxshare)
+        p = nv.ffi.new("NVA06C_CTRL_GPFIFO_SCHEDULE_PARAMS *")
+        p.bEnable = 1
+        rm.control(self.h_tsg, nv.NVA06C_CTRL_CMD_GPFIFO_SCHEDULE, p, "GPFIFO_SCHEDULE")
 
         self._init_core()
         self._channels = {"compute": self._make_channel(0, self.h_compute_ch, "compute"),
@@ -258,8 +244,7 @@ class NVDevice(Device):
         p.engineType = engine_type
         return self.rm.alloc(self.h_device, self.nv.KEPLER_CHANNEL_GROUP_A, p)
 
-    def _channel(self, slot: int, engine_class: int, tsg: int, ctxshare: int,
-                 engine_type: int = 0) -> tuple[int, int]:
+    def _channel(self, slot: int, engine_class: int, tsg: int, ctxshare: int) -> tuple[int, int]:
         """Allocate GPFIFO channel ``slot`` in channel group ``tsg`` (subcontext ``ctxshare``)
         with an engine object on it."""
         nv, rm = self.nv, self.rm
@@ -270,16 +255,14 @@ class NVDevice(Device):
         p.gpFifoOffset = ring_va
         p.gpFifoEntries = GPFIFO_ENTRIES
         p.hContextShare = ctxshare
-        p.engineType = engine_type
         p.hUserdMemory[0] = self._rings.handle
         p.userdOffset[0] = slot * _RING_REGION + GPFIFO_ENTRIES * 8
         ch = rm.alloc(tsg, nv.HOPPER_CHANNEL_GPFIFO_A, p)
         obj = rm.alloc(ch, engine_class)
-        if engine_class == nv.HOPPER_COMPUTE_A:
-            # UVM maps a graphics channel's context buffers, and RM refuses to schedule one in a
-            # UVM-owned VA space until it has; copy-engine channels have none (UVM refuses them)
-            ctx_va = self._pool.reserve_gpu_only(CHANNEL_CTX_VA_SIZE, 2 << 20)
-            self.uvm.register_channel(self.uuid, rm.fd, rm.client, ch, ctx_va, CHANNEL_CTX_VA_SIZE)
+        # UVM maps the channel's context buffers; RM schedules no channel of the graphics group
+        # in a UVM-owned VA space before that
+        ctx_va = self._pool.reserve_gpu_only(CHANNEL_CTX_VA_SIZE, 2 << 20)
+        self.uvm.register_channel(self.uuid, rm.fd, rm.client, ch, ctx_va, CHANNEL_CTX_VA_SIZE)
         return ch, obj
 
     def _make_channel(self, slot: int, h_channel: int, kind: str) -> Channel:

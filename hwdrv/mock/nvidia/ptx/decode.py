@@ -21,7 +21,7 @@ IGNORED_MODS = {"uni", "sync", "aligned", "volatile", "relaxed", "acquire", "rel
                 "sc", "cta", "gpu", "sys", "cluster", "ca", "cg", "cs", "lu", "cv", "wb", "wt", "nc",
                 "L1::evict_normal", "L1::evict_unchanged", "L1::evict_first", "L1::evict_last",
                 "L1::no_allocate", "L2::evict_normal", "L2::evict_first", "L2::evict_last",
-                "L2::64B", "L2::128B", "L2::256B", "L2::cache_hint", "mmio", "shared::cta", "approx"}
+                "L2::64B", "L2::128B", "L2::256B", "L2::cache_hint", "mmio", "shared::cta"}
 
 
 @dataclass

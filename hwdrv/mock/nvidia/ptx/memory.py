@@ -114,7 +114,8 @@ class ArraySpace:
         addrs = np.asarray(addrs, np.uint64)
         check_aligned(addrs, size, lanes, self.name, access)
         if addrs.size:
-            bad = addrs > np.uint64(max(self.limit - size, -1)) if self.limit >= size else np.ones(addrs.shape, bool)
+            # valid offsets: [0, limit - size]; a space smaller than one element has none
+            bad = addrs > np.uint64(self.limit - size) if self.limit >= size else np.ones(addrs.shape, bool)
             if bad.any():
                 k = int(np.argmax(bad))
                 exc = AddressSpaceFault(int(addrs[k]), access, "out-of-range", self.name)

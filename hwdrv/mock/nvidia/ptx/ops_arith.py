@@ -23,8 +23,9 @@ def build_arith(ctx: Ctx, ins):
             raise ctx.error(f"{op}.{t.name} does not exist")
         if op == "mad" and t.name != "f32" and t.name != "f64":
             raise ctx.error(f"mad.{t.name} does not exist (use fma)")
-        if op in ("add", "sub", "mul", "fma", "mad", "div", "rcp", "sqrt") and t.name in ("f32", "f64") \
-                and not any(m in ins.mods for m in ("rn", "rz", "rm", "rp", "approx", "full")) and op in ("div", "rcp", "sqrt", "fma", "mad"):
+        # Legacy forms without a rounding modifier meant the sm_1x approximations: refuse them.
+        if op in ("div", "rcp", "sqrt", "fma", "mad") and t.name in ("f32", "f64") \
+                and not any(m in ins.mods for m in ("rn", "rz", "rm", "rp", "approx", "full")):
             raise ctx.error(f"{op}.{t.name} needs a rounding modifier (.rn .rz .rm .rp) or .approx")
         return ops_float.build_float(ctx, ins, op, t)
     if t.name not in ops_int.INT_TYPES:

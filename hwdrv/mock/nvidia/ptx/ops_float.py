@@ -228,13 +228,19 @@ def build_float(ctx: Ctx, ins, op: str, t: PType):
     approx = "approx" in mods
     ftz = "ftz" in mods
     sat = "sat" in mods
-    allowed = {"rn", "rz", "rm", "rp", "ftz", "sat", "full", "approx", "NaN", "relu", "noftz"}
+    allowed = {"rn", "rz", "rm", "rp", "ftz", "sat"}
+    if op in ("div", "rcp", "sqrt", "rsqrt", "ex2", "lg2", "sin", "cos", "tanh"):
+        allowed.add("approx")
+    if op == "div":
+        allowed.add("full")
+    if op in ("min", "max"):
+        allowed |= {"NaN", "relu"}
+    if op == "fma" and fmt in ("f16", "bf16"):
+        allowed.add("relu")
     ctx.check_mods(ins, allowed)
     mode = rounding(ins)
     if ftz and fmt == "f64" and op not in ("rcp", "rsqrt", "sqrt", "ex2", "lg2"):
         raise ctx.error(".ftz does not apply to .f64 here")
-    if fmt in ("f16", "bf16") and mode != "rn" and op in ("add", "sub", "mul", "fma"):
-        pass
     nsrc = {"add": 2, "sub": 2, "mul": 2, "div": 2, "min": 2, "max": 2, "copysign": 2, "fma": 3, "mad": 3,
             "abs": 1, "neg": 1, "rcp": 1, "sqrt": 1, "rsqrt": 1, "ex2": 1, "lg2": 1, "sin": 1, "cos": 1,
             "tanh": 1}[op]
@@ -244,7 +250,7 @@ def build_float(ctx: Ctx, ins, op: str, t: PType):
     nan_mode = "NaN" in mods
     relu = "relu" in mods
 
-    if op in ("sin", "cos", "ex2", "lg2", "tanh", "rsqrt") and not approx and op != "rsqrt":
+    if op in ("sin", "cos", "ex2", "lg2", "tanh", "rsqrt") and not approx:
         raise ctx.error(f"{op} requires .approx")
 
     def elem(xs: list[np.ndarray]) -> np.ndarray:
@@ -258,6 +264,10 @@ def build_float(ctx: Ctx, ins, op: str, t: PType):
             r = f_mul(xs[0], xs[1], fmt, mode)
         elif op in ("fma", "mad"):
             r = f_fma(xs[0], xs[1], xs[2], fmt, mode)
+            if relu:                    # fma.relu: negative results become +0, NaN stays NaN
+                x = fr.to_f64(r, fmt)
+                r = np.where(x < 0, fr.round_f64(np.zeros_like(x), fmt, "rn"), r)
+                r = np.where(np.isnan(x), canonical_nan(fmt), r)
         elif op == "div":
             if approx:
                 r = fr.round_f64(xs[0] * (1.0 / xs[1]) if fmt != "f64" else xs[0] / xs[1], fmt, "rn")

@@ -26,7 +26,8 @@ def get_space(s, space: str):
     return s.const(3) if space == "const" else s.space(space)
 
 
-def lanes_of(s, i, n: int):
+def lanes_of(s, i):
+    """The lane indices an instruction runs on."""
     return np.arange(s.L) if i is None else i
 
 
@@ -85,7 +86,7 @@ def build_ld(ctx: Ctx, ins):
             for k, w in enumerate(ws):
                 w(s, i, vals[k].view(t.dtype) if raw != t.dtype else vals[k])
             return
-        lanes = lanes_of(s, i, 0)
+        lanes = lanes_of(s, i)
         n = s.L if i is None else len(i)
         ad = np.broadcast_to(np.asarray(ad, np.uint64), (n,))
         if nv > 1:
@@ -129,7 +130,7 @@ def build_st(ctx: Ctx, ins):
     def run(s, i):
         sp = s.space(space)
         n = s.L if i is None else len(i)
-        lanes = lanes_of(s, i, n)
+        lanes = lanes_of(s, i)
         ad = np.broadcast_to(np.asarray(addr(s, i), np.uint64), (n,))
         vals = [np.broadcast_to(np.asarray(np.asarray(r(s, i)), t.dtype).view(raw), (n,)) for r in rs]
         if nv == 1:
@@ -172,7 +173,7 @@ def build_cp_async(ctx: Ctx, ins):
 
     def run(s, i):
         n = s.L if i is None else len(i)
-        lanes = lanes_of(s, i, n)
+        lanes = lanes_of(s, i)
         d = np.broadcast_to(np.asarray(dst(s, i), np.uint64), (n,))
         a = np.broadcast_to(np.asarray(src(s, i), np.uint64), (n,))
         check_aligned(d, size, lanes, "shared", "write")

@@ -107,7 +107,6 @@ def build_vote(ctx: Ctx, ins):
 
     def run(s, i):
         ex = executing_grid(s, i)
-        member = (np.asarray(full(s, i, rm(s, i), U32)).reshape(-1, 32)[:, :, None] if False else None)
         mask = full(s, i, rm(s, i), U32).reshape(-1, 32)
         inmask = (mask[:, :1] >> np.arange(32, dtype=U32)[None, :]) & U32(1)
         part = ex & (inmask != 0)
@@ -124,7 +123,6 @@ def build_vote(ctx: Ctx, ins):
             per_warp = (ntrue == 0) | (ntrue == npart)
         r = np.repeat(per_warp, 32)
         w(s, i, r if i is None else r[i])
-        del member
     return run
 
 
@@ -282,7 +280,10 @@ def _bar_red(ctx: Ctx, ins):
 @family("membar", "fence", "nanosleep")
 def build_fence(ctx: Ctx, ins):
     # Memory ordering: every access here is performed in program order and immediately visible,
-    # which satisfies every fence; nanosleep may sleep for zero time.
-    if ins.opcode == "fence" and any(m.startswith("proxy") for m in ins.mods) and False:
-        raise ctx.error("fence.proxy is not supported")
+    # which satisfies every fence (proxy fences included: there is one proxy); nanosleep may
+    # sleep for zero time.
+    if ins.opcode == "nanosleep":
+        ctx.nops(ins, 1)
+    elif ins.operands:
+        raise ctx.error(f"{ins.opcode} takes no operands")
     return lambda s, i: None

@@ -338,7 +338,6 @@ class _Parser:
 
     def _body(self, fn: Function) -> None:
         scopes: list[dict[str, Reg]] = [{}]
-        pending_labels: list[tuple[str, int]] = []
         while True:
             t = self.tok
             if t.kind == "eof":
@@ -390,8 +389,6 @@ class _Parser:
             if t.kind == "id" and t.text.startswith("."):
                 raise self.error(f"unsupported directive {t.text} in a function body")
             fn.instrs.append(self._instruction(scopes))
-        if pending_labels:
-            raise self.error("label at end of body")
 
     def _reg_decl(self, fn: Function, scope: dict[str, Reg]) -> None:
         typ = None
@@ -400,7 +397,7 @@ class _Parser:
             if d in (".v2", ".v4"):
                 raise self.error("vector registers are not supported")
             typ = ptype(d[1:])
-            if typ is None or typ.name in ("f16x2", "bf16x2") and False:
+            if typ is None:
                 raise self.error(f"unsupported register type {d}")
         if typ is None:
             raise self.error(".reg needs a type")
@@ -425,6 +422,7 @@ class _Parser:
     # ---- instructions -----------------------------------------------------------------------
     def _instruction(self, scopes: list[dict[str, Reg]]) -> Instr:
         first = self.tok
+        start = self.i
         guard = None
         if self.accept("@"):
             neg = self.accept("!")
@@ -432,6 +430,7 @@ class _Parser:
             if not isinstance(g, Reg) or g.type.kind != "p":
                 raise self.error("guard must be a predicate register", first)
             guard = (g, neg)
+        self._op_index = self.i
         op = self.expect_id("instruction")
         parts = op.text.split(".")
         if not parts[0] or not parts[0][0].isalpha():
@@ -447,8 +446,19 @@ class _Parser:
         except PTXError as exc:
             # name the instruction: its operand syntax is what we could not read
             raise PTXError(exc.line, f"{op.text}: {exc.message}") from None
-        line_text = self.text_lines[op.line - 1].strip() if op.line - 1 < len(self.text_lines) else op.text
-        return Instr(parts[0], tuple(parts[1:]), operands, guard, op.line, line_text)
+        return Instr(parts[0], tuple(parts[1:]), operands, guard, op.line, self._text(start, self.i))
+
+    def _text(self, a: int, b: int) -> str:
+        """Canonical text of the instruction in tokens [a, b): '@%p bra L;', 'add.s32 %r1, %r2, 4;'."""
+        out = []
+        for k in range(a, b):
+            t = self.toks[k].text
+            prev = self.toks[k - 1] if k > a else None
+            if prev is not None and t != ";" and (prev.text == "," or k == self._op_index or
+                                     (prev.kind == "id" and k - 1 == self._op_index)):
+                out.append(" ")
+            out.append(t)
+        return "".join(out)
 
     def _resolve(self, tok: Token, scopes: list[dict[str, Reg]]):
         name = tok.text
@@ -509,15 +519,11 @@ class _Parser:
             if isinstance(base, (Special, Sink)):
                 raise self.error("special register as an address base")
             if self.tok.text in ("+", "-"):
-                off = self.const_expr_after_base()
+                off = self.const_expr()       # "[%r1+-4]", "[%r1+4+8]": a signed sum after the base
         else:
             off = self.const_expr()
         self.expect("]")
         return Addr(base, off)
-
-    def const_expr_after_base(self) -> int:
-        # "[%r1+-4]" and "[%r1+4+8]": a signed sum that follows the base.
-        return self.const_expr()
 
 
 def _float_bytes(typ: PType, value: float, bits: int | None) -> bytes:

@@ -4,8 +4,6 @@ Lanes are laid out CTA-major; each CTA's lanes are padded to whole warps (paddin
 run), so warp-wide operations reshape lanes into (warps, 32)."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from .memory import ArraySpace, GenericSpace, GlobalSpace
@@ -27,7 +25,6 @@ class State:
         self.L = L = n_ctas * self.cta_lanes
         self.regs = [np.zeros(L, dt) for dt in regs_dtypes]
         self.steps = 0
-        self.t0 = time.monotonic_ns()
         self._geo: dict[str, np.ndarray] = {}
         lane = np.arange(L, dtype=np.int64)
         self.lane_cta = lane // self.cta_lanes

@@ -1,0 +1,184 @@
+"""IR -> PTX. A plain, standard subset (what ptxas and the mock GPU's interpreter both take):
+global loads/stores, int/f32 arithmetic, cvt, setp/selp, branches, ex2/lg2/rcp/sqrt.
+
+Registers are named by the defining instruction's index and its register type: ``%f7`` (f32),
+``%r7`` (s32), ``%p7`` (pred), ``%rd7`` (an address), ``%h7`` (a 16-bit float in transit),
+``%t7``/``%q7`` (scratch b32 / pred)."""
+from __future__ import annotations
+
+import struct
+
+from ..dtype import DType, bfloat16, bool_, float16, int32
+from ..ir import Inst, Kernel
+
+PTX_VERSION = "8.0"
+BLOCK = 256             # threads per block of an elementwise / reduce launch
+
+
+def f32_hex(v: float) -> str:
+    """A PTX f32 immediate (exact bit pattern)."""
+    return "0f%08X" % struct.unpack("<I", struct.pack("<f", v))[0]
+
+
+def _reg(dt: DType, i: int) -> str:
+    return {"float": "%f", "int": "%r", "bool": "%p"}[dt.kind] + str(i)
+
+
+_INT_BIN = {"ADD": "add.s32", "SUB": "sub.s32", "MUL": "mul.lo.s32", "IDIV": "div.s32",
+            "DIV": "div.s32", "MOD": "rem.s32", "MAX": "max.s32"}
+_F32_BIN = {"ADD": "add.f32", "SUB": "sub.f32", "MUL": "mul.f32", "DIV": "div.rn.f32",
+            "MAX": "max.f32"}
+_BOOL_BIN = {"ADD": "or.pred", "MUL": "and.pred", "MAX": "or.pred", "SUB": "xor.pred",
+             "AND": "and.pred", "CMPNE": "xor.pred"}
+_F32_UN = {"NEG": "neg.f32", "ABS": "abs.f32", "EXP2": "ex2.approx.f32", "LOG2": "lg2.approx.f32",
+           "SQRT": "sqrt.rn.f32", "RECIP": "rcp.rn.f32"}
+_CMP = {"CMPLT": "lt", "CMPEQ": "eq", "CMPNE": "ne"}
+
+
+class PTXRenderer:
+    """Renders linear IR kernels as PTX for ``arch`` (e.g. ``"sm_90"``)."""
+    device_kind = "nvidia"
+
+    def __init__(self, arch: str = "sm_90"):
+        self.arch = arch
+
+    def render(self, kernel: Kernel) -> str:
+        body: list[str] = []
+        out = body.append
+        insts = kernel.insts
+        for i, ins in enumerate(insts):
+            for line in self._inst(i, ins, insts):
+                out(line)
+        n = len(insts) + 1
+        params = ",\n".join(f"\t.param .u64 p{k}" for k in range(len(kernel.params)))
+        head = [f".version {PTX_VERSION}", f".target {self.arch}", ".address_size 64", "",
+                f".visible .entry {kernel.name}(", params, ")", "{",
+                f"\t.reg .pred %p<{n}>;", f"\t.reg .pred %q<{n}>;", f"\t.reg .b16 %h<{n}>;",
+                f"\t.reg .b32 %r<{n}>;", f"\t.reg .b32 %t<{n}>;", f"\t.reg .f32 %f<{n}>;",
+                f"\t.reg .b64 %rd<{n}>;"]
+        return "\n".join(head + ["\t" + b if not b.endswith(":") else b for b in body] +
+                         ["$END:", "\tret;", "}", ""])
+
+    # ---- one instruction ---------------------------------------------------------------
+    def _inst(self, i: int, ins: Inst, insts: list[Inst]) -> list[str]:
+        op, dt = ins.op, ins.dtype
+        d = _reg(dt, i) if op not in ("PARAM", "STORE", "ENDLOOP") else ""
+        s = [_reg(insts[j].dtype, j) for j in ins.src]
+        if op == "CONST":
+            return self._const(d, dt, ins.arg, i)
+        if op == "SPECIAL":
+            name, size = ins.arg
+            assert name == "gidx", name
+            return [f"mov.u32 %t{i}, %ctaid.x;", f"mov.u32 {d}, %ntid.x;",
+                    f"mul.lo.s32 {d}, %t{i}, {d};", f"mov.u32 %t{i}, %tid.x;",
+                    f"add.s32 {d}, {d}, %t{i};", f"setp.ge.s32 %q{i}, {d}, {size};",
+                    f"@%q{i} bra $END;"]
+        if op == "PARAM":
+            return [f"ld.param.u64 %rd{i}, [p{ins.arg[0]}];", f"cvta.to.global.u64 %rd{i}, %rd{i};"]
+        if op in ("LOAD", "STORE"):
+            return self._memory(i, ins, insts)
+        if op == "ACC":
+            init = (0.0 if ins.arg == "sum" else float("-inf")) if dt.is_float else \
+                (0 if ins.arg == "sum" else -2**31)
+            return self._const(d, dt, init, i)
+        if op == "ACCUM":
+            a, v = s
+            if dt == bool_:
+                return [f"or.pred {a}, {a}, {v};"]
+            table = _F32_BIN if dt.is_float else _INT_BIN
+            return [f"{table['ADD' if ins.arg == 'sum' else 'MAX']} {a}, {a}, {v};"]
+        if op == "LOOP":
+            return [f"mov.s32 {d}, 0;", f"$L{i}:"]
+        if op == "ENDLOOP":
+            j = ins.src[0]
+            end = _reg(int32, insts[j].src[0])
+            return [f"add.s32 %r{j}, %r{j}, 1;", f"setp.lt.s32 %q{i}, %r{j}, {end};",
+                    f"@%q{i} bra $L{j};"]
+        if op == "CAST":
+            return self._cast(i, d, insts[ins.src[0]].dtype, s[0], ins.arg)
+        if op == "WHERE":
+            c, a, b = s
+            if dt == bool_:
+                return [f"and.pred %q{i}, {c}, {a};", f"not.pred {d}, {c};",
+                        f"and.pred {d}, {d}, {b};", f"or.pred {d}, {d}, %q{i};"]
+            return [f"selp.{'f32' if dt.is_float else 's32'} {d}, {a}, {b}, {c};"]
+        src_dt = insts[ins.src[0]].dtype
+        if op in _CMP:
+            if src_dt == bool_:
+                if op == "CMPLT":       # a < b  <=>  !a & b
+                    return [f"not.pred %q{i}, {s[0]};", f"and.pred {d}, %q{i}, {s[1]};"]
+                lines = [f"xor.pred {d}, {s[0]}, {s[1]};"]
+                return lines + ([f"not.pred {d}, {d};"] if op == "CMPEQ" else [])
+            return [f"setp.{_CMP[op]}.{'f32' if src_dt.is_float else 's32'} {d}, {s[0]}, {s[1]};"]
+        if len(s) == 2:
+            table = _BOOL_BIN if dt == bool_ else _F32_BIN if dt.is_float else _INT_BIN
+            return [f"{table[op]} {d}, {s[0]}, {s[1]};"]
+        if dt.is_float:
+            return [f"{_F32_UN[op]} {d}, {s[0]};"]
+        if dt == bool_ and op == "NEG":
+            return [f"not.pred {d}, {s[0]};"]
+        return [f"{op.lower()}.s32 {d}, {s[0]};"]
+
+    @staticmethod
+    def _const(d: str, dt: DType, v, i: int) -> list[str]:
+        if dt.is_float:
+            return [f"mov.f32 {d}, {f32_hex(v)};"]
+        if dt == bool_:
+            return [f"mov.u32 %t{i}, {int(bool(v))};", f"setp.ne.u32 {d}, %t{i}, 0;"]
+        return [f"mov.s32 {d}, {int(v)};"]
+
+    @staticmethod
+    def _round(i: int, d: str, target: DType) -> list[str]:
+        """Round an f32 register through a narrow float type, in place."""
+        if target in (float16, bfloat16):
+            t = target.ptx
+            return [f"cvt.rn.{t}.f32 %h{i}, {d};", f"cvt.f32.{t} {d}, %h{i};"]
+        return []
+
+    def _cast(self, i: int, d: str, src: DType, s: str, target: DType) -> list[str]:
+        if target.is_float:
+            if src.is_float:
+                first = [f"mov.f32 {d}, {s};"]
+            elif src == int32:
+                first = [f"cvt.rn.f32.s32 {d}, {s};"]
+            else:
+                first = [f"selp.f32 {d}, {f32_hex(1.0)}, {f32_hex(0.0)}, {s};"]
+            return first + self._round(i, d, target)
+        if target == int32:
+            if src.is_float:
+                return [f"cvt.rzi.s32.f32 {d}, {s};"]
+            if src == int32:
+                return [f"mov.s32 {d}, {s};"]
+            return [f"selp.s32 {d}, 1, 0, {s};"]
+        if src.is_float:            # NaN is true, as in numpy: "not equal or unordered"
+            return [f"setp.neu.f32 {d}, {s}, {f32_hex(0.0)};"]
+        if src == int32:
+            return [f"setp.ne.s32 {d}, {s}, 0;"]
+        return [f"mov.pred {d}, {s};"]
+
+    def _memory(self, i: int, ins: Inst, insts: list[Inst]) -> list[str]:
+        param = insts[ins.src[0]]
+        store_t: DType = param.arg[1]
+        idx = _reg(int32, ins.src[1])
+        addr = f"%rd{i}"
+        lines = [f"mul.wide.s32 {addr}, {idx}, {store_t.itemsize};",
+                 f"add.s64 {addr}, %rd{ins.src[0]}, {addr};"]
+        if ins.op == "STORE":
+            v = _reg(insts[ins.src[2]].dtype, ins.src[2])
+            if store_t == bool_:
+                return lines + [f"selp.u32 %t{i}, 1, 0, {v};", f"st.global.u8 [{addr}], %t{i};"]
+            if store_t in (float16, bfloat16):
+                return lines + [f"cvt.rn.{store_t.ptx}.f32 %h{i}, {v};",
+                                f"st.global.b16 [{addr}], %h{i};"]
+            return lines + [f"st.global.{store_t.ptx} [{addr}], {v};"]
+        d = _reg(ins.dtype, i)
+        gate = f"@{_reg(bool_, ins.src[2])} " if len(ins.src) > 2 else ""
+        if store_t == bool_:
+            return lines + [f"mov.u32 %t{i}, 0;", f"{gate}ld.global.u8 %t{i}, [{addr}];",
+                            f"setp.ne.u32 {d}, %t{i}, 0;"]
+        zero = [f"mov.{'f32' if store_t.is_float else 's32'} {d}, "
+                f"{f32_hex(0.0) if store_t.is_float else 0};"] if gate else []
+        if store_t in (float16, bfloat16):
+            return lines + zero + [f"{gate}ld.global.b16 %h{i}, [{addr}];",
+                                   f"{gate}cvt.f32.{store_t.ptx} {d}, %h{i};"]
+        return lines + zero + [f"{gate}ld.global.{store_t.ptx} {d}, [{addr}];"]
