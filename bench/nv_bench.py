@@ -107,6 +107,18 @@ def bench_hwdrv(device: str) -> dict:
     res["h2d_GBps"] = copy_gbps(d0, host)
     res["d2h_GBps"] = copy_gbps(host, d0)
     res["d2d_GBps_rw"] = 2 * copy_gbps(d1, d0)      # bytes read + bytes written
+
+    def sm_copy_gbps(dst, src) -> float:
+        times = []
+        for i in range(6):
+            done.value = 0
+            dev.compute_queue().timestamp(t0).copy(dst, src, COPY_BYTES).timestamp(t1).signal(done, 1).submit()
+            done.wait(1, timeout=30)
+            if i:
+                times.append((t1.timestamp - t0.timestamp) / 1e9)
+        return COPY_BYTES / _median(times) / 1e9
+
+    res["d2d_sm_GBps_rw"] = 2 * sm_copy_gbps(d1, d0)
     dev.close()
     return res
 
@@ -177,7 +189,8 @@ ROWS = [  # (label, hwdrv key, cuda key, kind): kind "time" -> ratio cuda/hwdrv,
     ("CPU us per resubmit of a built queue", "cpu_us_per_resubmit", "cpu_us_per_launch", "time"),
     ("H2D GB/s, 1 GiB pinned", "h2d_GBps", "h2d_GBps", "rate"),
     ("D2H GB/s, 1 GiB pinned", "d2h_GBps", "d2h_GBps", "rate"),
-    ("D2D GB/s (read+write), 1 GiB", "d2d_GBps_rw", "d2d_GBps_rw", "rate"),
+    ("D2D GB/s (read+write), 1 GiB, copy engine", "d2d_GBps_rw", "d2d_GBps_rw", "rate"),
+    ("D2D GB/s (read+write), 1 GiB, SM copy", "d2d_sm_GBps_rw", "d2d_GBps_rw", "rate"),
 ]
 
 

@@ -152,10 +152,9 @@ class Queue:
         return self
 
     def copy(self, dst: "Buffer | IntArg", src: "Buffer | IntArg", size: int) -> "Queue":
-        """Copy ``size`` bytes from ``src`` to ``dst`` (buffers or device addresses)."""
+        """Copy ``size`` bytes from ``src`` to ``dst`` (buffers or device addresses). Copy queues
+        use the copy engine; a backend's compute queue may copy with the SMs."""
         self._check_building()
-        if self.kind != "copy":
-            raise InvalidArgument(f"copy needs a copy queue; this is a {self.kind} queue")
         if not isinstance(size, int) or size <= 0:
             raise InvalidArgument(f"copy size must be a positive int, got {size!r}")
         d = self._addr(dst, size, "copy destination")

@@ -37,7 +37,7 @@ class _Builder:
         self.params: list[DType] = [out.dtype]
         self.inputs: list[LazyNode] = []
         self.param_nodes: dict[int, Node] = {}
-        self.memo: dict[tuple, Node] = {}
+        self.memo: dict[tuple, tuple[list[Node], Node]] = {}
         self.loops = 0
         self.has_reduce = False
 
@@ -62,9 +62,9 @@ class _Builder:
     def compute(self, n: LazyNode, idxs: list[Node]) -> Node:
         """The value of node ``n`` at ``idxs`` (computed here, not loaded)."""
         key = (id(n), tuple(id(i) for i in idxs))
-        if key not in self.memo:
-            self.memo[key] = self._compute(n, idxs)
-        return self.memo[key]
+        if key not in self.memo:        # idxs kept alive with the value: keys are ids
+            self.memo[key] = (idxs, self._compute(n, idxs))
+        return self.memo[key][1]
 
     def _compute(self, n: LazyNode, idxs: list[Node]) -> Node:
         if n.op == Op.CONST:

@@ -191,6 +191,21 @@ def test_copy(dev, size):
     np.testing.assert_array_equal(dev.download(dst), data)
 
 
+@pytest.mark.parametrize("size,offset", [(1 << 16, 0), ((1 << 16) + 5, 0), (1000, 3)])
+def test_compute_queue_copy(dev, size, offset):
+    """Compute queues copy with the SMs: 16-byte vectors, byte tails, unaligned addresses."""
+    data = np.random.default_rng(7).integers(0, 256, size, dtype=np.uint8)
+    src, dst = dev.alloc(size + 16), dev.alloc(size + 16)
+    dev.upload(src, data, offset=offset)
+    dev.upload(dst, np.zeros(size + 16, np.uint8))
+    sig = dev.signal(0)
+    dev.compute_queue().copy(dst.va + offset, src.va + offset, size).signal(sig, 1).submit()
+    sig.wait(1, timeout=WAIT)
+    out = dev.download(dst)
+    np.testing.assert_array_equal(out[offset:offset + size], data)
+    assert not out[:offset].any() and not out[offset + size:].any(), "bytes outside the range stay"
+
+
 def test_copy_splits_at_the_engine_limit(dev, monkeypatch):
     """The copy engine moves at most COPY_CHUNK bytes per launch: larger copies are split. On a
     real GPU the copy is > 4 GiB; on the mock the chunk is made small to exercise the split."""

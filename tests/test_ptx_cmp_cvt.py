@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from test_ptx_float import ref_round
-from test_ptx_helpers import bits, gpu, run_op  # noqa: F401
+from test_ptx_helpers import gpu, run_op  # noqa: F401
 
 NAN = float("nan")
 FA = np.array([1, 2, 2, NAN, 1, NAN, -0.0, -np.inf, np.inf], np.float32)

@@ -8,7 +8,7 @@ from hwdrv.errors import MockFault, ProgramError
 from hwdrv.mock import MemoryFault
 from hwdrv.mock.nvidia import ptx
 
-from test_ptx_helpers import gpu, load_ptx, pack_params  # noqa: F401
+from test_ptx_helpers import gpu, load_ptx  # noqa: F401
 
 HEAD = ".version 8.0\n.target sm_90\n.address_size 64\n"
 
@@ -26,7 +26,7 @@ def test_out_of_bounds_store_reports_address_lane_and_line(gpu):
     assert e.cta == (2, 0, 0) and e.thread == (700 - 512, 0, 0)
     assert e.warp == (700 - 512) // 32 and e.lane == (700 - 512) % 32
     assert e.line == 49 and e.instruction.startswith("st.global.f32")
-    assert isinstance(e.pc, int) and e.entry == "vector_add"
+    assert isinstance(e.pc, int) and e.entry == "vector_add" and e.vector_lane == 700     # element of the store vector
     assert "PTX line 49" in "\n".join(getattr(e, "__notes__", []))
 
 

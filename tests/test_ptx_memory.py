@@ -114,6 +114,9 @@ def test_param_space_addressing(gpu):
     ld.param.u32 %r0, [%rd1+8];
     ld.param.v2.u32 {%r1, %r2}, [s];
     ld.param.f64 %fd, [d];
+    cvta.param.u64 %rd2, %rd1;           // generic pointer to a kernel parameter
+    ld.u32 %r3, [%rd2+12];
+    st.global.u32 [%rd0+4], %r3;
     cvt.u32.u16 %r3, %h;
     st.global.u32 [%rd0], %r3;
     st.global.v2.u32 [%rd0+8], {%r1, %r2};
@@ -129,7 +132,7 @@ def test_param_space_addressing(gpu):
     s = struct.pack("<IIIIQ", 11, 22, 33, 44, 0)
     gpu.run(m, "k", 1, 1, [out, 200, s, -1.25])
     r = gpu.download(out, np.uint32, 6)
-    assert r[0] == 200 and r[2:5].tolist() == [11, 22, 33]
+    assert r[0] == 200 and r[1] == 44 and r[2:5].tolist() == [11, 22, 33]
     assert gpu.download(out + 24, np.float64, 1)[0] == -1.25
 
 

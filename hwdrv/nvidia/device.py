@@ -50,7 +50,7 @@ _USERD_SIZE = 0x1000
 _RING_REGION = GPFIFO_ENTRIES * 8 + _USERD_SIZE
 MAX_SHARED_PER_BLOCK = 227 << 10
 GR_INFO_WANTED = ("SM_VERSION", "LITTER_NUM_GPCS", "LITTER_NUM_TPC_PER_GPC", "LITTER_NUM_SM_PER_TPC",
-                  "MAX_WARPS_PER_SM", "THREAD_STACK_SCALING_FACTOR")
+                  "MAX_WARPS_PER_SM", "GPU_CORE_COUNT", "MAX_SP_PER_SM")
 
 
 def probe(kernel: Kernel) -> list[DeviceInfo]:
@@ -173,6 +173,8 @@ class NVDevice(Device):
         uvm.register_gpu(self.uuid, rm.client)
         uvm.register_vaspace(self.uuid, ctl, rm.client, self.h_vaspace)
         self.gr = self._gr_info()
+        self.sm_count = self.gr["GPU_CORE_COUNT"] // max(self.gr["MAX_SP_PER_SM"], 1)
+        self._builtins: dict[str, NVProgram] = {}
         self.arch = f"sm_{self.gr['SM_VERSION'] >> 8}{self.gr['SM_VERSION'] & 0xff:x}"
         self.compiler = MockPtxCompiler() if k.is_mock else PtxasCompiler(arch=self.arch)
 

@@ -46,7 +46,11 @@ def annotate(exc: MockFault, *, entry: str, cta: tuple[int, int, int], thread: t
              warp: int, lane: int, pc: int, line: int, instruction: str) -> MockFault:
     """Attach the SM error-state context to a fault (as attributes and a note) and return it.
 
-    The mock GPU reads these to fill its ESR/SM state: which CTA, warp, lane and PC faulted."""
+    The mock GPU reads these to fill its ESR/SM state: which CTA, warp, lane and PC faulted.
+    ``lane`` becomes the lane within the warp; a page-table fault's own ``lane`` (the element
+    index of the vector access) is kept as ``vector_lane``."""
+    if not hasattr(exc, "_ptx_noted") and getattr(exc, "lane", None) is not None:
+        exc.vector_lane = exc.lane
     exc.entry, exc.cta, exc.thread, exc.warp, exc.lane = entry, cta, thread, warp, lane
     exc.pc, exc.line, exc.instruction = pc, line, instruction
     if not hasattr(exc, "_ptx_noted"):

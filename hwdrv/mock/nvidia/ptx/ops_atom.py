@@ -11,7 +11,7 @@ from . import fpround as fr
 from .decode import Ctx, family
 from .ops_float import unpack, pack
 from .ops_mem import get_space, space_of
-from .types import TYPES, UNSIGNED, PType
+from .types import UNSIGNED, PType
 
 _OPS = {"add", "inc", "dec", "min", "max", "and", "or", "xor", "exch", "cas"}
 _TYPES = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .decode import Ctx, family
-from .types import TYPES, UNSIGNED, PType, int_type
+from .types import TYPES, UNSIGNED, PType
 
 U64 = np.uint64
 

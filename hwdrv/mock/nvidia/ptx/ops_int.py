@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .decode import Ctx, family
-from .types import SIGNED, UNSIGNED, PType, int_type
+from .decode import Ctx
+from .types import UNSIGNED, PType, int_type
 
 INT_TYPES = {"s8", "s16", "s32", "s64", "u8", "u16", "u32", "u64", "b8", "b16", "b32", "b64"}
 

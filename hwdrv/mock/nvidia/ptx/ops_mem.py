@@ -7,7 +7,7 @@ import numpy as np
 from .ast import Vec
 from .decode import Ctx, family
 from .memory import check_aligned
-from .types import TYPES, UNSIGNED, PType
+from .types import TYPES, UNSIGNED
 
 SPACE_MODS = {"global": "global", "shared": "shared", "shared::cta": "shared", "local": "local",
               "param": "param", "param::entry": "param", "const": "const"}

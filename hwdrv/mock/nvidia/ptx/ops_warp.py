@@ -10,7 +10,7 @@ import numpy as np
 
 from .ast import Pair
 from .decode import Ctx, family
-from .types import TYPES, UNSIGNED
+from .types import TYPES
 
 U32 = np.uint32
 

@@ -5,7 +5,6 @@ mapped to instruction indices, parameters are laid out. What an instruction *mea
 decoder's job."""
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 
 import numpy as np

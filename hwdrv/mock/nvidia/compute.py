@@ -1,0 +1,221 @@
+"""HOPPER_COMPUTE_A (0xCBC0) on the mock GPU: the compute class methods and QMD launches.
+
+A launch (SEND_PCAS_A with the QMD VA >> 8, then SEND_SIGNALING_PCAS2_B with a scheduling
+action) reads the QMD V04_00, checks it like the hardware would need it (version 4.0, nonzero
+register count, grid/block sizes), reads constant bank 0 (the sm_90 driver words at 0x0..0x14 must
+match the QMD's block and grid; kernel parameters start at 0x210), finds the PTX entry at the
+program address, and runs it in the PTX interpreter with the channel's page table. After the grid,
+the QMD's release semaphores are applied and enabled dependent QMDs are launched.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import time
+from typing import TYPE_CHECKING
+
+from hwdrv.errors import MockFault, ProgramError
+from hwdrv.mock.gpumem import MemoryFault
+
+from . import faults as X
+from . import ptx
+from . import semaphore as S
+from .facts import HW
+from .image import ImageError
+from .qmd import Qmd
+
+if TYPE_CHECKING:
+    from .fifo import Channel
+
+PARAM_OFFSET = 0x210          # sm_90: kernel parameters in constant bank 0
+RESERVED_SHARED = 0x400       # 1 KiB of shared memory per CTA reserved by sm_80+
+MAX_DEPENDENT_CHAIN = 1 << 16
+#: seconds a kernel may run before the mock's watchdog stops it (HWDRV_MOCK_NV_KERNEL_TIMEOUT)
+DEFAULT_KERNEL_TIMEOUT = float(os.environ.get("HWDRV_MOCK_NV_KERNEL_TIMEOUT", "10"))
+
+_SCHEDULE_ACTIONS = {
+    HW.NVCBC0_SEND_SIGNALING_PCAS2_B_PCAS_ACTION_SCHEDULE,
+    HW.NVCBC0_SEND_SIGNALING_PCAS2_B_PCAS_ACTION_INVALIDATE_COPY_SCHEDULE,
+    HW.NVCBC0_SEND_SIGNALING_PCAS2_B_PCAS_ACTION_PREFETCH_SCHEDULE,
+    HW.NVCBC0_SEND_SIGNALING_PCAS2_B_PCAS_ACTION_INVALIDATE_PREFETCH_COPY_SCHEDULE,
+    HW.NVCBC0_SEND_SIGNALING_PCAS2_B_PCAS_ACTION_INVALIDATE_PREFETCH_COPY_FORCE_REQUIRE_SCHEDULING,
+}
+_NO_LAUNCH_ACTIONS = {
+    HW.NVCBC0_SEND_SIGNALING_PCAS2_B_PCAS_ACTION_NOP, HW.NVCBC0_SEND_SIGNALING_PCAS2_B_PCAS_ACTION_INVALIDATE,
+    HW.NVCBC0_SEND_SIGNALING_PCAS2_B_PCAS_ACTION_PREFETCH,
+}
+_DEP_SCHEDULE = {HW.NVCBC0_QMDV04_00_DEPENDENT_QMD_ACTION_QMD_SCHEDULE,
+                 HW.NVCBC0_QMDV04_00_DEPENDENT_QMD_ACTION_QMD_INVALIDATE_COPY_SCHEDULE}
+
+# Methods that only set state the mock does not model (caches, SM config, timeouts, SLM sizing,
+# render enables): accepted, remembered in `state` for dumps.
+_STATE_METHODS = {
+    HW.NVCBC0_NO_OPERATION, HW.NVCBC0_SET_NOTIFY_A, HW.NVCBC0_SET_NOTIFY_B, HW.NVCBC0_WAIT_FOR_IDLE,
+    HW.NVCBC0_SET_SHADER_SHARED_MEMORY_WINDOW_A, HW.NVCBC0_SET_SHADER_SHARED_MEMORY_WINDOW_B,
+    HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_WINDOW_A, HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_WINDOW_B,
+    HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_A, HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_B,
+    HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_NON_THROTTLED_A, HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_NON_THROTTLED_B,
+    HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_NON_THROTTLED_C, HW.NVCBC0_INVALIDATE_SHADER_CACHES,
+    HW.NVCBC0_INVALIDATE_SHADER_CACHES_NO_WFI, HW.NVCBC0_INVALIDATE_SKED_CACHES, HW.NVCBC0_SET_QMD_VERSION,
+    HW.NVCBC0_SET_SPA_VERSION, HW.NVCBC0_SET_SHADER_EXCEPTIONS, HW.NVCBC0_SET_SM_TIMEOUT_INTERVAL,
+    HW.NVCBC0_SET_RENDER_ENABLE_OVERRIDE, HW.NVCBC0_SET_CWD_SLOT_COUNT, HW.NVCBC0_SET_CWD_REF_COUNTER,
+    HW.NVCBC0_SET_REPORT_SEMAPHORE_PAYLOAD_LOWER, HW.NVCBC0_SET_REPORT_SEMAPHORE_PAYLOAD_UPPER,
+    HW.NVCBC0_SET_REPORT_SEMAPHORE_ADDRESS_LOWER, HW.NVCBC0_SET_REPORT_SEMAPHORE_ADDRESS_UPPER,
+    HW.NVCBC0_SET_REPORT_SEMAPHORE_A, HW.NVCBC0_SET_REPORT_SEMAPHORE_B, HW.NVCBC0_SET_REPORT_SEMAPHORE_C,
+    HW.NVCBC0_SET_TRAP_HANDLER_A, HW.NVCBC0_SET_TRAP_HANDLER_B,
+}
+
+
+class ComputeEngine:
+    """The HOPPER_COMPUTE_A object bound to a subchannel of one channel."""
+
+    cls = HW.HOPPER_COMPUTE_A
+
+    def __init__(self, channel: "Channel"):
+        self.ch = channel
+        self.state: dict[int, int] = {}
+        self.qmd_va = 0
+        self.launches = 0
+        self.last_launch: dict | None = None
+
+    def method(self, mthd: int, data: int, where: str) -> None:
+        if mthd == HW.NVCBC0_SEND_PCAS_A:
+            self.qmd_va = HW.NVCBC0_SEND_PCAS_A_QMD_ADDRESS_SHIFTED8.decode(data) << 8
+        elif mthd == HW.NVCBC0_SEND_SIGNALING_PCAS2_B:
+            action = HW.NVCBC0_SEND_SIGNALING_PCAS2_B_PCAS_ACTION.decode(data)
+            if action in _SCHEDULE_ACTIONS:
+                self.launch_chain(self.qmd_va, where)
+            elif action not in _NO_LAUNCH_ACTIONS:
+                raise self._class_error(where, mthd, data, f"PCAS action {action} is not supported by the mock")
+        elif mthd == HW.NVCBC0_SEND_SIGNALING_PCAS_B:
+            if HW.NVCBC0_SEND_SIGNALING_PCAS_B_SCHEDULE.decode(data):
+                self.launch_chain(self.qmd_va, where)
+        elif mthd == HW.NVCBC0_SET_REPORT_SEMAPHORE_D:
+            self._report_semaphore(data, where)
+        elif mthd in _STATE_METHODS:
+            self.state[mthd] = data
+        else:
+            raise self._class_error(where, mthd, data, "unknown method for HOPPER_COMPUTE_A")
+
+    def _class_error(self, where: str, mthd: int, data: int, why: str) -> X.ChannelError:
+        return X.ChannelError(X.XID_GR_CLASS, f"{where}: GR class error, method {mthd:#x} data {data:#x}: {why}",
+                              self.ch.engine_type)
+
+    # ---- legacy report semaphore (SET_REPORT_SEMAPHORE_A..D) -----------------------------------------
+    def _report_semaphore(self, data: int, where: str) -> None:
+        op = data & 0x3                        # OPERATION 1:0 (RELEASE 0)
+        if op != HW.NVCBC0_SET_REPORT_SEMAPHORE_D_OPERATION_RELEASE:
+            raise self._class_error(where, HW.NVCBC0_SET_REPORT_SEMAPHORE_D, data,
+                                    f"report semaphore operation {op} is not supported by the mock")
+        va = ((self.state.get(HW.NVCBC0_SET_REPORT_SEMAPHORE_A, 0) & 0x1FFFFFF) << 32) \
+            | self.state.get(HW.NVCBC0_SET_REPORT_SEMAPHORE_B, 0)
+        payload = self.state.get(HW.NVCBC0_SET_REPORT_SEMAPHORE_C, 0)
+        one_word = (data >> 28) & 1            # STRUCTURE_SIZE 28: ONE_WORD 1
+        try:
+            S.write(self.ch.pt, va, payload, 4)
+            if not one_word:
+                S.write(self.ch.pt, va + 4, 0, 4)
+                S.write_timestamp(self.ch.pt, va)
+        except MemoryFault as f:
+            raise X.mmu_fault(f, "HUBCLIENT_FE", self.ch.engine_type, "writing a report semaphore") from None
+
+    # ---- launches --------------------------------------------------------------------------------
+    def launch_chain(self, qmd_va: int, where: str) -> None:
+        """Launch the QMD at `qmd_va`, then its scheduled dependent QMDs, in order."""
+        pending = [qmd_va]
+        for _ in range(MAX_DEPENDENT_CHAIN):
+            if not pending:
+                return
+            q = self._read_qmd(pending.pop(0), where)
+            self._launch(q, where)
+            pending.extend(va for action, va in q.dependent if action in _DEP_SCHEDULE)
+        raise X.ChannelError(X.XID_GR_EXCEPTION, f"{where}: more than {MAX_DEPENDENT_CHAIN} dependent QMDs "
+                                                 f"chained (a QMD cycle?)", self.ch.engine_type)
+
+    def _read_qmd(self, va: int, where: str) -> Qmd:
+        if va % 256:
+            raise self._launch_error(where, va, f"QMD address {va:#x} is not 256-byte aligned")
+        try:
+            return Qmd.read(self.ch.pt, va)
+        except MemoryFault as f:
+            raise X.mmu_fault(f, "HUBCLIENT_SKED", self.ch.engine_type, f"fetching the QMD at {va:#x}") from None
+
+    def _launch_error(self, where: str, qmd_va: int, why: str) -> X.ChannelError:
+        return X.ChannelError(X.XID_GR_CLASS, f"{where}: launch of QMD {qmd_va:#x} rejected: {why}",
+                              self.ch.engine_type)
+
+    def _launch(self, q: Qmd, where: str) -> None:
+        ch = self.ch
+        if (q.major, q.minor) != (4, 0):
+            raise self._launch_error(where, q.va, f"QMD version {q.major}.{q.minor}; HOPPER_COMPUTE_A "
+                                                  f"takes QMD V04_00 (QMD_MAJOR_VERSION 4, MINOR 0)")
+        if q.registers == 0:
+            raise self._launch_error(where, q.va, "REGISTER_COUNT is 0 (a kernel needs at least one register)")
+        if 0 in q.grid or 0 in q.block:
+            raise self._launch_error(where, q.va, f"grid {q.grid} / block {q.block} has a zero dimension")
+        nthreads = q.block[0] * q.block[1] * q.block[2]
+        if nthreads > 1024 or q.registers * nthreads > 65536:
+            raise self._launch_error(where, q.va, f"block {q.block} x {q.registers} registers does not fit an "
+                                                  f"SM (max 1024 threads, 64K registers)")
+        if 0 not in q.cbufs:
+            raise self._launch_error(where, q.va, "constant buffer 0 is not valid (kernel parameters live there)")
+        banks: dict[int, bytes] = {}
+        for i, (cva, size) in q.cbufs.items():
+            if cva % 64:
+                raise self._launch_error(where, q.va, f"constant buffer {i} address {cva:#x} is not 64-byte aligned")
+            try:
+                banks[i] = ch.pt.read(cva, size)
+            except MemoryFault as f:
+                raise X.mmu_fault(f, "GPCCLIENT_GCC", ch.engine_type,
+                                  f"fetching constant buffer {i} ({size} bytes) of QMD {q.va:#x}") from None
+        cb0 = banks[0]
+        if len(cb0) < PARAM_OFFSET:
+            raise self._launch_error(where, q.va, f"constant buffer 0 is {len(cb0)} bytes; sm_90 kernels read "
+                                                  f"driver words below {PARAM_OFFSET:#x} and parameters from it")
+        dims = struct.unpack_from("<6I", cb0, 0)
+        if dims[:3] != q.block or dims[3:] != q.grid:
+            raise self._launch_error(where, q.va, f"constant bank 0 says blockDim {dims[:3]} gridDim {dims[3:]} "
+                                                  f"(words 0x0..0x14), the QMD says block {q.block} grid {q.grid}: "
+                                                  f"the kernel would see the wrong %ntid/%nctaid (mock-detected)")
+        try:
+            kernel = ch.gpu.images.kernel_at(ch.pt, q.program_va)
+        except MemoryFault as f:
+            raise X.mmu_fault(f, "GPCCLIENT_T1_0", ch.engine_type,
+                              f"fetching the program at {q.program_va:#x}") from None
+        except (ImageError, ProgramError) as e:
+            raise self._launch_error(where, q.va, str(e)) from None
+        dynamic = max(0, q.shared_size - RESERVED_SHARED)
+        t0 = time.perf_counter()
+        try:
+            result = ptx.launch(kernel.module, kernel.entry, grid=q.grid, block=q.block,
+                                params=cb0[PARAM_OFFSET:], memory=ch.pt, dynamic_shared=dynamic,
+                                const_banks=banks, deadline=time.monotonic() + ch.gpu.kernel_timeout,
+                                cancel=ch.cancel)
+        except MockFault as f:
+            raise X.kernel_fault(f, kernel.entry, q.program_va, ch.engine_type, q.grid) from None
+        except ProgramError as e:
+            raise self._launch_error(where, q.va, f"kernel {kernel.entry}: {e}") from None
+        self.launches += 1
+        self.last_launch = {"qmd": q.va, "kernel": kernel.entry, "grid": q.grid, "block": q.block,
+                            "seconds": time.perf_counter() - t0, "result": result}
+        self._releases(q)
+
+    def _releases(self, q: Qmd) -> None:
+        for r in q.releases:
+            size = 8 if r.payload64 else 4
+            try:
+                if r.reduction is not None:
+                    op = S.QMD_REDUCTIONS.get(r.reduction)
+                    if op is None:
+                        raise X.ChannelError(X.XID_GR_CLASS, f"QMD {q.va:#x} release {r.index}: unknown reduction "
+                                                             f"{r.reduction}", self.ch.engine_type)
+                    S.reduce(self.ch.pt, r.va, op, r.payload, size, r.signed)
+                else:
+                    S.write(self.ch.pt, r.va, r.payload, size)
+                if r.structure_size == HW.NVCBC0_QMDV04_00_RELEASE_STRUCTURE_SIZE_SEMAPHORE_FOUR_WORDS:
+                    if size == 4:
+                        S.write(self.ch.pt, r.va + 4, 0, 4)
+                    S.write_timestamp(self.ch.pt, r.va)
+            except MemoryFault as f:
+                raise X.mmu_fault(f, "HUBCLIENT_FE", self.ch.engine_type,
+                                  f"writing release semaphore {r.index} of QMD {q.va:#x}") from None

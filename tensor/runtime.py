@@ -1,0 +1,195 @@
+"""Running schedules on a device: buffers, the compile cache, launches through hwdrv's raw
+queues, and ``TENSOR_DEBUG`` output.
+
+``TENSOR_DEBUG=1`` prints each kernel launched (name, output shape, grid/block, GPU time);
+``TENSOR_DEBUG=2`` also prints the IR and source of each kernel as it is compiled."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .dtype import DType, bfloat16, bool_, bf16_bits_to_f32, f32_to_bf16_bits
+from .lazy import LazyNode
+from .lower import lower
+from .matmul import matmul_kernel
+from .ops import Op
+from .render import renderer_for
+from .render.ptx import BLOCK
+from .schedule import schedule
+
+
+def debug_level() -> int:
+    """The TENSOR_DEBUG level (0 when unset)."""
+    try:
+        return int(os.environ.get("TENSOR_DEBUG", "0") or 0)
+    except ValueError:
+        return 0
+
+
+@dataclass
+class Launch:
+    """One kernel run: what, over which grid, and how long the GPU took (seconds, from the
+    queue's timestamps)."""
+    name: str
+    shape: tuple[int, ...]
+    grid: tuple[int, int, int]
+    block: tuple[int, int, int]
+    seconds: float = 0.0
+
+
+@dataclass
+class Stats:
+    """Counters for a runtime: kernels compiled, launches made, and the recent launches."""
+    compiles: int = 0
+    launches: int = 0
+    history: list[Launch] = field(default_factory=list)
+
+
+@dataclass
+class _Call:
+    node: LazyNode
+    program: Any
+    args: list[Any]
+    launch: Launch
+    shared: int = 0
+
+
+class Runtime:
+    """Everything tensor keeps per open device: programs compiled for it, its stats."""
+
+    def __init__(self, device: Any):
+        self.device = device
+        self.renderer = renderer_for(device.kind, device.arch)
+        self.programs: dict[tuple, Any] = {}
+        self.stats = Stats()
+
+    def __repr__(self) -> str:
+        return f"<Runtime {self.device.name} {self.device.arch}>"
+
+    # ---- memory ------------------------------------------------------------------------
+    def alloc(self, node: LazyNode) -> Any:
+        """A buffer for ``node``'s values, freed when the node is."""
+        buf = self.device.alloc(max(node.numel * node.dtype.itemsize, 4))
+        weakref.finalize(node, _free, buf)
+        return buf
+
+    def upload(self, node: LazyNode, data: np.ndarray) -> None:
+        """Make ``node`` a realized buffer holding ``data`` (host values of ``node.dtype``)."""
+        buf = self.alloc(node)
+        if data.size:
+            self.device.upload(buf, to_storage(data, node.dtype))
+        node.realize_as(buf)
+
+    def download(self, node: LazyNode) -> np.ndarray:
+        """The values of a realized node as a numpy array of its shape."""
+        nbytes = node.numel * node.dtype.itemsize
+        if nbytes == 0:
+            return np.zeros(node.shape, host_type(node.dtype))
+        raw = self.device.download(node.buffer, nbytes, dtype=node.dtype.np)
+        return from_storage(raw, node.dtype).reshape(node.shape)
+
+    # ---- compile + launch --------------------------------------------------------------
+    def realize(self, targets: list[LazyNode]) -> None:
+        """Compute ``targets`` (and whatever they need) into device buffers."""
+        todo = []
+        for t in schedule(targets):
+            if t.numel == 0:
+                t.realize_as(self.alloc(t))     # nothing to compute
+            else:
+                todo.append(t)
+        if not todo:
+            return
+        planned = {id(n) for n in todo}
+        buffers: dict[int, Any] = {}            # outputs of this batch, before they ran
+        calls = [self._prepare(n, planned, buffers) for n in todo]
+        q = self.device.compute_queue()
+        stamps = []
+        for c in calls:
+            start, end = self.device.signal(0), self.device.signal(0)
+            stamps.append((start, end))
+            q.timestamp(start).exec(c.program, grid=c.launch.grid, block=c.launch.block,
+                                    args=c.args, shared=c.shared).memory_barrier().timestamp(end)
+        done = self.device.signal(0)
+        q.signal(done, 1).submit()
+        done.wait(1)
+        hz = self.device.timestamp_hz
+        for c, (start, end) in zip(calls, stamps):
+            c.launch.seconds = max(0, end.timestamp - start.timestamp) / hz
+            c.node.realize_as(c.args[0])
+            self.stats.launches += 1
+            self.stats.history.append(c.launch)
+            if debug_level() >= 1:
+                print(f"tensor: {c.launch.name:<40} shape={list(c.launch.shape)} grid={c.launch.grid} "
+                      f"block={c.launch.block} {c.launch.seconds * 1e6:9.1f} us", file=sys.stderr)
+        del self.stats.history[:-1000]
+
+    def _prepare(self, node: LazyNode, planned: set[int], buffers: dict[int, Any]) -> _Call:
+        out = buffers[id(node)] = self.alloc(node)
+
+        def buf(n: LazyNode) -> Any:
+            return n.buffer if n.buffer is not None else buffers[id(n)]
+        if node.op == Op.MATMUL:
+            a, b = (s.node for s in node.srcs)
+            (m, k), n = a.shape, b.shape[1]
+            key = ("matmul", node.dtype.name, m, n, k)
+            if key not in self.programs:
+                mk = matmul_kernel(self.device.arch, node.dtype, m, n, k)
+                self.programs[key] = (self._compile(mk.ptx, mk.name, f"matmul {m}x{k}x{n}"), mk)
+            prog, mk = self.programs[key]
+            launch = Launch(mk.name, node.shape, mk.grid, mk.block)
+            return _Call(node, prog, [out, buf(a), buf(b)], launch, mk.shared)
+        kernel, inputs = lower(node, planned)
+        key = ("ir", kernel.text())
+        if key not in self.programs:
+            src = self.renderer.render(kernel)
+            self.programs[key] = self._compile(src, kernel.name, kernel.text())
+        grid = (-(-kernel.threads // BLOCK), 1, 1)
+        launch = Launch(kernel.name, node.shape, grid, (BLOCK, 1, 1))
+        return _Call(node, self.programs[key], [out] + [buf(i) for i in inputs], launch)
+
+    def _compile(self, src: str, name: str, ir_text: str) -> Any:
+        t0 = time.perf_counter()
+        binary = self.device.compiler.compile(src)
+        prog = self.device.program(binary, name)
+        self.stats.compiles += 1
+        if debug_level() >= 2:
+            print(f"tensor: compiled {name} in {(time.perf_counter() - t0) * 1e3:.1f} ms\n"
+                  f"{ir_text}\n{src}", file=sys.stderr)
+        return prog
+
+
+def _free(buf: Any) -> None:
+    try:
+        if not buf.freed:
+            buf.free()
+    except Exception:       # the device may already be closed: its buffers went with it
+        pass
+
+
+def host_type(dtype: DType) -> type:
+    """The numpy type ``Tensor.numpy()`` returns for ``dtype`` (float32 for bfloat16)."""
+    return np.float32 if dtype == bfloat16 else dtype.np
+
+
+def to_storage(data: np.ndarray, dtype: DType) -> np.ndarray:
+    """Host values -> the bytes a buffer of ``dtype`` holds."""
+    if dtype == bfloat16:
+        return f32_to_bf16_bits(np.asarray(data, np.float32))
+    if dtype == bool_:
+        return np.asarray(data, np.bool_).astype(np.uint8)
+    return np.ascontiguousarray(data, dtype.np)
+
+
+def from_storage(raw: np.ndarray, dtype: DType) -> np.ndarray:
+    """A buffer's bytes (viewed as ``dtype.np``) -> host values."""
+    if dtype == bfloat16:
+        return bf16_bits_to_f32(raw)
+    if dtype == bool_:
+        return raw.view(np.uint8).astype(np.bool_)
+    return raw.copy()
