@@ -170,6 +170,10 @@ class Queue:
         if not self._sealed:
             self._seal()
         life = self._life
+        if self._bound and not life.done():
+            raise QueueBusy("this bound queue's previous run has not finished; wait for it "
+                            "(e.g. on a signal it sets) before resubmitting (or build a second "
+                            "queue to double-buffer)")
         if vals or self._sites:
             unknown = vals.keys() - self._var_names
             if unknown:
@@ -180,12 +184,8 @@ class Queue:
                 v = site.expr.eval(vals)
                 if v != site.last:
                     changed.append((site, v))
-            if changed and not life.done():
-                if self._bound:
-                    raise QueueBusy("this bound queue's previous run has not finished; wait for it "
-                                    "(e.g. on a signal it sets) before patching and resubmitting")
-                if any(site.side for site, _ in changed):
-                    life.timeline.wait(life.last_submit)
+            if changed and not self._bound and not life.done() and any(s.side for s, _ in changed):
+                life.timeline.wait(life.last_submit)
             for site, v in changed:
                 self.patched_words += site.write(v)
                 site.last = v

@@ -90,6 +90,9 @@ class LazyView:
     def pad(self, widths: tuple[tuple[int, int], ...]) -> "LazyView":
         return LazyView(self.node, self.st.pad(tuple(widths)))
 
+    def flip(self, axes: tuple[int, ...]) -> "LazyView":
+        return LazyView(self.node, self.st.flip(tuple(axes)))
+
     def shrink(self, box: tuple[tuple[int, int], ...]) -> "LazyView":
         return LazyView(self.node, self.st.shrink(tuple(box)))
 

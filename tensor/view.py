@@ -49,6 +49,14 @@ class View:
         return View(tuple(shape), tuple(st if s == n else 0 for st, s, n in
                                         zip(self.strides, self.shape, shape)), self.offset, mask)
 
+    def flip(self, axes: tuple[int, ...]) -> "View":
+        offset = self.offset + sum((self.shape[a] - 1) * self.strides[a] for a in axes)
+        strides = tuple(-st if i in axes else st for i, st in enumerate(self.strides))
+        mask = None if self.mask is None else tuple(
+            (s - hi, s - lo) if i in axes else (lo, hi)
+            for i, ((lo, hi), s) in enumerate(zip(self.mask, self.shape)))
+        return View(self.shape, strides, offset, mask)
+
     def shrink(self, box: tuple[tuple[int, int], ...]) -> "View":
         offset = self.offset + sum(lo * st for (lo, _), st in zip(box, self.strides))
         mask = None
@@ -140,6 +148,9 @@ class ShapeTracker:
 
     def expand(self, shape: tuple[int, ...]) -> "ShapeTracker":
         return self._with(self.views[-1].expand(shape))
+
+    def flip(self, axes: tuple[int, ...]) -> "ShapeTracker":
+        return self._with(self.views[-1].flip(axes))
 
     def shrink(self, box: tuple[tuple[int, int], ...]) -> "ShapeTracker":
         return self._with(self.views[-1].shrink(box))

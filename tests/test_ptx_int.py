@@ -150,9 +150,70 @@ def test_min_max_relu_and_sad(gpu):
 def test_int_errors_are_parse_errors():
     from hwdrv.mock.nvidia import ptx
     from hwdrv.errors import ProgramError
-    for bad, word in [("mul.s32 %r1, %r1, %r1;", "mul"), ("add.cc.u32 %r1, %r1, %r1;", "carry"),
+    for bad, word in [("mul.s32 %r1, %r1, %r1;", "mul"), ("add.cc.f32 %r1, %r1, %r1;", "cc"),
                       ("add.sat.u32 %r1, %r1, %r1;", "sat"), ("mad.lo.s32 %r1, %r1, %r1;", "operands")]:
         text = f".version 8.0\n.target sm_90\n.address_size 64\n.visible .entry k()\n{{\n.reg .b32 %r<2>;\n{bad}\nret;\n}}\n"
         with pytest.raises(ProgramError) as ei:
             ptx.parse(text)
         assert "line 7" in str(ei.value) and word in str(ei.value), str(ei.value)
+
+
+def test_carry_chains_128bit(gpu):
+    rng = np.random.default_rng(9)
+    n = 200
+    a = rng.integers(0, 1 << 63, (n, 4), dtype=np.uint64).astype(np.uint32)
+    b = rng.integers(0, 1 << 63, (n, 4), dtype=np.uint64).astype(np.uint32)
+    a[:4] = 0xFFFFFFFF
+    b[:2] = [[1, 0, 0, 0], [0xFFFFFFFF] * 4]
+    text = """
+    mov.b64 {%x0, %x1}, %a;
+    mov.b64 {%x2, %x3}, %c;
+    mov.b64 {%y0, %y1}, %b;
+    mov.b64 {%y2, %y3}, %x;
+    add.cc.u32 %z0, %x0, %y0;
+    addc.cc.u32 %z1, %x1, %y1;
+    addc.cc.u32 %z2, %x2, %y2;
+    addc.u32 %z3, %x3, %y3;
+    mov.b64 %d, {%z0, %z1};
+    sub.cc.u32 %w0, %x0, %y0;
+    subc.cc.u32 %w1, %x1, %y1;
+    subc.cc.u32 %w2, %x2, %y2;
+    subc.u32 %w3, %x3, %y3;
+    mov.b64 %e, {%w2, %w3};
+    """
+    decl = ".reg .b32 %x0, %x1, %x2, %x3, %y0, %y1, %y2, %y3, %z0, %z1, %z2, %z3, %w0, %w1, %w2, %w3;"
+    lo_a, hi_a = a[:, :2].copy().view(np.uint64).ravel(), a[:, 2:].copy().view(np.uint64).ravel()
+    lo_b, hi_b = b[:, :2].copy().view(np.uint64).ravel(), b[:, 2:].copy().view(np.uint64).ravel()
+    d, e = run_op(gpu, text, [lo_a, lo_b, hi_a, hi_b], [np.uint64, np.uint64], extra_decl=decl)
+    for k in range(n):
+        x = sum(int(v) << (32 * j) for j, v in enumerate(a[k]))
+        y = sum(int(v) << (32 * j) for j, v in enumerate(b[k]))
+        assert int(d[k]) == (x + y) & ((1 << 64) - 1)
+        assert int(e[k]) == ((x - y) % (1 << 128)) >> 64
+
+
+def test_mad_cc_and_dp4a(gpu):
+    a = np.array([0xFFFFFFFF, 3, 0x80000000], np.uint32)
+    b = np.array([0xFFFFFFFF, 5, 2], np.uint32)
+    c = np.array([5, 7, 0], np.uint32)
+    text = """
+    mad.lo.cc.u32 %d, %a, %b, %c;
+    madc.hi.u32 %e, %a, %b, 0;
+    """
+    d, e = run_op(gpu, text, [a, b, c], [np.uint32, np.uint32])
+    for k in range(3):
+        full = int(a[k]) * int(b[k]) + int(c[k])
+        assert int(d[k]) == full & 0xFFFFFFFF
+        assert int(e[k]) == (((int(a[k]) * int(b[k])) >> 32) + ((((int(a[k]) * int(b[k])) & 0xFFFFFFFF) + int(c[k])) >> 32)) & 0xFFFFFFFF
+    x = np.array([0x01FF7F80, 0x04030201], np.uint32)
+    y = np.array([0xFF020304, 0x01010101], np.uint32)
+    z = np.array([10, 0xFFFFFFFF], np.uint32)
+    d, = run_op(gpu, "dp4a.s32.s32 %d, %a, %b, %c;", [x.view(np.int32), y.view(np.int32), z.view(np.int32)], [np.int32])
+    def sb(v, k):
+        t = (int(v) >> (8 * k)) & 0xFF
+        return t - 256 if t & 0x80 else t
+    ref = [(sum(sb(p, k) * sb(q, k) for k in range(4)) + (int(r) - (1 << 32) if r >> 31 else int(r))) for p, q, r in zip(x, y, z)]
+    assert d.tolist() == ref
+    d, = run_op(gpu, "dp2a.hi.u32.u32 %d, %a, %b, %c;", [x, y, z], [np.uint32])
+    ref = [(((int(p) & 0xFFFF) * ((int(q) >> 16) & 0xFF) + (int(p) >> 16) * (int(q) >> 24)) + int(r)) & 0xFFFFFFFF for p, q, r in zip(x, y, z)]
+    assert d.tolist() == ref

@@ -338,19 +338,27 @@ class NVDevice(Device):
 
     def _backend_submit(self, q: Queue, timeline: Timeline, value: int) -> None:
         ch = self._channels[q.kind]
-        tail = pb.semaphore(timeline.signal.va, value, pb.SEM_RELEASE)
         if q._bound:
-            ch.push([q._bound_seg, ch.copy_in(_EMPTY, tail, value)], value)
+            # the bound stream ends with this engine's timeline release: patch its payload
+            tail = q._bound_tail
+            tail[0] = value & 0xFFFFFFFF
+            tail[1] = value >> 32
+            ch.push(q._bound_seg, value)
         else:
-            ch.push([ch.copy_in(q._stream.words, tail, value)], value)
+            tail = pb.semaphore(timeline.signal.va, value, pb.SEM_RELEASE)
+            ch.push((ch.copy_in(q._stream.words, tail, value),), value)
 
     def _backend_bind(self, q: Queue) -> None:
         words = q._stream.words
-        va, mem = self._cmd_alloc(q, max(len(words), 1) * 4, 256)
-        view = mem.view(np.uint32)[:len(words)]
-        view[:] = words
-        q._stream.words = view
-        q._bound_seg = (va, len(words))
+        tail = pb.semaphore(self._timelines[q.kind].signal.va, 0, pb.SEM_RELEASE)
+        n = len(words) + len(tail)
+        va, mem = self._cmd_alloc(q, n * 4, 256)
+        view = mem.view(np.uint32)[:n]
+        view[:len(words)] = words
+        view[len(words):] = tail
+        q._stream.words = view[:len(words)]
+        q._bound_tail = view[len(words) + 3:len(words) + 5]      # the release's payload words
+        q._bound_seg = ((va, n),)
 
     def _backend_error_pending(self) -> bool:
         return self._notifier_error() is not None
@@ -392,9 +400,6 @@ class NVDevice(Device):
         self.rm = self.uvm = self._pool = None
         if errors:
             raise errors[0]
-
-
-_EMPTY = np.zeros(0, np.uint32)
 
 
 def _reserve_pool(kernel: Kernel) -> VAPool:

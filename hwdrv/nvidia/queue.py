@@ -39,6 +39,7 @@ _DEP_ENABLE = hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_ENABLE(0)
 _DEP_ACTION = hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_ACTION(0)
 _DEP_PREFETCH = hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_PREFETCH(0)
 _DEP_POINTER = hw.NVCBC0_QMDV04_00_DEPENDENT_QMD0_POINTER
+_MEMBAR = hw.NVCBC0_QMDV04_00_CWD_MEMBAR_TYPE
 #: chain consecutive launches of a queue through their QMDs (env HWDRV_NV_QMD_CHAIN=0: a
 #: WAIT_FOR_IDLE and a new launch method each instead)
 CHAIN_LAUNCHES = os.environ.get("HWDRV_NV_QMD_CHAIN", "1") != "0"
@@ -135,6 +136,9 @@ class NVComputeQueue(NVQueue):
             _DEP_ACTION.set(prev, hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_ACTION_QMD_SCHEDULE)
             _DEP_PREFETCH.set(prev, 1)
             _DEP_POINTER.set(prev, va >> 8)
+            # the next kernel needs our writes in device scope only; the last kernel of a chain
+            # keeps the system-scope membar that makes results visible to the host
+            _MEMBAR.set(prev, hw.NVCBC0_QMDV04_00_CWD_MEMBAR_TYPE_L1_MEMBAR)
         else:
             if prev is not None:
                 super()._emit(*_WFI)

@@ -5,6 +5,15 @@
     module.entries["k"].params                     # [Param(name, type, size, align, offset)]
     ptx.launch(module, "k", grid=(x, y, z), block=(x, y, z), params=..., memory=page_table)
 
+Beyond the binding signature, launch() takes keyword-only ``global_addresses`` (device VAs of
+module .global variables), ``max_steps``, ``deadline`` (time.monotonic() value) and ``cancel``
+(threading.Event) to stop a hung kernel with LaunchTimeout, and ``chunk_threads`` (how many
+threads, in whole CTAs, run as one numpy vector; default 65536).
+
+Generic addresses: shared memory at SHARED_WINDOW + offset, local at LOCAL_WINDOW + offset,
+kernel parameters at PARAM_WINDOW + offset (each window 4 GiB); everything else is global.
+Module .const variables live in constant bank 3 (``Module.const_layout``/``const_image``).
+
 Kernels run vectorised with numpy over whole CTAs. Faults raise MockFault subclasses
 (the page table's MemoryFault, AddressSpaceFault, IllegalInstruction, LaunchTimeout) carrying
 cta/thread/warp/lane/pc/line/instruction attributes for the SM error state."""

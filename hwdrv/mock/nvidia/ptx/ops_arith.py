@@ -7,13 +7,13 @@ from .decode import Ctx, family
 
 @family("add", "sub", "mul", "mad", "fma", "div", "rem", "abs", "neg", "min", "max", "copysign",
         "rcp", "sqrt", "rsqrt", "ex2", "lg2", "sin", "cos", "tanh", "mul24", "mad24", "sad", "testp", "madc",
-        "addc", "subc")
+        "addc", "subc", "dp4a", "dp2a")
 def build_arith(ctx: Ctx, ins):
     op = ins.opcode
     if op == "testp":
         return ops_float.build_testp(ctx, ins)
-    if "cc" in ins.mods or op in ("addc", "subc", "madc"):
-        raise ctx.error("carry chains (.cc, addc, subc, madc) are not supported")
+    if op in ("dp4a", "dp2a"):
+        return ops_int.build_dp(ctx, ins)
     ts = ctx.types(ins)
     if len(ts) != 1:
         raise ctx.error(f"{op} needs exactly one type")
@@ -30,7 +30,9 @@ def build_arith(ctx: Ctx, ins):
         return ops_float.build_float(ctx, ins, op, t)
     if t.name not in ops_int.INT_TYPES:
         raise ctx.error(f"{op}.{t.name} is not supported")
-    ctx.check_mods(ins, {"lo", "hi", "wide", "sat", "relu"})
+    ctx.check_mods(ins, {"lo", "hi", "wide", "sat", "relu", "cc"})
+    if "cc" in ins.mods or op in ("addc", "subc", "madc"):
+        return ops_int.build_carry(ctx, ins, t)
     if op in ("add", "sub", "mul", "div", "rem", "min", "max"):
         return ops_int.build_int_binary(ctx, ins, op, t)
     if op == "mad":

@@ -126,8 +126,6 @@ def build_mad(ctx: Ctx, ins, t: PType):
     if len(mode) != 1:
         raise ctx.error("integer mad needs one of .lo .hi .wide")
     mode = mode[0]
-    if "cc" in ins.mods or ins.opcode == "madc":
-        raise ctx.error("mad.cc/madc (carry chains) are not supported")
     ra, rb = ctx.rd(a, t), ctx.rd(b, t)
     if mode == "wide":
         if t.size > 4:
@@ -197,4 +195,93 @@ def build_sad(ctx: Ctx, ins, t: PType):
         x, y = np.asarray(ra(s, i)), np.asarray(rb(s, i))
         diff = np.where(x < y, np.subtract(y, x, dtype=t.dtype), np.subtract(x, y, dtype=t.dtype))
         w(s, i, np.add(diff.view(UNSIGNED[t.size]), np.asarray(rc(s, i)).view(UNSIGNED[t.size]), dtype=UNSIGNED[t.size]).view(t.dtype))
+    return run
+
+
+# ---- carry chains: add.cc addc sub.cc subc mad.cc madc ------------------------------------------
+def _carry_in(s, i) -> np.ndarray:
+    return s.carry if i is None else s.carry[i]
+
+
+def _carry_out(s, i, cf) -> None:
+    if i is None:
+        s.carry[...] = cf
+    else:
+        s.carry[i] = cf
+
+
+def build_carry(ctx: Ctx, ins, t: PType):
+    """Multi-word arithmetic through the per-thread condition-code carry flag CC.CF.
+
+    add: d = a + b (+ CF); sub: d = a - (b + CF) with CF meaning borrow; mad: d = lo/hi(a*b)
+    + c (+ CF). ``.cc`` writes the carry-out (borrow-out) back to CF."""
+    op = ins.opcode
+    if t.name not in ("u32", "s32", "u64", "s64", "b32", "b64"):
+        raise ctx.error(f"{op} takes 32- or 64-bit integers")
+    base = {"addc": "add", "subc": "sub", "madc": "mad"}.get(op, op)
+    use_cf = op in ("addc", "subc", "madc")
+    set_cf = "cc" in ins.mods
+    if base not in ("add", "sub", "mad"):
+        raise ctx.error(f"{op}.cc is not supported")
+    ut = int_type(t.size, False)
+    U = ut.dtype.type
+    hi = "hi" in ins.mods
+    if base == "mad" and not (hi or "lo" in ins.mods):
+        raise ctx.error(f"{op} needs .lo or .hi")
+    ctx.nops(ins, 4 if base == "mad" else 3)
+    srcs = [ctx.rd(o, ut) for o in ins.operands[1:]]
+    w = ctx.wr(ins.operands[0], ut)
+
+    def run(s, i):
+        vals = [np.asarray(f(s, i)) for f in srcs]
+        cin = _carry_in(s, i).astype(ut.dtype) if use_cf else U(0)
+        if base == "mad":
+            prod = mulhi(vals[0], vals[1], ut) if hi else np.multiply(vals[0], vals[1], dtype=ut.dtype)
+            a, b = np.asarray(prod, ut.dtype), vals[2]
+        else:
+            a, b = vals
+        if base == "sub":
+            d1 = np.subtract(a, b, dtype=ut.dtype)
+            d = np.subtract(d1, cin, dtype=ut.dtype)
+            cout = (a < b) | (d1 < cin)
+        else:
+            d1 = np.add(a, b, dtype=ut.dtype)
+            d = np.add(d1, cin, dtype=ut.dtype)
+            cout = (d1 < a) | (d < d1)
+        w(s, i, d)
+        if set_cf:
+            _carry_out(s, i, np.broadcast_to(cout, np.shape(d)))
+    return run
+
+
+def build_dp(ctx: Ctx, ins):
+    """dp4a / dp2a: byte / half-word dot products accumulated into 32 bits."""
+    ts = ctx.types(ins)
+    if len(ts) != 2 or any(t.name not in ("u32", "s32") for t in ts):
+        raise ctx.error(f"{ins.opcode} needs .atype.btype from .u32/.s32")
+    at, bt = ts
+    ctx.check_mods(ins, {"lo", "hi"})
+    ctx.nops(ins, 4)
+    u32 = int_type(4, False)
+    a, b, c = (ctx.rd(o, u32) for o in ins.operands[1:])
+    out_t = int_type(4, at.kind == "s" or bt.kind == "s")
+    w = ctx.wr(ins.operands[0], out_t)
+    four = ins.opcode == "dp4a"
+    if not four and ("lo" in ins.mods) == ("hi" in ins.mods):
+        raise ctx.error("dp2a needs .lo or .hi")
+    second = 2 if "hi" in ins.mods else 0
+
+    def part(v, k, width, signed):
+        x = (np.asarray(v).astype(np.int64) >> (k * width)) & ((1 << width) - 1)
+        return np.where(x >> (width - 1) & 1, x - (1 << width), x) if signed else x
+
+    def run(s, i):
+        x, y, z = a(s, i), b(s, i), np.asarray(c(s, i)).astype(np.int64)
+        if four:
+            acc = sum(part(x, k, 8, at.kind == "s") * part(y, k, 8, bt.kind == "s") for k in range(4))
+        else:
+            acc = sum(part(x, k, 16, at.kind == "s") * part(y, second + k, 8, bt.kind == "s") for k in range(2))
+        if out_t.kind == "s":
+            z = np.where(z >= 1 << 31, z - (1 << 32), z)
+        w(s, i, ((acc + z) & 0xFFFFFFFF).astype(np.uint32).view(out_t.dtype))
     return run

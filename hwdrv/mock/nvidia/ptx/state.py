@@ -24,6 +24,7 @@ class State:
         self.cta_lanes = (self.nthreads + 31) // 32 * 32
         self.L = L = n_ctas * self.cta_lanes
         self.regs = [np.zeros(L, dt) for dt in regs_dtypes]
+        self.carry = np.zeros(L, bool)        # CC.CF of add.cc/addc and friends
         self.steps = 0
         self._geo: dict[str, np.ndarray] = {}
         lane = np.arange(L, dtype=np.int64)

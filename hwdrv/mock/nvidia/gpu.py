@@ -1,0 +1,106 @@
+"""The mock Hopper GPU: channels, the usermode (doorbell/timer) page, and the class engines.
+
+RM (rm.py) creates channels here when HOPPER_CHANNEL_GPFIFO_A objects are allocated. A doorbell
+write (usermode +0x90, NVC361_NOTIFY_CHANNEL_PENDING) of a channel's work-submit token wakes that
+channel's engine. The usermode page's PTIMER words (+0x80 TIME_0, +0x84 TIME_1) are refreshed
+with the GPU nanosecond clock on every doorbell and on every unit of GPU work (host memory cannot
+change by itself when read, so the clock reads as of the GPU's last activity; documented).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Callable
+
+from hwdrv.ioctl import hostmem
+
+from . import faults as X
+from . import semaphore as S
+from .compute import DEFAULT_KERNEL_TIMEOUT, ComputeEngine
+from .copy import CopyEngine
+from .facts import HW
+from .fifo import Channel
+from .image import ImageCache
+from .memory import MemBacking
+
+
+class MockGpu:
+    """One mock H100 (minor 0)."""
+
+    def __init__(self, kernel_timeout: float | None = None):
+        self.images = ImageCache()
+        self.kernel_timeout = DEFAULT_KERNEL_TIMEOUT if kernel_timeout is None else kernel_timeout
+        self._lock = threading.RLock()
+        self._channels: dict[int, Channel] = {}
+        self._next_chid = 1
+        self.usermode_pages: list[MemBacking] = []
+        self.rc_log: list[tuple[int, int, str]] = []        # (chid, xid, message), newest last
+        self.stray_doorbells: list[int] = []
+        self.perf_boost: list[tuple[int, int]] = []          # (flags, duration) requests
+
+    # ---- channels ------------------------------------------------------------------------------
+    def new_channel(self, **kw) -> Channel:
+        with self._lock:
+            chid = self._next_chid
+            self._next_chid += 1
+        ch = Channel(self, chid, **kw)
+        with self._lock:
+            self._channels[chid] = ch
+        return ch
+
+    def forget_channel(self, ch: Channel) -> None:
+        with self._lock:
+            self._channels.pop(ch.chid, None)
+
+    def channels(self) -> list[Channel]:
+        with self._lock:
+            return list(self._channels.values())
+
+    def channels_of(self, tsg: object) -> list[Channel]:
+        return [c for c in self.channels() if c.tsg is tsg]
+
+    def record_rc(self, ch: Channel, err: X.ChannelError) -> None:
+        with self._lock:
+            self.rc_log.append((ch.chid, err.xid, str(err)))
+        if os.environ.get("HWDRV_MOCK_NV_XID_LOG") == "1":
+            print(f"mock NVRM: Xid (PCI:0000:42:00): {err.xid}, Ch {ch.chid:08x}, {err}", flush=True)
+
+    def class_engine(self, cls: int, ch: Channel) -> object:
+        factories: dict[int, Callable[[Channel], object]] = {
+            HW.HOPPER_COMPUTE_A: ComputeEngine, HW.HOPPER_DMA_COPY_A: CopyEngine}
+        return factories[cls](ch)
+
+    # ---- usermode page ----------------------------------------------------------------------------
+    def add_usermode(self, mem: MemBacking) -> None:
+        with self._lock:
+            self.usermode_pages.append(mem)
+        self.refresh_timer()
+
+    def remove_usermode(self, mem: MemBacking) -> None:
+        with self._lock:
+            if mem in self.usermode_pages:
+                self.usermode_pages.remove(mem)
+
+    def refresh_timer(self) -> None:
+        ns = S.now_ns()
+        for mem in list(self.usermode_pages):
+            if mem.block is not None and not mem.block.closed:
+                hostmem.write(mem.host_addr + HW.NVC361_TIME_0, (ns & 0xFFFFFFFF).to_bytes(4, "little"))
+                hostmem.write(mem.host_addr + HW.NVC361_TIME_1, (ns >> 32).to_bytes(4, "little"))
+
+    def doorbell(self, page_addr: int, addr: int, value: int, width: int) -> None:
+        """MMIO handler for a CPU mapping of the usermode page at `page_addr`."""
+        self.refresh_timer()
+        if addr - page_addr != HW.NVC361_NOTIFY_CHANNEL_PENDING:
+            return                           # other usermode registers: stores are ignored
+        hostmem.write(addr, b"\0" * width)  # the doorbell reads back as 0 on Hopper
+        with self._lock:
+            ch = self._channels.get(value & 0xFFFFFFFF)
+        if ch is None:
+            self.stray_doorbells.append(value)
+            return
+        ch.kick()
+
+    def close(self) -> None:
+        for ch in self.channels():
+            ch.close()
