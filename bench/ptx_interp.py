@@ -93,7 +93,26 @@ def case_collatz(n: int):
     return run, check, n
 
 
-CASES = {"vector_add": case_vector_add, "block_reduce": case_block_reduce, "collatz (divergent loop)": case_collatz}
+def case_histogram(n: int):
+    m = ptx.parse((DATA / "histogram.ptx").read_text())
+    sp = Space(12 * n + (1 << 20))
+    data = np.random.default_rng(3).integers(0, 5000, n).astype(np.uint32)
+    pd, ph, pmm = sp.upload(data), sp.alloc(256), sp.upload(np.zeros(8, np.int32))
+    pf, pc, ps = sp.alloc(4), sp.alloc(4), sp.alloc(4 * n)
+    params = struct.pack("<QiiQQQQQ", pd, n, 0, ph, pmm, pf, pc, ps)
+
+    def run():
+        sp.pt.write(ph, bytes(256))
+        sp.pt.write(pc, bytes(4))
+        return ptx.launch(m, "histogram", ((n + 255) // 256,), (256,), params, sp.pt)
+
+    def check():
+        got = np.frombuffer(sp.pt.read(ph, 256), np.uint32)
+        return np.array_equal(got, np.bincount(data & 63, minlength=64))
+    return run, check, n
+
+
+CASES = {"vector_add": case_vector_add, "histogram (atomics)": case_histogram, "block_reduce": case_block_reduce, "collatz (divergent loop)": case_collatz}
 
 
 def main() -> int:
@@ -104,7 +123,7 @@ def main() -> int:
     args = ap.parse_args()
     rows = []
     for name, make in CASES.items():
-        n = args.threads if name != "collatz (divergent loop)" else max(1024, args.threads // 16)
+        n = args.threads if not name.startswith(("collatz", "histogram")) else max(1024, args.threads // 16)
         run, check, threads = make(n)
         best = None
         for _ in range(args.repeat):

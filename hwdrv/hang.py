@@ -71,6 +71,12 @@ class WarpError:
     address: int | None = None
     kernel: str = ""
     source_line: str = ""
+    offset: int | None = None  # byte offset of ``pc`` in ``kernel``'s code
+
+    @property
+    def where(self) -> str:
+        """``kernel+0xOFF`` (or just the kernel, or "")."""
+        return f"{self.kernel}+{self.offset:#x}" if self.kernel and self.offset is not None else self.kernel
 
 
 @dataclass
@@ -102,7 +108,7 @@ class HangReport:
         for w in self.warp_errors[:2]:
             pc = f" pc {w.pc:#x}" if w.pc is not None else ""
             parts.append(f"SM {w.sm} warp {w.warp}: {w.error or hex(w.warp_esr)}{pc}"
-                         f"{' in ' + w.kernel if w.kernel else ''}")
+                         f"{' in ' + w.where if w.kernel else ''}")
         for q in self.queues:
             st = next((c for c in q.commands if c.stalled), None)
             if st is not None:
@@ -125,7 +131,7 @@ class HangReport:
             pc = f"{w.pc:#x}" if w.pc is not None else "?"
             addr = f" addr={w.address:#x}" if w.address is not None else ""
             out.append(f"  SM {w.sm} warp {w.warp}: global_esr={w.global_esr:#x} "
-                       f"warp_esr={w.warp_esr:#x} {w.error} pc={pc}{addr} {w.kernel} "
+                       f"warp_esr={w.warp_esr:#x} {w.error} pc={pc}{addr} {w.where} "
                        f"{w.source_line}".rstrip())
         for q in self.queues:
             out.append(f"  queue {q.name}: get={q.get} put={q.put} ({q.units})")

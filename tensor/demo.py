@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
-from .device import runtime
+from .device import attach, runtime
 from .tensor import Tensor
 
 
@@ -44,6 +45,11 @@ def run(device: str | None = None, out=sys.stdout) -> bool:
                   f"block={launch.block} gpu {launch.seconds * 1e6:.1f} us", file=out)
     print(f"\nkernels compiled: {rt.stats.compiles}, launches: {rt.stats.launches}", file=out)
     return ok
+
+
+def run_demo(device: Any) -> int:
+    """What ``python -m hwdrv demo`` calls with the device it opened: 0 when all results match."""
+    return 0 if run(attach(device).name) else 1
 
 
 def main(argv: list[str] | None = None) -> int:

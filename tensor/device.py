@@ -5,6 +5,7 @@ NVIDIA GPU (``mock:nvidia``)."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import hwdrv
 
@@ -31,7 +32,14 @@ def runtime(name: str | None = None) -> Runtime:
     name = name or default_device()
     rt = _RUNTIMES.get(name)
     if rt is None or rt.device._closed:
-        rt = _RUNTIMES[name] = Runtime(hwdrv.open_device(name))
+        rt = _RUNTIMES[name] = Runtime(hwdrv.open_device(name), name)
+    return rt
+
+
+def attach(device: Any, name: str | None = None) -> Runtime:
+    """Use an hwdrv device the caller already opened, under ``name`` (default its own name)."""
+    name = name or device.name
+    rt = _RUNTIMES[name] = Runtime(device, name)
     return rt
 
 

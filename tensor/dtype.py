@@ -75,7 +75,7 @@ def promote(a: DType, b: DType) -> DType:
 
 def f32_to_bf16_bits(x: np.ndarray) -> np.ndarray:
     """Round float32 values to bfloat16 (nearest even), as uint16 bit patterns."""
-    bits = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    bits = np.array(x, np.float32).view(np.uint32).astype(np.uint64)    # a copy: C-contiguous, keeps 0-d
     rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
     nan = np.isnan(np.asarray(x, np.float32))
     return np.where(nan, 0x7FC0, rounded).astype(np.uint16)

@@ -63,7 +63,9 @@ class _Call:
 class Runtime:
     """Everything tensor keeps per open device: programs compiled for it, its stats."""
 
-    def __init__(self, device: Any):
+    def __init__(self, device: Any, name: str | None = None):
+        #: the name tensors use for this device (what it was opened as)
+        self.name = name or device.name
         self.device = device
         self.renderer = renderer_for(device.kind, device.arch)
         self.programs: dict[tuple, Any] = {}
@@ -136,7 +138,7 @@ class Runtime:
             return n.buffer if n.buffer is not None else buffers[id(n)]
         if node.op == Op.MATMUL:
             a, b = (s.node for s in node.srcs)
-            (m, k), n = a.shape, b.shape[1]
+            (m, k), n = node.srcs[0].shape, node.shape[1]     # views: a prefix of their node
             key = ("matmul", node.dtype.name, m, n, k)
             if key not in self.programs:
                 mk = matmul_kernel(self.device.arch, node.dtype, m, n, k)

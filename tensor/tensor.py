@@ -102,7 +102,7 @@ class Tensor:
     @property
     def device(self) -> str:
         """The name of the device this tensor lives on."""
-        return self.runtime.device.name
+        return self.runtime.name
 
     def __repr__(self) -> str:
         return f"<Tensor {list(self.shape)} {self.dtype.name} on {self.device}>"

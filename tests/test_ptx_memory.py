@@ -3,6 +3,7 @@ parameters) and atomics/reductions with per-lane sequential semantics."""
 from __future__ import annotations
 
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -269,3 +270,55 @@ def test_unsupported_memory_forms_are_parse_errors():
                 "atom.global.add.s64 %rd1, [%rd0], %rd1;", "ld.shared::cluster.u32 %r0, [%r1];"):
         with pytest.raises(ProgramError):
             kernel(bad)
+
+
+@pytest.mark.parametrize("op, tname", [("add", "u32"), ("add", "f32"), ("add", "f64"), ("inc", "u32"), ("dec", "u32"),
+                                       ("min", "s32"), ("max", "u64"), ("and", "b32"), ("or", "b64"), ("xor", "b32"),
+                                       ("exch", "b32"), ("cas", "b32"), ("add", "f16x2")])
+@pytest.mark.parametrize("nloc", [1, 3, 40])
+def test_serial_rmw_matches_lane_by_lane_model(op, tname, nloc):
+    """Every strategy (closed forms, accumulate, rounds) equals applying the lanes one by one."""
+    from hwdrv.mock.nvidia.ptx.ops_atom import _apply_fn, serial_rmw
+    from hwdrv.mock.nvidia.ptx.types import TYPES
+    t = TYPES[tname]
+    rng = np.random.default_rng(zlib.crc32(op.encode()) + nloc)
+    n = 300
+    keys = rng.integers(0, nloc, n).astype(np.uint64)
+    if tname == "f32":
+        b = (rng.standard_normal(n) * 10.0 ** rng.integers(-40, 3, n)).astype(np.float32)   # incl. subnormals
+    elif tname == "f64":
+        b = rng.standard_normal(n)
+    elif tname == "f16x2":
+        b = rng.standard_normal(2 * n).astype(np.float16).view(np.uint32)
+    elif op in ("inc", "dec"):
+        b = rng.integers(0, 6, n).astype(np.uint32) if nloc == 40 else np.full(n, rng.integers(0, 9), np.uint32)
+    elif op == "cas":
+        b = rng.integers(0, 3, n).astype(np.uint32)
+    else:
+        b = rng.integers(0, 1 << 62, n, dtype=np.uint64).astype(t.dtype) if t.size == 8 else \
+            rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32).view(t.dtype)
+    c = rng.integers(0, 3, n).astype(np.uint32) if op == "cas" else None
+    init = {k: (np.zeros(1, t.dtype)[0] if op != "dec" else t.dtype.type(2)) for k in range(nloc)}
+    mem = dict(init)
+    fn = _apply_fn(op, t)
+    store_log = {}
+
+    def load(pos):
+        return np.array([mem[int(keys[p])] for p in pos], t.dtype)
+
+    def store(pos, vals):
+        for p, v in zip(pos, vals):
+            store_log[int(keys[p])] = v
+    old = serial_rmw(keys, load, store, b, c, fn, op, t, True)
+    model = dict(init)
+    ref_old = []
+    for k in range(n):
+        cur = np.array([model[int(keys[k])]], t.dtype)
+        ref_old.append(cur[0])
+        cc = c[k:k + 1] if c is not None else b[k:k + 1]
+        model[int(keys[k])] = np.asarray(fn(cur, b[k:k + 1], cc), t.dtype)[0]
+    raw = f"u{t.size}"
+    assert np.array_equal(np.asarray(old, t.dtype).view(raw), np.array(ref_old, t.dtype).view(raw))
+    for key, v in model.items():
+        if key in store_log:
+            assert np.array([store_log[key]], t.dtype).view(raw)[0] == np.array([v], t.dtype).view(raw)[0]

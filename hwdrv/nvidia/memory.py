@@ -80,12 +80,7 @@ class NVMemory:
         va = 0
         try:
             if cpu_map:
-                fd = self._open_registered_dev_fd()
-                try:
-                    self.rm.map_memory(self.device, handle, size, fd)
-                    va = self.pool.place(size, page, fd, 0)
-                finally:
-                    self.kernel.close(fd)     # the mapping keeps the file alive
+                va = self._cpu_map(handle, size, page, self._open_registered_dev_fd())
             else:
                 va = self.pool.reserve_gpu_only(size, page)
             self.uvm.map_external(self.uuid, self.rm.fd, self.rm.client, handle, va, size)
@@ -135,12 +130,7 @@ class NVMemory:
         va = 0
         try:
             # system memory is mapped through a fresh control fd (one mmap context per fd)
-            fd = self.kernel.open("/dev/nvidiactl", O_RDWR | O_CLOEXEC)
-            try:
-                self.rm.map_memory(self.device, handle, size, fd)
-                va = self.pool.place(size, PAGE_4K, fd, 0)
-            finally:
-                self.kernel.close(fd)
+            va = self._cpu_map(handle, size, PAGE_4K, self.kernel.open("/dev/nvidiactl", O_RDWR | O_CLOEXEC))
             if map_gpu:
                 self.uvm.map_external(self.uuid, self.rm.fd, self.rm.client, handle, va, size)
         except BaseException:
@@ -166,10 +156,14 @@ class NVMemory:
 
     def map_usermode(self, usermode: int, size: int) -> int:
         """CPU-map the usermode (doorbell) page of HOPPER_USERMODE_A; returns its address."""
-        fd = self._open_registered_dev_fd()
+        return self._cpu_map(usermode, size, PAGE_4K, self._open_registered_dev_fd())
+
+    def _cpu_map(self, handle: int, size: int, align: int, fd: int) -> int:
+        """Map RM object ``handle`` at a pool address through ``fd`` (consumed: the mapping
+        keeps the file alive, so the fd is closed either way)."""
         try:
-            self.rm.map_memory(self.device, usermode, size, fd)
-            return self.pool.place(size, PAGE_4K, fd, 0)
+            self.rm.map_memory(self.device, handle, size, fd)
+            return self.pool.place(size, align, fd, 0)
         finally:
             self.kernel.close(fd)
 

@@ -1,0 +1,42 @@
+"""The mock NVIDIA kernel driver and mock Hopper (H100) GPU.
+
+`make_kernel()` returns a MockKernel with /dev/nvidiactl, /dev/nvidia0 (one GPU, minor 0),
+/dev/nvidia-uvm and the version files registered, so the unchanged NVIDIA backend can run on a
+machine without a GPU. The mock is written from the driver and hardware rules
+(reference/nvidia.md), using only generated facts from hwdrv.nvidia.gen - never backend logic.
+
+Modules: rm.py (escapes, fds, mmap), alloc.py (classes and their parents/params), controls.py
+(RM_CONTROL), objects.py (object tree), uvm.py (/dev/nvidia-uvm), gpu.py (the GPU, doorbells),
+fifo.py (GPFIFO + host methods), compute.py / qmd.py / image.py (QMD launches of PTX kernels),
+copy.py (copy engine), semaphore.py, faults.py (Xids, fault records), memory.py (backings).
+"""
+from __future__ import annotations
+
+from hwdrv.mock.kernel import MockKernel
+
+from . import facts as F
+from .gpu import MockGpu
+from .rm import NvidiaDriver, RmServer
+from .uvm import UvmDriver
+
+DESCRIPTION = F.DESCRIPTION
+
+
+def make_kernel(kernel_timeout: float | None = None) -> MockKernel:
+    """A MockKernel serving one mock H100 (driver 580.159.04). `kernel_timeout` (seconds) bounds
+    how long one kernel may run before the mock's watchdog stops it (default:
+    HWDRV_MOCK_NV_KERNEL_TIMEOUT or 10 s)."""
+    k = MockKernel()
+    gpu = MockGpu(kernel_timeout)
+    rm = RmServer(k, gpu)
+    drv = NvidiaDriver(rm)
+    k.register_driver("/dev/nvidiactl", drv)
+    k.register_driver("/dev/nvidia0", drv)
+    k.register_driver("/dev/nvidia-uvm", UvmDriver(rm))
+    k.add_file("/proc/driver/nvidia/version", F.PROC_VERSION_TEXT)
+    k.add_file("/sys/module/nvidia/version", F.DRIVER_VERSION + "\n")
+    k.nvidia = rm            # mock-only handle for tests and diagnostics (the RM server and its GPU)
+    return k
+
+
+__all__ = ["DESCRIPTION", "make_kernel", "MockGpu", "RmServer"]

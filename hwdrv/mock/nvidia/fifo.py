@@ -12,12 +12,10 @@ for RM's fault controls, and the channel stops (later doorbells do nothing; a ne
 from __future__ import annotations
 
 import threading
-import traceback
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from hwdrv.errors import MockFault
 from hwdrv.mock.engine import Engine, Work
 from hwdrv.mock.gpumem import GpuPageTable, MemoryFault
 
@@ -57,6 +55,7 @@ class Channel:
         self.classes: dict[int, int] = {}      # engine object class -> how many allocated
         self.subch: dict[int, object] = {}     # subchannel -> bound class engine
         self.gp_get = 0
+        self.scheduled = False                 # NVA06C GPFIFO_SCHEDULE on the TSG enables the channel
         self.ext_base = 0                      # SET_PB_SEGMENT_EXTENDED_BASE (VA[56:40])
         self.error: X.ChannelError | None = None
         self.errors: list[X.ChannelError] = []
@@ -92,7 +91,8 @@ class Channel:
     def _run(self) -> Iterator[Work]:
         """The PBDMA: one GP entry per PROGRESS step; BLOCKED while an acquire is unsatisfied."""
         while True:
-            if self.error is not None or self.cancel.is_set():
+            if self.error is not None or self.cancel.is_set() or not self.scheduled:
+                # an RC'd channel does nothing; an unscheduled one waits for GPFIFO_SCHEDULE
                 yield Work.IDLE
                 continue
             try:
@@ -106,6 +106,7 @@ class Channel:
                 yield from self._gp_entry(self.gp_get)
                 self.gp_get = (self.gp_get + 1) % self.entries
                 self._userd_write(_USERD_GPGET, self.gp_get)
+                self.gpu.refresh_timer()
                 yield Work.PROGRESS
             except X.ChannelError as e:
                 self.fail(e)
@@ -319,9 +320,3 @@ class Channel:
         st = f"error {self.error}" if self.error else "ok"
         return f"<mock {self.name} chid {self.chid} GPGet {self.gp_get} {st}>"
 
-
-def traceback_text(e: BaseException) -> str:
-    return "".join(traceback.format_exception(e))
-
-
-ClassEngineFactory = Callable[[int, Channel], object]

@@ -64,6 +64,57 @@ _UFUNC = {"min": np.minimum, "max": np.maximum, "and": np.bitwise_and, "or": np.
           "xor": np.bitwise_xor}
 
 
+def group_sequential(op: str, t: PType, fn, cur, b: np.ndarray, c: np.ndarray | None):
+    """Apply lanes b[0], b[1], ... in order to one location holding ``cur``: returns the value
+    each lane saw and the final value. Closed forms where the operation has one; else a loop."""
+    n = len(b)
+    if op in _UFUNC and t.kind in ("u", "s", "b"):
+        acc = _UFUNC[op].accumulate(np.concatenate([np.array([cur], t.dtype), b]), dtype=t.dtype)
+        return acc[:-1], acc[-1]
+    if op == "add" and t.name in ("f32", "f64"):
+        seq = np.concatenate([np.array([cur], t.dtype), b])
+        acc = np.add.accumulate(seq, dtype=t.dtype)          # strictly sequential, one rounding each
+        tiny = np.finfo(t.dtype).tiny
+        if t.name == "f64" or not ((np.abs(seq) < tiny) & (seq != 0) | (np.abs(acc) < tiny) & (acc != 0)).any():
+            return acc[:-1], acc[-1]
+    if op == "exch":
+        return np.concatenate([np.array([cur], t.dtype), b[:-1]]), b[-1]
+    if op in ("inc", "dec") and (b == b[0]).all():
+        m = int(b[0]) + 1                                     # values cycle modulo b + 1
+        k = np.arange(n, dtype=np.int64)
+        c0 = int(cur)
+        if op == "inc":
+            seq = (c0 + k) % m if c0 < m else np.where(k == 0, c0, (k - 1) % m)
+            last = (c0 + n) % m if c0 < m else (n - 1) % m
+        else:
+            if c0 < m:                                        # c0, c0-1, ..., 0, b, b-1, ...
+                seq, last = (c0 - k) % m, (c0 - n) % m
+            else:                                             # first lane wraps to b
+                seq = np.where(k == 0, c0, (m - 1 - (k - 1)) % m)
+                last = (m - 1 - (n - 1)) % m
+        return seq.astype(t.dtype), t.dtype.type(last)
+    if op == "cas":
+        olds = np.empty(n, t.dtype)
+        k = 0
+        while k < n:                                          # one pass per successful swap
+            hit = np.flatnonzero(b[k:] == cur)
+            end = n if hit.size == 0 else k + int(hit[0])
+            olds[k:end] = cur
+            if end == n:
+                break
+            olds[end] = cur
+            cur = c[end]
+            k = end + 1
+        return olds, cur
+    olds = np.empty(n, t.dtype)                               # general case: lane by lane
+    cur = np.array([cur], t.dtype)
+    cc = c if c is not None else b
+    for k in range(n):
+        olds[k] = cur[0]
+        cur = np.asarray(fn(cur, b[k:k + 1], cc[k:k + 1]), t.dtype)
+    return olds, cur[0]
+
+
 def serial_rmw(keys: np.ndarray, cur_load, store, b: np.ndarray, c: np.ndarray | None, fn, op: str,
                t: PType, want_old: bool):
     """Apply ``fn`` lane by lane (lane order) to the locations named by ``keys``.
@@ -97,15 +148,15 @@ def serial_rmw(keys: np.ndarray, cur_load, store, b: np.ndarray, c: np.ndarray |
         if want_old:
             old_sorted[:] = cur[gid] + (incl - bs)
         cur = cur + incl[np.append(starts[1:], n) - 1]
-    elif op in _UFUNC and len(starts) < R:
-        uf = _UFUNC[op]
+    elif R > 8 and len(starts) < R:
+        # few locations, many lanes each: one vectorised pass per location
         for g, (s0, sz) in enumerate(zip(starts, sizes)):
-            seq = np.concatenate([cur[g:g + 1], bs[s0:s0 + sz]])
-            acc = uf.accumulate(seq)
+            c_seg = cs[s0:s0 + sz] if c is not None else None
+            olds, cur[g] = group_sequential(op, t, fn, cur[g], bs[s0:s0 + sz], c_seg)
             if want_old:
-                old_sorted[s0:s0 + sz] = acc[:-1]
-            cur[g] = acc[-1]
+                old_sorted[s0:s0 + sz] = olds
     else:
+        # many locations, few lanes each: round r applies every location's r-th lane
         rank = np.arange(n) - starts[gid]
         by_rank = np.argsort(rank, kind="stable")
         counts = np.bincount(rank, minlength=R)

@@ -1,0 +1,139 @@
+"""tensor vs PyTorch on one GPU: elementwise add (GB/s), softmax (GB/s) and matmul (TFLOPS),
+as ratios to PyTorch. Prints a table and writes JSON to bench/results/.
+
+    python bench/tensor_bench.py [--device nvidia:0] [--repeat 20] [--quick]
+
+Our times are GPU timestamps around each kernel (hwdrv signals); PyTorch's are CUDA events
+around the same op. Targets: elementwise >= 0.9x, f32 matmul >= 0.5x, f16/bf16 matmul >= 0.5x."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tensor import Tensor, dtypes, runtime  # noqa: E402
+
+TARGETS = {"add": 0.9, "softmax": None, "matmul f32": 0.5, "matmul f16": 0.5, "matmul bf16": 0.5}
+
+
+def cases(quick: bool) -> list[tuple[str, str, tuple, object]]:
+    """(name, kind, shape, dtype); sizes per the issue unless --quick."""
+    s = 16 if quick else 1
+    add_n = (1 << 28) // s                 # 1 GiB of f32
+    return [("add 1GiB f32", "add", (add_n,), dtypes.float32),
+            ("softmax 8192x8192 f32", "softmax", (8192 // s, 8192), dtypes.float32),
+            ("matmul 4096 f16", "matmul f16", (4096 // s,) * 3, dtypes.float16),
+            ("matmul 8192 f16", "matmul f16", (8192 // s,) * 3, dtypes.float16),
+            ("matmul 4096 bf16", "matmul bf16", (4096 // s,) * 3, dtypes.bfloat16),
+            ("matmul 8192 bf16", "matmul bf16", (8192 // s,) * 3, dtypes.bfloat16),
+            ("matmul 4096 f32", "matmul f32", (4096 // s,) * 3, dtypes.float32)]
+
+
+def work(kind: str, shape: tuple, itemsize: int) -> tuple[float, str]:
+    """(amount per run, unit): bytes moved for memory-bound ops, flops for matmul."""
+    if kind == "add":
+        return 3 * shape[0] * itemsize, "GB/s"
+    if kind == "softmax":
+        return 2 * shape[0] * shape[1] * itemsize, "GB/s"
+    m, n, k = shape
+    return 2 * m * n * k, "TFLOPS"
+
+
+def ours(device: str, kind: str, shape: tuple, dt, repeat: int) -> float:
+    """Median GPU seconds of the kernels one run launches."""
+    rt = runtime(device)
+    rng = np.random.default_rng(0)
+    if kind == "add":
+        a = Tensor(rng.random(shape, np.float32), dt, device)
+        b = Tensor(rng.random(shape, np.float32), dt, device)
+        run = lambda: (a + b).realize()  # noqa: E731
+    elif kind == "softmax":
+        x = Tensor(rng.random(shape, np.float32), dt, device)
+        run = lambda: x.softmax(-1).realize()  # noqa: E731
+    else:
+        m, n, k = shape
+        a = Tensor(rng.random((m, k), np.float32), dt, device)
+        b = Tensor(rng.random((k, n), np.float32), dt, device)
+        run = lambda: (a @ b).realize()  # noqa: E731
+    run()                                   # compile
+    times = []
+    for _ in range(repeat):
+        before = len(rt.stats.history)
+        run()
+        times.append(sum(launch.seconds for launch in rt.stats.history[before:]))
+    return statistics.median(times)
+
+
+def torch_time(kind: str, shape: tuple, dt, repeat: int) -> float | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    tdt = {dtypes.float32: torch.float32, dtypes.float16: torch.float16, dtypes.bfloat16: torch.bfloat16}[dt]
+    if kind == "add":
+        a, b = torch.rand(shape, device="cuda", dtype=tdt), torch.rand(shape, device="cuda", dtype=tdt)
+        run = lambda: a + b  # noqa: E731
+    elif kind == "softmax":
+        x = torch.rand(shape, device="cuda", dtype=tdt)
+        run = lambda: torch.softmax(x, -1)  # noqa: E731
+    else:
+        m, n, k = shape
+        a, b = torch.rand((m, k), device="cuda", dtype=tdt), torch.rand((k, n), device="cuda", dtype=tdt)
+        run = lambda: a @ b  # noqa: E731
+    run()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeat):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        run()
+        e.record()
+        torch.cuda.synchronize()
+        times.append(s.elapsed_time(e) / 1e3)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default=None, help="hwdrv device (default: the tensor default)")
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--quick", action="store_true", help="1/16 of the sizes (a smoke run)")
+    args = ap.parse_args(argv)
+    rt = runtime(args.device)
+    rows = []
+    print(f"{'case':<24}{'ours':>14}{'torch':>14}{'ratio':>8}{'target':>8}")
+    for name, kind, shape, dt in cases(args.quick):
+        amount, unit = work(kind, shape, dt.itemsize)
+        scale = 1e9 if unit == "GB/s" else 1e12
+        t_ours = ours(rt.name, kind, shape, dt, args.repeat)
+        t_torch = torch_time(kind, shape, dt, args.repeat)
+        r_ours = amount / t_ours / scale if t_ours > 0 else float("nan")
+        r_torch = amount / t_torch / scale if t_torch else None
+        ratio = r_ours / r_torch if r_torch else None
+        target = TARGETS[kind]
+        rows.append({"case": name, "unit": unit, "ours": r_ours, "torch": r_torch, "ratio": ratio,
+                     "target": target, "ours_seconds": t_ours, "torch_seconds": t_torch})
+        print(f"{name:<24}{r_ours:>9.2f} {unit:<4}" +
+              (f"{r_torch:>9.2f} {unit:<4}{ratio:>8.2f}" if r_torch else f"{'-':>14}{'-':>8}") +
+              f"{target if target else '-':>8}")
+    out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"tensor_bench_{time.strftime('%Y%m%d_%H%M%S')}.json")
+    with open(path, "w") as f:
+        json.dump({"device": rt.device.name, "arch": rt.device.arch, "repeat": args.repeat,
+                   "quick": args.quick, "rows": rows}, f, indent=2)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""The compiler without a device: the index simplifier, the scheduler's fusion decisions, and
+that every kernel shape we emit assembles with ptxas for sm_90."""
+from __future__ import annotations
+
+import pytest
+
+from tensor import dtypes
+from tensor.ir import IrOp, const, special
+from tensor.lazy import LazyNode, LazyView, const_view
+from tensor.lower import lower
+from tensor.matmul import matmul_kernel
+from tensor.ops import Op
+from tensor.render.ptx import PTXRenderer
+from tensor.schedule import schedule
+from tensor.view import ShapeTracker, unravel
+from test_tensor_helpers import ptxas_check
+
+
+def buffer(shape, dt=dtypes.float32) -> LazyView:
+    """A graph input that counts as realized (lowering only needs its dtype and shape)."""
+    node = LazyNode(None, Op.BUFFER, dt, shape)
+    node.buffer = object()
+    return LazyView(node)
+
+
+def test_simplifier_folds_reshape_chains():
+    g = special("gidx", 24)
+    i0, i1, i2 = unravel(g, (2, 3, 4))
+    assert (i0 * 12 + i1 * 4 + i2) is g
+    assert (i0 * 3 + i1) is g // 4
+    assert (g * 5 + const(3)) // 5 is g
+    assert ((g * 5 + const(3)) % 5).arg == 3
+    assert (g % 24) is g and (g // 24).op == IrOp.CONST
+
+
+def test_permute_reshape_index_is_simplified():
+    st = ShapeTracker.contiguous_of((4, 6)).permute((1, 0)).reshape((24,))
+    g = special("gidx", 24)
+    flat, valid = st.index([g])
+    assert valid.op == IrOp.CONST and valid.arg is True
+    assert "idiv" in repr(flat) and repr(flat).count("mod") <= 1
+
+
+def graphs():
+    a, b = buffer((8, 16)), buffer((16,), dtypes.float16)
+    bb = b.alu(Op.CAST, arg=dtypes.float32).reshape((1, 16)).expand((8, 16))
+    ew = a.alu(Op.ADD, bb).alu(Op.EXP2).alu(Op.MAX, const_view(None, 0.0, dtypes.float32, (8, 16)))
+    red = ew.reduce(Op.SUM, (1,))
+    epi = red.alu(Op.SQRT).alu(Op.CAST, arg=dtypes.bfloat16)
+    mx = a.permute((1, 0)).reduce(Op.RMAX, (0,))
+    cmp = a.alu(Op.CMPLT, bb).alu(Op.WHERE, a, bb)
+    padded = a.pad(((1, 1), (0, 2))).shrink(((0, 9), (1, 18))).alu(Op.CAST, arg=dtypes.int32)
+    bools = a.alu(Op.CMPNE, bb).alu(Op.CAST, arg=dtypes.bool)
+    return {"elementwise": ew, "reduce_epilogue": epi, "permuted_max": mx, "where": cmp,
+            "pad_int": padded, "bool": bools}
+
+
+@pytest.mark.parametrize("name", sorted(graphs()))
+def test_generated_ptx_assembles(name):
+    out = graphs()[name].node
+    items = schedule([out])
+    planned = {id(n) for n in items}
+    for node in items:
+        kernel, _ = lower(node, planned)
+        ptxas_check(PTXRenderer("sm_90").render(kernel))
+
+
+def test_reduce_epilogue_fuses_into_one_kernel():
+    out = graphs()["reduce_epilogue"].node
+    assert schedule([out]) == [out]
+
+
+def test_broadcast_reduce_is_realized():
+    a = buffer((4, 8))
+    m = a.reduce(Op.RMAX, (1,))
+    out = a.alu(Op.SUB, m.expand((4, 8))).node
+    assert schedule([out]) == [m.node, out]
+
+
+@pytest.mark.parametrize("dt", [dtypes.float32, dtypes.float16, dtypes.bfloat16], ids=lambda d: d.name)
+@pytest.mark.parametrize("mnk", [(128, 128, 64), (100, 40, 24), (4096, 4096, 4096)])
+def test_matmul_ptx_assembles(dt, mnk):
+    m, n, k = mnk
+    kern = matmul_kernel("sm_90", dt, m, n, k)
+    assert ("mma.sync" in kern.ptx) == (dt != dtypes.float32)
+    ptxas_check(kern.ptx)

@@ -1,0 +1,72 @@
+"""Shared helpers of the tensor tests: the device fixture (the mock NVIDIA GPU, or the device
+named by TENSOR_TEST_DEVICE), per-dtype tolerances, and numpy references per dtype."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+import pytest
+
+from tensor import dtypes
+from tensor.dtype import bf16_bits_to_f32, f32_to_bf16_bits
+
+#: (rtol, atol) for comparing against numpy, per dtype
+TOL = {dtypes.float32: (2e-5, 2e-5), dtypes.float16: (2e-3, 2e-3), dtypes.bfloat16: (1.6e-2, 1.6e-2),
+       dtypes.int32: (0, 0), dtypes.bool: (0, 0)}
+FLOATS = [dtypes.float32, dtypes.float16, dtypes.bfloat16]
+
+
+def open_runtime(name: str):
+    """The tensor runtime of ``name``, or a skip saying why the device cannot be opened."""
+    import hwdrv
+    import tensor
+    try:
+        return tensor.runtime(name)
+    except (hwdrv.DeviceNotFound, ImportError) as e:
+        pytest.skip(f"{name} cannot be opened: {type(e).__name__}: {e}")
+    except AttributeError as e:     # hwdrv.mock.nvidia without make_kernel yet
+        pytest.skip(f"{name} is not wired up in hwdrv yet: {e}")
+
+
+@pytest.fixture(scope="session")
+def device() -> str:
+    """Name of the device the tensor tests run on."""
+    name = os.environ.get("TENSOR_TEST_DEVICE", "mock:nvidia")
+    open_runtime(name)
+    return name
+
+
+def rounded(x: np.ndarray, dt) -> np.ndarray:
+    """Host values as the device stores them in ``dt``, returned in a numpy type we can compute
+    with (float32 for bfloat16)."""
+    if dt == dtypes.bfloat16:
+        return bf16_bits_to_f32(f32_to_bf16_bits(np.asarray(x, np.float32)))
+    return np.asarray(x).astype(dt.np)
+
+
+def assert_close(got: np.ndarray, want: np.ndarray, dt) -> None:
+    rtol, atol = TOL[dt]
+    assert got.shape == np.shape(want), (got.shape, np.shape(want))
+    if rtol == 0:
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got.astype(np.float64), np.asarray(want, np.float64),
+                                   rtol=rtol, atol=atol, equal_nan=True)
+
+
+def ptxas_check(src: str) -> None:
+    """Assemble ``src`` with ptxas for sm_90 (skip when ptxas is missing); fail with its
+    message on any error."""
+    exe = shutil.which("ptxas")
+    if exe is None:
+        pytest.skip("ptxas not on PATH (pip install nvidia-cuda-nvcc)")
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "k.ptx")
+        with open(path, "w") as f:
+            f.write(src)
+        r = subprocess.run([exe, "-arch=sm_90", path, "-o", os.path.join(d, "k.cubin")],
+                           capture_output=True, text=True)
+    assert r.returncode == 0, f"ptxas rejected the kernel:\n{r.stderr}\n{src}"
