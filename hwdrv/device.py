@@ -48,6 +48,8 @@ class Device(ABC):
         #: one timeline per engine kind: each engine completes its submissions in order
         self._timelines: dict[str, Timeline] = {}
         self._cmdmem: CommandMemory | None = None
+        #: set when a wait reported a GPU error: the next submit recovers the device first
+        self._recover_pending = False
 
     # ---- set-up by the backend, once its memory works -----------------------------------
     def _init_core(self, engines: tuple[str, ...] = ("compute", "copy")) -> None:
@@ -158,6 +160,16 @@ class Device(ABC):
         for tl in self._timelines.values():
             tl.wait(tl.value, timeout)
 
+    def recover(self) -> None:
+        """Make the device usable again after a GPU error, or abandon stuck work (an endless
+        kernel, a wait on a signal nobody sets): the backend replaces its hardware queues.
+        Unfinished submissions are lost (the backend documents what that means); buffers,
+        programs, signals and queues survive. Runs by itself on the first submit after a wait
+        reported a GPU error; call it yourself after a timeout you want to give up on."""
+        self._check_open()
+        self._recover_pending = False
+        self._backend_recover()
+
     def diagnose(self) -> HangReport:
         """A report of the device's state now (queues, faults, SM state)."""
         self._check_open()
@@ -227,6 +239,8 @@ class Device(ABC):
 
     def _submit(self, q: Queue) -> tuple[Timeline, int]:
         """Submit ``q``; it has finished when the returned timeline reaches the value."""
+        if self._recover_pending:
+            self.recover()
         tl = self._timelines[q.kind]
         v = tl.next()
         self._backend_submit(q, tl, v)
@@ -251,6 +265,7 @@ class Device(ABC):
         """Called while a wait is slow: a report if the GPU has flagged an error."""
         if not self._backend_error_pending():
             return None
+        self._recover_pending = True
         return self._hang_report("error", signal=sig, expected=value)
 
     def _hang_report(self, cause: str, signal: Signal | None = None,
@@ -304,6 +319,11 @@ class Device(ABC):
 
     def _backend_fill_report(self, report: HangReport) -> None:
         pass
+
+    def _backend_recover(self) -> None:
+        from .errors import HwdrvError
+        raise HwdrvError(f"{self.name}: this backend cannot recover from GPU errors; close the "
+                         f"device and open it again")
 
     def _backend_close(self) -> None:
         pass

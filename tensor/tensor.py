@@ -127,7 +127,8 @@ class Tensor:
     def numpy(self) -> np.ndarray:
         """The values, as a numpy array (bfloat16 comes back as float32)."""
         t = self.contiguous().realize()
-        return t.runtime.download(t.lazy.node).reshape(self.shape)
+        # a contiguous view is a prefix of its node (e.g. x[:1] of a realized x)
+        return t.runtime.download(t.lazy.node).reshape(-1)[:self.numel].reshape(self.shape)
 
     def item(self) -> Scalar:
         return self.numpy().item()

@@ -9,7 +9,9 @@ object), the UVM fds, the VA pool and every fd.
 """
 from __future__ import annotations
 
+import collections
 import os
+import weakref
 from typing import Any
 
 import numpy as np
@@ -49,6 +51,8 @@ _NOTIFIER_SIZE = 64 << 10
 _USERD_SIZE = 0x1000
 _RING_REGION = GPFIFO_ENTRIES * 8 + _USERD_SIZE
 MAX_SHARED_PER_BLOCK = 227 << 10
+#: compute submissions whose launches a hang report can name (the newest are kept)
+SUBMISSION_RECORD = 64
 GR_INFO_WANTED = ("SM_VERSION", "LITTER_NUM_GPCS", "LITTER_NUM_TPC_PER_GPC", "LITTER_NUM_SM_PER_TPC",
                   "MAX_WARPS_PER_SM", "GPU_CORE_COUNT", "MAX_SP_PER_SM")
 
@@ -106,7 +110,16 @@ class NVDevice(Device):
         self.mem: NVMemory | None = None
         self._slm: list[Allocation] = []
         self._slm_per_thread = 0
+        self._slm_per_tpc = 0
         self._broken = False
+        # diagnosis (hwdrv.nvidia.diagnose): loaded programs (PC -> kernel), recent compute
+        # submissions as (timeline value, launches), the GT200_DEBUGGER made on first use, the
+        # context VA UVM holds per channel, and what each recovery lost
+        self.programs: weakref.WeakSet[NVProgram] = weakref.WeakSet()
+        self.submissions: collections.deque = collections.deque(maxlen=SUBMISSION_RECORD)
+        self._h_debugger = 0
+        self._ctx_vas: dict[int, int] = {}
+        self.recoveries: list[str] = []
         try:
             self._bring_up(index)
         except BaseException:
@@ -178,16 +191,24 @@ class NVDevice(Device):
         self.arch = f"sm_{self.gr['SM_VERSION'] >> 8}{self.gr['SM_VERSION'] & 0xff:x}"
         self.compiler = MockPtxCompiler() if k.is_mock else PtxasCompiler(arch=self.arch)
 
-        self.h_tsg = self._channel_group(nv.NV2080_ENGINE_TYPE_GRAPHICS)
         self.notifier = self.mem.rm_sysmem(_NOTIFIER_SIZE, map_gpu=False)
         self._notifier_view = _host_view(self.notifier.va, _NOTIFIER_SIZE)
+        self._rings = self.mem.vidmem(2 * _RING_REGION, cpu_map=True, contiguous=True)
+        self._pbs = [self.mem.vidmem(PUSHBUFFER_SIZE, cpu_map=True) for _ in range(2)]
+        self._build_channels()
+        self._init_core()
+        self._channels = self._host_channels()
+        self._first_submission()
+
+    def _build_channels(self) -> None:
+        """The channel group, its subcontext, the compute and copy channels with their engine
+        objects, scheduled (bring-up, and again in recovery)."""
+        nv, rm = self.nv, self.rm
+        self.h_tsg = self._channel_group(nv.NV2080_ENGINE_TYPE_GRAPHICS)
         p = nv.ffi.new("NV_CTXSHARE_ALLOCATION_PARAMETERS *")
         p.hVASpace = self.h_vaspace
         p.flags = nv.NV_CTXSHARE_ALLOCATION_FLAGS_SUBCONTEXT.encode(nv.NV_CTXSHARE_ALLOCATION_FLAGS_SUBCONTEXT_ASYNC)
         self.h_ctxshare = rm.alloc(self.h_tsg, nv.FERMI_CONTEXT_SHARE_A, p)
-
-        self._rings = self.mem.vidmem(2 * _RING_REGION, cpu_map=True, contiguous=True)
-        self._pbs = [self.mem.vidmem(PUSHBUFFER_SIZE, cpu_map=True) for _ in range(2)]
         self.h_compute_ch, self.h_compute = self._channel(0, nv.HOPPER_COMPUTE_A, self.h_tsg, self.h_ctxshare)
         # The copy channel shares the compute channel group, so it uses the copy engine attached
         # to graphics. (Measured on H100 / 580.159.04: a channel group of an asynchronous copy
@@ -198,10 +219,9 @@ class NVDevice(Device):
         p.bEnable = 1
         rm.control(self.h_tsg, nv.NVA06C_CTRL_CMD_GPFIFO_SCHEDULE, p, "GPFIFO_SCHEDULE")
 
-        self._init_core()
-        self._channels = {"compute": self._make_channel(0, self.h_compute_ch, "compute"),
-                          "copy": self._make_channel(1, self.h_copy_ch, "copy")}
-        self._first_submission()
+    def _host_channels(self) -> dict[str, Channel]:
+        return {"compute": self._make_channel(0, self.h_compute_ch, "compute"),
+                "copy": self._make_channel(1, self.h_copy_ch, "copy")}
 
     def _check_classes(self) -> None:
         nv, rm = self.nv, self.rm
@@ -265,6 +285,7 @@ class NVDevice(Device):
         # in a UVM-owned VA space before that
         ctx_va = self._pool.reserve_gpu_only(CHANNEL_CTX_VA_SIZE, 2 << 20)
         self.uvm.register_channel(self.uuid, rm.fd, rm.client, ch, ctx_va, CHANNEL_CTX_VA_SIZE)
+        self._ctx_vas[ch] = ctx_va
         return ch, obj
 
     def _make_channel(self, slot: int, h_channel: int, kind: str) -> Channel:
@@ -313,7 +334,7 @@ class NVDevice(Device):
             raise HwdrvError(f"{per_thread} bytes of local memory per thread exceed the 16 MiB window")
         a = self.mem.vidmem(total)
         self._slm.append(a)       # older backings stay until close: queued kernels may use them
-        self._slm_per_thread = per_thread
+        self._slm_per_thread, self._slm_per_tpc = per_thread, per_tpc
         q._emit_slm(a.va, per_tpc)
 
     # ---- core hooks ----------------------------------------------------------------------
@@ -334,7 +355,9 @@ class NVDevice(Device):
         return NVComputeQueue(self) if kind == "compute" else NVCopyQueue(self)
 
     def _backend_program(self, binary: bytes, name: str) -> NVProgram:
-        return NVProgram(self, binary, name)
+        prog = NVProgram(self, binary, name)
+        self.programs.add(prog)
+        return prog
 
     def _backend_submit(self, q: Queue, timeline: Timeline, value: int) -> None:
         ch = self._channels[q.kind]
@@ -347,6 +370,8 @@ class NVDevice(Device):
         else:
             tail = pb.semaphore(timeline.signal.va, value, pb.SEM_RELEASE)
             ch.push((ch.copy_in(q._stream.words, tail, value),), value)
+        if q.kind == "compute" and q.launches:
+            self.submissions.append((value, q.launches))
 
     def _backend_bind(self, q: Queue) -> None:
         words = q._stream.words
@@ -377,6 +402,69 @@ class NVDevice(Device):
     def _backend_fill_report(self, report: HangReport) -> None:
         from .diagnose import fill_report
         fill_report(self, report)
+
+    def debugger(self) -> int:
+        """Handle of a GT200_DEBUGGER bound to the compute object, allocated on first use
+        (only when a report needs it: with a debugger attached RM may defer robust-channel
+        recovery, which would delay the error notifier)."""
+        if not self._h_debugger:
+            nv = self.nv
+            p = nv.ffi.new("NV83DE_ALLOC_PARAMETERS *")
+            p.hAppClient, p.hClass3dObject = self.rm.client, self.h_compute
+            self._h_debugger = self.rm.alloc(self.h_device, nv.GT200_DEBUGGER, p)
+        return self._h_debugger
+
+    def _backend_recover(self) -> None:
+        """Replace the channel group and both channels after a channel error (or to abandon
+        stuck work): free the debugger, release UVM's hold on each channel, free the group (RM
+        frees the channels, subcontext and engine objects), clear the notifier and USERD, build
+        everything again and re-run the first submission (class binding, memory windows, the
+        shader-local-memory setup).
+
+        Lost: every submission not finished when this runs. Their timeline values count as
+        finished afterwards (their command memory is reused: no GPU engine will read it again);
+        signals they would have set stay as they are, so waits on those time out. Buffers,
+        programs, signals and queues survive and may be resubmitted."""
+        rm, nv = self.rm, self.nv
+        notes = []
+        lost = {k: (tl.signal.value, tl.value) for k, tl in self._timelines.items()}
+        err = self._notifier_error()
+        if self._h_debugger:
+            try:
+                rm.free(self._h_debugger)
+            except HwdrvError as e:
+                notes.append(f"freeing the debugger: {e}")
+            self._h_debugger = 0
+        for ch in (self.h_compute_ch, self.h_copy_ch):
+            try:
+                # UVM_REGISTER_CHANNEL retained the channel: without this RM keeps it alive
+                self.uvm._call("UVM_UNREGISTER_CHANNEL", nv.UVM_UNREGISTER_CHANNEL,
+                               "UVM_UNREGISTER_CHANNEL_PARAMS", gpuUuid=self.uuid, hClient=rm.client,
+                               hChannel=ch)
+            except HwdrvError as e:
+                notes.append(f"UVM_UNREGISTER_CHANNEL {ch:#x}: {e}")
+            ctx_va = self._ctx_vas.pop(ch, None)
+            if ctx_va is not None:
+                self._pool.release(ctx_va)
+        rm.free(self.h_tsg)
+        self._notifier_view[:] = 0
+        _host_view(self._rings.va, 2 * _RING_REGION)[:] = 0
+        for tl in self._timelines.values():
+            tl.signal.value = tl.value
+        self._build_channels()
+        self._channels = self._host_channels()
+        self._broken = False
+        self.submissions.clear()
+        self._first_submission()
+        if self._slm_per_thread:
+            q = NVComputeQueue(self)
+            q._emit_slm(self._slm[-1].va, self._slm_per_tpc)
+            q.submit()
+            self.synchronize(timeout=10.0)
+        what = ", ".join(f"{k} timeline values {a + 1}..{b}" for k, (a, b) in lost.items() if b > a)
+        after = f" after Xid {err[0]} ({nv.XID.get(err[0], '?')})" if err else ""
+        self.recoveries.append(f"recovered {self.name}{after}; lost {what or 'no submissions'}"
+                               + "".join(f"; {n}" for n in notes))
 
     def _backend_close(self) -> None:
         self._teardown()

@@ -66,17 +66,41 @@ class Channel:
         self._sem_va = 0
         self._sem_payload = 0
         self._lock = threading.Lock()
+        self._poller: threading.Thread | None = None
         self._steps = self._run()
         self.engine = Engine(f"nv-{self.name}", self._step)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def kick(self) -> None:
         self.engine.kick()
+        if self.engine.sync and self.engine.blocked:
+            self._start_poller()
+
+    def _start_poller(self) -> None:
+        """HWDRV_MOCK_SYNC=1: work runs inside the doorbell write, but a semaphore the CPU sets
+        later with a plain store rings no doorbell. Like the PBDMA re-polling memory, a small
+        thread retries the blocked acquire (engine.poll) until it passes or the channel closes."""
+        with self._lock:
+            if self._poller is not None and self._poller.is_alive():
+                return
+            self._poller = threading.Thread(target=self._poll_loop, name=f"hwdrv-mock-nv-{self.name}-poll",
+                                            daemon=True)
+            self._poller.start()
+
+    def _poll_loop(self) -> None:
+        while self.engine.blocked and not self.cancel.is_set() and self.engine.error is None:
+            self.cancel.wait(self.engine.poll_interval)
+            try:
+                self.engine.poll()
+            except Exception:  # noqa: BLE001 - recorded by the engine; the next kick/stop raises it
+                return
 
     def close(self) -> None:
         """Stop the worker (a running kernel is cancelled first): never leaves a thread behind."""
         self.cancel.set()
         self.gpu.forget_channel(self)
+        if self._poller is not None:
+            self._poller.join(timeout=10.0)
         self.engine.stop(timeout=10.0)
 
     @property
