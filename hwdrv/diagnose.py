@@ -97,12 +97,16 @@ def _expect_hang(fn: Callable[[], None]) -> tuple[HangReport | None, str]:
 
 def provoke_oob_store(dev) -> tuple[HangReport | None, str, dict]:
     """A store to an address with nothing mapped behind it (a freed buffer's range)."""
+    from .var import Var
     prog = dev.program(dev.compiler.compile(OOB_STORE_PTX), "oob_store")
+    s = dev.signal(0)
+    # build (and allocate for) the queue first, so that nothing allocated between freeing the
+    # buffer and the launch can land on its address range
+    q = dev.compute_queue().exec(prog, grid=(1,), block=(32,), args=[Var("bad"), 0xDEAD]).signal(s, 1)
     gone = dev.alloc(2 << 20)
     bad = gone.va + (1 << 20)
     gone.free()
-    s = dev.signal(0)
-    dev.compute_queue().exec(prog, grid=(1,), block=(32,), args=[bad, 0xDEAD]).signal(s, 1).submit()
+    q.submit(bad=bad)
     rep, msg = _expect_hang(lambda: s.wait(1, timeout=WAIT_S))
     return rep, msg, {"address": bad, "kernel": "oob_store"}
 

@@ -140,7 +140,8 @@ class HangReport:
         if self.registers:
             out.append("  registers:")
             for r in self.registers:
-                fl = " ".join(f"{k}={v}" for k, v in r.fields.items())
+                fl = " ".join(f"{k}={v:#x}" if isinstance(v, int) and not isinstance(v, bool) and v > 9
+                              else f"{k}={v}" for k, v in r.fields.items())
                 out.append(f"    {r.name} = {r.value:#x} {fl} {('[' + r.source + ']') if r.source else ''}"
                            .rstrip())
         for n in self.notes:

@@ -294,7 +294,8 @@ def _queue_state(dev: "NVDevice", kind: str, ch: "Channel", report: HangReport) 
     flat: list[tuple[int, pbdecode.Method]] = []
     for put, va, ndw, methods in group:
         slot = put % n
-        fetched = "fetched" if _consumed(put, gp_get, ch.put, n) else "NOT YET FETCHED by the GPU"
+        fetched = ("GPGet has passed it" if _consumed(put, gp_get, ch.put, n)
+                   else "GPGet has not passed it: being fetched/processed, or not reached")
         entry = int(ch.ring[slot])
         lines.append(Command(va, f"GP[{slot}] {pbdecode.decode_gp_entry(entry).text} ({fetched})"))
         if methods is None:
@@ -467,6 +468,11 @@ def _sm_errors(dev: "NVDevice", dbg: int, report: HangReport, programs: list) ->
             sm = start + i
             pc = int(s.hwwWarpEsrPc64) or int(s.hwwWarpEsrPc)
             kernel, off, line = locate_pc(programs, pc) if pc else ("", None, "")
+            if pc and not kernel and report.launches:
+                # not a code address (the mock reports a PTX instruction index): the SM was
+                # running the first in-flight launch
+                kernel = report.launches[0].kernel
+                line = f"pc {pc:#x} is not a code address: instruction {pc} of {kernel}"
             wid = _fact("NV_PGRAPH_PRI_GPC0_TPC0_SM0_HWW_WARP_ESR_WARP_ID")
             report.warp_errors.append(WarpError(
                 sm, wid.decode(int(s.hwwWarpEsr)) if isinstance(wid, Field) else None,
@@ -486,8 +492,22 @@ def _debugger_mmu_faults(dev: "NVDevice", dbg: int, report: HangReport) -> None:
     for i in range(min(int(p.count), nv.NV83DE_CTRL_DEBUG_READ_MMU_FAULT_INFO_MAX_ENTRIES)):
         e = p.mmuFaultInfoList[i]
         report.faults.append(Fault(int(e.faultAddress), access_kind(int(e.accessType)),
-                                   FAULT_TYPES.get(int(e.faultType), f"fault type {int(e.faultType)}"),
+                                   "FAULT_" + FAULT_TYPES.get(int(e.faultType), str(int(e.faultType))),
                                    "", "NV83DE_CTRL_CMD_DEBUG_READ_MMU_FAULT_INFO"))
+
+
+def merge_faults(faults: Sequence[Fault]) -> list[Fault]:
+    """One Fault per address: sources reporting the same fault are combined (first non-empty
+    access / kind / engine wins, sources are joined)."""
+    out: dict[int, Fault] = {}
+    for f in faults:
+        g = out.get(f.address)
+        if g is None:
+            out[f.address] = Fault(f.address, f.access, f.kind, f.engine, f.source)
+            continue
+        g.access, g.kind, g.engine = g.access or f.access, g.kind or f.kind, g.engine or f.engine
+        g.source = f"{g.source}; {f.source}" if f.source not in g.source else g.source
+    return list(out.values())
 
 
 def _channel_mmu_faults(dev: "NVDevice", report: HangReport, programs: list, engine: str) -> None:
@@ -620,14 +640,7 @@ def fill_report(dev: "NVDevice", report: HangReport) -> None:
     for f in report.faults:
         if not f.engine and engine:
             f.engine = engine
-    # drop duplicate faults (two sources reporting the same address and kind)
-    seen, uniq = set(), []
-    for f in report.faults:
-        key = (f.address, f.access or "", f.kind)
-        if key not in seen:
-            seen.add(key)
-            uniq.append(f)
-    report.faults = uniq
+    report.faults = merge_faults(report.faults)
     if st is not None and report.cause in ("error", "timeout", "requested"):
         specific = cause_for(st.info32, report.faults, report.warp_errors)
         if report.cause == "error":
