@@ -95,10 +95,15 @@ def xid_name(xid: int) -> str:
 
 
 def cause_for(xid: int | None, faults: Sequence[Fault], warp_errors: Sequence[WarpError]) -> str:
-    """mmu_fault / exception / channel_error from what the hardware recorded."""
-    if faults or (xid is not None and xid in XID_MMU_FAULT):
+    """mmu_fault / exception / channel_error from what the hardware recorded; the Xid RM reported
+    decides first (the other records can be stale or partial)."""
+    if xid is not None and xid in XID_MMU_FAULT:
         return "mmu_fault"
-    if any(w.warp_esr or w.global_esr for w in warp_errors) or (xid is not None and xid in XID_EXCEPTION):
+    if xid is not None and xid in XID_EXCEPTION:
+        return "exception"
+    if faults:
+        return "mmu_fault"
+    if any(w.warp_esr or w.global_esr for w in warp_errors):
         return "exception"
     return "channel_error"
 
@@ -529,9 +534,18 @@ def _channel_mmu_faults(dev: "NVDevice", report: HangReport, programs: list, eng
             fields[f"shaderProgramVA[{i}]"] = f"{va:#x}" + (f" ({k}+{off:#x})" if k else "")
         report.registers.append(Register(f"{kind}.MMU_FAULT_INFO.addr", addr, fields,
                                          "NV906F_CTRL_CMD_GET_MMU_FAULT_INFO"))
-        if addr or text:
+        if addr:
             report.faults.append(Fault(addr, "", text or FAULT_TYPES.get(int(p.faultType), ""), engine,
                                        f"NV906F_CTRL_CMD_GET_MMU_FAULT_INFO on the {kind} channel"))
+        if not report.warp_errors:
+            # RM records the PC of a shader that raised an exception here even when the SM error
+            # states cannot be read (READ_ALL_SM_ERROR_STATES is refused on H100 / 580.159.04)
+            for va in shader.values():
+                k, off, _ = locate_pc(programs, va)
+                report.warp_errors.append(WarpError(
+                    None, pc=va, kernel=k or "", offset=off if k else None,
+                    error=f"shader exception ({text or 'no fault string'}); SM and warp not reported",
+                    address=addr or None))
 
 
 #: GR registers a report reads through EXEC_REG_OPS, by their hardware-header names; only those

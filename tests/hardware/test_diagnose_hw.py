@@ -41,9 +41,9 @@ def test_illegal_instruction(dev):
     print(rep.to_text())
     assert rep.cause in ("exception", "channel_error") and rep.xid in (13, 43), rep.summary()
     assert [ln.kernel for ln in rep.launches] == ["illegal_trap"]
-    if rep.warp_errors:
-        w = rep.warp_errors[0]
-        assert w.kernel == "illegal_trap" and w.offset is not None, rep.to_text()
+    assert rep.warp_errors, rep.to_text()
+    w = rep.warp_errors[0]
+    assert w.kernel == "illegal_trap" and w.offset is not None, rep.to_text()
     assert "COMPUTE.SEND_PCAS_A" in stalled(rep)
     assert D.vecadd_check(dev)
 

@@ -103,14 +103,16 @@ class ComputeEngine:
 
     # ---- legacy report semaphore (SET_REPORT_SEMAPHORE_A..D) -----------------------------------------
     def _report_semaphore(self, data: int, where: str) -> None:
-        op = data & 0x3                        # OPERATION 1:0 (RELEASE 0)
+        op = HW.NVCBC0_SET_REPORT_SEMAPHORE_D_OPERATION.decode(data)
         if op != HW.NVCBC0_SET_REPORT_SEMAPHORE_D_OPERATION_RELEASE:
             raise self._class_error(where, HW.NVCBC0_SET_REPORT_SEMAPHORE_D, data,
                                     f"report semaphore operation {op} is not supported by the mock")
-        va = ((self.state.get(HW.NVCBC0_SET_REPORT_SEMAPHORE_A, 0) & 0x1FFFFFF) << 32) \
+        va = (HW.NVCBC0_SET_REPORT_SEMAPHORE_A_OFFSET_UPPER.decode(
+            self.state.get(HW.NVCBC0_SET_REPORT_SEMAPHORE_A, 0)) << 32) \
             | self.state.get(HW.NVCBC0_SET_REPORT_SEMAPHORE_B, 0)
         payload = self.state.get(HW.NVCBC0_SET_REPORT_SEMAPHORE_C, 0)
-        one_word = (data >> 28) & 1            # STRUCTURE_SIZE 28: ONE_WORD 1
+        one_word = (HW.NVCBC0_SET_REPORT_SEMAPHORE_D_STRUCTURE_SIZE.decode(data)
+                    == HW.NVCBC0_SET_REPORT_SEMAPHORE_D_STRUCTURE_SIZE_ONE_WORD)
         try:
             S.write(self.ch.pt, va, payload, 4)
             if not one_word:

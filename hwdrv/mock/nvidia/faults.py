@@ -17,7 +17,7 @@ Which Xid (nverror.h, via the generated table):
   * malformed pushbuffer / GP entry / host method                         -> 32 PBDMA_ERROR
   * other channels of the TSG (their notifier, if it is not the same memory) -> 45 PREEMPTIVE_REMOVAL
 
-SM error state ESR codes are Hopper's warp-ESR error codes (see _facts_pending); "PC" is the
+SM error state ESR codes are Hopper's warp-ESR error codes (see esr_codes); "PC" is the
 PTX instruction index of the faulting warp, the mock's ISA being PTX.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from hwdrv.errors import MockFault
 from hwdrv.mock.gpumem import MemoryFault
 
-from . import _facts_pending as P
+from . import esr_codes as P
 from . import facts as F
 
 NV = F.NV

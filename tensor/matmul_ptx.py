@@ -1,0 +1,73 @@
+"""PTX building blocks shared by the matmul generators (``matmul_mma.py``, ``matmul_simt.py``):
+a line collector that also declares registers, the kernel header, and the grouped block
+raster that maps a 1-D grid onto output tiles."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .render.ptx import PTX_VERSION
+
+
+@dataclass(frozen=True)
+class MatmulKernel:
+    """A generated matmul: its PTX, entry name and launch geometry (``shared``: dynamic shared
+    bytes to launch with). Parameters: C, A, B."""
+    name: str
+    ptx: str
+    grid: tuple[int, int, int]
+    block: tuple[int, int, int]
+    shared: int = 0
+
+
+class Ptx:
+    """Collects a kernel body and the registers it declares."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.regs: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line if line.endswith(":") else "\t" + line)
+
+    def reg(self, kind: str, *names: str) -> None:
+        """Declare registers ``names`` (without the ``%``) of PTX type ``kind``."""
+        self.regs.append(f".reg .{kind} " + ", ".join("%" + n for n in names) + ";")
+
+    def text(self, arch: str, name: str, threads: int, shared: list[str]) -> str:
+        """The whole module: header, declarations, body."""
+        head = [f".version {PTX_VERSION}", f".target {arch}", ".address_size 64", "",
+                f".visible .entry {name}(", "\t.param .u64 pc,", "\t.param .u64 pa,",
+                "\t.param .u64 pb", ")", f".maxntid {threads}, 1, 1", "{"]
+        return "\n".join(head + ["\t" + r for r in self.regs + shared] + self.lines +
+                         ["\tret;", "}", ""])
+
+
+def load_params(e: Ptx) -> None:
+    """%pc, %pa, %pb: global addresses of C, A and B."""
+    e.reg("b64", "pc", "pa", "pb")
+    for p in ("pc", "pa", "pb"):
+        e(f"ld.param.u64 %{p}, [{p}];")
+        e(f"cvta.to.global.u64 %{p}, %{p};")
+
+
+def raster(e: Ptx, grid_m: int, grid_n: int, group: int) -> None:
+    """%tile_m, %tile_n: this block's output tile, from the 1-D block index. Blocks run in
+    groups of ``group`` tile rows walked column by column, so the A panels of a group and the
+    B panel of a column stay in L2 while the group runs (a plain row-major raster streams all
+    of B once per tile row)."""
+    g = max(1, min(group, grid_m))
+    width = g * grid_n
+    e.reg("b32", "pid", "grp", "gin", "gsz", "tile_m", "tile_n")
+    e("mov.u32 %pid, %ctaid.x;")
+    e(f"div.u32 %grp, %pid, {width};")
+    e(f"rem.u32 %gin, %pid, {width};")
+    e(f"mul.lo.u32 %tile_m, %grp, {g};")             # the group's first tile row
+    e(f"sub.u32 %gsz, {grid_m}, %tile_m;")
+    e(f"min.u32 %gsz, %gsz, {g};")                   # the last group may be shorter
+    e("rem.u32 %tile_n, %gin, %gsz;")
+    e("add.u32 %tile_m, %tile_m, %tile_n;")
+    e("div.u32 %tile_n, %gin, %gsz;")
+
+
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
