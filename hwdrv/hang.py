@@ -108,7 +108,7 @@ class HangReport:
             parts.append(f"fault at {f.address:#x} ({f.access} {f.kind} {f.engine})".replace("  ", " "))
         for w in self.warp_errors[:2]:
             pc = f" pc {w.pc:#x}" if w.pc is not None else ""
-            parts.append(f"SM {"?" if w.sm is None else w.sm} warp {w.warp}: {w.error or hex(w.warp_esr)}{pc}"
+            parts.append(f"SM {'?' if w.sm is None else w.sm} warp {w.warp}: {w.error or hex(w.warp_esr)}{pc}"
                          f"{' in ' + w.where if w.kernel else ''}")
         for q in self.queues:
             st = next((c for c in q.commands if c.stalled), None)
@@ -131,7 +131,7 @@ class HangReport:
         for w in self.warp_errors:
             pc = f"{w.pc:#x}" if w.pc is not None else "?"
             addr = f" addr={w.address:#x}" if w.address is not None else ""
-            out.append(f"  SM {"?" if w.sm is None else w.sm} warp {w.warp}: global_esr={w.global_esr:#x} "
+            out.append(f"  SM {'?' if w.sm is None else w.sm} warp {w.warp}: global_esr={w.global_esr:#x} "
                        f"warp_esr={w.warp_esr:#x} {w.error} pc={pc}{addr} {w.where} "
                        f"{w.source_line}".rstrip())
         for q in self.queues:

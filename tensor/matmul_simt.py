@@ -65,8 +65,8 @@ class _Gen:
 
     def emit(self) -> None:
         e, c = self.e, self.c
-        e.reg("pred", "p", "pl")
-        e.reg("b32", "tid", "tx", "ty", "row0", "col0", "kt", "x", "y", "sa", "sb", "buf")
+        e.reg("pred", "p", "pl", "pq")
+        e.reg("b32", "tid", "tx", "ty", "row0", "col0", "kt", "x", "y", "t", "sa", "sb", "buf")
         e.reg("b64", "ptr")
         e.reg("b16", "h")
         e("mov.u32 %tid, %tid.x;")
@@ -146,10 +146,9 @@ class _Gen:
             e(f"setp.lt.and.u32 %p, {pos}, {limit}, %p;")
             e(f"@%p ld.global.nc.v4.f32 {{{', '.join(dst)}}}, [%ptr];")
             return
-        e.reg("pred", "pq") if "pq" not in "".join(e.regs) else None
         for q, d in enumerate(dst):
-            e(f"add.u32 %x, {pos}, {q};")
-            e(f"setp.lt.and.u32 %pq, %x, {limit}, %p;")
+            e(f"add.u32 %t, {pos}, {q};")
+            e(f"setp.lt.and.u32 %pq, %t, {limit}, %p;")
             off = q * dt.itemsize
             if dt == float32:
                 e(f"@%pq ld.global.nc.f32 {d}, [%ptr+{off}];")
@@ -163,7 +162,6 @@ class _Gen:
         e(f"mad.lo.u32 %y, %buf, {self.a_bytes}, %sa;")
         for i in range(self.na):
             e(f"add.u32 %x, %tid, {i * c.threads};")
-            e("and.b32 %kt, %kt, %kt;")
             self._a_slot()
             for q in range(4):
                 e(f"st.shared.f32 [%x+{q * (c.bm + APAD) * 4}], %sa{i}_{q};")
@@ -178,7 +176,6 @@ class _Gen:
     def _a_slot(self) -> None:
         """%x: chunk %x's address in the transposed A buffer at %y: As[4*(ch%2)][ch/2]."""
         e, c = self.e, self.c
-        e.reg("b32", "t") if "%t;" not in "".join(e.regs) and ", %t," not in "".join(e.regs) else None
         e("shr.u32 %t, %x, 1;")
         e("and.b32 %x, %x, 1;")
         e(f"mul.lo.u32 %x, %x, {4 * (c.bm + APAD)};")
@@ -215,11 +212,11 @@ class _Gen:
         e.reg("pred", "pr", "pv")
         for i in range(8):
             dr = i if i < 4 else c.bm // 2 + i - 4
-            e(f"mad.lo.u32 %y, %ty, 4, %row0;")
+            e("mad.lo.u32 %y, %ty, 4, %row0;")
             e(f"add.u32 %y, %y, {dr};")
             e(f"setp.lt.u32 %pr, %y, {self.m};")
             for half in range(2):
-                e(f"mad.lo.u32 %x, %tx, 4, %col0;")
+                e("mad.lo.u32 %x, %tx, 4, %col0;")
                 e(f"add.u32 %x, %x, {half * c.bn // 2};")
                 e(f"mad.lo.u32 %t, %y, {self.n}, %x;")
                 e(f"mul.wide.u32 %ptr, %t, {dt.itemsize};")
