@@ -25,17 +25,12 @@ def uses_tensor_cores(arch: str, dtype: DType, k: int, n: int) -> bool:
 
 def matmul_kernel(arch: str, dtype: DType, m: int, n: int, k: int,
                   config: MmaConfig | SimtConfig | None = None) -> MatmulKernel:
-    """The kernel for a (m, k) @ (k, n) matmul of ``dtype`` on ``arch``. ``config`` picks a
-    tile shape (bench/tensor_variants.py); it must suit the path the case takes."""
+    """The kernel for a (m, k) @ (k, n) matmul of ``dtype`` on ``arch``. ``config`` sets the
+    tile shape when it is for the path the case takes (an MmaConfig for tensor cores, a
+    SimtConfig otherwise); else the default of that path is used."""
     if uses_tensor_cores(arch, dtype, k, n):
-        cfg = config if config is not None else DEFAULT_MMA
-        if not isinstance(cfg, MmaConfig):
-            raise TypeError(f"{dtype.name} {m}x{k}x{n} runs on tensor cores: needs an MmaConfig")
-        return mma_kernel(arch, dtype, m, n, k, cfg)
-    cfg = config if config is not None else DEFAULT_SIMT
-    if not isinstance(cfg, SimtConfig):
-        raise TypeError(f"{dtype.name} {m}x{k}x{n} runs on CUDA cores: needs a SimtConfig")
-    return simt_kernel(arch, dtype, m, n, k, cfg)
+        return mma_kernel(arch, dtype, m, n, k, config if isinstance(config, MmaConfig) else DEFAULT_MMA)
+    return simt_kernel(arch, dtype, m, n, k, config if isinstance(config, SimtConfig) else DEFAULT_SIMT)
 
 
 __all__ = ["MatmulKernel", "MmaConfig", "SimtConfig", "matmul_kernel", "uses_tensor_cores",

@@ -88,11 +88,11 @@ class _Gen:
     def emit(self) -> None:
         e, c = self.e, self.c
         e.reg("pred", "p", "pl")
-        e.reg("b32", "tid", "warp", "lane", "row0", "col0", "kt", "sbase", "sw", "sr", "x", "y")
+        e.reg("b32", "thr", "warp", "lane", "row0", "col0", "kt", "sbase", "sw", "sr", "x", "y")
         e.reg("b64", "ga", "gb", "ptr")
-        e("mov.u32 %tid, %tid.x;")
-        e("shr.u32 %warp, %tid, 5;")
-        e("and.b32 %lane, %tid, 31;")
+        e("mov.u32 %thr, %tid.x;")
+        e("shr.u32 %warp, %thr, 5;")
+        e("and.b32 %lane, %thr, 31;")
         raster(e, cdiv(self.m, c.bm), cdiv(self.n, c.bn), c.group)
         e(f"mul.lo.u32 %row0, %tile_m, {c.bm};")
         e(f"mul.lo.u32 %col0, %tile_n, {c.bn};")
@@ -138,11 +138,11 @@ class _Gen:
         self.rsa, self.na = c.threads // ca, c.bm * c.bk // 8 // c.threads
         self.rsb, self.nb = c.threads // cb, c.bk * c.bn // 8 // c.threads
         e.reg("b32", "ra", "ca8", "rb", "cb8", "soa", "sob")
-        e(f"div.u32 %ra, %tid, {ca};")
-        e(f"rem.u32 %ca8, %tid, {ca};")
+        e(f"div.u32 %ra, %thr, {ca};")
+        e(f"rem.u32 %ca8, %thr, {ca};")
         e("shl.b32 %ca8, %ca8, 3;")
-        e(f"div.u32 %rb, %tid, {cb};")
-        e(f"rem.u32 %cb8, %tid, {cb};")
+        e(f"div.u32 %rb, %thr, {cb};")
+        e(f"rem.u32 %cb8, %thr, {cb};")
         e("shl.b32 %cb8, %cb8, 3;")
         e("add.u32 %ra, %ra, %row0;")                # global row of A chunk 0
         e(f"mad.lo.u32 %x, %ra, {self.k}, %ca8;")

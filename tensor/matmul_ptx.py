@@ -34,11 +34,12 @@ class Ptx:
         self.regs.append(f".reg .{kind} " + ", ".join("%" + n for n in names) + ";")
 
     def text(self, arch: str, name: str, threads: int, shared: list[str]) -> str:
-        """The whole module: header, declarations, body."""
-        head = [f".version {PTX_VERSION}", f".target {arch}", ".address_size 64", "",
-                f".visible .entry {name}(", "\t.param .u64 pc,", "\t.param .u64 pa,",
+        """The whole module: shared arrays (module scope: ``.extern`` ones must be), the entry
+        with its register declarations and body."""
+        head = [f".version {PTX_VERSION}", f".target {arch}", ".address_size 64", ""] + shared + [
+                "", f".visible .entry {name}(", "\t.param .u64 pc,", "\t.param .u64 pa,",
                 "\t.param .u64 pb", ")", f".maxntid {threads}, 1, 1", "{"]
-        return "\n".join(head + ["\t" + r for r in self.regs + shared] + self.lines +
+        return "\n".join(head + ["\t" + r for r in self.regs] + self.lines +
                          ["\tret;", "}", ""])
 
 

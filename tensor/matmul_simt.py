@@ -66,12 +66,12 @@ class _Gen:
     def emit(self) -> None:
         e, c = self.e, self.c
         e.reg("pred", "p", "pl", "pq")
-        e.reg("b32", "tid", "tx", "ty", "row0", "col0", "kt", "x", "y", "t", "sa", "sb", "buf")
+        e.reg("b32", "thr", "tx", "ty", "row0", "col0", "kt", "x", "y", "t", "sa", "sb", "buf")
         e.reg("b64", "ptr")
         e.reg("b16", "h")
-        e("mov.u32 %tid, %tid.x;")
-        e(f"rem.u32 %tx, %tid, {c.bn // 8};")
-        e(f"div.u32 %ty, %tid, {c.bn // 8};")
+        e("mov.u32 %thr, %tid.x;")
+        e(f"rem.u32 %tx, %thr, {c.bn // 8};")
+        e(f"div.u32 %ty, %thr, {c.bn // 8};")
         raster(e, cdiv(self.m, c.bm), cdiv(self.n, c.bn), c.group)
         e(f"mul.lo.u32 %row0, %tile_m, {c.bm};")
         e(f"mul.lo.u32 %col0, %tile_n, {c.bn};")
@@ -114,7 +114,7 @@ class _Gen:
         """Load k-tile %kt of A and B into the staging registers (zeros outside)."""
         e, c = self.e, self.c
         for i in range(self.na):     # A chunk: row ch/2, k 4*(ch%2) of the tile
-            e(f"add.u32 %x, %tid, {i * c.threads};")
+            e(f"add.u32 %x, %thr, {i * c.threads};")
             e("shr.u32 %y, %x, 1;")
             e("add.u32 %y, %y, %row0;")                  # global row
             e("and.b32 %x, %x, 1;")
@@ -124,7 +124,7 @@ class _Gen:
             e(f"mad.lo.u32 %y, %y, {self.k}, %x;")
             self.load4("%pa", [f"%sa{i}_{q}" for q in range(4)], "%x", self.k)
         for i in range(self.nb):     # B chunk: row ch/(bn/4), column 4*(ch%(bn/4))
-            e(f"add.u32 %x, %tid, {i * c.threads};")
+            e(f"add.u32 %x, %thr, {i * c.threads};")
             e(f"div.u32 %y, %x, {c.bn // 4};")
             e(f"mad.lo.u32 %y, %kt, {BK}, %y;")          # global k
             e(f"setp.lt.u32 %p, %y, {self.k};")
@@ -161,13 +161,13 @@ class _Gen:
         e, c = self.e, self.c
         e(f"mad.lo.u32 %y, %buf, {self.a_bytes}, %sa;")
         for i in range(self.na):
-            e(f"add.u32 %x, %tid, {i * c.threads};")
+            e(f"add.u32 %x, %thr, {i * c.threads};")
             self._a_slot()
             for q in range(4):
                 e(f"st.shared.f32 [%x+{q * (c.bm + APAD) * 4}], %sa{i}_{q};")
         e(f"mad.lo.u32 %y, %buf, {self.b_bytes}, %sb;")
         for i in range(self.nb):
-            e(f"add.u32 %x, %tid, {i * c.threads};")
+            e(f"add.u32 %x, %thr, {i * c.threads};")
             e("shl.b32 %x, %x, 4;")                      # chunk ch at byte 16*ch of the tile
             e("add.u32 %x, %x, %y;")
             regs = ", ".join(f"%sb{i}_{q}" for q in range(4))

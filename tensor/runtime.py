@@ -17,10 +17,10 @@ import numpy as np
 from .dtype import DType, bfloat16, bool_, bf16_bits_to_f32, f32_to_bf16_bits
 from .lazy import LazyNode
 from .lower import lower
-from .matmul import matmul_kernel
+from .matmul import MmaConfig, SimtConfig, matmul_kernel
 from .ops import Op
 from .render import renderer_for
-from .render.ptx import BLOCK
+from .render.ptx import BLOCK, vector_width
 from .schedule import schedule
 
 
@@ -70,6 +70,11 @@ class Runtime:
         self.renderer = renderer_for(device.kind, device.arch)
         self.programs: dict[tuple, Any] = {}
         self.stats = Stats()
+        #: matmul tile shapes by dtype name, overriding matmul.py's defaults where they suit
+        #: the case's path (bench/tensor_variants.py sets these)
+        self.matmul_configs: dict[str, MmaConfig | SimtConfig] = {}
+        #: blocks per SM of a grid-stride elementwise launch (8 x 256 threads: a full SM)
+        self.blocks_per_sm = 8
 
     def __repr__(self) -> str:
         return f"<Runtime {self.device.name} {self.device.arch}>"
@@ -139,9 +144,10 @@ class Runtime:
         if node.op == Op.MATMUL:
             a, b = (s.node for s in node.srcs)
             (m, k), n = node.srcs[0].shape, node.shape[1]     # views: a prefix of their node
-            key = ("matmul", node.dtype.name, m, n, k)
+            cfg = self.matmul_configs.get(node.dtype.name)
+            key = ("matmul", node.dtype.name, m, n, k, cfg)
             if key not in self.programs:
-                mk = matmul_kernel(self.device.arch, node.dtype, m, n, k)
+                mk = matmul_kernel(self.device.arch, node.dtype, m, n, k, cfg)
                 self.programs[key] = (self._compile(mk.ptx, mk.name, f"matmul {m}x{k}x{n}"), mk)
             prog, mk = self.programs[key]
             launch = Launch(mk.name, node.shape, mk.grid, mk.block)
@@ -151,7 +157,11 @@ class Runtime:
         if key not in self.programs:
             src = self.renderer.render(kernel)
             self.programs[key] = self._compile(src, kernel.name, kernel.text())
-        grid = (-(-kernel.threads // BLOCK), 1, 1)
+        vec = vector_width(kernel)
+        blocks = -(-kernel.threads // (BLOCK * vec))
+        if vec > 1:     # grid-stride: enough resident blocks to fill every SM, no more
+            blocks = min(blocks, self.device.sm_count * self.blocks_per_sm)
+        grid = (blocks, 1, 1)
         launch = Launch(kernel.name, node.shape, grid, (BLOCK, 1, 1))
         return _Call(node, self.programs[key], [out] + [buf(i) for i in inputs], launch)
 

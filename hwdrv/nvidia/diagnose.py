@@ -422,16 +422,8 @@ def _control(dev: "NVDevice", handle: int, cmd: int, params: Any, name: str,
 
 
 def sm_count(dev: "NVDevice") -> int | None:
-    """SMs on the GPU: GR cores / cores per SM (GR_GET_INFO), None if RM does not say."""
-    want = ("GPU_CORE_COUNT", "MAX_SP_PER_SM")
-    items = dev.nv.ffi.new(f"NV2080_CTRL_GR_INFO[{len(want)}]")
-    for i, w in enumerate(want):
-        items[i].index = getattr(nv, "NV2080_CTRL_GR_INFO_INDEX_" + w)
-    p = dev.nv.ffi.new("NV2080_CTRL_GR_GET_INFO_PARAMS *")
-    p.grInfoListSize, p.grInfoList = len(want), items
-    dev.rm.control(dev.h_subdevice, nv.NV2080_CTRL_CMD_GR_GET_INFO, p, "GR_GET_INFO")
-    cores, per_sm = int(items[0].data), int(items[1].data)
-    return cores // per_sm if cores and per_sm else None
+    """SMs on the GPU, as bring-up read them from GR_GET_INFO (None if RM did not say)."""
+    return getattr(dev, "sm_count", 0) or None
 
 
 def sm_error_registers(sm: int, s: Any) -> list[Register]:

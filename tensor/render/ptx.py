@@ -7,12 +7,25 @@ Registers are named by the defining instruction's index and its register type: `
 from __future__ import annotations
 
 import struct
+from typing import Callable
 
 from ..dtype import DType, bfloat16, bool_, float16, int32
 from ..ir import Inst, Kernel
 
 PTX_VERSION = "8.0"
 BLOCK = 256             # threads per block of an elementwise / reduce launch
+VEC = 4                 # elements per thread per step of an elementwise kernel (16 B of f32)
+
+
+def vector_width(kernel: Kernel) -> int:
+    """Elements each thread handles per step: VEC for elementwise kernels (a grid-stride loop
+    over vectors, so the grid may be any size), 1 for kernels with a reduction (a thread per
+    output element)."""
+    return 1 if any(ins.op == "ACC" for ins in kernel.insts) else VEC
+
+
+def _same(j: int) -> int:
+    return j
 
 
 def f32_hex(v: float) -> str:
@@ -43,27 +56,111 @@ class PTXRenderer:
         self.arch = arch
 
     def render(self, kernel: Kernel) -> str:
-        body: list[str] = []
-        out = body.append
         insts = kernel.insts
-        for i, ins in enumerate(insts):
-            for line in self._inst(i, ins, insts):
-                out(line)
         n = len(insts) + 1
+        vec = vector_width(kernel)
+        body = self._elementwise(kernel, n) if vec > 1 else \
+            [line for i, ins in enumerate(insts) for line in self._inst(i, ins, insts, _same)]
+        regs = n * (vec + 1)            # a register set per lane, and one for the tail
         params = ",\n".join(f"\t.param .u64 p{k}" for k in range(len(kernel.params)))
         head = [f".version {PTX_VERSION}", f".target {self.arch}", ".address_size 64", "",
                 f".visible .entry {kernel.name}(", params, ")", "{",
-                f"\t.reg .pred %p<{n}>;", f"\t.reg .pred %q<{n}>;", f"\t.reg .b16 %h<{n}>;",
-                f"\t.reg .b32 %r<{n}>;", f"\t.reg .b32 %t<{n}>;", f"\t.reg .f32 %f<{n}>;",
-                f"\t.reg .b64 %rd<{n}>;"]
+                f"\t.reg .pred %p<{regs}>;", f"\t.reg .pred %q<{regs}>;", f"\t.reg .b16 %h<{regs}>;",
+                f"\t.reg .b32 %r<{regs}>;", f"\t.reg .b32 %t<{regs}>;", f"\t.reg .f32 %f<{regs}>;",
+                f"\t.reg .b64 %rd<{regs}>;", "\t.reg .b32 %vi, %vs, %vt;", "\t.reg .b64 %va;", "\t.reg .pred %vq;"]
         return "\n".join(head + ["\t" + b if not b.endswith(":") else b for b in body] +
-                         ["$END:", "\tret;", "}", ""])
+                          ["$END:", "\tret;", "}", ""])
+
+    def _elementwise(self, kernel: Kernel, n: int) -> list[str]:
+        """A grid-stride loop over vectors of VEC elements, then the last numel % VEC elements
+        one per thread. Values that do not depend on the element index are computed once, before
+        the loop; the others once per lane, lane j's registers numbered ``n * j`` above the
+        instruction's. Loads and the store at the element's own index (contiguous, offset 0,
+        unmasked) move VEC elements in one vector access."""
+        insts = kernel.insts
+        varying: set[int] = set()
+        for i, ins in enumerate(insts):
+            if ins.op == "SPECIAL" or any(j in varying for j in ins.src):
+                varying.add(i)
+        special = next(i for i, ins in enumerate(insts) if ins.op == "SPECIAL")
+        total = insts[special].arg[1]
+        nvec = total // VEC
+        out = [line for i, ins in enumerate(insts) if i not in varying
+               for line in self._inst(i, ins, insts, _same)]
+        out += ["mov.u32 %vi, %ctaid.x;", "mov.u32 %vs, %ntid.x;", "mul.lo.s32 %vi, %vi, %vs;",
+                "mov.u32 %vs, %tid.x;", "add.s32 %vi, %vi, %vs;",          # global thread index
+                "mov.u32 %vs, %nctaid.x;", "mov.u32 %vt, %ntid.x;", "mul.lo.s32 %vs, %vs, %vt;"]
+        if nvec:
+            out += ["$VLOOP:", f"setp.ge.s32 %vq, %vi, {nvec};", "@%vq bra $VDONE;"]
+            for i in sorted(varying):
+                out += self._lanes(i, insts, special, n, varying)
+            out += ["add.s32 %vi, %vi, %vs;", "bra $VLOOP;", "$VDONE:",
+                    "mov.u32 %vi, %ctaid.x;", "mov.u32 %vs, %ntid.x;", "mul.lo.s32 %vi, %vi, %vs;",
+                    "mov.u32 %vs, %tid.x;", "add.s32 %vi, %vi, %vs;"]
+        if total % VEC:
+            out += [f"setp.ge.s32 %vq, %vi, {total % VEC};", "@%vq bra $END;"]
+            tail = n * VEC
+
+            def ren(j: int) -> int:
+                return j + tail if j in varying else j
+            for i in sorted(varying):
+                if i == special:
+                    out.append(f"add.s32 %r{tail + i}, %vi, {nvec * VEC};")
+                else:
+                    out += self._inst(i, insts[i], insts, ren)
+        return out
+
+    def _lanes(self, i: int, insts: list[Inst], special: int, n: int, varying: set[int]) -> list[str]:
+        """Instruction ``i`` for each of the VEC lanes of the vector %vi."""
+        ins = insts[i]
+        if ins.op == "SPECIAL":
+            return [f"mad.lo.s32 %r{i + n * j}, %vi, {VEC}, {j};" for j in range(VEC)]
+        if ins.op in ("LOAD", "STORE") and ins.src[1] == special and (ins.op == "STORE" or len(ins.src) == 2):
+            return self._vector_memory(i, ins, insts, n, varying)
+        out = []
+        for lane in range(VEC):
+            def ren(j: int, lane: int = lane) -> int:
+                return j + n * lane if j in varying else j
+            out += self._inst(i, ins, insts, ren)
+        return out
+
+    def _vector_memory(self, i: int, ins: Inst, insts: list[Inst], n: int, varying: set[int]) -> list[str]:
+        """A VEC-wide load or store at the vector's own elements (aligned: VEC * itemsize
+        bytes from a buffer's start)."""
+        store_t: DType = insts[ins.src[0]].arg[1]
+        lines = [f"mul.wide.s32 %va, %vi, {VEC * store_t.itemsize};", f"add.s64 %va, %rd{ins.src[0]}, %va;"]
+        lanes = [i + n * j for j in range(VEC)]
+        if ins.op == "LOAD":
+            dt = ins.dtype
+            if store_t in (float16, bfloat16):
+                regs = [f"%h{r}" for r in lanes]
+                return lines + [f"ld.global.nc.v4.b16 {{{', '.join(regs)}}}, [%va];"] + \
+                    [f"cvt.f32.{store_t.ptx} %f{r}, %h{r};" for r in lanes]
+            if store_t == bool_:
+                return lines + [f"ld.global.nc.v4.u8 {{{', '.join(f'%t{r}' for r in lanes)}}}, [%va];"] + \
+                    [f"setp.ne.u32 %p{r}, %t{r}, 0;" for r in lanes]
+            return lines + [f"ld.global.nc.v4.{store_t.ptx} {{{', '.join(_reg(dt, r) for r in lanes)}}}, [%va];"]
+        src = ins.src[2]
+        vals = [src + n * j if src in varying else src for j in range(VEC)]
+        vdt = insts[src].dtype
+        if store_t in (float16, bfloat16):
+            return lines + [f"cvt.rn.{store_t.ptx}.f32 %h{r}, {_reg(vdt, v)};" for r, v in zip(lanes, vals)] + \
+                [f"st.global.v4.b16 [%va], {{{', '.join(f'%h{r}' for r in lanes)}}};"]
+        if store_t == bool_:
+            return lines + [f"selp.u32 %t{r}, 1, 0, {_reg(vdt, v)};" for r, v in zip(lanes, vals)] + \
+                [f"st.global.v4.u8 [%va], {{{', '.join(f'%t{r}' for r in lanes)}}};"]
+        return lines + [f"st.global.v4.{store_t.ptx} [%va], {{{', '.join(_reg(vdt, v) for v in vals)}}};"]
 
     # ---- one instruction ---------------------------------------------------------------
-    def _inst(self, i: int, ins: Inst, insts: list[Inst]) -> list[str]:
+    def _inst(self, i: int, ins: Inst, insts: list[Inst], ren: Callable[[int], int]) -> list[str]:
+        """Instruction ``i``; ``ren`` maps an instruction index to its register number (the
+        lanes of a vectorised kernel each have their own)."""
         op, dt = ins.op, ins.dtype
+        src = ins.src
+        ins = Inst(op, dt, tuple(ren(j) for j in src), ins.arg)
+        i = ren(i)
         d = _reg(dt, i) if op not in ("PARAM", "STORE", "ENDLOOP") else ""
-        s = [_reg(insts[j].dtype, j) for j in ins.src]
+        s = [_reg(insts[j].dtype, r) for j, r in zip(src, ins.src)]
         if op == "CONST":
             return self._const(d, dt, ins.arg, i)
         if op == "SPECIAL":
@@ -76,7 +173,7 @@ class PTXRenderer:
         if op == "PARAM":
             return [f"ld.param.u64 %rd{i}, [p{ins.arg[0]}];", f"cvta.to.global.u64 %rd{i}, %rd{i};"]
         if op in ("LOAD", "STORE"):
-            return self._memory(i, ins, insts)
+            return self._memory(i, ins, [insts[j] for j in src])
         if op == "ACC":
             init = (0.0 if ins.arg == "sum" else float("-inf")) if dt.is_float else \
                 (0 if ins.arg == "sum" else -2**31)
@@ -91,18 +188,18 @@ class PTXRenderer:
             return [f"mov.s32 {d}, 0;", f"$L{i}:"]
         if op == "ENDLOOP":
             j = ins.src[0]
-            end = _reg(int32, insts[j].src[0])
+            end = _reg(int32, ren(insts[src[0]].src[0]))
             return [f"add.s32 %r{j}, %r{j}, 1;", f"setp.lt.s32 %q{i}, %r{j}, {end};",
                     f"@%q{i} bra $L{j};"]
         if op == "CAST":
-            return self._cast(i, d, insts[ins.src[0]].dtype, s[0], ins.arg)
+            return self._cast(i, d, insts[src[0]].dtype, s[0], ins.arg)
         if op == "WHERE":
             c, a, b = s
             if dt == bool_:
                 return [f"and.pred %q{i}, {c}, {a};", f"not.pred {d}, {c};",
                         f"and.pred {d}, {d}, {b};", f"or.pred {d}, {d}, %q{i};"]
             return [f"selp.{'f32' if dt.is_float else 's32'} {d}, {a}, {b}, {c};"]
-        src_dt = insts[ins.src[0]].dtype
+        src_dt = insts[src[0]].dtype
         if op in _CMP:
             if src_dt == bool_:
                 if op == "CMPLT":       # a < b  <=>  !a & b
@@ -156,15 +253,16 @@ class PTXRenderer:
             return [f"setp.ne.s32 {d}, {s}, 0;"]
         return [f"mov.pred {d}, {s};"]
 
-    def _memory(self, i: int, ins: Inst, insts: list[Inst]) -> list[str]:
-        param = insts[ins.src[0]]
+    def _memory(self, i: int, ins: Inst, srcs: list[Inst]) -> list[str]:
+        """A scalar load or store; ``srcs``: the instructions ``ins.src`` names."""
+        param = srcs[0]
         store_t: DType = param.arg[1]
         idx = _reg(int32, ins.src[1])
         addr = f"%rd{i}"
         lines = [f"mul.wide.s32 {addr}, {idx}, {store_t.itemsize};",
                  f"add.s64 {addr}, %rd{ins.src[0]}, {addr};"]
         if ins.op == "STORE":
-            v = _reg(insts[ins.src[2]].dtype, ins.src[2])
+            v = _reg(srcs[2].dtype, ins.src[2])
             if store_t == bool_:
                 return lines + [f"selp.u32 %t{i}, 1, 0, {v};", f"st.global.u8 [{addr}], %t{i};"]
             if store_t in (float16, bfloat16):

@@ -2,7 +2,8 @@
 
 Like RM, the mock reads `sizeof(class params)` from pAllocParms whatever paramsSize says (alloc
 params are not size-checked; nvidia.md 1.3). Each class names the parent classes it accepts
-(NV_ERR_INVALID_OBJECT_PARENT otherwise); unknown classes are NV_ERR_INVALID_CLASS.
+(NV_ERR_INVALID_OBJECT_PARENT otherwise); a parent handle naming nothing is NV_ERR_OBJECT_NOT_FOUND
+(as the H100's 580.159.04 driver answers); unknown classes are NV_ERR_INVALID_CLASS.
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def rm_alloc(rm: "RmServer", state: "FdState", p: Any, params: int) -> None:
     parents, make = spec
     parent = client.objects.get(p.hObjectParent)
     if parent is None:
-        raise RmStatus("NV_ERR_INVALID_OBJECT_PARENT", f"parent {p.hObjectParent:#x} does not exist in client "
+        raise RmStatus("NV_ERR_OBJECT_NOT_FOUND", f"parent {p.hObjectParent:#x} does not exist in client "
                                                        f"{client.handle:#x}")
     if not isinstance(parent, parents):
         raise RmStatus("NV_ERR_INVALID_OBJECT_PARENT",

@@ -1,0 +1,77 @@
+"""The matmul kernels on the device: every tile config the variant benchmark tries, on full
+tiles (the unchecked path), ragged edges (zero-filled copies, predicated stores), enough k-tiles
+to wrap the cp.async ring, and grids larger than one raster group. Sizes stay small: the mock
+interprets every thread."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tensor
+from tensor import Tensor, dtypes
+from tensor.matmul import MmaConfig, SimtConfig, matmul_kernel, uses_tensor_cores
+from test_tensor_helpers import device, ptxas_check, rounded  # noqa: F401
+
+#: small configs with the structure of the big ones (the big ones are run at the end)
+MMA = [MmaConfig(64, 64, 32, 2, 2, 3, 2), MmaConfig(64, 128, 32, 1, 4, 2, 1),
+       MmaConfig(32, 64, 64, 1, 2, 4, 3)]
+SIMT = [SimtConfig(64, 64, 2), SimtConfig(128, 64, 1)]
+TOL = {dtypes.float32: (1e-5, 1e-4), dtypes.float16: (2e-3, 2e-2), dtypes.bfloat16: (1.6e-2, 1e-1)}
+
+
+def check(device: str, dt, m: int, k: int, n: int, cfg=None) -> None:
+    rt = tensor.runtime(device)
+    rng = np.random.default_rng(m * 7 + n * 3 + k)
+    a, b = rng.standard_normal((m, k), np.float32), rng.standard_normal((k, n), np.float32)
+    a, b = rounded(a, dt).astype(np.float32), rounded(b, dt).astype(np.float32)
+    saved = dict(rt.matmul_configs)
+    if cfg is not None:
+        rt.matmul_configs[dt.name] = cfg
+    try:
+        got = (Tensor(a, dt, device) @ Tensor(b, dt, device)).numpy().astype(np.float32)
+    finally:
+        rt.matmul_configs.clear()
+        rt.matmul_configs.update(saved)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    rtol, atol = TOL[dt]
+    np.testing.assert_allclose(got, rounded(want, dt).astype(np.float32), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("dt", [dtypes.float16, dtypes.bfloat16], ids=lambda d: d.name)
+@pytest.mark.parametrize("cfg", MMA, ids=lambda c: c.tag())
+@pytest.mark.parametrize("m, k, n", [(128, 256, 128), (72, 200, 136), (200, 8, 64)])
+def test_mma_configs(device, dt, cfg, m, k, n):
+    assert uses_tensor_cores("sm_90", dt, k, n)
+    check(device, dt, m, k, n, cfg)
+
+
+@pytest.mark.parametrize("dt", [dtypes.float32, dtypes.float16], ids=lambda d: d.name)
+@pytest.mark.parametrize("cfg", SIMT, ids=lambda c: c.tag())
+@pytest.mark.parametrize("m, k, n", [(128, 40, 128), (70, 13, 66), (130, 24, 36)])
+def test_simt_configs(device, dt, cfg, m, k, n):
+    check(device, dt, m, k, n, cfg)
+
+
+def test_narrow_float_shapes_fall_back_to_simt(device):
+    assert not uses_tensor_cores("sm_90", dtypes.float16, 12, 16)
+    check(device, dtypes.float16, 20, 12, 16)          # K % 8: no 16-byte rows
+    check(device, dtypes.bfloat16, 20, 16, 20)         # N % 8
+
+
+@pytest.mark.parametrize("dt", [dtypes.float16, dtypes.float32], ids=lambda d: d.name)
+def test_default_config_full_and_ragged(device, dt):
+    check(device, dt, 256, 64, 256)
+    check(device, dt, 136, 48, 264)
+
+
+def test_kernel_resources_assemble():
+    """The benchmark's shapes and every config assemble for sm_90."""
+    for cfg in MMA + [MmaConfig(), MmaConfig(256, 128, 32, 4, 2, 4), MmaConfig(128, 128, 32, 2, 2, 4)]:
+        ptxas_check(matmul_kernel("sm_90", dtypes.bfloat16, 4096, 4096, 4096, cfg).ptx)
+    for cfg in SIMT + [SimtConfig()]:
+        ptxas_check(matmul_kernel("sm_90", dtypes.float32, 4096, 4096, 4096, cfg).ptx)
+
+
+def test_bad_config_is_refused():
+    with pytest.raises(ValueError):
+        matmul_kernel("sm_90", dtypes.float16, 64, 64, 64, MmaConfig(64, 64, 24, 2, 2))
