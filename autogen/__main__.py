@@ -59,11 +59,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m autogen", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    default_src = os.environ.get("HWDRV_AUTOGEN_SRC", "/work/upstream")
+    default_src = os.environ.get("HWDRV_AUTOGEN_SRC")
     for name, fn in (("generate", cmd_generate), ("check", cmd_check)):
         s = sub.add_parser(name)
         s.add_argument("targets", nargs="*", help=f"targets {sorted(TARGETS)} or groups {sorted(GROUPS)}")
-        s.add_argument("--src", default=default_src, help="directory holding the source trees (env HWDRV_AUTOGEN_SRC)")
+        s.add_argument("--src", default=default_src, required=default_src is None,
+                       help="directory holding the source trees (env HWDRV_AUTOGEN_SRC)")
         if name == "generate":
             s.add_argument("--out", help="write under this root instead of the repository")
         s.set_defaults(fn=fn)

@@ -1,6 +1,6 @@
 """Hopper SM warp-ESR error codes, the one hardware fact the mock needs that no pinned source
 carries: their header (`dev_graphics` hwref: NV_PGRAPH_PRI_GPC0_TPC0_SM0_HWW_WARP_ESR_ERROR_*) is not in the
-pinned upstream snapshot (/work/upstream/ogkm-580.142 ships only the SM-error-state control
+pinned upstream snapshot (open-gpu-kernel-modules 580.142 ships only the SM-error-state control
 structs in ctrl83dedebug.h). Values: the warp-ESR error codes of the SM as public sources give
 them (nouveau `gf100_mp_warp_error`, unchanged through Hopper); 0x10 INVALID_ADDR_SPACE is
 confirmed on an H100 by the report quoted in reference/nvidia.md section 5.1 ("ESR value 0x10").
