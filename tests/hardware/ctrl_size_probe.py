@@ -20,7 +20,7 @@ cases = [("NV0000 GPU_GET_ID_INFO_V2", rm.client, "NV0000_CTRL_CMD_GPU_GET_ID_IN
          ("NV83DE READ_MMU_FAULT_INFO", d.debugger(), "NV83DE_CTRL_CMD_DEBUG_READ_MMU_FAULT_INFO", "NV83DE_CTRL_DEBUG_READ_MMU_FAULT_INFO_PARAMS"),
          ("NV83DE READ_ALL_SM_ERROR_STATES", d.debugger(), "NV83DE_CTRL_CMD_DEBUG_READ_ALL_SM_ERROR_STATES", "NV83DE_CTRL_DEBUG_READ_ALL_SM_ERROR_STATES_PARAMS")]
 for label, h, cmd, struct in cases:
-    for delta in (-4, +4):
+    for delta in ((-4, +4) if nv.ffi.sizeof(struct) >= 4 else (+4,)):
         buf = nv.ffi.new(f"uint8_t[{nv.ffi.sizeof(struct) + 8}]")
         p = nv.ffi.new("NVOS54_PARAMETERS *")
         p.hClient, p.hObject, p.cmd = rm.client, h, getattr(nv, cmd)

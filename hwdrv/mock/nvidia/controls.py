@@ -1,11 +1,11 @@
 """RM_CONTROL on the mock: the controls hwdrv's backend uses, answered like a GH100 would.
 
 Like `resControlLookup`: a command the object's class does not export is NV_ERR_NOT_SUPPORTED;
-`paramsSize` must equal the exported params size exactly (NV_ERR_INVALID_PARAM_STRUCT, 0x3a),
-except for controls whose params embed a user pointer: RM validates those earlier, when it
-copies the embedded buffer in (embedded_param_copy.c), and answers NV_ERR_INVALID_ARGUMENT
-(seen on an H100 with 580.159.04 for GET_CLASSLIST); a NULL params pointer with a nonzero size is
-NV_ERR_INVALID_ARGUMENT. Handlers read and write the
+`paramsSize` must equal the params size exactly. Through the escape path the real driver answers
+a mismatch with NV_ERR_INVALID_ARGUMENT, for every control: measured on an H100 with 580.159.04
+(tests/hardware/ctrl_size_probe.py: 4 bytes short or long, on each of the 12 controls hwdrv uses),
+although resserv's own table check would say NV_ERR_INVALID_PARAM_STRUCT. A NULL params pointer
+with a nonzero size is NV_ERR_INVALID_ARGUMENT too. Handlers read and write the
 caller's params struct in place through the generated cffi layouts.
 """
 from __future__ import annotations
@@ -24,9 +24,6 @@ NV = F.NV
 ffi = NV.ffi
 Handler = Callable[["RmServer", Any, Any], None]
 _CONTROLS: dict[int, tuple[type | tuple, str, Handler]] = {}
-#: controls whose params carry an embedded user pointer (RM copies the buffer in separately)
-EMBEDDED_POINTER_CONTROLS = frozenset((NV.NV0080_CTRL_CMD_GPU_GET_CLASSLIST, NV.NV2080_CTRL_CMD_GR_GET_INFO,
-                                       NV.NV2080_CTRL_CMD_GPU_EXEC_REG_OPS, NV.NV2080_CTRL_CMD_RC_READ_VIRTUAL_MEM))
 
 
 def control(cmd: int, on: type | tuple, struct: str) -> Callable[[Handler], Handler]:
@@ -47,8 +44,8 @@ def rm_control(rm: "RmServer", h_client: int, h_object: int, cmd: int, params: i
     on, struct, fn = spec
     want = F.size(struct)
     if size != want:
-        status = "NV_ERR_INVALID_ARGUMENT" if cmd in EMBEDDED_POINTER_CONTROLS else "NV_ERR_INVALID_PARAM_STRUCT"
-        raise RmStatus(status, f"control {cmd:#010x}: paramsSize {size} != sizeof({struct}) {want}")
+        raise RmStatus("NV_ERR_INVALID_ARGUMENT", f"control {cmd:#010x}: paramsSize {size} != sizeof({struct}) "
+                                                  f"{want}")
     if not params:
         raise RmStatus("NV_ERR_INVALID_ARGUMENT", f"control {cmd:#010x}: params pointer is NULL")
     fn(rm, obj, ffi.cast(struct + " *", params))
