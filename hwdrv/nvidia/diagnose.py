@@ -127,7 +127,9 @@ def read_notifier(raw: bytes) -> NotifierState:
     size, off = nv.LAYOUT["NvNotification"]
     if len(raw) < size:
         raise HwdrvError(f"an NvNotification is {size} bytes, got {len(raw)}")
-    lo, hi = struct.unpack_from("<II", raw, off["timeStamp"])
+    # timeStamp.nanoseconds[0] holds the HIGH word: on an H100 (580.159.04) it matched the high
+    # half of the usermode PTIMER while nanoseconds[1] carried the low half
+    hi, lo = struct.unpack_from("<II", raw, off["timeStamp"])
     (info32,) = struct.unpack_from("<I", raw, off["info32"])
     (info16,) = struct.unpack_from("<H", raw, off["info16"])
     (status,) = struct.unpack_from("<H", raw, off["status"])

@@ -334,7 +334,10 @@ class Channel:
         base = NV.NV_CHANNELGPFIFO_NOTIFICATION_TYPE_ERROR * _NOTIFY_SIZE
         ns = S.now_ns()
         rec = bytearray(_NOTIFY_SIZE)
-        rec[_NOTIFY["timeStamp"]:_NOTIFY["timeStamp"] + 8] = ns.to_bytes(8, "little")
+        # RM stores the high word of the ns time first (nanoseconds[0]), as seen on an H100
+        ts = _NOTIFY["timeStamp"]
+        rec[ts:ts + 4] = (ns >> 32).to_bytes(4, "little")
+        rec[ts + 4:ts + 8] = (ns & 0xFFFFFFFF).to_bytes(4, "little")
         rec[_NOTIFY["info32"]:_NOTIFY["info32"] + 4] = xid.to_bytes(4, "little")
         rec[_NOTIFY["info16"]:_NOTIFY["info16"] + 2] = (self.engine_type & 0xFFFF).to_bytes(2, "little")
         rec[_NOTIFY["status"]:_NOTIFY["status"] + 2] = (0xFFFF).to_bytes(2, "little")
