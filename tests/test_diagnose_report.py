@@ -71,7 +71,7 @@ def test_decode_file_json_and_pushbuffer(tmp_path, capsys):
 
 
 def test_read_notifier():
-    raw = struct.pack("<IIIHH", 0x89ABCDEF, 0x1, 31, 1, 0xFFFF)
+    raw = struct.pack("<IIIHH", 0x1, 0x89ABCDEF, 31, 1, 0xFFFF)     # nanoseconds[0] = high word
     st = nd.read_notifier(raw)
     assert (st.info32, st.info16, st.status, st.timestamp_ns) == (31, 1, 0xFFFF, 0x1_89ABCDEF)
     assert st.set and not nd.read_notifier(bytes(16)).set
