@@ -32,14 +32,16 @@ from tensor.matmul import DEFAULT_MMA, DEFAULT_SIMT, MmaConfig, SimtConfig, matm
 
 #: relative-error limits (f32 accumulation everywhere; narrow outputs are rounded once)
 LIMIT = {"float32": 1e-5, "float16": 2e-3, "bfloat16": 1e-2}
+#: the default first; then the previous default (3 stages, no fragment prefetch) as the
+#: baseline, each change alone, the transposed tile, and two blocks per SM at 128 registers
 MMA_VARIANTS = [DEFAULT_MMA,
-                MmaConfig(128, 256, 32, 2, 4, 3),
-                MmaConfig(256, 128, 32, 4, 2, 4),
-                MmaConfig(128, 256, 64, 2, 4, 3),
-                MmaConfig(128, 128, 32, 2, 2, 4),
-                MmaConfig(128, 128, 32, 2, 4, 4),
-                MmaConfig(128, 256, 32, 2, 4, 4, 16),
-                MmaConfig(128, 256, 32, 2, 4, 4, 1)]
+                MmaConfig(stages=3, prefetch=False),
+                MmaConfig(stages=3),
+                MmaConfig(stages=4, group=16),
+                MmaConfig(256, 128, 64, 4, 2, 4),
+                MmaConfig(128, 256, 32, 2, 4, 4),
+                MmaConfig(128, 128, 32, 2, 4, 4, ctas=2),
+                MmaConfig(128, 128, 64, 2, 4, 3, ctas=2)]
 SIMT_VARIANTS = [DEFAULT_SIMT, SimtConfig(128, 128, 16), SimtConfig(128, 64), SimtConfig(64, 128),
                  SimtConfig(128, 128, 1)]
 EW_BLOCKS_PER_SM = [8, 4, 16, 2, 1 << 20]       # 1<<20: one thread per vector, no grid stride

@@ -27,13 +27,20 @@ class Signal:
     def __init__(self, device: "Device", va: int, mem: np.ndarray, slot: int):
         self.device, self.va, self._mem, self._slot = device, va, mem, slot
 
+    def _live(self) -> np.ndarray:
+        # the slot's page is unmapped when the device closes: touching it then would crash
+        if self.device._closed:
+            self.device._check_open()
+        return self._mem
+
     @property
     def value(self) -> int:
         """The current value (read from memory the GPU writes)."""
-        return int(self._mem[0])
+        return int(self._live()[0])
 
     @value.setter
     def value(self, v: int) -> None:
+        self._live()
         if not isinstance(v, int) or not 0 <= v < 1 << 64:
             raise InvalidArgument(f"signal value must be an int in [0, 2**64), got {v!r}")
         self._mem[0] = v
@@ -41,17 +48,17 @@ class Signal:
     @property
     def timestamp(self) -> int:
         """The raw timestamp the GPU last wrote, in device clock ticks."""
-        return int(self._mem[1])
+        return int(self._live()[1])
 
     @property
     def timestamp_ns(self) -> float:
         """The last timestamp converted to nanoseconds."""
-        return int(self._mem[1]) * 1e9 / self.device.timestamp_hz
+        return int(self._live()[1]) * 1e9 / self.device.timestamp_hz
 
     def wait(self, value: int, timeout: float = DEFAULT_TIMEOUT) -> None:
-        """Block until ``value >= value``. Raises :class:`~hwdrv.GPUHang` with a HangReport
+        """Block until the signal holds at least ``value``. Raises :class:`~hwdrv.GPUHang` with a HangReport
         after ``timeout`` seconds, or as soon as the device reports an error."""
-        mem = self._mem
+        mem = self._live()
         if int(mem[0]) >= value:
             return
         dev = self.device
@@ -77,7 +84,8 @@ class Signal:
             time.sleep(0 if spins < 20000 else 0.0002)
 
     def __repr__(self) -> str:
-        return f"Signal(va={self.va:#x}, value={self.value}, device={self.device.name})"
+        value = "closed" if self.device._closed else self.value
+        return f"Signal(va={self.va:#x}, value={value}, device={self.device.name})"
 
 
 class Timeline:

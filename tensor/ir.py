@@ -17,13 +17,17 @@ from .dtype import DType, bool_, int32
 class IrOp(Enum):
     """IR operations. ALU ops mirror the graph's; the rest say where values come from."""
     CONST = auto()        # arg: python value
-    SPECIAL = auto()      # arg: (name, size) - "gidx": the global thread index; threads with
-                          # gidx >= size exit at the start (the launch is rounded up to blocks)
+    SPECIAL = auto()      # arg: (name, size[, group]) - "gidx": the global thread index; threads
+                          # with gidx >= size exit at the start (the launch is rounded up to
+                          # blocks). Row kernels (a group of threads per output): "row" is
+                          # gidx // group, "lane" the thread's place in its group (size = group)
     RANGE = auto()        # arg: loop number; src: (end,) - a loop counter 0..end-1
     PARAM = auto()        # arg: (index, DType) - a buffer argument
     LOAD = auto()         # src: (param, index[, gate]) - gated loads read 0 where gate is false
-    STORE = auto()        # src: (param, index, value)
+    STORE = auto()        # src: (param, index, value[, gate]) - gated stores write only where true
     REDUCE = auto()       # arg: "sum"|"max"; src: (value, *ranges) - accumulate over ranges
+    ALLREDUCE = auto()    # arg: ("sum"|"max", group); src: (value,) - combine the values of the
+                          # ``group`` lanes of a row; every lane gets the result
     CAST = auto()         # arg: the logical target DType (rounding narrow floats)
     ADD = auto(); SUB = auto(); MUL = auto(); DIV = auto(); IDIV = auto(); MOD = auto()  # noqa: E702
     MAX = auto(); CMPLT = auto(); CMPEQ = auto(); CMPNE = auto(); AND = auto()  # noqa: E702
@@ -107,9 +111,10 @@ def alu(op: IrOp, *srcs: "Node | int | float") -> Node:
     return node(op, dt, src)
 
 
-def special(name: str, size: int) -> Node:
-    """A hardware index in 0..size-1 (``gidx``: the global thread index of a 1-D launch)."""
-    return _make(IrOp.SPECIAL, int32, (), (name, size))
+def special(name: str, size: int, group: int | None = None) -> Node:
+    """A hardware index in 0..size-1 (``gidx``: the global thread index of a 1-D launch; ``row``
+    and ``lane``: see IrOp.SPECIAL)."""
+    return _make(IrOp.SPECIAL, int32, (), (name, size) if group is None else (name, size, group))
 
 
 def loop(number: int, end: int) -> Node:

@@ -7,6 +7,12 @@ k is multiplied. Each warp reads its fragments with ``ldmatrix`` (``.trans`` for
 k-major) and multiplies with ``mma.sync.m16n8k16``. Shared rows are padded by 16 bytes, which
 puts the 8 row addresses of every ``ldmatrix`` phase in distinct banks.
 
+With ``prefetch`` the fragments are double-buffered in registers: the ldmatrix of k-step s+1
+is issued before the mmas of step s, and the barrier that hands the next stage over sits at the
+last k-step of a tile, so the first fragments of the next tile load under the last mmas of this
+one (the CUTLASS multistage order). ``ctas`` > 1 caps registers (``.minnctapersm``) so that
+many blocks share an SM.
+
 Shapes are baked in. When M, N and K are multiples of the tile the copies and stores carry no
 bounds checks; otherwise each 16-byte chunk is zero-filled past the edges (``cp.async``'s
 source size) and stores are predicated. Needs K and N multiples of 8 (16-byte rows)."""
@@ -22,15 +28,19 @@ PAD = 8                 # halves of padding per shared row (16 bytes)
 
 @dataclass(frozen=True)
 class MmaConfig:
-    """Tile shape of the tensor-core kernel. The default won bench/tensor_variants.py on an H100
-    (2026-11-22): 342 TFLOPS f16 at 8192 against 311 for 128x256x32 with 4 stages."""
+    """Tile shape and pipeline of the tensor-core kernel. The tile won bench/tensor_variants.py on
+    an H100 (2026-11-22): 342 TFLOPS f16 at 8192 against 311 for 128x256x32 with 4 stages, then
+    with 3 stages and without ``prefetch``. Prefetch and a 4th stage (it fits: 204 KiB) are the
+    default as predicted faster, not yet measured."""
     bm: int = 128
     bn: int = 256
     bk: int = 64
     warps_m: int = 2
     warps_n: int = 4
-    stages: int = 3
+    stages: int = 4
     group: int = 8
+    prefetch: bool = True
+    ctas: int = 1
 
     @property
     def threads(self) -> int:
@@ -55,12 +65,15 @@ class MmaConfig:
         ok = (wm % 16 == 0 and wn % 16 == 0 and self.bk % 16 == 0 and self.stages >= 2
               and self.threads % (self.bk // 8) == 0 and self.threads % (self.bn // 8) == 0
               and (self.bm * self.bk // 8) % self.threads == 0
-              and (self.bk * self.bn // 8) % self.threads == 0 and self.shared <= 227 << 10)
+              and (self.bk * self.bn // 8) % self.threads == 0
+              and self.ctas * self.shared <= 227 << 10 and self.ctas * self.threads <= 2048
+              and (not self.prefetch or self.bk % 32 == 0))     # an even count of k-steps
         if not ok:
             raise ValueError(f"unsupported mma tile config {self}")
 
     def tag(self) -> str:
-        return f"{self.bm}x{self.bn}x{self.bk}_w{self.warps_m}x{self.warps_n}_s{self.stages}_g{self.group}"
+        return (f"{self.bm}x{self.bn}x{self.bk}_w{self.warps_m}x{self.warps_n}_s{self.stages}_g{self.group}"
+                + ("_pf" if self.prefetch else "") + (f"_c{self.ctas}" if self.ctas > 1 else ""))
 
 
 def mma_kernel(arch: str, dtype: DType, m: int, n: int, k: int, cfg: MmaConfig) -> MatmulKernel:
@@ -71,7 +84,7 @@ def mma_kernel(arch: str, dtype: DType, m: int, n: int, k: int, cfg: MmaConfig) 
     g.emit()
     grid = cdiv(m, cfg.bm) * cdiv(n, cfg.bn)
     shared = [".extern .shared .align 16 .b8 smem[];"]
-    return MatmulKernel(name, g.e.text(arch, name, cfg.threads, shared), (grid, 1, 1),
+    return MatmulKernel(name, g.e.text(arch, name, cfg.threads, shared, cfg.ctas), (grid, 1, 1),
                         (cfg.threads, 1, 1), cfg.shared)
 
 
@@ -114,15 +127,19 @@ class _Gen:
             e("cp.async.commit_group;")
             self.advance_write()
         e("mov.u32 %sr, 0;")
+        if c.prefetch:
+            self.wait_stage()
+            self.fragments(0, 0)
         e("$KLOOP:")
-        e(f"cp.async.wait_group {c.stages - 2};")      # tile kt has landed (this thread's part)
-        e("bar.sync 0;")                             # ... everyone's; stage kt-1 is free
-        e(f"setp.lt.s32 %pl, %kt, {self.ktiles - (c.stages - 1)};")
-        self.copy_tile("%pl")                        # tile kt+stages-1 into stage kt-1
-        e("cp.async.commit_group;")
-        self.advance_write()
-        self.compute()
-        self.rotate("%sr")
+        if c.prefetch:
+            self.prefetched_tile()
+        else:
+            self.wait_stage()                        # stage kt-1 is free too
+            self.copy_next()
+            for ks in range(c.bk // 16):
+                self.fragments(0, ks)
+                self.mmas(0)
+            self.rotate("%sr")
         e("add.s32 %kt, %kt, 1;")
         e(f"setp.lt.s32 %p, %kt, {self.ktiles};")
         e("@%p bra $KLOOP;")
@@ -248,31 +265,67 @@ class _Gen:
         e("shl.b32 %lb, %lb, 1;")
         e(f"add.u32 %lb, %lb, {c.a_bytes};")
         e("add.u32 %lb, %lb, %sbase;")
-        e.reg("b32", *[f"a{i}_{q}" for i in range(self.mt) for q in range(4)])
-        e.reg("b32", *[f"b{j}_{q}" for j in range(self.nt) for q in range(2)])
+        e.reg("b32", "fa", "fb")
+        for buf in range(2 if c.prefetch else 1):
+            e.reg("b32", *[f"a{buf}_{i}_{q}" for i in range(self.mt) for q in range(4)])
+            e.reg("b32", *[f"b{buf}_{j}_{q}" for j in range(self.nt) for q in range(2)])
 
-    def compute(self) -> None:
-        """Multiply the k-tile in stage %sr into the accumulators."""
-        e, c, t = self.e, self.c, self.t
-        e("add.u32 %x, %la, %sr;")
-        e("add.u32 %y, %lb, %sr;")
-        for ks in range(c.bk // 16):
-            for i in range(self.mt):
-                regs = ", ".join(f"%a{i}_{q}" for q in range(4))
-                off = (i * 16 * (c.bk + PAD) + ks * 16) * 2
-                e(f"ldmatrix.sync.aligned.m8n8.x4.shared.b16 {{{regs}}}, [%x+{off}];")
-            for j in range(0, self.nt, 2):
-                regs = f"%b{j}_0, %b{j}_1, %b{j + 1}_0, %b{j + 1}_1"
-                off = (ks * 16 * (c.bn + PAD) + j * 8) * 2
-                e(f"ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {{{regs}}}, [%y+{off}];")
-            for i in range(self.mt):
-                # serpentine over n: consecutive mmas share a B fragment at the turn
-                cols = range(self.nt) if i % 2 == 0 else range(self.nt - 1, -1, -1)
-                for j in cols:
-                    acc = ", ".join(f"%acc{(i * self.nt + j) * 4 + q}" for q in range(4))
-                    a = ", ".join(f"%a{i}_{q}" for q in range(4))
-                    e(f"mma.sync.aligned.m16n8k16.row.col.f32.{t}.{t}.f32 {{{acc}}}, {{{a}}}, "
-                      f"{{%b{j}_0, %b{j}_1}}, {{{acc}}};")
+    def wait_stage(self) -> None:
+        """Wait until the tile in stage %sr has landed (this thread's copies, then everyone's)
+        and point %fa / %fb at it."""
+        e = self.e
+        e(f"cp.async.wait_group {self.c.stages - 2};")
+        e("bar.sync 0;")
+        e("add.u32 %fa, %la, %sr;")
+        e("add.u32 %fb, %lb, %sr;")
+
+    def copy_next(self) -> None:
+        """Start copying tile kt+stages-1 into the stage tile kt-1 used (free: every thread
+        has passed the barrier after its last read)."""
+        e = self.e
+        e(f"setp.lt.s32 %pl, %kt, {self.ktiles - (self.c.stages - 1)};")
+        self.copy_tile("%pl")
+        e("cp.async.commit_group;")
+        self.advance_write()
+
+    def prefetched_tile(self) -> None:
+        """One k-tile with double-buffered fragments: step ks multiplies buffer ks%2 while
+        buffer (ks+1)%2 loads step ks+1 - at the last step, step 0 of the next tile, after
+        the barrier that makes it visible."""
+        steps = self.c.bk // 16
+        for ks in range(steps):
+            if ks == 0:
+                self.copy_next()
+            if ks == steps - 1:
+                self.rotate("%sr")
+                self.wait_stage()
+            self.fragments((ks + 1) % 2, (ks + 1) % steps)
+            self.mmas(ks % 2)
+
+    def fragments(self, buf: int, ks: int) -> None:
+        """ldmatrix this warp's A and B fragments of k-step ``ks`` (of the stage at %fa / %fb)
+        into register buffer ``buf``."""
+        e, c = self.e, self.c
+        for i in range(self.mt):
+            regs = ", ".join(f"%a{buf}_{i}_{q}" for q in range(4))
+            off = (i * 16 * (c.bk + PAD) + ks * 16) * 2
+            e(f"ldmatrix.sync.aligned.m8n8.x4.shared.b16 {{{regs}}}, [%fa+{off}];")
+        for j in range(0, self.nt, 2):
+            regs = f"%b{buf}_{j}_0, %b{buf}_{j}_1, %b{buf}_{j + 1}_0, %b{buf}_{j + 1}_1"
+            off = (ks * 16 * (c.bn + PAD) + j * 8) * 2
+            e(f"ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {{{regs}}}, [%fb+{off}];")
+
+    def mmas(self, buf: int) -> None:
+        """The warp tile's mmas on fragment buffer ``buf``."""
+        e, t = self.e, self.t
+        for i in range(self.mt):
+            # serpentine over n: consecutive mmas share a B fragment at the turn
+            cols = range(self.nt) if i % 2 == 0 else range(self.nt - 1, -1, -1)
+            for j in cols:
+                acc = ", ".join(f"%acc{(i * self.nt + j) * 4 + q}" for q in range(4))
+                a = ", ".join(f"%a{buf}_{i}_{q}" for q in range(4))
+                e(f"mma.sync.aligned.m16n8k16.row.col.f32.{t}.{t}.f32 {{{acc}}}, {{{a}}}, "
+                  f"{{%b{buf}_{j}_0, %b{buf}_{j}_1}}, {{{acc}}};")
 
     # ---- registers -> C --------------------------------------------------------------------
     def epilogue(self, acc: list[str]) -> None:

@@ -33,12 +33,14 @@ class Ptx:
         """Declare registers ``names`` (without the ``%``) of PTX type ``kind``."""
         self.regs.append(f".reg .{kind} " + ", ".join("%" + n for n in names) + ";")
 
-    def text(self, arch: str, name: str, threads: int, shared: list[str]) -> str:
+    def text(self, arch: str, name: str, threads: int, shared: list[str], ctas: int = 1) -> str:
         """The whole module: shared arrays (module scope: ``.extern`` ones must be), the entry
-        with its register declarations and body."""
+        with its register declarations and body. ``ctas`` > 1 asks ptxas to fit that many
+        blocks per SM (capping registers at 64K / (ctas * threads))."""
         head = [f".version {PTX_VERSION}", f".target {arch}", ".address_size 64", ""] + shared + [
                 "", f".visible .entry {name}(", "\t.param .u64 pc,", "\t.param .u64 pa,",
-                "\t.param .u64 pb", ")", f".maxntid {threads}, 1, 1", "{"]
+                "\t.param .u64 pb", ")", f".maxntid {threads}, 1, 1"] + \
+            ([f".minnctapersm {ctas}"] if ctas > 1 else []) + ["{"]
         return "\n".join(head + ["\t" + r for r in self.regs] + self.lines +
                          ["\tret;", "}", ""])
 

@@ -14,7 +14,8 @@ from test_tensor_helpers import device, ptxas_check, rounded  # noqa: F401
 
 #: small configs with the structure of the big ones (the big ones are run at the end)
 MMA = [MmaConfig(64, 64, 32, 2, 2, 3, 2), MmaConfig(64, 128, 32, 1, 4, 2, 1),
-       MmaConfig(32, 64, 64, 1, 2, 4, 3)]
+       MmaConfig(32, 64, 64, 1, 2, 4, 3), MmaConfig(64, 64, 16, 2, 2, 3, 2, prefetch=False),
+       MmaConfig(64, 64, 64, 2, 2, 2, 1, prefetch=False), MmaConfig(64, 64, 32, 2, 2, 4, 2, ctas=2)]
 SIMT = [SimtConfig(64, 64, 2), SimtConfig(128, 64, 1)]
 TOL = {dtypes.float32: (1e-5, 1e-4), dtypes.float16: (2e-3, 2e-2), dtypes.bfloat16: (1.6e-2, 1e-1)}
 
@@ -66,7 +67,9 @@ def test_default_config_full_and_ragged(device, dt):
 
 def test_kernel_resources_assemble():
     """The benchmark's shapes and every config assemble for sm_90."""
-    for cfg in MMA + [MmaConfig(), MmaConfig(256, 128, 32, 4, 2, 4), MmaConfig(128, 128, 32, 2, 2, 4)]:
+    big = [MmaConfig(), MmaConfig(prefetch=False), MmaConfig(stages=4), MmaConfig(256, 128, 64, 4, 2, 4),
+           MmaConfig(128, 128, 32, 2, 4, 4, ctas=2), MmaConfig(128, 128, 32, 2, 2, 4)]
+    for cfg in MMA + big:
         ptxas_check(matmul_kernel("sm_90", dtypes.bfloat16, 4096, 4096, 4096, cfg).ptx)
     for cfg in SIMT + [SimtConfig()]:
         ptxas_check(matmul_kernel("sm_90", dtypes.float32, 4096, 4096, 4096, cfg).ptx)
@@ -75,3 +78,5 @@ def test_kernel_resources_assemble():
 def test_bad_config_is_refused():
     with pytest.raises(ValueError):
         matmul_kernel("sm_90", dtypes.float16, 64, 64, 64, MmaConfig(64, 64, 24, 2, 2))
+    with pytest.raises(ValueError):     # three k-steps: the fragment buffers would not alternate
+        matmul_kernel("sm_90", dtypes.float16, 64, 64, 64, MmaConfig(64, 64, 48, 2, 2))

@@ -1,5 +1,7 @@
 """IR -> PTX. A plain, standard subset (what ptxas and the mock GPU's interpreter both take):
-global loads/stores, int/f32 arithmetic, cvt, setp/selp, branches, ex2/lg2/rcp/sqrt.
+global loads/stores, int/f32 arithmetic, cvt, setp/selp, branches, ex2/lg2/rcp/sqrt, and for
+row kernels (a group of threads per output, see ``lower.py``) shfl.sync and a shared-memory
+exchange across the warps of a block.
 
 Registers are named by the defining instruction's index and its register type: ``%f7`` (f32),
 ``%r7`` (s32), ``%p7`` (pred), ``%rd7`` (an address), ``%h7`` (a 16-bit float in transit),
@@ -15,6 +17,7 @@ from ..ir import Inst, Kernel
 PTX_VERSION = "8.0"
 BLOCK = 256             # threads per block of an elementwise / reduce launch
 VEC = 4                 # elements per thread per step of an elementwise kernel (16 B of f32)
+ROW_SHARED = "rowred"   # one word per warp: a block-wide row's warp results meet here
 
 
 def vector_width(kernel: Kernel) -> int:
@@ -63,11 +66,15 @@ class PTXRenderer:
             [line for i, ins in enumerate(insts) for line in self._inst(i, ins, insts, _same)]
         regs = n * (vec + 1)            # a register set per lane, and one for the tail
         params = ",\n".join(f"\t.param .u64 p{k}" for k in range(len(kernel.params)))
-        head = [f".version {PTX_VERSION}", f".target {self.arch}", ".address_size 64", "",
+        groups = [ins.arg[1] for ins in insts if ins.op == "ALLREDUCE"]
+        shared = [f".shared .align 4 .b32 {ROW_SHARED}[{max(groups) // 32}];", ""] \
+            if groups and max(groups) > 32 else []
+        head = [f".version {PTX_VERSION}", f".target {self.arch}", ".address_size 64", ""] + shared + [
                 f".visible .entry {kernel.name}(", params, ")", "{",
                 f"\t.reg .pred %p<{regs}>;", f"\t.reg .pred %q<{regs}>;", f"\t.reg .b16 %h<{regs}>;",
                 f"\t.reg .b32 %r<{regs}>;", f"\t.reg .b32 %t<{regs}>;", f"\t.reg .f32 %f<{regs}>;",
-                f"\t.reg .b64 %rd<{regs}>;", "\t.reg .b32 %vi, %vs, %vt;", "\t.reg .b64 %va;", "\t.reg .pred %vq;"]
+                f"\t.reg .b64 %rd<{regs}>;", "\t.reg .b32 %vi, %vs, %vt;", "\t.reg .b64 %va;", "\t.reg .pred %vq;",
+                "\t.reg .f32 %wf;"]
         return "\n".join(head + ["\t" + b if not b.endswith(":") else b for b in body] +
                           ["$END:", "\tret;", "}", ""])
 
@@ -115,7 +122,7 @@ class PTXRenderer:
         ins = insts[i]
         if ins.op == "SPECIAL":
             return [f"mad.lo.s32 %r{i + n * j}, %vi, {VEC}, {j};" for j in range(VEC)]
-        if ins.op in ("LOAD", "STORE") and ins.src[1] == special and (ins.op == "STORE" or len(ins.src) == 2):
+        if ins.op in ("LOAD", "STORE") and ins.src[1] == special and len(ins.src) == (3 if ins.op == "STORE" else 2):
             return self._vector_memory(i, ins, insts, n, varying)
         out = []
         for lane in range(VEC):
@@ -164,12 +171,9 @@ class PTXRenderer:
         if op == "CONST":
             return self._const(d, dt, ins.arg, i)
         if op == "SPECIAL":
-            name, size = ins.arg
-            assert name == "gidx", name
-            return [f"mov.u32 %t{i}, %ctaid.x;", f"mov.u32 {d}, %ntid.x;",
-                    f"mul.lo.s32 {d}, %t{i}, {d};", f"mov.u32 %t{i}, %tid.x;",
-                    f"add.s32 {d}, {d}, %t{i};", f"setp.ge.s32 %q{i}, {d}, {size};",
-                    f"@%q{i} bra $END;"]
+            return self._special(i, d, ins.arg)
+        if op == "ALLREDUCE":
+            return self._allreduce(d, dt, s[0], *ins.arg)
         if op == "PARAM":
             return [f"ld.param.u64 %rd{i}, [p{ins.arg[0]}];", f"cvta.to.global.u64 %rd{i}, %rd{i};"]
         if op in ("LOAD", "STORE"):
@@ -215,6 +219,46 @@ class PTXRenderer:
         if dt == bool_ and op == "NEG":
             return [f"not.pred {d}, {s[0]};"]
         return [f"{op.lower()}.s32 {d}, {s[0]};"]
+
+    @staticmethod
+    def _special(i: int, d: str, arg: tuple) -> list[str]:
+        """gidx, or a row kernel's row / lane (groups are whole warps or the whole block, so a
+        row past the end retires whole groups: no barrier waits on a missing thread)."""
+        name, size = arg[:2]
+        if name == "lane":
+            return ["mov.u32 %vt, %tid.x;", f"and.b32 {d}, %vt, {size - 1};"]
+        assert name in ("gidx", "row"), name
+        lines = [f"mov.u32 %t{i}, %ctaid.x;", f"mov.u32 {d}, %ntid.x;",
+                 f"mul.lo.s32 {d}, %t{i}, {d};", f"mov.u32 %t{i}, %tid.x;",
+                 f"add.s32 {d}, {d}, %t{i};"]
+        if name == "row":
+            lines.append(f"shr.u32 {d}, {d}, {arg[2].bit_length() - 1};")
+        return lines + [f"setp.ge.s32 %q{i}, {d}, {size};", f"@%q{i} bra $END;"]
+
+    @staticmethod
+    def _allreduce(d: str, dt: DType, a: str, kind: str, group: int) -> list[str]:
+        """``d`` = the ``kind`` of ``a`` over the ``group`` lanes of a row: a butterfly of
+        shuffles within the warp, then (block-wide rows) each warp's result through shared
+        memory, read back by every thread. Predicates travel as 0/1 words."""
+        if dt == bool_:
+            work, tmp, combine = "%vs", "%vt", "or.b32"
+            lines = [f"selp.u32 {work}, 1, 0, {a};"]
+        else:
+            work, tmp = d, "%wf" if dt.is_float else "%vt"
+            combine = (_F32_BIN if dt.is_float else _INT_BIN)["ADD" if kind == "sum" else "MAX"]
+            lines = [f"mov.{'f32' if dt.is_float else 's32'} {d}, {a};"]
+        for off in (16, 8, 4, 2, 1):
+            lines += [f"shfl.sync.bfly.b32 {tmp}, {work}, {off}, 31, -1;", f"{combine} {work}, {work}, {tmp};"]
+        if group > 32:
+            lines += ["mov.u32 %vi, %tid.x;", "and.b32 %vt, %vi, 31;", "setp.eq.u32 %vq, %vt, 0;",
+                      "shr.u32 %vi, %vi, 5;", f"mov.u32 %vt, {ROW_SHARED};", "mad.lo.u32 %vi, %vi, 4, %vt;",
+                      f"@%vq st.shared.b32 [%vi], {work};", "bar.sync 0;",
+                      f"ld.shared.b32 {work}, [{ROW_SHARED}];"]
+            for w in range(1, group // 32):
+                lines += [f"ld.shared.b32 {tmp}, [{ROW_SHARED}+{4 * w}];", f"{combine} {work}, {work}, {tmp};"]
+        if dt == bool_:
+            lines.append(f"setp.ne.u32 {d}, {work}, 0;")
+        return lines
 
     @staticmethod
     def _const(d: str, dt: DType, v, i: int) -> list[str]:
@@ -263,12 +307,13 @@ class PTXRenderer:
                  f"add.s64 {addr}, %rd{ins.src[0]}, {addr};"]
         if ins.op == "STORE":
             v = _reg(srcs[2].dtype, ins.src[2])
+            gate = f"@{_reg(bool_, ins.src[3])} " if len(ins.src) > 3 else ""
             if store_t == bool_:
-                return lines + [f"selp.u32 %t{i}, 1, 0, {v};", f"st.global.u8 [{addr}], %t{i};"]
+                return lines + [f"selp.u32 %t{i}, 1, 0, {v};", f"{gate}st.global.u8 [{addr}], %t{i};"]
             if store_t in (float16, bfloat16):
                 return lines + [f"cvt.rn.{store_t.ptx}.f32 %h{i}, {v};",
-                                f"st.global.b16 [{addr}], %h{i};"]
-            return lines + [f"st.global.{store_t.ptx} [{addr}], {v};"]
+                                f"{gate}st.global.b16 [{addr}], %h{i};"]
+            return lines + [f"{gate}st.global.{store_t.ptx} [{addr}], {v};"]
         d = _reg(ins.dtype, i)
         gate = f"@{_reg(bool_, ins.src[2])} " if len(ins.src) > 2 else ""
         if store_t == bool_:

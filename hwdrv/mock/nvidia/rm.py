@@ -23,7 +23,7 @@ from . import alloc as A
 from . import controls as C
 from . import facts as F
 from .gpu import MockGpu
-from .objects import Client, Memory, RmObject, RmStatus, Usermode
+from .objects import Channel, Client, Memory, RmObject, RmStatus, Usermode
 
 NV = F.NV
 ffi = NV.ffi
@@ -90,9 +90,16 @@ class RmServer:
             obj.parent.children[obj.handle] = obj
 
     def free(self, obj: RmObject) -> None:
-        """Free `obj` and its subtree (children first, newest first), as RM does."""
+        """Free `obj` and its subtree (children first, newest first), as RM does. Channels in the
+        subtree stop first: they read memory objects (USERD, ring, notifier) that may be freed
+        earlier in that order, and RM's dependency tracking never lets a channel outlive them."""
+        for ch in [o for o in _subtree(obj) if isinstance(o, Channel) and not o.freed]:
+            self._free_one(ch)
+        self._free_one(obj)
+
+    def _free_one(self, obj: RmObject) -> None:
         for child in reversed(list(obj.children.values())):
-            self.free(child)
+            self._free_one(child)
         if obj.freed:
             return
         obj.freed = True
@@ -367,3 +374,12 @@ _ESCAPES = {
                               NvidiaDriver.esc_map_memory),
     NV.NV_ESC_RM_UNMAP_MEMORY: ("NV_ESC_RM_UNMAP_MEMORY", (_SZ("NVOS34_PARAMETERS"),), NvidiaDriver.esc_unmap_memory),
 }
+
+
+def _subtree(obj: RmObject) -> list[RmObject]:
+    out, todo = [], [obj]
+    while todo:
+        o = todo.pop()
+        out.append(o)
+        todo.extend(o.children.values())
+    return out
