@@ -8,13 +8,13 @@
 """
 from .errors import (BufferFreed, DeviceClosed, DeviceNotFound, DriverStatusError, GPUHang,
                      HwdrvError, InvalidArgument, IoctlError, MockFault, OutOfMemory, ProgramError,
-                     QueueBusy, UnsupportedDriver)
+                     QueueBusy, UnsupportedDevice, UnsupportedDriver)
 from .hang import HangReport
 from .registry import DeviceInfo, devices, open_device
 from .var import Var
 
 __all__ = ["open_device", "devices", "DeviceInfo", "Var", "HangReport", "HwdrvError", "IoctlError",
            "DriverStatusError", "GPUHang", "ProgramError", "InvalidArgument", "OutOfMemory",
-           "DeviceNotFound", "UnsupportedDriver", "BufferFreed", "DeviceClosed", "QueueBusy",
+           "DeviceNotFound", "UnsupportedDevice", "UnsupportedDriver", "BufferFreed", "DeviceClosed", "QueueBusy",
            "MockFault"]
 __version__ = "0.1.0"

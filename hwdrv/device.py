@@ -195,6 +195,11 @@ class Device(ABC):
             self._closed = True
             self._backend_close()
 
+    @property
+    def closed(self) -> bool:
+        """Whether close() has run (a closed device refuses every call)."""
+        return self._closed
+
     def __enter__(self) -> "Device":
         return self
 

@@ -16,6 +16,10 @@ class DeviceNotFound(HwdrvError):
     """The device named does not exist or cannot be opened."""
 
 
+class UnsupportedDevice(HwdrvError):
+    """The device's kind or architecture is one this feature does not support (yet)."""
+
+
 class UnsupportedDriver(HwdrvError):
     """The kernel driver's version or ABI is one hwdrv has no bindings for."""
 

@@ -31,7 +31,7 @@ def runtime(name: str | None = None) -> Runtime:
     """The runtime of device ``name`` (opened on first use, then shared)."""
     name = name or default_device()
     rt = _RUNTIMES.get(name)
-    if rt is None or rt.device._closed:
+    if rt is None or rt.device.closed:
         rt = _RUNTIMES[name] = Runtime(hwdrv.open_device(name), name)
     return rt
 

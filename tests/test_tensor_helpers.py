@@ -20,15 +20,16 @@ FLOATS = [dtypes.float32, dtypes.float16, dtypes.bfloat16]
 
 
 def open_runtime(name: str):
-    """The tensor runtime of ``name``, or a skip saying why the device cannot be opened."""
+    """The tensor runtime of ``name``. A mock must always open (a failure is a test failure);
+    a real device that is absent from this machine skips, saying so."""
     import hwdrv
     import tensor
+    if name.startswith("mock:"):
+        return tensor.runtime(name)
     try:
         return tensor.runtime(name)
-    except (hwdrv.DeviceNotFound, ImportError) as e:
-        pytest.skip(f"{name} cannot be opened: {type(e).__name__}: {e}")
-    except AttributeError as e:     # hwdrv.mock.nvidia without make_kernel yet
-        pytest.skip(f"{name} is not wired up in hwdrv yet: {e}")
+    except hwdrv.DeviceNotFound as e:
+        pytest.skip(f"{name} is not on this machine: {e}")
 
 
 @pytest.fixture(scope="session")

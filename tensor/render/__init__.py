@@ -25,5 +25,6 @@ def renderer_for(device_kind: str, arch: str) -> Renderer:
     if device_kind == "nvidia":
         from .ptx import PTXRenderer
         return PTXRenderer(arch)
-    raise NotImplementedError(f"tensor has no renderer for {device_kind!r} devices yet "
-                              "(only nvidia: PTX)")
+    from hwdrv.errors import UnsupportedDevice
+    raise UnsupportedDevice(f"tensor has no renderer for {device_kind!r} devices yet "
+                            "(only nvidia: PTX); use an nvidia or mock:nvidia device")
