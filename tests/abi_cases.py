@@ -66,3 +66,50 @@ def test_unknown_class_is_invalid_class(dev):
     with pytest.raises(hwdrv.DriverStatusError) as ei:
         rm.alloc(dev.h_device, 0xBEEF)
     assert ei.value.status_name == "NV_ERR_INVALID_CLASS", ei.value.status_name
+
+
+# What the H100 (580.159.04) did with one wrong field in an otherwise good QMD: the mock must do
+# the same. None: the launch completes (it runs, or - for a QUEUE-type QMD - silently does not).
+WRONG_QMD = {
+    "QMD_MAJOR_VERSION": (3, None, True),        # the version fields are not checked
+    "REGISTER_COUNT": (0, 13, False),            # scheduler checks: Xid 13
+    "CTA_THREAD_DIMENSION0": (0, 13, False),
+    "SHARED_MEMORY_SIZE": (240 << 10, 13, False),
+    "QMD_TYPE": ("QUEUE", None, False),          # fetched, no grid runs, no error
+}
+
+
+@pytest.mark.parametrize("field", sorted(WRONG_QMD))
+def test_wrong_qmd_field(dev, field):
+    import numpy as np
+
+    from hwdrv.cli import VECADD_PTX
+    from hwdrv.ioctl import hostmem
+    from hwdrv.nvidia.gen import hopper as hw
+    value, xid, runs = WRONG_QMD[field]
+    if value == "QUEUE":
+        value = hw.NVCBC0_QMDV04_00_QMD_TYPE_QUEUE
+    n = 256
+    a, b, c = dev.alloc(n * 4), dev.alloc(n * 4), dev.alloc(n * 4)
+    dev.upload(a, np.ones(n, np.float32))
+    dev.upload(b, np.ones(n, np.float32))
+    dev.upload(c, np.zeros(n, np.float32))
+    prog = dev.program(dev.compiler.compile(VECADD_PTX), "vecadd")
+    sig = dev.signal(0)
+    q = dev.compute_queue().exec(prog, grid=(1,), block=(256,), args=[a, b, c, n]).signal(sig, 1)
+    getattr(hw, "NVCBC0_QMDV04_00_" + field).set(hostmem.view(q.launches[0][3], 384).view(np.uint32), value)
+    q.submit()
+    if xid is None:
+        sig.wait(1, timeout=10)
+        ran = bool((dev.download(c, dtype=np.float32) == 2).all())
+        assert ran == runs
+    else:
+        with pytest.raises(hwdrv.GPUHang) as ei:
+            sig.wait(1, timeout=10)
+        assert ei.value.report.xid == xid, ei.value.report.summary()
+        dev.recover()
+    # the device works afterwards
+    s2 = dev.signal(0)
+    dev.compute_queue().exec(prog, grid=(1,), block=(256,), args=[a, b, c, n]).signal(s2, 1).submit()
+    s2.wait(1, timeout=10)
+    assert (dev.download(c, dtype=np.float32) == 2).all()

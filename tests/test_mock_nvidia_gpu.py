@@ -103,7 +103,9 @@ def notifier_xid(rig: Rig, timeout: float = 20.0) -> int:
 def qmd(program: int, cb0: int, cb0_size: int, grid, block, sem_va: int = 0, payload: int = 0) -> bytes:
     w = np.zeros(96, np.uint32)
     f = lambda n, *i: getattr(hw, Q + n)(*i) if i else getattr(hw, Q + n)  # noqa: E731
-    for name, v in (("QMD_MAJOR_VERSION", 4), ("QMD_MINOR_VERSION", 0), ("REGISTER_COUNT", 16),
+    # a grid launch must say GRID_CTA: the hardware runs nothing for a QUEUE-type (0) QMD
+    for name, v in (("QMD_TYPE", hw.NVCBC0_QMDV04_00_QMD_TYPE_GRID_CTA),
+                    ("QMD_MAJOR_VERSION", 4), ("QMD_MINOR_VERSION", 0), ("REGISTER_COUNT", 16),
                     ("SHARED_MEMORY_SIZE", 0x400), ("GRID_WIDTH", grid[0]), ("GRID_HEIGHT", grid[1]),
                     ("GRID_DEPTH", grid[2]), ("CTA_THREAD_DIMENSION0", block[0]), ("CTA_THREAD_DIMENSION1", block[1]),
                     ("CTA_THREAD_DIMENSION2", block[2]), ("PROGRAM_ADDRESS_LOWER", program & 0xFFFFFFFF),

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 PARAM_OFFSET = 0x210          # sm_90: kernel parameters in constant bank 0
 RESERVED_SHARED = 0x400       # 1 KiB of shared memory per CTA reserved by sm_80+
 MAX_DEPENDENT_CHAIN = 1 << 16
+#: shared memory one Hopper SM has (the largest carveout, 228 KiB)
+MAX_SHARED_PER_SM = 228 << 10
 #: seconds a kernel may run before the mock's watchdog stops it (HWDRV_MOCK_NV_KERNEL_TIMEOUT)
 DEFAULT_KERNEL_TIMEOUT = float(os.environ.get("HWDRV_MOCK_NV_KERNEL_TIMEOUT", "10"))
 
@@ -143,22 +145,34 @@ class ComputeEngine:
             raise X.mmu_fault(f, "HUBCLIENT_SKED", self.ch.engine_type, f"fetching the QMD at {va:#x}") from None
 
     def _launch_error(self, where: str, qmd_va: int, why: str) -> X.ChannelError:
+        """A malformed launch the mock detects where no hardware behaviour was measured."""
         return X.ChannelError(X.XID_GR_CLASS, f"{where}: launch of QMD {qmd_va:#x} rejected: {why}",
                               self.ch.engine_type)
 
+    def _sked_check(self, where: str, qmd_va: int, why: str) -> X.ChannelError:
+        """A launch the scheduler's checks refuse: on an H100 (580.159.04) register count 0, a zero
+        block dimension or too much shared memory each gave Xid 13, 'Graphics Exception:
+        SKEDCHECK..._ZERO failed' (tests/hardware/bad_qmd_probe.py)."""
+        return X.ChannelError(X.XID_GR_EXCEPTION, f"{where}: launch of QMD {qmd_va:#x} failed the scheduler's "
+                                                  f"checks: {why}", self.ch.engine_type)
+
     def _launch(self, q: Qmd, where: str) -> None:
         ch = self.ch
-        if (q.major, q.minor) != (4, 0):
-            raise self._launch_error(where, q.va, f"QMD version {q.major}.{q.minor}; HOPPER_COMPUTE_A "
-                                                  f"takes QMD V04_00 (QMD_MAJOR_VERSION 4, MINOR 0)")
+        # As measured on an H100: the version fields are not checked (a V04 QMD saying 3.0 ran
+        # normally), and a QMD of type QUEUE is fetched but runs no grid, silently.
+        if q.qmd_type != HW.NVCBC0_QMDV04_00_QMD_TYPE_GRID_CTA:
+            return
         if q.registers == 0:
-            raise self._launch_error(where, q.va, "REGISTER_COUNT is 0 (a kernel needs at least one register)")
+            raise self._sked_check(where, q.va, "REGISTER_COUNT is 0 (a kernel needs at least one register)")
         if 0 in q.grid or 0 in q.block:
-            raise self._launch_error(where, q.va, f"grid {q.grid} / block {q.block} has a zero dimension")
+            raise self._sked_check(where, q.va, f"grid {q.grid} / block {q.block} has a zero dimension")
         nthreads = q.block[0] * q.block[1] * q.block[2]
         if nthreads > 1024 or q.registers * nthreads > 65536:
-            raise self._launch_error(where, q.va, f"block {q.block} x {q.registers} registers does not fit an "
-                                                  f"SM (max 1024 threads, 64K registers)")
+            raise self._sked_check(where, q.va, f"block {q.block} x {q.registers} registers does not fit an "
+                                                f"SM (max 1024 threads, 64K registers)")
+        if q.shared_size > MAX_SHARED_PER_SM:
+            raise self._sked_check(where, q.va, f"{q.shared_size} bytes of shared memory exceed the "
+                                                f"{MAX_SHARED_PER_SM} an SM has")
         if 0 not in q.cbufs:
             raise self._launch_error(where, q.va, "constant buffer 0 is not valid (kernel parameters live there)")
         banks: dict[int, bytes] = {}

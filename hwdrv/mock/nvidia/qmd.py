@@ -41,6 +41,7 @@ class Qmd:
     words: np.ndarray
     major: int
     minor: int
+    qmd_type: int
     grid: tuple[int, int, int]
     block: tuple[int, int, int]
     registers: int
@@ -78,6 +79,7 @@ class Qmd:
                 dependent.append((g("DEPENDENT_QMD_ACTION", i), g(ptr) << 8))
         return cls(
             va=va, words=w, major=g("QMD_MAJOR_VERSION"), minor=g("QMD_MINOR_VERSION"),
+            qmd_type=g("QMD_TYPE"),
             grid=(g("GRID_WIDTH"), g("GRID_HEIGHT"), g("GRID_DEPTH")),
             block=(g("CTA_THREAD_DIMENSION0"), g("CTA_THREAD_DIMENSION1"), g("CTA_THREAD_DIMENSION2")),
             registers=g("REGISTER_COUNT"), shared_size=g("SHARED_MEMORY_SIZE"),
