@@ -3,7 +3,6 @@ named by TENSOR_TEST_DEVICE), per-dtype tolerances, and numpy references per dty
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 
@@ -61,9 +60,10 @@ def assert_close(got: np.ndarray, want: np.ndarray, dt) -> None:
 def ptxas_check(src: str) -> None:
     """Assemble ``src`` with ptxas for sm_90 (skip when ptxas is missing); fail with its
     message on any error."""
-    exe = shutil.which("ptxas")
+    from hwdrv.nvidia.compiler import find_ptxas
+    exe = find_ptxas()        # PATH, $CUDA_HOME, or PyPI's nvidia-cuda-nvcc (the `nvidia` extra)
     if exe is None:
-        pytest.skip("ptxas not on PATH (pip install nvidia-cuda-nvcc)")
+        pytest.skip("no ptxas found (install the `nvidia` extra: pip install -e '.[nvidia]')")
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "k.ptx")
         with open(path, "w") as f:
