@@ -86,7 +86,7 @@ class Device(ABC):
                 self._signal_slots.append((page.va + i * SIGNAL_SIZE, words[2 * i:2 * i + 2]))
         va, mem = self._signal_slots.pop()
         mem[:] = 0
-        sig = Signal(self, va, mem, 0)
+        sig = Signal(self, va, mem)
         sig.value = value
         weakref.finalize(sig, self._signal_slots.append, (va, mem))
         return sig

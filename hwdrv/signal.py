@@ -22,10 +22,10 @@ _ERROR_POLL_S = 0.05
 class Signal:
     """A 16-byte slot the GPU writes: ``value`` (u64) and ``timestamp`` (u64, device clock)."""
 
-    __slots__ = ("device", "va", "_mem", "_slot", "__weakref__")
+    __slots__ = ("device", "va", "_mem", "__weakref__")
 
-    def __init__(self, device: "Device", va: int, mem: np.ndarray, slot: int):
-        self.device, self.va, self._mem, self._slot = device, va, mem, slot
+    def __init__(self, device: "Device", va: int, mem: np.ndarray):
+        self.device, self.va, self._mem = device, va, mem
 
     def _live(self) -> np.ndarray:
         # the slot's page is unmapped when the device closes: touching it then would crash

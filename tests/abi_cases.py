@@ -62,7 +62,7 @@ def test_control_on_the_wrong_object_class(dev):
 
 
 def test_unknown_class_is_invalid_class(dev):
-    nv, rm = dev.nv, dev.rm
+    rm = dev.rm
     with pytest.raises(hwdrv.DriverStatusError) as ei:
         rm.alloc(dev.h_device, 0xBEEF)
     assert ei.value.status_name == "NV_ERR_INVALID_CLASS", ei.value.status_name

@@ -48,6 +48,35 @@ def test_shfl_modes(gpu, mode, b, c):
         assert e[32 * w:32 * w + 32].tolist() == rp
 
 
+# Expected lanes written out by hand from the CUDA __shfl_*_sync definitions (independent of the
+# formula above): (mode, b, c) -> (source lane of each of 32 lanes, valid predicate per lane).
+_L = list(range(32))
+KNOWN_SHFL = [
+    # down by 1, whole warp: lane i reads i+1; lane 31 keeps its own value, predicate false
+    (("down", 1, 0x1F), ([i + 1 for i in range(31)] + [31], [True] * 31 + [False])),
+    # up by 2 (c = 0 for up): lanes 0, 1 keep their own value
+    (("up", 2, 0x0), ([0, 1] + [i - 2 for i in range(2, 32)], [False, False] + [True] * 30)),
+    # butterfly across halves
+    (("bfly", 16, 0x1F), ([i ^ 16 for i in _L], [True] * 32)),
+    # broadcast of lane 3 to the whole warp
+    (("idx", 3, 0x1F), ([3] * 32, [True] * 32)),
+    # width 8 (c = ((32 - 8) << 8) | 0x1F): broadcast lane 3 of each 8-lane segment
+    (("idx", 3, 0x181F), ([(i & ~7) | 3 for i in _L], [True] * 32)),
+    # width 8, down by 2: the last two lanes of each segment keep their own value
+    (("down", 2, 0x181F), ([i + 2 if i % 8 < 6 else i for i in _L], [i % 8 < 6 for i in _L])),
+]
+
+
+@pytest.mark.parametrize("args,expect", KNOWN_SHFL, ids=lambda x: str(x))
+def test_shfl_known_lanes(gpu, args, expect):
+    mode, b, c = args
+    src, ok = expect
+    vals = np.arange(32, dtype=np.uint32) * 1000 + 7
+    d, e = run_op(gpu, f"shfl.sync.{mode}.b32 %d|%e, %a, {b}, {c}, 0xffffffff;", [vals], [np.uint32, bool])
+    assert d[:32].tolist() == [int(vals[j]) for j in src]
+    assert e[:32].tolist() == ok
+
+
 def test_vote_ballot_activemask_under_divergence(gpu):
     a = np.arange(64, dtype=np.uint32)
     text = """

@@ -46,7 +46,7 @@ class Channel:
         """GP entries the GPU has consumed (mod ring size), read from USERD."""
         return int(self.userd[self._gpget])
 
-    def push(self, segments: Sequence[tuple[int, int]], timeline_value: int) -> None:
+    def push(self, segments: Sequence[tuple[int, int]]) -> None:
         """Queue GP entries for ``(va, ndwords)`` segments and ring the doorbell."""
         n = len(self.ring)
         for va, ndw in segments:

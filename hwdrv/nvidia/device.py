@@ -366,10 +366,10 @@ class NVDevice(Device):
             tail = q._bound_tail
             tail[0] = value & 0xFFFFFFFF
             tail[1] = value >> 32
-            ch.push(q._bound_seg, value)
+            ch.push(q._bound_seg)
         else:
             tail = pb.semaphore(timeline.signal.va, value, pb.SEM_RELEASE)
-            ch.push((ch.copy_in(q._stream.words, tail, value),), value)
+            ch.push((ch.copy_in(q._stream.words, tail, value),))
         if q.kind == "compute" and q.launches:
             self.submissions.append((value, q.launches))
 

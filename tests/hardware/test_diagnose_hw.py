@@ -7,7 +7,6 @@ surface as an MMU fault (Xid 31) or as an SM exception with MMU_NACK (Xid 13); `
 exception (Xid 13) or a channel stop (Xid 43)."""
 import time
 
-import pytest
 
 from hwdrv import diagnose as D
 
