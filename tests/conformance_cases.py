@@ -172,8 +172,15 @@ def test_bad_arguments_fail_before_the_gpu(dev, binary):
         q.exec(p, grid=(1,), block=(32,), args=[buf, buf])
     with pytest.raises(hwdrv.InvalidArgument, match="does not fit"):
         q.exec(p, grid=(1,), block=(32,), args=[buf, buf, buf, 1 << 40])
-    with pytest.raises(hwdrv.InvalidArgument, match="threads"):
+    with pytest.raises(hwdrv.InvalidArgument, match="block x = 2048 exceeds"):
         q.exec(p, grid=(1,), block=(2048,), args=[buf, buf, buf, 1])
+    with pytest.raises(hwdrv.InvalidArgument, match="threads"):
+        q.exec(p, grid=(1,), block=(64, 32), args=[buf, buf, buf, 1])
+    lim = dev.limits
+    with pytest.raises(hwdrv.InvalidArgument, match="block z = .* exceeds"):
+        q.exec(p, grid=(1,), block=(1, 1, lim.max_block_dims[2] + 1), args=[buf, buf, buf, 1])
+    with pytest.raises(hwdrv.InvalidArgument, match="grid x = .* exceeds"):
+        q.exec(p, grid=(lim.max_grid_dims[0] + 1,), block=(32,), args=[buf, buf, buf, 1])
     with pytest.raises(hwdrv.ProgramError, match="vecadd"):
         dev.program(binary, "no_such_kernel")
 

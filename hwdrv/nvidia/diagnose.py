@@ -33,7 +33,7 @@ from .gen import nv580 as nv
 from .qmd import QMD_SIZE, QMD_WORDS
 
 if TYPE_CHECKING:
-    from .channel import Channel
+    from .gpfifo import Channel
     from .device import NVDevice
     from .program import NVProgram
 
@@ -634,7 +634,7 @@ def fill_report(dev: "NVDevice", report: HangReport) -> None:
         return
     st = step("reading the error notifier", lambda: _notifier(dev, report))
     engine = ENGINE_TYPES.get(st.info16, f"engine type {st.info16}") if st else ""
-    for kind, ch in dev._channels.items():
+    for kind, ch in dev.channels.items():
         step(f"reading the {kind} channel", lambda k=kind, c=ch: _queue_state(dev, k, c, report))
     step("listing in-flight launches", lambda: _launches(dev, report))
     programs = step("listing programs", lambda: _programs(dev)) or []
