@@ -50,6 +50,9 @@ class Device(ABC):
     compiler: Compiler
     #: launch limits (set by the backend at bring-up)
     limits: DeviceLimits
+    #: the backend's sample kernels, name -> (source for ``compiler``, kernel name): at least
+    #: "vecadd", "oob_store", "illegal_instruction", "endless_loop" (conventions: hwdrv.provoke)
+    samples: dict[str, tuple[str | bytes, str]] = {}
     #: whether GPU virtual addresses equal the CPU addresses of the same memory. A backend
     #: choice where its driver allows it (NVIDIA and KFD do; kgsl assigns GPU addresses itself);
     #: the core never assumes it: a Buffer carries ``va`` (GPU) and ``cpu_addr`` separately.

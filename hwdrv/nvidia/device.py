@@ -34,6 +34,7 @@ from .memory import Allocation, NVMemory
 from .program import LOCAL_WINDOW_SIZE, NVProgram
 from .queue import NVComputeQueue, NVCopyQueue
 from .rm import RM
+from .samples import SAMPLES
 from .uvm import UVM
 
 CTL_PATH = "/dev/nvidiactl"
@@ -101,6 +102,7 @@ class NVDevice(Device):
     """An open NVIDIA Hopper GPU (or the mock of one)."""
 
     kind = "nvidia"
+    samples = SAMPLES
     timestamp_hz = 1_000_000_000
     shared_window = SHARED_WINDOW
     local_window = LOCAL_WINDOW

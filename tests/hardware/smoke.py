@@ -15,7 +15,7 @@ import numpy as np
 
 import hwdrv
 from hwdrv.ioctl import ioc
-from hwdrv.cli import VECADD_PTX as VECADD
+from hwdrv.nvidia.samples import VECADD_PTX as VECADD
 from hwdrv.ioctl.linux import LinuxKernel
 
 
