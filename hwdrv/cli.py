@@ -1,4 +1,4 @@
-"""Command line: ``python -m hwdrv {info,demo,diagnose,decode}``."""
+"""Command line: ``python -m hwdrv {info,demo,diagnose,decode,profile}``."""
 from __future__ import annotations
 
 import argparse
@@ -76,6 +76,36 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return decode_file(args.file, args.vendor)
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    """Run a command with ``TENSOR_PROFILE`` set, then summarise the trace it wrote."""
+    import collections
+    import os
+    import subprocess
+    from .errors import InvalidArgument
+    cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not cmd:
+        raise InvalidArgument("hwdrv profile needs a command: hwdrv profile [--out F] -- python script.py")
+    env = dict(os.environ, TENSOR_PROFILE=args.out)
+    try:
+        rc = subprocess.run(cmd, env=env).returncode
+    except OSError as e:
+        raise InvalidArgument(f"cannot run {cmd[0]!r}: {e.strerror}") from None
+    try:
+        with open(args.out) as f:
+            events = json.load(f)["traceEvents"]
+    except (OSError, ValueError, KeyError) as e:
+        print(f"no trace was written to {args.out} ({e}); did the command use tensor?", file=sys.stderr)
+        return rc or 1
+    total: dict[tuple, list[float]] = collections.defaultdict(list)
+    for e in events:
+        total[(e["cat"], e["name"])].append(e["dur"])
+    print(f"{'category':8s} {'name':48s} {'count':>6s} {'total us':>11s} {'mean us':>10s}")
+    for (cat, name), durs in sorted(total.items(), key=lambda kv: -sum(kv[1])):
+        print(f"{cat:8s} {name[:48]:48s} {len(durs):6d} {sum(durs):11.1f} {sum(durs) / len(durs):10.2f}")
+    print(f"trace: {args.out} ({len(events)} events; open in chrome://tracing or ui.perfetto.dev)")
+    return rc
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hwdrv", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -93,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("file")
     p.add_argument("--vendor", default="nvidia", help="format of a raw dump (default: nvidia pushbuffer)")
     p.set_defaults(fn=cmd_decode)
+    p = sub.add_parser("profile", help="run a command with TENSOR_PROFILE set and summarise its GPU trace")
+    p.add_argument("--out", default="hwdrv-trace.json", help="trace file (Chrome trace / Perfetto JSON)")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.set_defaults(fn=cmd_profile)
     args = ap.parse_args(argv)
     try:
         return args.fn(args)

@@ -25,6 +25,7 @@ from .limits import DeviceLimits
 from .memory.buffer import Buffer
 from .program import Program
 from .queue import Queue, QueueLife
+from .trace import Span, Trace
 from .signal import DEFAULT_TIMEOUT, SIGNAL_SIZE, Signal, Timeline, check_timeout
 
 #: bytes per staging buffer for upload/download through the copy engine
@@ -75,6 +76,8 @@ class Device(ABC):
         self._cmdmem: CommandMemory | None = None
         #: set when a wait reported a GPU error: the next submit recovers the device first
         self._recover_pending = False
+        #: when set (``start_trace()``), uploads, downloads and tensor launches record GPU spans
+        self.trace: Trace | None = None
 
     # ---- set-up by the backend, once its memory works -----------------------------------
     def _init_core(self) -> None:
@@ -153,7 +156,7 @@ class Device(ABC):
                 step = min(STAGING_SIZE, n - done)
                 i, stage = self._staging_slot()
                 stage.view()[:step] = np.frombuffer(raw[done:done + step], np.uint8)
-                last = self.copy_queue().copy(buf.va + offset + done, stage.va, step).submit()
+                last = self._traced_copy("upload", buf.va + offset + done, stage.va, step).submit()
                 self._staging_busy[i] = last._life.done
                 done += step
             if last is not None:
@@ -178,7 +181,7 @@ class Device(ABC):
             while done < size:
                 step = min(STAGING_SIZE, size - done)
                 i, stage = self._staging_slot()
-                self.copy_queue().copy(stage.va, buf.va + offset + done, step).submit().synchronize()
+                self._traced_copy("download", stage.va, buf.va + offset + done, step).submit().synchronize()
                 out[done:done + step] = stage.view()[:step]
                 self._staging_busy[i] = None
                 done += step
@@ -202,6 +205,24 @@ class Device(ABC):
         self._recover_pending = False
         self._backend_recover()
 
+    def start_trace(self) -> Trace:
+        """Record GPU timestamps around the synchronous copies (and, in ``tensor``, every
+        kernel) from now on; export with :func:`hwdrv.trace.write_chrome_trace`."""
+        self._check_open()
+        if self.trace is None:
+            self.trace = Trace(self.name, self.timestamp_hz)
+        return self.trace
+
+    def _traced_copy(self, name: str, dst: int, src: int, size: int) -> Queue:
+        """A copy queue moving ``size`` bytes, with GPU timestamps around it when tracing."""
+        q = self.copy_queue()
+        tr = self.trace
+        if tr is None:
+            return q.copy(dst, src, size)
+        start, end = self.signal(0), self.signal(0)
+        tr.add(Span(name, "copy", q.kind, start, end, {"bytes": size}))
+        return q.timestamp(start).copy(dst, src, size).timestamp(end)
+
     def diagnose(self) -> HangReport:
         """A report of the device's state now (queues, faults, SM state)."""
         self._check_open()
@@ -218,6 +239,8 @@ class Device(ABC):
                         tl.wait(tl.value, timeout=2.0)
                 except GPUHang:
                     pass    # closing anyway: tearing the channel down stops the GPU work
+            if self.trace is not None and not self._backend_broken():
+                self.trace.resolve()      # the signals' memory goes with the device
             if self._cmdmem is not None:
                 self._cmdmem.close()
             for buf in list(self._buffers):
