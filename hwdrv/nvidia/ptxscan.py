@@ -1,33 +1,25 @@
-"""The mock NVIDIA binary format ("PTX image") and the loader's choice between it and a cubin.
+"""A light reading of PTX text for the mock compiler (:mod:`hwdrv.nvidia.mockcubin`): module
+directives, ``.entry`` declarations and their parameters, launch bounds, state-space variables,
+each entry's body, and an estimate of the registers an entry keeps live.
 
-A PTX image (docs/internals.md, "Mock NVIDIA binary format") is ``b"HWDRV-PTX\\0"``, the UTF-8
-PTX module text, and one NUL. For kernel ``k`` the program address is ``image_va +
-text_offset`` where ``text_offset`` is the byte offset, inside the image, of the declaration
-``.entry k`` -- or of its linkage directive when it has one (``.visible .entry k`` starts at
-``.visible``). The mock GPU finds the image header by scanning back from that address.
-
-:class:`PtxImage` reads the ``.entry`` declarations and their parameters so that the same
-argument packing works from PTX metadata as from cubin metadata: every parameter sits at its
-natural alignment (or its ``.align``) starting at offset 0 of the parameter block, which begins at
-0x210 of constant bank 0 (the sm_90 layout).
+Parameters sit at their natural alignment (or their ``.align``) from offset 0 of the parameter
+block, as ptxas lays them out in constant bank 0 (checked against ptxas in tests/test_cubin.py).
+This is not a PTX parser: the mock GPU parses the text it finds in GPU memory itself.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import struct
+from dataclasses import dataclass, field
 
 from ..errors import ProgramError
-from .cubin import PARAM_BASE_BY_SM, CubinImage, KernelInfo, ParamInfo, lookup_kernel
-
-PTX_IMAGE_MAGIC = b"HWDRV-PTX\0"
-ELF_MAGIC = b"\x7fELF"
-MOCK_SM = 90   # the mock NVIDIA GPU models an sm_90 (H100): its constant-bank layout is sm_90's
+from .kernelinfo import ParamInfo
 
 # Sizes of the PTX fundamental types a kernel parameter may have (PTX ISA, "Fundamental Types").
 PTX_TYPE_SIZES: dict[str, int] = {
     **{f".{k}8": 1 for k in "bus"}, **{f".{k}16": 2 for k in "busf"}, ".bf16": 2,
     **{f".{k}32": 4 for k in "busf"}, ".f16x2": 4, ".bf16x2": 4,
-    **{f".{k}64": 8 for k in "busf"}, ".pred": 1,
+    **{f".{k}64": 8 for k in "busf"}, ".pred": 1, ".b128": 16,
 }
 STATE_SPACES = (".const", ".global", ".local", ".shared")
 
@@ -35,17 +27,6 @@ _ENTRY_RE = re.compile(rb"(?:(?:\.visible|\.weak)\s+)?\.entry\s+([A-Za-z_$%][\w$
 _DIRECTIVE_RE = re.compile(rb"\.(version|target|address_size)\s+([^\n;]*)")
 _DIM_RE = re.compile(rb"\.(maxntid|reqntid)\s+(\d+)(?:\s*,\s*(\d+))?(?:\s*,\s*(\d+))?")
 _PARAM_NAME_RE = re.compile(r"([A-Za-z_$%][\w$]*)\s*(?:\[\s*(\d+)\s*\])?$")
-
-
-def make_ptx_image(ptx_text: str | bytes) -> bytes:
-    """Wrap PTX module text as a PTX image: magic, UTF-8 text, NUL."""
-    raw = ptx_text.encode("utf-8") if isinstance(ptx_text, str) else bytes(ptx_text)
-    nul = raw.find(b"\0")
-    if nul >= 0:
-        raise ProgramError(f"PTX text contains a NUL byte (at {nul}); a PTX image ends at the "
-                           f"first NUL")
-    _decode(raw)
-    return PTX_IMAGE_MAGIC + raw + b"\0"
 
 
 def blank_comments(raw: bytes) -> bytes:
@@ -179,53 +160,6 @@ def _parse_param(entry: str, ordinal: int, decl: str) -> ParamInfo:
                      pointee_align=pointee_align)
 
 
-class PtxImage:
-    """A parsed PTX image. ``kernels`` maps each ``.entry`` name to a :class:`KernelInfo` whose
-    ``text_offset`` is the entry's byte offset inside the image (header included) and whose
-    parameters come from the PTX declaration. ``version``/``target``/``address_size`` are the
-    module directives (empty when absent)."""
-
-    def __init__(self, binary: bytes | bytearray | memoryview):
-        data = bytes(binary)
-        if not data.startswith(PTX_IMAGE_MAGIC):
-            raise ProgramError(f"not a PTX image: it does not start with {PTX_IMAGE_MAGIC!r}")
-        if not data.endswith(b"\0") or len(data) == len(PTX_IMAGE_MAGIC):
-            raise ProgramError("truncated PTX image: it must end with a NUL after the PTX text")
-        raw = data[len(PTX_IMAGE_MAGIC):-1]
-        nul = raw.find(b"\0")
-        if nul >= 0:
-            raise ProgramError(f"malformed PTX image: NUL inside the PTX text at image byte "
-                               f"{len(PTX_IMAGE_MAGIC) + nul}")
-        self.text = _decode(raw)
-        self.image_size = len(data)
-        directives, entries = scan_entries(raw)
-        self.version = directives.get("version", "")
-        self.target = directives.get("target", "")
-        self.address_size = directives.get("address_size", "")
-        self.sm = MOCK_SM
-        self.kernels: dict[str, KernelInfo] = {}
-        header = len(PTX_IMAGE_MAGIC)
-        text_b = blank_comments(raw)
-        for n, e in enumerate(entries):
-            if e.name in self.kernels:
-                raise ProgramError(f"PTX image declares .entry {e.name} twice")
-            params, size = parse_params(e.name, e.params_text)
-            end = entries[n + 1].offset if n + 1 < len(entries) else len(raw)
-            maxntid, reqntid = _dims(text_b[e.offset:e.header_end])
-            limits = [d[0] * d[1] * d[2] for d in (maxntid, reqntid) if d is not None]
-            self.kernels[e.name] = KernelInfo(
-                name=e.name, text_offset=header + e.offset, text_size=end - e.offset,
-                params=params, param_base=PARAM_BASE_BY_SM[MOCK_SM], param_size=size,
-                max_threads=min(limits) if limits else None, maxntid=maxntid, reqntid=reqntid)
-
-    def kernel(self, name: str) -> KernelInfo:
-        """The entry called ``name``; ProgramError listing the image's entries if absent."""
-        return lookup_kernel(self.kernels, name, "PTX image")
-
-    def __repr__(self) -> str:
-        return f"<PtxImage {self.target or '?'}: {', '.join(self.kernels)}>"
-
-
 def _dims(header: bytes) -> tuple[tuple[int, int, int] | None, tuple[int, int, int] | None]:
     found: dict[str, tuple[int, int, int]] = {}
     for m in _DIM_RE.finditer(header):
@@ -238,15 +172,3 @@ def _decode(raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ProgramError(f"PTX text is not UTF-8 (byte {e.start}: {e.reason})") from None
-
-
-def load_image(binary: bytes | bytearray | memoryview) -> CubinImage | PtxImage:
-    """Parse a kernel binary by its magic: ELF -> :class:`CubinImage`, ``HWDRV-PTX\\0`` ->
-    :class:`PtxImage`; anything else is a ProgramError."""
-    data = bytes(binary)
-    if data.startswith(ELF_MAGIC):
-        return CubinImage(data)
-    if data.startswith(PTX_IMAGE_MAGIC):
-        return PtxImage(data)
-    raise ProgramError(f"unknown kernel binary format: starts with {data[:10]!r}; expected a "
-                       f"cubin ({ELF_MAGIC!r}) or a PTX image ({PTX_IMAGE_MAGIC!r})")
