@@ -1,0 +1,313 @@
+"""The binary ``mock:nvidia`` runs: an sm_90 cubin whose code is PTX text.
+
+:func:`build` turns a PTX module into an ELF64 ``EM_CUDA`` executable laid out like ptxas 13.0's
+sm_90 output (tests/test_mockcubin.py compares the two on committed ptxas cubins), so the one
+loader (:class:`~hwdrv.nvidia.cubin.CubinImage`, :class:`~hwdrv.nvidia.program.NVProgram`) reads,
+links and places both the same way:
+
+* ``.text.<k>`` per kernel: the module's PTX text with the other kernels' definitions removed, then
+  a NUL. The kernel's FUNC symbol is at offset 0, so the QMD program address is the first byte of
+  that text; the mock GPU reads the text from GPU memory there (docs/internals.md, "Mock NVIDIA
+  binary format").
+* ``.nv.info``: REGCOUNT (an estimate of the live 32-bit registers, plus the stack pointer and
+  one address temporary), FRAME_SIZE and MIN_STACK_SIZE (the kernel's ``.local`` bytes) per
+  kernel symbol; ``.nv.info.<k>``: KPARAM_INFO per parameter, CBANK_PARAM_SIZE, PARAM_CBANK,
+  MAXREG_COUNT, CRS_STACK_SIZE, NUM_BARRIERS when the kernel synchronises, MAX_THREADS
+  (``.maxntid``), REQNTID (``.reqntid``).
+* ``.nv.constant0.<k>``: the driver area (0x210 bytes on sm_90) plus the parameter block.
+* ``.nv.shared.<k>`` (NOBITS): the static shared memory after the 1 KiB sm_90 reserves, with the
+  ``.nv.shared.reserved.0`` marker, as ptxas writes it.
+* Module ``.global`` variables: initialised ones in ``.nv.global.init``, the others in the NOBITS
+  ``.nv.global``; their addresses in ``.nv.constant4`` (8 bytes each, in declaration order), filled
+  by R_CUDA_64 relocations from ``.rela.nv.constant4`` -- ptxas's scheme for ``__device__``
+  variables. The mock GPU reads a variable's address from that slot of constant bank 4.
+* Module ``.const`` variables: ``.nv.constant3``, laid out in declaration order (what ptxas uses
+  for ``__constant__``).
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from ..errors import ProgramError
+from .elf import (EF_CUDA_SM_SHIFT_V8, EI_ABIVERSION, EI_OSABI, EIATTR, EIFMT, ELF64_EHDR,
+                  ELF64_SHDR, ELF_ABI_VERSION_SM_IN_BITS_15_8, ELFCLASS64, ELFDATA2LSB,
+                  ELFOSABI_CUDA, EM_CUDA, ET_EXEC, RCUDA, SHF_ALLOC, SHF_EXECINSTR, SHF_INFO_LINK,
+                  SHF_WRITE, SHT_CUDA_INFO, SHT_NOBITS, SHT_PROGBITS, SHT_RELA, SHT_STRTAB,
+                  SHT_SYMTAB, STB_GLOBAL, STB_LOCAL, STO_CUDA_ENTRY, STT_FUNC, STT_OBJECT,
+                  STT_SECTION)
+from .kernelinfo import PARAM_BASE_BY_SM, SHARED_RESERVED_BYTES, SHARED_RESERVED_SECTION
+from . import ptxscan
+
+MOCK_SM = 90
+#: e_flags low byte ptxas 13.0 writes for sm_90 executables (0x6005a04 observed: 0x04 | SM << 8 |
+#: 0x6000000); the loader reads only the SM field
+_E_FLAGS_OTHER = 0x6000004
+#: registers every kernel holds besides its values: R1, the stack pointer (ABI), and one
+#: temporary to form addresses
+RESERVED_REGISTERS = 2
+MAX_REGISTERS = 255
+#: KPARAM_INFO's low bits as ptxas 13.0 writes them for every parameter (0x1f000: the 0x1f
+#: "cbank" field; tests/data/nvidia cubins)
+KPARAM_FLAGS = 0x1F000
+KPARAM_SIZE_SHIFT = 18
+GLOBAL_ADDRESS_BANK = 4
+CONST_BANK = 3
+ADDRESS_SLOT = 8
+TEXT_ALIGN = 128
+_BARRIER_RE = (b"bar.sync", b"barrier.sync", b"bar.red", b"barrier.red", b"bar.arrive", b"barrier.arrive")
+
+
+@dataclass
+class _Section:
+    name: str
+    type: int
+    flags: int
+    data: bytes = b""
+    size: int | None = None        # NOBITS size
+    align: int = 4
+    link: int = 0
+    info: int = 0
+    entsize: int = 0
+
+
+def build(ptx: bytes) -> bytes:
+    """The mock cubin of PTX module text ``ptx``; ProgramError on what it cannot read."""
+    text = ptxscan.blank_comments(ptx)
+    directives, entries = ptxscan.scan_entries(ptx)
+    funcs = {f.name: f for f in ptxscan.functions(text) if f.is_entry}
+    kernels = [e for e in entries if e.name in funcs]
+    if not kernels:
+        raise ProgramError("PTX module has no .entry with a body")
+    names = [e.name for e in kernels]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise ProgramError(f"PTX module defines .entry {', '.join(sorted(dup))} twice")
+    module_vars = ptxscan.module_variables(text)
+    for v in module_vars:
+        if v.space == "local":
+            raise ProgramError(f"module-scope .local variable {v.name} is not supported")
+    return _Writer(ptx, text, kernels, funcs, module_vars).write()
+
+
+class _Writer:
+    def __init__(self, raw: bytes, text: bytes, kernels, funcs, module_vars):
+        self.raw, self.text, self.kernels, self.funcs = raw, text, kernels, funcs
+        self.globals_ = [v for v in module_vars if v.space == "global" and not v.extern]
+        self.consts = [v for v in module_vars if v.space == "const"]
+        self.mod_shared = [v for v in module_vars if v.space == "shared"]
+        self.sections: list[_Section] = [_Section("", 0, 0, align=0)]
+        self.symbols: list[tuple[str, int, int, int, int, int, int]] = []  # name, info, other, shndx, value, size
+
+    # -- sections and symbols ---------------------------------------------------------------
+    def _add(self, s: _Section) -> int:
+        self.sections.append(s)
+        return len(self.sections) - 1
+
+    def _sym(self, name: str, typ: int, bind: int, shndx: int, value: int = 0, size: int = 0,
+             other: int = 0) -> int:
+        self.symbols.append((name, (bind << 4) | typ, other, shndx, value, size))
+        return len(self.symbols)        # index after the null symbol
+
+    def write(self) -> bytes:
+        symtab = self._add(_Section(".symtab", SHT_SYMTAB, 0, align=8, entsize=24))
+        nvinfo = self._add(_Section(".nv.info", SHT_CUDA_INFO, 0, link=symtab))
+        kinfo = {e.name: self._add(_Section(f".nv.info.{e.name}", SHT_CUDA_INFO, SHF_INFO_LINK,
+                                            link=symtab)) for e in self.kernels}
+        local_syms: list[tuple] = []
+        rela_ix = None
+        if self.globals_:
+            rela_ix = self._add(_Section(".rela.nv.constant4", SHT_RELA, SHF_INFO_LINK, align=8,
+                                         link=symtab, entsize=24))
+            self.sections[rela_ix].info = self._add(_Section(
+                f".nv.constant{GLOBAL_ADDRESS_BANK}", SHT_PROGBITS, SHF_ALLOC,
+                bytes(ADDRESS_SLOT * len(self.globals_)), align=8))
+        if self.consts:
+            offs, end = ptxscan.layout(self.consts)
+            image = bytearray(end)
+            for v in self.consts:
+                if v.init is not None:
+                    image[offs[v.name]:offs[v.name] + v.size] = v.init
+            c3 = self._add(_Section(f".nv.constant{CONST_BANK}", SHT_PROGBITS, SHF_ALLOC, bytes(image),
+                                    align=max(v.align for v in self.consts)))
+            local_syms.append((f".nv.constant{CONST_BANK}", STT_SECTION, c3, 0, 0))
+            local_syms += [(v.name, STT_OBJECT, c3, offs[v.name], v.size) for v in self.consts]
+        texts = {}
+        for e in self.kernels:
+            body = ptxscan.without_other_entries(self.raw, self.text, e.name) + b"\0"
+            texts[e.name] = self._add(_Section(f".text.{e.name}", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR,
+                                               body, align=TEXT_ALIGN, link=symtab))
+            local_syms.append((f".text.{e.name}", STT_SECTION, texts[e.name], 0, 0))
+        inits = [v for v in self.globals_ if v.init is not None]
+        zeros = [v for v in self.globals_ if v.init is None]
+        gsym: dict[str, tuple] = {}
+        if inits:
+            offs, end = ptxscan.layout(inits)
+            data = bytearray(end)
+            for v in inits:
+                data[offs[v.name]:offs[v.name] + v.size] = v.init
+            ix = self._add(_Section(".nv.global.init", SHT_PROGBITS, SHF_ALLOC | SHF_WRITE, bytes(data),
+                                    align=max(v.align for v in inits)))
+            local_syms.append((".nv.global.init", STT_SECTION, ix, 0, 0))
+            gsym.update({v.name: (ix, offs[v.name], v.size) for v in inits})
+        self._add(_Section(SHARED_RESERVED_SECTION, SHT_NOBITS, SHF_ALLOC | SHF_WRITE, size=0, align=1))
+        if zeros:
+            offs, end = ptxscan.layout(zeros)
+            ix = self._add(_Section(".nv.global", SHT_NOBITS, SHF_ALLOC | SHF_WRITE, size=end,
+                                    align=max(v.align for v in zeros)))
+            local_syms.append((".nv.global", STT_SECTION, ix, 0, 0))
+            gsym.update({v.name: (ix, offs[v.name], v.size) for v in zeros})
+        for v in self.globals_:
+            ix, off, size = gsym[v.name]
+            local_syms.append((v.name, STT_OBJECT, ix, off, size))
+        facts = {e.name: self._kernel_facts(e) for e in self.kernels}
+        for e in self.kernels:
+            user = facts[e.name]["shared"]
+            if user:
+                self._add(_Section(f".nv.shared.{e.name}", SHT_NOBITS,
+                                                    SHF_ALLOC | SHF_WRITE | SHF_INFO_LINK,
+                                                    size=SHARED_RESERVED_BYTES + user, align=16,
+                                                    info=texts[e.name]))
+        c0 = {}
+        for e in self.kernels:
+            size = PARAM_BASE_BY_SM[MOCK_SM] + facts[e.name]["param_size"]
+            c0[e.name] = self._add(_Section(f".nv.constant0.{e.name}", SHT_PROGBITS,
+                                            SHF_ALLOC | SHF_INFO_LINK, bytes(size), align=4,
+                                            info=texts[e.name]))
+            local_syms.append((f".nv.constant0.{e.name}", STT_SECTION, c0[e.name], 0, 0))
+        # symbols: locals first (ELF rule), kernels last; sh_info of .symtab = first global
+        sym_index: dict[str, int] = {}
+        for name, typ, shndx, value, size in local_syms:
+            sym_index[name] = self._sym(name, typ, STB_LOCAL, shndx, value, size)
+        for e in self.kernels:
+            sym_index[e.name] = self._sym(e.name, STT_FUNC, STB_GLOBAL, texts[e.name], 0,
+                                          len(self.sections[texts[e.name]].data), STO_CUDA_ENTRY)
+        self.sections[symtab].info = len(local_syms) + 1
+        for e in self.kernels:
+            self.sections[texts[e.name]].info = sym_index[e.name]
+            self.sections[kinfo[e.name]].info = texts[e.name]
+        if rela_ix is not None:
+            self.sections[rela_ix].data = b"".join(
+                struct.pack("<QQq", i * ADDRESS_SLOT, (sym_index[v.name] << 32) | RCUDA.R_CUDA_64, 0)
+                for i, v in enumerate(self.globals_))
+        # .nv.info: per-function resources keyed by symbol index
+        info = bytearray()
+        for e in self.kernels:
+            k = sym_index[e.name]
+            f = facts[e.name]
+            info += _sval(EIATTR.REGCOUNT, struct.pack("<II", k, f["regs"]))
+            info += _sval(EIATTR.FRAME_SIZE, struct.pack("<II", k, f["local"]))
+            info += _sval(EIATTR.MIN_STACK_SIZE, struct.pack("<II", k, f["local"]))
+        self.sections[nvinfo].data = bytes(info)
+        for e in self.kernels:
+            self.sections[kinfo[e.name]].data = self._kernel_info(e, facts[e.name],
+                                                                  sym_index[f".nv.constant0.{e.name}"])
+        return self._serialise()
+
+    # -- per-kernel facts -------------------------------------------------------------------
+    def _kernel_facts(self, e) -> dict:
+        fn = self.funcs[e.name]
+        params, psize = ptxscan.parse_params(e.name, e.params_text)
+        body = self.text[fn.body:fn.end - 1]
+        own = ptxscan.body_variables(self.text, fn)
+        static = [v for v in self.mod_shared + own if v.space == "shared" and not v.extern]
+        _, shared_end = ptxscan.layout(static)
+        local = [v for v in own if v.space == "local"]
+        _, local_end = ptxscan.layout(local)
+        regs = ptxscan.estimate_registers(body)
+        # callees' registers and stack count too: the kernel runs them on its own registers/stack
+        callee_local = 0
+        for f in ptxscan.functions(self.text):
+            if not f.is_entry and f.name and (f.name.encode() in body):
+                fbody = self.text[f.body:f.end - 1]
+                regs = max(regs, ptxscan.estimate_registers(fbody))
+                _, fl = ptxscan.layout([v for v in ptxscan.body_variables(self.text, f) if v.space == "local"])
+                callee_local = max(callee_local, fl)
+        maxntid, reqntid = ptxscan.launch_dims(self.text[e.offset:e.header_end])
+        return {"params": params, "param_size": psize, "shared": shared_end,
+                "local": -(-(local_end + callee_local) // 8) * 8,
+                "regs": min(regs + RESERVED_REGISTERS, MAX_REGISTERS),
+                "barriers": 1 if any(b in body for b in _BARRIER_RE) else 0,
+                "maxntid": maxntid, "reqntid": reqntid}
+
+    def _kernel_info(self, e, f: dict, c0_sym: int) -> bytes:
+        out = bytearray()
+        for p in reversed(f["params"]):           # ptxas lists the last parameter first
+            out += _sval(EIATTR.KPARAM_INFO, struct.pack(
+                "<III", 0, (p.offset << 16) | p.ordinal, (p.size << KPARAM_SIZE_SHIFT) | KPARAM_FLAGS))
+        out += _hval(EIATTR.MAXREG_COUNT, MAX_REGISTERS)
+        if f["barriers"]:
+            out += struct.pack("<BBH", EIFMT.BVAL, EIATTR.NUM_BARRIERS, f["barriers"])
+        out += _sval(EIATTR.CRS_STACK_SIZE, struct.pack("<I", 0))
+        out += _hval(EIATTR.CBANK_PARAM_SIZE, f["param_size"])
+        if f["params"]:
+            out += _sval(EIATTR.PARAM_CBANK, struct.pack(
+                "<II", c0_sym, (f["param_size"] << 16) | PARAM_BASE_BY_SM[MOCK_SM]))
+        if f["maxntid"] is not None:
+            out += _sval(EIATTR.MAX_THREADS, struct.pack("<III", *f["maxntid"]))
+        if f["reqntid"] is not None:
+            out += _sval(EIATTR.REQNTID, struct.pack("<III", *f["reqntid"]))
+        return bytes(out)
+
+    # -- file ---------------------------------------------------------------------------------
+    def _serialise(self) -> bytes:
+        shstr, strtab = _StrTab(), _StrTab()
+        shstrndx = len(self.sections)
+        strndx = shstrndx + 1
+        self.sections.append(_Section(".shstrtab", SHT_STRTAB, 0, align=1))
+        self.sections.append(_Section(".strtab", SHT_STRTAB, 0, align=1))
+        symtab = next(i for i, s in enumerate(self.sections) if s.type == SHT_SYMTAB)
+        self.sections[symtab].link = strndx
+        syms = bytearray(24)
+        for name, info, other, shndx, value, size in self.symbols:
+            syms += struct.pack("<IBBHQQ", strtab.add(name), info, other, shndx, value, size)
+        self.sections[symtab].data = bytes(syms)
+        names = [shstr.add(s.name) for s in self.sections]
+        self.sections[strndx].data = strtab.data()
+        self.sections[shstrndx].data = shstr.data()
+        out = bytearray(ELF64_EHDR.size)
+        offsets = []
+        for s in self.sections:
+            if s.type in (0, SHT_NOBITS):
+                offsets.append(len(out) if s.type else 0)
+                continue
+            out += bytes(-len(out) % max(s.align, 1))
+            offsets.append(len(out))
+            out += s.data
+        out += bytes(-len(out) % 8)
+        shoff = len(out)
+        for s, name, off in zip(self.sections, names, offsets):
+            size = s.size if s.type == SHT_NOBITS else len(s.data)
+            out += ELF64_SHDR.pack(name, s.type, s.flags, 0, off, size, s.link, s.info, s.align, s.entsize)
+        ident = bytearray(16)
+        ident[:4] = b"\x7fELF"
+        ident[4], ident[5], ident[6] = ELFCLASS64, ELFDATA2LSB, 1
+        ident[EI_OSABI] = ELFOSABI_CUDA
+        ident[EI_ABIVERSION] = ELF_ABI_VERSION_SM_IN_BITS_15_8
+        e_flags = _E_FLAGS_OTHER | (MOCK_SM << EF_CUDA_SM_SHIFT_V8)
+        ELF64_EHDR.pack_into(out, 0, bytes(ident), ET_EXEC, EM_CUDA, 1, 0, 0, shoff, e_flags,
+                             ELF64_EHDR.size, 0, 0, ELF64_SHDR.size, len(self.sections), shstrndx)
+        return bytes(out)
+
+
+class _StrTab:
+    def __init__(self) -> None:
+        self._buf = bytearray(b"\0")
+        self._at: dict[str, int] = {"": 0}
+
+    def add(self, s: str) -> int:
+        if s not in self._at:
+            self._at[s] = len(self._buf)
+            self._buf += s.encode() + b"\0"
+        return self._at[s]
+
+    def data(self) -> bytes:
+        return bytes(self._buf)
+
+
+def _sval(attr: int, payload: bytes) -> bytes:
+    return struct.pack("<BBH", EIFMT.SVAL, attr, len(payload)) + payload
+
+
+def _hval(attr: int, value: int) -> bytes:
+    return struct.pack("<BBH", EIFMT.HVAL, attr, value)
