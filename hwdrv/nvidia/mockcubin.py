@@ -11,7 +11,7 @@ links and places both the same way:
   binary format").
 * ``.nv.info``: REGCOUNT (an estimate of the live 32-bit registers, plus the stack pointer and
   one address temporary), FRAME_SIZE and MIN_STACK_SIZE (the kernel's ``.local`` bytes) per
-  kernel symbol; ``.nv.info.<k>``: KPARAM_INFO per parameter, CBANK_PARAM_SIZE, PARAM_CBANK,
+  kernel symbol; ``.nv.info.<k>``: KPARAM_INFO (KPARAM_INFO_V2 above 4 KiB) per parameter, CBANK_PARAM_SIZE, PARAM_CBANK,
   MAXREG_COUNT, CRS_STACK_SIZE, NUM_BARRIERS when the kernel synchronises, MAX_THREADS
   (``.maxntid``), REQNTID (``.reqntid``).
 * ``.nv.constant0.<k>``: the driver area (0x210 bytes on sm_90) plus the parameter block.
@@ -51,6 +51,9 @@ MAX_REGISTERS = 255
 #: "cbank" field; tests/data/nvidia cubins)
 KPARAM_FLAGS = 0x1F000
 KPARAM_SIZE_SHIFT = 18
+#: above this many parameter bytes ptxas 13.0 describes parameters with KPARAM_INFO_V2
+#: ([index, offset << 16 | ordinal, size], no flags; observed on tests/data/nvidia/big_params)
+KPARAM_V1_MAX_BLOCK = 4096
 GLOBAL_ADDRESS_BANK = 4
 CONST_BANK = 3
 ADDRESS_SLOT = 8
@@ -232,15 +235,17 @@ class _Writer:
 
     def _kernel_info(self, e, f: dict, c0_sym: int) -> bytes:
         out = bytearray()
+        big = f["param_size"] > KPARAM_V1_MAX_BLOCK
         for p in reversed(f["params"]):           # ptxas lists the last parameter first
-            out += _sval(EIATTR.KPARAM_INFO, struct.pack(
-                "<III", 0, (p.offset << 16) | p.ordinal, (p.size << KPARAM_SIZE_SHIFT) | KPARAM_FLAGS))
+            last = p.size if big else (p.size << KPARAM_SIZE_SHIFT) | KPARAM_FLAGS
+            out += _sval(EIATTR.KPARAM_INFO_V2 if big else EIATTR.KPARAM_INFO,
+                         struct.pack("<III", 0, (p.offset << 16) | p.ordinal, last))
         out += _hval(EIATTR.MAXREG_COUNT, MAX_REGISTERS)
         if f["barriers"]:
             out += struct.pack("<BBH", EIFMT.BVAL, EIATTR.NUM_BARRIERS, f["barriers"])
         out += _sval(EIATTR.CRS_STACK_SIZE, struct.pack("<I", 0))
-        out += _hval(EIATTR.CBANK_PARAM_SIZE, f["param_size"])
-        if f["params"]:
+        if f["params"]:                           # ptxas writes neither for a kernel without parameters
+            out += _hval(EIATTR.CBANK_PARAM_SIZE, f["param_size"])
             out += _sval(EIATTR.PARAM_CBANK, struct.pack(
                 "<II", c0_sym, (f["param_size"] << 16) | PARAM_BASE_BY_SM[MOCK_SM]))
         if f["maxntid"] is not None:
