@@ -263,11 +263,12 @@ class ComputeEngine:
         if local_w == 0 or local_w % LOCAL_WINDOW_ALIGN:
             raise self._sked_check(where, q.va, f"local memory window {local_w:#x} (SET_SHADER_LOCAL_MEMORY_WINDOW) "
                                                 f"is not a nonzero multiple of 16 MiB")
-        if shared_w <= local_w < shared_w + ptx.WINDOW_SIZE or local_w <= shared_w < local_w + ptx.WINDOW_SIZE:
+        if shared_w <= local_w < shared_w + ptx.WINDOW_SIZE or local_w <= shared_w < local_w + ptx.LOCAL_WINDOW_BYTES:
             raise self._sked_check(where, q.va, f"the shared window {shared_w:#x} and the local window {local_w:#x} "
                                                 f"overlap")
         shared_cvta, local_cvta, sp = struct.unpack_from("<QQI", cb0, CB0_SHARED_WINDOW)
-        return ptx.AddressConfig(shared_window=shared_w, local_window=local_w, shared_cvta=shared_cvta,
+        return ptx.AddressConfig(shared_window=shared_w, local_window=local_w,
+                                 local_window_size=ptx.LOCAL_WINDOW_BYTES, shared_cvta=shared_cvta,
                                  local_cvta=local_cvta, stack_pointer=sp,
                                  local_high=min(q.local_high, self._slm_per_thread(q, where)))
 

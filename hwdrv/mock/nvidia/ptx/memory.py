@@ -38,7 +38,8 @@ LOCAL_WINDOW_BYTES = 16 << 20
 class AddressConfig:
     """Where generic addresses go and where a thread's ``.local`` frame is, for one launch.
 
-    ``shared_window``/``local_window``: generic-address routing (the hardware's window methods).
+    ``shared_window``/``local_window``: generic-address routing (the hardware's window methods);
+    the shared window is 4 GiB, the local one ``local_window_size`` (Hopper: 16 MiB).
     ``shared_cvta``/``local_cvta``: what ``cvta`` adds (the constant-bank-0 words the compiled
     code reads); None means "the window". ``stack_pointer``: the initial stack pointer (a local
     window offset); the kernel's frame is the ``frame`` bytes below it. ``local_high``: the
@@ -46,6 +47,7 @@ class AddressConfig:
     ``stack_pointer`` None) gives each thread exactly its frame at offset 0."""
     shared_window: int = SHARED_WINDOW
     local_window: int = LOCAL_WINDOW
+    local_window_size: int = WINDOW_SIZE
     shared_cvta: int | None = None
     local_cvta: int | None = None
     stack_pointer: int | None = None
@@ -190,14 +192,16 @@ class ArraySpace:
         view[flat // values.dtype.itemsize] = values
 
 
-def classify_generic(addrs: np.ndarray, windows: tuple = ((1, SHARED_WINDOW, 0), (2, LOCAL_WINDOW, 0),
-                                                           (3, PARAM_WINDOW, 0))) -> tuple[np.ndarray, np.ndarray]:
+def classify_generic(addrs: np.ndarray, windows: tuple = (
+        (1, SHARED_WINDOW, WINDOW_SIZE, 0), (2, LOCAL_WINDOW, WINDOW_SIZE, 0),
+        (3, PARAM_WINDOW, WINDOW_SIZE, 0))) -> tuple[np.ndarray, np.ndarray]:
     """Per lane: window index (0 global, 1 shared, 2 local, 3 param) and the space address:
-    ``addr - base - adjust`` for the (index, base, adjust) window ``[base, base + 4 GiB)`` it is in."""
+    ``addr - base - adjust`` for the (index, base, size, adjust) window ``[base, base + size)`` it
+    is in."""
     win = np.zeros(addrs.shape, np.int8)
     off = addrs.copy()
-    for k, base, adjust in windows:
-        inside = (addrs >= np.uint64(base)) & (addrs < np.uint64(base + WINDOW_SIZE))
+    for k, base, size, adjust in windows:
+        inside = (addrs >= np.uint64(base)) & (addrs < np.uint64(base + size))
         if inside.any():
             win[inside] = k
             off[inside] = addrs[inside] - np.uint64((base + adjust) % (1 << 64))
@@ -213,7 +217,9 @@ class GenericSpace:
     def __init__(self, global_space: GlobalSpace, shared: ArraySpace, local: ArraySpace, param: ArraySpace,
                  config: AddressConfig = DEFAULT_CONFIG, frame_base: int = 0):
         self.spaces = (global_space, shared, local, param)
-        self.windows = ((1, config.shared_window, 0), (2, config.local_window, frame_base), (3, PARAM_WINDOW, 0))
+        self.windows = ((1, config.shared_window, WINDOW_SIZE, 0),
+                        (2, config.local_window, config.local_window_size, frame_base),
+                        (3, PARAM_WINDOW, WINDOW_SIZE, 0))
 
     def _split(self, addrs: np.ndarray, lanes):
         addrs = np.asarray(addrs, np.uint64)

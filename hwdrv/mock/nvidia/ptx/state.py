@@ -67,7 +67,10 @@ class State:
 
     def window(self, space: str) -> tuple[int, int]:
         """[lo, hi) of the generic addresses routed to ``space`` (the programmed windows)."""
-        base = {"shared": self.config.shared_window, "local": self.config.local_window}.get(space, PARAM_WINDOW)
+        c = self.config
+        if space == "local":
+            return c.local_window, c.local_window + c.local_window_size
+        base = c.shared_window if space == "shared" else PARAM_WINDOW
         return base, base + WINDOW_SIZE
 
     def const(self, bank: int) -> ArraySpace:
