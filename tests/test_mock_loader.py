@@ -217,3 +217,11 @@ def test_shared_size_in_qmd_too_small_faults(dev):
     prog.shared_static = 0                # the QMD then gives the CTA only the 1 KiB reserve
     rep = fails(dev, prog)
     assert rep.xid == XID_GR_EXCEPTION and rep.warp_errors[0].warp_esr == ESR_OOR_ADDR
+
+
+def test_slm_backing_not_mapped_faults(dev, monkeypatch):
+    # SET_SHADER_LOCAL_MEMORY_A/B point somewhere nothing is mapped
+    real = NVComputeQueue._emit_slm
+    monkeypatch.setattr(NVComputeQueue, "_emit_slm", lambda q, va, per_tpc: real(q, va + (1 << 40), per_tpc))
+    rep = fails(dev, load(dev, "lmem"))
+    assert rep.xid == XID_MMU_FAULT

@@ -1,7 +1,7 @@
 """The binary ``mock:nvidia`` runs: an sm_90 cubin whose code is PTX text.
 
 :func:`build` turns a PTX module into an ELF64 ``EM_CUDA`` executable laid out like ptxas 13.0's
-sm_90 output (tests/test_mockcubin.py compares the two on committed ptxas cubins), so the one
+sm_90 output (tests/test_cubin_mock.py compares the two on committed ptxas cubins), so the one
 loader (:class:`~hwdrv.nvidia.cubin.CubinImage`, :class:`~hwdrv.nvidia.program.NVProgram`) reads,
 links and places both the same way:
 
@@ -26,6 +26,7 @@ links and places both the same way:
 """
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -221,7 +222,8 @@ class _Writer:
         # callees' registers and stack count too: the kernel runs them on its own registers/stack
         callee_local = 0
         for f in ptxscan.functions(self.text):
-            if not f.is_entry and f.name and (f.name.encode() in body):
+            if not f.is_entry and f.name and re.search(rb"\bcall(?:\.uni)?\b[^;]*[\s,(]" + re.escape(f.name.encode())
+                                                        + rb"\b", body):
                 fbody = self.text[f.body:f.end - 1]
                 regs = max(regs, ptxscan.estimate_registers(fbody))
                 _, fl = ptxscan.layout([v for v in ptxscan.body_variables(self.text, f) if v.space == "local"])

@@ -373,7 +373,8 @@ def layout(variables: list[PtxVariable]) -> tuple[dict[str, int], int]:
 def estimate_registers(body: bytes) -> int:
     """32-bit registers ``body`` keeps live at once: each declared register lives from its first
     to its last mention (stretched over a loop it is live across), 64-bit ones count twice,
-    predicates not at all. A lower bound of what ptxas allocates (tests/test_mockcubin.py)."""
+    predicates not at all. Within a factor of three of what ptxas allocates
+    on the committed test kernels (tests/test_cubin_mock.py)."""
     words: dict[bytes, int] = {}
     arrays: dict[bytes, int] = {}
     for m in _REG_DECL_RE.finditer(body):

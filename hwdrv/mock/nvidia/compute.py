@@ -249,14 +249,21 @@ class ComputeEngine:
                             "seconds": time.perf_counter() - t0, "result": result}
         self._releases(q)
 
-    def _window(self, a_mthd: int, b_mthd: int) -> int:
-        return ((self.state.get(a_mthd, 0) & 0x1FFFF) << 32) | self.state.get(b_mthd, 0)
+    def _address(self, upper_mthd: int, upper, lower_mthd: int, lower) -> int:
+        """A 64-bit value the driver sent as an upper/lower method pair (fields from clcbc0.h)."""
+        return (upper.decode(self.state.get(upper_mthd, 0)) << 32) | lower.decode(self.state.get(lower_mthd, 0))
 
     def _address_config(self, q: Qmd, cb0: bytes, where: str) -> "ptx.AddressConfig":
         """Windows, cvta bases, stack pointer and per-thread local memory of this launch, from the
         methods, constant bank 0 and the QMD. Windows the hardware cannot use fail the launch."""
-        shared_w = self._window(HW.NVCBC0_SET_SHADER_SHARED_MEMORY_WINDOW_A, HW.NVCBC0_SET_SHADER_SHARED_MEMORY_WINDOW_B)
-        local_w = self._window(HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_WINDOW_A, HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_WINDOW_B)
+        shared_w = self._address(HW.NVCBC0_SET_SHADER_SHARED_MEMORY_WINDOW_A,
+                                 HW.NVCBC0_SET_SHADER_SHARED_MEMORY_WINDOW_A_BASE_ADDRESS_UPPER,
+                                 HW.NVCBC0_SET_SHADER_SHARED_MEMORY_WINDOW_B,
+                                 HW.NVCBC0_SET_SHADER_SHARED_MEMORY_WINDOW_B_BASE_ADDRESS)
+        local_w = self._address(HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_WINDOW_A,
+                                HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_WINDOW_A_BASE_ADDRESS_UPPER,
+                                HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_WINDOW_B,
+                                HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_WINDOW_B_BASE_ADDRESS)
         if shared_w == 0 or shared_w % SHARED_WINDOW_ALIGN:
             raise self._sked_check(where, q.va, f"shared memory window {shared_w:#x} (SET_SHADER_SHARED_MEMORY_WINDOW) "
                                                 f"is not a nonzero multiple of 4 GiB")
@@ -277,10 +284,12 @@ class ComputeEngine:
         SMs' warps, in 512-byte per-warp steps. The backing must be mapped when a kernel needs any."""
         if not q.local_high:
             return 0
-        per_tpc = ((self.state.get(HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_NON_THROTTLED_A, 0) & 0xFF) << 32) \
-            | self.state.get(HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_NON_THROTTLED_B, 0)
-        va = ((self.state.get(HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_A, 0) & 0x1FFFFFF) << 32) \
-            | self.state.get(HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_B, 0)
+        per_tpc = self._address(HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_NON_THROTTLED_A,
+                                HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_NON_THROTTLED_A_SIZE_UPPER,
+                                HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_NON_THROTTLED_B,
+                                HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_NON_THROTTLED_B_SIZE_LOWER)
+        va = self._address(HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_A, HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_A_ADDRESS_UPPER,
+                           HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_B, HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_B_ADDRESS_LOWER)
         warps = F.GR_INFO[F.nv.NV2080_CTRL_GR_INFO_INDEX_MAX_WARPS_PER_SM] \
             * F.GR_INFO[F.nv.NV2080_CTRL_GR_INFO_INDEX_LITTER_NUM_SM_PER_TPC]
         per_warp = per_tpc // warps // SLM_WARP_GRANULE * SLM_WARP_GRANULE
