@@ -93,6 +93,7 @@ def test_same_kernel_info_as_ptxas(name):
         assert (m.maxntid, m.reqntid, m.max_threads) == (r.maxntid, r.reqntid, r.max_threads)
         assert m.constant_banks == r.constant_banks
         assert m.maxreg_count == r.maxreg_count
+        assert m.barriers == r.barriers
         # a real estimate: nonzero, and within a factor of three of what ptxas allocated
         assert m.regs > 0 and r.regs / 3 <= m.regs <= 3 * r.regs, (k, m.regs, r.regs)
 

@@ -14,6 +14,7 @@ import hwdrv
 from hwdrv.errors import GPUHang
 from hwdrv.nvidia import cubin as cubin_mod
 from hwdrv.nvidia import device as nvdevice
+from hwdrv.nvidia import program as nvprogram
 from hwdrv.nvidia.program import CB0_STACK_POINTER
 from hwdrv.nvidia.queue import NVComputeQueue
 
@@ -217,6 +218,17 @@ def test_shared_size_in_qmd_too_small_faults(dev):
     prog.shared_static = 0                # the QMD then gives the CTA only the 1 KiB reserve
     rep = fails(dev, prog)
     assert rep.xid == XID_GR_EXCEPTION and rep.warp_errors[0].warp_esr == ESR_OOR_ADDR
+
+
+def test_barrier_count_from_the_binary_and_too_few_fail(dev, monkeypatch):
+    two = dev.compiler.compile(SMEM.replace("bar.sync 0", "bar.sync 1"))    # named barrier 1: two needed
+    prog = dev.program(two, "smem_rev")
+    assert prog.info.barriers == 2
+    np.testing.assert_array_equal(run(dev, prog), EXPECTED["smem_rev"])
+    real = nvprogram.build_template
+    monkeypatch.setattr(nvprogram, "build_template", lambda **kw: real(**{**kw, "barriers": 1}))
+    rep = fails(dev, dev.program(two, "smem_rev"))
+    assert rep.xid == XID_GR_EXCEPTION and not rep.warp_errors
 
 
 def test_slm_backing_not_mapped_faults(dev, monkeypatch):

@@ -268,6 +268,7 @@ class CubinImage(CudaElf):
                                for w in r.words),
             cuda_api_version=next((r.words[0] for r in info
                                    if r.attr == EIATTR.CUDA_API_VERSION and r.words), None),
+            barriers=self._hval(info, EIATTR.NUM_BARRIERS) or 0,
             symbol_index=sym.index, frame_size=fr.frame_size, min_stack=fr.min_stack,
             max_stack=fr.max_stack)
 

@@ -69,6 +69,7 @@ class KernelInfo:
     cuda_api_version: int | None = None
     symbol_index: int | None = None
     frame_size: int = 0
+    barriers: int = 0                # EIATTR_NUM_BARRIERS: named barriers the kernel uses
     min_stack: int = 0
     max_stack: int = 0
 

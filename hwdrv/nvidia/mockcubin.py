@@ -59,7 +59,9 @@ GLOBAL_ADDRESS_BANK = 4
 CONST_BANK = 3
 ADDRESS_SLOT = 8
 TEXT_ALIGN = 128
-_BARRIER_RE = (b"bar.sync", b"barrier.sync", b"bar.red", b"barrier.red", b"bar.arrive", b"barrier.arrive")
+#: named barriers a CTA has on sm_90; a barrier id in a register may be any of them
+NUM_NAMED_BARRIERS = 16
+_BARRIER_RE = re.compile(rb"\b(?:bar|barrier)((?:\.(?!warp\b)\w+)*)\s+([^;]*);")
 
 
 @dataclass
@@ -78,7 +80,7 @@ class _Section:
 def build(ptx: bytes) -> bytes:
     """The mock cubin of PTX module text ``ptx``; ProgramError on what it cannot read."""
     text = ptxscan.blank_comments(ptx)
-    directives, entries = ptxscan.scan_entries(ptx)
+    _, entries = ptxscan.scan_entries(ptx)
     funcs = {f.name: f for f in ptxscan.functions(text) if f.is_entry}
     kernels = [e for e in entries if e.name in funcs]
     if not kernels:
@@ -232,7 +234,7 @@ class _Writer:
         return {"params": params, "param_size": psize, "shared": shared_end,
                 "local": -(-(local_end + callee_local) // 8) * 8,
                 "regs": min(regs + RESERVED_REGISTERS, MAX_REGISTERS),
-                "barriers": 1 if any(b in body for b in _BARRIER_RE) else 0,
+                "barriers": _barriers(body),
                 "maxntid": maxntid, "reqntid": reqntid}
 
     def _kernel_info(self, e, f: dict, c0_sym: int) -> bytes:
@@ -310,6 +312,19 @@ class _StrTab:
 
     def data(self) -> bytes:
         return bytes(self._buf)
+
+
+def _barriers(body: bytes) -> int:
+    """Named barriers ``body`` uses: the highest immediate id + 1 (all of them if an id is a
+    register), 0 if it never synchronises (``bar.warp.sync`` is not a named barrier)."""
+    need = 0
+    for m in _BARRIER_RE.finditer(body):
+        if b".warp" in m.group(1):
+            continue
+        args = [a.strip() for a in m.group(2).split(b",")]
+        bid = args[1] if b".red" in m.group(1) else args[0]
+        need = max(need, int(bid, 0) + 1 if bid.isdigit() else NUM_NAMED_BARRIERS)
+    return need
 
 
 def _sval(attr: int, payload: bytes) -> bytes:

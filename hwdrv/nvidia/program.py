@@ -78,7 +78,8 @@ class NVProgram(Program):
             smem = (self.shared_static if self.shared_static else RESERVED_SHARED) + shared
             q = build_template(block=block, regs=self.regs, shared_bytes=smem,
                                local_bytes=self.slm_per_thread, program_va=self.program_va,
-                               program_size=self.program_size, const_banks=self.const_banks)
+                               program_size=self.program_size, barriers=self.info.barriers,
+                               const_banks=self.const_banks)
             set_const_bank(q, 0, 0, self.cb0_size)      # size and valid bits; address per launch
             cb = self.cb0_template.copy()
             struct.pack_into("<III", cb, CB0_BLOCK_DIM, *block)

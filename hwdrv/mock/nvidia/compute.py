@@ -226,6 +226,9 @@ class ComputeEngine:
                               f"fetching the program at {q.program_va:#x}") from None
         except (ImageError, ProgramError) as e:
             raise self._launch_error(where, q.va, str(e)) from None
+        if kernel.barriers > q.barriers:
+            raise self._sked_check(where, q.va, f"kernel {kernel.entry} uses {kernel.barriers} named barriers, the "
+                                                f"QMD's BARRIER_COUNT is {q.barriers} (mock-detected)")
         config = self._address_config(q, cb0, where)
         global_addresses = self._global_addresses(q, kernel, banks, where)
         if kernel.module.const_layout and CONST_BANK not in banks:

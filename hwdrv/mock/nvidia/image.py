@@ -17,8 +17,10 @@ from hwdrv.ioctl import hostmem
 from hwdrv.mock.gpumem import GpuPageTable, MemoryFault
 
 from . import ptx
+from .ptx.ast import Imm
 
 MAX_TEXT = 16 << 20
+NAMED_BARRIERS = 16               # per CTA on sm_90
 _READ_CHUNK = 64 << 10
 
 
@@ -34,10 +36,23 @@ class Kernel:
     entry: str
     text: bytes
     line_starts: list[int] = field(default_factory=list)
+    barriers: int = 0                 # named barriers the entry uses (highest id + 1)
 
     def line_offset(self, line: int) -> int:
         """Byte offset of 1-based PTX ``line`` in the text (0 if out of range)."""
         return self.line_starts[line - 1] if 1 <= line <= len(self.line_starts) else 0
+
+
+def _barriers(entry: "ptx.Entry") -> int:
+    """Named barriers an entry's bar/barrier instructions use: highest immediate id + 1; all 16
+    if an id is in a register."""
+    need = 0
+    for ins in entry.function.instrs if entry.function is not None else ():
+        if ins.opcode not in ("bar", "barrier") or "warp" in ins.mods:
+            continue
+        bid = ins.operands[1] if "red" in ins.mods else ins.operands[0]
+        need = max(need, int(bid.value) + 1 if isinstance(bid, Imm) else NAMED_BARRIERS)
+    return need
 
 
 class ImageCache:
@@ -70,7 +85,8 @@ class ImageCache:
                              f"{len(mod.entries)} entries ({sorted(mod.entries)}); a kernel's text "
                              f"defines exactly one")
         starts = [0] + [i + 1 for i, c in enumerate(text) if c == 0x0A]
-        k = Kernel(mod, next(iter(mod.entries)), text, starts)
+        name = next(iter(mod.entries))
+        k = Kernel(mod, name, text, starts, _barriers(mod.entries[name]))
         with self._lock:
             self._kernels[key] = k
         return k
