@@ -109,3 +109,30 @@ def test_cubin_of_random_bytes_only_raises_program_error(data):
             CubinImage(blob)
         except ProgramError:
             pass
+
+
+PTX_SEEDS = [(DATA / f"{n}.ptx").read_bytes() for n in ("vector_add", "globals", "local_array", "two_kernels",
+                                                         "block_reduce", "reqntid")]
+
+
+@FUZZ
+@given(st.data())
+def test_mock_compiler_on_mangled_ptx(data):
+    """The mock compiler on PTX with bytes flipped, cut or spliced: a ProgramError or a cubin the
+    loader reads and links (never another exception)."""
+    src = bytearray(data.draw(st.sampled_from(PTX_SEEDS)))
+    for _ in range(data.draw(st.integers(1, 6))):
+        at = data.draw(st.integers(0, len(src) - 1))
+        how = data.draw(st.sampled_from(["flip", "cut", "dup"]))
+        if how == "flip":
+            src[at] = data.draw(st.sampled_from(b"{}();,.[]<>=%0123456789 \n\0\xff"))
+        elif how == "cut":
+            del src[at:at + data.draw(st.integers(1, 64))]
+        else:
+            src[at:at] = src[at:at + data.draw(st.integers(1, 64))]
+    try:
+        binary = MockPtxCompiler().compile(bytes(src))
+    except ProgramError:
+        return
+    exercise(binary)
+    assert CubinImage(binary).kernels

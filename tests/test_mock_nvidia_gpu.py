@@ -137,8 +137,9 @@ def qmd(program: int, cb0: int, cb0_size: int, grid, block, sem_va: int = 0, pay
     return w.tobytes()
 
 
-def launch_words(rig: Rig, entry: str, grid, block, params: bytes, sem_va: int = 0, payload: int = 0) -> list[int]:
-    text = (HEADER + KERNELS[entry]).encode() + b"\0"
+def launch_words(rig: Rig, entry: str, grid, block, params: bytes, sem_va: int = 0, payload: int = 0,
+                 text: bytes | None = None) -> list[int]:
+    text = (HEADER + KERNELS[entry]).encode() + b"\0" if text is None else text
     prog = rig.heap_alloc(len(text) + 4096, 256)
     hostmem.write(prog, text)
     cb0 = rig.heap_alloc(0x210 + len(params), 256)
@@ -258,6 +259,17 @@ def test_endless_kernel_is_stopped_and_reported(rig):
                   {"hTargetChannel": rig.compute["h"], "smID": 0})
     assert rig.control(dbg, nv.NV83DE_CTRL_CMD_DEBUG_READ_SINGLE_SM_ERROR_STATE, one) == 0
     assert one.smErrorState.hwwGlobalEsr == 1 << 31          # the mock's watchdog bit (faults.py)
+
+
+@pytest.mark.parametrize("text", [
+    (HEADER + KERNELS["poke"] + KERNELS["spin"]).encode() + b"\0",     # two entries: which one?
+    b"\x90\xff\xfe SASS, not PTX\0",                                # not text
+])
+def test_program_address_without_one_kernel_text_is_a_launch_error(rig, text):
+    words = launch_words(rig, "poke", (1, 1, 1), (32, 1, 1), struct.pack("<Q", rig.heap_alloc(16, 16)),
+                         text=text)
+    submit(rig, rig.compute, words)
+    assert notifier_xid(rig) == 69            # GR class error: the launch is refused
 
 
 def test_fresh_channel_works_after_an_error(rig):
