@@ -178,7 +178,10 @@ def test_slm_smaller_than_the_driver_said_faults(dev, monkeypatch):
     real = NVComputeQueue._emit_slm
     monkeypatch.setattr(NVComputeQueue, "_emit_slm", lambda q, va, per_tpc: real(q, va, per_tpc // 8))
     rep = fails(dev, load(dev, "lmem"))
-    assert rep.xid == XID_GR_EXCEPTION and rep.warp_errors[0].warp_esr == ESR_OOR_ADDR
+    w = rep.warp_errors[0]
+    assert rep.xid == XID_GR_EXCEPTION and w.warp_esr == ESR_OOR_ADDR
+    # the SM's PC is the faulting line's address in the kernel's text: the report names the line
+    assert w.source_line == "PTX line 18: st.u32 [%rd5], %r3;", w.source_line
 
 
 def test_local_size_in_qmd_too_small_faults(dev):
