@@ -201,3 +201,10 @@ def test_compile_errors(text, match):
 def test_comment_markers_inside_strings_do_not_hide_entries():
     text = '.version 8.0\n.target sm_90\n.file 1 "a//b/*.cu"\n.entry k {}\n'
     assert list(CubinImage(MockPtxCompiler().compile(text)).kernels) == ["k"]
+
+
+def test_non_ascii_comments_survive_into_the_text():
+    text = ".version 8.0\n.target sm_90\n// größe ü\n.entry k(.param .u32 a) { ret; }\n"
+    img = CubinImage(MockPtxCompiler().compile(text))
+    assert img.section(".text.k").data == text.encode() + b"\0"
+    assert [(p.offset, p.size) for p in img.kernel("k").params] == [(0, 4)]
