@@ -208,3 +208,14 @@ def test_non_ascii_comments_survive_into_the_text():
     img = CubinImage(MockPtxCompiler().compile(text))
     assert img.section(".text.k").data == text.encode() + b"\0"
     assert [(p.offset, p.size) for p in img.kernel("k").params] == [(0, 4)]
+
+
+def test_launch_bounds_cap_the_register_count():
+    # 100 values live at once; declared for 1024 threads, which leave 65536 / 1024 = 64 registers
+    body = "".join(f"mov.u32 %r{i}, {i};\n" for i in range(100)) + \
+        "".join(f"st.u32 [%rd1+{4 * i}], %r{i};\n" for i in range(100))
+    text = (".version 8.0\n.target sm_90\n.entry k(.param .u64 p) .maxntid 1024, 1, 1\n{\n"
+            ".reg .b32 %r<100>; .reg .b64 %rd<2>;\nld.param.u64 %rd1, [p];\n" + body + "ret;\n}\n")
+    unbounded = text.replace(" .maxntid 1024, 1, 1", "")
+    assert CubinImage(MockPtxCompiler().compile(unbounded)).kernel("k").regs == 100 + 2 + 2
+    assert CubinImage(MockPtxCompiler().compile(text)).kernel("k").regs == 64

@@ -48,6 +48,7 @@ _E_FLAGS_OTHER = 0x6000004
 #: temporary to form addresses
 RESERVED_REGISTERS = 2
 MAX_REGISTERS = 255
+REGISTERS_PER_SM = 65536
 #: KPARAM_INFO's low bits as ptxas 13.0 writes them for every parameter (0x1f000: the 0x1f
 #: "cbank" field; tests/data/nvidia cubins)
 KPARAM_FLAGS = 0x1F000
@@ -231,9 +232,15 @@ class _Writer:
                 _, fl = ptxscan.layout([v for v in ptxscan.body_variables(self.text, f) if v.space == "local"])
                 callee_local = max(callee_local, fl)
         maxntid, reqntid = ptxscan.launch_dims(self.text[e.offset:e.header_end])
+        regs = min(regs + RESERVED_REGISTERS, MAX_REGISTERS)
+        bound = reqntid or maxntid
+        if bound is not None:
+            # like ptxas: a kernel declared for N threads gets no more registers than N fit an SM
+            warps = -(-(bound[0] * bound[1] * bound[2]) // 32)
+            regs = min(regs, max(1, REGISTERS_PER_SM // (warps * 32)))
         return {"params": params, "param_size": psize, "shared": shared_end,
                 "local": -(-(local_end + callee_local) // 8) * 8,
-                "regs": min(regs + RESERVED_REGISTERS, MAX_REGISTERS),
+                "regs": regs,
                 "barriers": _barriers(body),
                 "maxntid": maxntid, "reqntid": reqntid}
 
