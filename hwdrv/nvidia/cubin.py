@@ -26,7 +26,7 @@ from __future__ import annotations
 from ..errors import InvalidArgument, ProgramError
 from .elf import (APPLIED_RELOCATIONS, EIATTR, ELF64_EHDR, ELF64_SHDR, EIFMT, RCUDA, SHF_ALLOC,
                   SHN_ABS, SHN_LORESERVE, SHN_UNDEF, SHT_CUDA_INFO, SHT_PROGBITS, STT_FUNC,
-                  CudaElf, NvInfoRecord, Relocation, SectionInfo, Symbol, _malformed, eiattr_name, reloc_name)
+                  CudaElf, NvInfoRecord, Relocation, SectionInfo, Symbol, malformed, eiattr_name, reloc_name)
 from .kernelinfo import (PARAM_BASE_BY_SM, SHARED_RESERVED_BYTES, SHARED_RESERVED_MIN_SM,
                          SHARED_RESERVED_SECTION, ConstantBank, FunctionInfo, KernelInfo,
                          ParamInfo, lookup_kernel)
@@ -68,7 +68,7 @@ class CubinImage(CudaElf):
         self.sections = self._place_sections(self.sections)
         self._by_name = {s.name: s for s in self.sections}
         self.image_size = self._image_size()
-        with _malformed("reading relocations"):
+        with malformed("reading relocations"):
             self.relocations, self.skipped_relocations = self._read_relocations()
         self.records = self._read_all_records()
         self.functions = self._functions()
@@ -144,7 +144,7 @@ class CubinImage(CudaElf):
     def __repr__(self) -> str:
         return f"<CubinImage {self.arch}: {', '.join(self.kernels)}; {self.image_size} bytes>"
 
-    # ---- placement ---------------------------------------------------------------------------
+    # ---- placement, per-function records ---------------------------------------------------
 
     @staticmethod
     def _place_sections(sections: list[SectionInfo]) -> list[SectionInfo]:

@@ -351,7 +351,7 @@ _PYELFTOOLS_ERRORS = (ELFError, ConstructError, struct.error, ValueError, KeyErr
 
 
 @contextmanager
-def _malformed(what: str) -> Iterator[None]:
+def malformed(what: str) -> Iterator[None]:
     """Turn pyelftools' exceptions on broken input into a ProgramError naming ``what``."""
     try:
         yield
@@ -359,11 +359,6 @@ def _malformed(what: str) -> Iterator[None]:
         raise
     except _PYELFTOOLS_ERRORS as e:
         raise ProgramError(f"malformed cubin: {what}: {type(e).__name__}: {e}") from e
-
-
-def _round_up(x: int, a: int) -> int:
-    return (x + a - 1) // a * a
-
 
 
 def _cstring(table: bytes, offset: int, what: str) -> str:
@@ -388,11 +383,11 @@ class CudaElf:
         self.e_flags, self.abi_version, headers = self._check_header(data)
         self.sm = self._sm_from_flags(self.e_flags, self.abi_version)
         self.arch = f"sm_{self.sm}"
-        with _malformed("reading sections"):
+        with malformed("reading sections"):
             elf = ELFFile(io.BytesIO(data))
             self.sections = self._read_sections(elf, data, headers)
         self._by_name = {s.name: s for s in self.sections}
-        with _malformed("reading the symbol table"):
+        with malformed("reading the symbol table"):
             self.symbols = self._read_symbols(elf)
 
     def section(self, name: str) -> SectionInfo | None:
