@@ -1,12 +1,15 @@
 """Device: the vendor-neutral half of every backend.
 
-The core owns buffers' lifetime, signals, the device timeline (one internal signal the GPU
-bumps after each submission, so the host knows what finished), command memory for queues,
-synchronous upload/download through the copy queue, waits and hang reports. A backend
-subclass implements the ``_backend_*`` hooks and the queue classes.
+The core owns buffers' lifetime, signals, one timeline per engine (an internal signal the
+engine bumps after each submission, so the host knows what finished), command memory for
+queues, synchronous upload/download, waits and hang reports. A backend subclass declares
+``kind``, ``arch``, ``compiler``, ``limits`` and its engines, implements the ``_backend_*``
+hooks and the queue classes (which push their own submissions: see hwdrv/queue.py).
 """
 from __future__ import annotations
 
+import threading
+import time
 import weakref
 from abc import ABC, abstractmethod
 from typing import Any, Callable
@@ -14,17 +17,22 @@ from typing import Any, Callable
 import numpy as np
 
 from .cmdmem import CommandMemory
+from .compiler import Compiler
 from .errors import BufferFreed, DeviceClosed, GPUHang, InvalidArgument
 from .hang import HangReport
 from .ioctl.kernel import Kernel
+from .limits import DeviceLimits
 from .memory.buffer import Buffer
 from .program import Program
 from .queue import Queue, QueueLife
-from .signal import DEFAULT_TIMEOUT, SIGNAL_SIZE, Signal, Timeline
+from .trace import Span, Trace
+from .signal import DEFAULT_TIMEOUT, SIGNAL_SIZE, Signal, Timeline, check_timeout
 
 #: bytes per staging buffer for upload/download through the copy engine
 STAGING_SIZE = 64 << 20
 _SIGNAL_PAGE = 4096
+#: how long a waiting thread sleeps between looks when the backend cannot block in the driver
+_POLL_SLEEP_S = 0.0002
 
 
 class Device(ABC):
@@ -34,6 +42,22 @@ class Device(ABC):
     kind = ""
     #: device clock rate of signal timestamps, in Hz
     timestamp_hz = 1_000_000_000
+    #: the engines this device has queues for; a device without "copy" (Qualcomm) serves
+    #: copy_queue() with a compute queue, whose copies run as a compute blit
+    engines: tuple[str, ...] = ("compute", "copy")
+    #: the ISA binaries must target, e.g. "sm_90" (set by the backend at bring-up)
+    arch: str
+    #: turns source text into binaries for ``arch`` (set by the backend at bring-up)
+    compiler: Compiler
+    #: launch limits (set by the backend at bring-up)
+    limits: DeviceLimits
+    #: the backend's sample kernels, name -> (source for ``compiler``, kernel name): at least
+    #: "vecadd", "oob_store", "illegal_instruction", "endless_loop" (conventions: hwdrv.provoke)
+    samples: dict[str, tuple[str | bytes, str]] = {}
+    #: whether GPU virtual addresses equal the CPU addresses of the same memory. A backend
+    #: choice where its driver allows it (NVIDIA and KFD do; kgsl assigns GPU addresses itself);
+    #: the core never assumes it: a Buffer carries ``va`` (GPU) and ``cpu_addr`` separately.
+    gpu_va_is_cpu_va = True
 
     def __init__(self, name: str, kernel: Kernel):
         self.name = name
@@ -45,16 +69,20 @@ class Device(ABC):
         self._signal_pages: list[Buffer] = []
         self._staging: list[Buffer] = []
         self._staging_busy: list[Callable[[], bool] | None] = []
+        #: serialises the synchronous helpers (staging buffers are shared device state)
+        self._transfer_lock = threading.RLock()
         #: one timeline per engine kind: each engine completes its submissions in order
         self._timelines: dict[str, Timeline] = {}
         self._cmdmem: CommandMemory | None = None
         #: set when a wait reported a GPU error: the next submit recovers the device first
         self._recover_pending = False
+        #: when set (``start_trace()``), uploads, downloads and tensor launches record GPU spans
+        self.trace: Trace | None = None
 
     # ---- set-up by the backend, once its memory works -----------------------------------
-    def _init_core(self, engines: tuple[str, ...] = ("compute", "copy")) -> None:
+    def _init_core(self) -> None:
         self._cmdmem = CommandMemory(self._alloc_command_chunk)
-        for kind in engines:
+        for kind in self.engines:
             self._timelines[kind] = Timeline(self.signal(0))
 
     def _alloc_command_chunk(self, size: int) -> Buffer:
@@ -97,9 +125,10 @@ class Device(ABC):
         return self._backend_queue("compute")
 
     def copy_queue(self) -> Queue:
-        """A new, empty copy queue."""
+        """A new, empty copy queue: on the copy engine, or, on a device without one (see
+        ``engines``), a compute queue whose copies run as a compute blit."""
         self._check_open()
-        return self._backend_queue("copy")
+        return self._backend_queue("copy" if "copy" in self.engines else "compute")
 
     def program(self, binary: bytes, name: str) -> Program:
         """Load kernel ``name`` from ``binary`` (what ``dev.compiler.compile`` returned)."""
@@ -120,15 +149,18 @@ class Device(ABC):
             buf.view()[offset:offset + n] = np.frombuffer(raw, np.uint8)
             self._host_write_fence()
             return
-        done = 0
-        while done < n:
-            step = min(STAGING_SIZE, n - done)
-            i, stage = self._staging_slot()
-            stage.view()[:step] = np.frombuffer(raw[done:done + step], np.uint8)
-            q = self.copy_queue().copy(buf.va + offset + done, stage.va, step).submit()
-            self._staging_busy[i] = q._life.done
-            done += step
-        self._timelines["copy"].wait(self._timelines["copy"].value)
+        with self._transfer_lock:
+            done = 0
+            last = None
+            while done < n:
+                step = min(STAGING_SIZE, n - done)
+                i, stage = self._staging_slot()
+                stage.view()[:step] = np.frombuffer(raw[done:done + step], np.uint8)
+                last = self._traced_copy("upload", buf.va + offset + done, stage.va, step).submit()
+                self._staging_busy[i] = last._life.done
+                done += step
+            if last is not None:
+                last.synchronize()
 
     def download(self, buf: Buffer, size: int | None = None, offset: int = 0,
                  dtype: Any = np.uint8) -> np.ndarray:
@@ -144,21 +176,24 @@ class Device(ABC):
             self.synchronize()
             out[:] = buf.view()[offset:offset + size]
             return out.view(dtype)
-        done = 0
-        while done < size:
-            step = min(STAGING_SIZE, size - done)
-            i, stage = self._staging_slot()
-            self.copy_queue().copy(stage.va, buf.va + offset + done, step).submit().synchronize()
-            out[done:done + step] = stage.view()[:step]
-            self._staging_busy[i] = None
-            done += step
+        with self._transfer_lock:
+            done = 0
+            while done < size:
+                step = min(STAGING_SIZE, size - done)
+                i, stage = self._staging_slot()
+                self._traced_copy("download", stage.va, buf.va + offset + done, step).submit().synchronize()
+                out[done:done + step] = stage.view()[:step]
+                self._staging_busy[i] = None
+                done += step
         return out.view(dtype)
 
-    def synchronize(self, timeout: float = DEFAULT_TIMEOUT) -> None:
-        """Wait until everything submitted so far has finished."""
+    def synchronize(self, timeout: float | None = DEFAULT_TIMEOUT) -> None:
+        """Wait until everything submitted so far has finished (at most ``timeout`` seconds in
+        all; None: the default)."""
         self._check_open()
+        deadline = time.perf_counter() + check_timeout(timeout)
         for tl in self._timelines.values():
-            tl.wait(tl.value, timeout)
+            tl.wait(tl.value, max(0.0, deadline - time.perf_counter()))
 
     def recover(self) -> None:
         """Make the device usable again after a GPU error, or abandon stuck work (an endless
@@ -169,6 +204,24 @@ class Device(ABC):
         self._check_open()
         self._recover_pending = False
         self._backend_recover()
+
+    def start_trace(self) -> Trace:
+        """Record GPU timestamps around the synchronous copies (and, in ``tensor``, every
+        kernel) from now on; export with :func:`hwdrv.trace.write_chrome_trace`."""
+        self._check_open()
+        if self.trace is None:
+            self.trace = Trace(self.name, self.timestamp_hz)
+        return self.trace
+
+    def _traced_copy(self, name: str, dst: int, src: int, size: int) -> Queue:
+        """A copy queue moving ``size`` bytes, with GPU timestamps around it when tracing."""
+        q = self.copy_queue()
+        tr = self.trace
+        if tr is None:
+            return q.copy(dst, src, size)
+        start, end = self.signal(0), self.signal(0)
+        tr.add(Span(name, "copy", q.kind, start, end, {"bytes": size}))
+        return q.timestamp(start).copy(dst, src, size).timestamp(end)
 
     def diagnose(self) -> HangReport:
         """A report of the device's state now (queues, faults, SM state)."""
@@ -186,6 +239,8 @@ class Device(ABC):
                         tl.wait(tl.value, timeout=2.0)
                 except GPUHang:
                     pass    # closing anyway: tearing the channel down stops the GPU work
+            if self.trace is not None and not self._backend_broken():
+                self.trace.resolve()      # the signals' memory goes with the device
             if self._cmdmem is not None:
                 self._cmdmem.close()
             for buf in list(self._buffers):
@@ -237,22 +292,18 @@ class Device(ABC):
             self._staging.append(self.alloc(STAGING_SIZE, host_visible=True))
             self._staging_busy.append(None)
             return len(self._staging) - 1, self._staging[-1]
-        # both busy: copies finish in order, so wait for the whole copy timeline
-        tl = self._timelines["copy"]
+        # both busy: the engine finishes in order, so wait for everything it was given
+        tl = self._timelines["copy" if "copy" in self.engines else "compute"]
         tl.wait(tl.value)
         return 0, self._staging[0]
 
-    def _submit(self, q: Queue) -> tuple[Timeline, int]:
-        """Submit ``q``; it has finished when the returned timeline reaches the value."""
+    def _next_timeline(self, engine: str) -> tuple[Timeline, int]:
+        """The timeline value a submission to ``engine`` will release when it finishes (the
+        device recovers first if a wait reported a GPU error)."""
         if self._recover_pending:
             self.recover()
-        tl = self._timelines[q.kind]
-        v = tl.next()
-        self._backend_submit(q, tl, v)
-        return tl, v
-
-    def _bind(self, q: Queue) -> None:
-        self._backend_bind(q)
+        tl = self._timelines[engine]
+        return tl, tl.next()
 
     def _cmd_alloc(self, q: Queue, nbytes: int, align: int = 256) -> tuple[int, np.ndarray]:
         """Command memory owned by queue ``q`` until it dies."""
@@ -308,13 +359,10 @@ class Device(ABC):
     def _backend_program(self, binary: bytes, name: str) -> Program:
         """Backend hook."""
 
-    @abstractmethod
-    def _backend_submit(self, q: Queue, timeline: Timeline, value: int) -> None:
-        """Backend hook."""
-
-    @abstractmethod
-    def _backend_bind(self, q: Queue) -> None:
-        """Backend hook."""
+    def _backend_sleep(self, signal: Signal, value: int, seconds: float) -> None:
+        """Block for at most ``seconds`` while ``signal`` is below ``value`` (a backend whose
+        driver can sleep until the GPU signals, e.g. kgsl or KFD events, overrides this)."""
+        time.sleep(min(seconds, _POLL_SLEEP_S))
 
     def _backend_error_pending(self) -> bool:
         return False

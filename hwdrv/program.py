@@ -33,16 +33,26 @@ class Program:
     arguments from ``params`` (so a wrong count or size fails before reaching the GPU)."""
 
     def __init__(self, device: "Device", name: str, params: Sequence[Param], param_size: int,
-                 max_threads: int = 1024, shared_static: int = 0, max_shared: int = 48 << 10):
+                 max_threads: int | None = None, shared_static: int = 0,
+                 max_shared: int | None = None):
+        """``max_threads`` / ``max_shared``: this kernel's limits where they are tighter than
+        the device's (``device.limits``), which are the default."""
         self.device, self.name = device, name
         self.params = list(params)
         self.param_size = param_size
-        self.max_threads = max_threads
+        lim = device.limits
+        self.max_threads = lim.max_threads_per_block if max_threads is None else max_threads
         self.shared_static = shared_static
-        self.max_shared = max_shared
+        self.max_shared = lim.max_shared_per_block if max_shared is None else max_shared
 
-    def check_launch(self, block: tuple, shared: int) -> None:
+    def check_launch(self, grid: tuple, block: tuple, shared: int) -> None:
         """Reject launch shapes the hardware would refuse, naming the limit."""
+        lim = self.device.limits
+        for what, dims, top in (("block", block, lim.max_block_dims), ("grid", grid, lim.max_grid_dims)):
+            for axis, d, m in zip("xyz", dims, top):
+                if isinstance(d, int) and d > m:
+                    raise InvalidArgument(f"{self.name}: {what} {axis} = {d} exceeds the device's "
+                                          f"limit of {m} ({self.device.name})")
         threads = block[0] * block[1] * block[2]
         if threads > self.max_threads:
             raise InvalidArgument(f"{self.name}: block {block} has {threads} threads; this kernel "

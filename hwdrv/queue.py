@@ -3,16 +3,23 @@
 A queue is built once as a list of 32-bit command words plus *patch sites*: places (in the
 command stream or in side buffers such as NVIDIA QMDs and constant banks) whose value comes
 from a :class:`~hwdrv.var.Var`. ``submit(**vals)`` evaluates every site, rewrites only the
-words whose value changed, and hands the queue to the backend. Backends subclass
-:class:`Queue`, encode the verbs (``_q_*`` methods) and implement submission on the device.
+words whose value changed, takes the engine's next timeline value from the device and pushes
+the stream onto the engine's ring (``_push``, the backend's). Backends subclass :class:`Queue`,
+encode the verbs (``_q_*`` methods) and implement ``_push`` and ``_bind_stream``.
+
+The submit path, file by file: ``Queue.submit`` (here) -> ``Device._next_timeline``
+(hwdrv/device.py) -> the backend queue's ``_push`` (e.g. hwdrv/nvidia/queue.py) -> its ring's
+push and doorbell write (e.g. hwdrv/nvidia/gpfifo.py).
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from .errors import InvalidArgument, QueueBusy
+from .signal import check_timeout
 from .var import IntArg, VarExpr
 
 if TYPE_CHECKING:
@@ -70,6 +77,22 @@ def write_word(words: np.ndarray, index: int, nwords: int, shift: int, mask: int
     return 1
 
 
+class BoundStream:
+    """A queue's command stream uploaded once into GPU-readable command memory (``bind()``),
+    followed by the backend's end-of-submission words. ``tail`` is the patch site of the
+    timeline value those words publish: each submit rewrites it, then pushes ``(va, nwords)``."""
+
+    __slots__ = ("va", "nwords", "words", "tail")
+
+    def __init__(self, va: int, nwords: int, words: np.ndarray, tail: np.ndarray):
+        self.va, self.nwords, self.words, self.tail = va, nwords, words, tail
+
+    def set_timeline_value(self, value: int) -> None:
+        """Write the 64-bit timeline value into the tail (low word, high word)."""
+        self.tail[0] = value & _U32
+        self.tail[1] = value >> 32
+
+
 class QueueLife:
     """What outlives a queue object: its command-memory pieces and its last submission
     (the pieces are reused only after that submission has finished)."""
@@ -86,7 +109,7 @@ class QueueLife:
         return self.timeline is None or self.timeline.done(self.last_submit)
 
 
-class Queue:
+class Queue(ABC):
     """Build commands with the verbs, then ``submit()``. Every verb returns the queue."""
 
     #: engine kind, set by subclasses: "compute" or "copy"
@@ -99,7 +122,8 @@ class Queue:
         self._sites: list[PatchSite] = []
         self._var_names: set[str] = set()
         self._sealed = False
-        self._bound = False
+        #: set by bind(): the stream's copy in command memory
+        self._bound: BoundStream | None = None
         self._life = QueueLife()
         #: words rewritten by patching over this queue's life (tests read it)
         self.patched_words = 0
@@ -141,7 +165,7 @@ class Queue:
         if any(isinstance(x, VarExpr) for x in b):
             raise InvalidArgument("block dimensions must be plain ints (they decide register "
                                   "and shared-memory allocation at build time)")
-        program.check_launch(b, shared)
+        program.check_launch(g, b, shared)
         self._q_exec(program, g, b, list(args), int(shared))
         return self
 
@@ -170,7 +194,7 @@ class Queue:
         if not self._sealed:
             self._seal()
         life = self._life
-        if self._bound and not life.done():
+        if self._bound is not None and not life.done():
             raise QueueBusy("this bound queue's previous run has not finished; wait for it "
                             "(e.g. on a signal it sets) before resubmitting (or build a second "
                             "queue to double-buffer)")
@@ -184,31 +208,35 @@ class Queue:
                 v = site.expr.eval(vals)
                 if v != site.last:
                     changed.append((site, v))
-            if changed and not self._bound and not life.done() and any(s.side for s, _ in changed):
+            if changed and self._bound is None and not life.done() and any(s.side for s, _ in changed):
                 life.timeline.wait(life.last_submit)
             for site, v in changed:
                 self.patched_words += site.write(v)
                 site.last = v
-        life.timeline, life.last_submit = dev._submit(self)
+        timeline, value = dev._next_timeline(self.kind)
+        self._push(value)
+        life.timeline, life.last_submit = timeline, value
         return self
 
     def bind(self) -> "Queue":
         """Upload the command stream once into GPU-visible memory; later submits only push a
         pointer. A bound queue may not be resubmitted before its previous run finished."""
         self.device._check_open()
-        if self._bound:
+        if self._bound is not None:
             return self
         if not self._sealed:
             self._seal()
-        self.device._bind(self)
-        self._bound = True
+        self._bound = bound = self._bind_stream()
+        # patch sites in the stream now write into the bound copy
+        self._stream.words = bound.words
         return self
 
     def synchronize(self, timeout: float | None = None) -> None:
         """Block until this queue's last submission has finished."""
         life = self._life
+        timeout = check_timeout(timeout)
         if life.timeline is not None:
-            life.timeline.wait(life.last_submit, *(() if timeout is None else (timeout,)))
+            life.timeline.wait(life.last_submit, timeout)
 
     def __del__(self) -> None:
         life = getattr(self, "_life", None)
@@ -292,6 +320,15 @@ class Queue:
 
     def _q_copy(self, dst: IntArg, src: IntArg, size: int) -> None:
         raise InvalidArgument(f"{type(self).__name__} does not support copy")
+
+    @abstractmethod
+    def _push(self, value: int) -> None:
+        """Put this submission on the engine's ring, ending with a release of timeline
+        ``value``, and ring the doorbell (bound: push the bound stream)."""
+
+    @abstractmethod
+    def _bind_stream(self) -> BoundStream:
+        """Copy the sealed stream plus the end-of-submission words into command memory."""
 
 
 def _dims(d: Sequence[IntArg], what: str) -> tuple:

@@ -1,6 +1,7 @@
 """Signals: a 64-bit timeline value and a 64-bit timestamp in GPU-visible host memory."""
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,18 @@ DEFAULT_TIMEOUT = 10.0
 # While waiting, look for a reported GPU error this often, so a fault fails the wait in well
 # under a second instead of sitting out the whole timeout.
 _ERROR_POLL_S = 0.05
+
+
+def check_timeout(timeout: float | None) -> float:
+    """A wait's timeout in seconds: ``None`` means :data:`DEFAULT_TIMEOUT`; anything else must
+    be a finite number >= 0 (every wait in hwdrv ends)."""
+    if timeout is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+            or not math.isfinite(timeout) or timeout < 0:
+        raise InvalidArgument(f"timeout must be a finite number of seconds >= 0 (or None for the "
+                              f"default {DEFAULT_TIMEOUT} s), got {timeout!r}")
+    return float(timeout)
 
 
 class Signal:
@@ -55,9 +68,10 @@ class Signal:
         """The last timestamp converted to nanoseconds."""
         return int(self._live()[1]) * 1e9 / self.device.timestamp_hz
 
-    def wait(self, value: int, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def wait(self, value: int, timeout: float | None = DEFAULT_TIMEOUT) -> None:
         """Block until the signal holds at least ``value``. Raises :class:`~hwdrv.GPUHang` with a HangReport
-        after ``timeout`` seconds, or as soon as the device reports an error."""
+        after ``timeout`` seconds (None: the default), or as soon as the device reports an error."""
+        timeout = check_timeout(timeout)
         mem = self._live()
         if int(mem[0]) >= value:
             return
@@ -81,7 +95,10 @@ class Signal:
                 report = dev._hang_report("timeout", signal=self, expected=value)
                 raise GPUHang(f"{dev.name}: timed out after {timeout:.3g} s waiting for signal "
                               f"{self.va:#x} to reach {value} (it is {int(mem[0])})", report)
-            time.sleep(0 if spins < 20000 else 0.0002)
+            if spins < 20000:
+                time.sleep(0)
+            else:
+                dev._backend_sleep(self, value, min(deadline, next_check) - now)
 
     def __repr__(self) -> str:
         value = "closed" if self.device._closed else self.value
@@ -104,5 +121,5 @@ class Timeline:
     def done(self, value: int) -> bool:
         return int(self.signal._mem[0]) >= value
 
-    def wait(self, value: int, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def wait(self, value: int, timeout: float | None = DEFAULT_TIMEOUT) -> None:
         self.signal.wait(value, timeout)

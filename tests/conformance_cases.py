@@ -172,8 +172,15 @@ def test_bad_arguments_fail_before_the_gpu(dev, binary):
         q.exec(p, grid=(1,), block=(32,), args=[buf, buf])
     with pytest.raises(hwdrv.InvalidArgument, match="does not fit"):
         q.exec(p, grid=(1,), block=(32,), args=[buf, buf, buf, 1 << 40])
-    with pytest.raises(hwdrv.InvalidArgument, match="threads"):
+    with pytest.raises(hwdrv.InvalidArgument, match="block x = 2048 exceeds"):
         q.exec(p, grid=(1,), block=(2048,), args=[buf, buf, buf, 1])
+    with pytest.raises(hwdrv.InvalidArgument, match="threads"):
+        q.exec(p, grid=(1,), block=(64, 32), args=[buf, buf, buf, 1])
+    lim = dev.limits
+    with pytest.raises(hwdrv.InvalidArgument, match="block z = .* exceeds"):
+        q.exec(p, grid=(1,), block=(1, 1, lim.max_block_dims[2] + 1), args=[buf, buf, buf, 1])
+    with pytest.raises(hwdrv.InvalidArgument, match="grid x = .* exceeds"):
+        q.exec(p, grid=(lim.max_grid_dims[0] + 1,), block=(32,), args=[buf, buf, buf, 1])
     with pytest.raises(hwdrv.ProgramError, match="vecadd"):
         dev.program(binary, "no_such_kernel")
 
@@ -334,6 +341,19 @@ def _process_state():
     return fds, maps, threading.active_count()
 
 
+def _assert_mock_driver_empty(kernel, cycle: int) -> None:
+    """What the mock kernel driver holds after close, read from its own state (not from the
+    backend's bookkeeping): no RM client (so no object of the tree), no memory in its pools,
+    no UVM or device fd, no doorbell mapping."""
+    rm = kernel.nvidia
+    assert rm.clients == {}, f"cycle {cycle}: RM clients left in the mock driver: {list(rm.clients)}"
+    assert rm.vram.used == 0 and rm.sysmem.used == 0, \
+        f"cycle {cycle}: mock memory still allocated: vram {rm.vram.used} sysmem {rm.sysmem.used} bytes"
+    assert rm.uvm.fds == [], f"cycle {cycle}: UVM fds left open: {rm.uvm.fds}"
+    assert kernel.open_fds() == {}, f"cycle {cycle}: fds left open: {kernel.open_fds()}"
+    assert rm.mmio == {}, f"cycle {cycle}: usermode (doorbell) mappings left: {list(rm.mmio)}"
+
+
 def test_100_open_close_cycles_leak_nothing(dev, dev_name):
     cycles = 100
     with hwdrv.open_device(dev_name) as d:     # warm caches (module imports, compiler)
@@ -346,10 +366,10 @@ def test_100_open_close_cycles_leak_nothing(dev, dev_name):
         s = d.signal(0)
         d.compute_queue().signal(s, 1).submit()
         s.wait(1, timeout=WAIT)
-        rm = d.rm
         d.close()
         assert b.freed and h.freed
-        assert rm.objects == {}, f"cycle {i}: RM objects left: {rm.objects}"
+        if d.is_mock:
+            _assert_mock_driver_empty(d.kernel, i)
     after = _process_state()
     assert after[0] == base[0], f"file descriptors leaked: {base[0]} -> {after[0]}"
     assert after[1] <= base[1] + 2, f"mappings leaked: {base[1]} -> {after[1]}"

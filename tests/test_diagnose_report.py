@@ -7,21 +7,21 @@ import numpy as np
 import pytest
 
 from hwdrv.errors import InvalidArgument
-from hwdrv.hang import Command, Fault, HangReport, Launch, QueueState, Register, WarpError
+from hwdrv.hang import Command, Fault, HangReport, Launch, QueueState, Register, WaveError, ErrorCode
 from hwdrv.nvidia import diagnose as nd
 from hwdrv.nvidia import pbdecode
 
 
 def full_report() -> HangReport:
     return HangReport(
-        device="mock:nvidia", cause="mmu_fault", xid=31, xid_name="ROBUST_CHANNEL_FIFO_ERROR_MMU_ERR_FLT",
+        device="mock:nvidia", cause="mmu_fault", error=ErrorCode("nvidia", "Xid", 31, "ROBUST_CHANNEL_FIFO_ERROR_MMU_ERR_FLT"),
         signal_va=0x2000032020, expected=1, seen=0,
         queues=[QueueState("compute GPFIFO", 1, 2, "entries",
                            [Command(0x2000200044, "1.COMPUTE.SEND_PCAS_A = 0x200a2000", True),
                             Command(0x2000200048, "x")])],
         launches=[Launch("oob_store", (1, 1, 1), (32, 1, 1), ["0x200a700000", "57005"], 0x2000033037, "q")],
         faults=[Fault(0x200A700000, "write", "FAULT_PTE", "GR0", "NV83DE")],
-        warp_errors=[WarpError(3, 1, 0, 0x20, 0x2000033100, "MMU_NACK", 0x200A700000, "oob_store", "l", 0xC9)],
+        wave_errors=[WaveError(3, 1, {"HWW_GLOBAL_ESR": 0, "HWW_WARP_ESR": 0x20}, "MMU_NACK", 0x2000033100, 0x200A700000, "oob_store", "l", 0xC9)],
         registers=[Register("SM3.hwwWarpEsr", 0x20, {"ERROR": "MMU_NACK", "n": 12}, "NV83DE")],
         notes=["a note"])
 
@@ -30,8 +30,8 @@ def test_json_round_trip():
     r = full_report()
     back = HangReport.from_json(r.to_json())
     assert back == r
-    assert back.warp_errors[0].where == "oob_store+0xc9"
-    assert json.loads(r.to_json())["format"] == "hwdrv.HangReport/1"
+    assert back.wave_errors[0].where == "oob_store+0xc9"
+    assert json.loads(r.to_json())["format"] == "hwdrv.HangReport/2"
 
 
 def test_text_names_the_facts():
@@ -52,7 +52,7 @@ def test_from_json_rejects_other_documents():
 
 
 def test_decode_file_json_and_pushbuffer(tmp_path, capsys):
-    from hwdrv.diagnose import decode_file
+    from hwdrv.provoke import decode_file
     p = tmp_path / "r.json"
     p.write_text(full_report().to_json())
     assert decode_file(str(p)) == 0
@@ -109,7 +109,7 @@ def test_cause_and_fault_merging():
     f2 = Fault(0x10, "", "", "GR0", "B")
     m = nd.merge_faults([f1, f2])
     assert len(m) == 1 and (m[0].access, m[0].kind, m[0].engine, m[0].source) == ("write", "FAULT_PTE", "GR0", "A; B")
-    assert nd.cause_for(13, [], [WarpError(0, warp_esr=9)]) == "exception"
+    assert nd.cause_for(13, [], [WaveError(0, status={"HWW_WARP_ESR": 9})]) == "exception"
     assert nd.cause_for(31, [], []) == "mmu_fault"
     assert nd.cause_for(69, [], []) == "channel_error"
     assert nd.access_kind(1) == "write" and nd.xid_name(13) == "ROBUST_CHANNEL_GR_EXCEPTION"

@@ -141,7 +141,7 @@ def test_wrong_shared_window_in_constant_bank_0_faults(dev, monkeypatch):
     # the driver writes a shared base into c[0][0x18] that is not the window it programmed
     monkeypatch.setattr(dev, "shared_window", dev.shared_window + (8 << 32))
     rep = fails(dev, load(dev, "smem_rev"))
-    assert rep.xid == XID_MMU_FAULT                 # the "shared" store went to global memory
+    assert rep.error.code == XID_MMU_FAULT                 # the "shared" store went to global memory
     assert any(f.address >> 32 == (dev.shared_window >> 32) for f in rep.faults)
 
 
@@ -151,7 +151,7 @@ def test_wrong_shared_window_method_faults(monkeypatch):
     d = hwdrv.open_device("mock:nvidia")
     try:
         rep = fails(d, load(d, "smem_rev"))
-        assert rep.xid == XID_MMU_FAULT
+        assert rep.error.code == XID_MMU_FAULT
     finally:
         d.close()
 
@@ -162,7 +162,7 @@ def test_shared_window_not_4gib_aligned_fails_the_launch(monkeypatch):
     try:
         monkeypatch.setattr(d, "shared_window", nvdevice.SHARED_WINDOW)
         rep = fails(d, load(d, "smem_rev"))
-        assert rep.xid == XID_GR_EXCEPTION and not rep.warp_errors      # refused before any warp ran
+        assert rep.error.code == XID_GR_EXCEPTION and not rep.wave_errors      # refused before any warp ran
     finally:
         d.close()
 
@@ -170,7 +170,7 @@ def test_shared_window_not_4gib_aligned_fails_the_launch(monkeypatch):
 def test_wrong_local_window_in_constant_bank_0_faults(dev, monkeypatch):
     monkeypatch.setattr(dev, "local_window", dev.local_window + (16 << 20))
     rep = fails(dev, load(dev, "lmem"))
-    assert rep.xid == XID_MMU_FAULT
+    assert rep.error.code == XID_MMU_FAULT
 
 
 def test_slm_smaller_than_the_driver_said_faults(dev, monkeypatch):
@@ -178,8 +178,8 @@ def test_slm_smaller_than_the_driver_said_faults(dev, monkeypatch):
     real = NVComputeQueue._emit_slm
     monkeypatch.setattr(NVComputeQueue, "_emit_slm", lambda q, va, per_tpc: real(q, va, per_tpc // 8))
     rep = fails(dev, load(dev, "lmem"))
-    w = rep.warp_errors[0]
-    assert rep.xid == XID_GR_EXCEPTION and w.warp_esr == ESR_OOR_ADDR
+    w = rep.wave_errors[0]
+    assert rep.error.code == XID_GR_EXCEPTION and w.status["HWW_WARP_ESR"] == ESR_OOR_ADDR
     # the SM's PC is the faulting line's address in the kernel's text: the report names the line
     assert w.source_line == "PTX line 18: st.u32 [%rd5], %r3;", w.source_line
 
@@ -188,7 +188,7 @@ def test_local_size_in_qmd_too_small_faults(dev):
     prog = load(dev, "lmem")
     prog.slm_per_thread = 0x100           # QMD SHADER_LOCAL_MEMORY_HIGH_SIZE below frame + reserve
     rep = fails(dev, prog)
-    assert rep.xid == XID_GR_EXCEPTION and rep.warp_errors[0].warp_esr == ESR_OOR_ADDR
+    assert rep.error.code == XID_GR_EXCEPTION and rep.wave_errors[0].status["HWW_WARP_ESR"] == ESR_OOR_ADDR
 
 
 def test_wrong_stack_pointer_faults(dev):
@@ -197,7 +197,7 @@ def test_wrong_stack_pointer_faults(dev):
     prog.cb0_template[CB0_STACK_POINTER:CB0_STACK_POINTER + 4] = np.frombuffer(
         np.uint32(0x8000).tobytes(), np.uint8)
     rep = fails(dev, prog)
-    assert rep.xid == XID_GR_EXCEPTION and rep.warp_errors[0].warp_esr == ESR_OOR_ADDR
+    assert rep.error.code == XID_GR_EXCEPTION and rep.wave_errors[0].status["HWW_WARP_ESR"] == ESR_OOR_ADDR
 
 
 def test_wrong_relocation_faults(dev, monkeypatch):
@@ -206,21 +206,21 @@ def test_wrong_relocation_faults(dev, monkeypatch):
     monkeypatch.setattr(cubin_mod.CubinImage, "_symbol_address",
                         lambda self, sym, code_va, global_va: real(self, sym, code_va, global_va) + (1 << 45))
     rep = fails(dev, load(dev, "use_globals"))
-    assert rep.xid == XID_MMU_FAULT
+    assert rep.error.code == XID_MMU_FAULT
 
 
 def test_register_count_zero_fails_the_launch(dev):
     prog = load(dev, "smem_rev")
     prog.regs = 0
     rep = fails(dev, prog)
-    assert rep.xid == XID_GR_EXCEPTION and not rep.warp_errors          # the scheduler refused it
+    assert rep.error.code == XID_GR_EXCEPTION and not rep.wave_errors          # the scheduler refused it
 
 
 def test_shared_size_in_qmd_too_small_faults(dev):
     prog = load(dev, "smem_rev")
     prog.shared_static = 0                # the QMD then gives the CTA only the 1 KiB reserve
     rep = fails(dev, prog)
-    assert rep.xid == XID_GR_EXCEPTION and rep.warp_errors[0].warp_esr == ESR_OOR_ADDR
+    assert rep.error.code == XID_GR_EXCEPTION and rep.wave_errors[0].status["HWW_WARP_ESR"] == ESR_OOR_ADDR
 
 
 def test_barrier_count_from_the_binary_and_too_few_fail(dev, monkeypatch):
@@ -231,7 +231,7 @@ def test_barrier_count_from_the_binary_and_too_few_fail(dev, monkeypatch):
     real = nvprogram.build_template
     monkeypatch.setattr(nvprogram, "build_template", lambda **kw: real(**{**kw, "barriers": 1}))
     rep = fails(dev, dev.program(two, "smem_rev"))
-    assert rep.xid == XID_GR_EXCEPTION and not rep.warp_errors
+    assert rep.error.code == XID_GR_EXCEPTION and not rep.wave_errors
 
 
 def test_slm_backing_not_mapped_faults(dev, monkeypatch):
@@ -239,4 +239,4 @@ def test_slm_backing_not_mapped_faults(dev, monkeypatch):
     real = NVComputeQueue._emit_slm
     monkeypatch.setattr(NVComputeQueue, "_emit_slm", lambda q, va, per_tpc: real(q, va + (1 << 40), per_tpc))
     rep = fails(dev, load(dev, "lmem"))
-    assert rep.xid == XID_MMU_FAULT
+    assert rep.error.code == XID_MMU_FAULT

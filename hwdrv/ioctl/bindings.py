@@ -12,7 +12,7 @@ import cffi
 
 from hwdrv.errors import InvalidArgument
 
-__all__ = ["Field", "build_ffi", "new", "addressof", "sizeof"]
+__all__ = ["Field", "build_ffi", "new", "addressof", "sizeof", "encode"]
 
 # One backend-only FFI for casts and addressof: cdata objects of every FFI share one backend.
 _FFI = cffi.FFI()
@@ -89,6 +89,28 @@ class Field:
                 words[i] = (int(words[i]) & ~wm & 0xFFFFFFFF) | (val & wm)
             m >>= 32
             val >>= 32
+
+
+def encode(module: Any, register: str, **fields: int | str) -> int:
+    """One word built from a register's (or method's) fields, by their header names:
+    ``encode(hw, "NVC56F_SEM_EXECUTE", OPERATION="ACQ_CIRC_GEQ", PAYLOAD_SIZE="64BIT")`` ORs
+    ``NVC56F_SEM_EXECUTE_OPERATION.encode(NVC56F_SEM_EXECUTE_OPERATION_ACQ_CIRC_GEQ)`` and the
+    rest. A str value names the field's constant (``<register>_<FIELD>_<value>``); an int is
+    the value itself. Unknown names raise :class:`InvalidArgument`."""
+    word = 0
+    for name, value in fields.items():
+        fname = f"{register}_{name}"
+        f = getattr(module, fname, None)
+        if not isinstance(f, Field):
+            raise InvalidArgument(f"{module.__name__} has no field {fname}")
+        if isinstance(value, str):
+            cname = f"{fname}_{value}"
+            v = getattr(module, cname, None)
+            if not isinstance(v, int):
+                raise InvalidArgument(f"{module.__name__} has no value {cname}")
+            value = v
+        word |= f.encode(value)
+    return word
 
 
 def build_ffi(cdef: str) -> cffi.FFI:

@@ -20,20 +20,21 @@ from ..device import Device
 from ..errors import DeviceNotFound, HwdrvError
 from ..hang import HangReport
 from ..ioctl.kernel import O_CLOEXEC, O_RDWR, Kernel
+from ..limits import DeviceLimits
 from ..memory.buffer import Buffer
 from ..memory.vapool import VAPool
 from ..queue import Queue
 from ..registry import DeviceInfo
-from ..signal import Timeline
 from . import abi
-from . import pushbuffer as pb
-from .channel import GPFIFO_ENTRIES, PUSHBUFFER_SIZE, Channel
+from . import gpfifo as pb
+from .gpfifo import GPFIFO_ENTRIES, PUSHBUFFER_SIZE, Channel
 from .compiler import MockPtxCompiler, PtxasCompiler
 from .gen import hopper as hw
 from .memory import Allocation, NVMemory
 from .program import LOCAL_WINDOW_SIZE, NVProgram
 from .queue import NVComputeQueue, NVCopyQueue
 from .rm import RM
+from .samples import SAMPLES
 from .uvm import UVM
 
 CTL_PATH = "/dev/nvidiactl"
@@ -50,7 +51,12 @@ CHANNEL_CTX_VA_SIZE = 64 << 20
 _NOTIFIER_SIZE = 64 << 10
 _USERD_SIZE = 0x1000
 _RING_REGION = GPFIFO_ENTRIES * 8 + _USERD_SIZE
+#: sm_90 launch limits (CUDA C Programming Guide, "Compute Capabilities", table for 9.0)
 MAX_SHARED_PER_BLOCK = 227 << 10
+MAX_THREADS_PER_BLOCK = 1024
+MAX_BLOCK_DIMS = (1024, 1024, 64)
+MAX_GRID_DIMS = ((1 << 31) - 1, 65535, 65535)
+WARP_SIZE = 32
 #: compute submissions whose launches a hang report can name (the newest are kept)
 SUBMISSION_RECORD = 64
 GR_INFO_WANTED = ("SM_VERSION", "LITTER_NUM_GPCS", "LITTER_NUM_TPC_PER_GPC", "LITTER_NUM_SM_PER_TPC",
@@ -96,8 +102,8 @@ class NVDevice(Device):
     """An open NVIDIA Hopper GPU (or the mock of one)."""
 
     kind = "nvidia"
+    samples = SAMPLES
     timestamp_hz = 1_000_000_000
-    max_shared_per_block = MAX_SHARED_PER_BLOCK
     shared_window = SHARED_WINDOW
     local_window = LOCAL_WINDOW
 
@@ -190,6 +196,9 @@ class NVDevice(Device):
         self._builtins: dict[str, NVProgram] = {}
         self.arch = f"sm_{self.gr['SM_VERSION'] >> 8}{self.gr['SM_VERSION'] & 0xff:x}"
         self.compiler = MockPtxCompiler() if k.is_mock else PtxasCompiler(arch=self.arch)
+        self.limits = DeviceLimits(max_threads_per_block=MAX_THREADS_PER_BLOCK, max_block_dims=MAX_BLOCK_DIMS,
+                                   max_grid_dims=MAX_GRID_DIMS, max_shared_per_block=MAX_SHARED_PER_BLOCK,
+                                   wave_size=WARP_SIZE)
 
         self.notifier = self.mem.rm_sysmem(_NOTIFIER_SIZE, map_gpu=False)
         self._notifier_view = _host_view(self.notifier.va, _NOTIFIER_SIZE)
@@ -197,7 +206,7 @@ class NVDevice(Device):
         self._pbs = [self.mem.vidmem(PUSHBUFFER_SIZE, cpu_map=True) for _ in range(2)]
         self._build_channels()
         self._init_core()
-        self._channels = self._host_channels()
+        self.channels = self._host_channels()
         self._first_submission()
 
     def _build_channels(self) -> None:
@@ -359,32 +368,6 @@ class NVDevice(Device):
         self.programs.add(prog)
         return prog
 
-    def _backend_submit(self, q: Queue, timeline: Timeline, value: int) -> None:
-        ch = self._channels[q.kind]
-        if q._bound:
-            # the bound stream ends with this engine's timeline release: patch its payload
-            tail = q._bound_tail
-            tail[0] = value & 0xFFFFFFFF
-            tail[1] = value >> 32
-            ch.push(q._bound_seg)
-        else:
-            tail = pb.semaphore(timeline.signal.va, value, pb.SEM_RELEASE)
-            ch.push((ch.copy_in(q._stream.words, tail, value),))
-        if q.kind == "compute" and q.launches:
-            self.submissions.append((value, q.launches))
-
-    def _backend_bind(self, q: Queue) -> None:
-        words = q._stream.words
-        tail = pb.semaphore(self._timelines[q.kind].signal.va, 0, pb.SEM_RELEASE)
-        n = len(words) + len(tail)
-        va, mem = self._cmd_alloc(q, n * 4, 256)
-        view = mem.view(np.uint32)[:n]
-        view[:len(words)] = words
-        view[len(words):] = tail
-        q._stream.words = view[:len(words)]
-        q._bound_tail = view[len(words) + 3:len(words) + 5]      # the release's payload words
-        q._bound_seg = ((va, n),)
-
     def _backend_error_pending(self) -> bool:
         return self._notifier_error() is not None
 
@@ -452,7 +435,7 @@ class NVDevice(Device):
         for tl in self._timelines.values():
             tl.signal.value = tl.value
         self._build_channels()
-        self._channels = self._host_channels()
+        self.channels = self._host_channels()
         self._broken = False
         self.submissions.clear()
         self._first_submission()

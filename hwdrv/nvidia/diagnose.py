@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from ..errors import HwdrvError
-from ..hang import Command, Fault, HangReport, Launch, QueueState, Register, WarpError
+from ..hang import Command, ErrorCode, Fault, HangReport, Launch, QueueState, Register, WaveError
 from ..ioctl import hostmem
 from ..ioctl.bindings import Field
 from . import pbdecode
@@ -33,7 +33,7 @@ from .gen import nv580 as nv
 from .qmd import QMD_SIZE, QMD_WORDS
 
 if TYPE_CHECKING:
-    from .channel import Channel
+    from .gpfifo import Channel
     from .device import NVDevice
     from .program import NVProgram
 
@@ -94,7 +94,7 @@ def xid_name(xid: int) -> str:
     return nv.XID.get(xid, f"XID_{xid}")
 
 
-def cause_for(xid: int | None, faults: Sequence[Fault], warp_errors: Sequence[WarpError]) -> str:
+def cause_for(xid: int | None, faults: Sequence[Fault], wave_errors: Sequence[WaveError]) -> str:
     """mmu_fault / exception / channel_error from what the hardware recorded; the Xid RM reported
     decides first (the other records can be stale or partial)."""
     if xid is not None and xid in XID_MMU_FAULT:
@@ -103,7 +103,7 @@ def cause_for(xid: int | None, faults: Sequence[Fault], warp_errors: Sequence[Wa
         return "exception"
     if faults:
         return "mmu_fault"
-    if any(w.warp_esr or w.global_esr for w in warp_errors):
+    if any(any(w.status.values()) for w in wave_errors):
         return "exception"
     return "channel_error"
 
@@ -153,7 +153,7 @@ def _notifier(dev: "NVDevice", report: HangReport) -> NotifierState | None:
                                      "channel error notifier NvNotification[TYPE_ERROR]"))
     if not st.set:
         return None
-    report.xid, report.xid_name = st.info32, xid_name(st.info32)
+    report.error = ErrorCode("nvidia", "Xid", st.info32, xid_name(st.info32))
     return st
 
 
@@ -462,10 +462,11 @@ def _sm_errors(dev: "NVDevice", dbg: int, report: HangReport, programs: list) ->
                 kernel = report.launches[0].kernel
                 line = f"pc {pc:#x} is not a code address: instruction {pc} of {kernel}"
             wid = _fact("NV_PGRAPH_PRI_GPC0_TPC0_SM0_HWW_WARP_ESR_WARP_ID")
-            report.warp_errors.append(WarpError(
+            report.wave_errors.append(WaveError(
                 sm, wid.decode(int(s.hwwWarpEsr)) if isinstance(wid, Field) else None,
-                int(s.hwwGlobalEsr), int(s.hwwWarpEsr), pc, warp_error_name(int(s.hwwWarpEsr)),
-                int(s.hwwEsrAddr) or None, kernel, line, off))
+                {"HWW_GLOBAL_ESR": int(s.hwwGlobalEsr), "HWW_WARP_ESR": int(s.hwwWarpEsr)},
+                warp_error_name(int(s.hwwWarpEsr)), pc or None, int(s.hwwEsrAddr) or None,
+                kernel, line, off))
             report.registers.extend(sm_error_registers(sm, s))
     if mmu_valid:
         report.notes.append("READ_ALL_SM_ERROR_STATES: mmuFault.valid is set")
@@ -520,12 +521,12 @@ def _channel_mmu_faults(dev: "NVDevice", report: HangReport, programs: list, eng
         if addr:
             report.faults.append(Fault(addr, "", text or FAULT_TYPES.get(int(p.faultType), ""), engine,
                                        f"NV906F_CTRL_CMD_GET_MMU_FAULT_INFO on the {kind} channel"))
-        if not report.warp_errors:
+        if not report.wave_errors:
             # RM records the PC of a shader that raised an exception here even when the SM error
             # states cannot be read (READ_ALL_SM_ERROR_STATES is refused on H100 / 580.159.04)
             for va in shader.values():
                 k, off, _ = locate_pc(programs, va)
-                report.warp_errors.append(WarpError(
+                report.wave_errors.append(WaveError(
                     None, pc=va, kernel=k or "", offset=off if k else None,
                     error=f"shader exception ({text or 'no fault string'}); SM and warp not reported",
                     address=addr or None))
@@ -618,12 +619,13 @@ def fill_report(dev: "NVDevice", report: HangReport) -> None:
             report.notes.append(f"{what} failed: {type(e).__name__}: {e}")
             return None
 
+    report.unit_name = "SM"
     if dev.rm is None:
         report.notes.append("device is closed: no state to read")
         return
     st = step("reading the error notifier", lambda: _notifier(dev, report))
     engine = ENGINE_TYPES.get(st.info16, f"engine type {st.info16}") if st else ""
-    for kind, ch in dev._channels.items():
+    for kind, ch in dev.channels.items():
         step(f"reading the {kind} channel", lambda k=kind, c=ch: _queue_state(dev, k, c, report))
     step("listing in-flight launches", lambda: _launches(dev, report))
     programs = step("listing programs", lambda: _programs(dev)) or []
@@ -639,12 +641,12 @@ def fill_report(dev: "NVDevice", report: HangReport) -> None:
             f.engine = engine
     report.faults = merge_faults(report.faults)
     if st is not None and report.cause in ("error", "timeout", "requested"):
-        specific = cause_for(st.info32, report.faults, report.warp_errors)
+        specific = cause_for(st.info32, report.faults, report.wave_errors)
         if report.cause == "error":
             report.cause = specific
         else:
             report.notes.append(f"the channel error notifier is set ({specific}, Xid {st.info32})")
-    if report.cause == "timeout" and not report.warp_errors and report.launches:
+    if report.cause == "timeout" and not report.wave_errors and report.launches:
         report.notes.append(f"no SM reported an error: {report.launches[0].kernel} is still running "
                             f"(or waiting); dev.recover() abandons it")
     for r in getattr(dev, "recoveries", [])[-3:]:

@@ -34,10 +34,10 @@ class NVProgram(Program):
         image = CubinImage(binary)
         info = image.kernel(name)
         self.image, self.info = image, info
-        max_threads = info.max_threads or 1024
+        max_threads = info.max_threads or device.limits.max_threads_per_block
         super().__init__(device, name, [Param(p.offset, p.size, p.name) for p in info.params],
                          info.param_size, max_threads=max_threads,
-                         shared_static=info.shared_static, max_shared=device.max_shared_per_block)
+                         shared_static=info.shared_static, max_shared=device.limits.max_shared_per_block)
         self.local_per_thread = info.local_per_thread
         self.regs = info.regs
         # Code (and .nv.global) goes to video memory the CPU writes directly: loading a program

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..queue import Queue, WordBuffer
+from ..queue import BoundStream, Queue, WordBuffer
 from ..var import IntArg, VarExpr
 from ..errors import InvalidArgument
-from . import pushbuffer as pb
+from . import gpfifo as pb
 from .builtins import COPY_BLOCKS_PER_SM, COPY_THREADS, builtin
 from .gen import hopper as hw
 from .program import CB0_GRID_DIM, NVProgram
@@ -75,6 +75,27 @@ class NVQueue(Queue):
 
     def _q_timestamp(self, signal: "Signal") -> None:
         self._semaphore(signal.va, 0, pb.SEM_TIMESTAMP_ONLY)
+
+    def _push(self, value: int) -> None:
+        dev = self.device
+        ch = dev.channels[self.kind]
+        bound = self._bound
+        if bound is not None:
+            bound.set_timeline_value(value)
+            ch.push(bound.va, bound.nwords)
+        else:
+            ch.push_copy(self._stream.words, dev._timelines[self.kind].signal.va, value)
+
+    def _bind_stream(self) -> BoundStream:
+        words = self._stream.words
+        release = pb.semaphore(self.device._timelines[self.kind].signal.va, 0, pb.SEM_RELEASE)
+        n = len(words) + len(release)
+        va, mem = self.device._cmd_alloc(self, n * 4, 256)
+        view = mem.view(np.uint32)[:n]
+        view[:len(words)] = words
+        view[len(words):] = release
+        tail = view[len(words):][pb.SEMAPHORE_PAYLOAD]
+        return BoundStream(va, n, view[:len(words)], tail)
 
     def _semaphore(self, va: int, value: IntArg, execute: int) -> None:
         words = pb.semaphore(va, 0 if isinstance(value, VarExpr) else value, execute)
@@ -146,6 +167,11 @@ class NVComputeQueue(NVQueue):
             self._invalidated = True
         self._prev_qmd = words[:QMD_SIZE // 4]
         self.launches.append((prog, grid, block, va))
+
+    def _push(self, value: int) -> None:
+        super()._push(value)
+        if self.launches:
+            self.device.submissions.append((value, self.launches))
 
     def _q_copy(self, dst: IntArg, src: IntArg, size: int) -> None:
         """Copy with the SMs (device-to-device at memory speed): 16-byte vectors, then a byte

@@ -11,7 +11,7 @@ import time
 import traceback
 
 import hwdrv
-from hwdrv import diagnose as D
+from hwdrv import provoke as D
 from hwdrv.errors import HwdrvError
 from hwdrv.nvidia import diagnose as nd
 from hwdrv.nvidia.gen import nv580 as nv

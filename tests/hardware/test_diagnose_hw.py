@@ -8,7 +8,7 @@ exception (Xid 13) or a channel stop (Xid 43)."""
 import time
 
 
-from hwdrv import diagnose as D
+from hwdrv import provoke as D
 
 
 def stalled(report):
@@ -25,11 +25,11 @@ def test_out_of_bounds_store(dev):
     assert rep is not None, msg
     print(rep.to_text())
     assert took < D.WAIT_S, f"the fault was not detected from the notifier ({took:.2f} s)"
-    assert rep.cause in ("mmu_fault", "exception") and rep.xid in (31, 13), rep.summary()
-    addrs = {f.address for f in rep.faults} | {w.address for w in rep.warp_errors}
+    assert rep.cause in ("mmu_fault", "exception") and rep.error.code in (31, 13), rep.summary()
+    addrs = {f.address for f in rep.faults} | {w.address for w in rep.wave_errors}
     assert exp["address"] in addrs or any(a is not None and a >> 12 == exp["address"] >> 12 for a in addrs), rep.summary()
     assert [ln.kernel for ln in rep.launches] == ["oob_store"]
-    assert all(w.kernel == "oob_store" for w in rep.warp_errors)
+    assert all(w.kernel == "oob_store" for w in rep.wave_errors)
     assert "COMPUTE.SEND_PCAS_A" in stalled(rep)
     assert D.vecadd_check(dev)
 
@@ -38,10 +38,10 @@ def test_illegal_instruction(dev):
     rep, msg, _ = D.provoke_illegal_instruction(dev)
     assert rep is not None, msg
     print(rep.to_text())
-    assert rep.cause in ("exception", "channel_error") and rep.xid in (13, 43), rep.summary()
+    assert rep.cause in ("exception", "channel_error") and rep.error.code in (13, 43), rep.summary()
     assert [ln.kernel for ln in rep.launches] == ["illegal_trap"]
-    assert rep.warp_errors, rep.to_text()
-    w = rep.warp_errors[0]
+    assert rep.wave_errors, rep.to_text()
+    w = rep.wave_errors[0]
     assert w.kernel == "illegal_trap" and w.offset is not None, rep.to_text()
     assert "COMPUTE.SEND_PCAS_A" in stalled(rep)
     assert D.vecadd_check(dev)

@@ -8,7 +8,7 @@ machine without a GPU. The mock is written from the driver and hardware rules
 Modules: rm.py (escapes, fds, mmap), alloc.py (classes and their parents/params), controls.py
 (RM_CONTROL), objects.py (object tree), uvm.py (/dev/nvidia-uvm), gpu.py (the GPU, doorbells),
 fifo.py (GPFIFO + host methods), compute.py / qmd.py / image.py (QMD launches of PTX kernels),
-copy.py (copy engine), semaphore.py, faults.py (Xids, fault records), memory.py (backings).
+copy.py (copy engine), semaphore.py, faults.py (Xids, fault records), backing.py (what backs an RM memory object).
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from .copy import CopyEngine
 from .facts import HW
 from .fifo import Channel
 from .image import ImageCache
-from .memory import MemBacking
+from .backing import MemBacking
 
 
 class MockGpu:

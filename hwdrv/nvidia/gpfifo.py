@@ -1,0 +1,180 @@
+"""A GPFIFO channel from the host side: pushbuffer method headers, GP entries, the entry ring,
+USERD (GPPut/GPGet), the pushbuffer ring unbound submissions are copied into, and the doorbell.
+
+A method header is one 32-bit word: SEC_OP (how the following data words map to methods),
+COUNT, SUBCHANNEL and the method's byte offset >> 2; data words follow (host class C86F / C56F
+encodings). A GP entry points the channel's PBDMA at one pushbuffer segment.
+"""
+from __future__ import annotations
+
+import collections
+import time
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from ..errors import GPUHang
+from ..ioctl.bindings import encode
+from .gen import hopper as hw
+
+if TYPE_CHECKING:
+    from ..ioctl.kernel import Kernel
+
+#: subchannel numbers by convention (cla06fsubch.h): where SET_OBJECT binds each class
+SUBCH_COMPUTE = hw.NVA06F_SUBCHANNEL_COMPUTE
+SUBCH_COPY = hw.NVA06F_SUBCHANNEL_COPY_ENGINE
+#: host (channel) methods such as semaphores are executed by the PBDMA on any subchannel
+SUBCH_HOST = 0
+
+_SEC_OP = hw.NVC56F_DMA_SEC_OP
+_COUNT = hw.NVC56F_DMA_METHOD_COUNT
+_SUBCH = hw.NVC56F_DMA_METHOD_SUBCHANNEL
+_ADDR = hw.NVC56F_DMA_METHOD_ADDRESS
+
+
+def inc(subch: int, method: int, count: int) -> int:
+    """Header for ``count`` data words written to consecutive methods from ``method``."""
+    return (_SEC_OP.encode(hw.NVC56F_DMA_SEC_OP_INC_METHOD) | _COUNT.encode(count)
+            | _SUBCH.encode(subch) | _ADDR.encode(method >> 2))
+
+
+# GP entry layout: entry0 holds VA[31:2] in place, entry1 VA[39:32] and the length in dwords.
+_GP_E0 = hw.NVC56F_GP_ENTRY0_FETCH.encode(hw.NVC56F_GP_ENTRY0_FETCH_UNCONDITIONAL)
+_GP_E1 = hw.NVC56F_GP_ENTRY1_LEVEL.encode(hw.NVC56F_GP_ENTRY1_LEVEL_MAIN)
+_GP_GET_MASK = hw.NVC56F_GP_ENTRY0_GET.mask
+_GP_LEN_SHIFT = 32 + hw.NVC56F_GP_ENTRY1_LENGTH.lo
+_GP_LEN_MAX = (1 << hw.NVC56F_GP_ENTRY1_LENGTH.width) - 1
+_GP_HI_SHIFT = 32 + hw.NVC56F_GP_ENTRY1_GET_HI.lo
+
+
+def gp_entry(va: int, ndwords: int) -> int:
+    """A GPFIFO entry (64-bit) that fetches ``ndwords`` words of pushbuffer at ``va``."""
+    if va & 3 or va >> 40 or not 0 < ndwords <= _GP_LEN_MAX:
+        raise ValueError(f"pushbuffer segment {va:#x} + {ndwords} words: the address must be "
+                         f"4-byte aligned below 2**40 and the length 1..{_GP_LEN_MAX} words")
+    return ((va & _GP_GET_MASK) | _GP_E0 | (((va >> 32) & 0xFF) << _GP_HI_SHIFT)
+            | (ndwords << _GP_LEN_SHIFT) | (_GP_E1 << 32))
+
+
+# Semaphore execute words (host class): a 64-bit acquire ">=" that yields the TSG while it
+# waits, and a 64-bit release after the channel is idle, with or without the ns timestamp.
+SEM_ACQUIRE_GEQ = encode(hw, "NVC56F_SEM_EXECUTE", OPERATION="ACQ_CIRC_GEQ", ACQUIRE_SWITCH_TSG="EN",
+                         PAYLOAD_SIZE="64BIT")
+SEM_RELEASE = encode(hw, "NVC56F_SEM_EXECUTE", OPERATION="RELEASE", RELEASE_WFI="EN", PAYLOAD_SIZE="64BIT")
+SEM_RELEASE_TS = SEM_RELEASE | encode(hw, "NVC56F_SEM_EXECUTE", RELEASE_TIMESTAMP="EN")
+# A reduction that adds 0 leaves the value as it is; with the timestamp bit it records the
+# time only (the timestamp verb must not change the signal's value).
+SEM_TIMESTAMP_ONLY = encode(hw, "NVC56F_SEM_EXECUTE", OPERATION="REDUCTION", REDUCTION="IADD",
+                            REDUCTION_FORMAT="UNSIGNED", RELEASE_WFI="EN", PAYLOAD_SIZE="64BIT",
+                            RELEASE_TIMESTAMP="EN")
+SEM_HEADER = inc(SUBCH_HOST, hw.NVC86F_SEM_ADDR_LO, 5)
+
+
+#: words of one semaphore operation, and where its 64-bit payload sits among them
+SEMAPHORE_WORDS = 6
+SEMAPHORE_PAYLOAD = slice(3, 5)
+
+
+def semaphore(va: int, payload: int, execute: int) -> list[int]:
+    """The 6 words of a host semaphore operation on the 64-bit cell at ``va``."""
+    return [SEM_HEADER, va & 0xFFFFFFFC, hw.NVC86F_SEM_ADDR_HI_OFFSET.encode(va >> 32),
+            payload & 0xFFFFFFFF, payload >> 32, execute]
+
+
+#: GP entries per channel ring
+GPFIFO_ENTRIES = 4096
+#: bytes of pushbuffer ring per channel that unbound submissions are copied into
+PUSHBUFFER_SIZE = 16 << 20
+_STALL_TIMEOUT = 10.0
+
+
+class Channel:
+    """Host-side state of one GPFIFO channel."""
+
+    def __init__(self, name: str, kernel: "Kernel", ring: np.ndarray, userd: np.ndarray,
+                 gpput_word: int, gpget_word: int, pb_va: int, pb: np.ndarray, token: int,
+                 doorbell: int, timeline_done: Callable[[int], bool],
+                 wait_timeline: Callable[[int], None]):
+        self.name, self.kernel = name, kernel
+        self.ring, self.userd = ring, userd           # uint64 view of entries, uint32 view of USERD
+        self._gpput, self._gpget = gpput_word, gpget_word
+        self.pb_va, self.pb = pb_va, pb               # pushbuffer ring (uint32 view)
+        self.token, self.doorbell = token, doorbell
+        self.put = 0                                  # entries written (monotonic)
+        self._seen_consumed = 0                       # entries known consumed at the last look
+        self._pb_off = 0                              # next free word in the pushbuffer ring
+        self._pb_inflight: collections.deque[tuple[int, int, int]] = collections.deque()
+        self._timeline_done, self._wait_timeline = timeline_done, wait_timeline
+        self.history: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=64)
+
+    @property
+    def gp_get(self) -> int:
+        """GP entries the GPU has consumed (mod ring size), read from USERD."""
+        return int(self.userd[self._gpget])
+
+    def push(self, va: int, ndwords: int) -> None:
+        """Queue a GP entry for the segment ``(va, ndwords)``, publish GPPut and ring the
+        doorbell (whose MMIO write fences every store before it: entry, then GPPut)."""
+        n = len(self.ring)
+        self._wait_for_ring_slot(n)
+        self.ring[self.put % n] = gp_entry(va, ndwords)
+        self.history.append((self.put, va, ndwords))
+        self.put += 1
+        self.userd[self._gpput] = self.put % n
+        self.kernel.mmio_write32(self.doorbell, self.token)
+
+    def push_copy(self, words: np.ndarray, timeline_va: int, timeline_value: int) -> None:
+        """Copy ``words`` and a release of ``timeline_value`` to the 64-bit timeline at
+        ``timeline_va`` into the pushbuffer ring, and push that segment."""
+        nw = len(words)
+        total = nw + SEMAPHORE_WORDS
+        off = self._reserve(total, timeline_value)
+        self.pb[off:off + nw] = words
+        self.pb[off + nw:off + total] = semaphore(timeline_va, timeline_value, SEM_RELEASE)
+        self.push(self.pb_va + off * 4, total)
+
+    def _reserve(self, nwords: int, timeline_value: int) -> int:
+        cap = len(self.pb)
+        if nwords > cap:
+            raise GPUHang(f"{self.name}: a submission of {nwords * 4} bytes exceeds the "
+                          f"{cap * 4}-byte pushbuffer ring; bind() large queues instead")
+        off = self._pb_off
+        if off + nwords > cap:
+            off = 0
+        end = off + nwords
+        # wait until no earlier submission still occupies [off, end)
+        while self._pb_inflight:
+            s, e, v = self._pb_inflight[0]
+            overlaps = s < end and off < e
+            if self._timeline_done(v):
+                self._pb_inflight.popleft()
+            elif overlaps:
+                self._wait_timeline(v)
+            else:
+                break
+        self._pb_inflight.append((off, end, timeline_value))
+        self._pb_off = end
+        return off
+
+    def _wait_for_ring_slot(self, n: int) -> None:
+        # GPGet lives in device memory behind BAR1 (a slow uncached read): look only when the
+        # entries written since the last look could have filled the ring
+        if self.put - self._seen_consumed < n - 1:
+            return
+        self._seen_consumed = self._consumed()
+        if self.put - self._seen_consumed < n - 1:
+            return
+        deadline = time.perf_counter() + _STALL_TIMEOUT
+        while self.put - self._consumed() >= n - 1:
+            if time.perf_counter() > deadline:
+                raise GPUHang(f"{self.name}: the GPU has not consumed GPFIFO entries for "
+                              f"{_STALL_TIMEOUT} s (GPGet {self.gp_get}, put {self.put % n})")
+            time.sleep(0)
+        self._seen_consumed = self._consumed()
+
+    def _consumed(self) -> int:
+        n = len(self.ring)
+        get = self.gp_get
+        base = self.put - self.put % n
+        c = base + get
+        return c if c <= self.put else c - n
