@@ -117,99 +117,80 @@ class _Writer:
         return len(self.symbols)        # index after the null symbol
 
     def write(self) -> bytes:
+        """The cubin: sections in ptxas's order, then the symbol table, then the records."""
         symtab = self._add(_Section(".symtab", SHT_SYMTAB, 0, align=8, entsize=24))
         nvinfo = self._add(_Section(".nv.info", SHT_CUDA_INFO, 0, link=symtab))
-        kinfo = {e.name: self._add(_Section(f".nv.info.{e.name}", SHT_CUDA_INFO, SHF_INFO_LINK,
-                                            link=symtab)) for e in self.kernels}
-        local_syms: list[tuple] = []
-        rela_ix = None
+        kinfo = {e.name: self._add(_Section(f".nv.info.{e.name}", SHT_CUDA_INFO, SHF_INFO_LINK, link=symtab))
+                 for e in self.kernels}
+        self.local_syms: list[tuple[str, int, int, int, int]] = []     # name, type, shndx, value, size
+        rela = None
         if self.globals_:
-            rela_ix = self._add(_Section(".rela.nv.constant4", SHT_RELA, SHF_INFO_LINK, align=8,
-                                         link=symtab, entsize=24))
-            self.sections[rela_ix].info = self._add(_Section(
+            rela = self._add(_Section(".rela.nv.constant4", SHT_RELA, SHF_INFO_LINK, align=8, link=symtab,
+                                      entsize=24))
+            self.sections[rela].info = self._add(_Section(
                 f".nv.constant{GLOBAL_ADDRESS_BANK}", SHT_PROGBITS, SHF_ALLOC,
                 bytes(ADDRESS_SLOT * len(self.globals_)), align=8))
-        if self.consts:
-            offs, end = ptxscan.layout(self.consts)
-            image = bytearray(end)
-            for v in self.consts:
-                if v.init is not None:
-                    image[offs[v.name]:offs[v.name] + v.size] = v.init
-            c3 = self._add(_Section(f".nv.constant{CONST_BANK}", SHT_PROGBITS, SHF_ALLOC, bytes(image),
-                                    align=max(v.align for v in self.consts)))
-            local_syms.append((f".nv.constant{CONST_BANK}", STT_SECTION, c3, 0, 0))
-            local_syms += [(v.name, STT_OBJECT, c3, offs[v.name], v.size) for v in self.consts]
+        self._variables(f".nv.constant{CONST_BANK}", SHT_PROGBITS, SHF_ALLOC, self.consts)
         texts = {}
         for e in self.kernels:
             body = ptxscan.without_other_entries(self.raw, self.text, e.name) + b"\0"
             texts[e.name] = self._add(_Section(f".text.{e.name}", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR,
                                                body, align=TEXT_ALIGN, link=symtab))
-            local_syms.append((f".text.{e.name}", STT_SECTION, texts[e.name], 0, 0))
-        inits = [v for v in self.globals_ if v.init is not None]
-        zeros = [v for v in self.globals_ if v.init is None]
-        gsym: dict[str, tuple] = {}
-        if inits:
-            offs, end = ptxscan.layout(inits)
-            data = bytearray(end)
-            for v in inits:
-                data[offs[v.name]:offs[v.name] + v.size] = v.init
-            ix = self._add(_Section(".nv.global.init", SHT_PROGBITS, SHF_ALLOC | SHF_WRITE, bytes(data),
-                                    align=max(v.align for v in inits)))
-            local_syms.append((".nv.global.init", STT_SECTION, ix, 0, 0))
-            gsym.update({v.name: (ix, offs[v.name], v.size) for v in inits})
+            self.local_syms.append((f".text.{e.name}", STT_SECTION, texts[e.name], 0, 0))
+        self._variables(".nv.global.init", SHT_PROGBITS, SHF_ALLOC | SHF_WRITE,
+                        [v for v in self.globals_ if v.init is not None])
         self._add(_Section(SHARED_RESERVED_SECTION, SHT_NOBITS, SHF_ALLOC | SHF_WRITE, size=0, align=1))
-        if zeros:
-            offs, end = ptxscan.layout(zeros)
-            ix = self._add(_Section(".nv.global", SHT_NOBITS, SHF_ALLOC | SHF_WRITE, size=end,
-                                    align=max(v.align for v in zeros)))
-            local_syms.append((".nv.global", STT_SECTION, ix, 0, 0))
-            gsym.update({v.name: (ix, offs[v.name], v.size) for v in zeros})
-        for v in self.globals_:
-            ix, off, size = gsym[v.name]
-            local_syms.append((v.name, STT_OBJECT, ix, off, size))
+        self._variables(".nv.global", SHT_NOBITS, SHF_ALLOC | SHF_WRITE,
+                        [v for v in self.globals_ if v.init is None])
         facts = {e.name: self._kernel_facts(e) for e in self.kernels}
         for e in self.kernels:
-            user = facts[e.name]["shared"]
-            if user:
-                self._add(_Section(f".nv.shared.{e.name}", SHT_NOBITS,
-                                                    SHF_ALLOC | SHF_WRITE | SHF_INFO_LINK,
-                                                    size=SHARED_RESERVED_BYTES + user, align=16,
-                                                    info=texts[e.name]))
-        c0 = {}
+            if facts[e.name]["shared"]:
+                self._add(_Section(f".nv.shared.{e.name}", SHT_NOBITS, SHF_ALLOC | SHF_WRITE | SHF_INFO_LINK,
+                                   size=SHARED_RESERVED_BYTES + facts[e.name]["shared"], align=16,
+                                   info=texts[e.name]))
         for e in self.kernels:
             size = PARAM_BASE_BY_SM[MOCK_SM] + facts[e.name]["param_size"]
-            c0[e.name] = self._add(_Section(f".nv.constant0.{e.name}", SHT_PROGBITS,
-                                            SHF_ALLOC | SHF_INFO_LINK, bytes(size), align=4,
-                                            info=texts[e.name]))
-            local_syms.append((f".nv.constant0.{e.name}", STT_SECTION, c0[e.name], 0, 0))
+            c0 = self._add(_Section(f".nv.constant0.{e.name}", SHT_PROGBITS, SHF_ALLOC | SHF_INFO_LINK,
+                                    bytes(size), align=4, info=texts[e.name]))
+            self.local_syms.append((f".nv.constant0.{e.name}", STT_SECTION, c0, 0, 0))
         # symbols: locals first (ELF rule), kernels last; sh_info of .symtab = first global
-        sym_index: dict[str, int] = {}
-        for name, typ, shndx, value, size in local_syms:
-            sym_index[name] = self._sym(name, typ, STB_LOCAL, shndx, value, size)
+        sym = {name: self._sym(name, typ, STB_LOCAL, shndx, value, size)
+               for name, typ, shndx, value, size in self.local_syms}
         for e in self.kernels:
-            sym_index[e.name] = self._sym(e.name, STT_FUNC, STB_GLOBAL, texts[e.name], 0,
-                                          len(self.sections[texts[e.name]].data), STO_CUDA_ENTRY)
-        self.sections[symtab].info = len(local_syms) + 1
-        for e in self.kernels:
-            self.sections[texts[e.name]].info = sym_index[e.name]
+            sym[e.name] = self._sym(e.name, STT_FUNC, STB_GLOBAL, texts[e.name], 0,
+                                    len(self.sections[texts[e.name]].data), STO_CUDA_ENTRY)
+            self.sections[texts[e.name]].info = sym[e.name]
             self.sections[kinfo[e.name]].info = texts[e.name]
-        if rela_ix is not None:
-            self.sections[rela_ix].data = b"".join(
-                struct.pack("<QQq", i * ADDRESS_SLOT, (sym_index[v.name] << 32) | RCUDA.R_CUDA_64, 0)
+        self.sections[symtab].info = len(self.local_syms) + 1
+        if rela is not None:
+            self.sections[rela].data = b"".join(
+                struct.pack("<QQq", i * ADDRESS_SLOT, (sym[v.name] << 32) | RCUDA.R_CUDA_64, 0)
                 for i, v in enumerate(self.globals_))
         # .nv.info: per-function resources keyed by symbol index
         info = bytearray()
         for e in self.kernels:
-            k = sym_index[e.name]
-            f = facts[e.name]
+            k, f = sym[e.name], facts[e.name]
             info += _sval(EIATTR.REGCOUNT, struct.pack("<II", k, f["regs"]))
             info += _sval(EIATTR.FRAME_SIZE, struct.pack("<II", k, f["local"]))
             info += _sval(EIATTR.MIN_STACK_SIZE, struct.pack("<II", k, f["local"]))
+            self.sections[kinfo[e.name]].data = self._kernel_info(f, sym[f".nv.constant0.{e.name}"])
         self.sections[nvinfo].data = bytes(info)
-        for e in self.kernels:
-            self.sections[kinfo[e.name]].data = self._kernel_info(e, facts[e.name],
-                                                                  sym_index[f".nv.constant0.{e.name}"])
         return self._serialise()
+
+    def _variables(self, name: str, sh_type: int, flags: int, variables: list[ptxscan.PtxVariable]) -> None:
+        """One section holding ``variables`` in declaration order at their alignment (their
+        initial bytes unless NOBITS), its section symbol and one OBJECT symbol per variable."""
+        if not variables:
+            return
+        offs, end = ptxscan.layout(variables)
+        data = bytearray(end if sh_type != SHT_NOBITS else 0)
+        for v in variables:
+            if v.init is not None and sh_type != SHT_NOBITS:
+                data[offs[v.name]:offs[v.name] + v.size] = v.init
+        ix = self._add(_Section(name, sh_type, flags, bytes(data), size=end if sh_type == SHT_NOBITS else None,
+                                align=max(v.align for v in variables)))
+        self.local_syms.append((name, STT_SECTION, ix, 0, 0))
+        self.local_syms += [(v.name, STT_OBJECT, ix, offs[v.name], v.size) for v in variables]
 
     # -- per-kernel facts -------------------------------------------------------------------
     def _kernel_facts(self, e) -> dict:
@@ -244,7 +225,7 @@ class _Writer:
                 "barriers": _barriers(body),
                 "maxntid": maxntid, "reqntid": reqntid}
 
-    def _kernel_info(self, e, f: dict, c0_sym: int) -> bytes:
+    def _kernel_info(self, f: dict, c0_sym: int) -> bytes:
         out = bytearray()
         big = f["param_size"] > KPARAM_V1_MAX_BLOCK
         for p in reversed(f["params"]):           # ptxas lists the last parameter first
