@@ -365,18 +365,7 @@ def locate_pc(programs: Sequence["NVProgram"], pc: int) -> tuple[str, int | None
 
 
 def _source_line(p: "NVProgram", pc: int) -> str:
-    """For a PTX image (the mock's ISA): the PTX line at byte ``pc`` of the image."""
-    if not p.is_ptx:
-        return ""
-    from .ptximage import PTX_IMAGE_MAGIC
-    off = pc - p._code.va - len(PTX_IMAGE_MAGIC)
-    text = p.image.text.encode()
-    if not 0 <= off < len(text):
-        return ""
-    start = text.rfind(b"\n", 0, off) + 1
-    end = text.find(b"\n", off)
-    line_no = text.count(b"\n", 0, off) + 1
-    return f"PTX line {line_no}: {text[start:end if end >= 0 else len(text)].decode().strip()}"
+    return p.source_line(pc)
 
 
 def _format_arg(raw: bytes) -> str:

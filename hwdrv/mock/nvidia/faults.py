@@ -17,8 +17,9 @@ Which Xid (nverror.h, via the generated table):
   * malformed pushbuffer / GP entry / host method                         -> 32 PBDMA_ERROR
   * other channels of the TSG (their notifier, if it is not the same memory) -> 45 PREEMPTIVE_REMOVAL
 
-SM error state ESR codes are Hopper's warp-ESR error codes (see esr_codes); "PC" is the
-PTX instruction index of the faulting warp, the mock's ISA being PTX.
+SM error state ESR codes are Hopper's warp-ESR error codes (see esr_codes); "PC" is the GPU
+address of the faulting PTX line in the kernel's text (program address + byte offset), the mock's
+ISA being PTX.
 """
 from __future__ import annotations
 
