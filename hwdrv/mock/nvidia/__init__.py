@@ -28,6 +28,7 @@ def make_kernel(kernel_timeout: float | None = None) -> MockKernel:
     HWDRV_MOCK_NV_KERNEL_TIMEOUT or 10 s)."""
     k = MockKernel()
     gpu = MockGpu(kernel_timeout)
+    gpu.kmsg = k.kmsg        # the GPU's RC events go to this kernel's log (/dev/kmsg)
     rm = RmServer(k, gpu)
     drv = NvidiaDriver(rm)
     k.register_driver("/dev/nvidiactl", drv)

@@ -5,23 +5,35 @@ write (usermode +0x90, NVC361_NOTIFY_CHANNEL_PENDING) of a channel's work-submit
 channel's engine. The usermode page's PTIMER words (+0x80 TIME_0, +0x84 TIME_1) are refreshed
 with the GPU nanosecond clock on every doorbell and on every unit of GPU work (host memory cannot
 change by itself when read, so the clock reads as of the GPU's last activity; documented).
+
+Every robust-channel event is printed to the kernel log (`kmsg`, the MockKernel's `KernelLog`
+once `make_kernel` connects it) the way NVRM prints it, ``NVRM: Xid (PCI:dddd:bb:ss): <xid>, ...``,
+followed by the mock's own explanation on a line with the same prefix. `regs` is the register
+file EXEC_REG_OPS reads (regs.py).
 """
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import Callable
 
 from hwdrv.ioctl import hostmem
+from hwdrv.mock.gpumem import GpuPageTable, MemoryFault
+from hwdrv.mock.kernel import KernelLog
 
 from . import faults as X
 from . import semaphore as S
 from .compute import DEFAULT_KERNEL_TIMEOUT, ComputeEngine
 from .copy import CopyEngine
-from .facts import HW
+from .facts import HW, PCI_BUS, PCI_DOMAIN, PCI_SLOT
 from .fifo import Channel
-from .image import ImageCache
+from .image import MAGIC, ImageCache, ImageError
 from .memory import MemBacking
+from .regs import RegisterFile
+
+#: how NVRM names a GPU in its log lines
+PCI_TAG = f"PCI:{PCI_DOMAIN:04x}:{PCI_BUS:02x}:{PCI_SLOT:02x}"
 
 
 class MockGpu:
@@ -37,6 +49,9 @@ class MockGpu:
         self.rc_log: list[tuple[int, int, str]] = []        # (chid, xid, message), newest last
         self.stray_doorbells: list[int] = []
         self.perf_boost: list[tuple[int, int]] = []          # (flags, duration) requests
+        self.kmsg = KernelLog()                             # replaced by the MockKernel's log
+        self.regs = RegisterFile()
+        self._tsg_ids: dict[int, int] = {}
 
     # ---- channels ------------------------------------------------------------------------------
     def new_channel(self, **kw) -> Channel:
@@ -59,11 +74,38 @@ class MockGpu:
     def channels_of(self, tsg: object) -> list[Channel]:
         return [c for c in self.channels() if c.tsg is tsg]
 
+    def tsg_id(self, tsg: object) -> int:
+        """The id the mock gives a channel group (the first channel id seen in it)."""
+        with self._lock:
+            return self._tsg_ids.setdefault(id(tsg), min((c.chid for c in self.channels_of(tsg)), default=0))
+
     def record_rc(self, ch: Channel, err: X.ChannelError) -> None:
+        """An RC event: keep it for RC_GET_ERROR_COUNT, preempt the TSG off its runlist (register
+        model) and print it to the kernel log."""
         with self._lock:
             self.rc_log.append((ch.chid, err.xid, str(err)))
-        if os.environ.get("HWDRV_MOCK_NV_XID_LOG") == "1":
-            print(f"mock NVRM: Xid (PCI:0000:42:00): {err.xid}, Ch {ch.chid:08x}, {err}", flush=True)
+        self.regs.note_tsg_preempt(self.tsg_id(ch.tsg))
+        name = os.path.basename(sys.argv[0] or "python")[:15]       # the task name, as comm holds it
+        for line in X.kernel_log_lines(err, ch.chid, os.getpid(), name):
+            self.kmsg.printk(f"NVRM: Xid ({PCI_TAG}): {err.xid}, {line}")
+
+    def code_address(self, pt: GpuPageTable, program_va: int, line: int) -> int | None:
+        """The GPU VA of PTX line ``line`` (1-based) of the image holding the kernel at
+        ``program_va``: the mock's PC of an instruction on that line (None if the image cannot
+        be read any more, e.g. it was freed)."""
+        try:
+            image_va = self.images.kernel_at(pt, program_va).image_va
+            m = next(m for m in pt.mappings() if m.va <= image_va < m.va + m.size)
+            start = image_va + len(MAGIC)
+            text = hostmem.read(m.host_addr + (start - m.va), m.va + m.size - start).split(b"\0", 1)[0]
+        except (MemoryFault, ImageError, StopIteration):
+            return None
+        if line < 1 or line > text.count(b"\n") + 1:
+            return None
+        pos = 0
+        for _ in range(line - 1):
+            pos = text.index(b"\n", pos) + 1
+        return image_va + len(MAGIC) + pos
 
     def class_engine(self, cls: int, ch: Channel) -> object:
         factories: dict[int, Callable[[Channel], object]] = {
