@@ -2,6 +2,7 @@
 (notifier decoding, semaphore replay, stall finding, cause mapping, fault merging)."""
 import json
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -184,3 +185,22 @@ def test_wave_errors_of_one_fault_merge():
     other = WaveError(None, pc=0x2000, kernel="j", offset=0)
     out = nd.merge_wave_errors([chan, sm, other])
     assert out == [sm, other] and sm.address == 0x55
+
+
+def test_log_cursor_shows_new_lines_once():
+    """LogCursor over a MockKernel log: lines since the cursor, for this GPU only, each once."""
+    from hwdrv.mock.kernel import MockKernel
+    from hwdrv.nvidia import kmsg
+    k = MockKernel()
+    k.kmsg.printk("NVRM: Xid (PCI:0000:42:00): 31, before the device opened")
+    c = kmsg.LogCursor(k, "PCI:0000:42:00")
+    k.kmsg.printk("NVRM: Xid (PCI:0000:42:00): 13, ours\nNVRM: Xid (PCI:0000:43:00): 13, another GPU\nEXT4: x")
+    lines = c.take()
+    assert [ln.split("] ", 1)[1] for ln in lines] == ["NVRM: Xid (PCI:0000:42:00): 13, ours"]
+    assert c.take() == [] and not c.no_driver_lines
+    t = time.monotonic()
+    assert c.take(wait_for_xid=True) == [] and time.monotonic() - t >= kmsg.XID_LINE_WAIT_S * 0.9
+    k2 = MockKernel()
+    k2.kmsg.printk("EXT4-fs (vda): mounted")
+    c2 = kmsg.LogCursor(k2, "PCI:0000:42:00")
+    assert c2.take() == [] and c2.no_driver_lines

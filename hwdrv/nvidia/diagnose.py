@@ -529,7 +529,8 @@ def merge_wave_errors(errors: Sequence[WaveError]) -> list[WaveError]:
 def _sass_lines(dev: "NVDevice", report: HangReport, programs: list) -> None:
     """On the GPU (cubin programs): each wave error's SASS instruction, disassembled by nvdisasm
     from the kernel's code as the CPU can read it back."""
-    todo = [w for w in report.wave_errors if w.kernel and w.offset is not None and not w.source_line]
+    todo = [w for w in report.wave_errors if w.kernel and w.offset is not None and not w.source_line
+            and w.unit is not None]
     progs = {p.name: p for p in programs if not p.is_ptx}
     todo = [w for w in todo if w.kernel in progs]
     if not todo:
@@ -557,8 +558,11 @@ def _kernel_log(dev: "NVDevice", report: HangReport, wait_for_xid: bool) -> None
     lines = cursor.take(wait_for_xid=wait_for_xid)
     if lines is None:
         report.kernel_log_error = cursor.error
-    else:
-        report.kernel_log = lines
+        return
+    report.kernel_log = lines
+    if cursor.no_driver_lines:
+        report.notes.append("the kernel log holds no NVRM line at all: the NVIDIA driver's messages do not "
+                            "reach this log (a sandboxed kernel?), so the Xid lines cannot be shown")
 
 
 def _channel_mmu_faults(dev: "NVDevice", report: HangReport, programs: list, engine: str) -> None:
@@ -583,13 +587,15 @@ def _channel_mmu_faults(dev: "NVDevice", report: HangReport, programs: list, eng
         if addr:
             report.faults.append(Fault(addr, "", text or FAULT_TYPES.get(int(p.faultType), ""), engine,
                                        f"NV906F_CTRL_CMD_GET_MMU_FAULT_INFO on the {kind} channel"))
-        # RM records the PC of a shader that raised an exception here even when the SM error
-        # states cannot be read; merge_wave_errors drops it where an SM's record says more
+        # RM names the shader program that faulted here even when the SM error states cannot be
+        # read (the program's address, not the instruction's); merge_wave_errors drops the record
+        # where an SM's record says more
         for va in shader.values():
-            k, off, line = locate_pc(programs, va)
+            k, off, _ = locate_pc(programs, va)
             report.wave_errors.append(WaveError(
-                None, pc=va, kernel=k or "", offset=off if k else None, source_line=line,
-                error=f"shader exception ({text})" if text else "shader exception",
+                None, pc=va, kernel=k or "", offset=off if k else None,
+                error=(f"shader exception ({text})" if text else "shader exception")
+                + "; the channel's fault record names the program, not the instruction",
                 address=addr or None))
 
 

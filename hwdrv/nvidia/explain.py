@@ -79,10 +79,13 @@ def _kernel(report: HangReport, w: WaveError | None) -> str:
 
 def headline(report: HangReport) -> str:
     """The report's first sentence (see the module doc)."""
-    w = next((x for x in report.wave_errors if x.kernel), report.wave_errors[0] if report.wave_errors else None)
+    # an SM's record names the instruction; a record without an SM (a channel's fault record)
+    # only names the kernel's program
+    w = next((x for x in report.wave_errors if x.kernel and x.unit is not None),
+             next((x for x in report.wave_errors if x.kernel), report.wave_errors[0] if report.wave_errors else None))
     kernel = _kernel(report, w)
     err = f" ({report.error})" if report.error is not None else ""
-    where = instruction_text(w) if w is not None else ""
+    where = instruction_text(w) if w is not None and w.unit is not None else ""
     if report.faults:
         f: Fault = report.faults[0]
         access = {"write": "a write to", "read": "a read of", "atomic": "an atomic on",

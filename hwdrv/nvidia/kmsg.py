@@ -74,6 +74,9 @@ class LogCursor:
         self.kernel, self.tag = kernel, tag
         self.last_seq: int | None = None
         self.error = ""
+        #: the last read found no NVRM line at all in the log: the driver's messages do not reach
+        #: this kernel's log (e.g. a sandbox that emulates the kernel while the driver runs outside)
+        self.no_driver_lines = False
         records = self._read()
         if records is not None:
             self.last_seq = records[-1].seq if records else -1
@@ -103,4 +106,5 @@ class LogCursor:
             time.sleep(_POLL_S)
         if records:
             self.last_seq = max(records[-1].seq, self.last_seq if self.last_seq is not None else -1)
+        self.no_driver_lines = not any(r.text.startswith("NVRM:") for r in records)
         return [r.line() for r in new]
