@@ -585,7 +585,9 @@ def _channel_mmu_faults(dev: "NVDevice", report: HangReport, programs: list, eng
         report.registers.append(Register(f"{kind}.MMU_FAULT_INFO.addr", addr, fields,
                                          "NV906F_CTRL_CMD_GET_MMU_FAULT_INFO"))
         if addr:
-            report.faults.append(Fault(addr, "", text or FAULT_TYPES.get(int(p.faultType), ""), engine,
+            # the fault type by its dev_fault.h name (faultString is free text RM may truncate)
+            ftype = FAULT_TYPES.get(int(p.faultType))
+            report.faults.append(Fault(addr, "", f"FAULT_{ftype}" if ftype else text, engine,
                                        f"NV906F_CTRL_CMD_GET_MMU_FAULT_INFO on the {kind} channel"))
         # RM names the shader program that faulted here even when the SM error states cannot be
         # read (the program's address, not the instruction's); merge_wave_errors drops the record

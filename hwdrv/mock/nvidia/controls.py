@@ -200,7 +200,7 @@ def _mmu_fault_info(rm: "RmServer", obj: Channel, p: Any) -> None:
     if f is None:
         return
     p.addrHi, p.addrLo, p.faultType = f.address >> 32, f.address & 0xFFFFFFFF, f.fault_type
-    _put_str(p.faultString, f.fault_name(), NV.NV906F_CTRL_MMU_FAULT_STRING_LEN)
+    _put_str(p.faultString, f.text(), NV.NV906F_CTRL_MMU_FAULT_STRING_LEN)
     p.shaderProgramVA[0] = f.program_va
     obj.gpu.last_mmu_fault = None          # RM clears it once read
 

@@ -14,7 +14,6 @@ file EXEC_REG_OPS reads (regs.py).
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from typing import Callable
 
@@ -85,7 +84,8 @@ class MockGpu:
         with self._lock:
             self.rc_log.append((ch.chid, err.xid, str(err)))
         self.regs.note_tsg_preempt(self.tsg_id(ch.tsg))
-        name = os.path.basename(sys.argv[0] or "python")[:15]       # the task name, as comm holds it
+        with open("/proc/self/comm") as f:      # the task name NVRM prints (the kernel's comm)
+            name = f.read().strip()
         for line in X.kernel_log_lines(err, ch.chid, os.getpid(), name):
             self.kmsg.printk(f"NVRM: Xid ({PCI_TAG}): {err.xid}, {line}")
 
