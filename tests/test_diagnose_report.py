@@ -203,4 +203,6 @@ def test_log_cursor_shows_new_lines_once():
     k2 = MockKernel()
     k2.kmsg.printk("EXT4-fs (vda): mounted")
     c2 = kmsg.LogCursor(k2, "PCI:0000:42:00")
-    assert c2.take() == [] and c2.no_driver_lines
+    t = time.monotonic()
+    assert c2.no_driver_lines and c2.take(wait_for_xid=True) == [] and c2.no_driver_lines
+    assert time.monotonic() - t < kmsg.XID_LINE_WAIT_S / 2      # no waiting for lines that never come

@@ -80,6 +80,7 @@ class LogCursor:
         records = self._read()
         if records is not None:
             self.last_seq = records[-1].seq if records else -1
+            self.no_driver_lines = not any(r.text.startswith("NVRM:") for r in records)
 
     def _read(self) -> list[Record] | None:
         try:
@@ -93,7 +94,9 @@ class LogCursor:
     def take(self, wait_for_xid: bool = False) -> list[str] | None:
         """The lines about this GPU printed since the last call (or since the cursor was made),
         then advance; with ``wait_for_xid``, wait up to XID_LINE_WAIT_S for an ``Xid`` line to
-        appear. None if the log is unreadable (``error`` says why)."""
+        appear (not where the log has shown no NVRM line at all: the driver's lines do not reach
+        it). None if the log is unreadable (``error`` says why)."""
+        wait_for_xid = wait_for_xid and not self.no_driver_lines
         deadline = time.monotonic() + (XID_LINE_WAIT_S if wait_for_xid else 0.0)
         while True:
             records = self._read()
