@@ -199,10 +199,13 @@ def test_log_cursor_shows_new_lines_once():
     assert [ln.split("] ", 1)[1] for ln in lines] == ["NVRM: Xid (PCI:0000:42:00): 13, ours"]
     assert c.take() == [] and not c.no_driver_lines
     t = time.monotonic()
-    assert c.take(wait_for_xid=True) == [] and time.monotonic() - t >= kmsg.XID_LINE_WAIT_S * 0.9
+    assert c.take(wait_for_xid=13) == [] and time.monotonic() - t >= kmsg.XID_LINE_WAIT_S * 0.9
+    k.kmsg.printk("NVRM: Xid (PCI:0000:42:00): 31, an older event's late line")
+    t = time.monotonic()
+    assert len(c.take(wait_for_xid=13)) == 1 and time.monotonic() - t >= kmsg.XID_LINE_WAIT_S * 0.9
     k2 = MockKernel()
     k2.kmsg.printk("EXT4-fs (vda): mounted")
     c2 = kmsg.LogCursor(k2, "PCI:0000:42:00")
     t = time.monotonic()
-    assert c2.no_driver_lines and c2.take(wait_for_xid=True) == [] and c2.no_driver_lines
+    assert c2.no_driver_lines and c2.take(wait_for_xid=31) == [] and c2.no_driver_lines
     assert time.monotonic() - t < kmsg.XID_LINE_WAIT_S / 2      # no waiting for lines that never come

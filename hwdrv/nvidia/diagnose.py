@@ -550,12 +550,14 @@ def _sass_lines(dev: "NVDevice", report: HangReport, programs: list) -> None:
             w.source_line = f"SASS {w.kernel}+{w.offset:#x}: {ins}"
 
 
-def _kernel_log(dev: "NVDevice", report: HangReport, wait_for_xid: bool) -> None:
+def _kernel_log(dev: "NVDevice", report: HangReport, xid: int | None) -> None:
+    """The kernel log's new lines about this GPU; after an error, RM's line for ``xid`` is
+    waited for (briefly: it is printed apart from the notifier write)."""
     cursor = getattr(dev, "kmsg", None)
     if cursor is None:
         report.kernel_log_error = "the device keeps no kernel-log position (it was not opened by hwdrv)"
         return
-    lines = cursor.take(wait_for_xid=wait_for_xid)
+    lines = cursor.take(wait_for_xid=xid)
     if lines is None:
         report.kernel_log_error = cursor.error
         return
@@ -652,5 +654,5 @@ def fill_report(dev: "NVDevice", report: HangReport) -> None:
                             f"(or waiting); dev.recover() abandons it")
     for r in getattr(dev, "recoveries", [])[-3:]:
         report.notes.append(f"earlier recovery: {r}")
-    step("reading the kernel log", lambda: _kernel_log(dev, report, wait_for_xid=st is not None))
+    step("reading the kernel log", lambda: _kernel_log(dev, report, st.info32 if st is not None else None))
     report.headline = explain.headline(report)

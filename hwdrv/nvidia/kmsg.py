@@ -91,20 +91,22 @@ class LogCursor:
         self.error = ""
         return [r for r in (parse(x) for x in raw) if r is not None]
 
-    def take(self, wait_for_xid: bool = False) -> list[str] | None:
+    def take(self, wait_for_xid: int | None = None) -> list[str] | None:
         """The lines about this GPU printed since the last call (or since the cursor was made),
-        then advance; with ``wait_for_xid``, wait up to XID_LINE_WAIT_S for an ``Xid`` line to
-        appear (not where the log has shown no NVRM line at all: the driver's lines do not reach
-        it). None if the log is unreadable (``error`` says why)."""
-        wait_for_xid = wait_for_xid and not self.no_driver_lines
-        deadline = time.monotonic() + (XID_LINE_WAIT_S if wait_for_xid else 0.0)
+        then advance; with ``wait_for_xid``, wait up to XID_LINE_WAIT_S for the line of that Xid
+        (``NVRM: Xid (PCI:...): <n>,``) to appear (not where the log has shown no NVRM line at
+        all: the driver's lines do not reach it). None if the log is unreadable (``error`` says
+        why)."""
+        want = f"Xid ({self.tag}): {wait_for_xid}," if wait_for_xid is not None and not self.no_driver_lines \
+            else None
+        deadline = time.monotonic() + (XID_LINE_WAIT_S if want else 0.0)
         while True:
             records = self._read()
             if records is None:
                 return None
             new = [r for r in records if (self.last_seq is None or r.seq > self.last_seq)
                    and concerns(r.text, self.tag)]
-            if not wait_for_xid or any("Xid" in r.text for r in new) or time.monotonic() >= deadline:
+            if want is None or any(want in r.text for r in new) or time.monotonic() >= deadline:
                 break
             time.sleep(_POLL_S)
         if records:

@@ -50,7 +50,6 @@ class MockGpu:
         self.perf_boost: list[tuple[int, int]] = []          # (flags, duration) requests
         self.kmsg = KernelLog()                             # replaced by the MockKernel's log
         self.regs = RegisterFile()
-        self._tsg_ids: dict[int, int] = {}
 
     # ---- channels ------------------------------------------------------------------------------
     def new_channel(self, **kw) -> Channel:
@@ -73,21 +72,21 @@ class MockGpu:
     def channels_of(self, tsg: object) -> list[Channel]:
         return [c for c in self.channels() if c.tsg is tsg]
 
-    def tsg_id(self, tsg: object) -> int:
-        """The id the mock gives a channel group (the first channel id seen in it)."""
-        with self._lock:
-            return self._tsg_ids.setdefault(id(tsg), min((c.chid for c in self.channels_of(tsg)), default=0))
+    def tsg_id(self, ch: Channel) -> int:
+        """The id the mock gives ``ch``'s channel group: its lowest channel id."""
+        return min((c.chid for c in self.channels_of(ch.tsg)), default=ch.chid)
 
     def record_rc(self, ch: Channel, err: X.ChannelError) -> None:
         """An RC event: keep it for RC_GET_ERROR_COUNT, preempt the TSG off its runlist (register
         model) and print it to the kernel log."""
         with self._lock:
             self.rc_log.append((ch.chid, err.xid, str(err)))
-        self.regs.note_tsg_preempt(self.tsg_id(ch.tsg))
+        self.regs.note_tsg_preempt(self.tsg_id(ch))
         with open("/proc/self/comm") as f:      # the task name NVRM prints (the kernel's comm)
             name = f.read().strip()
-        for line in X.kernel_log_lines(err, ch.chid, os.getpid(), name):
-            self.kmsg.printk(f"NVRM: Xid ({PCI_TAG}): {err.xid}, {line}")
+        # one printk call: the event's lines reach the log together
+        self.kmsg.printk("\n".join(f"NVRM: Xid ({PCI_TAG}): {err.xid}, {line}"
+                                   for line in X.kernel_log_lines(err, ch.chid, os.getpid(), name)))
 
     def code_address(self, pt: GpuPageTable, program_va: int, line: int) -> int | None:
         """The GPU VA of PTX line ``line`` (1-based) of the image holding the kernel at
