@@ -75,7 +75,7 @@ def test_illegal_instruction_report(dev):
     assert rep is not None, msg
     line = ptx_line(TRAP_PTX, "trap;")
     assert rep.headline == (f"Kernel illegal_trap stopped at PTX line {line} (`trap;`): ILLEGAL_INSTR_ENCODING "
-                            f"(as the kernel log says) (Xid 13 ROBUST_CHANNEL_GR_EXCEPTION).")
+                            f"(as the kernel log says) (Xid 13 ROBUST_CHANNEL_GR_EXCEPTION)."), rep.to_text()
     # only this fault's lines: the previous report already showed the Xid 31 line
     assert any("): 13, " in ln and "Graphics SM Warp Exception on (GPC 0, TPC 0, SM 0)" in ln
                for ln in rep.kernel_log), rep.kernel_log
