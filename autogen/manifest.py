@@ -234,7 +234,7 @@ _late()
 # The gh100 directory of swref/published carries few registers with offsets; where it is silent the
 # register comes from the header RM itself compiles for GH100: nv_ref.h (chip-generic PMC boot
 # registers) and ampere/ga100 headers whose HAL RM shares with GH100 (kernel_fifo_ga100.c's runlist
-# and doorbell code, dev_vm.h's usermode timer in the NV_VIRTUAL_FUNCTION range gh100 dev_vm.h
+# code, dev_vm.h's usermode timer in the NV_VIRTUAL_FUNCTION range gh100 dev_vm.h
 # declares). The runlist register block is located with NV2080_CTRL_CMD_GPU_GET_ENGINE_RUNLIST_PRI_BASE.
 PUBLISHED = "src/common/inc/swref/published"
 GH100_REGS = Target(
@@ -245,9 +245,7 @@ GH100_REGS = Target(
     include_dirs=NV_INCLUDES + [("ogkm", PUBLISHED)], forced_includes=NV_FORCED,
     headers=[("ogkm", p) for p in [
         PUBLISHED + "/nv_ref.h", PUBLISHED + "/hopper/gh100/dev_pmc.h",
-        PUBLISHED + "/hopper/gh100/dev_timer.h",
         PUBLISHED + "/ampere/ga100/dev_vm.h", PUBLISHED + "/ampere/ga100/dev_runlist.h",
-        PUBLISHED + "/ampere/ga100/dev_ctrl.h",
         SDK + "/ctrl/ctrl2080/ctrl2080gpu.h",
     ]],
     types=["NV2080_CTRL_GPU_GET_ENGINE_RUNLIST_PRI_BASE_PARAMS"],
@@ -256,10 +254,8 @@ GH100_REGS = Target(
                          r"ARCHITECTURE_1|ARCHITECTURE_GH100)",
         "NV_PMC_BOOT_42", r"NV_PMC_BOOT_42_(MINOR_REVISION|MAJOR_REVISION|IMPLEMENTATION|ARCHITECTURE|"
                           r"CHIP_ID|ARCHITECTURE_GH100)",
-        "NV_PTIMER_TIME_0_NSEC",
         r"NV_VIRTUAL_FUNCTION_TIME_[01]", r"NV_VIRTUAL_FUNCTION_TIME_[01]_NSEC",
         r"NV_RUNLIST_PREEMPT\w*",
-        "NV_CTRL_VF_DOORBELL_VECTOR", "NV_CTRL_VF_DOORBELL_RUNLIST_ID",
         "NV2080_CTRL_CMD_GPU_GET_ENGINE_RUNLIST_PRI_BASE", r"NV2080_CTRL_GPU_GET_ENGINE_RUNLIST_\w+",
         "NV2080_GPU_MAX_ENGINES_LIST_SIZE",
     ],

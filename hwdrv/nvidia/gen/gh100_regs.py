@@ -7,11 +7,9 @@ from hwdrv.ioctl.bindings import Field, build_ffi
 
 _OGKM_580_142 = {'repo': 'NVIDIA/open-gpu-kernel-modules', 'tag': '580.142', 'commit': '1a5075f82128be3603d4a4657c7b689234306778'}
 SOURCES = [
-    {**_OGKM_580_142, 'path': 'src/common/inc/swref/published/ampere/ga100/dev_ctrl.h'},
     {**_OGKM_580_142, 'path': 'src/common/inc/swref/published/ampere/ga100/dev_runlist.h'},
     {**_OGKM_580_142, 'path': 'src/common/inc/swref/published/ampere/ga100/dev_vm.h'},
     {**_OGKM_580_142, 'path': 'src/common/inc/swref/published/hopper/gh100/dev_pmc.h'},
-    {**_OGKM_580_142, 'path': 'src/common/inc/swref/published/hopper/gh100/dev_timer.h'},
     {**_OGKM_580_142, 'path': 'src/common/inc/swref/published/nv_ref.h'},
     {**_OGKM_580_142, 'path': 'src/common/sdk/nvidia/inc/ctrl/ctrl2080/ctrl2080gpu.h'},
     {**_OGKM_580_142, 'path': 'src/common/sdk/nvidia/inc/nvtypes.h'},
@@ -41,8 +39,6 @@ NV2080_CTRL_GPU_GET_ENGINE_RUNLIST_INVALID = 0xFFFFFFFF
 NV2080_CTRL_GPU_GET_ENGINE_RUNLIST_PRI_BASE_ERROR = 0xFFFFFFFB
 NV2080_CTRL_GPU_GET_ENGINE_RUNLIST_PRI_BASE_NULL = 0xFFFFFFFF
 NV2080_GPU_MAX_ENGINES_LIST_SIZE = 0x54
-NV_CTRL_VF_DOORBELL_RUNLIST_ID = Field(22, 16, "NV_CTRL_VF_DOORBELL_RUNLIST_ID")
-NV_CTRL_VF_DOORBELL_VECTOR = Field(11, 0, "NV_CTRL_VF_DOORBELL_VECTOR")
 NV_PMC_BOOT_0 = 0x0
 NV_PMC_BOOT_0_ARCHITECTURE_0 = Field(28, 24, "NV_PMC_BOOT_0_ARCHITECTURE_0")
 NV_PMC_BOOT_0_ARCHITECTURE_1 = Field(8, 8, "NV_PMC_BOOT_0_ARCHITECTURE_1")
@@ -57,7 +53,6 @@ NV_PMC_BOOT_42_CHIP_ID = Field(29, 20, "NV_PMC_BOOT_42_CHIP_ID")
 NV_PMC_BOOT_42_IMPLEMENTATION = Field(23, 20, "NV_PMC_BOOT_42_IMPLEMENTATION")
 NV_PMC_BOOT_42_MAJOR_REVISION = Field(19, 16, "NV_PMC_BOOT_42_MAJOR_REVISION")
 NV_PMC_BOOT_42_MINOR_REVISION = Field(15, 12, "NV_PMC_BOOT_42_MINOR_REVISION")
-NV_PTIMER_TIME_0_NSEC = Field(31, 5, "NV_PTIMER_TIME_0_NSEC")
 NV_RUNLIST_PREEMPT = 0x98
 NV_RUNLIST_PREEMPT_ID = Field(11, 0, "NV_RUNLIST_PREEMPT_ID")
 NV_RUNLIST_PREEMPT_ID_HW = Field(10, 0, "NV_RUNLIST_PREEMPT_ID_HW")
