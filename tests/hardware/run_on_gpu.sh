@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device-machine run: the hardware suite, the smoke run, the diagnosis CLI and nv_bench,
 # logs under $OUT (default ./gpu-out). Needs the wheels of ../shared/tools/gpu-wheels.sh in .whl/.
-#   bash tests/hardware/run_on_gpu.sh [suite|bench|all] [baseline-tree]
+#   bash tests/hardware/run_on_gpu.sh [suite|tensor|bench|all] [baseline-tree]
 # With a baseline tree (an older checkout's hwdrv/ and bench/), nv_bench runs alternately on it
 # and on this tree, so the two are compared on the same GPU in the same run.
 set -uo pipefail
@@ -15,6 +15,11 @@ if [ "$what" = suite ] || [ "$what" = all ]; then
   echo "suite rc=$?"; tail -3 "$OUT/hw_suite.log"
   python3 tests/hardware/smoke.py nvidia:0 > "$OUT/smoke.log" 2>&1; echo "smoke rc=$?"
   python3 -m hwdrv diagnose --device nvidia:0 > "$OUT/diagnose.log" 2>&1; echo "diagnose rc=$?"
+  python3 -m hwdrv diagnose --device nvidia:0 --json > "$OUT/diagnose.json" 2>&1; echo "diagnose json rc=$?"
+fi
+if [ "$what" = tensor ] || [ "$what" = all ]; then
+  python3 bench/tensor_bench.py --repeat 10 > "$OUT/tensor_bench.txt" 2>&1; echo "tensor bench rc=$?"
+  TENSOR_PROFILE="$OUT/demo_trace.json" python3 -m hwdrv demo > "$OUT/demo.log" 2>&1; echo "demo rc=$?"
 fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
   for i in 1 2; do
