@@ -6,7 +6,7 @@
 # and on this tree, so the two are compared on the same GPU in the same run.
 set -uo pipefail
 what=${1:-all}; base=${2:-}
-OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
+FINAL=${OUT:-gpu-out}; OUT="$FINAL/logs"; mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,driver_version,pci.bus_id --format=csv > "$OUT/gpu.txt" 2>&1
@@ -30,3 +30,5 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
     fi
   done
 fi
+# everything in one archive (the device tool returns at most 8 files)
+tar -czf "$FINAL/logs.tgz" -C "$FINAL" logs && rm -rf "$OUT"
