@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import importlib
 import os
 import re
 import tempfile
@@ -95,6 +96,8 @@ def _tu(t: Target, src: str) -> str:
 
 
 def sources_present(t: Target, src: str) -> bool:
+    if hasattr(t, "module"):  # PyTarget: a Python generator module
+        return all(os.path.exists(p) for p in importlib.import_module(t.module).source_paths(src))
     return all(os.path.exists(os.path.join(_root(src, r), p)) for r, p in t.headers)
 
 
@@ -106,6 +109,8 @@ def _fmt_int(v: int, hexish: bool) -> str:
 
 def generate(t: Target, src: str) -> str:
     """Generate target ``t`` from the source trees under ``src``; returns the module text."""
+    if hasattr(t, "module"):  # PyTarget
+        return importlib.import_module(t.module).generate(src)
     with tempfile.TemporaryDirectory() as stubdir:
         for rel, text in t.stubs.items():
             os.makedirs(os.path.dirname(os.path.join(stubdir, rel)), exist_ok=True)

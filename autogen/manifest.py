@@ -24,6 +24,11 @@ REPOS = {
     "ogd": Repo("open-gpu-doc", "NVIDIA/open-gpu-doc", None, "c8607fe576b53ff821ffcf97e7548d2de11c4eaf"),
     # kfd_ioctl.h 1.15 (GEM_VA); the commit is the version the source index holds (no tag recorded).
     "linux": Repo("linux", "torvalds/linux", None, "100c85421b52e41269ada88f7d71a6b8a06c7a11"),
+    # gfx11 opcode numbers (src/amd/compiler/aco_opcodes.py); last commit touching that file on main
+    # as of 2024-07-18.
+    "mesa": Repo("mesa", "mesa/mesa", None, "4399c7bac3138624db33b133c8562ea00cb63995"),
+    # AMDHSAKernelDescriptor.h (also shipped verbatim by Debian llvm-19-dev 1:19.1.7-3~deb12u1).
+    "llvm19": Repo("llvm-19", "llvm/llvm-project", "llvmorg-19.1.7", "cd708029e0b2869e80abe31ddb175f7c35361f90"),
 }
 
 
@@ -219,8 +224,27 @@ KFD = Target(
     stubs={"drm/drm.h": "#include <linux/types.h>\n"},
 )
 
-TARGETS = {t.name: t for t in (NV580, HOPPER, KFD)}
-GROUPS = {"nvidia": ["nv580", "hopper"], "kfd": ["kfd"], "all": ["nv580", "hopper", "kfd"]}
+@dataclass
+class PyTarget:
+    """A target produced by a Python generator (``module.generate(src) -> text``) instead of the C
+    header pipeline; ``module.source_paths(src)`` lists the files it reads."""
+    name: str
+    group: str
+    output: str
+    doc: str
+    repos: list[str]
+    module: str
+
+
+RDNA3 = PyTarget(
+    name="rdna3", group="amd", output="hwdrv/amd/gen/rdna3_isa.py",
+    doc="RDNA3 (gfx11) ISA: opcodes per encoding (Mesa aco_opcodes.py gfx11 column), word layouts, "
+        "kernel descriptor / COMPUTE_PGM_RSRC fields (LLVM AMDHSAKernelDescriptor.h).",
+    repos=["mesa", "llvm19"], module="autogen.rdna3",
+)
+
+TARGETS = {t.name: t for t in (NV580, HOPPER, KFD, RDNA3)}
+GROUPS = {"nvidia": ["nv580", "hopper"], "kfd": ["kfd"], "amd": ["rdna3"], "all": ["nv580", "hopper", "kfd", "rdna3"]}
 
 
 def _late() -> None:
