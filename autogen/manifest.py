@@ -243,8 +243,16 @@ RDNA3 = PyTarget(
     repos=["mesa", "llvm19"], module="autogen.rdna3",
 )
 
-TARGETS = {t.name: t for t in (NV580, HOPPER, KFD, RDNA3)}
-GROUPS = {"nvidia": ["nv580", "hopper"], "kfd": ["kfd"], "amd": ["rdna3"], "all": ["nv580", "hopper", "kfd", "rdna3"]}
+AMDHSA = PyTarget(
+    name="amdhsa", group="amd", output="hwdrv/amd/gen/amdhsa.py",
+    doc="AMDGPU code objects: kernel_descriptor_t layout (AMDHSAKernelDescriptor.h), R_AMDGPU_* relocations "
+        "(ELFRelocs/AMDGPU.def), EM/OSABI/e_flags/NT_AMDGPU_METADATA (BinaryFormat/ELF.h), LLVM 19.1.7.",
+    repos=["llvm19"], module="autogen.amdhsa",
+)
+
+TARGETS = {t.name: t for t in (NV580, HOPPER, KFD, RDNA3, AMDHSA)}
+GROUPS = {"nvidia": ["nv580", "hopper"], "kfd": ["kfd"], "amd": ["rdna3", "amdhsa"],
+          "all": ["nv580", "hopper", "kfd", "rdna3", "amdhsa"]}
 
 
 def _late() -> None:

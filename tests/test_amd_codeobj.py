@@ -1,0 +1,238 @@
+"""Code-object loader against LLVM's own view of the committed gfx1100 code objects.
+
+llvm_facts.json (tests/data/amd/kernels, recorded by build.sh) holds, per code object, the
+`.amdhsa_*` directives clang-19 emitted for each kernel descriptor, llvm-readelf-19's decode of the
+metadata note, its dynamic symbols and PT_LOAD headers. None of it comes from hwdrv.
+"""
+import json
+import math
+import struct
+from pathlib import Path
+
+import pytest
+
+from hwdrv.amd import codeobj
+from hwdrv.amd.metadata import unpack
+from hwdrv.errors import InvalidArgument, ProgramError
+
+KDIR = Path(__file__).parent / "data" / "amd" / "kernels"
+FACTS = json.loads((KDIR / "llvm_facts.json").read_text())
+FILES = sorted(FACTS)
+
+
+def _load(name: str) -> codeobj.CodeObject:
+    return codeobj.load((KDIR / name).read_bytes())
+
+
+# directive -> (register, field) of the descriptor (AMDGPUUsage ".amdhsa_kernel" directive table)
+DIRECTIVE_FIELDS = {
+    "amdhsa_user_sgpr_count": ("COMPUTE_PGM_RSRC2", "USER_SGPR_COUNT"),
+    "amdhsa_user_sgpr_dispatch_ptr": ("KERNEL_CODE_PROPERTY", "ENABLE_SGPR_DISPATCH_PTR"),
+    "amdhsa_user_sgpr_queue_ptr": ("KERNEL_CODE_PROPERTY", "ENABLE_SGPR_QUEUE_PTR"),
+    "amdhsa_user_sgpr_kernarg_segment_ptr": ("KERNEL_CODE_PROPERTY", "ENABLE_SGPR_KERNARG_SEGMENT_PTR"),
+    "amdhsa_user_sgpr_dispatch_id": ("KERNEL_CODE_PROPERTY", "ENABLE_SGPR_DISPATCH_ID"),
+    "amdhsa_user_sgpr_private_segment_size": ("KERNEL_CODE_PROPERTY", "ENABLE_SGPR_PRIVATE_SEGMENT_SIZE"),
+    "amdhsa_wavefront_size32": ("KERNEL_CODE_PROPERTY", "ENABLE_WAVEFRONT_SIZE32"),
+    "amdhsa_uses_dynamic_stack": ("KERNEL_CODE_PROPERTY", "USES_DYNAMIC_STACK"),
+    "amdhsa_enable_private_segment": ("COMPUTE_PGM_RSRC2", "ENABLE_PRIVATE_SEGMENT"),
+    "amdhsa_system_sgpr_workgroup_id_x": ("COMPUTE_PGM_RSRC2", "ENABLE_SGPR_WORKGROUP_ID_X"),
+    "amdhsa_system_sgpr_workgroup_id_y": ("COMPUTE_PGM_RSRC2", "ENABLE_SGPR_WORKGROUP_ID_Y"),
+    "amdhsa_system_sgpr_workgroup_id_z": ("COMPUTE_PGM_RSRC2", "ENABLE_SGPR_WORKGROUP_ID_Z"),
+    "amdhsa_system_sgpr_workgroup_info": ("COMPUTE_PGM_RSRC2", "ENABLE_SGPR_WORKGROUP_INFO"),
+    "amdhsa_system_vgpr_workitem_id": ("COMPUTE_PGM_RSRC2", "ENABLE_VGPR_WORKITEM_ID"),
+    "amdhsa_float_round_mode_32": ("COMPUTE_PGM_RSRC1", "FLOAT_ROUND_MODE_32"),
+    "amdhsa_float_round_mode_16_64": ("COMPUTE_PGM_RSRC1", "FLOAT_ROUND_MODE_16_64"),
+    "amdhsa_float_denorm_mode_32": ("COMPUTE_PGM_RSRC1", "FLOAT_DENORM_MODE_32"),
+    "amdhsa_float_denorm_mode_16_64": ("COMPUTE_PGM_RSRC1", "FLOAT_DENORM_MODE_16_64"),
+    "amdhsa_dx10_clamp": ("COMPUTE_PGM_RSRC1", "ENABLE_DX10_CLAMP"),
+    "amdhsa_ieee_mode": ("COMPUTE_PGM_RSRC1", "ENABLE_IEEE_MODE"),
+    "amdhsa_workgroup_processor_mode": ("COMPUTE_PGM_RSRC1", "WGP_MODE"),
+    "amdhsa_memory_ordered": ("COMPUTE_PGM_RSRC1", "MEM_ORDERED"),
+    "amdhsa_forward_progress": ("COMPUTE_PGM_RSRC1", "FWD_PROGRESS"),
+    "amdhsa_shared_vgpr_count": ("COMPUTE_PGM_RSRC3", "SHARED_VGPR_COUNT"),
+    "amdhsa_exception_fp_ieee_invalid_op": ("COMPUTE_PGM_RSRC2", "ENABLE_EXCEPTION_IEEE_754_FP_INVALID_OPERATION"),
+    "amdhsa_exception_fp_denorm_src": ("COMPUTE_PGM_RSRC2", "ENABLE_EXCEPTION_FP_DENORMAL_SOURCE"),
+    "amdhsa_exception_fp_ieee_div_zero": ("COMPUTE_PGM_RSRC2", "ENABLE_EXCEPTION_IEEE_754_FP_DIVISION_BY_ZERO"),
+    "amdhsa_exception_fp_ieee_overflow": ("COMPUTE_PGM_RSRC2", "ENABLE_EXCEPTION_IEEE_754_FP_OVERFLOW"),
+    "amdhsa_exception_fp_ieee_underflow": ("COMPUTE_PGM_RSRC2", "ENABLE_EXCEPTION_IEEE_754_FP_UNDERFLOW"),
+    "amdhsa_exception_fp_ieee_inexact": ("COMPUTE_PGM_RSRC2", "ENABLE_EXCEPTION_IEEE_754_FP_INEXACT"),
+    "amdhsa_exception_int_div_zero": ("COMPUTE_PGM_RSRC2", "ENABLE_EXCEPTION_INT_DIVIDE_BY_ZERO"),
+}
+DIRECTIVE_PLAIN = {"amdhsa_group_segment_fixed_size": "group_segment_fixed_size",
+                   "amdhsa_private_segment_fixed_size": "private_segment_fixed_size",
+                   "amdhsa_kernarg_size": "kernarg_size"}
+# directives with no single descriptor field (register-allocation hints and gfx9-only bits)
+DIRECTIVE_OTHER = {"amdhsa_next_free_vgpr", "amdhsa_next_free_sgpr", "amdhsa_reserve_vcc", "amdhsa_fp16_overflow"}
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_every_code_object_loads_with_llvms_kernels(name):
+    co = _load(name)
+    assert co.arch == "gfx1100"
+    assert set(co.kernels) == {k[".name"] for k in FACTS[name]["metadata"]["amdhsa.kernels"]}
+    assert co.metadata.target == FACTS[name]["metadata"]["amdhsa.target"]
+    assert list(co.metadata.version) == FACTS[name]["metadata"]["amdhsa.version"]
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_metadata_note_equals_llvm_readelf(name):
+    co = _load(name)
+    by_name = {k[".name"]: k for k in FACTS[name]["metadata"]["amdhsa.kernels"]}
+    for kname, k in co.kernels.items():
+        assert k.metadata.raw == by_name[kname]          # every key and value of the msgpack map
+        want = by_name[kname][".args"]
+        assert [(a.offset, a.size, a.value_kind) for a in k.metadata.args] == \
+               [(a[".offset"], a[".size"], a[".value_kind"]) for a in want]
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_descriptor_fields_equal_clang_directives(name):
+    co = _load(name)
+    for kname, directives in FACTS[name]["directives"].items():
+        d = co.kernels[kname].descriptor
+        assert set(directives) <= set(DIRECTIVE_FIELDS) | set(DIRECTIVE_PLAIN) | DIRECTIVE_OTHER, set(directives)
+        for key, value in directives.items():
+            if key in DIRECTIVE_FIELDS:
+                assert d.field(*DIRECTIVE_FIELDS[key]) == value, (kname, key)
+            elif key in DIRECTIVE_PLAIN:
+                assert getattr(d, DIRECTIVE_PLAIN[key]) == value, (kname, key)
+        # wave32 gfx10+: VGPRs are encoded in granules of 8 (LLVM getEncodedNumVGPRBlocks)
+        blocks = math.ceil(max(1, directives["amdhsa_next_free_vgpr"]) / 8) - 1
+        assert d.field("COMPUTE_PGM_RSRC1", "GRANULATED_WORKITEM_VGPR_COUNT") == blocks
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_descriptor_and_entry_at_llvm_symbols(name):
+    co = _load(name)
+    syms = FACTS[name]["symbols"]
+    for kname, k in co.kernels.items():
+        assert k.kd_offset == syms[kname + ".kd"]["value"] and syms[kname + ".kd"]["size"] == 64
+        assert k.code_offset == syms[kname]["value"] and syms[kname]["type"] == "FUNC"
+        assert k.code_offset % 256 == 0
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_pt_load_placement(name):
+    data = (KDIR / name).read_bytes()
+    co = _load(name)
+    for seg in FACTS[name]["load"]:
+        assert co.image[seg["vaddr"]:seg["vaddr"] + seg["filesz"]] == data[seg["offset"]:seg["offset"] + seg["filesz"]]
+        assert co.image[seg["vaddr"] + seg["filesz"]:seg["vaddr"] + seg["memsz"]] == bytes(seg["memsz"] - seg["filesz"])
+    assert co.size == max(s["vaddr"] + s["memsz"] for s in FACTS[name]["load"])
+    assert co.relocated(0x7F0000000000) == co.image          # lld resolved everything: nothing to relocate
+
+
+def test_relocatable_object_matches_linked_one():
+    rel = codeobj.load((KDIR / "elementwise.o").read_bytes())
+    dyn = _load("elementwise.hsaco")
+    assert rel.elf_type == codeobj.ET_REL and dyn.elf_type == codeobj.ET_DYN
+    assert {r.type_name for r in rel.relocations} >= {"R_AMDGPU_REL64"}
+    base = 0x1234_5600_0000
+    img = rel.relocated(base)
+    for name, k in rel.kernels.items():
+        kd = dyn.kernels[name]
+        # the REL64 relocation fills kernel_code_entry_byte_offset (bytes 16..23)
+        assert k.descriptor.raw[:16] == kd.descriptor.raw[:16] and k.descriptor.raw[24:] == kd.descriptor.raw[24:]
+        entry = struct.unpack_from("<q", img, k.kd_offset + 16)[0]
+        assert k.kd_offset + entry == k.code_offset
+        size = FACTS["elementwise.hsaco"]["symbols"][name]["size"]
+        assert img[k.code_offset:k.code_offset + size] == dyn.image[kd.code_offset:kd.code_offset + size]
+
+
+def test_relocated_rejects_misaligned_base():
+    co = codeobj.load((KDIR / "elementwise.o").read_bytes())
+    with pytest.raises(InvalidArgument, match="alignment"):
+        co.relocated(0x1000 + co.align // 2)
+
+
+def _hidden(k, kind):
+    return [a for a in k.metadata.args if a.value_kind == kind][0]
+
+
+def test_pack_kernargs_hidden_arguments_as_rocm_fills_them():
+    k = _load("grid.hsaco").kernels["grid_queries"]
+    seg = k.pack_kernargs([0xABCD_0000_1000], global_size=(10, 6, 3), local_size=(4, 4, 2))
+    assert len(seg) == k.metadata.kernarg_segment_size
+    assert struct.unpack_from("<Q", seg, 0)[0] == 0xABCD_0000_1000
+
+    def get(kind):
+        a = _hidden(k, kind)
+        return int.from_bytes(seg[a.offset:a.offset + a.size], "little")
+    # ROCm clr: block count = global / local (full groups), remainder = global % local
+    assert [get(f"hidden_block_count_{d}") for d in "xyz"] == [2, 1, 1]
+    assert [get(f"hidden_group_size_{d}") for d in "xyz"] == [4, 4, 2]
+    assert [get(f"hidden_remainder_{d}") for d in "xyz"] == [2, 2, 1]
+    assert get("hidden_grid_dims") == 3
+    assert [get(f"hidden_global_offset_{d}") for d in "xyz"] == [0, 0, 0]
+
+
+def test_pack_kernargs_one_dimension_and_by_value_types():
+    k = _load("elementwise.hsaco").kernels["saxpy"]
+    import numpy as np
+    seg = k.pack_kernargs([np.float32(2.5), 0x1000, 0x2000, 1000], global_size=(1000,), local_size=(64,))
+    assert struct.unpack_from("<f4xQQI", seg, 0) == (2.5, 0x1000, 0x2000, 1000)
+
+    def get(kind):
+        a = _hidden(k, kind)
+        return int.from_bytes(seg[a.offset:a.offset + a.size], "little")
+    assert [get(f"hidden_block_count_{d}") for d in "xyz"] == [15, 1, 1]
+    assert [get(f"hidden_remainder_{d}") for d in "xyz"] == [40, 0, 0]
+    assert get("hidden_grid_dims") == 1
+
+
+@pytest.mark.parametrize("args,sizes,match", [
+    ([1, 2, 3], ((64,), (64,)), "takes 4 arguments"),
+    ([2.5, 1, 2, "x"], ((64,), (64,)), "cannot pass a str"),
+    ([2.5, 1, 2, 1 << 40], ((64,), (64,)), "does not fit"),
+    ([2.5, 1.5, 2, 3], ((64,), (64,)), "GPU address"),
+    ([2.5, 1, 2, 3], ((64,), (64, 1)), "same number"),
+    ([2.5, 1, 2, 3], ((64,), (2048,)), "max_flat_workgroup_size"),
+    ([2.5, 1, 2, 3], ((0,), (64,)), ">= 1"),
+])
+def test_pack_kernargs_rejects_bad_launches(args, sizes, match):
+    k = _load("elementwise.hsaco").kernels["saxpy"]
+    with pytest.raises(InvalidArgument, match=match):
+        k.pack_kernargs(args, *sizes)
+
+
+def _patched(data: bytes, off: int, fmt: str, value) -> bytes:
+    b = bytearray(data)
+    struct.pack_into(fmt, b, off, value)
+    return bytes(b)
+
+
+def test_errors_name_the_part():
+    data = (KDIR / "wmma.hsaco").read_bytes()
+    with pytest.raises(ProgramError, match="not an ELF"):
+        codeobj.load(b"\0" + data[1:])
+    with pytest.raises(ProgramError, match="e_machine is 62"):
+        codeobj.load(_patched(data, 18, "<H", 62))
+    with pytest.raises(ProgramError, match="EI_OSABI"):
+        codeobj.load(_patched(data, 7, "<B", 0))
+    with pytest.raises(ProgramError, match="EI_ABIVERSION"):
+        codeobj.load(_patched(data, 8, "<B", 1))
+    k = _load("wmma.hsaco").kernels["wmma_gemm_f16_f32"]
+    seg = FACTS["wmma.hsaco"]["load"][0]
+    kd_file = k.kd_offset - seg["vaddr"] + seg["offset"]
+    with pytest.raises(ProgramError, match="kernarg_size = 99 but the metadata note says 36"):
+        codeobj.load(_patched(data, kd_file + 8, "<I", 99))
+    with pytest.raises(ProgramError, match="kernel_code_entry_byte_offset"):
+        codeobj.load(_patched(data, kd_file + 16, "<q", 4))
+
+
+def test_msgpack_spec_vectors():
+    # examples from the MessagePack specification's format table
+    assert unpack(b"\x93\x01\x02\x03") == [1, 2, 3]
+    assert unpack(b"\x82\xa1a\xc3\xa1b\xc0") == {"a": True, "b": None}
+    assert unpack(b"\xff") == -1 and unpack(b"\xd0\x80") == -128 and unpack(b"\xcd\x01\x00") == 256
+    assert unpack(b"\xcf" + (2**64 - 1).to_bytes(8, "big")) == 2**64 - 1
+    assert unpack(b"\xd3" + (2**63).to_bytes(8, "big")) == -(2**63)
+    assert unpack(b"\xcb" + struct.pack(">d", 1.5)) == 1.5 and unpack(b"\xca" + struct.pack(">f", -2.0)) == -2.0
+    assert unpack(b"\xc4\x03abc") == b"abc" and unpack(b"\xd9\x03abc") == "abc"
+    assert unpack(b"\xdc\x00\x02\x01\x02") == [1, 2] and unpack(b"\xde\x00\x01\x01\x02") == {1: 2}
+    for bad, match in [(b"\x92\x01", "truncated"), (b"\x01\x02", "after the MessagePack value"),
+                       (b"\xc1", "0xc1"), (b"\xd4\x00\x00", "0xd4"), (b"\xa2\xff\xfe", "UTF-8"),
+                       (b"\x81\x90\x01", "list key"), (b"\xdd\xff\xff\xff\xff", "claims"),
+                       (b"\x91" * 100 + b"\x01", "deeper")]:
+        with pytest.raises(ProgramError, match=match):
+            unpack(bad)
