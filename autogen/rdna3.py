@@ -83,8 +83,9 @@ DPP16_FIELDS = {"src0": (7, 0), "dpp_ctrl": (16, 8), "fi": (18, 18), "bound_ctrl
 DPP8_FIELDS = {"src0": (7, 0), "lane_sel": (31, 8)}
 
 # gfx11 operand encoding of 9-bit sources (ISA guide 15.1 / LLVM SIDefines.h, AMDGPU::EncValues).
-OPERANDS = {"SGPR_MAX": 105, "VCC_LO": 106, "VCC_HI": 107, "TTMP_MIN": 108, "TTMP_MAX": 123, "M0": 124,
-            "NULL": 125, "EXEC_LO": 126, "EXEC_HI": 127, "INLINE_INT_ZERO": 128, "INLINE_INT_POS_MAX": 192,
+# gfx11 swapped null and m0 relative to gfx10 (LLVM SIRegisterInfo.td: SGPR_NULL_gfx11plus = 124, M0_gfx11plus = 125).
+OPERANDS = {"SGPR_MAX": 105, "VCC_LO": 106, "VCC_HI": 107, "TTMP_MIN": 108, "TTMP_MAX": 123, "NULL": 124,
+            "M0": 125, "EXEC_LO": 126, "EXEC_HI": 127, "INLINE_INT_ZERO": 128, "INLINE_INT_POS_MAX": 192,
             "INLINE_INT_NEG_MIN": 193, "INLINE_INT_NEG_MAX": 208, "DPP8": 233, "DPP8_FI": 234,
             "SHARED_BASE": 235, "SHARED_LIMIT": 236, "PRIVATE_BASE": 237, "PRIVATE_LIMIT": 238,
             "INLINE_F_0_5": 240, "INLINE_F_NEG_0_5": 241, "INLINE_F_1": 242, "INLINE_F_NEG_1": 243,

@@ -1,0 +1,1 @@
+"""Mock AMD GPU: KFD driver model and the RDNA3 shader emulator."""
