@@ -75,7 +75,7 @@ class EmuMachine:
         return dispatch(self.mem, pgm_addr=base + k.code_offset, rsrc1=kd.compute_pgm_rsrc1,
                         rsrc2=kd.compute_pgm_rsrc2, rsrc3=kd.compute_pgm_rsrc3, user_sgprs=user, grid=grid,
                         block=tuple(loc), lds_bytes=lds, scratch_base=scratch_base, scratch_per_wave=per_wave,
-                        deadline=deadline)
+                        deadline=deadline, grid_items=tuple(g))
 
     def _user_sgprs(self, kd, kd_va: int, ka_va: int, g, loc) -> list[int]:
         prop = lambda n: kd.field("KERNEL_CODE_PROPERTY", n)  # noqa: E731

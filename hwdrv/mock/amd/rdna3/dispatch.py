@@ -13,6 +13,10 @@ Entry point for the mock CP::
 - ``lds_bytes``: LDS per workgroup; ``scratch_base``/``scratch_per_wave``: the private segment
   (each wave gets ``scratch_per_wave`` bytes from ``scratch_base``, lane-interleaved inside).
 - ``deadline`` (time.monotonic() value) / ``cancel``: stop with a :class:`ShaderTimeout`.
+- ``grid_items`` (optional): work-items per dimension when the CP dispatches by thread counts
+  (DISPATCH_INITIATOR.USE_THREAD_DIMENSIONS + PARTIAL_TG_EN, or an AQL packet's grid_size): the
+  last workgroup of a dimension then holds only the remaining work-items (OpenCL 2.0 non-uniform
+  work-groups). Without it every workgroup is full.
 
 Initial wave state (amd.md 4.4): s[0:USER_SGPR_COUNT) = user SGPRs; then workgroup id X, Y, Z
 (each if ENABLE_SGPR_WORKGROUP_ID_*), at s[USER_SGPR_COUNT]; v0 = x | y << 10 | z << 20 (the ids
@@ -157,7 +161,8 @@ _TRAPSTS = {"illegal": 1 << 11, "unsupported": 1 << 11}
 def dispatch(mem: GpuPageTable, *, pgm_addr: int, rsrc1: int, rsrc2: int, rsrc3: int,
              user_sgprs: Sequence[int], grid: tuple[int, int, int], block: tuple[int, int, int],
              lds_bytes: int, scratch_base: int = 0, scratch_per_wave: int = 0,
-             deadline: float | None = None, cancel: threading.Event | None = None) -> DispatchResult:
+             deadline: float | None = None, cancel: threading.Event | None = None,
+             grid_items: tuple[int, int, int] | None = None) -> DispatchResult:
     """Run a dispatch to completion (see the module docstring)."""
     t0 = time.perf_counter()
     nuser = field("COMPUTE_PGM_RSRC2", "USER_SGPR_COUNT", rsrc2)
@@ -183,18 +188,13 @@ def dispatch(mem: GpuPageTable, *, pgm_addr: int, rsrc1: int, rsrc2: int, rsrc3:
     ctx = _Ctx(mem, pgm_addr)
     prog = Program(mem, pgm_addr, ctx)
     ctx.prog = prog
-    # per-wave thread ids inside a workgroup
-    t = np.arange(wpg * LANES).reshape(wpg, LANES)
-    tx, ty, tz = t % bx, (t // bx) % by, t // (bx * by)
-    packed = tx if tid_en == 0 else tx | (ty << 10) if tid_en == 1 else tx | (ty << 10) | (tz << 20)
-    valid = t < nthreads
-    wave_exec = ((valid.astype(np.uint64) << np.arange(LANES, dtype=np.uint64)).sum(axis=1)).astype(np.uint32)
     total_wi = 0
     for first_wg in range(0, n_wg, wg_per_batch):
         nb = min(wg_per_batch, n_wg - first_wg)
         wgl = np.arange(first_wg, first_wg + nb)
         wid = np.stack([wgl % gx, (wgl // gx) % gy, wgl // (gx * gy)], axis=1)       # (nb, 3)
         W = nb * wpg
+        packed, wave_exec = _thread_ids(wid, block, grid_items, wpg, tid_en)
         lds = np.zeros((nb, max(lds_bytes, 0)), np.uint8) if lds_bytes else np.zeros((nb, 4), np.uint8)
         st = WaveState(W, nvgpr, lds, np.repeat(np.arange(nb), wpg), lds_bytes)
         for k, v in enumerate(user_sgprs[:nuser]):
@@ -213,11 +213,26 @@ def dispatch(mem: GpuPageTable, *, pgm_addr: int, rsrc1: int, rsrc2: int, rsrc3:
             wave_base = np.uint64(scratch_base) + (np.arange(W, dtype=np.uint64) + np.uint64(first_wave)) * np.uint64(scratch_per_wave)
             st.scratch_lane_base = wave_base[:, None] + np.arange(LANES, dtype=np.uint64) * np.uint64(lane_size)
             st.scratch_lane_size = lane_size
-        st.v[0] = np.tile(packed.astype(np.uint32), (nb, 1))
-        st.s[EXEC] = np.tile(wave_exec, nb)
+        st.v[0] = packed
+        st.s[EXEC] = wave_exec
+        st.done[:] = wave_exec == 0       # waves of a partial workgroup that hold no work-item
         ctx.batch = (first_wave, wave_wid)
         total_wi += _run(st, prog, ctx, deadline, cancel)
     return DispatchResult(n_wg * wpg, total_wi, total_wi * LANES, time.perf_counter() - t0)
+
+
+def _thread_ids(wid: np.ndarray, block, grid_items, wpg: int, tid_en: int):
+    """(v0 per wave and lane, EXEC per wave) for the workgroups ``wid`` (nb, 3)."""
+    blk = np.broadcast_to(np.array(block, np.int64), wid.shape)
+    if grid_items is not None:
+        blk = np.clip(np.array(grid_items, np.int64) - wid * np.array(block, np.int64), 0, blk)
+    bx, by, bz = (blk[:, d][:, None, None] for d in range(3))
+    t = np.arange(wpg * LANES, dtype=np.int64).reshape(1, wpg, LANES)
+    tx, ty, tz = t % bx, (t // bx) % by, t // (bx * by)
+    packed = tx if tid_en == 0 else tx | (ty << 10) if tid_en == 1 else tx | (ty << 10) | (tz << 20)
+    valid = t < bx * by * bz
+    exec_ = (valid.astype(np.uint64) << np.arange(LANES, dtype=np.uint64)).sum(axis=2).astype(np.uint32)
+    return packed.reshape(-1, LANES).astype(np.uint32), exec_.reshape(-1)
 
 
 def _run(st: WaveState, prog: Program, ctx: _Ctx, deadline, cancel) -> int:

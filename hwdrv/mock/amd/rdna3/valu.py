@@ -61,6 +61,22 @@ def _omod_clamp(res, t: str, omod: int, clamp: bool):
     return res
 
 
+def _saturating(op, t):
+    info = np.iinfo({"u32": np.uint32, "i32": np.int32, "u16": np.uint16, "i16": np.int16}[t])
+    dt = {"u32": U32, "i32": np.int32, "u16": np.uint16, "i16": np.int16}[t]
+
+    def f(a, b):
+        r = op(np.asarray(a).astype(np.int64), np.asarray(b).astype(np.int64))
+        return np.clip(r, info.min, info.max).astype(dt)
+    return f
+
+
+# VOP3 clamp on integer add/sub saturates (ISA guide 7.x "clamp: saturate integer result")
+_SAT = {f"v_{o}_{t}": _saturating(fn, t[-3:]) for o, fn in (("add_nc", lambda a, b: a + b), ("sub_nc", lambda a, b: a - b),
+                                                              ("subrev_nc", lambda a, b: b - a))
+        for t in ("u32", "i32", "u16", "i16")}
+
+
 # ---- DPP -------------------------------------------------------------------------------------------
 def dpp16_map(ctrl: int):
     """(source lane (32,), valid (32,)) of a DPP16 control."""
@@ -157,7 +173,7 @@ def compile_valu(inst: Inst):
         codes, vdst, sdst = [f["src0"]], f["vdst"], None
     else:
         codes, vdst, sdst = [f["src0"], OP["VGPR_MIN"] + f["vsrc1"]], f.get("vdst"), None
-    if clamp and not dt.startswith("f"):
+    if clamp and not dt.startswith("f") and n not in _SAT:
         raise Unsupported(f"{n}: integer clamp")
     if omod and not dt.startswith("f"):
         raise Unsupported(f"{n}: output modifier on a non-float result")
@@ -373,6 +389,8 @@ def compile_valu(inst: Inst):
             _write(st, vdst, t, fn(*order(st)), st.emask())
         return fmak
     fn = OPS.get(n)
+    if clamp and n in _SAT:
+        fn = _SAT[n]
     if fn is None:
         raise Unsupported(f"{n} is not implemented by the emulator")
     nargs = _arity(fn)

@@ -16,7 +16,7 @@ from .numeric import F32, I32, U32, U64
 from .state import APERTURE_SIZE, LANES, OP, PRIVATE_APERTURE, SHARED_APERTURE, WaveState
 
 _LOADS = {"u8": (1, np.uint8, False), "i8": (1, np.int8, False), "u16": (2, np.uint16, False),
-          "i16": (2, np.int16, False), "b32": (4, np.uint32, False), "b64": (4, np.uint32, False),
+          "i16": (2, np.int16, False), "b16": (2, np.uint16, False), "b32": (4, np.uint32, False), "b64": (4, np.uint32, False),
           "b96": (4, np.uint32, False), "b128": (4, np.uint32, False)}
 _NDW = {"b64": 2, "b96": 3, "b128": 4}
 
@@ -218,7 +218,7 @@ def compile_ds(inst: Inst, ctx):
 
         def swz(st):
             m = st.emask()
-            src = st.v[d0][:, idx]
+            src = st.v[addr_r][:, idx]       # ds_swizzle's data operand is in the ADDR field
             st.set_v(vdst, np.where(m[:, idx], src, U32(0)), m)
         return swz
     if n in ("ds_bpermute_b32", "ds_permute_b32"):
@@ -291,11 +291,6 @@ def _mem_kind(name: str):
     hi = ty.startswith("d16_hi_")
     ty = ty.replace("d16_hi_", "").replace("d16_", "")
     return kind, ty, d16, hi
-
-
-class _Access:
-    """Lane-address translation for one memory instruction: returns, per access, a function that
-    loads/stores through the right backing (page table, LDS, scratch)."""
 
 
 def compile_flat(inst: Inst, ctx):
