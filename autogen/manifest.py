@@ -317,9 +317,17 @@ PM4 = PyTarget(
     name="pm4", group="amd", output="hwdrv/amd/gen/pm4.py", doc=PM4_C.doc, repos=["linux61"], module="autogen.pm4",
 )
 
-TARGETS = {t.name: t for t in (NV580, HOPPER, KFD, RDNA3, AMDHSA, GC11, PM4, SDMA6)}
-GROUPS = {"nvidia": ["nv580", "hopper"], "kfd": ["kfd"], "amd": ["rdna3", "amdhsa", "gc11", "pm4", "sdma6"],
-          "all": ["nv580", "hopper", "kfd", "rdna3", "amdhsa", "gc11", "pm4", "sdma6"]}
+KFD_PRIV = PyTarget(
+    name="kfd_priv", group="kfd", output="hwdrv/amd/gen/kfd_priv.py",
+    doc="KFD-internal ABI constants (kfd_priv.h, kfd_events.h, kfd_flat_memory.c, 6.1 kfd_ioctl.h): mmap offset "
+        "types, gpu_id field, queue/doorbell/event limits, gfx9+ apertures.",
+    repos=["linux61"], module="autogen.kfd_priv",
+)
+
+TARGETS = {t.name: t for t in (NV580, HOPPER, KFD, RDNA3, AMDHSA, GC11, PM4, SDMA6, KFD_PRIV)}
+GROUPS = {"nvidia": ["nv580", "hopper"], "kfd": ["kfd", "kfd_priv"],
+          "amd": ["rdna3", "amdhsa", "gc11", "pm4", "sdma6", "kfd_priv"],
+          "all": ["nv580", "hopper", "kfd", "rdna3", "amdhsa", "gc11", "pm4", "sdma6", "kfd_priv"]}
 
 
 def _late() -> None:
