@@ -214,8 +214,9 @@ def dispatch(mem: GpuPageTable, *, pgm_addr: int, rsrc1: int, rsrc2: int, rsrc3:
             st.scratch_lane_base = wave_base[:, None] + np.arange(LANES, dtype=np.uint64) * np.uint64(lane_size)
             st.scratch_lane_size = lane_size
         st.v[0] = packed
-        st.s[EXEC] = wave_exec
+        st.set_s(EXEC, wave_exec)
         st.done[:] = wave_exec == 0       # waves of a partial workgroup that hold no work-item
+        st.set_act(~st.done, not st.done.any())
         ctx.batch = (first_wave, wave_wid)
         total_wi += _run(st, prog, ctx, deadline, cancel)
     return DispatchResult(n_wg * wpg, total_wi, total_wi * LANES, time.perf_counter() - t0)
@@ -247,12 +248,10 @@ def _run(st: WaveState, prog: Program, ctx: _Ctx, deadline, cancel) -> int:
             pcs = st.pc if n_live == st.W else st.pc[live]
             p = int(pcs.min())
             if int(pcs.max()) == p:
-                st.act = live
-                st.all_act = n_live == st.W
+                st.set_act(live, n_live == st.W)
                 n_act = n_live
             else:
-                st.act = live & (st.pc == p)
-                st.all_act = False
+                st.set_act(live & (st.pc == p), False)
                 n_act = int(st.act.sum())
             op = prog.op(p)
             if op.fn is None:

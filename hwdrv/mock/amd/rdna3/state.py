@@ -42,8 +42,8 @@ class WaveState:
         self.mode = np.zeros(W, np.uint32)
         self.scratch_lane_base = None     # uint64 (W, 32): start of each lane's private memory
         self.scratch_lane_size = 0
-        self._exec_key = None
-        self._emask = None
+        self._emask = None        # cached emask(); dropped when EXEC or the active waves change
+        self.mask_full = False    # the cached mask enables every lane of every wave
 
     # --- masks ---------------------------------------------------------------------------------------
     def exec_bits(self) -> np.ndarray:
@@ -51,16 +51,21 @@ class WaveState:
 
     def emask(self) -> np.ndarray:
         """bool (W, 32): lanes enabled by EXEC in the waves executing now."""
-        e = self.s[EXEC]
-        key = (e.tobytes(), self.act.tobytes()) if self.W < 64 else None
-        if key is not None and key == self._exec_key:
-            return self._emask
-        m = (e[:, None] & LANE_BITS) != 0
-        if not self.all_act:
-            m &= self.act[:, None]
-        if key is not None:
-            self._exec_key, self._emask = key, m
-        return m
+        if self._emask is None:
+            m = (self.s[EXEC][:, None] & LANE_BITS) != 0
+            if not self.all_act:
+                m &= self.act[:, None]
+            self._emask = m
+            self.mask_full = bool(m.all())
+        return self._emask
+
+    def set_act(self, act: np.ndarray, all_act: bool) -> None:
+        """Select the waves the next instruction runs on."""
+        if all_act and self.all_act:
+            return
+        if not (all_act or self.all_act) and np.array_equal(act, self.act):
+            return
+        self.act, self.all_act, self._emask = act, all_act, None
 
     @staticmethod
     def pack(lanes: np.ndarray) -> np.ndarray:
@@ -74,6 +79,8 @@ class WaveState:
             return
         if r > 127:
             raise IndexError(f"scalar destination {r} out of range")
+        if r == EXEC or r == EXEC + 1:
+            self._emask = None
         if self.all_act:
             self.s[r] = val
         else:
@@ -96,7 +103,10 @@ class WaveState:
 
     # --- vector writes ---------------------------------------------------------------------------------
     def set_v(self, r: int, bits, mask: np.ndarray) -> None:
-        np.copyto(self.v[r], np.broadcast_to(np.asarray(bits, np.uint32), (self.W, LANES)), where=mask)
+        if mask is self._emask and self.mask_full:
+            self.v[r] = bits
+        else:
+            np.copyto(self.v[r], np.broadcast_to(np.asarray(bits, np.uint32), (self.W, LANES)), where=mask)
 
     def v64(self, r: int) -> np.ndarray:
         return self.v[r].astype(np.uint64) | (self.v[r + 1].astype(np.uint64) << np.uint64(32))

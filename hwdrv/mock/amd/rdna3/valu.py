@@ -16,6 +16,7 @@ from .state import EXEC, LANES, OP, VCC, WaveState
 from .valu_ops import FCMP, ICMP, OPS, PK_OPS, cmp_class
 
 _LANE = np.arange(LANES)
+_LANE_U32 = _LANE.astype(U32)
 _ROW = _LANE & ~15
 _SIXTEEN = ("f16", "i16", "u16", "b16", "bf16")
 
@@ -325,11 +326,20 @@ def compile_valu(inst: Inst):
             b = r1(st)
             if rev:
                 a, b = b, a
-            c = ((st.s[cin][:, None] >> _LANE.astype(U32)) & U32(1)).astype(np.int64) if ci else 0
-            a64, b64 = np.asarray(a).astype(np.int64), np.asarray(b).astype(np.int64)
-            full = a64 - b64 - c if sub else a64 + b64 + c
-            carry = (full < 0) if sub else (full > 0xFFFFFFFF)
-            _write(st, vdst, "u32", (full & 0xFFFFFFFF).astype(U32), m)
+            a = np.asarray(a, U32)
+            b = np.asarray(b, U32)
+            if sub:
+                r = a - b
+                carry = b > a
+            else:
+                r = a + b
+                carry = r < a
+            if ci:
+                c = ((st.s[cin][:, None] >> _LANE_U32) & U32(1))
+                r2 = r - c if sub else r + c
+                carry = carry | ((r2 > r) if sub else (r2 < r))
+                r = r2
+            _write(st, vdst, "u32", r, m)
             st.set_s(cout, st.pack(np.broadcast_to(carry, m.shape) & m))
         return addc
     if n in ("v_mad_u64_u32", "v_mad_i64_i32"):
