@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ....amd.gen import rdna3_isa as isa
 from ....errors import MockFault
 from .optypes import salu_types, valu_types
+from .valu_ops import arity
 
 OP = isa.OPERANDS
 _FMT_ORDER = list(isa.FORMATS.items())
@@ -20,6 +21,7 @@ _FLAT_SEG = {0: "flat", 1: "scratch", 2: "global"}
 _SRC_FIELDS = ("src0", "src1", "src2", "ssrc0", "ssrc1", "srcx0", "srcy0")
 # VOP3 opcodes that are VOP1/VOP2/VOPC instructions promoted to the 64-bit encoding
 _PROMOTED = {base + op for fmt, base in isa.VOP3_FROM.items() for op in isa.OPCODES[fmt]}
+_TRUE16_VOP1 = {"v_mov_b16"}
 _VOP2_LITERAL = {"v_fmamk_f32", "v_fmaak_f32", "v_fmamk_f16", "v_fmaak_f16"}
 _VOPD_LITERAL = {"v_dual_fmamk_f32", "v_dual_fmaak_f32"}
 
@@ -130,6 +132,7 @@ _PAIRS = {OP["VCC_LO"]: "vcc", OP["EXEC_LO"]: "exec"}
 _FLOATS = {240: (0.5, "0.5"), 241: (-0.5, "-0.5"), 242: (1.0, "1.0"), 243: (-1.0, "-1.0"), 244: (2.0, "2.0"),
            245: (-2.0, "-2.0"), 246: (4.0, "4.0"), 247: (-4.0, "-4.0")}
 _INV2PI = {"f64": "0.15915494309189532", "f32": "0.15915494", "f16": "0.15915494"}
+_SIXTEEN = ("f16", "i16", "u16", "b16", "bf16")
 
 
 def reg_name(code: int, n: int = 1) -> str:
@@ -152,7 +155,7 @@ def reg_name(code: int, n: int = 1) -> str:
 def src_text(code: int, n: int, ty: str, literal: int | None) -> str:
     """Text of a 9-bit source operand of type ``ty`` (e.g. 'f32', 'u64', 'b32')."""
     if code == OP["LITERAL"]:
-        return f"0x{literal:x}"
+        return f"0x{literal & 0xFFFF:x}" if ty in _SIXTEEN else f"0x{literal:x}"
     if OP["INLINE_INT_ZERO"] <= code <= OP["INLINE_INT_POS_MAX"]:
         return str(code - OP["INLINE_INT_ZERO"])
     if OP["INLINE_INT_NEG_MIN"] <= code <= OP["INLINE_INT_NEG_MAX"]:
@@ -160,7 +163,7 @@ def src_text(code: int, n: int, ty: str, literal: int | None) -> str:
     if code in _FLOATS:
         return _FLOATS[code][1]
     if code == OP["INLINE_INV_2PI"]:
-        return _INV2PI.get(ty, "0.15915494")
+        return _INV2PI.get(ty, "0.15915494309189532" if n == 2 else "0.15915494")
     return reg_name(code, n)
 
 
@@ -297,11 +300,25 @@ def _sopp(i: Inst) -> str:
         return f"{n} {delay_text(s)}"
     if n in ("s_sendmsg", "s_sendmsghalt") and s in _MSG:
         return f"{n} sendmsg({_MSG[s]})"
-    if n in ("s_nop", "s_sleep", "s_setprio", "s_clause", "s_trap", "s_inst_prefetch", "s_round_mode",
-             "s_denorm_mode", "s_incperflevel", "s_decperflevel", "s_waitcnt_depctr", "s_wait_event",
-             "s_singleuse_vdst", "s_ttracedata_imm", "s_sendmsg", "s_sendmsghalt"):
-        return f"{n} 0x{s:x}"
+    if n in ("s_nop", "s_sleep", "s_setprio", "s_trap", "s_incperflevel", "s_decperflevel"):
+        return f"{n} {s}"
+    if n == "s_waitcnt_depctr":
+        return f"{n} {depctr_text(s)}"
     return f"{n} 0x{s:x}"
+
+
+# s_waitcnt_depctr fields (LLVM AMDGPUAsmUtils.cpp DepCtrInfo, gfx11): name, shift, width, default
+_DEPCTR = (("depctr_hold_cnt", 7, 1, 1), ("depctr_sa_sdst", 0, 1, 1), ("depctr_va_vdst", 12, 4, 15),
+           ("depctr_va_sdst", 9, 3, 7), ("depctr_va_ssrc", 8, 1, 1), ("depctr_va_vcc", 1, 1, 1),
+           ("depctr_vm_vsrc", 2, 3, 7))
+
+
+def depctr_text(s: int) -> str:
+    known = sum(((1 << w) - 1) << sh for _, sh, w, _ in _DEPCTR)
+    if s & ~known & 0xFFFF:
+        return f"0x{s:x}"
+    parts = [f"{nm}({(s >> sh) & ((1 << w) - 1)})" for nm, sh, w, d in _DEPCTR if (s >> sh) & ((1 << w) - 1) != d]
+    return " ".join(parts) if parts else f"0x{s:x}"
 
 
 def _smem(i: Inst) -> str:
@@ -329,12 +346,17 @@ def _smem(i: Inst) -> str:
 
 
 # ---- VALU ----------------------------------------------------------------------------------------
-def _mod(txt: str, neg: int, abs_: int) -> str:
+def _mod(txt: str, neg: int, abs_: int, const: bool = False) -> str:
+    """LLVM prints neg as neg(x) on a constant without abs, else as a '-' prefix."""
     if abs_:
         txt = f"|{txt}|"
     if neg:
-        txt = f"-{txt}"
+        txt = f"neg({txt})" if const and not abs_ else f"-{txt}"
     return txt
+
+
+def _is_const(code: int) -> bool:
+    return OP["INLINE_INT_ZERO"] <= code <= OP["LITERAL"] and code not in _SPECIAL
 
 
 def _dpp_text(d: dict, dpp8: bool) -> str:
@@ -381,7 +403,8 @@ def _vop12c(i: Inst) -> str:
     f, n = i.f, i.name
     dt, sts = valu_types(n)
     dpp = i.dpp is not None
-    suffix = "_dpp" if dpp else "_e32"
+    has_e64 = isa.OPCODES["VOP3"].get(isa.VOP3_FROM[i.fmt] + i.op) == n
+    suffix = ("" if i.fmt == "VOPC" else "_dpp") if dpp else "_e32" if has_e64 else ""
     src0 = i.dpp["src0"] + OP["VGPR_MIN"] if dpp else f["src0"]
     s0 = _vop_src(i, src0, sts[0]) if sts else ""
     if dpp and not i.dpp8:
@@ -396,10 +419,16 @@ def _vop12c(i: Inst) -> str:
             txt = f"{n}{suffix} vcc_lo, {s0}, {s1}"
     elif i.fmt == "VOP1":
         if n in ("v_nop", "v_pipeflush"):
-            txt = f"{n}{suffix}" if False else n + ("_e32" if not dpp else "_dpp")
-            return txt
+            return n + suffix
         if n == "v_readfirstlane_b32":
             return f"{n} {_sdst(f['vdst'])}, {s0}"
+        if n in _TRUE16_VOP1:
+            # LLVM 19 decodes these as true16: register bit 7 selects the high half (.h)
+            def half(r):
+                return f"v{r & 127}.{'h' if r & 128 else 'l'}"
+            s0t = half(src0 - OP["VGPR_MIN"]) if src0 >= OP["VGPR_MIN"] else s0
+            txt = f"{n}{suffix} {half(f['vdst'])}, {s0t}"
+            return txt + (" " + _dpp_text(i.dpp, i.dpp8) if dpp else "")
         txt = f"{n}{suffix} {_vdst(f['vdst'], _n(dt))}, {s0}"
     else:  # VOP2
         s1 = _vdst(f["vsrc1"], _n(sts[1]))
@@ -428,16 +457,14 @@ _OMOD = {1: " mul:2", 2: " mul:4", 3: " div:2"}
 
 
 def _nsrc_vop3(n: str, i: Inst) -> int:
-    dt, sts = valu_types(n)
-    if i.promoted:
-        if i.op < 0x100:
-            return 2
-        if i.op < 0x180:
-            return 3 if n in ("v_cndmask_b32", "v_add_co_ci_u32", "v_sub_co_ci_u32", "v_subrev_co_ci_u32",
-                              "v_fmac_f32", "v_fmac_f16", "v_dot2acc_f32_f16") and n not in \
-                ("v_fmac_f32", "v_fmac_f16", "v_dot2acc_f32_f16") else 2
-        return 0 if n in ("v_nop", "v_pipeflush") else 1
-    return len([t for t in sts if t])
+    if i.promoted and i.op < 0x100:
+        return 2                                       # VOPC
+    if i.promoted and i.op >= 0x180:
+        return 0 if n in ("v_nop", "v_pipeflush") else 1   # VOP1
+    k = arity(n)
+    if k is None:
+        k = len([t for t in valu_types(n)[1] if t])
+    return k
 
 
 def _vop3(i: Inst) -> str:
@@ -454,7 +481,7 @@ def _vop3(i: Inst) -> str:
         if t == "mask":
             ops.append(reg_name(code, 1))
             continue
-        ops.append(_mod(_vop_src(i, code, t), (f["neg"] >> k) & 1, (abs_ >> k) & 1))
+        ops.append(_mod(_vop_src(i, code, t), (f["neg"] >> k) & 1, (abs_ >> k) & 1, _is_const(code)))
     name = n + ("_e64" if i.promoted else "")
     if n.startswith("v_cmpx_"):
         head = ""
@@ -479,13 +506,29 @@ def _vop3(i: Inst) -> str:
 
 def _vop3p(i: Inst) -> str:
     f, n = i.f, i.name
-    nsrc = 2 if n.startswith("v_pk_") and n not in ("v_pk_fma_f16", "v_pk_mad_i16", "v_pk_mad_u16") else 3
+    nsrc = arity(n) or 3
     if n.startswith("v_wmma_"):
         a, c = (8, 8) if "f32" in n.split("_")[2] or "i32" in n.split("_")[2] else (8, 8)
         ab = 4 if n.endswith(("iu8",)) else 2 if n.endswith("iu4") else 8
         ops = [_vdst(f["vdst"], 8), src_text(f["src0"], ab, "b32", None), src_text(f["src1"], ab, "b32", None),
                src_text(f["src2"], 8, "b32", None)]
         return f"{n} {', '.join(reg_name(0, 1) if False else o for o in ops)}" + _vop3p_mods(i, 3, wmma=True)
+    if n.startswith("v_fma_mix"):
+        # mix: neg_lo negates and neg_hi takes the absolute value of each source; op_sel_hi
+        # (f16 vs f32 source) defaults to 0 (LLVM AMDGPUInstPrinter, FMA_MIX)
+        ops = [_vdst(f["vdst"])]
+        for k in range(3):
+            code = f[f"src{k}"]
+            ops.append(_mod(src_text(code, 1, "f32", i.literal), (f["neg"] >> k) & 1, (f["neg_hi"] >> k) & 1,
+                            _is_const(code)))
+        opsel = [(f["opsel"] >> k) & 1 for k in range(3)]
+        hi = [(f["opsel_hi"] >> k) & 1 for k in range(2)] + [f["opsel_hi2"]]
+        txt = f"{n} {', '.join(ops)}"
+        if any(opsel):
+            txt += f" op_sel:[{','.join(map(str, opsel))}]"
+        if any(hi):
+            txt += f" op_sel_hi:[{','.join(map(str, hi))}]"
+        return txt + (" clamp" if f["clamp"] else "")
     dt, sts = valu_types(n)
     ops = [_vdst(f["vdst"])]
     for k in range(nsrc):
@@ -527,8 +570,6 @@ def _vopd(i: Inst) -> str:
             return f"{name} v{dst}, {a}, 0x{i.literal:x}, {b}"
         if name == "v_dual_fmaak_f32":
             return f"{name} v{dst}, {a}, {b}, 0x{i.literal:x}"
-        if name == "v_dual_cndmask_b32":
-            return f"{name} v{dst}, {a}, {b}, vcc_lo"
         return f"{name} v{dst}, {a}, {b}"
     return f"{half(i.name, f['vdstx'], f['srcx0'], f['vsrcx1'])} :: " \
            f"{half(i.vopd_y, vdsty, f['srcy0'], f['vsrcy1'])}"
@@ -548,6 +589,8 @@ _DS_NO_ADDR = {"ds_nop", "ds_gws_init", "ds_gws_sema_v", "ds_gws_sema_br", "ds_g
 
 def _ds(i: Inst) -> str:
     f, n = i.f, i.name
+    if n == "ds_nop":
+        return n
     w = _ds_width(n)
     two = "_2addr" in n or "2addr" in n
     rtn = "_rtn" in n or n.startswith("ds_load") or n in ("ds_swizzle_b32", "ds_permute_b32", "ds_bpermute_b32")
@@ -589,14 +632,26 @@ def _ds(i: Inst) -> str:
 
 
 def swizzle_text(off: int) -> str:
-    if off & 0x8000:
+    """ds_swizzle offset as LLVM prints it (AMDGPUInstPrinter::printSwizzle)."""
+    if off & 0xFF00 == 0x8000:
         return f"swizzle(QUAD_PERM,{off & 3},{(off >> 2) & 3},{(off >> 4) & 3},{(off >> 6) & 3})"
+    if off & 0x8000:
+        return str(off)
     and_m, or_m, xor_m = off & 0x1F, (off >> 5) & 0x1F, (off >> 10) & 0x1F
-    mask = "".join("0" if not (and_m >> b) & 1 and not (or_m >> b) & 1 else
-                   "1" if not (and_m >> b) & 1 else "i" if (xor_m >> b) & 1 else "p" for b in range(4, -1, -1))
-    if or_m == 0 and xor_m == 0 and and_m == 0x1F:
-        return f"swizzle(BITMASK_PERM,\"{mask}\")"
-    return f"swizzle(BITMASK_PERM,\"{mask}\")"
+    if and_m == 0x1F and or_m == 0 and bin(xor_m).count("1") == 1:
+        return f"swizzle(SWAP,{xor_m})"
+    if and_m == 0x1F and or_m == 0 and xor_m > 0 and (xor_m + 1) & xor_m == 0:
+        return f"swizzle(REVERSE,{xor_m + 1})"
+    group = 0x1F - and_m + 1
+    if group > 1 and group & (group - 1) == 0 and or_m < group and xor_m == 0:
+        return f"swizzle(BROADCAST,{group},{or_m})"
+    p0 = ((0 & and_m) | or_m) ^ xor_m
+    p1 = ((0x1F & and_m) | or_m) ^ xor_m
+    chars = []
+    for b in range(4, -1, -1):
+        a0, a1 = (p0 >> b) & 1, (p1 >> b) & 1
+        chars.append(("1" if a0 else "0") if a0 == a1 else ("i" if a0 else "p"))
+    return f'swizzle(BITMASK_PERM,"{"".join(chars)}")'
 
 
 def _mem_width(n: str) -> int:

@@ -7,7 +7,7 @@ import numpy as np
 
 from .decode import Inst
 from .faults import Unsupported
-from .numeric import F32, I32, I64, U32, U64, brev32, clz32, ctz32, popcount32, popcount64
+from .numeric import I32, I64, U32, U64, brev32, clz32, ctz32, popcount32, popcount64
 from .operands import reader
 from .optypes import salu_types
 from .state import EXEC, OP, VCC, WaveState
@@ -80,11 +80,6 @@ def _sop2_fn(name: str):
         "s_pack_lh_b32_b16": lambda a, b: ((a & U32(0xFFFF)) | (b & U32(0xFFFF0000)), None),
         "s_pack_hh_b32_b16": lambda a, b: ((a >> U32(16)) | (b & U32(0xFFFF0000)), None),
         "s_pack_hl_b32_b16": lambda a, b: ((a >> U32(16)) | (b << U32(16)), None),
-        "s_add_f32": lambda a, b: ((a.view(F32) + b.view(F32)).view(U32), None),
-        "s_sub_f32": lambda a, b: ((a.view(F32) - b.view(F32)).view(U32), None),
-        "s_mul_f32": lambda a, b: ((a.view(F32) * b.view(F32)).view(U32), None),
-        "s_min_f32": lambda a, b: (np.fmin(a.view(F32), b.view(F32)).view(U32), None),
-        "s_max_f32": lambda a, b: (np.fmax(a.view(F32), b.view(F32)).view(U32), None),
     }
     if name not in fns:
         raise Unsupported(f"{name} is not implemented by the emulator")
@@ -202,8 +197,6 @@ def _sop1(inst: Inst, ctx):
         "s_sext_i32_i8": lambda x: (x.astype(np.uint8).view(np.int8).astype(I32).view(U32), None),
         "s_sext_i32_i16": lambda x: (x.astype(np.uint16).view(np.int16).astype(I32).view(U32), None),
         "s_abs_i32": lambda x: (lambda r: (r, r != 0))(np.abs(x.view(I32).astype(I64)).astype(U32)),
-        "s_cvt_f32_i32": lambda x: (x.view(I32).astype(F32).view(U32), None),
-        "s_cvt_f32_u32": lambda x: (x.astype(F32).view(U32), None),
     }
     if n in ("s_bitset0_b32", "s_bitset1_b32", "s_bitset0_b64", "s_bitset1_b64"):
         one = n.startswith("s_bitset1")
@@ -258,10 +251,6 @@ def _clz64(x):
 
 _CMP = {"eq": np.equal, "lg": np.not_equal, "gt": np.greater, "ge": np.greater_equal, "lt": np.less,
         "le": np.less_equal}
-_FCMP = dict(_CMP, o=lambda a, b: ~(np.isnan(a) | np.isnan(b)), u=lambda a, b: np.isnan(a) | np.isnan(b),
-             nge=lambda a, b: ~(a >= b), nlg=lambda a, b: ~((a < b) | (a > b)), ngt=lambda a, b: ~(a > b),
-             nle=lambda a, b: ~(a <= b), neq=lambda a, b: ~(a == b), nlt=lambda a, b: ~(a < b))
-_FCMP["lg"] = lambda a, b: (a < b) | (a > b)
 
 
 def _sopc(inst: Inst, ctx):
@@ -281,16 +270,7 @@ def _sopc(inst: Inst, ctx):
         return bitcmp
     pred, ty = parts[2], parts[3]
     if ty in ("f32", "f16"):
-        fdt = F32 if ty == "f32" else np.float16
-        fn = _FCMP[pred]
-
-        def fcmp(st):
-            x = np.broadcast_to(a(st), (st.W,)).astype(U32)
-            y = np.broadcast_to(b(st), (st.W,)).astype(U32)
-            if ty == "f16":
-                x, y = (x & U32(0xFFFF)).astype(np.uint16), (y & U32(0xFFFF)).astype(np.uint16)
-            st.set_scc(fn(x.view(fdt), y.view(fdt)))
-        return fcmp
+        raise Unsupported(f"{n}: scalar float compares are gfx11.5+, not gfx1100")
     fn = _CMP[pred]
     sgn = ty == "i32"
 
@@ -381,8 +361,8 @@ _MSG_DEALLOC_VGPRS = 3
 def _sopp(inst: Inst, ctx):
     n, k = inst.name, inst.f["simm16"]
     size = inst.size
-    if n in ("s_nop", "s_waitcnt", "s_delay_alu", "s_clause", "s_inst_prefetch", "s_sleep", "s_setprio",
-             "s_waitcnt_depctr", "s_icache_inv", "s_wait_idle", "s_singleuse_vdst", "s_ttracedata",
+    if n in ("s_nop", "s_waitcnt", "s_delay_alu", "s_clause", "s_set_inst_prefetch_distance", "s_sleep", "s_setprio",
+             "s_waitcnt_depctr", "s_icache_inv", "s_wait_idle", "s_ttracedata",
              "s_ttracedata_imm", "s_incperflevel", "s_decperflevel", "s_wakeup"):
         # Timing hints: the mock completes every instruction before the next starts.
         return lambda st: None

@@ -174,6 +174,14 @@ def compile_valu(inst: Inst):
         codes, vdst, sdst = [f["src0"]], f["vdst"], None
     else:
         codes, vdst, sdst = [f["src0"], OP["VGPR_MIN"] + f["vsrc1"]], f.get("vdst"), None
+    if fmt in ("VOP1", "VOP2", "VOPC") and any(t in _SIXTEEN for t in (dt,) + tuple(sts)):
+        # gfx11 32-bit encodings of 16-bit ops address v0-v127; bit 7 of a register field selects
+        # the high half (true16), which the emulator does not model
+        regs = [c - OP["VGPR_MIN"] for c in codes if c >= OP["VGPR_MIN"]]
+        if dpp is not None:
+            regs.append(dpp.src)
+        if (vdst is not None and fmt != "VOPC" and vdst >= 128) or any(r >= 128 for r in regs):
+            raise Unsupported(f"{n}: true16 high-half register operand")
     if clamp and not dt.startswith("f") and n not in _SAT:
         raise Unsupported(f"{n}: integer clamp")
     if omod and not dt.startswith("f"):

@@ -402,3 +402,26 @@ PK_OPS = {
     "v_pk_lshrrev_b16": ("u16", lambda s, a: a >> (s & np.uint16(15))),
     "v_pk_ashrrev_i16": ("i16", lambda s, a: a >> (s & np.int16(15))),
 }
+
+
+# VOP3-encoded instructions whose source count is not their semantic function's arity
+_ARITY = {"v_add_co_u32": 2, "v_sub_co_u32": 2, "v_subrev_co_u32": 2, "v_mad_u64_u32": 3, "v_mad_i64_i32": 3,
+          "v_div_scale_f32": 3, "v_div_scale_f64": 3, "v_readlane_b32": 2, "v_writelane_b32": 2,
+          "v_permlane16_b32": 3, "v_permlanex16_b32": 3, "v_mbcnt_lo_u32_b32": 2, "v_mbcnt_hi_u32_b32": 2,
+          "v_cndmask_b16": 3, "v_cndmask_b32": 3, "v_add_co_ci_u32": 3, "v_sub_co_ci_u32": 3,
+          "v_subrev_co_ci_u32": 3, "v_fma_mix_f32": 3, "v_fma_mixlo_f16": 3, "v_fma_mixhi_f16": 3,
+          "v_readfirstlane_b32": 1, "v_swap_b32": 1, "v_nop": 0, "v_pipeflush": 0, "v_fmac_f32": 2,
+          "v_fmac_f16": 2, "v_dot2acc_f32_f16": 2}
+
+
+def arity(name: str) -> int | None:
+    """Number of sources of a VALU instruction (None if unknown to the emulator)."""
+    if name in _ARITY:
+        return _ARITY[name]
+    if name.startswith(("v_cmp_", "v_cmpx_")):
+        return 2
+    fn = OPS.get(name) or (PK_OPS[name][1] if name in PK_OPS else None)
+    if fn is None:
+        return None
+    import inspect
+    return fn.nin if isinstance(fn, np.ufunc) else len(inspect.signature(fn).parameters)

@@ -164,7 +164,7 @@ def compile_ds(inst: Inst, ctx):
                 for k in range(w):
                     wr_bytes(st, lane_addr(st, o + 4 * k), m, st.v[dreg + k], 4)
         return st2
-    if n.startswith("ds_load_"):
+    if n.startswith("ds_load_") and "addtid" not in n:
         ty = n[len("ds_load_"):]
         if ty in ("b32", "b64", "b96", "b128"):
             nd = _NDW.get(ty, 1)
@@ -189,7 +189,7 @@ def compile_ds(inst: Inst, ctx):
                 bits = (old & U32(0xFFFF)) | (bits << U32(16)) if hi else (old & U32(0xFFFF0000)) | (bits & U32(0xFFFF))
             st.set_v(vdst, bits, m)
         return lds_small
-    if n.startswith("ds_store_"):
+    if n.startswith("ds_store_") and "addtid" not in n:
         ty = n[len("ds_store_"):]
         if ty in ("b32", "b64", "b96", "b128"):
             nd = _NDW.get(ty, 1)
@@ -240,7 +240,7 @@ def compile_ds(inst: Inst, ctx):
     # ---- atomics -----------------------------------------------------------------------------------
     if n in ("ds_nop",):
         return lambda st: None
-    if n.startswith("ds_") and any(n.startswith(f"ds_{o}") for o in (
+    if "gs_reg" not in n and any(n.startswith(f"ds_{o}_") for o in (
             "add", "sub", "rsub", "inc", "dec", "min", "max", "and", "or", "xor", "storexchg", "cmpstore")):
         if "2addr" in n:
             raise Unsupported(f"{n} is not implemented by the emulator")
