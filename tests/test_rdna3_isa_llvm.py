@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from hwdrv.mock.amd.rdna3.decode import decode, disasm
 from hwdrv.mock.amd.rdna3.support import supported
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import time
 
-import numpy as np
 import pytest
 
 from amd_emu_harness import KERNELS, EmuMachine

@@ -508,11 +508,11 @@ def _vop3p(i: Inst) -> str:
     f, n = i.f, i.name
     nsrc = arity(n) or 3
     if n.startswith("v_wmma_"):
-        a, c = (8, 8) if "f32" in n.split("_")[2] or "i32" in n.split("_")[2] else (8, 8)
-        ab = 4 if n.endswith(("iu8",)) else 2 if n.endswith("iu4") else 8
-        ops = [_vdst(f["vdst"], 8), src_text(f["src0"], ab, "b32", None), src_text(f["src1"], ab, "b32", None),
-               src_text(f["src2"], 8, "b32", None)]
-        return f"{n} {', '.join(reg_name(0, 1) if False else o for o in ops)}" + _vop3p_mods(i, 3, wmma=True)
+        ab = 4 if n.endswith("iu8") else 2 if n.endswith("iu4") else 8     # A/B registers per lane
+        cd = 4 if n.split("_")[2] in ("f16", "bf16") else 8                 # packed 16-bit C/D: 4
+        ops = [_vdst(f["vdst"], cd), src_text(f["src0"], ab, "b32", None), src_text(f["src1"], ab, "b32", None),
+               src_text(f["src2"], cd, "b32", None)]
+        return f"{n} {', '.join(ops)}" + _vop3p_mods(i, 3)
     if n.startswith("v_fma_mix"):
         # mix: neg_lo negates and neg_hi takes the absolute value of each source; op_sel_hi
         # (f16 vs f32 source) defaults to 0 (LLVM AMDGPUInstPrinter, FMA_MIX)
@@ -537,7 +537,7 @@ def _vop3p(i: Inst) -> str:
     return f"{n} {', '.join(ops)}" + _vop3p_mods(i, nsrc)
 
 
-def _vop3p_mods(i: Inst, nsrc: int, wmma: bool = False) -> str:
+def _vop3p_mods(i: Inst, nsrc: int) -> str:
     f = i.f
     opsel = [(f["opsel"] >> k) & 1 for k in range(nsrc)]
     hi = [(f["opsel_hi"] >> k) & 1 for k in range(min(nsrc, 2))] + ([f["opsel_hi2"]] if nsrc == 3 else [])

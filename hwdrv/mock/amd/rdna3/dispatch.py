@@ -172,6 +172,11 @@ def dispatch(mem: GpuPageTable, *, pgm_addr: int, rsrc1: int, rsrc2: int, rsrc3:
     if field("COMPUTE_PGM_RSRC1", "FLOAT_ROUND_MODE_32", rsrc1) or field("COMPUTE_PGM_RSRC1", "FLOAT_ROUND_MODE_16_64", rsrc1):
         raise ShaderFault("unsupported", "only round-to-nearest-even FP mode is modelled", pc=pgm_addr, wave=0,
                           workgroup=(0, 0, 0), disasm="", exec_mask=0)
+    if field("COMPUTE_PGM_RSRC1", "FLOAT_DENORM_MODE_32", rsrc1) != 3 or \
+            field("COMPUTE_PGM_RSRC1", "FLOAT_DENORM_MODE_16_64", rsrc1) != 3:
+        # numpy keeps denormals (IEEE); flush-to-zero modes would give different results
+        raise ShaderFault("unsupported", "only FLOAT_DENORM_MODE 3 (denormals kept) is modelled", pc=pgm_addr,
+                          wave=0, workgroup=(0, 0, 0), disasm="", exec_mask=0)
     if field("COMPUTE_PGM_RSRC2", "ENABLE_SGPR_WORKGROUP_INFO", rsrc2):
         raise ShaderFault("unsupported", "ENABLE_SGPR_WORKGROUP_INFO", pc=pgm_addr, wave=0,
                           workgroup=(0, 0, 0), disasm="", exec_mask=0)

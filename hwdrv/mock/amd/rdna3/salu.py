@@ -19,10 +19,6 @@ def _sext16(v: int) -> int:
     return v - 0x10000 if v & 0x8000 else v
 
 
-def _u(t64: bool):
-    return "u64" if t64 else "u32"
-
-
 # name -> (fn(a, b) -> (result, scc or None)) for 32-bit (uint32) and 64-bit (uint64) operands
 def _logic(op):
     return lambda a, b: (lambda r: (r, r != 0))(op(a, b))

@@ -9,7 +9,7 @@ import numpy as np
 
 from .decode import Inst
 from .faults import Unsupported
-from .numeric import F32, F64, U32, U64, from_type, to_type
+from .numeric import F32, F64, U32, U64, fma32, fma64, from_type, popcount32, to_type
 from .operands import reader
 from .optypes import valu_types
 from .state import EXEC, LANES, OP, VCC, WaveState
@@ -278,16 +278,12 @@ def compile_valu(inst: Inst):
         a, b = rd(0, "u32"), rd(1, "u32")
         hi_half = n.endswith("hi_u32_b32")
 
+        below = np.zeros(LANES, U32) if hi_half else (U32(1) << _LANE_U32) - U32(1)
+        # wave32: the high mask covers lanes 32-63, none of which is below any lane of the wave
+
         def mbcnt(st):
-            from .numeric import popcount32
             x = np.broadcast_to(a(st), (st.W, LANES)).astype(U32)
-            if hi_half:   # wave32: lanes 32..63 do not exist, every lane counts 0 bits of the high mask
-                below = np.zeros((st.W, LANES), U32) if True else None
-                cnt = popcount32(x & below)
-            else:
-                below = ((U32(1) << _LANE.astype(U32)) - U32(1))
-                cnt = popcount32(x & below)
-            _write(st, vdst, "u32", cnt + b(st), st.emask())
+            _write(st, vdst, "u32", popcount32(x & below) + b(st), st.emask())
         return mbcnt
     if n == "v_swap_b32":
         a = codes[0] - OP["VGPR_MIN"]
@@ -359,10 +355,11 @@ def compile_valu(inst: Inst):
             a, b, c = r0(st), r1(st), r2(st)
             if sgn:
                 p = a.astype(np.int64) * b.astype(np.int64)
-                res = (p.astype(U64) + np.asarray(c).astype(U64))
-                # carry-out: signed overflow of the 64-bit sum
-                big = np.asarray(p, object) if False else None
-                ov = np.zeros(np.broadcast(a, b, c).shape, bool)
+                c64 = np.asarray(c, np.int64)
+                res = p.astype(U64) + c64.astype(U64)
+                # carry-out of the signed form: the 64-bit sum overflowed
+                r64 = res.view(np.int64)
+                ov = ((p >= 0) == (c64 >= 0)) & ((r64 >= 0) != (p >= 0))
             else:
                 p = a.astype(U64) * b.astype(U64)
                 res = p + np.asarray(c, U64)
@@ -390,8 +387,9 @@ def compile_valu(inst: Inst):
         def fmas(st):
             vcc = ((st.s[VCC][:, None] >> _LANE.astype(U32)) & U32(1)).astype(bool)
             res = fn(r0(st), r1(st), r2(st))
+            # VCC set by v_div_scale means the operands were pre-scaled; this v_div_scale never scales
             scale = 2.0 ** (64 if dt == "f64" else 32)
-            res = np.where(vcc, res * res.dtype.type(scale if True else 1), res)
+            res = np.where(vcc, res * res.dtype.type(scale), res)
             _write(st, vdst, dt, _omod_clamp(np.asarray(res), dt, omod, clamp), st.emask())
         return fmas
 
@@ -412,7 +410,7 @@ def compile_valu(inst: Inst):
     if fn is None:
         raise Unsupported(f"{n} is not implemented by the emulator")
     nargs = _arity(fn)
-    acc = n in ("v_fmac_f32", "v_fmac_f16", "v_dot2acc_f32_f16") and (not vop3 or True)
+    acc = n in ("v_fmac_f32", "v_fmac_f16", "v_dot2acc_f32_f16")
     types = list(sts) + [sts[-1]] * 3
     if acc:
         nargs = 3
@@ -492,7 +490,6 @@ def _vop3p(inst: Inst):
 
         def mix(st):
             xs = [mixsrc(r(st), k) for k, r in enumerate(raw)]
-            from .numeric import fma32, fma64
             if n == "v_fma_mix_f32":
                 res = fma32(*xs)
                 _write(st, vdst, "f32", res, st.emask())

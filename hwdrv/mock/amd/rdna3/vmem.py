@@ -12,7 +12,7 @@ import numpy as np
 
 from .decode import Inst
 from .faults import Unsupported
-from .numeric import F32, I32, U32, U64
+from .numeric import U32, U64
 from .state import APERTURE_SIZE, LANES, OP, PRIVATE_APERTURE, SHARED_APERTURE, WaveState
 
 _LOADS = {"u8": (1, np.uint8, False), "i8": (1, np.int8, False), "u16": (2, np.uint16, False),
@@ -110,7 +110,6 @@ def compile_ds(inst: Inst, ctx):
         raise Unsupported(f"{n} with gds")
     addr_r, d0, d1, vdst = f["addr"], f["data0"], f["data1"], f["vdst"]
     off16 = f["offset0"] | (f["offset1"] << 8)
-    size = None
 
     def lane_addr(st, extra=0):
         a = st.v[addr_r].astype(np.int64) + extra
@@ -424,7 +423,6 @@ def _mem_ops(inst, kind, ty, d16, hi, vdst, vdata, addresses, load_dw, store_dw,
     op = _atomic_kind(n)
     rtn = bool(f.get("glc"))
     mem = ctx.mem
-    nb = 8 if w64 else 4
 
     def at(st):
         m = st.emask()
