@@ -164,8 +164,10 @@ class EventTable:
                     self._fire(ev)
 
     # --- WAIT_EVENTS (kfd_wait_on_events) -------------------------------------------------------------
-    def wait(self, ids: list[int], wait_all: bool, timeout_ms: int) -> tuple[int, list[Event | None]]:
-        """Returns (wait_result, per entry: the event if it fired, else None)."""
+    def wait(self, ids: list[int], wait_all: bool, timeout_ms: int, poll=None) -> tuple[int, list[Event | None]]:
+        """Returns (wait_result, per entry: the event if it fired, else None). ``poll`` (optional) is
+        called while waiting, every millisecond: in synchronous mock mode it re-polls blocked GPU
+        engines, as the hardware keeps re-polling while the host sleeps."""
         with self.cond:
             waiters = []
             for eid in ids:
@@ -190,7 +192,11 @@ class EventTable:
                             raise Errno(E.ETIME, f"WAIT_EVENTS with an infinite timeout waited {INFINITE_WAIT_CAP_S} s "
                                                  "(mock cap HWDRV_MOCK_KFD_WAIT_CAP): nothing will signal these events")
                         return K.KFD_IOC_WAIT_RESULT_TIMEOUT, [None] * len(waiters)
-                    self.cond.wait(left)
+                    if poll is not None:
+                        poll()
+                        self.cond.wait(min(left, 0.001))
+                    else:
+                        self.cond.wait(left)
             finally:
                 for w in waiters:
                     w.event.waiters.remove(w)

@@ -26,6 +26,8 @@ class MockAmdGpu:
         self.page_table = GpuPageTable("gfx1100")
         self.lock = threading.RLock()
         self.doorbell_listener: Callable[[object, int], None] | None = None
+        self.release_listener: Callable[[object], None] | None = None
+        self.poll_listener: Callable[[], None] | None = None     # re-poll blocked engines (sync mode)
         self._t0 = time.perf_counter_ns()
 
     @property
@@ -39,3 +41,8 @@ class MockAmdGpu:
     def ring_doorbell(self, queue, value: int) -> None:
         if self.doorbell_listener is not None:
             self.doorbell_listener(queue, value)
+
+    def release_queue(self, queue) -> None:
+        """The queue was destroyed (or its process closed): its engine stops."""
+        if self.release_listener is not None:
+            self.release_listener(queue)

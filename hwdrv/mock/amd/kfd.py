@@ -99,6 +99,7 @@ class KfdProcess:
             self.mmio_page.close()
 
     def _release_queue(self, q: Q.Queue) -> None:
+        self.gpu.release_queue(q)
         for b in q.bos:
             b.queue_refs -= 1
         self.doorbells.release(q)
@@ -340,7 +341,7 @@ class KfdDriver(MockDriver):
         q = Q.Queue(qid, a.queue_type, a.gpu_id, a.ring_base_address, ring_size, a.read_pointer_address,
                     a.write_pointer_address, dbi, a.queue_percentage, a.queue_priority, a.eop_buffer_address,
                     a.eop_buffer_size, a.ctx_save_restore_address, a.ctx_save_restore_size, a.ctl_stack_size,
-                    engine, sq, bos)
+                    engine, sq, bos, owner=p)
         for b in bos:
             b.queue_refs += 1
         p.queues[qid] = q
@@ -400,7 +401,7 @@ class KfdDriver(MockDriver):
         # sleep without the process lock (the GPU fires events from its threads); events have their own
         p.lock.release()
         try:
-            result, fired = p.events.wait(ids, bool(a.wait_for_all), a.timeout)
+            result, fired = p.events.wait(ids, bool(a.wait_for_all), a.timeout, self.gpu.poll_listener)
         finally:
             p.lock.acquire()
         for i, ev in enumerate(fired):

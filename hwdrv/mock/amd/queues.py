@@ -47,6 +47,7 @@ class Queue:
     sdma_queue: int = 0
     bos: list = field(default_factory=list)     # BOs whose queue_refs this queue holds
     error: str | None = None                    # set by the mock CP when the queue faults
+    owner: object = None                        # the KfdProcess (its events receive interrupts and faults)
 
     @property
     def is_sdma(self) -> bool:
