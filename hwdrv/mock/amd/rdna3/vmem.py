@@ -60,6 +60,44 @@ def _atomic_kind(name: str) -> str:
     return op
 
 
+_SCAN_UFUNC = {"min_u": np.minimum, "max_u": np.maximum, "and": np.bitwise_and, "or": np.bitwise_or,
+               "xor": np.bitwise_xor}
+
+
+def _scan(op: str, fn, dt, v0, d: np.ndarray, c: np.ndarray | None):
+    """Old values seen by lanes d[0], d[1], ... applying ``op`` one after another to v0; returns
+    (old values, final value)."""
+    n = d.size
+    if op in _SCAN_UFUNC or op in ("min_i", "max_i", "add_f", "min_f", "max_f"):
+        sig = {np.uint32: np.int32, np.uint64: np.int64}[dt]
+        fl = {np.uint32: np.float32, np.uint64: np.float64}[dt]
+        view, uf = {"min_i": (sig, np.minimum), "max_i": (sig, np.maximum), "add_f": (fl, np.add),
+                    "min_f": (fl, np.fmin), "max_f": (fl, np.fmax)}.get(op, (dt, _SCAN_UFUNC.get(op)))
+        seq = np.concatenate([np.array([v0], dt), d.astype(dt)]).view(view)
+        r = uf.accumulate(seq).view(dt)     # accumulate runs strictly left to right
+        return r[:-1], r[-1]
+    if op == "swap":
+        seq = np.concatenate([np.array([v0], dt), d.astype(dt)])
+        return seq[:-1], seq[-1]
+    if op == "cmpswap":
+        old = np.empty(n, dt)
+        k, v = 0, dt(v0)
+        while k < n:                          # jump from one successful compare to the next
+            hit = np.flatnonzero(c[k:] == v)
+            j = n if hit.size == 0 else k + int(hit[0])
+            old[k:j + 1 if j < n else n] = v
+            if j < n:
+                v = d[j]
+            k = j + 1
+        return old, v
+    old = np.empty(n, dt)
+    v = np.array([v0], dt)
+    for k in range(n):
+        old[k] = v[0]
+        v = fn(v, d[k:k + 1], None if c is None else c[k:k + 1]).astype(dt)
+    return old, v[0]
+
+
 def atomic_rmw(read, write, addrs: np.ndarray, data: np.ndarray, cmp: np.ndarray | None, op: str, dt):
     """Apply ``op`` for lanes in order (addrs/data 1-D in lane order); returns the old values."""
     n = addrs.size
@@ -87,6 +125,18 @@ def atomic_rmw(read, write, addrs: np.ndarray, data: np.ndarray, cmp: np.ndarray
             write(uniq, base - total)
         return old
     fn = _atomic_fn(op, dt)
+    uniq, inv, counts = np.unique(addrs, return_inverse=True, return_counts=True)
+    if counts.max() > 8:
+        # heavy contention: per address, scan its lanes in order (vectorised where the operation
+        # allows), on one gathered copy of the value, then scatter the final values once
+        cur = read(uniq)
+        order = np.argsort(inv, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        for u in range(uniq.size):
+            lanes = order[bounds[u]:bounds[u + 1]]
+            old[lanes], cur[u] = _scan(op, fn, dt, cur[u], data[lanes], None if cmp is None else cmp[lanes])
+        write(uniq, cur)
+        return old
     pending = np.arange(n)
     while pending.size:
         u, first = np.unique(addrs[pending], return_index=True)
