@@ -196,3 +196,26 @@ def test_lds_and_barrier_across_four_waves():
     r2 = rsrc("COMPUTE_PGM_RSRC2", USER_SGPR_COUNT=2, ENABLE_SGPR_WORKGROUP_ID_X=1)
     run("lds_barrier", m, user=split(out), block=(128, 1, 1), grid=(3, 1, 1), rsrc2=r2, lds=512)
     np.testing.assert_array_equal(view[:512].view(np.uint32), 127 - np.arange(128))
+
+
+def test_scratch_private_per_lane_and_layout():
+    m = EmuMachine()
+    out, view = m.alloc(128)
+    scratch, sview = m.alloc(2 * 32 * 64)
+    r2 = rsrc("COMPUTE_PGM_RSRC2", USER_SGPR_COUNT=2, ENABLE_PRIVATE_SEGMENT=1)
+    run("scratch", m, user=split(out), rsrc2=r2, scratch_base=scratch + 32 * 64, scratch_per_wave=32 * 64)
+    np.testing.assert_array_equal(view[:128].view(np.uint32), np.arange(32) + 100)
+    # wave 0 owns [scratch_base, +2048): private dword d of lane l at d * 128 + l * 4
+    words = sview[32 * 64:].view(np.uint32)
+    np.testing.assert_array_equal(words[32:64], np.arange(32) + 100)
+    np.testing.assert_array_equal(words[15 * 32:16 * 32], np.arange(32))
+    assert not sview[:32 * 64].any()          # nothing outside the wave's slice was touched
+
+
+def test_scratch_past_the_lane_slice_faults():
+    m = EmuMachine()
+    scratch, _ = m.alloc(32 * 64)
+    with pytest.raises(MemoryFault) as ei:
+        run("scratch_oob", m, rsrc2=rsrc("COMPUTE_PGM_RSRC2", ENABLE_PRIVATE_SEGMENT=1), scratch_base=scratch,
+            scratch_per_wave=32 * 64)
+    assert ei.value.reason == "out-of-range" and ei.value.address == 64 and ei.value.access == "write" and ei.value.disasm.startswith("scratch_store")

@@ -10,8 +10,11 @@ Entry point for the mock CP::
 - ``rsrc1/2/3``: COMPUTE_PGM_RSRC1/2/3 (fields from ``rdna3_isa.KD_FIELDS``).
 - ``user_sgprs``: COMPUTE_USER_DATA_0.. values, loaded into s0.. (USER_SGPR_COUNT of them).
 - ``grid``: workgroup counts (DISPATCH_DIRECT dims); ``block``: work-items per workgroup.
-- ``lds_bytes``: LDS per workgroup; ``scratch_base``/``scratch_per_wave``: the private segment
-  (each wave gets ``scratch_per_wave`` bytes from ``scratch_base``, lane-interleaved inside).
+- ``lds_bytes``: LDS per workgroup; ``scratch_base``/``scratch_per_wave``: the private segment.
+  Wave w (in dispatch order) owns ``scratch_per_wave`` bytes at ``scratch_base + w *
+  scratch_per_wave``, dword-interleaved across its 32 lanes as swizzled scratch is (private byte p
+  of lane l is at ``(p // 4) * 128 + l * 4 + p % 4``); each lane has ``scratch_per_wave // 32``
+  bytes and a private address past that is a MemoryFault ("out-of-range").
 - ``deadline`` (time.monotonic() value) / ``cancel``: stop with a :class:`ShaderTimeout`.
 - ``grid_items`` (optional): work-items per dimension when the CP dispatches by thread counts
   (DISPATCH_INITIATOR.USE_THREAD_DIMENSIONS + PARTIAL_TG_EN, or an AQL packet's grid_size): the
@@ -214,10 +217,9 @@ def dispatch(mem: GpuPageTable, *, pgm_addr: int, rsrc1: int, rsrc2: int, rsrc3:
         if priv:
             st.s[r] = (np.arange(W, dtype=np.uint64) + first_wave).astype(np.uint32) * np.uint32(scratch_per_wave)
         if scratch_per_wave:
-            lane_size = scratch_per_wave // LANES
-            wave_base = np.uint64(scratch_base) + (np.arange(W, dtype=np.uint64) + np.uint64(first_wave)) * np.uint64(scratch_per_wave)
-            st.scratch_lane_base = wave_base[:, None] + np.arange(LANES, dtype=np.uint64) * np.uint64(lane_size)
-            st.scratch_lane_size = lane_size
+            st.scratch_wave_base = np.uint64(scratch_base) + \
+                (np.arange(W, dtype=np.uint64) + np.uint64(first_wave)) * np.uint64(scratch_per_wave)
+            st.scratch_lane_size = scratch_per_wave // LANES // 4 * 4
         st.v[0] = packed
         st.set_s(EXEC, wave_exec)
         st.done[:] = wave_exec == 0       # waves of a partial workgroup that hold no work-item

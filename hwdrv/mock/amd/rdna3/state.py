@@ -40,8 +40,8 @@ class WaveState:
         self.lds_bytes = lds_bytes
         self.wg = wg_of_wave              # workgroup (row of lds) of each wave
         self.mode = np.zeros(W, np.uint32)
-        self.scratch_lane_base = None     # uint64 (W, 32): start of each lane's private memory
-        self.scratch_lane_size = 0
+        self.scratch_wave_base = None     # uint64 (W,): start of each wave's private memory
+        self.scratch_lane_size = 0        # private bytes per lane
         self._emask = None        # cached emask(); dropped when EXEC or the active waves change
         self.mask_full = False    # the cached mask enables every lane of every wave
 

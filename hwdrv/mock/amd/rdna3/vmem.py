@@ -13,6 +13,7 @@ import numpy as np
 from .decode import Inst
 from .faults import Unsupported
 from .numeric import U32, U64
+from ...gpumem import MemoryFault
 from .state import APERTURE_SIZE, LANES, OP, PRIVATE_APERTURE, SHARED_APERTURE, WaveState
 
 _LOADS = {"u8": (1, np.uint8, False), "i8": (1, np.int8, False), "u16": (2, np.uint16, False),
@@ -381,15 +382,19 @@ def compile_flat(inst: Inst, ctx):
         glob = m & ~lds & ~prv
         return glob, (lds if lds.any() else None), (prv if prv.any() else None), a
 
-    def scratch_addr(st, p, m):
-        if st.scratch_lane_base is None:
-            bad = np.argwhere(m)
-            from ...gpumem import MemoryFault
-            raise MemoryFault(int(p[tuple(bad[0])]) if len(bad) else 0, "read", "unmapped", 4,
-                              detail="scratch access but the dispatch has no scratch memory")
+    def scratch_addr(st, p, m, nbytes=4, access="read"):
+        """GPU VA of private byte p of each lane (swizzled per dword across the wave's lanes)."""
         if not scratch:
             p = p - PRIVATE_APERTURE
-        return st.scratch_lane_base + p.astype(np.uint64)
+        bad = m & ((p < 0) | (p + nbytes > st.scratch_lane_size))
+        if st.scratch_wave_base is None or bad.any():
+            w, lane = np.argwhere(bad if bad.any() else m)[0]
+            raise MemoryFault(int(p[w, lane]), access, "unmapped" if st.scratch_wave_base is None else "out-of-range",
+                              nbytes, int(w) * LANES + int(lane),
+                              f"private (scratch) address; {st.scratch_lane_size} bytes per lane")
+        p = np.where(m, p, 0).astype(np.uint64)
+        return (st.scratch_wave_base[:, None] + (p // U64(4)) * U64(4 * LANES)
+                + np.arange(LANES, dtype=np.uint64) * U64(4) + p % U64(4))
 
     def load_dw(st, a, m, k, dtype=np.uint32, nbytes=4):
         """Load one element per lane from byte address a + 4k (all three apertures)."""
@@ -398,7 +403,7 @@ def compile_flat(inst: Inst, ctx):
         if g is not None and g.any():
             out = np.where(g, mem.load(np.where(g, a + 4 * k, 0).astype(np.uint64), dtype, g).astype(out.dtype), out)
         if prv is not None and prv.any():
-            pa = scratch_addr(st, a + 4 * k, prv)
+            pa = scratch_addr(st, a + 4 * k, prv, nbytes)
             out = np.where(prv, mem.load(np.where(prv, pa, 0), dtype, prv).astype(out.dtype), out)
         if lds is not None:
             la = (a + 4 * k - SHARED_APERTURE).astype(np.int64)
@@ -414,7 +419,7 @@ def compile_flat(inst: Inst, ctx):
         if g is not None and g.any():
             mem.store(np.where(g, a + 4 * k, 0).astype(np.uint64), vals, g)
         if prv is not None and prv.any():
-            mem.store(np.where(prv, scratch_addr(st, a + 4 * k, prv), 0), vals, prv)
+            mem.store(np.where(prv, scratch_addr(st, a + 4 * k, prv, vals.dtype.itemsize, "write"), 0), vals, prv)
         if lds is not None:
             nb = np.dtype(dtype).itemsize
             la = (a + 4 * k - SHARED_APERTURE).astype(np.int64)
