@@ -15,6 +15,7 @@ from hwdrv.amd.gen import kfd_priv as P
 from hwdrv.errors import InvalidArgument, OutOfMemory
 from hwdrv.ioctl import hostmem
 from hwdrv.ioctl.ioc import IOC_READ, IOC_WRITE, decode
+from hwdrv.ioctl.kernel import MAP_FIXED
 from hwdrv.mock.kernel import Errno, MockDriver, MockKernel
 from hwdrv.mock.physmem import PhysBlock
 
@@ -422,7 +423,6 @@ class KfdDriver(MockDriver):
 
     # --- mmap on /dev/kfd (kfd_mmap) --------------------------------------------------------------------
     def mmap(self, p: KfdProcess, addr: int, size: int, prot: int, flags: int, offset: int) -> int:
-        from hwdrv.ioctl.kernel import MAP_FIXED
         kind = offset & P.KFD_MMAP_TYPE_MASK
         gpu_id = mmap_gpu_id(offset)
         fixed = bool(flags & MAP_FIXED)
