@@ -212,12 +212,11 @@ def _sopc(i: Inst) -> str:
            f"{src_text(f['ssrc1'], srcs[1], 'b32', i.literal)}"
 
 
-_HWREG = {1: "HW_REG_MODE", 2: "HW_REG_STATUS", 3: "HW_REG_TRAPSTS", 4: "HW_REG_HW_ID",
-          5: "HW_REG_GPR_ALLOC", 6: "HW_REG_LDS_ALLOC", 7: "HW_REG_IB_STS", 15: "HW_REG_SH_MEM_BASES",
-          18: "HW_REG_PERF_SNAPSHOT_PC_LO", 19: "HW_REG_PERF_SNAPSHOT_PC_HI", 20: "HW_REG_FLAT_SCR_LO",
-          21: "HW_REG_FLAT_SCR_HI", 22: "HW_REG_XNACK_MASK", 23: "HW_REG_HW_ID1", 24: "HW_REG_HW_ID2",
-          25: "HW_REG_POPS_PACKER", 26: "HW_REG_PERF_SNAPSHOT_DATA", 28: "HW_REG_IB_STS2",
-          29: "HW_REG_SHADER_CYCLES"}
+# hwreg names LLVM uses on gfx11 (AMDGPUAsmUtils.cpp Hwreg::Opr, entries whose predicate holds for
+# gfx11); other ids print as numbers
+_HWREG = {1: "HW_REG_MODE", 2: "HW_REG_STATUS", 3: "HW_REG_TRAPSTS", 5: "HW_REG_GPR_ALLOC", 6: "HW_REG_LDS_ALLOC",
+          7: "HW_REG_IB_STS", 15: "HW_REG_SH_MEM_BASES", 20: "HW_REG_FLAT_SCR_LO", 21: "HW_REG_FLAT_SCR_HI",
+          23: "HW_REG_HW_ID1", 24: "HW_REG_HW_ID2", 29: "HW_REG_SHADER_CYCLES"}
 
 
 def hwreg_text(simm: int) -> str:
@@ -242,10 +241,25 @@ def _sopk(i: Inst) -> str:
     if n == "s_call_b64":
         return f"{n} {_sdst(f['sdst'], 2)}, {_sext16(simm)}"
     if n == "s_version":
-        return f"{n} 0x{simm:x}"
+        return f"{n} {version_text(simm)}"
     if n in ("s_cmpk_eq_u32", "s_cmpk_lg_u32", "s_cmpk_gt_u32", "s_cmpk_ge_u32", "s_cmpk_lt_u32", "s_cmpk_le_u32"):
         return f"{n} {_sdst(f['sdst'])}, 0x{simm:x}"
     return f"{n} {_sdst(f['sdst'])}, 0x{simm:x}"
+
+
+# s_version flag bits (LLVM SIDefines.h UCVersion: W64 1<<13, W32 1<<14, MDP 1<<15)
+_UC_BITS = ((1 << 13, "UC_VERSION_W64_BIT"), (1 << 14, "UC_VERSION_W32_BIT"), (1 << 15, "UC_VERSION_MDP_BIT"))
+
+
+def version_text(simm: int) -> str:
+    low = simm & 0x1FFF
+    flags = [nm for bit, nm in _UC_BITS if simm & bit]
+    if not flags or low > 0xFF:
+        return f"0x{simm:x}"
+    txt = str(low)
+    for k, nm in enumerate(flags):
+        txt = f"{txt}|{nm}" if k == 0 else f"({txt})|{nm}"
+    return txt
 
 
 def _sext16(v: int) -> int:
@@ -273,7 +287,7 @@ def waitcnt_text(s: int) -> str:
         parts.append(f"expcnt({exp})")
     if lgkm != 0x3F:
         parts.append(f"lgkmcnt({lgkm})")
-    return " ".join(parts) if parts else "vmcnt(63) expcnt(7) lgkmcnt(63)"
+    return " ".join(parts) if parts else f"0x{s:x}"
 
 
 def delay_text(s: int) -> str:

@@ -10,7 +10,8 @@ from .faults import Unsupported
 from .numeric import I32, I64, U32, U64, brev32, clz32, ctz32, popcount32, popcount64
 from .operands import reader
 from .optypes import salu_types
-from .state import EXEC, OP, VCC, WaveState
+from .state import EXEC, M0, OP, VCC, WaveState
+from .valu_ops import _cls
 
 M32 = U64(0xFFFFFFFF)
 
@@ -193,6 +194,15 @@ def _sop1(inst: Inst, ctx):
         "s_sext_i32_i8": lambda x: (x.astype(np.uint8).view(np.int8).astype(I32).view(U32), None),
         "s_sext_i32_i16": lambda x: (x.astype(np.uint16).view(np.int16).astype(I32).view(U32), None),
         "s_abs_i32": lambda x: (lambda r: (r, r != 0))(np.abs(x.view(I32).astype(I64)).astype(U32)),
+        "s_cls_i32": lambda x: (_cls(x).view(U32), None),
+        "s_cls_i32_i64": lambda x: (_cls64(x), None),
+        "s_brev_b64": lambda x: ((brev32((x & M32).astype(U32)).astype(U64) << U64(32))
+                                 | brev32((x >> U64(32)).astype(U32)).astype(U64), None),
+        "s_quadmask_b32": lambda x: (lambda r: (r, r != 0))(_quadmask(x, 8).astype(U32)),
+        "s_quadmask_b64": lambda x: (lambda r: (r, r != 0))(_quadmask(x, 16)),
+        "s_wqm_b32": lambda x: (lambda r: (r, r != 0))(_wqm(x, 8).astype(U32)),
+        "s_wqm_b64": lambda x: (lambda r: (r, r != 0))(_wqm(x, 16)),
+        "s_bitreplicate_b64_b32": lambda x: (_bitreplicate(x), None),
     }
     if n in ("s_bitset0_b32", "s_bitset1_b32", "s_bitset0_b64", "s_bitset1_b64"):
         one = n.startswith("s_bitset1")
@@ -211,6 +221,27 @@ def _sop1(inst: Inst, ctx):
             cur = st.s64(d) if w == 2 else st.s[d]
             _setd(st, d, w, np.where(st.scc, a(st), cur))
         return cmov
+    if n in ("s_movrels_b32", "s_movrels_b64", "s_movreld_b32", "s_movreld_b64"):
+        # SGPRs indexed by M0 (per wave): movrels reads s[ssrc0 + M0], movreld writes s[sdst + M0]
+        w = 2 if n.endswith("64") else 1
+        rel_src = n.startswith("s_movrels")
+        base = f["ssrc0"] if rel_src else d
+        if base > OP["SGPR_MAX"]:
+            raise Unsupported(f"{n}: M0-relative operand must be an SGPR")
+
+        def movrel(st):
+            idx = base + st.s[M0].astype(np.int64)
+            cols = np.flatnonzero(st.act)
+            if (idx[cols] + w > OP["SGPR_MAX"] + 1).any():
+                raise Unsupported(f"{n}: M0-relative SGPR index past s{OP['SGPR_MAX']}")
+            if rel_src:
+                for k in range(w):
+                    st.set_s(d + k, st.s[np.minimum(idx + k, 127), np.arange(st.W)])
+            else:
+                val = np.broadcast_to(a(st), (st.W,)).astype(U64)
+                for k in range(w):
+                    st.s[idx[cols] + k, cols] = ((val[cols] >> U64(32 * k)) & M32).astype(U32)
+        return movrel
     if n in ("s_sendmsg_rtn_b32", "s_sendmsg_rtn_b64", "s_rfe_b64"):
         raise Unsupported(f"{n} is not implemented by the emulator")
     fn = simple.get(n)
@@ -231,6 +262,38 @@ def _saveexec_value(n: str, s, e):
     op = n[2:].rsplit("_", 2)[0]
     return {"and": s & e, "or": s | e, "xor": s ^ e, "nand": ~(s & e), "nor": ~(s | e), "xnor": ~(s ^ e),
             "and_not0": ~s & e, "or_not0": ~s | e, "and_not1": s & ~e, "or_not1": s | ~e}[op].astype(U32)
+
+
+def _quadmask(x, groups):
+    x = np.asarray(x).astype(U64)
+    r = np.zeros(x.shape, U64)
+    for g in range(groups):
+        r |= (((x >> U64(4 * g)) & U64(0xF)) != 0).astype(U64) << U64(g)
+    return r
+
+
+def _wqm(x, groups):
+    x = np.asarray(x).astype(U64)
+    r = np.zeros(x.shape, U64)
+    for g in range(groups):
+        r |= (((x >> U64(4 * g)) & U64(0xF)) != 0).astype(U64) * U64(0xF) << U64(4 * g)
+    return r
+
+
+def _bitreplicate(x):
+    x = np.asarray(x).astype(U64)
+    r = np.zeros(x.shape, U64)
+    for b in range(32):
+        r |= ((x >> U64(b)) & U64(1)) * U64(3) << U64(2 * b)
+    return r
+
+
+def _cls64(x):
+    """Leading bits equal to the sign bit, minus one; -1 (0xFFFFFFFF) for 0 and -1."""
+    x = np.asarray(x, U64)
+    v = np.where((x >> U64(63)) != 0, ~x, x)
+    lz = _clz64(v).astype(np.int64)
+    return np.where(lz == 0xFFFFFFFF, U32(0xFFFFFFFF), (lz - 1).astype(U32)).astype(U32)
 
 
 def _ctz64(x):

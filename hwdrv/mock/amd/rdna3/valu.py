@@ -285,6 +285,28 @@ def compile_valu(inst: Inst):
             x = np.broadcast_to(a(st), (st.W, LANES)).astype(U32)
             _write(st, vdst, "u32", popcount32(x & below) + b(st), st.emask())
         return mbcnt
+    if n in ("v_movrels_b32", "v_movreld_b32", "v_movrelsd_b32"):
+        # VGPRs indexed by M0 (per wave): movrels reads v[src0 + M0], movreld writes v[vdst + M0],
+        # movrelsd does both
+        if codes[0] < OP["VGPR_MIN"] and n != "v_movreld_b32":
+            raise Unsupported(f"{n}: source must be a VGPR")
+        src = codes[0] - OP["VGPR_MIN"]
+        rd_src = n in ("v_movrels_b32", "v_movrelsd_b32")
+        wr_dst = n in ("v_movreld_b32", "v_movrelsd_b32")
+        val = reader(codes[0], "u32", lit, True)
+
+        def movrel(st):
+            m0 = st.s[OP["M0"]].astype(np.int64)
+            m = st.emask()
+            rows = np.arange(st.W)
+            si = src + m0 if rd_src else None
+            di = vdst + m0 if wr_dst else np.full(st.W, vdst)
+            if (di[st.act] >= st.v.shape[0]).any() or (rd_src and (si[st.act] >= st.v.shape[0]).any()):
+                raise Unsupported(f"{n}: M0-relative VGPR index past the wave's {st.v.shape[0]} VGPRs")
+            x = st.v[np.minimum(si, st.v.shape[0] - 1), rows] if rd_src else np.broadcast_to(val(st), (st.W, LANES))
+            for w in np.flatnonzero(st.act):
+                np.copyto(st.v[di[w], w], x[w], where=m[w])
+        return movrel
     if n == "v_swap_b32":
         a = codes[0] - OP["VGPR_MIN"]
 

@@ -388,6 +388,46 @@ OPS: dict = {
 for _k in [k for k, v in OPS.items() if v is None]:
     del OPS[_k]
 
+
+
+def _bytes(x):
+    return [((np.asarray(x, U32) >> U32(8 * k)) & U32(0xFF)).astype(np.int64) for k in range(4)]
+
+
+def _sad_u8(a, b, c):
+    return (sum(np.abs(x - y) for x, y in zip(_bytes(a), _bytes(b))) + np.asarray(c, U32)).astype(U32)
+
+
+def _msad_u8(a, b, c):
+    """Masked SAD: bytes of the reference (b) that are 0 do not count."""
+    return (sum(np.where(y == 0, 0, np.abs(x - y)) for x, y in zip(_bytes(a), _bytes(b)))
+            + np.asarray(c, U32)).astype(U32)
+
+
+def _sad_u16(a, b, c):
+    h = lambda x, k: ((np.asarray(x, U32) >> U32(16 * k)) & U32(0xFFFF)).astype(np.int64)  # noqa: E731
+    return (np.abs(h(a, 0) - h(b, 0)) + np.abs(h(a, 1) - h(b, 1)) + np.asarray(c, U32)).astype(U32)
+
+
+def _lerp_u8(a, b, c):
+    out = np.zeros(np.broadcast(a, b, c).shape, U32)
+    for k, (x, y, z) in enumerate(zip(_bytes(a), _bytes(b), _bytes(c))):
+        out |= (((x + y + (z & 1)) >> 1).astype(U32) & U32(0xFF)) << U32(8 * k)
+    return out
+
+
+OPS.update({
+    "v_min3_i16": lambda a, b, c: np.minimum(np.minimum(a, b), c), "v_min3_u16": lambda a, b, c: np.minimum(np.minimum(a, b), c),
+    "v_max3_i16": lambda a, b, c: np.maximum(np.maximum(a, b), c), "v_max3_u16": lambda a, b, c: np.maximum(np.maximum(a, b), c),
+    "v_med3_i16": _med3, "v_med3_u16": _med3,
+    "v_minmax_f16": lambda a, b, c: np.fmax(np.fmin(a, b), c), "v_maxmin_f16": lambda a, b, c: np.fmin(np.fmax(a, b), c),
+    "v_frexp_mant_f16": _frexp_mant, "v_frexp_exp_i16_f16": _frexp_exp,
+    "v_sad_u8": _sad_u8, "v_sad_hi_u8": lambda a, b, c: ((_sad_u8(a, b, 0) << U32(16)) + np.asarray(c, U32)).astype(U32),
+    "v_sad_u16": _sad_u16, "v_sad_u32": lambda a, b, c: (np.abs(np.asarray(a, U32).astype(np.int64)
+                                                                - np.asarray(b, U32).astype(np.int64)) + c).astype(U32),
+    "v_msad_u8": _msad_u8, "v_lerp_u8": _lerp_u8,
+})
+
 # packed 16-bit (VOP3P): name -> (element type, fn over the element arrays)
 PK_OPS = {
     "v_pk_add_f16": ("f16", _f16(lambda a, b: a + b)), "v_pk_mul_f16": ("f16", _f16(lambda a, b: a * b)),

@@ -78,9 +78,13 @@ def fields_for(fmt: str, op: int, name: str, r: random.Random) -> dict:
             f["sdst"] = 0
         if name == "s_version":
             f["sdst"] = 0
+        if "movrel" in name:                  # M0-relative operands are registers
+            f.update(ssrc0=r.randrange(0, 100, 2), sdst=r.randrange(0, 100, 2))
         return {k: v for k, v in f.items() if k in isa.FORMATS[fmt][3]}
     if fmt == "SOPP":
-        if name in ("s_waitcnt",):
+        if name == "s_waitcnt" and r.random() < 0.15:
+            v = 0xFC07 | r.choice([0x3F0, 0x8])        # all fields at their no-wait values
+        elif name == "s_waitcnt":
             v = (r.randint(0, 63) << 10) | (r.randint(0, 63) << 4) | r.randint(0, 7)
         elif name == "s_delay_alu":
             v = r.randint(0, 11) | (r.randint(0, 5) << 4) | (r.randint(0, 11) << 7)
@@ -110,6 +114,8 @@ def fields_for(fmt: str, op: int, name: str, r: random.Random) -> dict:
         f.update(src0=src0, vdst=r.randint(0, lim), vsrc1=r.randint(0, lim))
         if name in ("v_nop", "v_pipeflush"):
             f.update(src0=0, vdst=0)
+        if name == "v_readfirstlane_b32":            # VGPR source, SGPR destination
+            f.update(src0=VG + r.randint(0, 254), vdst=r.randint(0, 105))
         return {k: v for k, v in f.items() if k in isa.FORMATS[fmt][3]}
     if fmt == "VOP3":
         dt, sts = valu_types(name)
@@ -266,7 +272,7 @@ def llvm_disassemble(cands: list[list[int]]) -> list[tuple[list[int], str]]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--per-op", type=int, default=4)
+    p.add_argument("--per-op", type=int, default=5)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default=str(HERE / "vectors.txt"))
     a = p.parse_args()
