@@ -48,7 +48,7 @@ class EmuMachine:
 
     def load(self, path: Path) -> tuple[int, codeobj.CodeObject]:
         co = codeobj.load(Path(path).read_bytes())
-        va, view = self.alloc(co.size + PAGE, writable=False)
+        va, view = self.alloc(co.size + PAGE)         # writable: .data/.bss globals live in the image
         img = co.relocated(va)
         view[:len(img)] = np.frombuffer(img, np.uint8)
         return va, co
