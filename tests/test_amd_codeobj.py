@@ -17,7 +17,8 @@ from hwdrv.errors import InvalidArgument, ProgramError
 
 KDIR = Path(__file__).parent / "data" / "amd" / "kernels"
 FACTS = json.loads((KDIR / "llvm_facts.json").read_text())
-FILES = sorted(FACTS)
+FILES = sorted(f for f in FACTS if f.endswith(".hsaco"))
+OBJECTS = sorted(f for f in FACTS if f.endswith(".o"))
 
 
 def _load(name: str) -> codeobj.CodeObject:
@@ -85,7 +86,7 @@ def test_metadata_note_equals_llvm_readelf(name):
                [(a[".offset"], a[".size"], a[".value_kind"]) for a in want]
 
 
-@pytest.mark.parametrize("name", FILES)
+@pytest.mark.parametrize("name", [f for f in sorted(FACTS) if "directives" in FACTS[f]])
 def test_descriptor_fields_equal_clang_directives(name):
     co = _load(name)
     for kname, directives in FACTS[name]["directives"].items():
@@ -119,7 +120,8 @@ def test_pt_load_placement(name):
         assert co.image[seg["vaddr"]:seg["vaddr"] + seg["filesz"]] == data[seg["offset"]:seg["offset"] + seg["filesz"]]
         assert co.image[seg["vaddr"] + seg["filesz"]:seg["vaddr"] + seg["memsz"]] == bytes(seg["memsz"] - seg["filesz"])
     assert co.size == max(s["vaddr"] + s["memsz"] for s in FACTS[name]["load"])
-    assert co.relocated(0x7F0000000000) == co.image          # lld resolved everything: nothing to relocate
+    if not FACTS[name]["relocations"]:      # lld resolved everything: nothing to relocate
+        assert co.relocated(0x7F0000000000) == co.image
 
 
 def test_relocatable_object_matches_linked_one():
@@ -137,6 +139,48 @@ def test_relocatable_object_matches_linked_one():
         assert k.kd_offset + entry == k.code_offset
         size = FACTS["elementwise.hsaco"]["symbols"][name]["size"]
         assert img[k.code_offset:k.code_offset + size] == dyn.image[kd.code_offset:kd.code_offset + size]
+
+
+@pytest.mark.parametrize("name", FILES + OBJECTS)
+def test_relocations_equal_llvm_readelf(name):
+    """Every relocation llvm-readelf lists is one the loader applies: same type and addend, at the
+    place of its section, against the symbol's placement (or none for RELATIVE64)."""
+    co = _load(name)
+    want = FACTS[name]["relocations"]
+    got = sorted((r.type_name, r.addend) for r in co.relocations)
+    assert got == sorted((r["type"], r["addend"]) for rs in want.values() for r in rs)
+    if name.endswith(".hsaco"):               # ET_DYN: r_offset is the image offset
+        assert sorted(r.offset for r in co.relocations) == sorted(r["offset"] for rs in want.values() for r in rs)
+
+
+def test_relocations_are_applied_for_the_base():
+    base = 0x7FAB_CD00_0000
+    rel, dyn = _load("globals.o"), _load("globals.hsaco")
+    for co in (rel, dyn):
+        img = co.relocated(base)
+        ptrs = [r for r in co.relocations if r.type_name in ("R_AMDGPU_ABS64", "R_AMDGPU_RELATIVE64")]
+        assert len(ptrs) == 2
+        vals = [struct.unpack_from("<Q", img, r.offset)[0] for r in ptrs]
+        # the pointer table holds &coeffs[0] and &coeffs[4]: 16 bytes apart, inside the image at base
+        assert sorted(vals)[1] - sorted(vals)[0] == 16 and base <= min(vals) < base + co.size
+        coeffs = struct.unpack_from("<8f", img, min(vals) - base)
+        assert coeffs == (1.0, -2.0, 0.5, 4.0, -0.25, 3.0, 8.0, -1.5)
+    # pc-relative code relocations do not depend on the base
+    lo = [r for r in rel.relocations if r.type_name == "R_AMDGPU_REL32_LO"]
+    assert lo and rel.relocated(base)[lo[0].offset:lo[0].offset + 4] == rel.relocated(0)[lo[0].offset:lo[0].offset + 4]
+
+
+def test_nobits_section_is_zero_filled_and_reachable():
+    co = _load("bss.o")
+    assert co.elf_type == codeobj.ET_REL
+    img = co.relocated(0x5000_0000_0000)
+    lo, hi = [r for r in co.relocations if r.type_name in ("R_AMDGPU_REL32_LO", "R_AMDGPU_REL32_HI")]
+    assert lo.symbol == hi.symbol and co.image[lo.symbol:lo.symbol + 256] == bytes(256)   # .bss: 64 ints of 0
+    # s_getpc_b64 yields the address of the following s_add_u32 (4 bytes before its literal); adding
+    # the REL32_LO / REL32_HI literals (a 64-bit pc-relative offset) must land on the .bss array
+    off = struct.unpack_from("<I", img, lo.offset)[0] | struct.unpack_from("<I", img, hi.offset)[0] << 32
+    off -= (1 << 64) if off >> 63 else 0
+    assert (lo.offset - 4) + off == lo.symbol
 
 
 def test_relocated_rejects_misaligned_base():

@@ -15,7 +15,11 @@ for src in src/*.cl; do
   name=$(basename "$src" .cl)
   $CLANG $CFLAGS -c "$src" -o "$tmp/$name.o"
   $LLD -shared "$tmp/$name.o" -o "$name.hsaco"
-  # one relocatable object kept as the ET_REL test input (what llvmlite/comgr produce)
-  if [ "$name" = elementwise ]; then cp "$tmp/$name.o" elementwise.o; fi
+  # relocatable objects kept as ET_REL test inputs (what llvmlite/comgr produce)
+  case $name in elementwise|globals) cp "$tmp/$name.o" "$name.o" ;; esac
+done
+# loader-only inputs: relocatable objects (no test case of their own in kernels.json)
+for src in src/reloc/*.cl; do
+  $CLANG $CFLAGS -c "$src" -o "$(basename "$src" .cl).o"
 done
 python3 record_llvm_facts.py > llvm_facts.json

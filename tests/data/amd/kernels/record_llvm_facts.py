@@ -6,7 +6,9 @@ reference the loader tests compare against:
     for the same source and flags (``-S``);
   - `metadata`: the NT_AMDGPU_METADATA note as llvm-readelf-19 --notes decodes it (YAML);
   - `symbols`: value/size of each dynamic symbol, from llvm-readelf-19 --dyn-syms;
-  - `load`: the PT_LOAD program headers from llvm-readelf-19 -l.
+  - `load`: the PT_LOAD program headers from llvm-readelf-19 -l;
+  - `relocations`: per relocation section, (offset, type, symbol, addend) from llvm-readelf-19 -r,
+    for the code objects and the kept relocatable objects (*.o).
 Needs clang-19, llvm-19 and PyYAML (build-time only).
 """
 import glob
@@ -57,10 +59,34 @@ def loads(hsaco: str) -> list:
     return out
 
 
+def relocations(path: str) -> dict:
+    out, sec = {}, None
+    for line in run("llvm-readelf-19", "-r", "-W", path).splitlines():
+        m = re.match(r"Relocation section '([^']+)'", line)
+        if m:
+            sec = out.setdefault(m.group(1), [])
+            continue
+        f = line.split()
+        if sec is not None and len(f) >= 3 and f[2].startswith("R_AMDGPU_"):
+            if len(f) >= 6:                           # offset info type value name + addend
+                sym, addend = f[4], int(f[6], 16) if len(f) > 6 else 0
+                if f[5] == "-":
+                    addend = -int(f[6], 16)
+            else:                                     # offset info type addend (no symbol)
+                sym, addend = "", int(f[3], 16)
+            sec.append({"offset": int(f[0], 16), "type": f[2], "symbol": sym, "addend": addend})
+    return out
+
+
 facts = {}
 for src in sorted(glob.glob("src/*.cl")):
     name = os.path.basename(src)[:-3]
     hsaco = name + ".hsaco"
     facts[hsaco] = {"directives": directives(src), "metadata": metadata(hsaco),
-                    "symbols": symbols(hsaco), "load": loads(hsaco)}
+                    "symbols": symbols(hsaco), "load": loads(hsaco), "relocations": relocations(hsaco)}
+    if os.path.exists(name + ".o"):
+        facts[name + ".o"] = {"relocations": relocations(name + ".o")}
+for src in sorted(glob.glob("src/reloc/*.cl")):
+    obj = os.path.basename(src)[:-3] + ".o"
+    facts[obj] = {"relocations": relocations(obj), "directives": directives(src)}
 print(json.dumps(facts, indent=1, sort_keys=True))
