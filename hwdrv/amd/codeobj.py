@@ -27,13 +27,14 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+from elftools.elf.elffile import ELFFile
 
 from ..errors import InvalidArgument, ProgramError
 from .gen import amdhsa
 from .gen.rdna3_isa import KD_FIELDS
 from .metadata import CodeObjectMetadata, KernelArg, KernelMetadata, parse
 
-MAX_IMAGE = 1 << 30              # refuse images (PT_LOAD span / ALLOC sections) above 1 GiB
+MAX_IMAGE = 64 << 20             # refuse images (PT_LOAD span / ALLOC sections) above 64 MiB (kernels are KiBs)
 KD_ALIGN = 64                    # HSA: kernel descriptors are 64-byte aligned
 CODE_ALIGN = 256                 # COMPUTE_PGM_LO holds the entry address >> 8
 ET_REL, ET_DYN = 1, 3            # ELF e_type (System V gABI)
@@ -250,8 +251,6 @@ def _apply(image: bytes, relocs: list[Relocation], base: int) -> bytes:
 # ---------------------------------------------------------------------------------------------
 def load(data: bytes) -> CodeObject:
     """Parse an AMDGPU HSA code object (v4-v6, ET_DYN or ET_REL)."""
-    from elftools.elf.elffile import ELFFile
-
     data = bytes(data)
     if data[:4] != b"\x7fELF":
         raise ProgramError("code object: not an ELF file (bad magic)")
@@ -285,7 +284,7 @@ def load(data: bytes) -> CodeObject:
         image, align, addr_of_section = _place_sections(sections)
     symbols = _symbols(sections, addr_of_section, e_type)
     relocs = _relocations(elf, sections, addr_of_section, e_type, len(image))
-    meta = _metadata(sections, data)
+    meta = _metadata(sections)
     base0 = _apply(image, relocs, 0)
     kernels = {}
     for name, km in meta.kernels.items():
@@ -440,7 +439,7 @@ def _relocations(elf, sections, addr_of_section: dict, e_type: int, size: int) -
     return out
 
 
-def _metadata(sections, data: bytes) -> CodeObjectMetadata:
+def _metadata(sections) -> CodeObjectMetadata:
     for name, h, s in sections:
         if h["sh_type"] != "SHT_NOTE":
             continue
