@@ -250,3 +250,29 @@ def test_relocatable_object_with_bss_runs_through_the_queue(gpu):
                + gpu.signal_words(gpu.signal, 1))
     assert gpu.wait(gpu.event)[0] == K.KFD_IOC_WAIT_RESULT_COMPLETE
     np.testing.assert_array_equal(np.frombuffer(hostmem.read(dst, 256), np.int32), (inp * 3)[::-1])
+
+
+def test_generated_facts_match_known_gfx11_values():
+    """The generated register/packet facts against values measured on real gfx11 command streams
+    (tinygrad's AMD queue dumps, reference/amd.md 2.1-2.4 and 3) - independent of the generator."""
+    assert PM.PACKET3(PM.PACKET3_DISPATCH_DIRECT, 3) == 0xC0031500
+    assert PM.PACKET3(PM.PACKET3_SET_SH_REG, 2) == 0xC0027600
+    assert PM.PACKET3(PM.PACKET3_WAIT_REG_MEM, 5) == 0xC0053C00
+    assert {n: sh(n) for n in ("COMPUTE_DISPATCH_INITIATOR", "COMPUTE_START_X", "COMPUTE_PGM_LO", "COMPUTE_PGM_RSRC1",
+                               "COMPUTE_RESOURCE_LIMITS", "COMPUTE_TMPRING_SIZE", "COMPUTE_RESTART_X",
+                               "COMPUTE_PGM_RSRC3", "COMPUTE_USER_DATA_0", "COMPUTE_DISPATCH_SCRATCH_BASE_LO")} == {
+        "COMPUTE_DISPATCH_INITIATOR": 0x200, "COMPUTE_START_X": 0x204, "COMPUTE_PGM_LO": 0x20C,
+        "COMPUTE_PGM_RSRC1": 0x212, "COMPUTE_RESOURCE_LIMITS": 0x215, "COMPUTE_TMPRING_SIZE": 0x218,
+        "COMPUTE_RESTART_X": 0x21B, "COMPUTE_PGM_RSRC3": 0x228, "COMPUTE_USER_DATA_0": 0x240,
+        "COMPUTE_DISPATCH_SCRATCH_BASE_LO": 0x210}
+    # tinygrad's wave32 initiator: compute_shader_en | force_start_at_000 | cs_w32_en
+    assert (G.COMPUTE_DISPATCH_INITIATOR__COMPUTE_SHADER_EN.encode(1) | G.COMPUTE_DISPATCH_INITIATOR__FORCE_START_AT_000.encode(1)
+            | G.COMPUTE_DISPATCH_INITIATOR__CS_W32_EN.encode(1)) == 0x8005
+    # RELEASE_MEM event dword with tinygrad's cache flush set
+    flush = (PM.PACKET3_RELEASE_MEM_GCR_GLV_INV | PM.PACKET3_RELEASE_MEM_GCR_GL1_INV | PM.PACKET3_RELEASE_MEM_GCR_GL2_INV
+             | PM.PACKET3_RELEASE_MEM_GCR_GLM_WB | PM.PACKET3_RELEASE_MEM_GCR_GLM_INV | PM.PACKET3_RELEASE_MEM_GCR_GL2_WB
+             | PM.PACKET3_RELEASE_MEM_GCR_SEQ)
+    assert flush | PM.PACKET3_RELEASE_MEM_EVENT_TYPE(0x14) | PM.PACKET3_RELEASE_MEM_EVENT_INDEX(5) == 0x0070F514
+    # SDMA: TIMESTAMP GET_GLOBAL header 0x20D, TRAP/FENCE opcodes
+    assert sdma_hdr(S.SDMA_OP_TIMESTAMP, S.SDMA_SUBOP_TIMESTAMP_GET_GLOBAL) == 0x20D
+    assert (S.SDMA_OP_FENCE, S.SDMA_OP_TRAP, S.SDMA_OP_POLL_REGMEM) == (5, 6, 8)
