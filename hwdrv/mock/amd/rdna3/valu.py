@@ -13,7 +13,7 @@ from .numeric import F32, F64, U32, U64, fma32, fma64, from_type, popcount32, to
 from .operands import reader
 from .optypes import valu_types
 from .state import EXEC, LANES, OP, VCC, WaveState
-from .valu_ops import FCMP, ICMP, OPS, PK_OPS, cmp_class
+from .valu_ops import FCMP, ICMP, OPS, PK_OPS, cmp_class, div_fmas, div_scale
 
 _LANE = np.arange(LANES)
 _LANE_U32 = _LANE.astype(U32)
@@ -40,11 +40,24 @@ def _write(st: WaveState, d: int, t: str, val, mask, hi: bool = False) -> None:
         st.set_v(d, bits, mask)
 
 
+_SIGN = {"b32": U32(0x80000000), "b16": np.uint16(0x8000), "b64": U64(1 << 63)}
+
+
 def _mods(fn_read, t: str, neg: int, abs_: int):
     if not (neg or abs_):
         return fn_read
+    if t in _SIGN:
+        # untyped (b32/b16/b64) operands: abs clears and neg flips the sign bit
+        sb = _SIGN[t]
+
+        def rdb(st):
+            x = fn_read(st)
+            if abs_:
+                x = x & ~sb
+            return x ^ sb if neg else x
+        return rdb
     if not (t.startswith("f") or t == "bf16"):
-        raise Unsupported(f"neg/abs modifier on a {t} operand")
+        raise Unsupported(f"neg/abs modifier on a {t} operand (integer sext is not modelled)")
 
     def rd(st):
         x = fn_read(st)
@@ -391,27 +404,20 @@ def compile_valu(inst: Inst):
             st.set_s(sdst, st.pack(np.broadcast_to(ov, m.shape) & m))
         return mad
     if n in ("v_div_scale_f32", "v_div_scale_f64"):
-        # No pre-scaling is applied (numerator and denominator pass through unchanged and VCC=0);
-        # the refinement sequence clang emits then yields the IEEE quotient for operands whose
-        # quotient and reciprocal are representable (v_div_fixup handles inf/nan/zero).
-        t = dt
-        r0 = rd(0, t)
+        r0, r1, r2 = rd(0, dt), rd(1, dt), rd(2, dt)
 
         def dscale(st):
             m = st.emask()
-            _write(st, vdst, t, np.broadcast_to(r0(st), m.shape), m)
-            st.set_s(sdst, np.zeros(st.W, U32))
+            d, vcc = div_scale(r0(st), r1(st), r2(st))
+            _write(st, vdst, dt, np.broadcast_to(d, m.shape), m)
+            st.set_s(sdst, st.pack(np.broadcast_to(vcc, m.shape) & m))
         return dscale
     if n in ("v_div_fmas_f32", "v_div_fmas_f64"):
-        fn = OPS[n]
         r0, r1, r2 = rd(0, dt), rd(1, dt), rd(2, dt)
 
         def fmas(st):
-            vcc = ((st.s[VCC][:, None] >> _LANE.astype(U32)) & U32(1)).astype(bool)
-            res = fn(r0(st), r1(st), r2(st))
-            # VCC set by v_div_scale means the operands were pre-scaled; this v_div_scale never scales
-            scale = 2.0 ** (64 if dt == "f64" else 32)
-            res = np.where(vcc, res * res.dtype.type(scale), res)
+            vcc = ((st.s[VCC][:, None] >> _LANE_U32) & U32(1)).astype(bool)
+            res = div_fmas(r0(st), r1(st), r2(st), vcc)
             _write(st, vdst, dt, _omod_clamp(np.asarray(res), dt, omod, clamp), st.emask())
         return fmas
 

@@ -99,15 +99,92 @@ def _cos(a):
         return np.cos(a.astype(F64) * TWO_PI).astype(a.dtype)
 
 
-def _div_fixup(q, d, n):
-    """v_div_fixup: special cases of n/d around the refined quotient q (ISA pseudocode)."""
+_EXP = {np.dtype(np.float16): (np.uint16, 10, 0x1F), np.dtype(np.float32): (U32, 23, 0xFF),
+        np.dtype(np.float64): (U64, 52, 0x7FF)}
+
+
+def exponent(x: np.ndarray) -> np.ndarray:
+    """Biased exponent field of IEEE values (the ISA pseudocode's exponent())."""
+    ut, mb, em = _EXP[x.dtype]
+    return ((x.view(ut) >> ut(mb)) & ut(em)).astype(np.int64)
+
+
+def _is_denorm(x: np.ndarray) -> np.ndarray:
+    return (x != 0) & (np.abs(x) < np.finfo(x.dtype).tiny)
+
+
+def div_scale(s0, s1, s2):
+    """V_DIV_SCALE_F32/F64 (ISA pseudocode): (scaled S0, VCC) for numerator S2 / denominator S1."""
+    s0, s1, s2 = np.broadcast_arrays(*(np.asarray(x) for x in (s0, s1, s2)))
+    ft = s0.dtype
+    big, sc, tiny = (768, 128, 53) if ft == F64 else (96, 64, 23)
+    e1, e2 = exponent(s1), exponent(s2)
     with np.errstate(all="ignore"):
-        sign = np.signbit(n) ^ np.signbit(d)
-        inf = np.where(sign, -np.inf, np.inf).astype(q.dtype)
-        zero = np.where(sign, -0.0, 0.0).astype(q.dtype)
-        nan = np.isnan(n) | np.isnan(d) | ((n == 0) & (d == 0)) | (np.isinf(n) & np.isinf(d))
-        r = np.where((d == 0) | np.isinf(n), inf, np.where(np.isinf(d) | (n == 0), zero, q))
-        return np.where(nan, np.asarray(np.nan, q.dtype), r).astype(q.dtype)
+        up, down = np.ldexp(s0, sc).astype(ft), np.ldexp(s0, -sc).astype(ft)
+        inv_den = _is_denorm((1.0 / s1.astype(F64)).astype(F64))
+        q_den = _is_denorm((s2 / s1).astype(ft))
+    d, vcc = s0.copy(), np.zeros(s0.shape, bool)
+    rest = np.ones(s0.shape, bool)
+    cases = [((s2 == 0) | (s1 == 0), np.asarray(np.nan, ft), False),
+             (e2 - e1 >= big, np.where(s0 == s1, up, s0), True),
+             (_is_denorm(s1), up, False),
+             (inv_den & q_den, np.where(s0 == s1, up, s0), True),
+             (inv_den, down, False),
+             (q_den, np.where(s0 == s2, up, s0), True),
+             (e2 <= tiny, up, False)]
+    for cond, val, sets_vcc in cases:
+        c = rest & cond
+        d = np.where(c, val, d)
+        if sets_vcc:
+            vcc |= c
+        rest &= ~cond
+    return d.astype(ft), vcc
+
+
+def div_fmas(a, b, c, vcc):
+    """V_DIV_FMAS: fma(a, b, c), post-scaled where VCC is set: by 2^64 (f32) / 2^128 (f64) when
+    exponent(c) is above the bias, else by the inverse (tinygrad's hardware-checked correction of
+    the ISA guide's 2^32 / 2^64)."""
+    a, b, c = np.broadcast_arrays(*(np.asarray(x) for x in (a, b, c)))
+    ft = a.dtype
+    sc, bias = (128, 1023) if ft == F64 else (64, 127)
+    k = np.where(vcc, np.where(exponent(c) > bias, sc, -sc), 0)
+    with np.errstate(all="ignore"):
+        if ft == F64:
+            return np.ldexp(fma64(a, b, c), k)
+        # exact product, round-to-odd sum in f64, exact scaling, one rounding to f32
+        a64, b64, c64 = a.astype(F64), b.astype(F64), c.astype(F64)
+        p = a64 * b64
+        s = p + c64
+        bb = s - p
+        err = (p - (s - bb)) + (c64 - bb)
+        sb = s.view(U64)
+        odd = (err != 0) & np.isfinite(s) & ((sb & U64(1)) == 0)
+        s = np.where(odd, np.where((err > 0) == (s > 0), sb + U64(1), sb - U64(1)), sb).view(F64)
+        return np.ldexp(s, k).astype(F32)
+
+
+def _div_fixup(q, d, n):
+    """V_DIV_FIXUP (ISA pseudocode; OVERFLOW = inf, UNDERFLOW = 0, NaN quotient -> inf)."""
+    q, d, n = np.broadcast_arrays(*(np.asarray(x) for x in (q, d, n)))
+    ft = q.dtype
+    lim = {np.dtype(np.float16): -25, np.dtype(np.float32): -150, np.dtype(np.float64): -1075}[ft]
+    emax = {np.dtype(np.float16): 0x1F, np.dtype(np.float32): 0xFF, np.dtype(np.float64): 0x7FF}[ft]
+    sign = np.signbit(n) ^ np.signbit(d)
+    inf = np.where(sign, -np.inf, np.inf).astype(ft)
+    zero = np.where(sign, -0.0, 0.0).astype(ft)
+    neg_nan = -np.asarray(np.nan, ft)
+    with np.errstate(all="ignore"):
+        r = np.where(np.isnan(q), inf, np.where(sign, -np.abs(q), np.abs(q)))
+        r = np.where(exponent(d) == emax, inf, r)
+        r = np.where(exponent(n) - exponent(d) < lim, zero, r)
+        r = np.where(np.isinf(d) | (n == 0), zero, r)
+        r = np.where((d == 0) | np.isinf(n), inf, r)
+        r = np.where(np.isinf(d) & np.isinf(n), neg_nan, r)
+        r = np.where((d == 0) & (n == 0), neg_nan, r)
+        r = np.where(np.isnan(d), d + ft.type(0), r)        # quiet NaN of S1
+        r = np.where(np.isnan(n), n + ft.type(0), r)        # quiet NaN of S2 (checked first)
+    return r.astype(ft)
 
 
 def _sat_add(a, b, dt):
@@ -299,13 +376,12 @@ OPS: dict = {
     "v_log_f32": _log2, "v_sin_f32": _sin, "v_cos_f32": _cos, "v_floor_f32": np.floor, "v_ceil_f32": np.ceil,
     "v_trunc_f32": np.trunc, "v_rndne_f32": np.rint, "v_fract_f32": _fract, "v_frexp_mant_f32": _frexp_mant,
     "v_frexp_exp_i32_f32": _frexp_exp, "v_div_fixup_f32": _div_fixup,
-    "v_div_fmas_f32": fma32,
     # --- f64 -------------------------------------------------------------------------------------
     "v_add_f64": lambda a, b: a + b, "v_mul_f64": lambda a, b: a * b, "v_min_f64": _minnum, "v_max_f64": _maxnum,
     "v_fma_f64": fma64, "v_ldexp_f64": _ldexp, "v_rcp_f64": _rcp, "v_rsq_f64": _rsq, "v_sqrt_f64": _sqrt,
     "v_floor_f64": np.floor, "v_ceil_f64": np.ceil, "v_trunc_f64": np.trunc, "v_rndne_f64": np.rint,
     "v_fract_f64": _fract, "v_frexp_mant_f64": _frexp_mant, "v_frexp_exp_i32_f64": _frexp_exp,
-    "v_div_fixup_f64": _div_fixup, "v_div_fmas_f64": fma64,
+    "v_div_fixup_f64": _div_fixup,
     # --- f16 -------------------------------------------------------------------------------------
     "v_add_f16": _f16(lambda a, b: a + b), "v_sub_f16": _f16(lambda a, b: a - b),
     "v_subrev_f16": _f16(lambda a, b: b - a), "v_mul_f16": _f16(lambda a, b: a * b),
