@@ -276,3 +276,16 @@ def test_generated_facts_match_known_gfx11_values():
     # SDMA: TIMESTAMP GET_GLOBAL header 0x20D, TRAP/FENCE opcodes
     assert sdma_hdr(S.SDMA_OP_TIMESTAMP, S.SDMA_SUBOP_TIMESTAMP_GET_GLOBAL) == 0x20D
     assert (S.SDMA_OP_FENCE, S.SDMA_OP_TRAP, S.SDMA_OP_POLL_REGMEM) == (5, 6, 8)
+
+
+def test_a_wait_that_never_completes_is_a_hang():
+    g = Gpu()
+    g.k.amd_cp.hang_timeout = 0.05
+    flag = g.signal + 64
+    g.submit("pm4", [PM.PACKET3(PM.PACKET3_WAIT_REG_MEM, 5), PM.WAIT_REG_MEM_FUNCTION(3) | PM.WAIT_REG_MEM_MEM_SPACE(1),
+                     flag & 0xFFFFFFFF, flag >> 32, 1, 0xFFFFFFFF, 4])
+    res, data = g.wait(g.hw_event, 5000)
+    assert res == K.KFD_IOC_WAIT_RESULT_COMPLETE
+    q = g.k.amd.processes[0].queues[g.queues["pm4"]["id"]]
+    assert "queue hang: WAIT_REG_MEM" in q.error and f"memory {flag:#x}" in q.error
+    g.k.close(g.kfd)

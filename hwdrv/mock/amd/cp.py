@@ -3,8 +3,8 @@
 A compute (PM4) queue runs pm4.Pm4Runner, an SDMA queue sdma.SdmaRunner. When a queue cannot go
 on, it stops and the fault is reported the way KFD reports it to the process: a GPU memory fault
 fills and fires the process's MEMORY events (address, not-present / read-only); an unknown packet,
-a shader trap, an illegal or unsupported instruction or a kernel timeout fires its HW_EXCEPTION
-events. ``queue.error`` keeps the message (with the packet or instruction and its location).
+a shader trap, an illegal or unsupported instruction, a kernel timeout or a queue stuck on one wait
+longer than the hang timeout (HWDRV_MOCK_AMD_HANG_TIMEOUT, 30 s) fires its HW_EXCEPTION events. ``queue.error`` keeps the message (with the packet or instruction and its location).
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from .sdma import SdmaRunner
 class CommandProcessor:
     """Installs itself on a MockAmdGpu's doorbell/release hooks and runs each queue's engine."""
 
-    def __init__(self, gpu, sync: bool | None = None):
-        self.gpu, self.sync = gpu, sync
+    def __init__(self, gpu, sync: bool | None = None, hang_timeout: float | None = None):
+        self.gpu, self.sync, self.hang_timeout = gpu, sync, hang_timeout
         self.engines: dict[int, tuple[Engine, object]] = {}       # id(queue) -> (engine, runner)
         self.lock = threading.Lock()
         gpu.doorbell_listener = self.doorbell
@@ -52,7 +52,7 @@ class CommandProcessor:
         with self.lock:
             ent = self.engines.get(id(queue))
             if ent is None:
-                runner = SdmaRunner(self.gpu, queue) if queue.is_sdma else Pm4Runner(self.gpu, queue)
+                runner = (SdmaRunner if queue.is_sdma else Pm4Runner)(self.gpu, queue, self.hang_timeout)
                 eng = Engine(f"{'sdma' if queue.is_sdma else 'pm4'}-q{queue.queue_id}",
                              lambda q=queue, r=runner: self._work(q, r), sync=self.sync)
                 ent = self.engines[id(queue)] = (eng, runner)

@@ -23,6 +23,9 @@ from .rdna3.dispatch import dispatch
 LDS_GRANULE = 512        # COMPUTE_PGM_RSRC2.LDS_SIZE unit on gfx7+ compute (Mesa ac_shader_get_lds_alloc_granularity)
 SCRATCH_WAVESIZE_SHIFT = 8  # COMPUTE_TMPRING_SIZE.WAVESIZE unit on gfx11: 256 bytes (Mesa ac_gpu_info)
 KERNEL_TIMEOUT_S = float(os.environ.get("HWDRV_MOCK_AMD_KERNEL_TIMEOUT", "30"))
+# A queue stuck on one wait this long is declared hung (as the scheduler's hang detection would,
+# followed by a reset that KFD reports as an HW_EXCEPTION event).
+HANG_TIMEOUT_S = float(os.environ.get("HWDRV_MOCK_AMD_HANG_TIMEOUT", "30"))
 _SEG = (G.GC_BASE__INST0_SEG0, G.GC_BASE__INST0_SEG1, G.GC_BASE__INST0_SEG2, G.GC_BASE__INST0_SEG3)
 OPCODE_NAMES = {}
 for _k, _v in sorted(vars(PM).items()):
@@ -77,17 +80,37 @@ class _Stream:
         return self.end - self.pos
 
 
-class Pm4Runner:
+class Waiting:
+    """Tracks how long a queue has been blocked on the same wait; past ``hang_timeout`` it is a hang."""
+
+    def __init__(self, hang_timeout: float | None):
+        self.hang_timeout = HANG_TIMEOUT_S if hang_timeout is None else hang_timeout
+        self.blocked_on: str | None = None
+        self.since = 0.0
+
+    def blocked(self, what: str) -> bool:
+        if what != self.blocked_on:
+            self.blocked_on, self.since = what, time.monotonic()
+        elif time.monotonic() - self.since > self.hang_timeout:
+            raise QueueError(f"queue hang: {what} unsatisfied for {self.hang_timeout:g} s")
+        return False
+
+    def done(self) -> bool:
+        self.blocked_on = None
+        return True
+
+
+class Pm4Runner(Waiting):
     """Executes one PM4 compute queue. ``step()`` is the engine's work function."""
 
-    def __init__(self, gpu, queue):
+    def __init__(self, gpu, queue, hang_timeout: float | None = None):
+        super().__init__(hang_timeout)
         self.gpu, self.q = gpu, queue
         self.mem: GpuPageTable = gpu.page_table
         self.regs: dict[int, int] = {}
         self.rptr = self._read64(queue.rptr_addr)       # the CP resumes where the write-back says
         self.ibs: list[_Stream] = []
         self.dispatches = 0
-        self.blocked_on: str | None = None
 
     def _read64(self, va: int) -> int:
         return int.from_bytes(self.mem.read(va, 8), "little")
@@ -174,10 +197,9 @@ class Pm4Runner:
             val = self.regs.get(lo, 0)
             what = f"register {lo:#x}"
         if COMPARE[func](val & mask, ref & mask):
-            self.blocked_on = None
-            return True
-        self.blocked_on = f"WAIT_REG_MEM at {where}: {what} = {val:#x} (& {mask:#x}) function {func} reference {ref:#x}"
-        return False
+            return self.done()
+        return self.blocked(f"WAIT_REG_MEM at {where}: {what} = {val:#x} (& {mask:#x}) function {func} "
+                            f"reference {ref:#x}")
 
     def release_mem(self, body, where):
         sel, lo, hi, dlo, dhi, ctx = body[1], body[2], body[3], body[4], body[5], body[6]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from hwdrv.amd.gen import sdma6 as S
 from hwdrv.mock.gpumem import GpuPageTable
 
-from .pm4 import COMPARE, QueueError
+from .pm4 import COMPARE, QueueError, Waiting
 
 OP_NAMES = {v: k for k, v in sorted(vars(S).items(), reverse=True) if k.startswith("SDMA_OP_") and isinstance(v, int)
             and not k.startswith("SDMA_OP_AQL")}
@@ -38,14 +38,14 @@ def _field(words: list[int], packet: str, dword: str, name: str) -> int:
 LEN = {p: _length(p) for p in ("COPY_LINEAR", "FENCE", "TRAP", "POLL_REGMEM", "TIMESTAMP_GET_GLOBAL", "GCR_REQ")}
 
 
-class SdmaRunner:
+class SdmaRunner(Waiting):
     """Executes one SDMA queue. ``step()`` is the engine's work function."""
 
-    def __init__(self, gpu, queue):
+    def __init__(self, gpu, queue, hang_timeout: float | None = None):
+        super().__init__(hang_timeout)
         self.gpu, self.q = gpu, queue
         self.mem: GpuPageTable = gpu.page_table
         self.rptr = int.from_bytes(self.mem.read(queue.rptr_addr, 8), "little")
-        self.blocked_on: str | None = None
 
     def _dw(self, byte: int) -> int:
         return int.from_bytes(self.mem.read(self.q.ring_base + byte % self.q.ring_size, 4), "little")
@@ -108,10 +108,9 @@ class SdmaRunner:
         if func not in COMPARE:
             raise QueueError(f"SDMA POLL_REGMEM at {where}: function {func} is reserved")
         if COMPARE[func](val & mask, ref & mask):
-            self.blocked_on = None
-            return True
-        self.blocked_on = f"POLL_REGMEM at {where}: memory {addr:#x} = {val:#x} (& {mask:#x}) function {func} reference {ref:#x}"
-        return False
+            return self.done()
+        return self.blocked(f"POLL_REGMEM at {where}: memory {addr:#x} = {val:#x} (& {mask:#x}) function {func} "
+                            f"reference {ref:#x}")
 
     def timestamp_get_global(self, w, where):
         # the low dword holds address bits 31:3 in place (8-byte aligned): keep the field at its shift
