@@ -4,7 +4,8 @@ A compute (PM4) queue runs pm4.Pm4Runner, an SDMA queue sdma.SdmaRunner. When a 
 on, it stops and the fault is reported the way KFD reports it to the process: a GPU memory fault
 fills and fires the process's MEMORY events (address, not-present / read-only); an unknown packet,
 a shader trap, an illegal or unsupported instruction, a kernel timeout or a queue stuck on one wait
-longer than the hang timeout (HWDRV_MOCK_AMD_HANG_TIMEOUT, 30 s) fires its HW_EXCEPTION events. ``queue.error`` keeps the message (with the packet or instruction and its location).
+longer than the hang timeout (HWDRV_MOCK_AMD_HANG_TIMEOUT, 30 s) fires its HW_EXCEPTION events.
+``queue.error`` keeps the message (with the packet or instruction and its location).
 """
 from __future__ import annotations
 
