@@ -106,6 +106,7 @@ _STRUCT = {name: s for name, s in [
     ("DESTROY_EVENT", "struct kfd_ioctl_destroy_event_args"), ("SET_EVENT", "struct kfd_ioctl_set_event_args"),
     ("RESET_EVENT", "struct kfd_ioctl_reset_event_args"), ("WAIT_EVENTS", "struct kfd_ioctl_wait_events_args"),
     ("GET_PROCESS_APERTURES_NEW", "struct kfd_ioctl_get_process_apertures_new_args"),
+    ("GET_PROCESS_APERTURES", "struct kfd_ioctl_get_process_apertures_args"),
     ("GET_CLOCK_COUNTERS", "struct kfd_ioctl_get_clock_counters_args"),
     ("SET_SCRATCH_BACKING_VA", "struct kfd_ioctl_set_scratch_backing_va_args"),
     ("SET_TRAP_HANDLER", "struct kfd_ioctl_set_trap_handler_args"),
@@ -167,6 +168,9 @@ def test_apertures_clock_and_misc():
     assert ap[0].gpu_id == r.gpu_id and ap[0].lds_base == 1 << 48 and ap[0].scratch_base == 2 << 48
     assert ap[0].gpuvm_limit == (1 << 47) - 1
     r.fails(errno.EINVAL, "GET_PROCESS_APERTURES_NEW", kfd_process_device_apertures_ptr=addressof(ap), num_of_nodes=2)
+    old = r.call("GET_PROCESS_APERTURES")                                 # deprecated fixed-array form
+    assert old.num_of_nodes == 1 and old.process_apertures[0].gpu_id == r.gpu_id
+    assert old.process_apertures[0].scratch_limit == (2 << 48) + 0xFFFFFFFF
     c1 = r.call("GET_CLOCK_COUNTERS", gpu_id=r.gpu_id)
     time.sleep(0.002)
     c2 = r.call("GET_CLOCK_COUNTERS", gpu_id=r.gpu_id)

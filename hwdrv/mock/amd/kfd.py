@@ -182,6 +182,18 @@ class KfdDriver(MockDriver):
             p.runtime_enabled = False
         a.capabilities_mask = 0
 
+    def _apertures(self, ap) -> None:
+        """kfd_init_apertures_v9 for the one GPU (47-bit GPUVM)."""
+        ap.lds_base, ap.lds_limit = P.LDS_APP_BASE_V9, P.LDS_APP_LIMIT_V9
+        ap.scratch_base, ap.scratch_limit = P.SCRATCH_APP_BASE_V9, P.SCRATCH_APP_LIMIT_V9
+        ap.gpuvm_base, ap.gpuvm_limit = P.SVM_USER_BASE, (1 << 47) - 1
+        ap.gpu_id = self.gpu.gpu_id
+
+    def get_process_apertures(self, p: KfdProcess, a) -> None:
+        """The deprecated fixed-array form: one entry per process device (at most NUM_OF_SUPPORTED_GPUS)."""
+        self._apertures(a.process_apertures[0])
+        a.num_of_nodes = 1
+
     def get_process_apertures_new(self, p: KfdProcess, a) -> None:
         n_pdds = 1
         if a.num_of_nodes == 0:
@@ -190,10 +202,7 @@ class KfdDriver(MockDriver):
         if a.num_of_nodes > n_pdds:
             raise Errno(E.EINVAL, f"GET_PROCESS_APERTURES_NEW: num_of_nodes {a.num_of_nodes} > the {n_pdds} GPU node(s)")
         ap = F.new("struct kfd_process_device_apertures *")
-        ap.lds_base, ap.lds_limit = P.LDS_APP_BASE_V9, P.LDS_APP_LIMIT_V9
-        ap.scratch_base, ap.scratch_limit = P.SCRATCH_APP_BASE_V9, P.SCRATCH_APP_LIMIT_V9
-        ap.gpuvm_base, ap.gpuvm_limit = P.SVM_USER_BASE, (1 << 47) - 1
-        ap.gpu_id = self.gpu.gpu_id
+        self._apertures(ap)
         if not a.kfd_process_device_apertures_ptr:
             raise Errno(E.EFAULT, "GET_PROCESS_APERTURES_NEW: NULL kfd_process_device_apertures_ptr")
         hostmem.write(a.kfd_process_device_apertures_ptr, bytes(F.buffer(ap)))
@@ -478,6 +487,7 @@ _HANDLERS = [
     ("WAIT_EVENTS", "struct kfd_ioctl_wait_events_args", KfdDriver.wait_events),
     ("SET_SCRATCH_BACKING_VA", "struct kfd_ioctl_set_scratch_backing_va_args", KfdDriver.set_scratch_backing_va),
     ("SET_TRAP_HANDLER", "struct kfd_ioctl_set_trap_handler_args", KfdDriver.set_trap_handler),
+    ("GET_PROCESS_APERTURES", "struct kfd_ioctl_get_process_apertures_args", KfdDriver.get_process_apertures),
     ("GET_PROCESS_APERTURES_NEW", "struct kfd_ioctl_get_process_apertures_new_args", KfdDriver.get_process_apertures_new),
     ("ACQUIRE_VM", "struct kfd_ioctl_acquire_vm_args", KfdDriver.acquire_vm),
     ("ALLOC_MEMORY_OF_GPU", "struct kfd_ioctl_alloc_memory_of_gpu_args", KfdDriver.alloc_memory_of_gpu),
