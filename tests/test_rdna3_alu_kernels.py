@@ -14,13 +14,14 @@ HSACO = Path(__file__).resolve().parent / "data" / "amd" / "isa" / "kernels" / "
 N = 320                       # 5 workgroups of 64
 
 
-def launch(kernel: str, a: np.ndarray, b: np.ndarray, nres: int) -> np.ndarray:
+def launch(kernel: str, a: np.ndarray, b: np.ndarray, nres: int, out=None) -> np.ndarray:
+    out = np.dtype(out or a.dtype)
     m = EmuMachine()
     av, _ = m.upload(a)
     bv, _ = m.upload(b)
-    ov, view = m.alloc(nres * N * a.itemsize)
+    ov, view = m.alloc(nres * N * out.itemsize)
     m.launch(HSACO, kernel, [av, bv, ov, np.uint32(N)], (N,), (64,))
-    return view[:nres * N * a.itemsize].view(a.dtype).reshape(nres, N).copy()
+    return view[:nres * N * out.itemsize].view(out).reshape(nres, N).copy()
 
 
 def _tdiv(x: int, y: int) -> int:
@@ -157,3 +158,88 @@ def test_f16_ops():
                 np.trunc(x * 4).astype(np.int32).astype(h)]
     for k, w in enumerate(want):
         np.testing.assert_array_equal(got[k].view(np.uint16), np.asarray(w, h).view(np.uint16), err_msg=f"f16 result {k}")
+
+
+def test_builtin_ops():
+    rng = np.random.default_rng(10)
+    a = rng.uniform(-100, 100, N).astype(np.float32)
+    b = rng.uniform(-100, 100, N).astype(np.float32)
+    b[:4] = [0.0, -0.0, 1e-3, 3.0]
+    a[4:8] = [np.inf, -np.inf, np.nan, 0.0]
+    b[4:8] = [np.nan, np.inf, -np.inf, -1.0]
+    got = launch("builtin_ops", a, b, 18)
+    f32, f64 = np.float32, np.float64
+    x, y = a.astype(f64), b.astype(f64)
+    ux, uy = a.view(np.uint32).astype(np.int64), b.view(np.uint32).astype(np.int64)
+    with np.errstate(all="ignore"):
+        approx = {0: 1 / y, 1: 1 / np.sqrt(np.abs(y)), 2: np.sin(2 * np.pi * (a * f32(0.01)).astype(f64)),
+                  3: np.cos(2 * np.pi * (a * f32(0.01)).astype(f64)), 4: np.exp2((b * f32(0.1)).astype(f64)),
+                  5: np.log2((np.abs(a) + f32(1)).astype(f64))}
+        for k, w in approx.items():
+            np.testing.assert_allclose(got[k].astype(f64), w, rtol=2e-6, atol=2e-6, equal_nan=True,
+                                       err_msg=f"builtin {k}")
+        fract = np.where(np.isinf(a), np.nan, np.minimum(a - np.floor(a), np.nextafter(f32(1), f32(0))))
+        mant, _ = np.frexp(a)
+        _, ex = np.frexp(b)
+        exact = {6: fract.astype(f32),
+                 7: (np.where(np.isfinite(a), mant, a).astype(f32) + np.where(np.isfinite(b), ex, 0).astype(f32)),
+                 8: np.fmax(np.fmin(a, b), np.fmin(np.fmax(a, b), f32(1.5))),
+                 13: (np.isnan(a) + 2 * np.isinf(b) + 4 * np.isfinite(a) + 8 * np.signbit(b)).astype(f32)}
+    for k, w in exact.items():
+        np.testing.assert_array_equal(got[k], np.asarray(w, f32), err_msg=f"builtin {k}")
+    bits = got.view(np.uint32).astype(np.int64)
+    off = uy & 31
+    np.testing.assert_array_equal(bits[9], (ux >> off) & 0x1FF)
+    o2 = uy & 15
+    field = (ux >> o2) & 0x1FFF
+    np.testing.assert_array_equal(bits[10], np.where(field & 0x1000, field - 0x2000, field) & 0xFFFFFFFF)
+    np.testing.assert_array_equal(bits[11], (((ux << 32) | uy) >> off) & 0xFFFFFFFF)
+    byte = lambda v, k: (v >> (8 * k)) & 0xFF  # noqa: E731
+    np.testing.assert_array_equal(bits[12], byte(uy, 1) | (((byte(ux, 1) >> 7) * 0xFF) << 8) | (byte(ux, 1) << 16))
+    h = lambda v: np.stack([(v & 0xFFFF).astype(np.uint16), (v >> 16).astype(np.uint16)]).view(np.float16).astype(f64)  # noqa: E731
+    with np.errstate(all="ignore"):
+        dot2 = (h(ux)[0] * h(uy)[0] + h(ux)[1] * h(uy)[1] + 0.5).astype(f32)
+    np.testing.assert_allclose(got[14], dot2, rtol=1e-6, equal_nan=True)
+    sb = lambda v, k: byte(v, k) - 256 * (byte(v, k) >= 128)  # noqa: E731
+    np.testing.assert_array_equal(got[15], (sum(sb(ux, k) * sb(uy, k) for k in range(4)) + 3).astype(f32))
+    np.testing.assert_array_equal(got[16], (sum(byte(ux, k) * byte(uy, k) for k in range(4)) + 5).astype(f32))
+    lane = np.arange(N) % 32
+    np.testing.assert_array_equal(bits[17], [bin(int(v) & ((1 << l) - 1)).count("1") for v, l in zip(ux, lane)])
+
+
+def test_conversions():
+    rng = np.random.default_rng(11)
+    a = rng.uniform(-1e6, 1e6, N)
+    b = rng.uniform(-1e6, 1e6, N)
+    a[:4] = [0.0, -0.5, 2.0 ** 40 + 0.5, -(2.0 ** 52)]
+    got = launch("cvt_ops", a, b, 7, np.int64)
+    f32 = np.float32
+    w = np.empty((7, N), np.int64)
+    w[0] = np.trunc(a).astype(np.int64)
+    w[1] = np.trunc(np.abs(a)).astype(np.uint64).astype(np.int64)
+    w[2] = np.trunc(b * 1e12).astype(np.int64).astype(np.float64).view(np.int64)
+    w[3] = np.trunc(np.abs(b) * 1e12).astype(np.uint64).astype(np.float64).view(np.int64)
+    ok4 = np.abs(a * 1e9) < 2.0 ** 63           # (long)(x * 1e9) is defined only in range
+    lo = np.trunc(np.where(ok4, a * 1e9, 0)).astype(np.int64).astype(f32).view(np.int32).astype(np.int64)
+    hi = np.trunc(np.abs(b * 1e9)).astype(np.uint64).astype(f32).view(np.int32).astype(np.int64)
+    w[4] = lo + (hi << 32)
+    w[5] = (np.fmin(a, b) + np.fmax(a, b) * 2.0).view(np.int64)
+    w[6] = np.trunc(np.clip(a, -2.0 ** 31, 2.0 ** 31 - 1).astype(f32)).astype(np.int64).astype(np.int32).astype(np.int64) + \
+        (np.trunc(np.abs(b).astype(f32)).astype(np.uint32).astype(np.int64) << 32)
+    for k in range(7):
+        sel = ok4 if k == 4 else (np.abs(a) < 2.0 ** 31) if k == 6 else np.ones(N, bool)   # (int) in range
+        np.testing.assert_array_equal(got[k][sel], w[k][sel], err_msg=f"cvt {k}")
+
+
+def test_half2_packed():
+    rng = np.random.default_rng(12)
+    a = rng.uniform(-20, 20, 2 * N).astype(np.float16).view(np.uint32)
+    b = rng.uniform(-20, 20, 2 * N).astype(np.float16).view(np.uint32)
+    got = launch("half2_ops", a, b, 6).view(np.float16).reshape(6, N, 2)
+    x = a.view(np.float16).reshape(N, 2).astype(np.float64)
+    y = b.view(np.float16).reshape(N, 2).astype(np.float64)
+    c = np.array([1.0, -2.0])
+    h = np.float16
+    want = [x + y, x * y, x - y, x * y + c, np.fmin(x, y), np.fmax(x, y)]
+    for k, wv in enumerate(want):
+        np.testing.assert_array_equal(got[k].view(np.uint16), wv.astype(h).view(np.uint16), err_msg=f"half2 {k}")

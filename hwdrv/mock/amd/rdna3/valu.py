@@ -13,7 +13,7 @@ from .numeric import F32, F64, U32, U64, fma32, fma64, from_type, popcount32, to
 from .operands import reader
 from .optypes import valu_types
 from .state import EXEC, LANES, OP, VCC, WaveState
-from .valu_ops import FCMP, ICMP, OPS, PK_OPS, cmp_class, div_fmas, div_scale
+from .valu_ops import FCMP, ICMP, OPS, PK_OPS, cmp_class, div_fmas, div_scale, dot_iu
 
 _LANE = np.arange(LANES)
 _LANE_U32 = _LANE.astype(U32)
@@ -492,12 +492,16 @@ def _vop3p(inst: Inst):
         return pk
     if n in ("v_dot2_f32_f16", "v_dot2_f32_bf16", "v_dot4_i32_iu8", "v_dot4_u32_u8", "v_dot8_i32_iu4",
              "v_dot8_u32_u4"):
-        if opsel or (opsel_hi != 7) or (neg and not n.startswith("v_dot2")) or neg_hi:
+        iu = n.endswith(("_iu8", "_iu4"))
+        if opsel or (opsel_hi != 7) or neg_hi or (neg and not iu) or (iu and neg & 4):
             raise Unsupported(f"{n}: op_sel/neg modifiers")
         dt, sts = valu_types(n)
         r = [reader(f["src0"], "u32", lit, True), reader(f["src1"], "u32", lit, True),
              reader(f["src2"], sts[2], lit, True)]
         fn = OPS[n]
+        if iu:
+            # v_dot*_i32_iu*: NEG[0]/NEG[1] mark A/B as signed (clang's sudot4/sudot8 flags)
+            fn = dot_iu(n, bool(neg & 1), bool(neg & 2))
 
         def dot(st):
             _write(st, vdst, dt, fn(r[0](st), r[1](st), r[2](st)), st.emask())

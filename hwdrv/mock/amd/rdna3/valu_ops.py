@@ -305,6 +305,23 @@ def _dot8(a, b, c, signed):
     return acc.astype(I32 if signed else U32)
 
 
+def dot_iu(name: str, a_signed: bool, b_signed: bool):
+    """v_dot4_i32_iu8 / v_dot8_i32_iu4 with per-operand signedness (NEG bits)."""
+    bits, k = (8, 4) if name.endswith("iu8") else (4, 8)
+    mask, half = (1 << bits) - 1, 1 << (bits - 1)
+
+    def el(v, j, sgn):
+        x = ((np.asarray(v, U32) >> U32(bits * j)) & U32(mask)).astype(np.int64)
+        return x - (x >= half) * (1 << bits) if sgn else x
+
+    def fn(a, b, c):
+        acc = np.asarray(c).astype(np.int64)
+        for j in range(k):
+            acc = acc + el(a, j, a_signed) * el(b, j, b_signed)
+        return acc.astype(I32)
+    return fn
+
+
 def _cls(a):
     a = np.asarray(a, I32)
     v = np.where(a < 0, ~a, a).view(U32)

@@ -94,3 +94,58 @@ __kernel void f16_ops(__global const half *a, __global const half *b, __global h
   o[5 * n] = (half)((float)x / (float)y);
   o[6 * n] = (half)(int)(x * (half)4.0f);
 }
+
+/* AMDGPU builtins that map to single instructions (transcendentals use the hardware's
+ * approximations: the test compares them with a tolerance) */
+__kernel void builtin_ops(__global const float *a, __global const float *b, __global float *out, uint n) {
+  uint i = GID;
+  if (i >= n) return;
+  float x = a[i], y = b[i];
+  uint ux = __builtin_bit_cast(uint, x), uy = __builtin_bit_cast(uint, y);
+  __global float *o = out + i;
+  o[0 * n] = __builtin_amdgcn_rcpf(y);
+  o[1 * n] = __builtin_amdgcn_rsqf(__builtin_fabsf(y));
+  o[2 * n] = __builtin_amdgcn_sinf(x * 0.01f);
+  o[3 * n] = __builtin_amdgcn_cosf(x * 0.01f);
+  o[4 * n] = __builtin_amdgcn_exp2f(y * 0.1f);
+  o[5 * n] = __builtin_amdgcn_logf(__builtin_fabsf(x) + 1.0f);
+  o[6 * n] = __builtin_amdgcn_fractf(x);
+  o[7 * n] = __builtin_amdgcn_frexp_mantf(x) + (float)__builtin_amdgcn_frexp_expf(y);
+  o[8 * n] = __builtin_amdgcn_fmed3f(x, y, 1.5f);
+  o[9 * n] = __builtin_bit_cast(float, __builtin_amdgcn_ubfe(ux, uy & 31, 9));
+  o[10 * n] = __builtin_bit_cast(float, __builtin_amdgcn_sbfe(ux, uy & 15, 13));
+  o[11 * n] = __builtin_bit_cast(float, __builtin_amdgcn_alignbit(ux, uy, uy & 31));
+  o[12 * n] = __builtin_bit_cast(float, __builtin_amdgcn_perm(ux, uy, 0x0c050a01u));
+  o[13 * n] = (float)(__builtin_isnan(x) + 2 * __builtin_isinf(y) + 4 * __builtin_isfinite(x) + 8 * (__builtin_signbit(y) != 0));
+  o[14 * n] = __builtin_amdgcn_fdot2(__builtin_bit_cast(half2, ux), __builtin_bit_cast(half2, uy), 0.5f, false);
+  o[15 * n] = (float)__builtin_amdgcn_sudot4(true, (int)ux, true, (int)uy, 3, false);
+  o[16 * n] = (float)__builtin_amdgcn_udot4(ux, uy, 5u, false);
+  o[17 * n] = __builtin_bit_cast(float, __builtin_amdgcn_mbcnt_lo(ux, 0u));
+}
+
+__kernel void cvt_ops(__global const double *a, __global const double *b, __global long *out, uint n) {
+  uint i = GID;
+  if (i >= n) return;
+  double x = a[i], y = b[i];
+  __global long *o = out + i;
+  o[0 * n] = (long)x;
+  o[1 * n] = (long)(ulong)__builtin_fabs(x);
+  o[2 * n] = __builtin_bit_cast(long, (double)(long)(y * 1e12));
+  o[3 * n] = __builtin_bit_cast(long, (double)(ulong)(__builtin_fabs(y) * 1e12));
+  o[4 * n] = __builtin_bit_cast(int, (float)(long)(x * 1e9)) + ((long)__builtin_bit_cast(int, (float)(ulong)__builtin_fabs(y * 1e9)) << 32);
+  o[5 * n] = __builtin_bit_cast(long, __builtin_fmin(x, y) + __builtin_fmax(x, y) * 2.0);
+  o[6 * n] = (long)(int)(float)x + ((long)(uint)(float)__builtin_fabs(y) << 32);
+}
+
+__kernel void half2_ops(__global const half2 *a, __global const half2 *b, __global half2 *out, uint n) {
+  uint i = GID;
+  if (i >= n) return;
+  half2 x = a[i], y = b[i];
+  __global half2 *o = out + i;
+  o[0 * n] = x + y;
+  o[1 * n] = x * y;
+  o[2 * n] = x - y;
+  o[3 * n] = __builtin_elementwise_fma(x, y, (half2)(1.0h, -2.0h));
+  o[4 * n] = __builtin_elementwise_min(x, y);
+  o[5 * n] = __builtin_elementwise_max(x, y);
+}
