@@ -169,7 +169,7 @@ def test_builtin_ops():
     b[4:8] = [np.nan, np.inf, -np.inf, -1.0]
     got = launch("builtin_ops", a, b, 18)
     f32, f64 = np.float32, np.float64
-    x, y = a.astype(f64), b.astype(f64)
+    y = b.astype(f64)
     ux, uy = a.view(np.uint32).astype(np.int64), b.view(np.uint32).astype(np.int64)
     with np.errstate(all="ignore"):
         approx = {0: 1 / y, 1: 1 / np.sqrt(np.abs(y)), 2: np.sin(2 * np.pi * (a * f32(0.01)).astype(f64)),
