@@ -230,17 +230,23 @@ def dispatch(mem: GpuPageTable, *, pgm_addr: int, rsrc1: int, rsrc2: int, rsrc3:
 
 
 def _thread_ids(wid: np.ndarray, block, grid_items, wpg: int, tid_en: int):
-    """(v0 per wave and lane, EXEC per wave) for the workgroups ``wid`` (nb, 3)."""
+    """(v0 per wave and lane, EXEC per wave) for the workgroups ``wid`` (nb, 3). Workgroups of
+    the same shape (all but the partial ones at the grid's edges) share one computed pattern."""
     blk = np.broadcast_to(np.array(block, np.int64), wid.shape)
     if grid_items is not None:
         blk = np.clip(np.array(grid_items, np.int64) - wid * np.array(block, np.int64), 0, blk)
-    bx, by, bz = (blk[:, d][:, None, None] for d in range(3))
-    t = np.arange(wpg * LANES, dtype=np.int64).reshape(1, wpg, LANES)
-    tx, ty, tz = t % bx, (t // bx) % by, t // (bx * by)
-    packed = tx if tid_en == 0 else tx | (ty << 10) if tid_en == 1 else tx | (ty << 10) | (tz << 20)
-    valid = t < bx * by * bz
-    exec_ = (valid.astype(np.uint64) << np.arange(LANES, dtype=np.uint64)).sum(axis=2).astype(np.uint32)
-    return packed.reshape(-1, LANES).astype(np.uint32), exec_.reshape(-1)
+    shapes, inv = np.unique(blk, axis=0, return_inverse=True)
+    t = np.arange(wpg * LANES, dtype=np.int64).reshape(wpg, LANES)
+    packed = np.empty((len(wid), wpg, LANES), np.uint32)
+    exec_ = np.empty((len(wid), wpg), np.uint32)
+    for k, (bx, by, bz) in enumerate(shapes):
+        tx, ty, tz = t % bx, (t // bx) % by, t // (bx * by)
+        p = tx if tid_en == 0 else tx | (ty << 10) if tid_en == 1 else tx | (ty << 10) | (tz << 20)
+        valid = t < bx * by * bz
+        sel = inv.reshape(-1) == k
+        packed[sel] = p.astype(np.uint32)
+        exec_[sel] = (valid.astype(np.uint64) << np.arange(LANES, dtype=np.uint64)).sum(axis=1).astype(np.uint32)
+    return packed.reshape(-1, LANES), exec_.reshape(-1)
 
 
 def _run(st: WaveState, prog: Program, ctx: _Ctx, deadline, cancel) -> int:
