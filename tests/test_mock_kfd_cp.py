@@ -154,6 +154,8 @@ def test_wait_reg_mem_blocks_until_memory_matches_and_timestamps(gpu):
     assert gpu.wait(gpu.event, 50)[0] == K.KFD_IOC_WAIT_RESULT_TIMEOUT
     runner = gpu.k.amd_cp.runner(gpu.k.amd.processes[0].queues[gpu.queues["pm4"]["id"]])
     assert "WAIT_REG_MEM" in runner.blocked_on and "reference 0x5" in runner.blocked_on
+    st = [s for s in gpu.k.amd_cp.status() if s["type"] == "pm4"][0]
+    assert st["rptr"] == 0 and st["wptr"] == 7 + 16 and st["blocked_on"] == runner.blocked_on and st["error"] is None
     hostmem.write(flag, (5).to_bytes(4, "little"))
     assert gpu.wait(gpu.event)[0] == K.KFD_IOC_WAIT_RESULT_COMPLETE
     t1 = int.from_bytes(hostmem.read(gpu.signal + 8, 8), "little")

@@ -46,6 +46,18 @@ class CommandProcessor:
         ent = self.engines.get(id(queue))
         return ent[1] if ent else None
 
+    def status(self) -> list[dict]:
+        """Per started queue, what a hang report needs (reference/amd.md 7.2): id, type, ring base and
+        size, the CP's read pointer, the host's write pointer, the wait it is blocked on, its error."""
+        out = []
+        for _, (eng, r) in list(self.engines.items()):
+            q = r.q
+            wptr = int.from_bytes(self.gpu.page_table.read(q.wptr_addr, 8), "little")
+            out.append({"queue_id": q.queue_id, "type": "sdma" if q.is_sdma else "pm4", "ring_base": q.ring_base,
+                        "ring_size": q.ring_size, "rptr": r.rptr, "wptr": wptr, "units": "bytes" if q.is_sdma else "dwords",
+                        "blocked_on": r.blocked_on, "error": q.error, "engine_error": eng.error})
+        return out
+
     def doorbell(self, queue, value: int) -> None:
         if queue.is_aql:
             self._fail(queue, "AQL queues are not modelled by the mock CP (use a PM4 compute queue)", memory=None)
