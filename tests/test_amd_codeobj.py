@@ -103,6 +103,28 @@ def test_descriptor_fields_equal_clang_directives(name):
 
 
 @pytest.mark.parametrize("name", FILES)
+def test_user_sgpr_layout_fits_llvms_count(name):
+    co = _load(name)
+    for kname, d in FACTS[name]["directives"].items():
+        layout = co.kernels[kname].descriptor.user_sgpr_layout()
+        enabled = {DIRECTIVE_FIELDS[k][1] for k, v in d.items() if k.startswith("amdhsa_user_sgpr_") and
+                   k != "amdhsa_user_sgpr_count" and v}
+        assert {p for p, _, _ in layout} == enabled
+        assert sum(c for _, _, c in layout) <= d["amdhsa_user_sgpr_count"]
+
+
+def test_user_sgpr_layout_in_hsa_order():
+    raw = bytearray(_load("wmma.hsaco").kernels["wmma_gemm_f16_f32"].descriptor.raw)
+    struct.pack_into("<H", raw, 56, 0b1111111)            # every user-SGPR property bit
+    struct.pack_into("<I", raw, 52, 15 << 1)              # USER_SGPR_COUNT 15
+    d = codeobj.KernelDescriptor.from_bytes(bytes(raw), "test")
+    assert [(n, c) for _, n, c in d.user_sgpr_layout()] == [(0, 4), (4, 2), (6, 2), (8, 2), (10, 2), (12, 2), (14, 1)]
+    struct.pack_into("<I", raw, 52, 14 << 1)
+    with pytest.raises(ProgramError, match="USER_SGPR_COUNT is 14"):
+        codeobj.KernelDescriptor.from_bytes(bytes(raw), "test").user_sgpr_layout()
+
+
+@pytest.mark.parametrize("name", FILES)
 def test_descriptor_and_entry_at_llvm_symbols(name):
     co = _load(name)
     syms = FACTS[name]["symbols"]

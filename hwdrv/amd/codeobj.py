@@ -58,6 +58,12 @@ def _reading(what: str) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------------------------
+# user SGPRs in the order the hardware loads them (AMDGPUUsage "Initial Kernel Execution State"), sizes in SGPRs
+_USER_SGPRS = (("ENABLE_SGPR_PRIVATE_SEGMENT_BUFFER", 4), ("ENABLE_SGPR_DISPATCH_PTR", 2), ("ENABLE_SGPR_QUEUE_PTR", 2),
+               ("ENABLE_SGPR_KERNARG_SEGMENT_PTR", 2), ("ENABLE_SGPR_DISPATCH_ID", 2),
+               ("ENABLE_SGPR_FLAT_SCRATCH_INIT", 2), ("ENABLE_SGPR_PRIVATE_SEGMENT_SIZE", 1))
+
+
 @dataclass(frozen=True)
 class KernelDescriptor:
     """The 64-byte ``kernel_descriptor_t`` (fields named as in LLVM's AMDHSAKernelDescriptor.h)."""
@@ -97,6 +103,20 @@ class KernelDescriptor:
     @property
     def user_sgpr_count(self) -> int:
         return self.field("COMPUTE_PGM_RSRC2", "USER_SGPR_COUNT")
+
+    def user_sgpr_layout(self) -> list[tuple[str, int, int]]:
+        """The enabled user SGPRs in HSA order as (kernel-code-property name, first SGPR, count):
+        what a dispatcher loads into COMPUTE_USER_DATA_n. Raises ProgramError if they do not fit in
+        USER_SGPR_COUNT (the descriptor contradicts itself)."""
+        out, n = [], 0
+        for prop, count in _USER_SGPRS:
+            if self.field("KERNEL_CODE_PROPERTY", prop):
+                out.append((prop, n, count))
+                n += count
+        if n > self.user_sgpr_count:
+            raise ProgramError(f"kernel descriptor enables {n} user SGPRs ({', '.join(p for p, _, _ in out)}) but "
+                               f"COMPUTE_PGM_RSRC2.USER_SGPR_COUNT is {self.user_sgpr_count}")
+        return out
 
     @property
     def wave32(self) -> bool:
