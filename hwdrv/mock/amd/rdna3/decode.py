@@ -155,6 +155,8 @@ def reg_name(code: int, n: int = 1) -> str:
 def src_text(code: int, n: int, ty: str, literal: int | None) -> str:
     """Text of a 9-bit source operand of type ``ty`` (e.g. 'f32', 'u64', 'b32')."""
     if code == OP["LITERAL"]:
+        if literal is None:
+            raise DecodeError("literal operand in an encoding that has no literal dword")
         return f"0x{literal & 0xFFFF:x}" if ty in _SIXTEEN else f"0x{literal:x}"
     if OP["INLINE_INT_ZERO"] <= code <= OP["INLINE_INT_POS_MAX"]:
         return str(code - OP["INLINE_INT_ZERO"])
@@ -339,6 +341,8 @@ def _smem(i: Inst) -> str:
     f, n = i.f, i.name
     if n in ("s_dcache_inv", "s_gl1_inv"):
         return n
+    if n.startswith("s_atc_probe"):
+        raise DecodeError(f"{n}: no disassembly")
     width = {"b32": 1, "b64": 2, "b128": 4, "b256": 8, "b512": 16}[n.rsplit("_", 1)[1]]
     base = reg_name(f["sbase"] * 2, 4 if n.startswith("s_buffer") else 2)
     off = f["offset"]

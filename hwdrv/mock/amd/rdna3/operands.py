@@ -47,8 +47,8 @@ def reader(code: int, t: str, literal: int | None, vector: bool, hi: bool = Fals
     wide = t in _SIXTY4
     c = const_bits(code, t, literal)
     if c is not None:
-        if hi and not wide:
-            c = c | (c << 16) if t in ("f16", "i16", "u16", "b16", "bf16") else c
+        if hi and not wide and t in ("f16", "i16", "u16", "b16", "bf16"):
+            c = (c & 0xFFFF) * 0x10001        # a constant reads the same in both halves
         val = to_type(np.array(c, U64 if wide else U32), t, hi)
         return lambda st: val
     ax = (slice(None), None) if vector else (slice(None),)

@@ -471,6 +471,8 @@ def compile_smem(inst: Inst, ctx):
     n, f = inst.name, inst.f
     if n in ("s_dcache_inv", "s_gl1_inv"):
         return lambda st: None       # no caches in the mock
+    if not n.startswith(("s_load_b", "s_buffer_load_b")):
+        raise Unsupported(f"{n} is not implemented by the emulator")
     width = {"b32": 1, "b64": 2, "b128": 4, "b256": 8, "b512": 16}[n.rsplit("_", 1)[1]]
     off = f["offset"] - (1 << 21) if f["offset"] & (1 << 20) else f["offset"]
     base, d = f["sbase"] * 2, f["sdata"]

@@ -514,8 +514,8 @@ def compile_mubuf(inst: Inst, ctx):
     if f["tfe"] or f["lds"]:
         raise Unsupported(f"{n} with tfe/lds")
     kind, ty, d16, hi = _mem_kind(n)
-    if ty.startswith("format") or "format" in n:
-        raise Unsupported(f"{n}: formatted buffer access")
+    if ty.startswith("format") or "format" in n or "_lds_" in n:
+        raise Unsupported(f"{n}: formatted / LDS-direct buffer access")
     rs = f["srsrc"] * 4
     from .operands import reader
     soff = reader(f["soffset"], "u32", None, False)
