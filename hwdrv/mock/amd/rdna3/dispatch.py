@@ -274,6 +274,8 @@ def _run(st: WaveState, prog: Program, ctx: _Ctx, deadline, cancel) -> int:
                 jumped = op.fn(st)
             except Unsupported as e:
                 raise ctx.fault(st, "unsupported", str(e), p) from None
+            except IndexError as e:   # a register index past the wave's allocation
+                raise ctx.fault(st, "illegal", f"register index out of range ({e})", p) from None
             except MemoryFault as e:
                 _annotate(e, st, ctx, p)
                 raise
