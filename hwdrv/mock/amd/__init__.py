@@ -21,6 +21,9 @@ from .kfd import KfdDriver, KfdProcess
 from .render import RenderDriver
 from .topology import GpuNode, install
 
+#: what `hwdrv info` lists for mock:amd
+DESCRIPTION = "mock Radeon RX 7900 XTX (gfx1100): mock KFD + RDNA3 emulator"
+
 
 def make_kernel(node: GpuNode | None = None, sync: bool | None = None) -> MockKernel:
     """A MockKernel with one mock gfx1100. ``k.amd`` is the KfdDriver (its ``.gpu`` the MockAmdGpu,
@@ -39,4 +42,4 @@ def make_kernel(node: GpuNode | None = None, sync: bool | None = None) -> MockKe
     return k
 
 
-__all__ = ["make_kernel", "CommandProcessor", "GpuNode", "KfdDriver", "KfdProcess", "MockAmdGpu"]
+__all__ = ["DESCRIPTION", "make_kernel", "CommandProcessor", "GpuNode", "KfdDriver", "KfdProcess", "MockAmdGpu"]

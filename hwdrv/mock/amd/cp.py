@@ -75,6 +75,9 @@ class CommandProcessor:
         with self.lock:
             ent = self.engines.pop(id(queue), None)
         if ent is not None:
+            cancel = getattr(ent[1], "cancel", None)
+            if cancel is not None:
+                cancel.set()            # a dispatch still running on the destroyed queue stops
             ent[0].stop()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
@@ -84,13 +87,17 @@ class CommandProcessor:
     def _work(self, queue, runner) -> Work:
         if queue.error is not None:
             return Work.IDLE                # a faulted queue runs nothing more (KFD evicts it)
+        cancel = getattr(runner, "cancel", None)
+        if cancel is not None and cancel.is_set():
+            return Work.IDLE                # destroyed while running: nothing to report
         try:
             r = runner.step()
         except MemoryFault as e:
             self._fail(queue, str(e), memory=e)
             return Work.IDLE
         except (QueueError, ShaderFault) as e:
-            self._fail(queue, str(e), memory=None)
+            if cancel is None or not cancel.is_set():
+                self._fail(queue, str(e), memory=None)
             return Work.IDLE
         return Work.BLOCKED if r == "blocked" else Work.IDLE
 

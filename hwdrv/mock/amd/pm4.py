@@ -12,6 +12,7 @@ Opcodes, register offsets and field positions come from gen/pm4.py and gen/gc11.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from hwdrv.amd.gen import gc11 as G
@@ -111,6 +112,8 @@ class Pm4Runner(Waiting):
         self.rptr = self._read64(queue.rptr_addr)       # the CP resumes where the write-back says
         self.ibs: list[_Stream] = []
         self.dispatches = 0
+        #: set when the queue is destroyed: a running dispatch stops (KFD preempts the queue)
+        self.cancel = threading.Event()
 
     def _read64(self, va: int) -> int:
         return int.from_bytes(self.mem.read(va, 8), "little")
@@ -255,7 +258,7 @@ class Pm4Runner(Waiting):
                  lds_bytes=G.COMPUTE_PGM_RSRC2__LDS_SIZE.decode(rsrc2) * LDS_GRANULE,
                  scratch_base=scratch,
                  scratch_per_wave=G.COMPUTE_TMPRING_SIZE__WAVESIZE.decode(tmpring) << SCRATCH_WAVESIZE_SHIFT,
-                 deadline=time.monotonic() + KERNEL_TIMEOUT_S, grid_items=grid_items)
+                 deadline=time.monotonic() + KERNEL_TIMEOUT_S, cancel=self.cancel, grid_items=grid_items)
         self.dispatches += 1
 
 
