@@ -84,6 +84,8 @@ class AMDComputeQueue(AMDQueue):
         self._emit(*w[P.WAIT_REFERENCE + 1:])
 
     def _q_signal(self, signal: Signal, value: IntArg) -> None:
+        # a signal carries the time it was set: the clock first, so a reader who sees the value sees it
+        self._q_timestamp(signal)
         self._release(signal.va, value, P.DATA_SEL_64)
         self._emit(*self.device.wake_words_pm4())
 
@@ -215,6 +217,7 @@ class AMDCopyQueue(AMDQueue):
             self._emit(*w[D.FENCE_DATA + 1:])
 
     def _q_signal(self, signal: Signal, value: IntArg) -> None:
+        self._q_timestamp(signal)           # the time it was set, before the value
         self._fence64(signal.va, value)
         self._emit(*self.device.wake_words_sdma())
 
