@@ -92,8 +92,13 @@ def indirect_buffer(va: int, ndwords: int) -> list[int]:
     return [PM.PACKET3(PM.PACKET3_INDIRECT_BUFFER, 2), va & _U32, va >> 32, ndwords | PM.INDIRECT_BUFFER_VALID]
 
 
-def dispatch_direct(groups: tuple[int, int, int]) -> list[int]:
-    """DISPATCH_DIRECT of ``groups`` workgroups (counts, not work-items), wave32, from (0, 0, 0)."""
+def dispatch_direct(dims: tuple[int, int, int], work_items: bool = False) -> list[int]:
+    """DISPATCH_DIRECT, wave32, from (0, 0, 0): ``dims`` are workgroup counts, or (``work_items``)
+    work-item counts with a partial last workgroup where they are not multiples of the group size
+    (USE_THREAD_DIMENSIONS + PARTIAL_TG_EN: OpenCL's non-uniform work-groups)."""
     init = (G.COMPUTE_DISPATCH_INITIATOR__COMPUTE_SHADER_EN.encode(1) | G.COMPUTE_DISPATCH_INITIATOR__CS_W32_EN.encode(1)
             | G.COMPUTE_DISPATCH_INITIATOR__FORCE_START_AT_000.encode(1))
-    return [PM.PACKET3(PM.PACKET3_DISPATCH_DIRECT, 3), *groups, init]
+    if work_items:
+        init |= (G.COMPUTE_DISPATCH_INITIATOR__USE_THREAD_DIMENSIONS.encode(1)
+                 | G.COMPUTE_DISPATCH_INITIATOR__PARTIAL_TG_EN.encode(1))
+    return [PM.PACKET3(PM.PACKET3_DISPATCH_DIRECT, 3), *dims, init]

@@ -90,10 +90,11 @@ class AMDProgram(Program):
             return 0
         return math.ceil(self.private_size * WAVE_SIZE / SCRATCH_GRANULE) * SCRATCH_GRANULE
 
-    def kernarg_template(self, grid: tuple, block: tuple, shared: int) -> bytes:
-        """The kernarg segment with every hidden argument filled (ROCm's values: block counts, group
-        sizes, remainders, grid dims, dynamic LDS size) and the explicit arguments zero."""
-        key = (grid, block, shared)
+    def kernarg_template(self, global_size: tuple, block: tuple, shared: int) -> bytes:
+        """The kernarg segment for ``global_size`` work-items in groups of ``block``, with every
+        hidden argument filled (ROCm's values: full block counts, group sizes, remainders of a
+        partial last group, grid dims, dynamic LDS size) and the explicit arguments zero."""
+        key = (global_size, block, shared)
         t = self._templates.get(key)
         if t is None:
             k = self.kernel
@@ -102,8 +103,7 @@ class AMDProgram(Program):
                 # the __local pointer argument holds the LDS offset of the dynamic region
                 i = k.metadata.explicit_args.index(self.dynamic_lds_arg)
                 zeros[i] = _align(k.descriptor.group_segment_fixed_size, DYNAMIC_LDS_ALIGN)
-            gsize = [g * b for g, b in zip(grid, block)]
-            t = k.pack_kernargs(zeros, gsize, block, dynamic_lds=shared)
+            t = k.pack_kernargs(zeros, global_size, block, dynamic_lds=shared)
             if len(self._templates) < 64:
                 self._templates[key] = t
         return t

@@ -101,16 +101,41 @@ class AMDComputeQueue(AMDQueue):
         self._emit_val(value, 2)
         self._emit(*w[P.RELEASE_DATA + 2:])
 
+    def exec_global(self, program: "AMDProgram", global_size, local_size, args=(), shared: int = 0) -> "AMDComputeQueue":
+        """OpenCL-style launch: ``global_size`` work-items per dimension in groups of ``local_size``;
+        where a global size is not a multiple of the group size the last group is partial (the
+        kernel sees OpenCL 2.0 non-uniform work-groups: hidden remainder arguments, PARTIAL_TG_EN).
+        Sizes are plain ints; otherwise as :meth:`exec`."""
+        from ..queue import _dims
+        self._check_building()
+        if program.device is not self.device:
+            raise InvalidArgument(f"program {program.name!r} belongs to {program.device.name}, not {self.device.name}")
+        g, b = _dims(tuple(global_size), "global size"), _dims(tuple(local_size), "local size")
+        if any(isinstance(x, VarExpr) for x in g):
+            raise InvalidArgument("exec_global takes concrete global sizes (use exec with a Var grid of groups)")
+        groups = tuple(-(-x // y) for x, y in zip(g, b))
+        program.check_launch(groups, b, shared)
+        self._encode_exec(program, groups, b, list(args), int(shared), items=g)
+        return self
+
     def _q_exec(self, prog: "AMDProgram", grid: tuple, block: tuple, args: list, shared: int) -> None:
+        self._encode_exec(prog, grid, block, args, shared, items=None)
+
+    def _encode_exec(self, prog: "AMDProgram", grid: tuple, block: tuple, args: list, shared: int,
+                     items: tuple | None) -> None:
         dev = self.device
         symbolic_grid = any(isinstance(g, VarExpr) for g in grid)
         concrete = tuple(1 if isinstance(g, VarExpr) else g for g in grid)
-        if not symbolic_grid and any(g * b > _U32 for g, b in zip(grid, block)):
+        if items is None:
+            items_c = tuple(g * b for g, b in zip(concrete, block))
+        else:
+            items_c = items
+        if not symbolic_grid and any(x > _U32 for x in items_c):
             raise InvalidArgument(f"{prog.name}: grid {grid} x block {block} exceeds 2**32 - 1 work-items per "
                                   "dimension")
         # kernarg segment in command memory: hidden arguments, then the explicit ones
         ka_va, ka = dev._cmd_alloc(self, max(prog.param_size, 16), KERNARG_ALIGN)
-        raw = bytearray(prog.kernarg_template(concrete, block, shared))
+        raw = bytearray(prog.kernarg_template(items_c, block, shared))
         sym = prog.pack_args(args, raw)
         ka[:len(raw)] = np.frombuffer(bytes(raw), np.uint8)
         words = ka.view(np.uint32)
@@ -149,9 +174,9 @@ class AMDComputeQueue(AMDQueue):
                    *P.set_sh_reg("COMPUTE_RESOURCE_LIMITS", 0),
                    *(P.set_sh_reg("COMPUTE_USER_DATA_0", *user) if user else ()),
                    *P.set_sh_reg("COMPUTE_NUM_THREAD_X", *block))
-        d = P.dispatch_direct(concrete)
+        d = P.dispatch_direct(concrete if items is None else items, work_items=items is not None)
         self._emit(d[0])
-        for g in grid:
+        for g in (grid if items is None else items):
             self._emit_val(g)
         self._emit(d[4], *P.cs_partial_flush())
         self.launches.append((prog, grid, block, args, ka_va))
