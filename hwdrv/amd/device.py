@@ -317,6 +317,8 @@ class AMDDevice(Device):
         if self._errors:
             etype, _ = self._errors[0]
             report.error = ErrorCode("amd", "KFD event", etype, _EVENT_NAMES[etype])
+            if report.cause == "error":
+                report.cause = "mmu_fault" if etype == K.KFD_IOC_EVENT_MEMORY else "exception"
         for etype, d in self._errors:
             if etype == K.KFD_IOC_EVENT_MEMORY:
                 access = "write to read-only page" if d["read_only"] else "no page present" if d["not_present"] else \
@@ -338,7 +340,7 @@ class AMDDevice(Device):
             if value <= done:
                 continue
             for prog, grid, block, args, ka_va in launches:
-                report.launches.append(Launch(prog.name, tuple(grid), tuple(block), [_describe(a) for a in args],
+                report.launches.append(Launch(prog.name, tuple(grid), tuple(block), _kernargs(prog, ka_va),
                                               prog.code_va, f"compute submission {value}, kernargs at {ka_va:#x}"))
         report.notes.extend(self.recoveries[-3:])
 
@@ -400,7 +402,9 @@ class AMDDevice(Device):
             raise errors[0]
 
 
-def _describe(a) -> str:
-    if isinstance(a, Buffer):
-        return f"buffer@{a._va:#x}"
-    return repr(a)
+def _kernargs(prog: AMDProgram, ka_va: int) -> list[str]:
+    """The explicit arguments as the GPU reads them from the kernarg segment (patched values included)."""
+    from ..ioctl import hostmem
+    raw = hostmem.read(ka_va, prog.param_size)
+    return [hex(int.from_bytes(raw[p.offset:p.offset + p.size], "little")) if p.size <= 8 else f"<{p.size} bytes>"
+            for p in prog.params]
