@@ -34,7 +34,7 @@ from .gen import kfd_priv as KP
 from .kfd import KFD, ffi
 from .program import AMDProgram
 from .queue import AMDComputeQueue, AMDCopyQueue
-from .ring import Ring
+from .ring import RPTR_OFFSET, WPTR_OFFSET, Ring
 from .samples import BUILTINS, SAMPLES
 
 KFD_PATH = "/dev/kfd"
@@ -50,6 +50,8 @@ WAVE_SIZE = 32
 #: the gfx11 "GPU clock counter" that RELEASE_MEM DATA_SEL 3 and SDMA TIMESTAMP write runs at 100 MHz
 TIMESTAMP_HZ = 100_000_000
 RING_SIZE = 1 << 20
+#: the process doorbell slice: 1024 64-bit doorbells, mapped from /dev/kfd in one piece (reference 1.7)
+DOORBELL_SLICE = KP.KFD_MAX_NUM_OF_QUEUES_PER_PROCESS * 8
 EVENT_PAGE_SIZE = 0x8000
 SUBMISSION_RECORD = 64
 _VRAM = (K.KFD_IOC_ALLOC_MEM_FLAGS_WRITABLE | K.KFD_IOC_ALLOC_MEM_FLAGS_EXECUTABLE
@@ -110,6 +112,8 @@ class AMDDevice(Device):
         self.rings: dict[str, Ring] = {}
         self._errors: list[tuple[int, dict]] = []  # (event type, payload) of reported faults
         self._scratch: _Bo | None = None
+        self._qbufs: dict[str, dict[str, _Bo]] = {}   # engine -> its queue's buffers (kept across recovery)
+        self._doorbells: int | None = None            # the process doorbell page, mapped once
         self._builtins: dict[str, AMDProgram] = {}
         #: (timeline value, launches) of recent compute submissions, for hang reports
         self.submissions: collections.deque = collections.deque(maxlen=SUBMISSION_RECORD)
@@ -184,7 +188,7 @@ class AMDDevice(Device):
         for kind in self.engines:
             q = self._queue_buffers(kind)
             args = dict(ring_base_address=q["ring"].va, ring_size=RING_SIZE, gpu_id=self.gpu_id,
-                        write_pointer_address=q["gart"].va + 56, read_pointer_address=q["gart"].va + 128,
+                        write_pointer_address=q["gart"].va + WPTR_OFFSET, read_pointer_address=q["gart"].va + RPTR_OFFSET,
                         queue_percentage=K.KFD_MAX_QUEUE_PERCENTAGE, queue_priority=7,
                         queue_type=K.KFD_IOC_QUEUE_TYPE_COMPUTE if kind == "compute" else K.KFD_IOC_QUEUE_TYPE_SDMA)
             if kind == "compute":
@@ -193,17 +197,15 @@ class AMDDevice(Device):
                             ctl_stack_size=sizes.ctl_stack_size)
             a = self.kfd.call("CREATE_QUEUE", **args)
             self._hw_queues[kind] = a.queue_id
-            if not hasattr(self, "_doorbells"):
-                self._doorbells = self._pool.place(KP.KFD_MAX_NUM_OF_QUEUES_PER_PROCESS * 8, PAGE, self.kfd.fd,
-                                                   a.doorbell_offset & ~(KP.KFD_MAX_NUM_OF_QUEUES_PER_PROCESS * 8 - 1),
-                                                   PROT_READ | PROT_WRITE, MAP_SHARED)
-            doorbell = self._doorbells + (a.doorbell_offset & (KP.KFD_MAX_NUM_OF_QUEUES_PER_PROCESS * 8 - 1))
+            if self._doorbells is None:
+                self._doorbells = self._pool.place(DOORBELL_SLICE, PAGE, self.kfd.fd,
+                                                   a.doorbell_offset & ~(DOORBELL_SLICE - 1), PROT_READ | PROT_WRITE,
+                                                   MAP_SHARED)
+            doorbell = self._doorbells + (a.doorbell_offset & (DOORBELL_SLICE - 1))
             self.rings[kind] = Ring(self.kernel, q["ring"].va, RING_SIZE, q["gart"].va, doorbell, kind == "copy")
 
     def _queue_buffers(self, kind: str) -> dict:
-        bufs = getattr(self, "_qbufs", None)
-        if bufs is None:
-            bufs = self._qbufs = {}
+        bufs = self._qbufs
         if kind not in bufs:
             sizes = self.node.queue_sizes()
             b = {"ring": self._bo_alloc(RING_SIZE, _GTT, cpu=True), "gart": self._bo_alloc(PAGE, _GTT, cpu=True)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import HwdrvError, IoctlError
 from ..ioctl.bindings import addressof
 from ..ioctl.kernel import Kernel
 from .gen import kfd as K
@@ -29,7 +30,8 @@ STRUCTS = {
 }
 _HINTS = {
     "ACQUIRE_VM": "the render node must belong to the same GPU (drm_render_minor of its topology node)",
-    "ALLOC_MEMORY_OF_GPU": "ENOMEM: out of GPU memory; EINVAL on host-visible VRAM: enable resizable BAR",
+    "ALLOC_MEMORY_OF_GPU": "ENOMEM: out of GPU memory (free buffers); EINVAL on host-visible VRAM: enable "
+                           "resizable BAR",
     "CREATE_QUEUE": "KFD checks the ring/rptr/wptr/EOP/CWSR buffers (kfd_queue_acquire_buffers)",
 }
 
@@ -46,11 +48,9 @@ class KFD:
             cdata = ffi.new(STRUCTS[name] + " *", fields or None)
         try:
             self.kernel.ioctl(self.fd, getattr(K, "AMDKFD_IOC_" + name), addressof(cdata), "AMDKFD_IOC_" + name)
-        except Exception as e:
-            hint = _HINTS.get(name)
-            if hint and hasattr(e, "hint") and not e.hint:
-                e.hint = hint
-                e.args = (f"{e.args[0]}. {hint}",) + e.args[1:]
+        except IoctlError as e:
+            if name in _HINTS and not e.hint:
+                raise IoctlError(e.name, e.errno, _HINTS[name]) from e
             raise
         return cdata
 
@@ -58,7 +58,6 @@ class KFD:
         ids = ffi.new("uint32_t[1]", [gpu_id])
         a = self.call("MAP_MEMORY_TO_GPU", handle=handle, device_ids_array_ptr=addressof(ids), n_devices=1)
         if a.n_success != 1:
-            from ..errors import HwdrvError
             raise HwdrvError(f"AMDKFD_IOC_MAP_MEMORY_TO_GPU mapped buffer {handle:#x} on {a.n_success} of 1 GPUs")
 
     def unmap_from_gpu(self, handle: int, gpu_id: int) -> None:

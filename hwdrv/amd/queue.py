@@ -10,6 +10,7 @@ a wait value must fit in 32 bits.
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,9 +46,9 @@ class AMDQueue(Queue):
                                   "a signal (WAIT_REG_MEM / POLL_REGMEM); keep waited-on values below 2**32")
         return value
 
+    @abstractmethod
     def _tail(self, value: int) -> list[int]:
         """The end of a submission: timeline = ``value``, then wake host sleepers."""
-        raise NotImplementedError
 
     def _push(self, value: int) -> None:
         ring = self.device.rings[self.kind]
@@ -59,8 +60,9 @@ class AMDQueue(Queue):
             ring.push(np.concatenate([self._stream.words, np.array(self._tail(value), np.uint32)]))
         self._pushed(value)
 
+    @abstractmethod
     def _bound_words(self, bound: BoundStream) -> np.ndarray:
-        raise NotImplementedError
+        """What one submit of a bound queue puts on the ring."""
 
     def _pushed(self, value: int) -> None:
         """Hook: remember what this submission launched (compute)."""
