@@ -187,10 +187,6 @@ def _div_fixup(q, d, n):
     return r.astype(ft)
 
 
-def _sat_add(a, b, dt):
-    return (a.astype(np.int64) + b.astype(np.int64)).astype(dt)
-
-
 def _mul_hi_u32(a, b):
     return ((a.astype(U64) * b.astype(U64)) >> U64(32)).astype(U32)
 
