@@ -409,10 +409,6 @@ def _dpp_text(d: dict, dpp8: bool) -> str:
     return s
 
 
-def _is_float(t: str) -> bool:
-    return t.startswith(("f", "bf"))
-
-
 def _vop_src(i: Inst, code: int, t: str) -> str:
     return src_text(code, _n(t), t, i.literal)
 
@@ -599,10 +595,6 @@ def _ds_width(n: str) -> int:
         if n.endswith(suf):
             return w
     return 1
-
-
-_DS_NO_ADDR = {"ds_nop", "ds_gws_init", "ds_gws_sema_v", "ds_gws_sema_br", "ds_gws_sema_p", "ds_gws_barrier",
-               "ds_gws_sema_release_all"}
 
 
 def _ds(i: Inst) -> str:

@@ -72,11 +72,10 @@ class DispatchResult:
 
 
 class _Op:
-    __slots__ = ("fn", "size", "inst", "text", "error")
+    __slots__ = ("fn", "size", "inst", "error")
 
     def __init__(self, fn, size, inst, error=None):
         self.fn, self.size, self.inst, self.error = fn, size, inst, error
-        self.text = None
 
 
 class Program:

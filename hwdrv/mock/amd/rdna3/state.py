@@ -1,7 +1,7 @@
 """Register state of a batch of wave32 waves, vectorised: every array has the wave as its first axis.
 
 SGPRs ``s``: uint32 (128, W) in the gfx11 operand numbering (s0..s105, vcc_lo/hi 106/107,
-ttmp 108..123, m0 124, null 125, exec_lo/hi 126/127). VGPRs ``v``: uint32 (NV, W, 32).
+ttmp 108..123, null 124, m0 125, exec_lo/hi 126/127). VGPRs ``v``: uint32 (NV, W, 32).
 ``scc``: bool (W,). ``pc``: int64 (W,) byte offsets from the program start. Waves of one batch
 that sit at the same PC execute together; ``act`` marks them for the instruction being run.
 """

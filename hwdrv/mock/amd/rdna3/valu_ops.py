@@ -187,10 +187,6 @@ def _div_fixup(q, d, n):
     return r.astype(ft)
 
 
-def _sat_add(a, b, dt):
-    return (a.astype(np.int64) + b.astype(np.int64)).astype(dt)
-
-
 def _mul_hi_u32(a, b):
     return ((a.astype(U64) * b.astype(U64)) >> U64(32)).astype(U32)
 
@@ -544,7 +540,8 @@ _ARITY = {"v_add_co_u32": 2, "v_sub_co_u32": 2, "v_subrev_co_u32": 2, "v_mad_u64
           "v_cndmask_b16": 3, "v_cndmask_b32": 3, "v_add_co_ci_u32": 3, "v_sub_co_ci_u32": 3,
           "v_subrev_co_ci_u32": 3, "v_fma_mix_f32": 3, "v_fma_mixlo_f16": 3, "v_fma_mixhi_f16": 3,
           "v_readfirstlane_b32": 1, "v_swap_b32": 1, "v_nop": 0, "v_pipeflush": 0, "v_fmac_f32": 2,
-          "v_fmac_f16": 2, "v_dot2acc_f32_f16": 2}
+          "v_fmac_f16": 2, "v_dot2acc_f32_f16": 2, "v_div_fmas_f32": 3, "v_div_fmas_f64": 3,
+          "v_movrels_b32": 1, "v_movreld_b32": 1, "v_movrelsd_b32": 1}
 
 
 def arity(name: str) -> int | None:

@@ -14,7 +14,7 @@ from .decode import Inst
 from .faults import Unsupported
 from .numeric import U32, U64
 from ...gpumem import MemoryFault
-from .state import APERTURE_SIZE, LANES, OP, PRIVATE_APERTURE, SHARED_APERTURE, WaveState
+from .state import APERTURE_SIZE, LANES, OP, PRIVATE_APERTURE, SHARED_APERTURE
 
 _LOADS = {"u8": (1, np.uint8, False), "i8": (1, np.int8, False), "u16": (2, np.uint16, False),
           "i16": (2, np.int16, False), "b16": (2, np.uint16, False), "b32": (4, np.uint32, False), "b64": (4, np.uint32, False),
@@ -150,11 +150,6 @@ def atomic_rmw(read, write, addrs: np.ndarray, data: np.ndarray, cmp: np.ndarray
 
 
 # ---- DS ------------------------------------------------------------------------------------------
-def _lds_view(st: WaveState, dt):
-    flat = st.lds.reshape(-1)
-    return flat.view(dt) if flat.size % np.dtype(dt).itemsize == 0 else flat
-
-
 def compile_ds(inst: Inst, ctx):
     n, f = inst.name, inst.f
     if f["gds"]:
