@@ -70,6 +70,9 @@ class AMDProgram(Program):
                          shared_static=d.group_segment_fixed_size, max_shared=lim.max_shared_per_block)
         self.image = device.alloc(max(co.size, 1))
         device.upload(self.image, np.frombuffer(co.relocated(self.image.va), np.uint8))
+        # the instruction cache may hold older code at these addresses (a freed program's): the
+        # compute engine invalidates every cache before any later dispatch (engines run in order)
+        device.compute_queue().memory_barrier().submit()
         self.code_va = self.image.va + k.code_offset
         self.kd_va = self.image.va + k.kd_offset
         self._templates: dict[tuple, bytes] = {}
