@@ -387,13 +387,8 @@ def _assert_mock_driver_empty(kernel, cycle: int) -> None:
 
 def test_100_open_close_cycles_leak_nothing(dev, dev_name):
     cycles = 100
-    with hwdrv.open_device(dev_name) as d:     # warm caches (module imports, compiler, mock memory arenas)
-        d.alloc(1 << 20).free()
-        s = d.signal(0)
-        d.compute_queue().signal(s, 1).submit()
-        s.wait(1, timeout=WAIT)
-    base = _process_state()
-    for i in range(cycles):
+
+    def cycle(i: int):
         d = hwdrv.open_device(dev_name)
         b = d.alloc(1 << 20)
         h = d.alloc(4096, host_visible=True)
@@ -404,9 +399,27 @@ def test_100_open_close_cycles_leak_nothing(dev, dev_name):
         assert b.freed and h.freed
         if d.is_mock:
             _assert_mock_driver_empty(d.kernel, i)
+        return d
+
+    with hwdrv.open_device(dev_name) as d:     # warm caches (module imports, compiler, mock memory arenas)
+        d.alloc(1 << 20).free()
+        s = d.signal(0)
+        d.compute_queue().signal(s, 1).submit()
+        s.wait(1, timeout=WAIT)
+    base = _process_state()
+    for i in range(cycles):
+        d = cycle(i)
     after = _process_state()
     assert after[0] == base[0], f"file descriptors leaked: {base[0]} -> {after[0]}"
-    assert after[1] <= base[1] + 2, f"mappings leaked: {base[1]} -> {after[1]}"
+    if after[1] > base[1] + 2:
+        # glibc caches the stacks of exited threads and keeps per-thread malloc arenas (mock engines run
+        # on threads whose stack is freed a moment after join() returns, so the caches can grow now and
+        # then; measured: one stack, one 64 MiB arena). Caches level off; a leak grows with the cycles:
+        # run them again and require no further growth.
+        for i in range(cycles):
+            d = cycle(cycles + i)
+        again = _process_state()
+        assert again[1] <= after[1] + 2, f"mappings leaked: {base[1]} -> {after[1]} -> {again[1]}"
     assert after[2] == base[2], f"threads leaked: {base[2]} -> {after[2]}"
     with pytest.raises(hwdrv.DeviceClosed):
         d.alloc(16)
