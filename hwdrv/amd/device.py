@@ -52,7 +52,10 @@ TIMESTAMP_HZ = 100_000_000
 RING_SIZE = 1 << 20
 #: the process doorbell slice: 1024 64-bit doorbells, mapped from /dev/kfd in one piece (reference 1.7)
 DOORBELL_SLICE = KP.KFD_MAX_NUM_OF_QUEUES_PER_PROCESS * 8
-EVENT_PAGE_SIZE = 0x8000
+#: the KFD event page: 4096 slots of 8 bytes (KFD_SIGNAL_EVENT_LIMIT), the size ROCr allocates
+EVENT_PAGE_SIZE = K.KFD_SIGNAL_EVENT_LIMIT * 8
+#: queue priority in KFD's 0..KFD_MAX_QUEUE_PRIORITY range: the middle (ROCr's normal priority)
+QUEUE_PRIORITY = 7
 SUBMISSION_RECORD = 64
 _VRAM = (K.KFD_IOC_ALLOC_MEM_FLAGS_WRITABLE | K.KFD_IOC_ALLOC_MEM_FLAGS_EXECUTABLE
          | K.KFD_IOC_ALLOC_MEM_FLAGS_NO_SUBSTITUTE | K.KFD_IOC_ALLOC_MEM_FLAGS_VRAM)
@@ -189,7 +192,7 @@ class AMDDevice(Device):
             q = self._queue_buffers(kind)
             args = dict(ring_base_address=q["ring"].va, ring_size=RING_SIZE, gpu_id=self.gpu_id,
                         write_pointer_address=q["gart"].va + WPTR_OFFSET, read_pointer_address=q["gart"].va + RPTR_OFFSET,
-                        queue_percentage=K.KFD_MAX_QUEUE_PERCENTAGE, queue_priority=7,
+                        queue_percentage=K.KFD_MAX_QUEUE_PERCENTAGE, queue_priority=QUEUE_PRIORITY,
                         queue_type=K.KFD_IOC_QUEUE_TYPE_COMPUTE if kind == "compute" else K.KFD_IOC_QUEUE_TYPE_SDMA)
             if kind == "compute":
                 args.update(eop_buffer_address=q["eop"].va, eop_buffer_size=sizes.eop_buffer_size,

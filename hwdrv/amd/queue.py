@@ -22,6 +22,7 @@ from ..var import IntArg, VarExpr
 from . import pm4 as P
 from . import sdma as D
 from .gen import gc11 as G
+from .program import SCRATCH_GRANULE, WAVE_SIZE
 
 if TYPE_CHECKING:
     from .device import AMDDevice
@@ -156,9 +157,9 @@ class AMDComputeQueue(AMDQueue):
             if symbolic_grid:
                 raise InvalidArgument(f"{prog.name} uses scratch ({prog.private_size} bytes per work-item): its grid "
                                       "must be concrete ints (the scratch size depends on the wave count)")
-            waves = math.ceil(math.prod(block) / 32) * math.prod(grid)
+            waves = math.ceil(math.prod(block) / WAVE_SIZE) * math.prod(grid)
             scratch_va = dev.scratch(per_wave * waves)
-            tmpring = (G.COMPUTE_TMPRING_SIZE__WAVESIZE.encode(per_wave // 256)
+            tmpring = (G.COMPUTE_TMPRING_SIZE__WAVESIZE.encode(per_wave // SCRATCH_GRANULE)
                        | G.COMPUTE_TMPRING_SIZE__WAVES.encode(min(waves, (1 << G.COMPUTE_TMPRING_SIZE__WAVES.width) - 1)))
         user = []
         for prop, _, count in prog.user_sgprs:
