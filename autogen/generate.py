@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import importlib
 import os
 import re
 import tempfile
@@ -101,6 +102,8 @@ def input_files(t: Target, src: str) -> list[tuple[str, str, str]]:
 
 
 def sources_present(t: Target, src: str) -> bool:
+    if hasattr(t, "module"):  # PyTarget: a Python generator module
+        return all(os.path.exists(p) for p in importlib.import_module(t.module).source_paths(src))
     return all(os.path.exists(os.path.join(_root(src, r), p)) for r, p in t.headers)
 
 
@@ -112,7 +115,10 @@ def _fmt_int(v: int, hexish: bool) -> str:
 
 def generate(t: Target, src: str, verify_pins: bool = True) -> str:
     """Generate target ``t`` from the source trees under ``src``; returns the module text.
-    ``verify_pins``: refuse input files whose SHA-256 differs from autogen/pins.json."""
+    ``verify_pins``: refuse input files whose SHA-256 differs from autogen/pins.json (C-header
+    targets; Python-module targets check the sha256s their own module records)."""
+    if hasattr(t, "module"):  # PyTarget
+        return importlib.import_module(t.module).generate(src)
     with tempfile.TemporaryDirectory() as stubdir:
         for rel, text in t.stubs.items():
             os.makedirs(os.path.dirname(os.path.join(stubdir, rel)), exist_ok=True)

@@ -24,6 +24,16 @@ REPOS = {
     "ogd": Repo("open-gpu-doc", "NVIDIA/open-gpu-doc", None, "c8607fe576b53ff821ffcf97e7548d2de11c4eaf"),
     # kfd_ioctl.h 1.15 (GEM_VA); the commit is the version the source index holds (no tag recorded).
     "linux": Repo("linux", "torvalds/linux", None, "100c85421b52e41269ada88f7d71a6b8a06c7a11"),
+    # gfx11 opcode numbers (src/amd/compiler/aco_opcodes.py); last commit touching that file on main
+    # as of 2024-07-18.
+    "mesa": Repo("mesa", "mesa/mesa", None, "4399c7bac3138624db33b133c8562ea00cb63995"),
+    # AMDHSAKernelDescriptor.h (also shipped verbatim by Debian llvm-19-dev 1:19.1.7-3~deb12u1).
+    "llvm19": Repo("llvm-19", "llvm/llvm-project", "llvmorg-19.1.7", "cd708029e0b2869e80abe31ddb175f7c35361f90"),
+    # amdgpu headers (gfx11 registers, PM4 nvd.h, SDMA v6 packets): Linux 6.1.192 as Debian ships it in
+    # linux-source-6.1 6.1.192-3 (the source index holds these files only at scattered commits); the
+    # "commit" is the sha256 of that package's linux-source-6.1.tar.xz. See README.md for the extraction.
+    "linux61": Repo("linux-6.1.192", "debian/linux-source-6.1", "6.1.192-3",
+                    "sha256:cacdc3830989309d042083be3307969e55600ed7f908cf00df544c5ff50759a1"),
 }
 
 
@@ -219,8 +229,105 @@ KFD = Target(
     stubs={"drm/drm.h": "#include <linux/types.h>\n"},
 )
 
-TARGETS = {t.name: t for t in (NV580, HOPPER, KFD)}
-GROUPS = {"nvidia": ["nv580", "hopper"], "kfd": ["kfd"], "all": ["nv580", "hopper", "kfd"]}
+AMDGPU = "drivers/gpu/drm/amd"
+GC11_REGS = (r"COMPUTE_(PGM_LO|PGM_HI|PGM_RSRC[123]|USER_DATA_\d+|NUM_THREAD_[XYZ]|DISPATCH_INITIATOR|RESOURCE_LIMITS|"
+             r"TMPRING_SIZE|START_[XYZ]|DIM_[XYZ]|RESTART_[XYZ]|DISPATCH_SCRATCH_BASE_(LO|HI)|PIPELINESTAT_ENABLE|"
+             r"PERFCOUNT_ENABLE|STATIC_THREAD_MGMT_SE[0-3]|DISPATCH_ID|DISPATCH_PKT_ADDR_(LO|HI)|THREAD_TRACE_ENABLE)|"
+             r"GRBM_STATUS|GRBM_STATUS2|GRBM_STATUS_SE[0-3]|GRBM_GFX_INDEX|CP_STAT|CP_CPC_(STATUS|BUSY_STAT|STALLED_STAT1)|"
+             r"CP_CPF_(STATUS|BUSY_STAT|STALLED_STAT1)|CP_MEC1_INSTR_PNTR|CP_INT_STATUS|CP_ME1_PIPE0_INT_STATUS|"
+             r"CP_HQD_(ACTIVE|VMID|PQ_BASE|PQ_BASE_HI|PQ_RPTR|PQ_WPTR_LO|PQ_WPTR_HI|PQ_CONTROL|PQ_DOORBELL_CONTROL|"
+             r"IB_BASE_ADDR|IB_BASE_ADDR_HI|IB_RPTR|DEQUEUE_REQUEST|ERROR)|"
+             r"GCVM_L2_PROTECTION_FAULT_(STATUS|ADDR_LO32|ADDR_HI32|CNTL)|SQ_IND_INDEX|SQ_IND_DATA|SQ_CMD|"
+             r"SPI_GDBG_WAVE_CNTL|RLC_STAT|SDMA0_STATUS_REG|SDMA0_STATUS1_REG|SDMA0_STATUS2_REG|"
+             r"SDMA0_QUEUE0_RB_(CNTL|BASE|RPTR|WPTR)")
+SQ_WAVE = r"SQ_WAVE_(MODE|STATUS|TRAPSTS|GPR_ALLOC|LDS_ALLOC|IB_STS|PC_LO|PC_HI|IB_DBG1|HW_ID1|HW_ID2|IB_STS2|M0|EXEC_LO|EXEC_HI)"
+
+GC11 = Target(
+    name="gc11", group="amd", output="hwdrv/amd/gen/gc11.py",
+    doc="gfx11 (GC 11.0.0) registers a compute dispatcher and hang diagnosis use: dword offsets + BASE_IDX "
+        "(gc_11_0_0_offset.h), bit fields (gc_11_0_0_sh_mask.h), GC segment bases.",
+    repos=["linux61"],
+    headers=[("linux61", AMDGPU + "/include/asic_reg/gc/gc_11_0_0_offset.h"),
+             ("linux61", AMDGPU + "/include/asic_reg/gc/gc_11_0_0_sh_mask.h"),
+             # GC segment bases: Navi31's IP discovery table reports the same GC bases as Navi21
+             # (sienna_cichlid); gfx11 has no *_ip_offset.h in the tree (bases come from discovery).
+             ("linux61", AMDGPU + "/include/sienna_cichlid_ip_offset.h")],
+    macros=[rf"reg({GC11_REGS})(_BASE_IDX)?", rf"({GC11_REGS})__\w+", rf"ix{SQ_WAVE}", rf"{SQ_WAVE}__\w+",
+            r"GC_BASE__INST0_SEG[0-3]"],
+    stubs={},
+)
+
+# nvd.h macros whose value fills a whole dword (sign bit set in C's int): autogen/pm4.py adds them
+PM4_DWORD_MACROS = ["PACKET3", "PACKET3_COMPUTE", "PACKET3_RELEASE_MEM_DATA_SEL", "PACKET3_DMA_DATA_SRC_SEL",
+                    "PACKET3_MAP_QUEUES_NUM_QUEUES", "PACKET3_UNMAP_QUEUES_NUM_QUEUES",
+                    "PACKET3_SET_RESOURCES_QUEUE_TYPE", "PACKET3_QUERY_STATUS_COMMAND", "INDIRECT_BUFFER_PRE_RESUME",
+                    "WRITE_DATA_ENGINE_SEL"]
+# the C-header part of the pm4 target (run by autogen/pm4.py)
+PM4_C = Target(
+    name="pm4", group="amd", output="hwdrv/amd/gen/pm4.py",
+    doc="PM4 type-3 packets for gfx10/gfx11 compute queues (amdgpu nvd.h): opcodes, header builders, "
+        "packet field macros (RELEASE_MEM, ACQUIRE_MEM, WAIT_REG_MEM, WRITE_DATA, INDIRECT_BUFFER, ...).",
+    repos=["linux61"],
+    headers=[("linux61", AMDGPU + "/amdgpu/nvd.h")],
+    macros=[r"PACKET3\w*", r"PACKET_TYPE\d", "PACKET0", r"PACKET2\w*", "CP_PACKET2", r"CP_PACKET\w+",
+            r"WRITE_DATA_\w+", "WR_ONE_ADDR", "WR_CONFIRM", r"WAIT_REG_MEM_\w+", r"INDIRECT_BUFFER_\w+",
+            "EVENT_TYPE", "EVENT_INDEX"],
+    exclude=[r"NVD_H"] + PM4_DWORD_MACROS,
+)
+
+SDMA6 = Target(
+    name="sdma6", group="amd", output="hwdrv/amd/gen/sdma6.py",
+    doc="SDMA v6.0 packets (amdgpu sdma_v6_0_0_pkt_open.h): opcodes/sub-opcodes and the dword offset/"
+        "mask/shift of every field of the packets hwdrv and the mock use.",
+    repos=["linux61"],
+    headers=[("linux61", AMDGPU + "/amdgpu/sdma_v6_0_0_pkt_open.h")],
+    macros=[r"SDMA_OP_\w+", r"SDMA_SUBOP_\w+",
+            r"SDMA_PKT_(COPY_LINEAR|FENCE|POLL_REGMEM|TIMESTAMP|ATOMIC|TRAP|WRITE_UNTILED|INDIRECT|NOP|GCR_REQ|"
+            r"CONSTANT_FILL)_\w+_(offset|mask|shift)", r"SDMA_ATOMIC_\w+"],
+)
+
+
+@dataclass
+class PyTarget:
+    """A target produced by a Python generator (``module.generate(src) -> text``) instead of the C
+    header pipeline; ``module.source_paths(src)`` lists the files it reads."""
+    name: str
+    group: str
+    output: str
+    doc: str
+    repos: list[str]
+    module: str
+
+
+RDNA3 = PyTarget(
+    name="rdna3", group="amd", output="hwdrv/amd/gen/rdna3_isa.py",
+    doc="RDNA3 (gfx11) ISA: opcodes per encoding (Mesa aco_opcodes.py gfx11 column), word layouts, "
+        "kernel descriptor / COMPUTE_PGM_RSRC fields (LLVM AMDHSAKernelDescriptor.h).",
+    repos=["mesa", "llvm19"], module="autogen.rdna3",
+)
+
+AMDHSA = PyTarget(
+    name="amdhsa", group="amd", output="hwdrv/amd/gen/amdhsa.py",
+    doc="AMDGPU code objects: kernel_descriptor_t layout (AMDHSAKernelDescriptor.h), R_AMDGPU_* relocations "
+        "(ELFRelocs/AMDGPU.def), EM/OSABI/e_flags/NT_AMDGPU_METADATA (BinaryFormat/ELF.h), LLVM 19.1.7.",
+    repos=["llvm19"], module="autogen.amdhsa",
+)
+
+PM4 = PyTarget(
+    name="pm4", group="amd", output="hwdrv/amd/gen/pm4.py", doc=PM4_C.doc, repos=["linux61"], module="autogen.pm4",
+)
+
+KFD_PRIV = PyTarget(
+    name="kfd_priv", group="kfd", output="hwdrv/amd/gen/kfd_priv.py",
+    doc="KFD-internal ABI constants (kfd_priv.h, kfd_events.h, kfd_flat_memory.c, 6.1 kfd_ioctl.h): mmap offset "
+        "types, gpu_id field, queue/doorbell/event limits, gfx9+ apertures.",
+    repos=["linux61"], module="autogen.kfd_priv",
+)
+
+TARGETS = {t.name: t for t in (NV580, HOPPER, KFD, RDNA3, AMDHSA, GC11, PM4, SDMA6, KFD_PRIV)}
+GROUPS = {"nvidia": ["nv580", "hopper"], "kfd": ["kfd", "kfd_priv"],
+          "amd": ["rdna3", "amdhsa", "gc11", "pm4", "sdma6", "kfd_priv"],
+          "all": ["nv580", "hopper", "kfd", "rdna3", "amdhsa", "gc11", "pm4", "sdma6", "kfd_priv"]}
 
 
 def _late() -> None:

@@ -1,7 +1,9 @@
-"""The NVIDIA conformance suite: every case takes an open device (``dev``) and runs unchanged on
-``mock:nvidia`` (tests/test_conformance.py, CI) and on a real GPU
-(tests/hardware/test_conformance.py, ``-m hardware``). Sizes shrink on the mock, whose PTX
-interpreter is far slower than a GPU, but every case checks real results against numpy.
+"""The conformance suite shared by every vendor: each case takes an open device (``dev``) and runs
+unchanged on ``mock:nvidia`` (tests/test_conformance.py), ``mock:amd`` (tests/test_conformance_amd.py)
+and real GPUs (tests/hardware/, ``-m hardware``). The kernels are the same program per vendor in
+its own language (:data:`KERNEL_SOURCES`: CUDA-built PTX, OpenCL-built gfx1100 code object). Sizes
+shrink on the mocks, whose interpreters are far slower than a GPU, but every case checks real
+results against numpy.
 """
 from __future__ import annotations
 
@@ -15,13 +17,24 @@ import pytest
 import hwdrv
 from hwdrv import Var
 
-KERNELS = (pathlib.Path(__file__).parent / "data" / "conformance" / "kernels.ptx").read_text()
+_DATA = pathlib.Path(__file__).parent / "data"
+#: per vendor kind: the conformance kernels (tests/data/conformance/kernels.cu, and its OpenCL C
+#: twin tests/data/amd/conformance/kernels.cl) in the form that vendor's ``dev.compiler`` takes
+KERNEL_SOURCES = {
+    "nvidia": lambda: (_DATA / "conformance" / "kernels.ptx").read_text(),
+    "amd": lambda: (_DATA / "amd" / "conformance" / "kernels.hsaco").read_bytes(),
+}
+#: command words one copy-engine transfer takes (NVIDIA: methods OFFSET_IN/OUT, LINE_LENGTH_IN,
+#: LAUNCH_DMA; AMD: an SDMA COPY_LINEAR packet)
+COPY_WORDS = {"nvidia": 8, "amd": 7}
 WAIT = 20.0
 
 
 @pytest.fixture(scope="module")
 def binary(dev):
-    return dev.compiler.compile(KERNELS)
+    if dev.kind not in KERNEL_SOURCES:
+        pytest.skip(f"no conformance kernels for {dev.kind} devices yet")
+    return dev.compiler.compile(KERNEL_SOURCES[dev.kind]())
 
 
 def prog(dev, binary, name):
@@ -143,7 +156,9 @@ def test_large_parameters(dev, binary):
 
 
 def test_dynamic_shared_over_48k(dev, binary):
-    n = (96 << 10) // 4                      # 96 KiB of dynamic shared memory
+    # 96 KiB of dynamic shared memory, or all a block may have where that is less (AMD: 64 KiB)
+    n = min(96 << 10, dev.limits.max_shared_per_block) // 4
+    assert n * 4 > 48 << 10
     out = dev.alloc(n * 4)
     sig = dev.signal(0)
     dev.compute_queue().exec(prog(dev, binary, "dynshared"), grid=(1,), block=(big(dev, 1024, 256),),
@@ -216,7 +231,8 @@ def test_compute_queue_copy(dev, size, offset):
 def test_copy_splits_at_the_engine_limit(dev, monkeypatch):
     """The copy engine moves at most COPY_CHUNK bytes per launch: larger copies are split. On a
     real GPU the copy is > 4 GiB; on the mock the chunk is made small to exercise the split."""
-    from hwdrv.nvidia import queue as nvq
+    import importlib
+    nvq = importlib.import_module(f"hwdrv.{dev.kind}.queue")      # the backend's queue module
     if dev.is_mock:
         monkeypatch.setattr(nvq, "COPY_CHUNK", 1 << 20)
         size = (3 << 20) + 12345
@@ -230,7 +246,7 @@ def test_copy_splits_at_the_engine_limit(dev, monkeypatch):
     for m, pat in patterns.items():
         dev.upload(src, pat, offset=m)
     q = dev.copy_queue().copy(dst, src, size)
-    assert len(q._words) >= 8 * (size // nvq.COPY_CHUNK), "one engine launch per chunk"
+    assert len(q._words) >= COPY_WORDS[dev.kind] * (size // nvq.COPY_CHUNK), "one engine launch per chunk"
     sig = dev.signal(0)
     q.signal(sig, 1).submit()
     sig.wait(1, timeout=60)
@@ -329,8 +345,14 @@ def test_timestamps_monotonic_and_plausible(dev, binary):
     host_after = time.time_ns()
     assert t1.value == 77, "timestamp() must not change the signal's value"
     assert 0 < t0.timestamp <= t1.timestamp <= t2.timestamp
-    assert t2.timestamp - t0.timestamp < 5e9
-    assert host_before - 2e9 < t0.timestamp_ns < host_after + 2e9, "GPU clock should track wall time"
+    assert t2.timestamp - t0.timestamp < 5 * dev.timestamp_hz
+    if dev.kind == "nvidia":
+        # NVIDIA's timer counts nanoseconds of wall-clock time
+        assert host_before - 2e9 < t0.timestamp_ns < host_after + 2e9, "GPU clock should track wall time"
+    else:
+        # AMD's GPU clock counter starts at power-on: its rate must match the host's clock
+        assert t2.timestamp_ns - t0.timestamp_ns <= host_after - host_before + 1e6, \
+            "GPU time between the timestamps exceeds the host time around them: timestamp_hz is wrong"
 
 
 # ---- lifetime ------------------------------------------------------------------------------
@@ -345,8 +367,17 @@ def _process_state():
 
 def _assert_mock_driver_empty(kernel, cycle: int) -> None:
     """What the mock kernel driver holds after close, read from its own state (not from the
-    backend's bookkeeping): no RM client (so no object of the tree), no memory in its pools,
-    no UVM or device fd, no doorbell mapping."""
+    backend's bookkeeping): no RM client / KFD process (so no object of the tree), no memory in
+    its pools, no open fd, no doorbell mapping."""
+    if hasattr(kernel, "amd"):
+        kfd = kernel.amd
+        assert kfd.processes == [], f"cycle {cycle}: KFD processes left in the mock driver"
+        assert kfd.gpu.vram.used == 0 and kfd.gpu.gtt.used == 0, \
+            f"cycle {cycle}: mock memory still allocated: vram {kfd.gpu.vram.used} gtt {kfd.gpu.gtt.used} bytes"
+        assert kernel.open_fds() == {}, f"cycle {cycle}: fds left open: {kernel.open_fds()}"
+        assert kfd.gpu.page_table.mappings() == [], f"cycle {cycle}: GPU page table not empty"
+        assert kernel._mmio == {}, f"cycle {cycle}: doorbell mappings left: {list(kernel._mmio)}"
+        return
     rm = kernel.nvidia
     assert rm.clients == {}, f"cycle {cycle}: RM clients left in the mock driver: {list(rm.clients)}"
     assert rm.vram.used == 0 and rm.sysmem.used == 0, \
@@ -358,10 +389,8 @@ def _assert_mock_driver_empty(kernel, cycle: int) -> None:
 
 def test_100_open_close_cycles_leak_nothing(dev, dev_name):
     cycles = 100
-    with hwdrv.open_device(dev_name) as d:     # warm caches (module imports, compiler)
-        d.alloc(1 << 20).free()
-    base = _process_state()
-    for i in range(cycles):
+
+    def cycle(i: int):
         d = hwdrv.open_device(dev_name)
         b = d.alloc(1 << 20)
         h = d.alloc(4096, host_visible=True)
@@ -372,9 +401,27 @@ def test_100_open_close_cycles_leak_nothing(dev, dev_name):
         assert b.freed and h.freed
         if d.is_mock:
             _assert_mock_driver_empty(d.kernel, i)
+        return d
+
+    with hwdrv.open_device(dev_name) as d:     # warm caches (module imports, compiler, mock memory arenas)
+        d.alloc(1 << 20).free()
+        s = d.signal(0)
+        d.compute_queue().signal(s, 1).submit()
+        s.wait(1, timeout=WAIT)
+    base = _process_state()
+    for i in range(cycles):
+        d = cycle(i)
     after = _process_state()
     assert not after[0] - base[0], f"file descriptors leaked: {sorted(after[0] - base[0])}"
-    assert after[1] <= base[1] + 2, f"mappings leaked: {base[1]} -> {after[1]}"
+    if after[1] > base[1] + 2:
+        # glibc caches the stacks of exited threads and keeps per-thread malloc arenas (mock engines run
+        # on threads whose stack is freed a moment after join() returns, so the caches can grow now and
+        # then; measured: one stack, one 64 MiB arena). Caches level off; a leak grows with the cycles:
+        # run them again and require no further growth.
+        for i in range(cycles):
+            d = cycle(cycles + i)
+        again = _process_state()
+        assert again[1] <= after[1] + 2, f"mappings leaked: {base[1]} -> {after[1]} -> {again[1]}"
     assert not after[2] - base[2], f"threads leaked: {len(after[2] - base[2])} new threads alive"
     with pytest.raises(hwdrv.DeviceClosed):
         d.alloc(16)

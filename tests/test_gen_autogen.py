@@ -25,20 +25,28 @@ def test_committed_outputs_match_regeneration():
     assert "up to date" in r.stdout
 
 
-def test_every_input_file_of_the_nvidia_targets_is_pinned():
+#: C-header targets without pins, and why (see autogen/README.md, "Pins")
+UNPINNED = {"kfd": "no copy of torvalds/linux at the pinned commit could be brought here"}
+
+
+def test_every_input_file_of_the_c_header_targets_is_pinned():
     """CI cannot fetch the upstream trees (none is on PyPI or Debian main, and the repository
     must not carry them), so the regeneration check above runs where the sources are; what CI
-    checks is that every file the NVIDIA targets read has a SHA-256 pin, so a regeneration from
+    checks is that every file the C-header targets read has a SHA-256 pin, so a regeneration from
     another version of a file fails instead of silently changing the bindings."""
     sys.path.insert(0, ROOT)
     from autogen import pins
     from autogen.manifest import REPOS, TARGETS
     pinned = pins.load()
-    for name in ("nv580", "hopper"):
-        t = TARGETS[name]
+    checked = 0
+    for name, t in TARGETS.items():
+        if not hasattr(t, "headers") or not hasattr(t, "table_files") or name in UNPINNED:
+            continue        # Python-generator targets record their sources' sha256 themselves
+        checked += 1
         for r, p in list(t.headers) + list(t.table_files):
             k = pins.key(REPOS[r].dir, p)
             assert k in pinned and len(pinned[k]) == 64, f"{name}: {k} has no pin"
+    assert checked >= 5
 
 
 def test_a_changed_source_file_fails_generation(tmp_path):
