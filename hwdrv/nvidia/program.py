@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import ProgramError
 from ..program import Param, Program
 from .cubin import CubinImage
 from .ptximage import PtxImage, load_image
@@ -26,6 +27,8 @@ STACK_RESERVE = 0x240
 LOCAL_WINDOW_SIZE = 16 << 20
 #: instruction prefetch reads past the end of the code: leave zeros behind it
 CODE_SLACK = 4096
+#: registers one sm_90 thread may use (CUDA C Programming Guide, compute capability 9.0)
+MAX_REGISTERS = 255
 
 
 class NVProgram(Program):
@@ -43,6 +46,14 @@ class NVProgram(Program):
                          max_shared=device.limits.max_shared_per_block)
         self.local_per_thread = info.local_per_thread
         self.regs = info.regs
+        # refused here, not at the first launch (where the QMD would take the value)
+        if not self.is_ptx and not 1 <= (self.regs or 0) <= MAX_REGISTERS:
+            raise ProgramError(f"{name}: the binary says {self.regs} registers per thread; "
+                               f"{device.arch} kernels use 1..{MAX_REGISTERS}")
+        if not 0 <= self.local_per_thread <= LOCAL_WINDOW_SIZE - STACK_RESERVE:
+            raise ProgramError(f"{name}: {self.local_per_thread} bytes of local memory per thread "
+                               f"exceed the {LOCAL_WINDOW_SIZE >> 20} MiB local window "
+                               f"(less {STACK_RESERVE} reserved bytes)")
         # Code (and .nv.global) goes to video memory the CPU writes directly: loading a program
         # never queues behind work the user has put on the copy engine.
         self._globals = None
@@ -98,8 +109,5 @@ class NVProgram(Program):
             self._templates[key] = t
         return t
 
-    def free(self) -> None:
-        """Release the code memory (the program must not be launched afterwards)."""
-        for b in (self._code, self._globals):
-            if b is not None and not b.freed:
-                b.free()
+    def _memory(self) -> list:
+        return [b for b in (self._code, self._globals) if b is not None]

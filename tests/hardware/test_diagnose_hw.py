@@ -61,6 +61,6 @@ def test_wait_on_unset_signal(dev):
     assert rep is not None and rep.cause == "timeout", msg
     print(rep.to_text())
     text = stalled(rep)
-    assert "HOST.SEM_EXECUTE" in text and "ACQ_CIRC_GEQ" in text
+    assert "HOST.SEM_EXECUTE" in text and "ACQ_STRICT_GEQ" in text
     assert any(hex(exp["signal"]) in n for n in rep.notes)
     assert D.vecadd_check(dev)
