@@ -36,6 +36,8 @@ _SIGNAL_PAGE = 4096
 _POLL_SLEEP_S = 0.0002
 #: open devices, closed at interpreter exit if the program did not close them
 _OPEN: "weakref.WeakSet[Device]" = weakref.WeakSet()
+#: no allocation is larger (2**48 bytes: beyond any GPU's address space)
+_MAX_ALLOC = 1 << 48
 
 
 def _close_open_devices() -> None:
@@ -93,8 +95,11 @@ class Device(ABC):
         self._dead_queues: list[QueueLife] = []
         #: buffers of programs collected without free() (appended to by finalizers)
         self._orphans: list[Buffer] = []
+        #: runs releases of detached memory once the backend has closed (see _Teardown)
+        self._late_releases = _Teardown()
         self._buffers: set[Buffer] = set()
-        self._signal_slots: list[tuple[int, np.ndarray]] = []      # free (va, view) slots
+        self._signal_slots: list[int] = []               # free slots (va); finalizers append
+        self._slot_mem: dict[int, np.ndarray] = {}       # va -> the slot's (value, timestamp) view
         self._signal_pages: list[Buffer] = []
         self._staging: list[Buffer] = []
         self._staging_busy: list[Callable[[], bool] | None] = []
@@ -125,8 +130,10 @@ class Device(ABC):
     def alloc(self, size: int, host_visible: bool = False) -> Buffer:
         """Allocate ``size`` bytes of GPU memory. ``host_visible=True`` gives memory the CPU
         can map (``buf.view()``); otherwise device memory reached with upload/download."""
-        if not isinstance(size, (int, np.integer)) or isinstance(size, (bool, np.bool_)) or size <= 0:
-            raise InvalidArgument(f"alloc: size must be a positive int (bytes), got {size!r}")
+        if not isinstance(size, (int, np.integer)) or isinstance(size, (bool, np.bool_)) \
+                or not 0 < size <= _MAX_ALLOC:
+            raise InvalidArgument(f"alloc: size must be a positive int (bytes) up to "
+                                  f"{_MAX_ALLOC:#x}, got {size!r}")
         if not isinstance(host_visible, (bool, np.bool_)):
             raise InvalidArgument(f"alloc: host_visible must be True or False, got {host_visible!r}")
         with self._lock:
@@ -146,14 +153,18 @@ class Device(ABC):
             if not self._signal_slots:
                 page = self._backend_alloc(_SIGNAL_PAGE, True, for_signals=True)
                 self._signal_pages.append(page)
+                self._buffers.add(page)      # released (or detached, if signals live on) at close
                 words = page.view(np.uint64)
                 for i in range(_SIGNAL_PAGE // SIGNAL_SIZE - 1, -1, -1):
-                    self._signal_slots.append((page.va + i * SIGNAL_SIZE, words[2 * i:2 * i + 2]))
-            va, mem = self._signal_slots.pop()
+                    self._slot_mem[page.va + i * SIGNAL_SIZE] = words[2 * i:2 * i + 2]
+                    self._signal_slots.append(page.va + i * SIGNAL_SIZE)
+            va = self._signal_slots.pop()
+            mem = self._slot_mem[va]
         mem[:] = 0
         sig = Signal(self, va, mem)
         sig.value = int(value)
-        weakref.finalize(sig, self._signal_slots.append, (va, mem))
+        # the finalizer holds no view: a closed device's signal pages go once no Signal is left
+        weakref.finalize(sig, self._signal_slots.append, va)
         return sig
 
     def compute_queue(self) -> Queue:
@@ -228,7 +239,7 @@ class Device(ABC):
             raise InvalidArgument(f"download: size must be an int >= 0 (bytes) or None, got {size!r}")
         size = int(size)
         if offset + size > buf.size:
-            raise InvalidArgument(f"download: {size} bytes at offset {offset} are outside the "
+            raise InvalidArgument(f"download: size {size} at offset {offset} is outside the "
                                   f"{buf.size}-byte buffer")
         try:
             dt = np.dtype(dtype)
@@ -302,10 +313,19 @@ class Device(ABC):
                 try:
                     self._release_all()
                 finally:
-                    self._backend_close()
+                    try:
+                        self._backend_close()
+                    finally:
+                        self._late_releases.finish()
 
     def _release_all(self) -> None:
         """Close time: every buffer goes; those with live views are detached (see Buffer)."""
+        # drop the device's own views first, so only the program's views keep pages detached
+        self._timelines = {}
+        self._slot_mem.clear()
+        self._signal_slots.clear()
+        self._staging_busy = [None] * len(self._staging)
+        self._backend_forget_views()
         if self._cmdmem is not None:
             self._cmdmem.close()
         for buf in list(self._buffers):
@@ -315,6 +335,8 @@ class Device(ABC):
             self._drop(buf)
         self._pending_frees.clear()
         self._unpinned.clear()
+        self._dead_queues.clear()
+        self._orphans.clear()
         for buf, _ in list(self._pinned.values()):
             self._detach(buf)
 
@@ -428,9 +450,9 @@ class Device(ABC):
         pin = entry[1]()
         if undo is not None:
             if pin is None:
-                undo()
+                self._late_releases.run_when_done(undo)
             else:
-                weakref.finalize(pin, undo)
+                weakref.finalize(pin, self._late_releases.run_when_done, undo)
 
     def _staging_slot(self, deadline: float) -> tuple[int, Buffer]:
         for i, busy in enumerate(self._staging_busy):
@@ -545,11 +567,49 @@ class Device(ABC):
     def _backend_close(self) -> None:
         pass
 
+    def _backend_forget_views(self) -> None:
+        """Close time: drop the backend's references to numpy views of device buffers (and to
+        the timelines, whose signals are such views)."""
+
     def _backend_detach(self, buf: Buffer) -> Callable[[], None] | None:
         """Close time: replace the host pages of ``buf`` (views of it are still alive) by
         memory that stays valid after the device is gone; returns what releases that memory
         once the views are gone (None: the backend's memory outlives close by itself)."""
         return None
+
+
+class _Teardown:
+    """Releases of detached memory wait for the backend's close: until then the GPU may still
+    write there. Finalizers call ``run_when_done``; it holds no reference to the device."""
+
+    __slots__ = ("lock", "done", "late")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done = False
+        self.late: list[Callable[[], None]] = []
+
+    def run_when_done(self, undo: Callable[[], None]) -> None:
+        with self.lock:
+            if not self.done:
+                self.late.append(undo)
+                return
+        _quietly(undo)
+
+    def finish(self) -> None:
+        with self.lock:
+            self.done = True
+            late, self.late = self.late, []
+        for undo in late:
+            _quietly(undo)
+
+
+def _quietly(fn: Callable[[], None]) -> None:
+    """Run a release from a finalizer or close(): nothing can report its failure."""
+    try:
+        fn()
+    except HwdrvError:
+        pass
 
 
 def _left(deadline: float) -> float:

@@ -99,7 +99,7 @@ class Program:
                 if p.size != 8:
                     raise InvalidArgument(f"{self.name} argument {i}: a buffer is an 8-byte "
                                           f"pointer but the parameter is {p.size} bytes")
-                self.device._check_buffer(a)
+                self.device._check_buffer(a, f"{self.name} argument {i}")
                 struct.pack_into("<Q", buf, off, a.va)
             elif isinstance(a, VarExpr):
                 if p.size not in (4, 8):

@@ -160,6 +160,13 @@ class Queue(ABC):
         self._check_building()
         if self.kind != "compute":
             raise InvalidArgument(f"exec needs a compute queue; this is a {self.kind} queue")
+        from .program import Program
+        if not isinstance(program, Program):
+            raise InvalidArgument(f"exec: program must be a Program from dev.program(), got "
+                                  f"{type(program).__name__}")
+        if not isinstance(args, (list, tuple)):
+            raise InvalidArgument(f"exec: args must be a list or tuple of kernel arguments, got "
+                                  f"{type(args).__name__}")
         if program.device is not self.device:
             raise InvalidArgument(f"program {program.name!r} belongs to {program.device.name}, "
                                   f"not {self.device.name}")
@@ -313,7 +320,7 @@ class Queue(ABC):
     def _addr(self, x: "Buffer | IntArg", size: int, what: str) -> IntArg:
         from .memory.buffer import Buffer
         if isinstance(x, Buffer):
-            self.device._check_buffer(x)
+            self.device._check_buffer(x, what)
             if size > x.size:
                 raise InvalidArgument(f"{what}: {size} bytes do not fit in a {x.size}-byte buffer")
             return x.va
@@ -361,6 +368,8 @@ def _dims(d: Sequence[IntArg], what: str) -> tuple:
                 return (x, 1, 1)
     if isinstance(d, (int, VarExpr)):
         d = (d,)
+    if not isinstance(d, (tuple, list)):
+        raise InvalidArgument(f"{what} must be a tuple of 1 to 3 positive ints, got {d!r}")
     d = tuple(d)
     if not 1 <= len(d) <= 3:
         raise InvalidArgument(f"{what} must have 1 to 3 dimensions, got {d!r}")

@@ -86,7 +86,12 @@ class Buffer:
         n = self.size - offset if nbytes is None else nbytes
         if offset < 0 or n < 0 or offset + n > self.size:
             raise InvalidArgument(f"view [{offset:#x}, {offset + n:#x}) is outside {self!r}")
-        dt = np.dtype(dtype)
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            raise InvalidArgument(f"view(): dtype must be a numpy dtype, got {dtype!r}") from None
+        if dt.hasobject:
+            raise InvalidArgument(f"view(): dtype {dt} holds Python objects; use a numeric dtype")
         if n % dt.itemsize:
             raise InvalidArgument(f"view of {n} bytes is not a whole number of {dt} items ({dt.itemsize} bytes)")
         if n == 0:

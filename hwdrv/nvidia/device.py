@@ -370,6 +370,9 @@ class NVDevice(Device):
     def _backend_free(self, buf: Buffer) -> None:
         self.mem.free(buf.meta)
 
+    def _backend_forget_views(self) -> None:
+        self.channels = {}
+
     def _backend_detach(self, buf: Buffer):
         a = buf.meta
         if not a.cpu_mapped or self._pool is None:

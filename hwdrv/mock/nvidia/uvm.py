@@ -49,6 +49,8 @@ class UvmFd:
         #: lookups stay O(log n) with thousands of live allocations
         self.ranges: list[Range] = []
         self._bases: list[int] = []
+        #: id(Memory) -> the ranges it was mapped into (so freeing it touches only those)
+        self.by_mem: dict[int, list[Range]] = {}
 
     def add_range(self, r: Range) -> None:
         i = bisect_right(self._bases, r.base)
@@ -290,6 +292,7 @@ class UvmDriver(MockDriver):
             pt.map(base, mem.mem.host_addr + offset, length, writable)
             r.maps.append((base, length, mem))
             mem.gpu_maps.append((pt, base, length))
+            st.by_mem.setdefault(id(mem), []).append(r)
 
     def _free(self, st: UvmFd, p: Any) -> None:
         base = int(p.base)
@@ -335,7 +338,11 @@ class UvmDriver(MockDriver):
             for uuid, vas in list(st.vaspace.items()):
                 if vas is obj:
                     st.vaspace.pop(uuid)
-            for r in list(st.ranges):
+            if isinstance(obj, Channel):
+                candidates = [r for r in st.ranges if r.channel is obj]
+            else:
+                candidates = st.by_mem.pop(id(obj), [])
+            for r in candidates:
                 if r.channel is obj:
                     # the context buffers go with the channel: unmap before the pages are freed
                     for va, n, _ in r.maps:
