@@ -107,13 +107,13 @@ class _State:
         st = _State()
         st.maps = self.maps[:i] + new + self.maps[j:]
         st.starts_l = self.starts_l[:i] + [m.va for m in new] + self.starts_l[j:]
-        cut = np.arange(i, j)
-        st.starts = np.insert(np.delete(self.starts, cut), i, np.array([m.va for m in new], np.uint64))
-        st.ends = np.insert(np.delete(self.ends, cut), i, np.array([m.va + m.size for m in new], np.uint64))
-        st.writable = np.insert(np.delete(self.writable, cut), i, np.array([m.writable for m in new], bool))
+        def splice(a: np.ndarray, vals: list) -> np.ndarray:
+            return np.concatenate((a[:i], np.array(vals, a.dtype), a[j:]))
+        st.starts = splice(self.starts, [m.va for m in new])
+        st.ends = splice(self.ends, [m.va + m.size for m in new])
+        st.writable = splice(self.writable, [m.writable for m in new])
         st.lo, st.hi, st.span, st.typed = self.lo, self.hi, self.span, self.typed
-        st.delta = np.insert(np.delete(self.delta, cut), i,
-                             np.array([m.host_addr - self.lo - m.va for m in new], np.int64))
+        st.delta = splice(self.delta, [m.host_addr - self.lo - m.va for m in new])
         if not st.maps:
             return _State.empty()
         return st
