@@ -137,7 +137,6 @@ def test_random_free_during_in_flight_work(name):
         dev = hwdrv.open_device({name!r})
         prog = dev.program(dev.compiler.compile(ADD_PTX), "add_k")
         rng = random.Random(5)
-        live0 = len(dev.mem.live)
         sig = dev.signal(0)
         n = 1024
         for i in range(60):
@@ -155,6 +154,7 @@ def test_random_free_during_in_flight_work(name):
                 keep = b
         dev.synchronize()
         sig.wait(60, timeout=10)
+        assert not dev._pending_frees and not dev._pinned, "freed buffers not released after the work"
         out = dev.alloc(n * 4); src = dev.alloc(n * 4)
         dev.upload(src, np.arange(n, dtype=np.uint32))
         dev.compute_queue().exec(prog, (4,), (256,), [out, src, 7, n]).submit().synchronize()
