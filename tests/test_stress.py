@@ -368,15 +368,18 @@ for k in range(start, start + count):
     data = mutate(rng)
     print("BEGIN", k, flush=True)
     outcome = "ok"
+    stage = "compile"
     try:
         binary = dev.compiler.compile(data.decode("latin-1")) if kind == "ptx" else data
+        stage = "program"
         prog = dev.program(binary, entry)
+        stage = "exec"
         sig = dev.signal(0)
         args = [dst, src, 3, n] if kind == "ptx" else [dst]
         dev.compute_queue().exec(prog, (1,), (n,), args).signal(sig, 1).submit()
         sig.wait(1, timeout=5)
     except HwdrvError as e:
-        outcome = "clean"
+        outcome = "clean " + stage
         if "GPUHang" in type(e).__name__ or dev._recover_pending:
             dev.recover()
     except Exception as e:
@@ -417,8 +420,11 @@ def fuzz(kind: str, name: str, count: int, seed: int, case_timeout: float = 30.0
                     current = int(parts[1])
                 elif parts[0] == "END":
                     out = parts[2].strip()
-                    if out in ("ok", "clean"):
-                        stats[out] += 1
+                    if out == "ok" or out.startswith("clean "):
+                        stats[out.split()[0]] += 1
+                        if out.startswith("clean "):
+                            stats.setdefault("at " + out.split()[1], 0)
+                            stats["at " + out.split()[1]] += 1
                     else:
                         stats["unclean"].append((int(parts[1]), out))
                     current, k = None, int(parts[1]) + 1
@@ -456,8 +462,9 @@ for k in range(start, start + count):
 @pytest.mark.parametrize("kind,count", [("ptx", 60), ("cubin", 60)])
 def test_mutation_fuzz(name, kind, count):
     s = fuzz(kind, name, count, seed=1)
-    print(f"{kind} fuzz on {name}: {count} mutations: {s['ok']} ran, {s['clean']} clean errors, "
-          f"{s['crash']} crashes, {s['hang']} hangs")
+    where = ", ".join(f"{k[3:]} {v}" for k, v in s.items() if k.startswith("at "))
+    print(f"{kind} fuzz on {name}: {count} mutations: {s['ok']} ran, {s['clean']} clean errors "
+          f"({where}), {s['crash']} crashes, {s['hang']} hangs")
     assert s["ok"] + s["clean"] == count, s["unclean"][:5]
 
 
@@ -466,8 +473,9 @@ def test_mutation_fuzz(name, kind, count):
 @pytest.mark.parametrize("kind,count", [("ptx", 1500), ("cubin", 1500)])
 def test_mutation_fuzz_long(name, kind, count):
     s = fuzz(kind, name, count, seed=2)
-    print(f"{kind} fuzz on {name}: {count} mutations: {s['ok']} ran, {s['clean']} clean errors, "
-          f"{s['crash']} crashes, {s['hang']} hangs")
+    where = ", ".join(f"{k[3:]} {v}" for k, v in s.items() if k.startswith("at "))
+    print(f"{kind} fuzz on {name}: {count} mutations: {s['ok']} ran, {s['clean']} clean errors "
+          f"({where}), {s['crash']} crashes, {s['hang']} hangs")
     assert s["ok"] + s["clean"] == count, s["unclean"][:5]
 
 
