@@ -6,7 +6,7 @@ import difflib
 import os
 import sys
 
-from .generate import GenError, generate, sources_present
+from .generate import GenError, generate, input_files, sources_present
 from .manifest import GROUPS, TARGETS
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,11 +56,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_pin(args: argparse.Namespace) -> int:
+    from . import pins
+    for n in _names(args.targets):
+        changed = pins.record(input_files(TARGETS[n], args.src))
+        print(f"{n}: {changed} pin(s) recorded in autogen/pins.json")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m autogen", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     default_src = os.environ.get("HWDRV_AUTOGEN_SRC")
-    for name, fn in (("generate", cmd_generate), ("check", cmd_check)):
+    for name, fn in (("generate", cmd_generate), ("check", cmd_check), ("pin", cmd_pin)):
         s = sub.add_parser(name)
         s.add_argument("targets", nargs="*", help=f"targets {sorted(TARGETS)} or groups {sorted(GROUPS)}")
         s.add_argument("--src", default=default_src, required=default_src is None,

@@ -94,6 +94,12 @@ def _tu(t: Target, src: str) -> str:
     return "".join(f'#include "{os.path.join(_root(src, r), p)}"\n' for r, p in t.headers)
 
 
+def input_files(t: Target, src: str) -> list[tuple[str, str, str]]:
+    """The files a target reads directly, as (repo dir, path, absolute path)."""
+    from .manifest import REPOS
+    return [(REPOS[r].dir, p, os.path.join(_root(src, r), p)) for r, p in list(t.headers) + list(t.table_files)]
+
+
 def sources_present(t: Target, src: str) -> bool:
     return all(os.path.exists(os.path.join(_root(src, r), p)) for r, p in t.headers)
 
@@ -104,21 +110,26 @@ def _fmt_int(v: int, hexish: bool) -> str:
     return f"0x{v:X}"
 
 
-def generate(t: Target, src: str) -> str:
-    """Generate target ``t`` from the source trees under ``src``; returns the module text."""
+def generate(t: Target, src: str, verify_pins: bool = True) -> str:
+    """Generate target ``t`` from the source trees under ``src``; returns the module text.
+    ``verify_pins``: refuse input files whose SHA-256 differs from autogen/pins.json."""
     with tempfile.TemporaryDirectory() as stubdir:
         for rel, text in t.stubs.items():
             os.makedirs(os.path.dirname(os.path.join(stubdir, rel)), exist_ok=True)
             with open(os.path.join(stubdir, rel), "w") as f:
                 f.write(text)
-        return _generate(t, src, ["-I", stubdir] if t.stubs else [])
+        return _generate(t, src, ["-I", stubdir] if t.stubs else [], verify_pins)
 
 
-def _generate(t: Target, src: str, extra_flags: list[str]) -> str:
+def _generate(t: Target, src: str, extra_flags: list[str], verify_pins: bool) -> str:
     roots = {r: _root(src, r) for r in t.repos}
     missing = [os.path.join(roots[r], p) for r, p in t.headers if not os.path.exists(os.path.join(roots[r], p))]
     if missing:
         raise GenError(f"target {t.name}: sources missing: {missing}")
+    from . import pins
+    bad = pins.mismatches(input_files(t, src)) if verify_pins else []
+    if bad:
+        raise GenError(f"target {t.name}: sources differ from the pinned ones:\n  " + "\n  ".join(bad))
     flags, tu = _flags(t, src) + extra_flags, _tu(t, src)
 
     def repo_of(path: str) -> str | None:

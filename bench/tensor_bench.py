@@ -20,6 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tensor import Tensor, dtypes, runtime  # noqa: E402
+from tensor_variants import gpu_seconds  # noqa: E402 - bench/ is on sys.path when run as a script
 
 TARGETS = {"add": 0.9, "softmax": 0.5, "matmul f32": 0.5, "matmul f16": 0.5, "matmul bf16": 0.5}
 
@@ -63,13 +64,7 @@ def ours(device: str, kind: str, shape: tuple, dt, repeat: int) -> float:
         a = Tensor(rng.random((m, k), np.float32), dt, device)
         b = Tensor(rng.random((k, n), np.float32), dt, device)
         run = lambda: (a @ b).realize()  # noqa: E731
-    run()                                   # compile
-    times = []
-    for _ in range(repeat):
-        before = len(rt.stats.history)
-        run()
-        times.append(sum(launch.seconds for launch in rt.stats.history[before:]))
-    return statistics.median(times)
+    return gpu_seconds(rt, run, repeat)   # the first run compiles
 
 
 def torch_time(kind: str, shape: tuple, dt, repeat: int) -> float | None:

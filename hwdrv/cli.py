@@ -1,4 +1,4 @@
-"""Command line: ``python -m hwdrv {info,demo,diagnose,decode}``."""
+"""Command line: ``python -m hwdrv {info,demo,diagnose,decode,profile}``."""
 from __future__ import annotations
 
 import argparse
@@ -9,26 +9,6 @@ import time
 import numpy as np
 
 from .errors import HwdrvError
-
-VECADD_PTX = r"""
-.version 8.0
-.target sm_90
-.address_size 64
-.visible .entry vecadd(.param .u64 a, .param .u64 b, .param .u64 c, .param .u32 n)
-{
-  .reg .pred %p; .reg .b32 %r<6>; .reg .b64 %rd<8>; .reg .f32 %f<4>;
-  ld.param.u64 %rd1, [a]; ld.param.u64 %rd2, [b]; ld.param.u64 %rd3, [c]; ld.param.u32 %r1, [n];
-  mov.u32 %r2, %ctaid.x; mov.u32 %r3, %ntid.x; mov.u32 %r4, %tid.x;
-  mad.lo.s32 %r5, %r2, %r3, %r4;
-  setp.ge.u32 %p, %r5, %r1; @%p bra done;
-  mul.wide.u32 %rd4, %r5, 4;
-  add.s64 %rd5, %rd1, %rd4; add.s64 %rd6, %rd2, %rd4; add.s64 %rd7, %rd3, %rd4;
-  ld.global.f32 %f1, [%rd5]; ld.global.f32 %f2, [%rd6]; add.f32 %f3, %f1, %f2; st.global.f32 [%rd7], %f3;
-done:
-  ret;
-}
-"""
-
 
 def cmd_info(args: argparse.Namespace) -> int:
     from .registry import devices
@@ -61,6 +41,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from tensor.demo import run_demo
     except ImportError:
         run_demo = None
+    from .provoke import sample
     dev = _default_device(args.device)
     with dev:
         print(f"device: {dev!r}")
@@ -73,7 +54,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         dev.upload(ba, a)
         dev.upload(bb, b)
         t = time.perf_counter()
-        prog = dev.program(dev.compiler.compile(VECADD_PTX), "vecadd")
+        prog = sample(dev, "vecadd")
         t_load = time.perf_counter() - t
         t0, t1 = dev.signal(0), dev.signal(0)
         dev.compute_queue().timestamp(t0).exec(prog, grid=((n + 255) // 256,), block=(256,),
@@ -86,13 +67,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from .diagnose import run_diagnose
+    from .provoke import run_diagnose
     return run_diagnose(args.device, args.json)
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from .diagnose import decode_file
-    return decode_file(args.file)
+    from .provoke import decode_file
+    return decode_file(args.file, args.vendor)
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    """Run a command with ``TENSOR_PROFILE`` set, then summarise the trace it wrote."""
+    import collections
+    import os
+    import subprocess
+    from .errors import InvalidArgument
+    cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not cmd:
+        raise InvalidArgument("hwdrv profile needs a command: hwdrv profile [--out F] -- python script.py")
+    env = dict(os.environ, TENSOR_PROFILE=args.out)
+    try:
+        rc = subprocess.run(cmd, env=env).returncode
+    except OSError as e:
+        raise InvalidArgument(f"cannot run {cmd[0]!r}: {e.strerror}") from None
+    try:
+        with open(args.out) as f:
+            events = json.load(f)["traceEvents"]
+    except (OSError, ValueError, KeyError) as e:
+        print(f"no trace was written to {args.out} ({e}); did the command use tensor?", file=sys.stderr)
+        return rc or 1
+    total: dict[tuple, list[float]] = collections.defaultdict(list)
+    for e in events:
+        total[(e["cat"], e["name"])].append(e["dur"])
+    print(f"{'category':8s} {'name':48s} {'count':>6s} {'total us':>11s} {'mean us':>10s}")
+    for (cat, name), durs in sorted(total.items(), key=lambda kv: -sum(kv[1])):
+        print(f"{cat:8s} {name[:48]:48s} {len(durs):6d} {sum(durs):11.1f} {sum(durs) / len(durs):10.2f}")
+    print(f"trace: {args.out} ({len(events)} events; open in chrome://tracing or ui.perfetto.dev)")
+    return rc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,9 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_diagnose)
-    p = sub.add_parser("decode", help="print a saved HangReport JSON or a raw pushbuffer dump")
+    p = sub.add_parser("decode", help="print a saved HangReport JSON or a raw command-stream dump")
     p.add_argument("file")
+    p.add_argument("--vendor", default="nvidia", help="format of a raw dump (default: nvidia pushbuffer)")
     p.set_defaults(fn=cmd_decode)
+    p = sub.add_parser("profile", help="run a command with TENSOR_PROFILE set and summarise its GPU trace")
+    p.add_argument("--out", default="hwdrv-trace.json", help="trace file (Chrome trace / Perfetto JSON)")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.set_defaults(fn=cmd_profile)
     args = ap.parse_args(argv)
     try:
         return args.fn(args)

@@ -27,6 +27,7 @@ from .limits import DeviceLimits
 from .memory.buffer import Buffer
 from .program import Program
 from .queue import Queue, QueueLife
+from .trace import Span, Trace
 from .signal import DEFAULT_TIMEOUT, SIGNAL_SIZE, Signal, Timeline, check_timeout
 
 #: bytes per staging buffer for upload/download through the copy engine
@@ -67,6 +68,9 @@ class Device(ABC):
     compiler: Compiler
     #: launch limits (set by the backend at bring-up)
     limits: DeviceLimits
+    #: the backend's sample kernels, name -> (source for ``compiler``, kernel name): at least
+    #: "vecadd", "oob_store", "illegal_instruction", "endless_loop" (conventions: hwdrv.provoke)
+    samples: dict[str, tuple[str | bytes, str]] = {}
     #: whether GPU virtual addresses equal the CPU addresses of the same memory. A backend
     #: choice where its driver allows it (NVIDIA and KFD do; kgsl assigns GPU addresses itself);
     #: the core never assumes it: a Buffer carries ``va`` (GPU) and ``cpu_addr`` separately.
@@ -110,6 +114,8 @@ class Device(ABC):
         self._cmdmem: CommandMemory | None = None
         #: set when a wait reported a GPU error: the next submit recovers the device first
         self._recover_pending = False
+        #: when set (``start_trace()``), uploads, downloads and tensor launches record GPU spans
+        self.trace: Trace | None = None
 
     # ---- set-up by the backend, once its memory works -----------------------------------
     def _init_core(self) -> None:
@@ -219,7 +225,7 @@ class Device(ABC):
                 step = min(STAGING_SIZE, n - done)
                 i, stage = self._staging_slot(deadline)
                 stage.view()[:step] = np.frombuffer(raw[done:done + step], np.uint8)
-                last = self.copy_queue().copy(buf.va + offset + done, stage.va, step).submit()
+                last = self._traced_copy("upload", buf.va + offset + done, stage.va, step).submit()
                 self._staging_busy[i] = last._life.done
                 done += step
             if last is not None:
@@ -258,7 +264,7 @@ class Device(ABC):
             while done < size:
                 step = min(STAGING_SIZE, size - done)
                 i, stage = self._staging_slot(deadline)
-                self.copy_queue().copy(stage.va, buf.va + offset + done, step).submit() \
+                self._traced_copy("download", stage.va, buf.va + offset + done, step).submit() \
                     .synchronize(_left(deadline))
                 out[done:done + step] = stage.view()[:step]
                 self._staging_busy[i] = None
@@ -287,6 +293,24 @@ class Device(ABC):
             self._backend_recover()
             self._collect_frees()
 
+    def start_trace(self) -> Trace:
+        """Record GPU timestamps around the synchronous copies (and, in ``tensor``, every
+        kernel) from now on; export with :func:`hwdrv.trace.write_chrome_trace`."""
+        self._check_open()
+        if self.trace is None:
+            self.trace = Trace(self.name, self.timestamp_hz)
+        return self.trace
+
+    def _traced_copy(self, name: str, dst: int, src: int, size: int) -> Queue:
+        """A copy queue moving ``size`` bytes, with GPU timestamps around it when tracing."""
+        q = self.copy_queue()
+        tr = self.trace
+        if tr is None:
+            return q.copy(dst, src, size)
+        start, end = self.signal(0), self.signal(0)
+        tr.add(Span(name, "copy", q.kind, start, end, {"bytes": size}))
+        return q.timestamp(start).copy(dst, src, size).timestamp(end)
+
     def diagnose(self) -> HangReport:
         """A report of the device's state now (queues, faults, SM state)."""
         with self._lock:
@@ -307,6 +331,8 @@ class Device(ABC):
                             tl.wait(tl.value, timeout=2.0)
                     except GPUHang:
                         pass    # closing anyway: tearing the channel down stops the GPU work
+                if self.trace is not None and not self._backend_broken():
+                    self.trace.resolve()      # the signals' memory goes with the device
             finally:
                 self._closed = True
                 _OPEN.discard(self)

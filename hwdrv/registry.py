@@ -10,7 +10,7 @@ import importlib
 import os
 from dataclasses import asdict, dataclass
 
-from .errors import DeviceNotFound, HwdrvError
+from .errors import DeviceNotFound, HwdrvError, InvalidArgument
 from .ioctl.kernel import Kernel
 
 # vendor -> (backend module, mock-driver module); each backend module has probe(kernel) and
@@ -18,6 +18,18 @@ from .ioctl.kernel import Kernel
 _BACKENDS = {
     "nvidia": ("hwdrv.nvidia.device", "hwdrv.mock.nvidia"),
 }
+# vendor -> module whose decode_dump(data, what) -> list[str] decodes a raw command-stream dump
+_DUMP_DECODERS = {
+    "nvidia": "hwdrv.nvidia.pbdecode",
+}
+
+
+def dump_decoder(vendor: str):
+    """``decode_dump(data, what) -> lines`` for ``vendor``'s raw command-stream dumps."""
+    if vendor not in _DUMP_DECODERS:
+        raise InvalidArgument(f"no command-stream decoder for {vendor!r}; vendors: "
+                              f"{', '.join(sorted(_DUMP_DECODERS))}")
+    return importlib.import_module(_DUMP_DECODERS[vendor]).decode_dump
 
 
 @dataclass

@@ -91,12 +91,3 @@ IntArg = Union[int, VarExpr]
 def _check_const(c: object, op: str) -> None:
     if not isinstance(c, int) or isinstance(c, bool):
         raise InvalidArgument(f"Var expressions take integer constants; got {c!r} for {op!r}")
-
-
-def is_symbolic(x: object) -> bool:
-    return isinstance(x, VarExpr)
-
-
-def resolve(x: IntArg, vals: Mapping[str, int]) -> int:
-    """Evaluate an int or a Var expression."""
-    return x.eval(vals) if isinstance(x, VarExpr) else x

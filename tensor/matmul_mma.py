@@ -28,10 +28,10 @@ PAD = 8                 # halves of padding per shared row (16 bytes)
 
 @dataclass(frozen=True)
 class MmaConfig:
-    """Tile shape and pipeline of the tensor-core kernel. The tile won bench/tensor_variants.py on
-    an H100 (2026-11-22): 342 TFLOPS f16 at 8192 against 311 for 128x256x32 with 4 stages, then
-    with 3 stages and without ``prefetch``. Prefetch and a 4th stage (it fits: 204 KiB) are the
-    default as predicted faster, not yet measured."""
+    """Tile shape and pipeline of the tensor-core kernel. The 128x256x64 tile won
+    bench/tensor_variants.py on an H100 (2026-11-22; 342 TFLOPS f16 at 8192 against 311 for
+    128x256x32). These defaults (4 stages, register prefetch) are what bench/tensor_bench.py
+    measured in docs/measurements.md: 401 / 438 TFLOPS f16 at 4096 / 8192."""
     bm: int = 128
     bn: int = 256
     bk: int = 64

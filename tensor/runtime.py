@@ -14,11 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from hwdrv.trace import Span
+
 from .dtype import DType, bfloat16, bool_, bf16_bits_to_f32, f32_to_bf16_bits
 from .lazy import LazyNode
 from .lower import lower
 from .matmul import MmaConfig, SimtConfig, matmul_kernel
 from .ops import Op
+from .profile import maybe_start
 from .render import renderer_for
 from .render.ptx import BLOCK, vector_width
 from .schedule import schedule
@@ -75,6 +78,7 @@ class Runtime:
         self.matmul_configs: dict[str, MmaConfig | SimtConfig] = {}
         #: blocks per SM of a grid-stride elementwise launch (8 x 256 threads: a full SM)
         self.blocks_per_sm = 8
+        maybe_start(self)
 
     def __repr__(self) -> str:
         return f"<Runtime {self.device.name} {self.device.arch}>"
@@ -124,6 +128,12 @@ class Runtime:
                                     args=c.args, shared=c.shared).memory_barrier().timestamp(end)
         done = self.device.signal(0)
         q.signal(done, 1).submit()
+        trace = self.device.trace
+        if trace is not None:
+            for c, (start, end) in zip(calls, stamps):
+                trace.add(Span(c.launch.name, "kernel", "compute", start, end,
+                               {"shape": list(c.launch.shape), "grid": list(c.launch.grid),
+                                "block": list(c.launch.block)}))
         done.wait(1)
         hz = self.device.timestamp_hz
         for c, (start, end) in zip(calls, stamps):

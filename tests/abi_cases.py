@@ -9,6 +9,7 @@ import errno
 import pytest
 
 import hwdrv
+from hwdrv.provoke import sample
 from hwdrv.ioctl import ioc
 from hwdrv.ioctl.bindings import addressof
 
@@ -83,7 +84,6 @@ WRONG_QMD = {
 def test_wrong_qmd_field(dev, field):
     import numpy as np
 
-    from hwdrv.cli import VECADD_PTX
     from hwdrv.ioctl import hostmem
     from hwdrv.nvidia.gen import hopper as hw
     value, xid, runs = WRONG_QMD[field]
@@ -94,7 +94,7 @@ def test_wrong_qmd_field(dev, field):
     dev.upload(a, np.ones(n, np.float32))
     dev.upload(b, np.ones(n, np.float32))
     dev.upload(c, np.zeros(n, np.float32))
-    prog = dev.program(dev.compiler.compile(VECADD_PTX), "vecadd")
+    prog = sample(dev, "vecadd")
     sig = dev.signal(0)
     q = dev.compute_queue().exec(prog, grid=(1,), block=(256,), args=[a, b, c, n]).signal(sig, 1)
     getattr(hw, "NVCBC0_QMDV04_00_" + field).set(hostmem.view(q.launches[0][3], 384).view(np.uint32), value)
@@ -106,7 +106,7 @@ def test_wrong_qmd_field(dev, field):
     else:
         with pytest.raises(hwdrv.GPUHang) as ei:
             sig.wait(1, timeout=10)
-        assert ei.value.report.xid == xid, ei.value.report.summary()
+        assert ei.value.report.error.code == xid, ei.value.report.summary()
         dev.recover()
     # the device works afterwards
     s2 = dev.signal(0)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import hwdrv
-from hwdrv import diagnose as D
+from hwdrv import provoke as D
 from hwdrv.errors import GPUHang
 from hwdrv.var import Var
 
@@ -30,11 +30,11 @@ def test_out_of_bounds_store(dev):
     rep, msg, exp = D.provoke_oob_store(dev)
     assert time.perf_counter() - t < 2.0, "a reported fault must fail the wait within about a second"
     assert rep is not None, msg
-    assert rep.cause == "mmu_fault" and rep.xid == 31
+    assert rep.cause == "mmu_fault" and rep.error.code == 31
     assert any(f.address == exp["address"] and f.access == "write" for f in rep.faults)
     assert [ln.kernel for ln in rep.launches] == ["oob_store"]
     assert rep.launches[0].args[0] == hex(exp["address"])
-    w = rep.warp_errors[0]
+    w = rep.wave_errors[0]
     assert w.kernel == "oob_store" and w.pc is not None and w.address == exp["address"]
     assert "COMPUTE.SEND_PCAS_A" in stalled(rep)
     assert D.vecadd_check(dev)
@@ -43,9 +43,9 @@ def test_out_of_bounds_store(dev):
 def test_illegal_instruction(dev):
     rep, msg, _ = D.provoke_illegal_instruction(dev)
     assert rep is not None, msg
-    assert rep.cause == "exception" and rep.xid == 13
-    w = rep.warp_errors[0]
-    assert w.kernel == "illegal_trap" and w.pc is not None and w.warp_esr
+    assert rep.cause == "exception" and rep.error.code == 13
+    w = rep.wave_errors[0]
+    assert w.kernel == "illegal_trap" and w.pc is not None and w.status["HWW_WARP_ESR"]
     assert "COMPUTE.SEND_PCAS_A" in stalled(rep)
     assert D.vecadd_check(dev)
 
@@ -74,7 +74,7 @@ def test_wait_on_unset_signal(dev, monkeypatch):
 
 def test_pending_work_fails_cleanly_then_recovers(dev):
     """After a fault every wait fails at once (not at its timeout); the next submit recovers."""
-    prog = dev.program(dev.compiler.compile(D.TRAP_PTX), "illegal_trap")
+    prog = D.sample(dev, "illegal_instruction")
     out = dev.alloc(4096, host_visible=True)
     s1, s2 = dev.signal(0), dev.signal(0)
     q1 = dev.compute_queue().exec(prog, grid=(1,), block=(32,), args=[out]).signal(s1, 1).submit()
@@ -87,12 +87,12 @@ def test_pending_work_fails_cleanly_then_recovers(dev):
         q2.synchronize(timeout=30)
     assert time.perf_counter() - t < 2.0
     assert D.vecadd_check(dev)                     # recovers on its first submit
-    assert dev.diagnose().xid is None              # the new channels carry no error
+    assert dev.diagnose().error is None              # the new channels carry no error
     del q1
 
 
 def test_bound_queue_resubmits_after_recovery(dev):
-    prog = dev.program(dev.compiler.compile(D.OOB_STORE_PTX), "oob_store")
+    prog = D.sample(dev, "oob_store")
     buf = dev.alloc(4096, host_visible=True)
     s = dev.signal(0)
     n = Var("n")
@@ -108,7 +108,7 @@ def test_bound_queue_resubmits_after_recovery(dev):
 
 def test_requested_report_and_explicit_recover(dev):
     rep = dev.diagnose()
-    assert rep.cause == "requested" and rep.xid is None and not rep.faults
+    assert rep.cause == "requested" and rep.error is None and not rep.faults
     assert {q.name for q in rep.queues} == {"compute GPFIFO", "copy GPFIFO"}
     dev.recover()
     assert D.vecadd_check(dev)

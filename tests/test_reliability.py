@@ -366,15 +366,35 @@ def test_mock_alloc_does_not_slow_down_with_live_buffers(dev):
     assert late < 3 * early + 2e-4, (early, late)
 
 
-def test_huge_local_array_is_a_clean_fault_and_recover_works(dev):
+def test_huge_local_array_is_a_clean_error_and_recover_works(dev):
+    """8 MiB of .local per thread over 2M threads: refused cleanly (the local-memory backing
+    cannot be allocated, or the launch faults), never a dead engine; the device works after."""
     src = ADD_PTX.replace(".reg .pred %p<2>;", ".local .align 4 .b8 big[8388608]; .reg .pred %p<2>;")
-    prog = dev.program(dev.compiler.compile(src), "add_k")
     buf = dev.alloc(4096)
     sig = dev.signal(0)
-    dev.compute_queue().exec(prog, (2048,), (1024,), [buf, buf, 1, 16]).signal(sig, 1).submit()
-    with pytest.raises(GPUHang) as e:
+    with pytest.raises(HwdrvError):
+        prog = dev.program(dev.compiler.compile(src), "add_k")
+        dev.compute_queue().exec(prog, (2048,), (1024,), [buf, buf, 1, 16]).signal(sig, 1).submit()
         sig.wait(1, timeout=30)
-    assert "cannot allocate" in str(e.value) or e.value.report.xid is not None
     dev.recover()
-    from hwdrv.diagnose import vecadd_check
+    from hwdrv.provoke import vecadd_check
+    assert vecadd_check(dev)
+
+
+def test_mock_out_of_host_memory_is_a_channel_fault_and_recover_works(dev, monkeypatch):
+    """The mock GPU running out of host memory while emulating a launch (a MemoryError in its
+    engine thread killed the engine, and the first recover() then failed)."""
+    from hwdrv.mock.nvidia import compute
+    def no_memory(*a, **k):
+        raise MemoryError("Unable to allocate 64.0 GiB for an array")
+    monkeypatch.setattr(compute.ptx, "launch", no_memory)
+    prog = _add(dev)
+    buf = dev.alloc(4096)
+    sig = dev.signal(0)
+    dev.compute_queue().exec(prog, (1,), (32,), [buf, buf, 1, 16]).signal(sig, 1).submit()
+    with pytest.raises(GPUHang, match="Xid 13"):
+        sig.wait(1, timeout=30)
+    monkeypatch.undo()
+    dev.recover()
+    from hwdrv.provoke import vecadd_check
     assert vecadd_check(dev)

@@ -9,6 +9,8 @@ A decoded method reads ``SUBCH.CLASS.METHOD_NAME = value (FIELD=VALUE ...)``, e.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Iterable, Sequence
@@ -356,3 +358,12 @@ def qmd_summary(words: Sequence[int]) -> dict[str, object]:
                      | hw.NVCBC0_QMDV04_00_CONSTANT_BUFFER_ADDR_UPPER_SHIFTED6(0).get(words) << 32) << 6),
             "dependent_qmd": (g("DEPENDENT_QMD0_POINTER") << 8
                               if hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_ENABLE(0).get(words) else None)}
+
+
+def decode_dump(data: bytes, what: str = "dump") -> list[str]:
+    """Lines for a raw pushbuffer dump (little-endian 32-bit words), for ``hwdrv decode``."""
+    from ..errors import InvalidArgument
+    if len(data) % 4:
+        raise InvalidArgument(f"{what}: {len(data)} bytes is not a whole number of 32-bit words; a "
+                              f"pushbuffer dump is raw little-endian words (or a HangReport JSON)")
+    return format_methods(decode(np.frombuffer(data, "<u4")))

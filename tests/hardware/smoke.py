@@ -15,7 +15,7 @@ import numpy as np
 
 import hwdrv
 from hwdrv.ioctl import ioc
-from hwdrv.cli import VECADD_PTX as VECADD
+from hwdrv.nvidia.samples import VECADD_PTX as VECADD
 from hwdrv.ioctl.linux import LinuxKernel
 
 
@@ -46,8 +46,8 @@ def main() -> int:
         print("devices:", [d.as_dict() for d in hwdrv.devices(include_mock=name.startswith("mock"))], flush=True)
         t = time.perf_counter()
         dev = hwdrv.open_device(name)
-        print(f"opened {dev} in {time.perf_counter() - t:.3f}s arch={getattr(dev, 'arch', '?')} "
-              f"gr={getattr(dev, 'gr', '')}", flush=True)
+        print(f"opened {dev} in {time.perf_counter() - t:.3f}s arch={dev.arch} "
+              f"limits={dev.limits}", flush=True)
         stage = "signal"
         sig = dev.signal(0)
         dev.compute_queue().signal(sig, 7).submit()
@@ -58,7 +58,9 @@ def main() -> int:
         data = np.arange(1 << 18, dtype=np.float32)
         dev.upload(a, data)
         back = dev.download(a, dtype=np.float32)
-        print("copy roundtrip ok:", np.array_equal(back, data), flush=True)
+        if not np.array_equal(back, data):
+            raise AssertionError(f"copy round trip returned wrong data: {back[:4]} ...")
+        print("copy roundtrip ok", flush=True)
         stage = "exec"
         n = 1 << 18
         b, c = dev.alloc(n * 4), dev.alloc(n * 4)
@@ -67,7 +69,9 @@ def main() -> int:
         dev.compute_queue().exec(prog, grid=(n // 256,), block=(256,), args=[a, b, c, n]).signal(sig, 8).submit()
         sig.wait(8, timeout=5)
         out = dev.download(c, dtype=np.float32)
-        print("vecadd ok:", np.array_equal(out, data + 1), out[:4], flush=True)
+        if not np.array_equal(out, data + 1):
+            raise AssertionError(f"vecadd returned wrong data: {out[:4]} ..., expected {(data + 1)[:4]} ...")
+        print("vecadd ok", flush=True)
         stage = "close"
         dev.close()
         print("closed", flush=True)

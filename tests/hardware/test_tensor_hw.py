@@ -13,6 +13,7 @@ from test_tensor_helpers import open_runtime  # noqa: E402
 from test_tensor_ops import *  # noqa: E402,F401,F403
 from test_tensor_fusion import *  # noqa: E402,F401,F403
 from test_tensor_fuzz import *  # noqa: E402,F401,F403
+from test_tensor_matmul import *  # noqa: E402,F401,F403
 
 HW_DEVICE = os.environ.get("TENSOR_HW_DEVICE", "nvidia:0")
 

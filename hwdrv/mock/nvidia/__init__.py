@@ -8,7 +8,7 @@ machine without a GPU. The mock is written from the driver and hardware rules
 Modules: rm.py (escapes, fds, mmap), alloc.py (classes and their parents/params), controls.py
 (RM_CONTROL), objects.py (object tree), uvm.py (/dev/nvidia-uvm), gpu.py (the GPU, doorbells),
 fifo.py (GPFIFO + host methods), compute.py / qmd.py / image.py (QMD launches of PTX kernels),
-copy.py (copy engine), semaphore.py, faults.py (Xids, fault records), memory.py (backings).
+copy.py (copy engine), semaphore.py, faults.py (Xids, fault records), backing.py (what backs an RM memory object).
 """
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ def make_kernel(kernel_timeout: float | None = None) -> MockKernel:
     HWDRV_MOCK_NV_KERNEL_TIMEOUT or 10 s)."""
     k = MockKernel()
     gpu = MockGpu(kernel_timeout)
+    gpu.kmsg = k.kmsg        # the GPU's RC events go to this kernel's log (/dev/kmsg)
+    # as the real module does when it loads (the first NVRM line of a boot's log)
+    k.kmsg.printk(f"NVRM: loading hwdrv mock NVIDIA kernel module (not a real driver)  {F.DRIVER_VERSION}", level=5)
     rm = RmServer(k, gpu)
     drv = NvidiaDriver(rm)
     k.register_driver("/dev/nvidiactl", drv)

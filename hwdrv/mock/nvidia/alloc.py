@@ -13,7 +13,7 @@ from hwdrv.ioctl.kernel import PAGE_SIZE
 
 from . import facts as F
 from .fifo import USERD_SIZE
-from .memory import MemBacking
+from .backing import MemBacking
 from .objects import (Channel, ChannelGroup, Client, ContextShare, Debugger, Device, EngineObject, Memory,
                       RmObject, RmStatus, Subdevice, Usermode, VaSpace)
 

@@ -22,7 +22,7 @@ from hwdrv.mock.gpumem import GpuPageTable, MemoryFault
 from . import faults as X
 from . import semaphore as S
 from .facts import HW, NV
-from .memory import MemBacking
+from .backing import MemBacking
 
 if TYPE_CHECKING:
     from .gpu import MockGpu

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from hwdrv.mock.gpumem import GpuPageTable
 
 from . import facts as F
-from .memory import MemBacking
+from .backing import MemBacking
 
 if TYPE_CHECKING:
     from .fifo import Channel as GpuChannel

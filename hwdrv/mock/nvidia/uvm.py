@@ -19,7 +19,7 @@ from hwdrv.mock.gpumem import GpuPageTable
 from hwdrv.mock.kernel import Errno, MockDriver
 
 from . import facts as F
-from .memory import MemBacking
+from .backing import MemBacking
 from .objects import Channel, Memory, RmObject, RmStatus, VaSpace
 
 NV = F.NV

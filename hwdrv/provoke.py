@@ -1,11 +1,16 @@
 """``python -m hwdrv diagnose`` and ``python -m hwdrv decode``: provoke each fault kind on a device
-and print the hang reports; print a saved report or a raw pushbuffer dump decoded.
+and print the hang reports; print a saved report or a raw command-stream dump decoded.
 
-The provocations are ordinary PTX kernels, so the real GPU and the mock run the same code:
-an out-of-bounds store (to an address whose buffer was freed: no mapping behind it), an
-illegal instruction (PTX ``trap;``), an endless loop (spins on a flag nobody sets) and a
-queue that waits on a signal nobody sets. After each, the device recovers and a vecadd checks
-that later work runs correctly.
+The provocations run the backend's own sample kernels (``Device.samples``), so the real GPU
+and the mock run the same code: an out-of-bounds store (to an address whose buffer was freed:
+no mapping behind it), an illegal instruction, an endless loop (spins on a flag nobody sets)
+and a queue that waits on a signal nobody sets. After each, the device recovers and a vecadd
+checks that later work runs correctly.
+
+Sample argument conventions (every backend's ``samples`` follows them):
+``vecadd(a, b, c, n)`` c[i] = a[i] + b[i] over float32; ``oob_store(addr, value)`` stores a
+32-bit value at addr; ``illegal_instruction(out)`` writes 1 to out[0] then executes an illegal
+instruction / trap; ``endless_loop(flag)`` spins until the 32-bit word at flag is non-zero.
 """
 from __future__ import annotations
 
@@ -19,41 +24,6 @@ import numpy as np
 from .errors import GPUHang, HwdrvError, InvalidArgument
 from .hang import HangReport
 
-_HEADER = """.version 8.0
-.target sm_90
-.address_size 64
-"""
-OOB_STORE_PTX = _HEADER + r"""
-.visible .entry oob_store(.param .u64 bad, .param .u32 v)
-{
-  .reg .b32 %r<2>; .reg .b64 %rd<2>;
-  ld.param.u64 %rd1, [bad]; ld.param.u32 %r1, [v];
-  st.global.u32 [%rd1], %r1;
-  ret;
-}
-"""
-TRAP_PTX = _HEADER + r"""
-.visible .entry illegal_trap(.param .u64 out)
-{
-  .reg .b32 %r<2>; .reg .b64 %rd<2>;
-  ld.param.u64 %rd1, [out]; mov.u32 %r1, 1;
-  st.global.u32 [%rd1], %r1;
-  trap;
-  ret;
-}
-"""
-SPIN_PTX = _HEADER + r"""
-.visible .entry spin_forever(.param .u64 flag)
-{
-  .reg .pred %p; .reg .b32 %r<2>; .reg .b64 %rd<2>;
-  ld.param.u64 %rd1, [flag];
-spin:
-  ld.volatile.global.u32 %r1, [%rd1];
-  setp.eq.u32 %p, %r1, 0;
-  @%p bra spin;
-  ret;
-}
-"""
 #: seconds each provocation waits before it counts as hung
 WAIT_S = 3.0
 
@@ -67,16 +37,23 @@ class Outcome:
     after_ok: bool
 
 
+def sample(dev, name: str):
+    """The device's sample kernel ``name`` compiled and loaded."""
+    if name not in dev.samples:
+        raise InvalidArgument(f"{dev.name} has no sample kernel {name!r}; it has {sorted(dev.samples)}")
+    source, kernel = dev.samples[name]
+    return dev.program(dev.compiler.compile(source), kernel)
+
+
 def vecadd_check(dev, n: int = 4096) -> bool:
     """Run a vecadd and compare with numpy (the "later work runs correctly" check)."""
-    from .cli import VECADD_PTX
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
     ba, bb, bc = dev.alloc(n * 4), dev.alloc(n * 4), dev.alloc(n * 4)
     try:
         dev.upload(ba, a)
         dev.upload(bb, b)
-        prog = dev.program(dev.compiler.compile(VECADD_PTX), "vecadd")
+        prog = sample(dev, "vecadd")
         s = dev.signal(0)
         dev.compute_queue().exec(prog, grid=((n + 255) // 256,), block=(256,),
                                  args=[ba, bb, bc, n]).signal(s, 1).submit()
@@ -98,7 +75,7 @@ def _expect_hang(fn: Callable[[], None]) -> tuple[HangReport | None, str]:
 def provoke_oob_store(dev) -> tuple[HangReport | None, str, dict]:
     """A store to an address with nothing mapped behind it (a freed buffer's range)."""
     from .var import Var
-    prog = dev.program(dev.compiler.compile(OOB_STORE_PTX), "oob_store")
+    prog = sample(dev, "oob_store")
     s = dev.signal(0)
     # build (and allocate for) the queue first, so that nothing allocated between freeing the
     # buffer and the launch can land on its address range
@@ -112,26 +89,26 @@ def provoke_oob_store(dev) -> tuple[HangReport | None, str, dict]:
 
 
 def provoke_illegal_instruction(dev) -> tuple[HangReport | None, str, dict]:
-    """PTX ``trap;`` (SASS BPT.TRAP on the GPU, an illegal instruction on the mock)."""
-    prog = dev.program(dev.compiler.compile(TRAP_PTX), "illegal_trap")
+    """A trap / illegal instruction (NVIDIA: PTX ``trap;``, SASS BPT.TRAP on the GPU)."""
+    prog = sample(dev, "illegal_instruction")
     out = dev.alloc(4096, host_visible=True)
     s = dev.signal(0)
     dev.compute_queue().exec(prog, grid=(1,), block=(32,), args=[out]).signal(s, 1).submit()
     rep, msg = _expect_hang(lambda: s.wait(1, timeout=WAIT_S))
-    return rep, msg, {"kernel": "illegal_trap"}
+    return rep, msg, {"kernel": dev.samples["illegal_instruction"][1]}
 
 
 def provoke_endless_loop(dev) -> tuple[HangReport | None, str, dict]:
     """A kernel that spins on a flag nobody sets: the wait times out with the kernel running;
     then the device abandons it (recover)."""
-    prog = dev.program(dev.compiler.compile(SPIN_PTX), "spin_forever")
+    prog = sample(dev, "endless_loop")
     flag = dev.alloc(4096, host_visible=True)
     flag.view(np.uint32)[:] = 0
     s = dev.signal(0)
     dev.compute_queue().exec(prog, grid=(1,), block=(32,), args=[flag]).signal(s, 1).submit()
     rep, msg = _expect_hang(lambda: s.wait(1, timeout=WAIT_S))
     dev.recover()
-    return rep, msg, {"kernel": "spin_forever"}
+    return rep, msg, {"kernel": dev.samples["endless_loop"][1]}
 
 
 def provoke_unset_signal(dev) -> tuple[HangReport | None, str, dict]:
@@ -184,9 +161,9 @@ def run_diagnose(device: str | None, as_json: bool) -> int:
     return 0 if all(o.report is not None and o.after_ok for o in outcomes) else 1
 
 
-def decode_file(path: str) -> int:
-    """CLI: print a saved HangReport (JSON) or a raw pushbuffer dump (little-endian 32-bit words)
-    decoded."""
+def decode_file(path: str, vendor: str = "nvidia") -> int:
+    """CLI: print a saved HangReport (JSON), or a raw command-stream dump of ``vendor``'s
+    format decoded (NVIDIA: pushbuffer words)."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -204,12 +181,8 @@ def decode_file(path: str) -> int:
                 continue
             print(HangReport.from_json(json.dumps(rep)).to_text())
         return 0
-    from .nvidia import pbdecode
-    if len(data) % 4:
-        raise InvalidArgument(f"{path}: {len(data)} bytes is not a whole number of 32-bit words; a "
-                              f"pushbuffer dump is raw little-endian words (or a HangReport JSON)")
-    words = np.frombuffer(data, "<u4")
-    for line in pbdecode.format_methods(pbdecode.decode(words)):
+    from .registry import dump_decoder
+    for line in dump_decoder(vendor)(data, path):
         print(line)
     return 0
 

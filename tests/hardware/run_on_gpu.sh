@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# One device-machine run: the hardware suite, the smoke run, the diagnosis CLI and nv_bench,
+# logs under $OUT (default ./gpu-out). Needs the wheels of ../shared/tools/gpu-wheels.sh in .whl/.
+#   bash tests/hardware/run_on_gpu.sh [suite|bench|all] [baseline-tree]
+# With a baseline tree (an older checkout's hwdrv/ and bench/), nv_bench runs alternately on it
+# and on this tree, so the two are compared on the same GPU in the same run.
+set -uo pipefail
+what=${1:-all}; base=${2:-}
+OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+export PYTHONPATH=/tmp/site:$PWD
+nvidia-smi --query-gpu=name,driver_version,pci.bus_id --format=csv > "$OUT/gpu.txt" 2>&1
+if [ "$what" = suite ] || [ "$what" = all ]; then
+  python3 -m pytest -m hardware tests/hardware -q -p no:cacheprovider -rfE > "$OUT/hw_suite.log" 2>&1
+  echo "suite rc=$?"; tail -3 "$OUT/hw_suite.log"
+  python3 tests/hardware/smoke.py nvidia:0 > "$OUT/smoke.log" 2>&1; echo "smoke rc=$?"
+  python3 -m hwdrv diagnose --device nvidia:0 > "$OUT/diagnose.log" 2>&1; echo "diagnose rc=$?"
+fi
+if [ "$what" = bench ] || [ "$what" = all ]; then
+  for i in 1 2; do
+    python3 bench/nv_bench.py --out "$OUT/nv_bench_new_$i.json" > "$OUT/nv_bench_new_$i.txt" 2>&1; echo "bench new $i rc=$?"
+    if [ -n "$base" ]; then
+      (cd "$base" && PYTHONPATH=/tmp/site:$PWD python3 bench/nv_bench.py --part hwdrv --out "$OLDPWD/$OUT/nv_bench_base_$i.json") \
+        > "$OUT/nv_bench_base_$i.txt" 2>&1; echo "bench base $i rc=$?"
+    fi
+  done
+fi
