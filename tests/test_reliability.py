@@ -398,3 +398,9 @@ def test_mock_out_of_host_memory_is_a_channel_fault_and_recover_works(dev, monke
     dev.recover()
     from hwdrv.provoke import vecadd_check
     assert vecadd_check(dev)
+
+
+def test_non_ascii_kernel_name_is_a_clean_error(dev):
+    """Found by the PTX fuzzer: a non-ASCII byte in an entry's name raised UnicodeDecodeError."""
+    with pytest.raises(HwdrvError):
+        dev.program(dev.compiler.compile(ADD_PTX.replace("add_k", "add_\u00c2")), "add_k")
