@@ -8,6 +8,8 @@ hooks and the queue classes (which push their own submissions: see hwdrv/queue.p
 """
 from __future__ import annotations
 
+import atexit
+import math
 import threading
 import time
 import weakref
@@ -18,7 +20,7 @@ import numpy as np
 
 from .cmdmem import CommandMemory
 from .compiler import Compiler
-from .errors import BufferFreed, DeviceClosed, GPUHang, InvalidArgument
+from .errors import BufferFreed, DeviceClosed, GPUHang, HwdrvError, InvalidArgument
 from .hang import HangReport
 from .ioctl.kernel import Kernel
 from .limits import DeviceLimits
@@ -33,6 +35,21 @@ STAGING_SIZE = 64 << 20
 _SIGNAL_PAGE = 4096
 #: how long a waiting thread sleeps between looks when the backend cannot block in the driver
 _POLL_SLEEP_S = 0.0002
+#: open devices, closed at interpreter exit if the program did not close them
+_OPEN: "weakref.WeakSet[Device]" = weakref.WeakSet()
+#: no allocation is larger (2**48 bytes: beyond any GPU's address space)
+_MAX_ALLOC = 1 << 48
+
+
+def _close_open_devices() -> None:
+    for dev in list(_OPEN):
+        try:
+            dev.close(wait=False)
+        except HwdrvError:
+            pass
+
+
+atexit.register(_close_open_devices)
 
 
 class Device(ABC):
@@ -59,13 +76,34 @@ class Device(ABC):
     #: the core never assumes it: a Buffer carries ``va`` (GPU) and ``cpu_addr`` separately.
     gpu_va_is_cpu_va = True
 
+    #: seconds a submission may wait for ring space or for an earlier run of its queue (work
+    #: stuck on the GPU) before raising GPUHang with a report; set it per device
+    submit_timeout: float = DEFAULT_TIMEOUT
+
     def __init__(self, name: str, kernel: Kernel):
         self.name = name
         self.kernel = kernel
         self.is_mock = kernel.is_mock
         self._closed = False
+        #: guards every piece of shared device state (buffers, signal slots, command memory,
+        #: timelines and the rings submissions are pushed onto); never held while waiting on a
+        #: signal the caller asked for, only around bounded submit-path waits
+        self._lock = threading.RLock()
+        #: buffers freed by the program, released once the work submitted before free() finished:
+        #: (timeline values at free time, buffer), oldest first
+        self._pending_frees: list[tuple[tuple[tuple[Timeline, int], ...], Buffer]] = []
+        #: freed buffers whose views are still alive (released when the last view dies)
+        self._pinned: dict[int, tuple[Buffer, weakref.ref]] = {}
+        #: appended to from finalizers (any thread, any moment); drained under the lock
+        self._unpinned: list[Buffer] = []
+        self._dead_queues: list[QueueLife] = []
+        #: buffers of programs collected without free() (appended to by finalizers)
+        self._orphans: list[Buffer] = []
+        #: runs releases of detached memory once the backend has closed (see _Teardown)
+        self._late_releases = _Teardown()
         self._buffers: set[Buffer] = set()
-        self._signal_slots: list[tuple[int, np.ndarray]] = []      # free (va, view) slots
+        self._signal_slots: list[int] = []               # free slots (va); finalizers append
+        self._slot_mem: dict[int, np.ndarray] = {}       # va -> the slot's (value, timestamp) view
         self._signal_pages: list[Buffer] = []
         self._staging: list[Buffer] = []
         self._staging_busy: list[Callable[[], bool] | None] = []
@@ -84,39 +122,55 @@ class Device(ABC):
         self._cmdmem = CommandMemory(self._alloc_command_chunk)
         for kind in self.engines:
             self._timelines[kind] = Timeline(self.signal(0))
+        _OPEN.add(self)
 
     def _alloc_command_chunk(self, size: int) -> Buffer:
         """Memory for queues' side buffers: host-writable, GPU-readable; a backend may place it
         where the GPU reads it fastest."""
-        buf = self._backend_alloc(size, True, for_commands=True)
-        self._buffers.add(buf)
-        return buf
+        with self._lock:
+            buf = self._backend_alloc(size, True, for_commands=True)
+            self._buffers.add(buf)
+            return buf
 
     # ---- public API -------------------------------------------------------------------
     def alloc(self, size: int, host_visible: bool = False) -> Buffer:
         """Allocate ``size`` bytes of GPU memory. ``host_visible=True`` gives memory the CPU
         can map (``buf.view()``); otherwise device memory reached with upload/download."""
-        self._check_open()
-        if not isinstance(size, (int, np.integer)) or size <= 0:
-            raise InvalidArgument(f"alloc size must be a positive int, got {size!r}")
-        buf = self._backend_alloc(int(size), host_visible)
-        self._buffers.add(buf)
-        return buf
+        if not isinstance(size, (int, np.integer)) or isinstance(size, (bool, np.bool_)) \
+                or not 0 < size <= _MAX_ALLOC:
+            raise InvalidArgument(f"alloc: size must be a positive int (bytes) up to "
+                                  f"{_MAX_ALLOC:#x}, got {size!r}")
+        if not isinstance(host_visible, (bool, np.bool_)):
+            raise InvalidArgument(f"alloc: host_visible must be True or False, got {host_visible!r}")
+        with self._lock:
+            self._check_open()
+            self._collect_frees()
+            buf = self._backend_alloc(int(size), bool(host_visible))
+            self._buffers.add(buf)
+            return buf
 
     def signal(self, value: int = 0) -> Signal:
         """A new signal holding ``value``."""
-        self._check_open()
-        if not self._signal_slots:
-            page = self._backend_alloc(_SIGNAL_PAGE, True, for_signals=True)
-            self._signal_pages.append(page)
-            words = page.view(np.uint64)
-            for i in range(_SIGNAL_PAGE // SIGNAL_SIZE - 1, -1, -1):
-                self._signal_slots.append((page.va + i * SIGNAL_SIZE, words[2 * i:2 * i + 2]))
-        va, mem = self._signal_slots.pop()
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                or not 0 <= value < 1 << 64:
+            raise InvalidArgument(f"signal: value must be an int in [0, 2**64), got {value!r}")
+        with self._lock:
+            self._check_open()
+            if not self._signal_slots:
+                page = self._backend_alloc(_SIGNAL_PAGE, True, for_signals=True)
+                self._signal_pages.append(page)
+                self._buffers.add(page)      # released (or detached, if signals live on) at close
+                words = page.view(np.uint64)
+                for i in range(_SIGNAL_PAGE // SIGNAL_SIZE - 1, -1, -1):
+                    self._slot_mem[page.va + i * SIGNAL_SIZE] = words[2 * i:2 * i + 2]
+                    self._signal_slots.append(page.va + i * SIGNAL_SIZE)
+            va = self._signal_slots.pop()
+            mem = self._slot_mem[va]
         mem[:] = 0
         sig = Signal(self, va, mem)
-        sig.value = value
-        weakref.finalize(sig, self._signal_slots.append, (va, mem))
+        sig.value = int(value)
+        # the finalizer holds no view: a closed device's signal pages go once no Signal is left
+        weakref.finalize(sig, self._signal_slots.append, va)
         return sig
 
     def compute_queue(self) -> Queue:
@@ -131,20 +185,35 @@ class Device(ABC):
         return self._backend_queue("copy" if "copy" in self.engines else "compute")
 
     def program(self, binary: bytes, name: str) -> Program:
-        """Load kernel ``name`` from ``binary`` (what ``dev.compiler.compile`` returned)."""
+        """Load kernel ``name`` from ``binary`` (what ``dev.compiler.compile`` returned). Its
+        memory is released by ``Program.free()``, or once the Program is garbage collected (and
+        the work submitted before that has finished)."""
         self._check_open()
-        return self._backend_program(binary, name)
+        if not isinstance(binary, (bytes, bytearray, memoryview)):
+            raise InvalidArgument(f"program: binary must be bytes (what dev.compiler.compile "
+                                  f"returned), got {type(binary).__name__}")
+        if not isinstance(name, str) or not name:
+            raise InvalidArgument(f"program: name must be the kernel's name (a non-empty str), "
+                                  f"got {name!r}")
+        prog = self._backend_program(bytes(binary), name)
+        prog._release_at_gc()
+        return prog
 
-    def upload(self, buf: Buffer, data: Any, offset: int = 0) -> None:
-        """Copy ``data`` (numpy array, bytes, anything with the buffer protocol) into ``buf``
-        at ``offset``; returns when the bytes are in place."""
-        self._check_buffer(buf)
-        raw = memoryview(np.ascontiguousarray(data) if not isinstance(data, (bytes, bytearray))
-                         else data).cast("B")
+    def upload(self, buf: Buffer, data: Any, offset: int = 0,
+               timeout: float | None = DEFAULT_TIMEOUT) -> None:
+        """Copy ``data`` (a numeric numpy array, bytes, bytearray or memoryview) into ``buf`` at
+        ``offset``; returns when the bytes are in place (at most ``timeout`` seconds, waits
+        behind earlier work included; None: the default)."""
+        self._check_buffer(buf, "upload")
+        deadline = time.perf_counter() + check_timeout(timeout)
+        raw = _host_bytes(data)
         n = raw.nbytes
-        if offset < 0 or offset + n > buf.size:
-            raise InvalidArgument(f"upload of {n} bytes at offset {offset} does not fit in a "
+        offset = _offset(offset, "upload")
+        if offset + n > buf.size:
+            raise InvalidArgument(f"upload: {n} bytes at offset {offset} do not fit in a "
                                   f"{buf.size}-byte buffer")
+        if n == 0:
+            return
         if buf.host_visible:
             buf.view()[offset:offset + n] = np.frombuffer(raw, np.uint8)
             self._host_write_fence()
@@ -154,46 +223,63 @@ class Device(ABC):
             last = None
             while done < n:
                 step = min(STAGING_SIZE, n - done)
-                i, stage = self._staging_slot()
+                i, stage = self._staging_slot(deadline)
                 stage.view()[:step] = np.frombuffer(raw[done:done + step], np.uint8)
                 last = self._traced_copy("upload", buf.va + offset + done, stage.va, step).submit()
                 self._staging_busy[i] = last._life.done
                 done += step
             if last is not None:
-                last.synchronize()
+                last.synchronize(_left(deadline))
 
     def download(self, buf: Buffer, size: int | None = None, offset: int = 0,
-                 dtype: Any = np.uint8) -> np.ndarray:
+                 dtype: Any = np.uint8, timeout: float | None = DEFAULT_TIMEOUT) -> np.ndarray:
         """Read ``size`` bytes (default: the rest of the buffer) at ``offset`` into a new
-        numpy array of ``dtype``."""
-        self._check_buffer(buf)
-        size = buf.size - offset if size is None else size
-        if offset < 0 or size < 0 or offset + size > buf.size:
-            raise InvalidArgument(f"download of {size} bytes at offset {offset} is outside the "
+        numpy array of ``dtype`` (at most ``timeout`` seconds, waits behind earlier work
+        included; None: the default)."""
+        self._check_buffer(buf, "download")
+        deadline = time.perf_counter() + check_timeout(timeout)
+        offset = _offset(offset, "download")
+        if size is None:
+            size = max(buf.size - offset, 0)
+        elif isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 0:
+            raise InvalidArgument(f"download: size must be an int >= 0 (bytes) or None, got {size!r}")
+        size = int(size)
+        if offset + size > buf.size:
+            raise InvalidArgument(f"download: size {size} at offset {offset} is outside the "
                                   f"{buf.size}-byte buffer")
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            raise InvalidArgument(f"download: dtype must be a numpy dtype, got {dtype!r}") from None
+        if dt.hasobject or dt.kind not in "biufc" or size % dt.itemsize:
+            raise InvalidArgument(f"download: dtype must be a numeric numpy dtype whose item size "
+                                  f"divides {size}, got {dt}")
         out = np.empty(size, np.uint8)
         if buf.host_visible:
-            self.synchronize()
+            self.synchronize(_left(deadline))
             out[:] = buf.view()[offset:offset + size]
-            return out.view(dtype)
+            return out.view(dt)
         with self._transfer_lock:
             done = 0
             while done < size:
                 step = min(STAGING_SIZE, size - done)
-                i, stage = self._staging_slot()
-                self._traced_copy("download", stage.va, buf.va + offset + done, step).submit().synchronize()
+                i, stage = self._staging_slot(deadline)
+                self._traced_copy("download", stage.va, buf.va + offset + done, step).submit() \
+                    .synchronize(_left(deadline))
                 out[done:done + step] = stage.view()[:step]
                 self._staging_busy[i] = None
                 done += step
-        return out.view(dtype)
+        return out.view(dt)
 
     def synchronize(self, timeout: float | None = DEFAULT_TIMEOUT) -> None:
         """Wait until everything submitted so far has finished (at most ``timeout`` seconds in
         all; None: the default)."""
         self._check_open()
         deadline = time.perf_counter() + check_timeout(timeout)
-        for tl in self._timelines.values():
-            tl.wait(tl.value, max(0.0, deadline - time.perf_counter()))
+        for tl in list(self._timelines.values()):
+            tl.wait(tl.value, _left(deadline))
+        with self._lock:
+            self._collect_frees()
 
     def recover(self) -> None:
         """Make the device usable again after a GPU error, or abandon stuck work (an endless
@@ -201,9 +287,11 @@ class Device(ABC):
         Unfinished submissions are lost (the backend documents what that means); buffers,
         programs, signals and queues survive. Runs by itself on the first submit after a wait
         reported a GPU error; call it yourself after a timeout you want to give up on."""
-        self._check_open()
-        self._recover_pending = False
-        self._backend_recover()
+        with self._lock:
+            self._check_open()
+            self._recover_pending = False
+            self._backend_recover()
+            self._collect_frees()
 
     def start_trace(self) -> Trace:
         """Record GPU timestamps around the synchronous copies (and, in ``tensor``, every
@@ -225,30 +313,67 @@ class Device(ABC):
 
     def diagnose(self) -> HangReport:
         """A report of the device's state now (queues, faults, SM state)."""
-        self._check_open()
-        return self._hang_report("requested")
+        with self._lock:
+            self._check_open()
+            return self._hang_report("requested")
 
-    def close(self) -> None:
-        """Release every buffer, queue memory and kernel object of this device."""
-        if self._closed:
+    def close(self, wait: bool = True) -> None:
+        """Release every buffer, queue memory and kernel object of this device (after waiting up
+        to 2 s for submitted work unless ``wait`` is False). Other threads' waits on its signals
+        then fail with DeviceClosed; numpy views of its memory stay harmless (they read zeros)."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                if wait and self._timelines and not self._backend_broken():
+                    try:
+                        for tl in self._timelines.values():
+                            tl.wait(tl.value, timeout=2.0)
+                    except GPUHang:
+                        pass    # closing anyway: tearing the channel down stops the GPU work
+                if self.trace is not None and not self._backend_broken():
+                    self.trace.resolve()      # the signals' memory goes with the device
+            finally:
+                self._closed = True
+                _OPEN.discard(self)
+                try:
+                    self._release_all()
+                finally:
+                    try:
+                        self._backend_close()
+                    finally:
+                        self._late_releases.finish()
+
+    def _release_all(self) -> None:
+        """Close time: every buffer goes; those with live views are detached (see Buffer)."""
+        # drop the device's own views first, so only the program's views keep pages detached
+        self._timelines = {}
+        self._slot_mem.clear()
+        self._signal_slots.clear()
+        self._staging_busy = [None] * len(self._staging)
+        self._backend_forget_views()
+        if self._cmdmem is not None:
+            self._cmdmem.close()
+        for buf in list(self._buffers):
+            if not buf.freed:
+                buf._release("device close")
+        for _, buf in self._pending_frees:
+            self._drop(buf)
+        self._pending_frees.clear()
+        self._unpinned.clear()
+        self._dead_queues.clear()
+        self._orphans.clear()
+        for buf, _ in list(self._pinned.values()):
+            self._detach(buf)
+
+    def __del__(self) -> None:
+        # a device dropped without close(): release its kernel objects, fds and threads
+        if getattr(self, "_closed", True) or not hasattr(self, "_lock"):
             return
         try:
-            if not self._backend_broken():
-                try:
-                    for tl in self._timelines.values():
-                        tl.wait(tl.value, timeout=2.0)
-                except GPUHang:
-                    pass    # closing anyway: tearing the channel down stops the GPU work
-            if self.trace is not None and not self._backend_broken():
-                self.trace.resolve()      # the signals' memory goes with the device
-            if self._cmdmem is not None:
-                self._cmdmem.close()
-            for buf in list(self._buffers):
-                if not buf.freed:
-                    buf._release("device close")
-        finally:
-            self._closed = True
-            self._backend_close()
+            self.close(wait=False)
+        except Exception:  # noqa: BLE001 - nothing can be reported from a finalizer
+            pass
 
     @property
     def closed(self) -> bool:
@@ -269,22 +394,93 @@ class Device(ABC):
         if self._closed:
             raise DeviceClosed(f"{self.name} is closed; open it again with hwdrv.open_device()")
 
-    def _check_buffer(self, buf: Buffer) -> None:
+    def _check_buffer(self, buf: Buffer, what: str = "buffer") -> None:
+        if not isinstance(buf, Buffer):
+            raise InvalidArgument(f"{what}: expected a Buffer from dev.alloc(), got "
+                                  f"{type(buf).__name__}")
         if buf.freed:
-            raise BufferFreed(f"{buf!r} was freed; allocate a new buffer")
+            raise BufferFreed(f"{what}: {buf!r} was freed; allocate a new buffer")
         if buf.device is not self:
-            raise InvalidArgument(f"{buf!r} belongs to {buf.device.name}, "
+            raise InvalidArgument(f"{what}: {buf!r} belongs to {buf.device.name}, "
+                                  f"not {self.name}")
+        self._check_open()
+
+    def _check_signal(self, sig: Signal, what: str = "signal") -> None:
+        if not isinstance(sig, Signal):
+            raise InvalidArgument(f"{what}: expected a Signal from dev.signal(), got "
+                                  f"{type(sig).__name__}")
+        if sig.device is not self:
+            raise InvalidArgument(f"{what}: signal {sig.va:#x} belongs to {sig.device.name}, "
                                   f"not {self.name}")
 
-    def _check_signal(self, sig: Signal) -> None:
-        if sig.device is not self:
-            raise InvalidArgument(f"signal {sig.va:#x} belongs to {sig.device.name}, not {self.name}")
-
+    # ---- buffer release: after the work that may use it, and after its last view -------------
     def _free_buffer(self, buf: Buffer) -> None:
-        self._buffers.discard(buf)
-        self._backend_free(buf)
+        """Buffer.free() lands here. The memory is released once every submission made before
+        the free() has finished (the GPU may still use it) and no numpy view of it remains
+        (a view must never reach memory given to another allocation)."""
+        with self._lock:
+            self._buffers.discard(buf)
+            if self._closed:
+                self._drop(buf)
+                return
+            marks = tuple((tl, tl.value) for tl in self._timelines.values())
+            self._pending_frees.append((marks, buf))
+            self._collect_frees()
 
-    def _staging_slot(self) -> tuple[int, Buffer]:
+    def _collect_frees(self) -> None:
+        """Release what is ready: frees whose work finished, buffers whose last view died,
+        command memory of dead queues (called with the lock held)."""
+        while self._orphans:
+            buf = self._orphans.pop()
+            if not buf.freed:
+                buf._freed_by = "garbage collection of its Program"
+                self._buffers.discard(buf)
+                self._pending_frees.append((tuple((tl, tl.value) for tl in self._timelines.values()), buf))
+        pend = self._pending_frees
+        n = 0
+        while n < len(pend) and all(tl.done(v) for tl, v in pend[n][0]):
+            n += 1
+        if n:
+            ready = [b for _, b in pend[:n]]
+            del pend[:n]
+            for buf in ready:
+                self._drop(buf)
+        while self._unpinned:
+            buf = self._unpinned.pop()
+            if self._pinned.pop(id(buf), None) is not None:
+                self._backend_free(buf)
+        while self._dead_queues:
+            life = self._dead_queues.pop()
+            if self._cmdmem is not None:
+                self._cmdmem.release(life.vas, life.timeline, life.last_submit)
+
+    def _drop(self, buf: Buffer) -> None:
+        pin = buf._take_pin()
+        if pin is None:
+            if self._closed:
+                return           # the backend's close releases the memory of the whole device
+            self._backend_free(buf)
+            return
+        self._pinned[id(buf)] = (buf, pin)
+        weakref.finalize(pin(), self._unpinned.append, buf)
+        if self._closed:
+            self._detach(buf)
+
+    def _detach(self, buf: Buffer) -> None:
+        """Close time, views of ``buf`` alive: swap its host pages for harmless ones, released
+        when the last view dies."""
+        entry = self._pinned.pop(id(buf), None)
+        if entry is None:
+            return
+        undo = self._backend_detach(buf)
+        pin = entry[1]()
+        if undo is not None:
+            if pin is None:
+                self._late_releases.run_when_done(undo)
+            else:
+                weakref.finalize(pin, self._late_releases.run_when_done, undo)
+
+    def _staging_slot(self, deadline: float) -> tuple[int, Buffer]:
         for i, busy in enumerate(self._staging_busy):
             if busy is None or busy():
                 return i, self._staging[i]
@@ -294,12 +490,14 @@ class Device(ABC):
             return len(self._staging) - 1, self._staging[-1]
         # both busy: the engine finishes in order, so wait for everything it was given
         tl = self._timelines["copy" if "copy" in self.engines else "compute"]
-        tl.wait(tl.value)
+        tl.wait(tl.value, _left(deadline))
         return 0, self._staging[0]
 
     def _next_timeline(self, engine: str) -> tuple[Timeline, int]:
         """The timeline value a submission to ``engine`` will release when it finishes (the
-        device recovers first if a wait reported a GPU error)."""
+        device recovers first if a wait reported a GPU error). Call with the lock held and
+        push before releasing it: the engine must see submissions in timeline order."""
+        self._check_open()
         if self._recover_pending:
             self.recover()
         tl = self._timelines[engine]
@@ -307,34 +505,48 @@ class Device(ABC):
 
     def _cmd_alloc(self, q: Queue, nbytes: int, align: int = 256) -> tuple[int, np.ndarray]:
         """Command memory owned by queue ``q`` until it dies."""
-        assert self._cmdmem is not None
-        va, view = self._cmdmem.alloc(nbytes, align)
+        with self._lock:
+            self._check_open()
+            assert self._cmdmem is not None
+            self._collect_frees()
+            va, view = self._cmdmem.alloc(nbytes, align)
         q._life.vas.append(va)
         return va, view
 
     def _release_queue(self, life: QueueLife) -> None:
-        """A queue died: its command memory returns once its last submission finished."""
-        if not self._closed and self._cmdmem is not None:
-            self._cmdmem.release(life.vas, life.timeline, life.last_submit)
+        """A queue died (from a finalizer: any thread, any moment): its command memory returns
+        once its last submission finished; the next allocation under the lock hands it back."""
+        if not self._closed:
+            self._dead_queues.append(life)
 
     def _check_error(self, sig: Signal, value: int) -> HangReport | None:
         """Called while a wait is slow: a report if the GPU has flagged an error."""
-        if not self._backend_error_pending():
-            return None
-        self._recover_pending = True
-        return self._hang_report("error", signal=sig, expected=value)
+        if not self._lock.acquire(timeout=0.05):
+            return None           # a submit holds the device: look again at the next poll
+        try:
+            self._check_open()
+            if not self._backend_error_pending():
+                return None
+            self._recover_pending = True
+            return self._hang_report("error", signal=sig, expected=value)
+        finally:
+            self._lock.release()
 
     def _hang_report(self, cause: str, signal: Signal | None = None,
                      expected: int | None = None) -> HangReport:
         report = HangReport(device=self.name, cause=cause)
-        if signal is not None:
-            report.signal_va = signal.va
-            report.expected = expected
-            report.seen = signal.value
-        try:
-            self._backend_fill_report(report)
-        except Exception as e:  # noqa: BLE001 - a report must come back even if a probe fails
-            report.notes.append(f"collecting backend state failed: {type(e).__name__}: {e}")
+        with self._lock:      # the backend reads rings and notifiers close() unmaps
+            if self._closed:
+                report.notes.append("the device was closed while waiting")
+                return report
+            if signal is not None:
+                report.signal_va = signal.va
+                report.expected = expected
+                report.seen = signal.value
+            try:
+                self._backend_fill_report(report)
+            except Exception as e:  # noqa: BLE001 - a report must come back even if a probe fails
+                report.notes.append(f"collecting backend state failed: {type(e).__name__}: {e}")
         return report
 
     def _host_write_fence(self) -> None:
@@ -380,6 +592,79 @@ class Device(ABC):
 
     def _backend_close(self) -> None:
         pass
+
+    def _backend_forget_views(self) -> None:
+        """Close time: drop the backend's references to numpy views of device buffers (and to
+        the timelines, whose signals are such views)."""
+
+    def _backend_detach(self, buf: Buffer) -> Callable[[], None] | None:
+        """Close time: replace the host pages of ``buf`` (views of it are still alive) by
+        memory that stays valid after the device is gone; returns what releases that memory
+        once the views are gone (None: the backend's memory outlives close by itself)."""
+        return None
+
+
+class _Teardown:
+    """Releases of detached memory wait for the backend's close: until then the GPU may still
+    write there. Finalizers call ``run_when_done``; it holds no reference to the device."""
+
+    __slots__ = ("lock", "done", "late")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done = False
+        self.late: list[Callable[[], None]] = []
+
+    def run_when_done(self, undo: Callable[[], None]) -> None:
+        with self.lock:
+            if not self.done:
+                self.late.append(undo)
+                return
+        _quietly(undo)
+
+    def finish(self) -> None:
+        with self.lock:
+            self.done = True
+            late, self.late = self.late, []
+        for undo in late:
+            _quietly(undo)
+
+
+def _quietly(fn: Callable[[], None]) -> None:
+    """Run a release from a finalizer or close(): nothing can report its failure."""
+    try:
+        fn()
+    except HwdrvError:
+        pass
+
+
+def _left(deadline: float) -> float:
+    """Seconds left until ``deadline`` (never negative)."""
+    return max(0.0, deadline - time.perf_counter())
+
+
+def _offset(offset: Any, what: str) -> int:
+    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)) or offset < 0:
+        raise InvalidArgument(f"{what}: offset must be an int >= 0 (bytes), got {offset!r}")
+    return int(offset)
+
+
+def _host_bytes(data: Any) -> memoryview:
+    """The bytes of ``data`` for upload: numeric numpy arrays (any shape, made contiguous),
+    bytes, bytearray, memoryview; anything else (None, str, int, object arrays: those hold
+    Python object pointers, not data) is refused."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        mv = memoryview(data)
+        if not mv.c_contiguous:
+            mv = memoryview(mv.tobytes())
+        return mv.cast("B")
+    if isinstance(data, np.ndarray):
+        if data.dtype.hasobject or data.dtype.kind not in "biufcmMV":
+            raise InvalidArgument(f"upload: data must hold numbers; a numpy array of dtype "
+                                  f"{data.dtype} cannot be copied to the GPU")
+        return memoryview(np.ascontiguousarray(data)).cast("B")
+    raise InvalidArgument(f"upload: data must be a numpy array, bytes, bytearray or memoryview, "
+                          f"got {type(data).__name__} (wrap numbers with np.asarray(x, dtype))")
 
 
 

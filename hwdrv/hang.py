@@ -226,7 +226,7 @@ class HangReport:
         from .errors import InvalidArgument
         try:
             d = json.loads(text)
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
             raise InvalidArgument(f"not a HangReport JSON document: {e}") from None
         if not isinstance(d, dict) or d.pop("format", None) != "hwdrv.HangReport/2":
             raise InvalidArgument("not a HangReport JSON document (missing format "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import struct
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -45,6 +46,24 @@ class Program:
         self.shared_static = shared_static
         self.max_shared = lim.max_shared_per_block if max_shared is None else max_shared
 
+    def free(self) -> None:
+        """Release the program's memory (code, globals) once the work submitted so far has
+        finished; it must not be launched afterwards. Dropping the last reference does the same."""
+        for b in self._memory():
+            if not b.freed:
+                b.free()
+
+    def _memory(self) -> list[Buffer]:
+        """The buffers this program owns (backend hook)."""
+        return []
+
+    def _release_at_gc(self) -> None:
+        """Hand the program's buffers to its device when the Program is collected. The
+        finalizer only queues them: it may run in any thread, inside any lock."""
+        bufs = self._memory()
+        if bufs:
+            weakref.finalize(self, self.device._orphans.extend, bufs)
+
     def check_launch(self, grid: tuple, block: tuple, shared: int) -> None:
         """Reject launch shapes the hardware would refuse, naming the limit."""
         lim = self.device.limits
@@ -80,7 +99,7 @@ class Program:
                 if p.size != 8:
                     raise InvalidArgument(f"{self.name} argument {i}: a buffer is an 8-byte "
                                           f"pointer but the parameter is {p.size} bytes")
-                self.device._check_buffer(a)
+                self.device._check_buffer(a, f"{self.name} argument {i}")
                 struct.pack_into("<Q", buf, off, a.va)
             elif isinstance(a, VarExpr):
                 if p.size not in (4, 8):

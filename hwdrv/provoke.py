@@ -170,7 +170,10 @@ def decode_file(path: str, vendor: str = "nvidia") -> int:
     except OSError as e:
         raise InvalidArgument(f"cannot read {path}: {e.strerror}") from None
     if data.lstrip()[:1] in (b"{", b"["):
-        doc = json.loads(data)
+        try:
+            doc = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise InvalidArgument(f"{path}: not a HangReport JSON document: {e}") from None
         docs = doc if isinstance(doc, list) else [doc]
         for d in docs:
             rep = d.get("report") if isinstance(d, dict) and "report" in d else d

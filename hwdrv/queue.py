@@ -13,6 +13,7 @@ push and doorbell write (e.g. hwdrv/nvidia/gpfifo.py).
 """
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -127,6 +128,8 @@ class Queue(ABC):
         self._life = QueueLife()
         #: words rewritten by patching over this queue's life (tests read it)
         self.patched_words = 0
+        #: one submit or bind at a time per queue (patching rewrites shared words)
+        self._qlock = threading.Lock()
 
     # ---- verbs ---------------------------------------------------------------------
     def wait(self, signal: "Signal", value: IntArg) -> "Queue":
@@ -157,6 +160,13 @@ class Queue(ABC):
         self._check_building()
         if self.kind != "compute":
             raise InvalidArgument(f"exec needs a compute queue; this is a {self.kind} queue")
+        from .program import Program
+        if not isinstance(program, Program):
+            raise InvalidArgument(f"exec: program must be a Program from dev.program(), got "
+                                  f"{type(program).__name__}")
+        if not isinstance(args, (list, tuple)):
+            raise InvalidArgument(f"exec: args must be a list or tuple of kernel arguments, got "
+                                  f"{type(args).__name__}")
         if program.device is not self.device:
             raise InvalidArgument(f"program {program.name!r} belongs to {program.device.name}, "
                                   f"not {self.device.name}")
@@ -188,51 +198,62 @@ class Queue(ABC):
 
     # ---- lifecycle -------------------------------------------------------------------
     def submit(self, **vals: int) -> "Queue":
-        """Patch Var values (only changed words are rewritten) and hand the queue to the GPU."""
+        """Patch Var values (only changed words are rewritten) and hand the queue to the GPU.
+        Safe from several threads (one submit of a queue runs at a time). Waits behind stuck
+        work (a full ring, an unbound queue's previous run) last at most the device's
+        ``submit_timeout`` and then raise GPUHang with a report."""
         dev = self.device
         dev._check_open()
-        if not self._sealed:
-            self._seal()
-        life = self._life
-        if self._bound is not None and not life.done():
-            raise QueueBusy("this bound queue's previous run has not finished; wait for it "
-                            "(e.g. on a signal it sets) before resubmitting (or build a second "
-                            "queue to double-buffer)")
-        if vals or self._sites:
-            unknown = vals.keys() - self._var_names
-            if unknown:
-                raise InvalidArgument(f"submit() got values for {sorted(unknown)} but this queue "
-                                      f"uses {sorted(self._var_names) or 'no Vars'}")
-            changed = []
-            for site in self._sites:
-                v = site.expr.eval(vals)
-                if v != site.last:
-                    changed.append((site, v))
-            if changed and self._bound is None and not life.done() and any(s.side for s, _ in changed):
-                life.timeline.wait(life.last_submit)
-            for site, v in changed:
-                self.patched_words += site.write(v)
-                site.last = v
-        timeline, value = dev._next_timeline(self.kind)
-        self._push(value)
-        life.timeline, life.last_submit = timeline, value
+        with self._qlock:
+            if not self._sealed:
+                self._seal()
+            life = self._life
+            if self._bound is not None and not life.done():
+                raise QueueBusy("this bound queue's previous run has not finished; wait for it "
+                                "(e.g. on a signal it sets) before resubmitting (or build a second "
+                                "queue to double-buffer)")
+            if vals or self._sites:
+                unknown = vals.keys() - self._var_names
+                if unknown:
+                    raise InvalidArgument(f"submit() got values for {sorted(unknown)} but this queue "
+                                          f"uses {sorted(self._var_names) or 'no Vars'}")
+                changed = []
+                for site in self._sites:
+                    v = site.expr.eval(vals)
+                    if v != site.last:
+                        changed.append((site, v))
+                if changed and self._bound is None and not life.done() and any(s.side for s, _ in changed):
+                    life.timeline.wait(life.last_submit, dev.submit_timeout)
+                for site, v in changed:
+                    self.patched_words += site.write(v)
+                    site.last = v
+            with dev._lock:
+                timeline, value = dev._next_timeline(self.kind)
+                try:
+                    self._push(value)
+                except BaseException:
+                    timeline.unreserve(value)
+                    raise
+            life.timeline, life.last_submit = timeline, value
         return self
 
     def bind(self) -> "Queue":
         """Upload the command stream once into GPU-visible memory; later submits only push a
         pointer. A bound queue may not be resubmitted before its previous run finished."""
         self.device._check_open()
-        if self._bound is not None:
-            return self
-        if not self._sealed:
-            self._seal()
-        self._bound = bound = self._bind_stream()
-        # patch sites in the stream now write into the bound copy
-        self._stream.words = bound.words
+        with self._qlock:
+            if self._bound is not None:
+                return self
+            if not self._sealed:
+                self._seal()
+            self._bound = bound = self._bind_stream()
+            # patch sites in the stream now write into the bound copy
+            self._stream.words = bound.words
         return self
 
     def synchronize(self, timeout: float | None = None) -> None:
-        """Block until this queue's last submission has finished."""
+        """Block until this queue's last submission has finished (at most ``timeout`` seconds;
+        None: the default)."""
         life = self._life
         timeout = check_timeout(timeout)
         if life.timeline is not None:
@@ -246,6 +267,9 @@ class Queue(ABC):
     @property
     def words(self) -> np.ndarray:
         """The command stream (read-only copy) for inspection and dumps."""
+        if self._bound is not None:
+            # a bound stream lives in the device's command memory, gone once the device closes
+            self.device._check_open()
         return (self._stream.words if self._sealed else np.array(self._words, np.uint32)).copy()
 
     # ---- helpers for backends ---------------------------------------------------------
@@ -296,7 +320,7 @@ class Queue(ABC):
     def _addr(self, x: "Buffer | IntArg", size: int, what: str) -> IntArg:
         from .memory.buffer import Buffer
         if isinstance(x, Buffer):
-            self.device._check_buffer(x)
+            self.device._check_buffer(x, what)
             if size > x.size:
                 raise InvalidArgument(f"{what}: {size} bytes do not fit in a {x.size}-byte buffer")
             return x.va
@@ -344,6 +368,8 @@ def _dims(d: Sequence[IntArg], what: str) -> tuple:
                 return (x, 1, 1)
     if isinstance(d, (int, VarExpr)):
         d = (d,)
+    if not isinstance(d, (tuple, list)):
+        raise InvalidArgument(f"{what} must be a tuple of 1 to 3 positive ints, got {d!r}")
     d = tuple(d)
     if not 1 <= len(d) <= 3:
         raise InvalidArgument(f"{what} must have 1 to 3 dimensions, got {d!r}")

@@ -83,6 +83,9 @@ def open_device(name: str | None = None):
             raise DeviceNotFound("no GPU found on this machine; open a mock explicitly with "
                                  "open_device('mock:nvidia') or set HWDRV_MOCK=1")
         name = real[0].name
+    if not isinstance(name, str):
+        raise DeviceNotFound(f"open_device: name must be a str such as 'nvidia:0' or "
+                             f"'mock:nvidia', got {name!r}")
     prefix, _, rest = name.partition(":")
     if prefix == "mock":
         if rest not in _BACKENDS:

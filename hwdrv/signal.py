@@ -54,9 +54,9 @@ class Signal:
     @value.setter
     def value(self, v: int) -> None:
         self._live()
-        if not isinstance(v, int) or not 0 <= v < 1 << 64:
-            raise InvalidArgument(f"signal value must be an int in [0, 2**64), got {v!r}")
-        self._mem[0] = v
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < 1 << 64:
+            raise InvalidArgument(f"Signal.value must be an int in [0, 2**64), got {v!r}")
+        self._mem[0] = int(v)
 
     @property
     def timestamp(self) -> int:
@@ -70,8 +70,13 @@ class Signal:
 
     def wait(self, value: int, timeout: float | None = DEFAULT_TIMEOUT) -> None:
         """Block until the signal holds at least ``value``. Raises :class:`~hwdrv.GPUHang` with a HangReport
-        after ``timeout`` seconds (None: the default), or as soon as the device reports an error."""
+        after ``timeout`` seconds (None: the default), or as soon as the device reports an error;
+        :class:`~hwdrv.DeviceClosed` if another thread closes the device meanwhile."""
         timeout = check_timeout(timeout)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                or not 0 <= value < 1 << 64:
+            raise InvalidArgument(f"Signal.wait: value must be an int in [0, 2**64), got {value!r}")
+        value = int(value)
         mem = self._live()
         if int(mem[0]) >= value:
             return
@@ -84,6 +89,8 @@ class Signal:
             spins += 1
             if spins < 2000:
                 continue      # spin first: most waits are short and sleeping costs 50+ us
+            if dev._closed:
+                dev._check_open()     # closed by another thread: mem now reads zeros
             now = time.perf_counter()
             if now >= next_check:
                 next_check = now + _ERROR_POLL_S
@@ -115,8 +122,14 @@ class Timeline:
         self.signal, self.value = signal, 0
 
     def next(self) -> int:
+        """Reserve the next value (the device lock is held: values are pushed in order)."""
         self.value += 1
         return self.value
+
+    def unreserve(self, value: int) -> None:
+        """Give back ``value`` from next() when its submission could not be pushed."""
+        if self.value == value:
+            self.value -= 1
 
     def done(self, value: int) -> bool:
         return int(self.signal._mem[0]) >= value

@@ -72,7 +72,7 @@ class Var(VarExpr):
     __slots__ = ("name",)
 
     def __init__(self, name: str):
-        if not name.isidentifier():
+        if not isinstance(name, str) or not name.isidentifier():
             raise InvalidArgument(f"Var name must be a Python identifier (it is passed as a "
                                   f"keyword to submit()), got {name!r}")
         self.name = name

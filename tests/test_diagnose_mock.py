@@ -67,7 +67,7 @@ def test_wait_on_unset_signal(dev, monkeypatch):
     assert rep is not None and rep.cause == "timeout", msg
     assert rep.expected == 1 and rep.seen == 0
     text = stalled(rep)
-    assert "HOST.SEM_EXECUTE" in text and "ACQ_CIRC_GEQ" in text
+    assert "HOST.SEM_EXECUTE" in text and "ACQ_STRICT_GEQ" in text
     assert any(hex(exp["signal"]) in n for n in rep.notes)
     assert D.vecadd_check(dev)
 

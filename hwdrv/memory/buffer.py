@@ -8,15 +8,18 @@ The owner (a backend device or its memory manager) creates Buffers and does the 
   * Using a freed buffer (`.va`, `.view()`) raises BufferFreed, naming how it was freed
     (free(), context manager exit, or device close).
   * There is no free on garbage collection: memory goes back at free() or when the device closes.
+  * Views keep memory alive: every array `view()` returns holds a *pin*; the owner releases the
+    memory (and its address) only once no view of it remains, so a view used after `free()` never
+    reaches another allocation and never touches unmapped memory (see `_take_pin`).
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any, Protocol
 
 import numpy as np
 
 from ..errors import BufferFreed, InvalidArgument
-from ..ioctl import hostmem
 
 
 class BufferOwner(Protocol):
@@ -34,7 +37,7 @@ class Buffer:
     """
 
     __slots__ = ("_owner", "_va", "size", "device", "host_visible", "_cpu_addr", "meta", "_freed_by",
-                 "__weakref__")
+                 "_pin", "__weakref__")
 
     def __init__(self, owner: BufferOwner, va: int, size: int, *, host_visible: bool,
                  device: Any = None, cpu_addr: int | None = None, meta: Any = None):
@@ -48,6 +51,7 @@ class Buffer:
         self._cpu_addr = (va if cpu_addr is None else cpu_addr) if host_visible else None
         self.meta = meta
         self._freed_by: str | None = None
+        self._pin: _Pin | None = None
 
     # --- state ----------------------------------------------------------------------------------------
     @property
@@ -82,7 +86,30 @@ class Buffer:
         n = self.size - offset if nbytes is None else nbytes
         if offset < 0 or n < 0 or offset + n > self.size:
             raise InvalidArgument(f"view [{offset:#x}, {offset + n:#x}) is outside {self!r}")
-        return hostmem.view(addr + offset, n, dtype)
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            raise InvalidArgument(f"view(): dtype must be a numpy dtype, got {dtype!r}") from None
+        if dt.hasobject:
+            raise InvalidArgument(f"view(): dtype {dt} holds Python objects; use a numeric dtype")
+        if n % dt.itemsize:
+            raise InvalidArgument(f"view of {n} bytes is not a whole number of {dt} items ({dt.itemsize} bytes)")
+        if n == 0:
+            return np.zeros(0, dt)
+        if self._pin is None:
+            self._pin = _Pin()
+        return np.asarray(_PinnedBytes(addr + offset, n, self._pin)).view(dt)
+
+    def _take_pin(self) -> "weakref.ref[_Pin] | None":
+        """Drop the buffer's own hold on its views' pin (the owner calls this when it is about to
+        release the memory): a live result means views still exist, and the owner must keep the
+        memory mapped until the pin is collected (``weakref.finalize`` on it)."""
+        pin, self._pin = self._pin, None
+        if pin is None:
+            return None
+        ref = weakref.ref(pin)
+        del pin
+        return ref if ref() is not None else None
 
     # --- lifetime -------------------------------------------------------------------------------------
     def free(self) -> None:
@@ -110,3 +137,21 @@ class Buffer:
         vis = "host-visible" if self.host_visible else "device-only"
         dev = getattr(self.device, "name", None) or type(self.device).__name__
         return f"<Buffer va={self._va:#x} size={self.size:#x} {vis} on {dev}, {state}>"
+
+
+class _Pin:
+    """Held by every view of one buffer; the owner frees the memory once it is collected."""
+
+    __slots__ = ("__weakref__",)
+
+
+class _PinnedBytes:
+    """``n`` bytes at ``addr`` exposed to numpy, keeping ``pin`` alive: numpy makes this object
+    the base of the array (and of every view or slice of it)."""
+
+    __slots__ = ("__array_interface__", "_pin")
+
+    def __init__(self, addr: int, n: int, pin: _Pin):
+        self.__array_interface__ = {"data": (addr, False), "shape": (n,), "typestr": "|u1",
+                                    "version": 3}
+        self._pin = pin

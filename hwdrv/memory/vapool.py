@@ -38,6 +38,7 @@ class VAPool:
         self.kernel = kernel
         self._lock = threading.Lock()
         self._kinds: dict[int, str] = {}       # va -> "mapped" | "gpu-only"
+        self._detached: dict[int, int] = {}    # va -> size: anonymous stand-ins close() keeps
         self.base, self.at_hint = self._reserve(base_hint, size, align)
         self.size = size
         self.alloc = VARangeAllocator(self.base, size, granule=PAGE_SIZE)
@@ -154,6 +155,28 @@ class VAPool:
             self._kinds.pop(va, None)
             self.alloc.free(va)
 
+    def detach(self, va: int) -> None:
+        """Replace the block at ``va`` by private zero pages that outlive the pool: for memory the
+        driver is about to take away while host views of it still exist (a device closing). The
+        views then read zeros instead of faulting; ``close()`` leaves the block mapped and
+        ``drop_detached`` unmaps it once the views are gone."""
+        with self._lock:
+            size = self.alloc.size_of(va)
+            self.kernel.mmap(va, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+            self._kinds[va] = "detached"
+            self._detached[va] = size
+
+    def drop_detached(self, va: int) -> None:
+        """Unmap a detached block (after close) or return it to the pool (before)."""
+        with self._lock:
+            size = self._detached.pop(va)
+            if self._closed:
+                self.kernel.munmap(va, size)
+                return
+            self._protnone(va, size)
+            self._kinds.pop(va, None)
+            self.alloc.free(va)
+
     def size_of(self, va: int) -> int:
         """Size of the block at `va`."""
         return self.alloc.size_of(va)
@@ -164,7 +187,13 @@ class VAPool:
             if self._closed:
                 return
             self._closed = True
-            self.kernel.munmap(self.base, self.size)
+            at = self.base
+            for va in sorted(self._detached):      # keep the detached blocks: views still use them
+                if va > at:
+                    self.kernel.munmap(at, va - at)
+                at = va + self._detached[va]
+            if at < self.end:
+                self.kernel.munmap(at, self.end - at)
 
     def __enter__(self) -> "VAPool":
         return self

@@ -45,26 +45,78 @@ class Mapping(NamedTuple):
     writable: bool
 
 
-class _State:
-    """Immutable snapshot of the mappings (readers on engine threads take one reference)."""
+def _put(a: np.ndarray, i: int, v: object) -> np.ndarray:
+    """A copy of ``a`` with ``v`` inserted before index ``i`` (one C-level copy)."""
+    out = np.empty(len(a) + 1, a.dtype)
+    out[:i] = a[:i]
+    out[i] = v
+    out[i + 1:] = a[i:]
+    return out
 
-    def __init__(self, maps: list[Mapping]):
-        self.maps = maps
-        self.starts_l = [m.va for m in maps]
-        self.starts = np.array(self.starts_l, dtype=np.uint64)
-        self.ends = np.array([m.va + m.size for m in maps], dtype=np.uint64)
-        self.writable = np.array([m.writable for m in maps], dtype=bool)
-        if maps:
-            # One byte view over [lo, hi) of host memory covering every mapping's host range; only
-            # translated, bounds-checked offsets are ever touched, so gaps in it are never read.
-            self.lo = min(m.host_addr for m in maps) & ~4095
-            hi = max(m.host_addr + m.size for m in maps)
-            self.span = np.frombuffer(ffi.buffer(ffi.cast("char *", self.lo), hi - self.lo), np.uint8)
-            # delta from GPU VA to offset in span, per mapping (may be negative: keep it int64)
-            self.delta = np.array([m.host_addr - self.lo - m.va for m in maps], dtype=np.int64)
+
+class _State:
+    """Immutable snapshot of the mappings (readers on engine threads take one reference).
+
+    A new snapshot is derived from the previous one with one mapping inserted or removed: list
+    slicing and np.insert/np.delete move memory in C (a few microseconds for 10k mappings), so
+    map/unmap cost no Python-level work per existing mapping."""
+
+    __slots__ = ("maps", "starts_l", "starts", "ends", "writable", "lo", "hi", "span", "delta",
+                 "typed")
+
+    @classmethod
+    def empty(cls) -> "_State":
+        st = cls()
+        st.maps, st.starts_l = [], []
+        st.starts, st.ends = np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+        st.writable, st.delta = np.zeros(0, bool), np.zeros(0, np.int64)
+        st.lo = st.hi = 0
+        st.span = np.zeros(0, np.uint8)
+        st.typed = {}
+        return st
+
+    def with_span(self, lo: int, hi: int, delta: np.ndarray) -> None:
+        # One byte view over [lo, hi) of host memory covering every mapping's host range; only
+        # translated, bounds-checked offsets are ever touched, so gaps in it are never read.
+        # (After unmaps it may cover more than needed; that is harmless for the same reason.)
+        self.lo, self.hi, self.delta = lo, hi, delta
+        self.span = (np.frombuffer(ffi.buffer(ffi.cast("char *", lo), hi - lo), np.uint8)
+                     if hi > lo else np.zeros(0, np.uint8))
+        self.typed = {}
+
+    def inserted(self, i: int, m: Mapping) -> "_State":
+        st = _State()
+        st.maps = self.maps[:i] + [m] + self.maps[i:]
+        st.starts_l = self.starts_l[:i] + [m.va] + self.starts_l[i:]
+        st.starts = _put(self.starts, i, m.va)
+        st.ends = _put(self.ends, i, m.va + m.size)
+        st.writable = _put(self.writable, i, m.writable)
+        lo = m.host_addr & ~4095 if not self.maps else min(self.lo, m.host_addr & ~4095)
+        hi = max(self.hi, m.host_addr + m.size)
+        delta = self.delta + (self.lo - lo) if self.maps and lo != self.lo else self.delta
+        if self.maps and lo == self.lo and hi == self.hi:
+            # same span: keep the views (and the typed views made from them)
+            st.lo, st.hi, st.span, st.typed = lo, hi, self.span, self.typed
+            st.delta = _put(delta, i, m.host_addr - lo - m.va)
         else:
-            self.lo, self.span, self.delta = 0, np.zeros(0, np.uint8), np.zeros(0, np.int64)
-        self.typed: dict[np.dtype, np.ndarray] = {}
+            st.with_span(lo, hi, _put(delta, i, m.host_addr - lo - m.va))
+        return st
+
+    def replaced(self, i: int, j: int, new: list[Mapping]) -> "_State":
+        """Mappings [i, j) replaced by ``new`` (host ranges inside the old ones)."""
+        st = _State()
+        st.maps = self.maps[:i] + new + self.maps[j:]
+        st.starts_l = self.starts_l[:i] + [m.va for m in new] + self.starts_l[j:]
+        def splice(a: np.ndarray, vals: list) -> np.ndarray:
+            return np.concatenate((a[:i], np.array(vals, a.dtype), a[j:]))
+        st.starts = splice(self.starts, [m.va for m in new])
+        st.ends = splice(self.ends, [m.va + m.size for m in new])
+        st.writable = splice(self.writable, [m.writable for m in new])
+        st.lo, st.hi, st.span, st.typed = self.lo, self.hi, self.span, self.typed
+        st.delta = splice(self.delta, [m.host_addr - self.lo - m.va for m in new])
+        if not st.maps:
+            return _State.empty()
+        return st
 
     def typed_span(self, dt: np.dtype) -> np.ndarray:
         v = self.typed.get(dt)
@@ -80,7 +132,11 @@ class GpuPageTable:
     def __init__(self, name: str = "gpu"):
         self.name = name
         self._lock = threading.Lock()
-        self._state = _State([])
+        self._state = _State.empty()
+        #: held by every access while it touches host memory, and by unmap: once unmap returns,
+        #: no engine still reads or writes through the old mapping (its owner may then free
+        #: the host memory without an engine thread touching it afterwards)
+        self._access = threading.RLock()
 
     # --- mapping --------------------------------------------------------------------------------------
     def map(self, va: int, host_addr: int, size: int, writable: bool = True) -> None:
@@ -94,28 +150,30 @@ class GpuPageTable:
                 if m.va < va + size and va < m.va + m.size:
                     raise InvalidArgument(f"{self.name}: mapping [{va:#x}, {va + size:#x}) overlaps existing "
                                           f"[{m.va:#x}, {m.va + m.size:#x}); unmap it first")
-            new = maps[:i] + [Mapping(va, size, host_addr, bool(writable))] + maps[i:]
-            self._state = _State(new)
+            self._state = self._state.inserted(i, Mapping(va, size, host_addr, bool(writable)))
 
     def unmap(self, va: int, size: int) -> None:
         """Unmap [va, va+size); mappings partly inside are split. Unmapping nothing is an error
         (it means the caller's bookkeeping is wrong)."""
         end = va + size
-        with self._lock:
-            new, hit = [], False
-            for m in self._state.maps:
+        with self._access, self._lock:
+            st = self._state
+            i = max(bisect_right(st.starts_l, va) - 1, 0)
+            if i < len(st.maps) and st.maps[i].va + st.maps[i].size <= va:
+                i += 1
+            j = i
+            new = []
+            while j < len(st.maps) and st.maps[j].va < end:
+                m = st.maps[j]
                 mend = m.va + m.size
-                if mend <= va or m.va >= end:
-                    new.append(m)
-                    continue
-                hit = True
                 if m.va < va:
                     new.append(Mapping(m.va, va - m.va, m.host_addr, m.writable))
                 if mend > end:
                     new.append(Mapping(end, mend - end, m.host_addr + (end - m.va), m.writable))
-            if not hit:
+                j += 1
+            if j == i:
                 raise InvalidArgument(f"{self.name}: unmap [{va:#x}, {end:#x}) covers no mapping")
-            self._state = _State(new)
+            self._state = st.replaced(i, j, new)
 
     def mappings(self) -> list[Mapping]:
         """All mappings in VA order (for dumps)."""
@@ -137,12 +195,16 @@ class GpuPageTable:
         return m.host_addr + (va - m.va)
 
     def read(self, va: int, n: int) -> bytes:
-        return hostmem.read(self.translate(va, n, "read"), n) if n else b""
+        if not n:
+            return b""
+        with self._access:
+            return hostmem.read(self.translate(va, n, "read"), n)
 
     def write(self, va: int, data: bytes | bytearray | memoryview) -> None:
         n = len(memoryview(data).cast("B"))
         if n:
-            hostmem.write(self.translate(va, n, "write"), data)
+            with self._access:
+                hostmem.write(self.translate(va, n, "write"), data)
 
     # --- vector access ----------------------------------------------------------------------------------
     def _offsets(self, st: _State, addrs: np.ndarray, itemsize: int, access: str,
@@ -185,9 +247,11 @@ class GpuPageTable:
              access: str = "read") -> np.ndarray:
         """Gather one `dtype` value per lane from GPU addresses `addrs` (any shape). Lanes where
         `mask` is False are not checked and read as 0."""
-        dt = np.dtype(dtype)
+        with self._access:
+            return self._load(np.dtype(dtype), np.asarray(addrs), mask, access)
+
+    def _load(self, dt: np.dtype, addrs: np.ndarray, mask: np.ndarray | None, access: str) -> np.ndarray:
         st = self._state
-        addrs = np.asarray(addrs)
         if mask is not None:
             mask = np.broadcast_to(np.asarray(mask, bool), addrs.shape)
         off = self._offsets(st, addrs, dt.itemsize, access, mask)
@@ -213,6 +277,10 @@ class GpuPageTable:
         values = np.broadcast_to(values, addrs.shape)
         if mask is not None:
             mask = np.broadcast_to(np.asarray(mask, bool), addrs.shape)
+        with self._access:
+            self._store(addrs, values, mask, access)
+
+    def _store(self, addrs: np.ndarray, values: np.ndarray, mask: np.ndarray | None, access: str) -> None:
         dt = values.dtype
         st = self._state
         off = self._offsets(st, addrs, dt.itemsize, access, mask)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..device import Device
-from ..errors import DeviceNotFound, HwdrvError
+from ..errors import DeviceNotFound, GPUHang, HwdrvError
 from ..hang import HangReport
 from ..ioctl.kernel import O_CLOEXEC, O_RDWR, Kernel
 from ..limits import DeviceLimits
@@ -312,9 +312,15 @@ class NVDevice(Device):
         get = hw.ffi.offsetof("HopperAControlGPFifo", "GPGet") // 4
         pbuf = self._pbs[slot]
         tl = self._timelines[kind]
+        me = weakref.ref(self)      # the channel must not keep its device alive (close at GC)
+
+        def on_stall(msg: str) -> GPUHang:
+            dev = me()
+            return GPUHang(msg, dev._hang_report("timeout") if dev is not None else None)
         return Channel(kind, self.kernel, ring, userd, off, get, pbuf.va,
                        _host_view(pbuf.va, PUSHBUFFER_SIZE).view(np.uint32), tok.workSubmitToken,
-                       self._doorbell, tl.done, tl.wait)
+                       self._doorbell, tl.done, tl.wait,
+                       lambda: getattr(me(), "submit_timeout", 0.0), on_stall)
 
     def _first_submission(self) -> None:
         """Bind each class to its subchannel and program the memory windows, then wait."""
@@ -335,6 +341,10 @@ class NVDevice(Device):
     def _ensure_slm(self, q: NVComputeQueue, per_thread: int) -> None:
         """Grow the channel's local-memory backing so kernels needing ``per_thread`` bytes of
         local memory per thread fit (sizing as the hardware divides it: per warp, per TPC)."""
+        with self._lock:
+            self._ensure_slm_locked(q, per_thread)
+
+    def _ensure_slm_locked(self, q: NVComputeQueue, per_thread: int) -> None:
         if per_thread <= self._slm_per_thread:
             return
         gr = self.gr
@@ -343,7 +353,9 @@ class NVDevice(Device):
         total = per_tpc * gr["LITTER_NUM_TPC_PER_GPC"] * gr["LITTER_NUM_GPCS"]
         total = -(-total // 0x20000) * 0x20000
         if per_thread > LOCAL_WINDOW_SIZE:
-            raise HwdrvError(f"{per_thread} bytes of local memory per thread exceed the 16 MiB window")
+            from ..errors import ProgramError
+            raise ProgramError(f"{per_thread} bytes of local memory per thread exceed the "
+                               f"{LOCAL_WINDOW_SIZE >> 20} MiB local window")
         a = self.mem.vidmem(total)
         self._slm.append(a)       # older backings stay until close: queued kernels may use them
         self._slm_per_thread, self._slm_per_tpc = per_thread, per_tpc
@@ -362,6 +374,17 @@ class NVDevice(Device):
 
     def _backend_free(self, buf: Buffer) -> None:
         self.mem.free(buf.meta)
+
+    def _backend_forget_views(self) -> None:
+        self.channels = {}
+
+    def _backend_detach(self, buf: Buffer):
+        a = buf.meta
+        if not a.cpu_mapped or self._pool is None:
+            return None
+        pool = self._pool
+        pool.detach(a.va)
+        return lambda: pool.drop_detached(a.va)
 
     def _backend_queue(self, kind: str) -> Queue:
         return NVComputeQueue(self) if kind == "compute" else NVCopyQueue(self)
@@ -471,18 +494,24 @@ class NVDevice(Device):
             except HwdrvError as e:
                 errors.append(e)
         self._fds.clear()
-        self.rm = self.uvm = self._pool = None
+        self.rm = self.uvm = self._pool = self.mem = None
         if errors:
             raise errors[0]
 
 
 def _reserve_pool(kernel: Kernel) -> VAPool:
-    """The first free pool slot below 2**40 (never anywhere else: the hardware needs it)."""
-    for slot in range(POOL_SLOTS):
-        pool = VAPool(kernel, POOL_BASE + slot * POOL_SIZE, POOL_SIZE)
-        if pool.at_hint:
-            return pool
-        pool.close()
+    """The first free pool slot below 2**40 (never anywhere else: the hardware needs it). When
+    all are taken, devices dropped without close() may still await the cycle collector (their
+    finalizer frees their slot): collect once and look again."""
+    import gc
+    for attempt in range(2):
+        for slot in range(POOL_SLOTS):
+            pool = VAPool(kernel, POOL_BASE + slot * POOL_SIZE, POOL_SIZE)
+            if pool.at_hint:
+                return pool
+            pool.close()
+        if attempt == 0:
+            gc.collect()
     raise HwdrvError(f"no free {POOL_SIZE >> 30} GiB address range below 2**40 for another device "
                      f"(tried {POOL_SLOTS} slots from {POOL_BASE:#x}); close other devices first")
 

@@ -58,7 +58,11 @@ def gp_entry(va: int, ndwords: int) -> int:
 
 # Semaphore execute words (host class): a 64-bit acquire ">=" that yields the TSG while it
 # waits, and a 64-bit release after the channel is idle, with or without the ns timestamp.
-SEM_ACQUIRE_GEQ = encode(hw, "NVC56F_SEM_EXECUTE", OPERATION="ACQ_CIRC_GEQ", ACQUIRE_SWITCH_TSG="EN",
+# The acquire is ACQ_STRICT_GEQ, which succeeds when SV >= PV "an unsigned greater-than-or-equal-to
+# comparison", not ACQ_CIRC_GEQ, which succeeds when SV is within [PV, PV + 2**63 - 1] modulo 2**64
+# (open-gpu-doc manuals/ampere/ga100/dev_pbdma.ref.txt, SEM_EXECUTE): a circular compare passes at
+# once for targets 2**63 or more above the value, and the API promises a plain 64-bit ">=".
+SEM_ACQUIRE_GEQ = encode(hw, "NVC56F_SEM_EXECUTE", OPERATION="ACQ_STRICT_GEQ", ACQUIRE_SWITCH_TSG="EN",
                          PAYLOAD_SIZE="64BIT")
 SEM_RELEASE = encode(hw, "NVC56F_SEM_EXECUTE", OPERATION="RELEASE", RELEASE_WFI="EN", PAYLOAD_SIZE="64BIT")
 SEM_RELEASE_TS = SEM_RELEASE | encode(hw, "NVC56F_SEM_EXECUTE", RELEASE_TIMESTAMP="EN")
@@ -85,7 +89,6 @@ def semaphore(va: int, payload: int, execute: int) -> list[int]:
 GPFIFO_ENTRIES = 4096
 #: bytes of pushbuffer ring per channel that unbound submissions are copied into
 PUSHBUFFER_SIZE = 16 << 20
-_STALL_TIMEOUT = 10.0
 
 
 class Channel:
@@ -94,7 +97,11 @@ class Channel:
     def __init__(self, name: str, kernel: "Kernel", ring: np.ndarray, userd: np.ndarray,
                  gpput_word: int, gpget_word: int, pb_va: int, pb: np.ndarray, token: int,
                  doorbell: int, timeline_done: Callable[[int], bool],
-                 wait_timeline: Callable[[int], None]):
+                 wait_timeline: Callable[[int, float], None],
+                 stall_timeout: Callable[[], float], on_stall: Callable[[str], GPUHang]):
+        """``wait_timeline(v, seconds)`` waits for the engine's timeline (raising GPUHang);
+        ``stall_timeout()`` is how long a push may wait for ring space (the device's
+        submit_timeout); ``on_stall(message)`` makes the GPUHang (with a report) to raise."""
         self.name, self.kernel = name, kernel
         self.ring, self.userd = ring, userd           # uint64 view of entries, uint32 view of USERD
         self._gpput, self._gpget = gpput_word, gpget_word
@@ -105,6 +112,7 @@ class Channel:
         self._pb_off = 0                              # next free word in the pushbuffer ring
         self._pb_inflight: collections.deque[tuple[int, int, int]] = collections.deque()
         self._timeline_done, self._wait_timeline = timeline_done, wait_timeline
+        self._stall_timeout, self._on_stall = stall_timeout, on_stall
         self.history: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=64)
 
     @property
@@ -136,20 +144,22 @@ class Channel:
     def _reserve(self, nwords: int, timeline_value: int) -> int:
         cap = len(self.pb)
         if nwords > cap:
-            raise GPUHang(f"{self.name}: a submission of {nwords * 4} bytes exceeds the "
-                          f"{cap * 4}-byte pushbuffer ring; bind() large queues instead")
+            from ..errors import InvalidArgument
+            raise InvalidArgument(f"{self.name}: a submission of {nwords * 4} bytes exceeds the "
+                                  f"{cap * 4}-byte pushbuffer ring; bind() large queues instead")
         off = self._pb_off
         if off + nwords > cap:
             off = 0
         end = off + nwords
         # wait until no earlier submission still occupies [off, end)
+        deadline = time.perf_counter() + self._stall_timeout()
         while self._pb_inflight:
             s, e, v = self._pb_inflight[0]
             overlaps = s < end and off < e
             if self._timeline_done(v):
                 self._pb_inflight.popleft()
             elif overlaps:
-                self._wait_timeline(v)
+                self._wait_timeline(v, max(0.0, deadline - time.perf_counter()))
             else:
                 break
         self._pb_inflight.append((off, end, timeline_value))
@@ -164,11 +174,13 @@ class Channel:
         self._seen_consumed = self._consumed()
         if self.put - self._seen_consumed < n - 1:
             return
-        deadline = time.perf_counter() + _STALL_TIMEOUT
+        limit = self._stall_timeout()
+        deadline = time.perf_counter() + limit
         while self.put - self._consumed() >= n - 1:
             if time.perf_counter() > deadline:
-                raise GPUHang(f"{self.name}: the GPU has not consumed GPFIFO entries for "
-                              f"{_STALL_TIMEOUT} s (GPGet {self.gp_get}, put {self.put % n})")
+                raise self._on_stall(f"{self.name}: the GPU has not consumed GPFIFO entries for "
+                                     f"{limit:.3g} s (GPGet {self.gp_get}, put {self.put % n}); "
+                                     f"the ring is full behind stuck work")
             time.sleep(0)
         self._seen_consumed = self._consumed()
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import ProgramError
 from ..program import Param, Program
 from .cubin import CubinImage
 from .qmd import CBUF_ALIGN, QMD_WORDS, RESERVED_SHARED, build_template, set_const_bank
@@ -24,6 +25,8 @@ CB0_STACK_POINTER = 0x28    # u32: initial stack pointer inside the local window
 #: the stack starts this far below the top of the 16 MiB local window (space the ABI reserves)
 STACK_RESERVE = 0x240
 LOCAL_WINDOW_SIZE = 16 << 20
+#: registers one sm_90 thread may use (CUDA C Programming Guide, compute capability 9.0)
+MAX_REGISTERS = 255
 
 
 class NVProgram(Program):
@@ -40,6 +43,14 @@ class NVProgram(Program):
                          shared_static=info.shared_static, max_shared=device.limits.max_shared_per_block)
         self.local_per_thread = info.local_per_thread
         self.regs = info.regs
+        # refused here, not at the first launch (where the QMD would take the value)
+        if not 1 <= (self.regs or 0) <= MAX_REGISTERS:
+            raise ProgramError(f"{name}: the binary says {self.regs} registers per thread; "
+                               f"{device.arch} kernels use 1..{MAX_REGISTERS}")
+        if not 0 <= self.local_per_thread <= LOCAL_WINDOW_SIZE - STACK_RESERVE:
+            raise ProgramError(f"{name}: {self.local_per_thread} bytes of local memory per thread "
+                               f"exceed the {LOCAL_WINDOW_SIZE >> 20} MiB local window "
+                               f"(less {STACK_RESERVE} reserved bytes)")
         # Code (and .nv.global) goes to video memory the CPU writes directly: loading a program
         # never queues behind work the user has put on the copy engine.
         self._globals = None
@@ -88,6 +99,9 @@ class NVProgram(Program):
             self._templates[key] = t
         return t
 
+    def _memory(self) -> list:
+        return [b for b in (self._code, self._globals) if b is not None]
+
     def source_line(self, pc: int) -> str:
         """The PTX line at GPU address ``pc`` when this kernel's code is PTX text (the mock's
         binaries: its SM error PCs point at the faulting line); "" otherwise."""
@@ -101,9 +115,3 @@ class NVProgram(Program):
             return ""          # SASS, not PTX
         line_no = src.count("\n", 0, off) + 1
         return f"PTX line {line_no}: {src.splitlines()[line_no - 1].strip()}"
-
-    def free(self) -> None:
-        """Release the code memory (the program must not be launched afterwards)."""
-        for b in (self._code, self._globals):
-            if b is not None and not b.freed:
-                b.free()

@@ -255,11 +255,11 @@ def _function_name(head: bytes) -> str:
             depth += 1
         elif c == 0x29:
             depth -= 1
-        elif depth == 0 and (chr(c).isalnum() or c in b"_$%"):
-            word.append(c)
+        elif depth == 0 and c < 0x80 and (chr(c).isalnum() or c in b"_$%"):
+            word.append(c)          # PTX identifiers are ASCII (a stray byte ends the name)
         elif word:
             break
-    return word.decode()
+    return word.decode("ascii")
 
 
 def module_variables(text: bytes) -> list[PtxVariable]:

@@ -35,6 +35,7 @@ class RM:
         self.kernel, self.nv, self.ffi, self.fd = kernel, nv, nv.ffi, ctl_fd
         self.ok = status_code(nv, "NV_OK")
         self.objects: dict[int, tuple[int, int]] = {}      # handle -> (parent, class)
+        self._children: dict[int, set[int]] = {}            # parent -> handles (frees stay O(1))
         self.client = 0
         self._next_handle = 0xD0000001   # caller-chosen handles (OS-descriptor memory)
         self.client = self.alloc(0, nv.NV01_ROOT_CLIENT, root=True)
@@ -68,7 +69,7 @@ class RM:
         self.escape(self.fd, self.nv.NV_ESC_RM_ALLOC, p, "NV_ESC_RM_ALLOC")
         self.check(p.status, "NV_ESC_RM_ALLOC", f"class {cls:#x} under {parent:#x}")
         h = p.hObjectNew
-        self.objects[h] = (parent, cls)
+        self._remember(h, parent, cls)
         return h
 
     def free(self, handle: int) -> None:
@@ -82,11 +83,21 @@ class RM:
         self.check(p.status, "NV_ESC_RM_FREE", f"handle {handle:#x}")
         self._forget(handle)
 
+    def _remember(self, handle: int, parent: int, cls: int) -> None:
+        self.objects[handle] = (parent, cls)
+        self._children.setdefault(parent, set()).add(handle)
+
     def _forget(self, handle: int) -> None:
-        self.objects.pop(handle, None)
-        for h, (parent, _) in list(self.objects.items()):
-            if parent == handle:
-                self._forget(h)
+        entry = self.objects.pop(handle, None)
+        if entry is not None:
+            sib = self._children.get(entry[0])
+            if sib is not None:
+                sib.discard(handle)
+        stack = list(self._children.pop(handle, ()))
+        while stack:                  # RM frees the whole subtree
+            h = stack.pop()
+            self.objects.pop(h, None)
+            stack.extend(self._children.pop(h, ()))
 
     def control(self, handle: int, cmd: int, params: Any, name: str = "") -> Any:
         """RM_CONTROL ``cmd`` on ``handle`` with ``params``; returns params (filled in)."""
@@ -120,7 +131,7 @@ class RM:
         p.fd = -1
         self.escape(dev_fd, nv.NV_ESC_RM_ALLOC_MEMORY, p, "NV_ESC_RM_ALLOC_MEMORY")
         self.check(p.params.status, "NV_ESC_RM_ALLOC_MEMORY", f"{size} bytes at {host_addr:#x}")
-        self.objects[handle] = (device, nv.NV01_MEMORY_SYSTEM_OS_DESCRIPTOR)
+        self._remember(handle, device, nv.NV01_MEMORY_SYSTEM_OS_DESCRIPTOR)
         return handle
 
     def map_memory(self, device: int, memory: int, length: int, map_fd: int) -> None:
@@ -141,4 +152,5 @@ class RM:
                 self.free(self.client)
             finally:
                 self.objects.clear()
+                self._children.clear()
                 self.client = 0

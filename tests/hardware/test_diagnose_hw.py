@@ -108,7 +108,7 @@ def test_wait_on_unset_signal(dev):
     rep, msg, exp = D.provoke_unset_signal(dev)
     assert rep is not None and rep.cause == "timeout", msg
     text = stalled(rep)
-    assert "HOST.SEM_EXECUTE" in text and "ACQ_CIRC_GEQ" in text
+    assert "HOST.SEM_EXECUTE" in text and "ACQ_STRICT_GEQ" in text
     assert any(hex(exp["signal"]) in n for n in rep.notes)
     check_common(rep, dev)
     assert rep.headline.startswith("The compute GPFIFO is stopped at a semaphore acquire"), rep.headline

@@ -135,6 +135,14 @@ class Channel:
             except X.ChannelError as e:
                 self.fail(e)
                 yield Work.IDLE
+            except MemoryError as e:
+                # Emulating this work needs more host memory than there is (e.g. a kernel's huge
+                # .local array times every lane): a resource fault of this channel, not a mock
+                # bug; the engine lives on so recovery works.
+                self.fail(X.ChannelError(X.XID_GR_EXCEPTION, f"the mock GPU cannot allocate the host "
+                                                             f"memory this work needs: {e}",
+                                         self.engine_type))
+                yield Work.IDLE
             except Exception as e:  # noqa: BLE001 - a mock bug: report on the channel AND loudly
                 self.fail(X.ChannelError(X.XID_PBDMA, f"mock GPU internal error: {type(e).__name__}: {e}",
                                          self.engine_type, cause=e))

@@ -9,6 +9,7 @@ FERMI_VASPACE_A page tables; MAP_EXTERNAL_ALLOCATION maps RM memory into them.
 from __future__ import annotations
 
 import errno as E
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +45,37 @@ class UvmFd:
         self.flags = 0
         self.gpus: set[bytes] = set()
         self.vaspace: dict[bytes, VaSpace] = {}
+        #: UVM ranges sorted by base (they never overlap), with their bases for bisection:
+        #: lookups stay O(log n) with thousands of live allocations
         self.ranges: list[Range] = []
+        self._bases: list[int] = []
+        #: id(Memory) -> the ranges it was mapped into (so freeing it touches only those)
+        self.by_mem: dict[int, list[Range]] = {}
+
+    def add_range(self, r: Range) -> None:
+        i = bisect_right(self._bases, r.base)
+        self._bases.insert(i, r.base)
+        self.ranges.insert(i, r)
+
+    def remove_range(self, r: Range) -> None:
+        i = bisect_right(self._bases, r.base) - 1
+        while self.ranges[i] is not r:
+            i -= 1
+        del self._bases[i], self.ranges[i]
+
+    def at(self, base: int) -> Range | None:
+        """The range starting at ``base``."""
+        i = bisect_right(self._bases, base) - 1
+        return self.ranges[i] if i >= 0 and self._bases[i] == base else None
+
+    def containing(self, base: int, length: int) -> Range | None:
+        """The range holding all of [base, base + length)."""
+        i = bisect_right(self._bases, base) - 1
+        if i >= 0:
+            r = self.ranges[i]
+            if base + length <= r.base + r.length:
+                return r
+        return None
 
     def pt(self, uuid: bytes) -> GpuPageTable:
         if uuid not in self.gpus:
@@ -56,7 +87,13 @@ class UvmFd:
         return vas.pt
 
     def overlapping(self, base: int, length: int) -> Range | None:
-        for r in self.ranges:
+        i = max(bisect_right(self._bases, base) - 1, 0)
+        for r in self.ranges[i:i + 2]:
+            if r.base < base + length and base < r.base + r.length:
+                return r
+        i = bisect_right(self._bases, base + length - 1) - 1     # a range starting inside
+        if i >= 0:
+            r = self.ranges[i]
             if r.base < base + length and base < r.base + r.length:
                 return r
         return None
@@ -213,7 +250,7 @@ class UvmDriver(MockDriver):
         # the channel's GR context buffers really live there: back the range with video memory
         mem = MemBacking("vidmem", length, pool=self.rm.vram, name=f"hwdrv-mock-nv-ctxbuf-{p.hChannel:#x}")
         pt.map(base, mem.host_addr, length)
-        st.ranges.append(Range(base, length, "channel", [(base, length, None)], mem, ch))
+        st.add_range(Range(base, length, "channel", [(base, length, None)], mem, ch))
 
     def _unregister_channel(self, st: UvmFd, p: Any) -> None:
         ch = self.rm.obj(self.rm.client(p.hClient), p.hChannel, Channel, "hChannel")
@@ -230,14 +267,13 @@ class UvmDriver(MockDriver):
         if hit is not None:
             raise RmStatus("NV_ERR_UVM_ADDRESS_IN_USE", f"[{base:#x}, +{length:#x}) overlaps the {hit.kind} range "
                                                         f"[{hit.base:#x}, +{hit.length:#x})")
-        st.ranges.append(Range(base, length, "external"))
+        st.add_range(Range(base, length, "external"))
 
     def _map_external(self, st: UvmFd, p: Any) -> None:
         base, length, offset = int(p.base), int(p.length), int(p.offset)
         self._check_range(base, length)
-        r = next((r for r in st.ranges if r.kind == "external" and r.base <= base
-                  and base + length <= r.base + r.length), None)
-        if r is None:
+        r = st.containing(base, length)
+        if r is None or r.kind != "external":
             raise RmStatus("NV_ERR_INVALID_ADDRESS", f"[{base:#x}, +{length:#x}) is not inside one external range "
                                                      f"(UVM_CREATE_EXTERNAL_RANGE first)")
         n = int(p.gpuAttributesCount)
@@ -256,10 +292,11 @@ class UvmDriver(MockDriver):
             pt.map(base, mem.mem.host_addr + offset, length, writable)
             r.maps.append((base, length, mem))
             mem.gpu_maps.append((pt, base, length))
+            st.by_mem.setdefault(id(mem), []).append(r)
 
     def _free(self, st: UvmFd, p: Any) -> None:
         base = int(p.base)
-        r = next((r for r in st.ranges if r.base == base), None)
+        r = st.at(base)
         if r is None:
             raise RmStatus("NV_ERR_INVALID_ADDRESS", f"{base:#x} is not the base of a UVM range")
         self._drop_range(st, r)
@@ -293,7 +330,7 @@ class UvmDriver(MockDriver):
                 pass
         if r.backing is not None:
             r.backing.release()
-        st.ranges.remove(r)
+        st.remove_range(r)
 
     def object_freed(self, obj: RmObject) -> None:
         """RM freed `obj`: forget UVM state that referred to it."""
@@ -301,7 +338,11 @@ class UvmDriver(MockDriver):
             for uuid, vas in list(st.vaspace.items()):
                 if vas is obj:
                     st.vaspace.pop(uuid)
-            for r in list(st.ranges):
+            if isinstance(obj, Channel):
+                candidates = [r for r in st.ranges if r.channel is obj]
+            else:
+                candidates = st.by_mem.pop(id(obj), [])
+            for r in candidates:
                 if r.channel is obj:
                     # the context buffers go with the channel: unmap before the pages are freed
                     for va, n, _ in r.maps:

@@ -1,0 +1,64 @@
+"""Shared pieces of the reliability and stress suites: the devices they run on, a small PTX
+kernel, and a runner that executes code in a child process so a segfault or a hang is
+observed and counted instead of killing pytest."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+#: devices the stress suites run on; the AMD and Qualcomm mocks join as their backends land
+DEVICES = ["mock:nvidia"]
+
+#: out[i] = in[i] + k for i < n (u32)
+ADD_PTX = r"""
+.version 8.0
+.target sm_90
+.address_size 64
+.visible .entry add_k(.param .u64 dst, .param .u64 src, .param .u32 k, .param .u32 n)
+{
+  .reg .pred %p<2>; .reg .b32 %r<8>; .reg .b64 %rd<8>;
+  ld.param.u64 %rd1, [dst]; ld.param.u64 %rd2, [src];
+  ld.param.u32 %r1, [k]; ld.param.u32 %r2, [n];
+  mov.u32 %r3, %ctaid.x; mov.u32 %r4, %ntid.x; mov.u32 %r5, %tid.x;
+  mad.lo.s32 %r6, %r3, %r4, %r5;
+  setp.ge.u32 %p1, %r6, %r2;
+  @%p1 bra DONE;
+  mul.wide.u32 %rd3, %r6, 4;
+  add.s64 %rd4, %rd2, %rd3; add.s64 %rd5, %rd1, %rd3;
+  ld.global.u32 %r7, [%rd4];
+  add.s32 %r7, %r7, %r1;
+  st.global.u32 [%rd5], %r7;
+DONE:
+  ret;
+}
+"""
+
+#: spins ``iters`` times, then writes ``val`` to *flag (a kernel that is still running a while)
+SPIN_PTX = r"""
+.version 8.0
+.target sm_90
+.address_size 64
+.visible .entry spin_then_write(.param .u64 flag, .param .u32 iters, .param .u32 val)
+{
+  .reg .pred %p<2>; .reg .b32 %r<6>; .reg .b64 %rd<2>;
+  ld.param.u64 %rd1, [flag]; ld.param.u32 %r1, [iters]; ld.param.u32 %r2, [val];
+  mov.u32 %r3, 0;
+LOOP:
+  add.u32 %r3, %r3, 1;
+  setp.lt.u32 %p1, %r3, %r1;
+  @%p1 bra LOOP;
+  st.global.u32 [%rd1], %r2;
+  ret;
+}
+"""
+
+
+def run_isolated(code: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (repository on sys.path); a crash shows up as a
+    negative return code, a hang as TimeoutExpired."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=root)
