@@ -1,5 +1,5 @@
-"""Shared pieces of the reliability and stress suites: the devices they run on, a small PTX
-kernel, and a runner that executes code in a child process so a segfault or a hang is
+"""Shared pieces of the reliability and stress suites: the devices they run on, two small
+kernels (PTX here, the AMD build in tests/data/amd/stress), and a runner that executes code in a child process so a segfault or a hang is
 observed and counted instead of killing pytest."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import textwrap
 
 #: devices the stress suites run on; the AMD and Qualcomm mocks join as their backends land
-DEVICES = ["mock:nvidia"]
+DEVICES = ["mock:nvidia", "mock:amd"]
 
 #: out[i] = in[i] + k for i < n (u32)
 ADD_PTX = r"""
@@ -53,6 +53,26 @@ LOOP:
   ret;
 }
 """
+
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: the AMD build of the same kernels (OpenCL C, tests/data/amd/stress/stress.cl)
+AMD_STRESS = os.path.join(_ROOT, "tests", "data", "amd", "stress", "stress.hsaco")
+
+
+def stress_binary(dev) -> bytes:
+    """The binary holding ``add_k`` and ``spin_then_write`` for ``dev``'s vendor."""
+    if dev.kind == "nvidia":
+        return dev.compiler.compile(ADD_PTX + SPIN_PTX.split(".address_size 64", 1)[1])
+    if dev.kind == "amd":
+        with open(AMD_STRESS, "rb") as f:
+            return f.read()
+    raise LookupError(f"no stress kernels for {dev.kind}: add its build to tests/stress_kit.py")
+
+
+def stress_program(dev, name: str):
+    """Kernel ``name`` (``add_k`` or ``spin_then_write``) loaded on ``dev``."""
+    return dev.program(stress_binary(dev), name)
 
 
 def run_isolated(code: str, timeout: float = 60.0) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ import pytest
 import hwdrv
 from hwdrv.errors import DeviceClosed, GPUHang, HwdrvError
 from hwdrv.var import Var
-from stress_kit import ADD_PTX, DEVICES, run_isolated
+from stress_kit import ADD_PTX, DEVICES, run_isolated, stress_binary, stress_program
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +62,7 @@ def _mixed_worker(dev, prog, t, rounds, wrong, errors):
 
 
 def _run_threads(dev, nthreads, rounds):
-    prog = dev.program(dev.compiler.compile(ADD_PTX), "add_k")
+    prog = stress_program(dev, "add_k")
     wrong, errors = [], []
     ts = [threading.Thread(target=_mixed_worker, args=(dev, prog, t, rounds, wrong, errors))
           for t in range(nthreads)]
@@ -95,11 +95,11 @@ def test_close_while_threads_work(name):
     r = run_isolated(f"""
         import threading, time, numpy as np, hwdrv, sys
         sys.path.insert(0, "tests")
-        from stress_kit import ADD_PTX
+        from stress_kit import stress_program
         from hwdrv.errors import HwdrvError
         for rep in range(3):
             dev = hwdrv.open_device({name!r})
-            prog = dev.program(dev.compiler.compile(ADD_PTX), "add_k")
+            prog = stress_program(dev, "add_k")
             bad = []
             def work(t):
                 try:
@@ -133,9 +133,9 @@ def test_random_free_during_in_flight_work(name):
     r = run_isolated(f"""
         import random, numpy as np, hwdrv, sys, gc
         sys.path.insert(0, "tests")
-        from stress_kit import ADD_PTX
+        from stress_kit import stress_program
         dev = hwdrv.open_device({name!r})
-        prog = dev.program(dev.compiler.compile(ADD_PTX), "add_k")
+        prog = stress_program(dev, "add_k")
         rng = random.Random(5)
         sig = dev.signal(0)
         n = 1024
@@ -168,7 +168,7 @@ def test_random_free_during_in_flight_work(name):
 # ---- the bad-input table ----------------------------------------------------------------------
 def _bad_inputs(dev):
     """(label, words the message must contain, call) for every public entry point."""
-    prog = dev.program(dev.compiler.compile(ADD_PTX), "add_k")
+    prog = stress_program(dev, "add_k")
     buf = dev.alloc(4096)
     hv = dev.alloc(4096, host_visible=True)
     sig = dev.signal(0)
@@ -215,9 +215,12 @@ def _bad_inputs(dev):
         add(f"Queue.timestamp(signal={s!r:.30})", "signal", lambda s=s: cq().timestamp(s))
     for p in (None, "prog", buf, 5):
         add(f"exec(program={p!r:.30})", "program", lambda p=p: cq().exec(p, (1,), (32,), [buf, buf, 0, 1]))
-    for g in ((0,), (-1,), (1.5,), ("1",), (1, 1, 1, 1), (), None, (2 ** 31,), (1, 2 ** 16), True):
+    lim = dev.limits       # one past each of the device's own limits
+    for g in ((0,), (-1,), (1.5,), ("1",), (1, 1, 1, 1), (), None, (lim.max_grid_dims[0] + 1,),
+              (1, lim.max_grid_dims[1] + 1), True):
         add(f"exec(grid={g!r})", "grid", lambda g=g: cq().exec(prog, g, (32,), [buf, buf, 0, 1]))
-    for b in ((0,), (2048,), (1, 1, 65), (1.5,), None, (32, 32, 2), (Var("b"),)):
+    for b in ((0,), (lim.max_block_dims[0] + 1,), (1, 1, lim.max_block_dims[2] + 1), (1.5,), None,
+              (32, 32, lim.max_threads_per_block // 1024 + 1), (Var("b"),)):
         add(f"exec(block={b!r})", "block", lambda b=b: cq().exec(prog, (1,), b, [buf, buf, 0, 1]))
     for a in ([], [buf], [buf, buf, 0], [buf, buf, 0, 1, 2], [buf, buf, "x", 1], [buf, buf, 2 ** 40, 1],
               [None, buf, 0, 1], [freed, buf, 0, 1], [obuf, buf, 0, 1], [buf, buf, b"abc", 1], None, 5):
@@ -242,7 +245,7 @@ def _bad_inputs(dev):
     for b in (None, "ptx text", 5, b"", b"\x7fELF" + bytes(60), b"garbage" * 10):
         add(f"program(binary={b!r:.20})", "", lambda b=b: dev.program(b, "add_k"))
     for n in (None, 5, "", "no_such_kernel"):
-        add(f"program(name={n!r})", "", lambda n=n: dev.program(dev.compiler.compile(ADD_PTX), n))
+        add(f"program(name={n!r})", "", lambda n=n: dev.program(stress_binary(dev), n))
     for src in (None, 5, b"\xff\xfe", "", ".version 8.0\n.target sm_90\n.entry x( { ret; }", ADD_PTX[:200]):
         add(f"compile+program({src!r:.20})", "", lambda src=src: dev.program(dev.compiler.compile(src), "x"))
     for name in (None, 5, "", "nope:0", "mock:none", "nvidia:x", "nvidia:99"):
@@ -313,7 +316,7 @@ def test_cli_bad_arguments_exit_cleanly(tmp_path):
 _FUZZ_WORKER = r"""
 import sys, random, numpy as np, hwdrv
 sys.path.insert(0, "tests")
-from stress_kit import ADD_PTX
+from stress_kit import ADD_PTX, AMD_STRESS, stress_program
 from hwdrv.errors import HwdrvError
 kind, seed, start, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 dev = hwdrv.open_device(sys.argv[5])
@@ -323,6 +326,8 @@ dev.upload(src, np.arange(n, dtype=np.uint32))
 if kind == "cubin":
     import pathlib
     base = bytearray(pathlib.Path("tests/data/nvidia/globals_rdc.cubin").read_bytes()); entry = "use_globals"
+elif kind == "hsaco":
+    base = bytearray(open(AMD_STRESS, "rb").read()); entry = "add_k"
 else:
     base = bytearray(ADD_PTX.encode()); entry = "add_k"
 TOKENS = [b"%r1", b"%rd9", b"u32", b"s64", b"[%rd4+4096]", b"bra", b"@%p1", b"ret;", b"}", b"{", b";",
@@ -375,7 +380,7 @@ for k in range(start, start + count):
         prog = dev.program(binary, entry)
         stage = "exec"
         sig = dev.signal(0)
-        args = [dst, src, 3, n] if kind == "ptx" else [dst]
+        args = [dst] if kind == "cubin" else [dst, src, 3, n]
         dev.compute_queue().exec(prog, (1,), (n,), args).signal(sig, 1).submit()
         sig.wait(1, timeout=5)
     except HwdrvError as e:
@@ -386,7 +391,7 @@ for k in range(start, start + count):
         outcome = "UNCLEAN " + type(e).__name__ + ": " + str(e)[:200].replace("\n", " ")
     # the device must still compute correctly afterwards
     try:
-        good = dev.program(dev.compiler.compile(ADD_PTX), "add_k")
+        good = stress_program(dev, "add_k")
         dev.compute_queue().exec(good, (1,), (n,), [dst, src, 1, n]).submit().synchronize(10)
         if not (dev.download(dst, dtype=np.uint32) == np.arange(n) + 1).all():
             outcome = "WRONG after-check"
@@ -458,8 +463,12 @@ for k in range(start, start + count):
     assert (s["ok"], s["crash"], s["hang"]) == (3, 1, 1), s
 
 
-@pytest.mark.parametrize("name", DEVICES)
-@pytest.mark.parametrize("kind,count", [("ptx", 60), ("cubin", 60)])
+#: (device, what is mutated): PTX text and cubins on NVIDIA, code objects on AMD
+FUZZ_KINDS = [("mock:nvidia", "ptx"), ("mock:nvidia", "cubin"), ("mock:amd", "hsaco")]
+
+
+@pytest.mark.parametrize("name,kind", FUZZ_KINDS)
+@pytest.mark.parametrize("count", [60])
 def test_mutation_fuzz(name, kind, count):
     s = fuzz(kind, name, count, seed=1)
     where = ", ".join(f"{k[3:]} {v}" for k, v in s.items() if k.startswith("at "))
@@ -469,8 +478,8 @@ def test_mutation_fuzz(name, kind, count):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", DEVICES)
-@pytest.mark.parametrize("kind,count", [("ptx", 1500), ("cubin", 1500)])
+@pytest.mark.parametrize("name,kind", FUZZ_KINDS)
+@pytest.mark.parametrize("count", [1500])
 def test_mutation_fuzz_long(name, kind, count):
     s = fuzz(kind, name, count, seed=2)
     where = ", ".join(f"{k[3:]} {v}" for k, v in s.items() if k.startswith("at "))

@@ -258,6 +258,17 @@ class AMDDevice(Device):
     def _backend_free(self, buf: Buffer) -> None:
         self._bo_free(buf.meta)
 
+    def _backend_forget_views(self) -> None:
+        self.rings = {}
+
+    def _backend_detach(self, buf: Buffer):
+        bo = buf.meta
+        if not bo.cpu or self._pool is None:
+            return None
+        pool = self._pool
+        pool.detach(bo.va)
+        return lambda: pool.drop_detached(bo.va)
+
     def scratch(self, nbytes: int) -> int:
         """GPU-only scratch memory of at least ``nbytes`` (it grows; an outgrown block stays
         allocated until the device closes, as queued dispatches may still use it)."""
