@@ -12,6 +12,7 @@ from .dtype import DType, bool_, float32, int32, promote, to_dtype
 from .lazy import LazyNode, LazyView, const_view
 from .ops import Op
 from .runtime import Runtime
+from .split import split_plan
 
 LOG2_E = math.log2(math.e)
 LN_2 = math.log(2.0)
@@ -273,10 +274,27 @@ class Tensor:
 
     def _reduce(self, op: Op, axis: int | Sequence[int] | None, keepdim: bool) -> "Tensor":
         axes = self._axes(axis)
-        out = Tensor(self.lazy.reduce(op, axes))
+        plan = split_plan(self.shape, axes)
+        out = Tensor(self.lazy.reduce(op, axes)) if plan is None else self._split_reduce(op, axes, *plan)
         if keepdim:
             return out
         return out.reshape(tuple(s for i, s in enumerate(self.shape) if i not in axes))
+
+    def _split_reduce(self, op: Op, axes: tuple[int, ...], axis: int, parts: int) -> "Tensor":
+        """The reduce of ``axes`` in two passes (see ``split.py``): ``axis`` cut into ``parts``
+        slices (padded with the reduce's identity to a whole number of slices), each reduced,
+        then the partial results. Kept dims, as ``LazyView.reduce`` gives them."""
+        x, size = self, self.shape[axis]
+        inner = -(-size // parts)
+        if inner * parts != size:
+            widths = [(0, 0)] * self.ndim
+            widths[axis] = (0, inner * parts - size)
+            identity = 0 if op == Op.SUM else -math.inf if self.dtype.is_float else -2**31
+            x = x.pad(widths, identity)
+        x = x.reshape(x.shape[:axis] + (parts, inner) + x.shape[axis + 1:])
+        first = Tensor(x.lazy.reduce(op, tuple(a + 1 if a >= axis else a for a in axes)))
+        second = Tensor(first.lazy.reduce(op, (axis,)))
+        return second.reshape(tuple(1 if i in axes else s for i, s in enumerate(self.shape)))
 
     def sum(self, axis: int | Sequence[int] | None = None, keepdim: bool = False) -> "Tensor":
         """Sum over ``axis`` (all axes by default); bools and ints sum as int32."""
