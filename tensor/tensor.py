@@ -324,6 +324,13 @@ class Tensor:
         e = (x - x.max(axis, keepdim=True)).exp()
         return e / e.sum(axis, keepdim=True)
 
+    def log_softmax(self, axis: int = -1) -> "Tensor":
+        """x - max - log(sum(exp(x - max))) along ``axis`` (one fused row kernel over the last
+        axis)."""
+        x = self._float()
+        shifted = x - x.max(axis, keepdim=True)
+        return shifted - shifted.exp().sum(axis, keepdim=True).log()
+
     # ---- movement ----------------------------------------------------------------------
     def reshape(self, *shape: Any) -> "Tensor":
         """The same elements in a new shape (one dimension may be -1)."""
