@@ -14,8 +14,8 @@ import math
 
 from .lower import ROW_BLOCK, ROW_MIN, ROW_WARP_MAX
 
-#: reduces of fewer elements per output run in one pass
-SPLIT_MIN = 1 << 15
+#: reduces of fewer elements per output run in one pass (each thread's loop is short anyway)
+SPLIT_MIN = 1 << 10
 #: the first pass aims at this many threads (an H100: 132 SMs x 2048 resident threads)
 SPLIT_THREADS = 1 << 18
 #: every slice still reduces at least this many elements (per-thread loops amortise their setup)

@@ -272,9 +272,12 @@ class Tensor:
         axes = (axis,) if isinstance(axis, int) else tuple(axis)
         return tuple(sorted({_norm_axis(a, self.ndim) for a in axes}))
 
-    def _reduce(self, op: Op, axis: int | Sequence[int] | None, keepdim: bool) -> "Tensor":
+    def _reduce(self, op: Op, axis: int | Sequence[int] | None, keepdim: bool,
+                split: bool = True) -> "Tensor":
+        """The reduce node; ``split=False`` keeps it one pass (a softmax's reduces, which its
+        fused row kernel computes from registers)."""
         axes = self._axes(axis)
-        plan = split_plan(self.shape, axes)
+        plan = split_plan(self.shape, axes) if split else None
         out = Tensor(self.lazy.reduce(op, axes)) if plan is None else self._split_reduce(op, axes, *plan)
         if keepdim:
             return out
@@ -321,15 +324,15 @@ class Tensor:
     def softmax(self, axis: int = -1) -> "Tensor":
         """exp(x - max) / sum(exp(x - max)) along ``axis``."""
         x = self._float()
-        e = (x - x.max(axis, keepdim=True)).exp()
-        return e / e.sum(axis, keepdim=True)
+        e = (x - x._reduce(Op.RMAX, axis, True, split=False)).exp()
+        return e / e._reduce(Op.SUM, axis, True, split=False)
 
     def log_softmax(self, axis: int = -1) -> "Tensor":
         """x - max - log(sum(exp(x - max))) along ``axis`` (one fused row kernel over the last
         axis)."""
         x = self._float()
-        shifted = x - x.max(axis, keepdim=True)
-        return shifted - shifted.exp().sum(axis, keepdim=True).log()
+        shifted = x - x._reduce(Op.RMAX, axis, True, split=False)
+        return shifted - shifted.exp()._reduce(Op.SUM, axis, True, split=False).log()
 
     # ---- movement ----------------------------------------------------------------------
     def reshape(self, *shape: Any) -> "Tensor":
