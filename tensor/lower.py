@@ -3,13 +3,21 @@
 The kernel has a thread per output element. Its value is built by walking the lazy graph from
 the output: realized nodes become loads (through the reading view's index arithmetic, gated by
 its pad mask), unrealized elementwise nodes are computed inline at the index the view maps to,
-and an unrealized reduce becomes a loop nest accumulating its source.
+and an unrealized reduce becomes a loop over its (flattened) reduced axes, ``ROW_UNROLL``
+independent loads per step and the remainder unrolled.
 
 A reduce over the last axis (the contiguous one of a contiguous source) of at least
 ``ROW_MIN`` elements is a *row* kernel instead: a group of threads per output element (a warp,
 or a whole block for long rows). Lane l of the group reads elements l, l+group, ... so a warp's
 loads are coalesced, ``ROW_UNROLL`` of them in flight per step; the lanes' partial results are
-then combined across the group (ALLREDUCE) and lane 0 stores the output."""
+then combined across the group (ALLREDUCE) and lane 0 stores the output.
+
+A *fused row kernel* (the scheduler's row fusion: softmax, log-softmax, x - mean, ...) has an
+output of the row shape and any number of last-axis reduces read back through a broadcast: a
+group per row computes each reduce (ALLREDUCE: every lane gets it) and then the row's outputs,
+each lane storing its own elements. Rows of up to ``ROW_REG_PARTS`` elements per lane are fully
+unrolled, so the same element's load is one hash-consed node in every phase: the row is read
+from memory once and lives in registers."""
 from __future__ import annotations
 
 import math
