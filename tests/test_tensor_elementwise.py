@@ -105,3 +105,19 @@ def test_vector_accesses_in_ptx():
         assert vector_width(kernel) == width and f"ld.global.nc.{vec}" in src and f"st.global.{vec}" in src
         assert "$VLOOP" not in src and src.count("st.global.") == 1 + 4099 % width  # no grid stride
         ptxas_check(src)
+
+
+@pytest.mark.parametrize("dt", [dtypes.float16, dtypes.bfloat16], ids=lambda d: d.name)
+def test_wide_vectors_with_broadcast_and_strided_inputs(device, dt):
+    """An 8-wide (f16/bf16) kernel whose other inputs are a broadcast row, a transposed view
+    and a padded view: those stay per-element loads, the own-index ones go 16 bytes at a time."""
+    rng = np.random.default_rng(12)
+    x = rounded(rng.standard_normal((9, 21)), dt)
+    row = rounded(rng.standard_normal(21), dt)
+    xt = rounded(rng.standard_normal((21, 9)), dt)
+    tx, tr, tt = Tensor(x, dt, device), Tensor(row, dt, device), Tensor(xt, dt, device)
+    got = (tx + tr - tt.T).numpy()
+    f = lambda a: a.astype(np.float32)  # noqa: E731
+    assert_close(got, rounded(f(x) + f(row) - f(xt).T, dt), dt)      # f32 registers, one rounding
+    got = (tx.pad(((0, 0), (2, 1))) * 2).numpy()
+    assert_close(got, rounded(np.pad(f(x), ((0, 0), (2, 1))) * 2, dt), dt)
