@@ -189,56 +189,93 @@ class Kernel:
         return "\n".join([head] + [ins.text(i) for i, ins in enumerate(self.insts)])
 
 
+def _local_order(roots: list[Node]) -> list[Node]:
+    """Nodes reachable from ``roots`` without entering a REDUCE (a REDUCE is a leaf: its loop
+    nest is emitted on its own), sources before users."""
+    seen: set[int] = set()
+    order: list[Node] = []
+    stack: list[tuple[Node, bool]] = [(r, False) for r in reversed(roots)]
+    while stack:
+        n, expanded = stack.pop()
+        if expanded:
+            order.append(n)
+            continue
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        stack.append((n, True))
+        if n.op != IrOp.REDUCE:
+            stack.extend((s, False) for s in reversed(n.src))
+    return order
+
+
 def linearize(name: str, stores: list[Node], params: list[DType], threads: int,
               shape: tuple[int, ...]) -> Kernel:
     """Order the expression graph of ``stores`` into instructions.
 
-    Placement: a node goes inside the innermost loop among the ranges it depends on, so loop
-    invariant work is hoisted; a REDUCE becomes an accumulator defined before its loops,
-    updated in the innermost one, and read after them."""
-    order = toposort(stores)
-    depth: dict[int, int] = {}          # node id -> loop depth it lives at (0 = outside)
-    reduces = [n for n in order if n.op == IrOp.REDUCE]
-    if len(reduces) > 1:
-        raise ValueError(f"kernel {name} has {len(reduces)} reductions; the scheduler gives "
-                         "each kernel at most one")
-    loops = list(reduces[0].src[1:]) if reduces else []
-    for n in order:
+    Loops: every REDUCE owns a nest of RANGE loops (its ``src[1:]``); stores that depend on
+    ranges share one nest of their own (a row kernel's output loop). A node goes inside the
+    innermost loop among the ranges it depends on (loop-invariant work is hoisted); a node
+    that depends on none is emitted once, outside every loop, after whatever it reads - so a
+    kernel may run several loop nests in sequence (a fused softmax: max, then sum, then the
+    output loop), each reading the results of the ones before. A REDUCE becomes an
+    accumulator defined before its loops, updated in the innermost one, read after them."""
+    free: dict[int, frozenset[int]] = {}         # node id -> ids of the ranges it depends on
+    for n in toposort(stores):
         if n.op == IrOp.RANGE:
-            depth[id(n)] = loops.index(n) + 1
+            free[id(n)] = frozenset((id(n),))
         elif n.op == IrOp.REDUCE:
-            depth[id(n)] = 0            # its value exists after its loops close
+            free[id(n)] = frozenset()           # its value exists after its loops close
         else:
-            depth[id(n)] = max((depth[id(s)] for s in n.src), default=0)
+            free[id(n)] = frozenset().union(*(free[id(s)] for s in n.src))
     insts: list[Inst] = []
     where: dict[int, int] = {}
 
-    def emit(n: Node) -> None:
-        if id(n) not in where:
-            insts.append(Inst(n.op.name, n.dtype, tuple(where[id(s)] for s in n.src), n.arg))
-            where[id(n)] = len(insts) - 1
+    def append(n: Node) -> None:
+        insts.append(Inst(n.op.name, n.dtype, tuple(where[id(s)] for s in n.src), n.arg))
+        where[id(n)] = len(insts) - 1
 
-    if reduces:
-        red = reduces[0]
-        inside = toposort([red.src[0]])
+    def top(n: Node) -> None:
+        """Emit ``n`` (which depends on no open loop) and what it needs, outside loops."""
+        if id(n) in where:
+            return
+        if n.op == IrOp.REDUCE:
+            nest([n.src[0]], list(n.src[1:]), n)
+            return
+        for s in n.src:
+            top(s)
+        append(n)
+
+    def nest(roots: list[Node], loops: list[Node], red: Node | None) -> None:
+        inside = _local_order(roots)
         for n in inside:
-            if depth[id(n)] == 0:
-                emit(n)
-        insts.append(Inst("ACC", red.dtype, (), red.arg))
-        acc = len(insts) - 1
-        for level, r in enumerate(loops, start=1):
-            emit(r.src[0])
+            if not free[id(n)]:
+                top(n)
+        level = {id(r): k for k, r in enumerate(loops, start=1)}
+        if red is not None:
+            insts.append(Inst("ACC", red.dtype, (), red.arg))
+            acc = len(insts) - 1
+        for k, r in enumerate(loops, start=1):
+            top(r.src[0])
             insts.append(Inst("LOOP", int32, (where[id(r.src[0])],), r.arg))
             where[id(r)] = len(insts) - 1
             for n in inside:
-                if depth[id(n)] == level and n.op != IrOp.RANGE:
-                    emit(n)
-        insts.append(Inst("ACCUM", red.dtype, (acc, where[id(red.src[0])]), red.arg))
+                if n.op != IrOp.RANGE and free[id(n)] and max(level[i] for i in free[id(n)]) == k:
+                    append(n)
+        if red is not None:
+            insts.append(Inst("ACCUM", red.dtype, (acc, where[id(red.src[0])]), red.arg))
         for r in reversed(loops):
             insts.append(Inst("ENDLOOP", int32, (where[id(r)],)))
-        where[id(red)] = acc
-    for n in order:
-        emit(n)
+        if red is not None:
+            where[id(red)] = acc
+
+    looped = [st for st in stores if free[id(st)]]
+    if looped:
+        ids = frozenset().union(*(free[id(st)] for st in looped))
+        loops = sorted((n for n in toposort(looped) if id(n) in ids), key=lambda r: r.arg)
+        nest(looped, loops, None)
+    for st in stores:
+        top(st)
     return Kernel(name, insts, params, threads, shape)
 
 

@@ -3,20 +3,28 @@
 The kernel has a thread per output element. Its value is built by walking the lazy graph from
 the output: realized nodes become loads (through the reading view's index arithmetic, gated by
 its pad mask), unrealized elementwise nodes are computed inline at the index the view maps to,
-and an unrealized reduce becomes a loop nest accumulating its source.
+and an unrealized reduce becomes a loop over its (flattened) reduced axes, ``ROW_UNROLL``
+independent loads per step and the remainder unrolled.
 
 A reduce over the last axis (the contiguous one of a contiguous source) of at least
 ``ROW_MIN`` elements is a *row* kernel instead: a group of threads per output element (a warp,
 or a whole block for long rows). Lane l of the group reads elements l, l+group, ... so a warp's
 loads are coalesced, ``ROW_UNROLL`` of them in flight per step; the lanes' partial results are
-then combined across the group (ALLREDUCE) and lane 0 stores the output."""
+then combined across the group (ALLREDUCE) and lane 0 stores the output.
+
+A *fused row kernel* (the scheduler's row fusion: softmax, log-softmax, x - mean, ...) has an
+output of the row shape and any number of last-axis reduces read back through a broadcast: a
+group per row computes each reduce (ALLREDUCE: every lane gets it) and then the row's outputs,
+each lane storing its own elements. Rows of up to ``ROW_REG_PARTS`` elements per lane are fully
+unrolled, so the same element's load is one hash-consed node in every phase: the row is read
+from memory once and lives in registers."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from .dtype import DType, bf16_bits_to_f32, bfloat16, f32_to_bf16_bits, float16
+from .dtype import DType, bf16_bits_to_f32, bfloat16, bool_, f32_to_bf16_bits, float16
 from .ir import IrOp, Kernel, Node, alu, const, linearize, loop, node, special
 from .lazy import LazyNode, LazyView
 from .ops import REDUCE, Op
@@ -26,6 +34,8 @@ ROW_MIN = 128           # shorter rows keep a thread per output (a group would i
 ROW_WARP_MAX = 2048     # rows up to this long get a warp; longer ones a block
 ROW_BLOCK = 256         # threads per row of a long row (the launch block: render.ptx.BLOCK)
 ROW_UNROLL = 8          # independent loads per lane per loop step (latency hiding)
+ROW_REG_PARTS = 32      # a fused row kernel keeps rows of up to this many elements per lane in
+                        # registers (8192 with a 256-thread block: softmax 8192 f32 reads once)
 
 _ALU = {Op.NEG: IrOp.NEG, Op.EXP2: IrOp.EXP2, Op.LOG2: IrOp.LOG2, Op.SQRT: IrOp.SQRT,
         Op.RECIP: IrOp.RECIP, Op.ABS: IrOp.ABS, Op.ADD: IrOp.ADD, Op.SUB: IrOp.SUB,
@@ -50,8 +60,14 @@ def _identity(kind: str, dtype: DType) -> Node:
 
 
 class _Builder:
-    def __init__(self, out: LazyNode, realized: set[int], lane: Node | None = None):
-        self.out, self.realized, self.lane = out, realized, lane
+    """Builds the IR value of one kernel's output. ``lane`` (row kernels): this thread's place
+    in its row group. ``slots`` (fused row kernels whose row stays in registers): the element
+    positions this lane holds, as (clamped position, valid) - every phase of the kernel reads
+    the same positions, so its loads are the same (hash-consed) nodes and run once."""
+
+    def __init__(self, out: LazyNode, realized: set[int], lane: Node | None = None,
+                 fused: bool = False, slots: list[tuple[Node, Node]] | None = None):
+        self.out, self.realized, self.lane, self.fused, self.slots = out, realized, lane, fused, slots
         self.params: list[DType] = [out.dtype]
         self.inputs: list[LazyNode] = []
         self.param_nodes: dict[int, Node] = {}
@@ -99,58 +115,85 @@ class _Builder:
         return alu(_ALU[n.op], *srcs)
 
     def reduce(self, n: LazyNode, idxs: list[Node]) -> Node:
-        if self.has_reduce:
+        if self.has_reduce and not self.fused:
             raise AssertionError("schedule put two reduces in one kernel")
         self.has_reduce = True
         src = n.srcs[0]
         kind = "sum" if n.op == Op.SUM else "max"
-        if self.lane is not None:
-            return self.row_reduce(n, idxs, kind)
-        inner, ranges = list(idxs), []
-        for ax in n.arg:
-            size = src.shape[ax]
-            if size == 0:
-                return const_value(0 if n.op == Op.SUM else -math.inf, n.dtype)
-            if size == 1:
-                inner[ax] = const(0)
-                continue
-            r = loop(self.loops, size)
-            self.loops += 1
-            inner[ax] = r
-            ranges.append(r)
-        value = self.read(src, inner)
-        if not ranges:
-            return value
-        return node(IrOp.REDUCE, value.dtype, (value, *ranges), kind)
-
-    def row_reduce(self, n: LazyNode, idxs: list[Node], kind: str) -> Node:
-        """The reduce of a row kernel: this lane's share in one loop whose steps read
-        ROW_UNROLL elements a group apart (all axes of the reduce flattened into one), then
-        combined over the group."""
-        src, lane = n.srcs[0], self.lane
-        group = lane.arg[1]
         axes = [ax for ax in n.arg if src.shape[ax] > 1]
-        total = math.prod(src.shape[ax] for ax in axes)
+        if any(src.shape[ax] == 0 for ax in n.arg):
+            return const_value(0 if n.op == Op.SUM else -math.inf, n.dtype)
+        inner = [const(0) if ax in n.arg else i for ax, i in enumerate(idxs)]
+        if not axes:
+            return self.read(src, inner)
+        if self.slots is not None:          # the row is in registers: one combine, no loop
+            parts = []
+            for pos, valid in self.slots:
+                inner[axes[0]] = pos
+                parts.append(_gated(self.read(src, inner), valid, kind))
+            return node(IrOp.ALLREDUCE, parts[0].dtype, (_tree(parts, kind),), (kind, self.lane.arg[1]))
+        lane, group = (self.lane, self.lane.arg[1]) if self.lane is not None else (const(0), 1)
+        acc = self.strided(src, inner, axes, lane, group, kind)
+        return acc if group == 1 else node(IrOp.ALLREDUCE, acc.dtype, (acc,), (kind, group))
+
+    def strided(self, src: LazyView, inner: list[Node], axes: list[int], lane: Node, group: int,
+                kind: str) -> Node:
+        """This lane's share of the reduce of ``src`` over ``axes`` (flattened into one): a
+        loop whose steps read ROW_UNROLL elements ``group`` apart (independent loads in
+        flight; lane l of a group reads l, l+group, ...: coalesced), then the elements left
+        after the last whole step, unrolled, gated by position (their index clamped into the
+        row, so nothing outside it is read)."""
+        sizes = tuple(src.shape[ax] for ax in axes)
+        total = math.prod(sizes)
         unroll = max(1, min(ROW_UNROLL, total // group))
         step = group * unroll
-        r = loop(self.loops, -(-total // step))
-        self.loops += 1
-        inner = [const(0) if ax in n.arg else i for ax, i in enumerate(idxs)]
-        parts = []
-        for j in range(unroll):
-            flat = r * step + (lane + j * group)
-            for ax, i in zip(axes, unravel(flat, tuple(src.shape[ax] for ax in axes))):
+        steps, rest = divmod(total, step)
+
+        def at(flat: Node) -> Node:
+            for ax, i in zip(axes, unravel(flat, sizes)):
                 inner[ax] = i
-            value = self.read(src, inner)
-            if total % step:        # the last step runs past the row
-                value = alu(IrOp.WHERE, alu(IrOp.CMPLT, flat, total), value, _identity(kind, value.dtype))
-            parts.append(value)
-        op = IrOp.ADD if kind == "sum" else IrOp.MAX
-        while len(parts) > 1:       # a tree: the loads stay independent
-            parts = [alu(op, *parts[k:k + 2]) if k + 1 < len(parts) else parts[k]
-                     for k in range(0, len(parts), 2)]
-        acc = node(IrOp.REDUCE, parts[0].dtype, (parts[0], r), kind)
-        return node(IrOp.ALLREDUCE, acc.dtype, (acc,), (kind, group))
+            return self.read(src, inner)
+
+        parts: list[Node] = []
+        if steps == 1:
+            parts += [at(lane + j * group) for j in range(unroll)]
+        elif steps:
+            r = loop(self.loops, steps)
+            self.loops += 1
+            body = _tree([at(r * step + (lane + j * group)) for j in range(unroll)], kind)
+            parts.append(node(IrOp.REDUCE, body.dtype, (body, r), kind))
+        for j in range(-(-rest // group)):
+            flat = lane + (steps * step + j * group)
+            if (j + 1) * group <= rest:
+                parts.append(at(flat))
+            else:                       # only the first rest % group lanes have an element
+                valid = alu(IrOp.CMPLT, flat, total)
+                parts.append(_gated(at(_wrap(flat, total)), valid, kind))
+        return _tree(parts, kind)
+
+
+def _wrap(pos: Node, size: int) -> Node:
+    """A position past the row's end moved back into it (its value is gated off anyway), so
+    nothing outside the row is read. ``pos % size``: its bounds (0..size-1) let the index
+    arithmetic through it simplify, so the row index stays the row's (a clamp with MAX/SUB
+    would not: the simplifier splits only sums with positive coefficients)."""
+    return pos % size
+
+
+def _gated(value: Node, valid: Node, kind: str) -> Node:
+    """``value`` where ``valid``, else the reduce's identity."""
+    if valid.op == IrOp.CONST and valid.arg:
+        return value
+    return alu(IrOp.WHERE, valid, value, _identity(kind, value.dtype))
+
+
+def _tree(parts: list[Node], kind: str) -> Node:
+    """Combine ``parts`` pairwise (a tree: the loads stay independent)."""
+    op = IrOp.ADD if kind == "sum" else IrOp.MAX
+    while len(parts) > 1:
+        parts = [alu(op, *parts[k:k + 2]) if k + 1 < len(parts) else parts[k]
+                 for k in range(0, len(parts), 2)]
+    return parts[0]
 
 
 def kernel_name(out: LazyNode, reduces: bool) -> str:
@@ -158,19 +201,20 @@ def kernel_name(out: LazyNode, reduces: bool) -> str:
     return ("r_" if reduces else "e_") + ("_".join(str(s) for s in out.shape) or "scalar")
 
 
-def _kernel_reduce(out: LazyNode, realized: set[int]) -> LazyNode | None:
-    """The reduce computed inside ``out``'s kernel, if any (the scheduler allows one)."""
-    stack, seen = [out], set()
+def kernel_reduces(out: LazyNode, realized: set[int]) -> list[LazyNode]:
+    """The reduces computed inside ``out``'s kernel (the scheduler allows one, or several in a
+    fused row kernel)."""
+    stack, seen, found = [out], {id(out)}, []
     while stack:
         n = stack.pop()
         if n.op in REDUCE:
-            return n
+            found.append(n)
         for s in n.srcs:
             m = s.node
             if not (m.realized or id(m) in realized or id(m) in seen):
                 seen.add(id(m))
                 stack.append(m)
-    return None
+    return found
 
 
 def row_group(red: LazyNode) -> int | None:
@@ -186,13 +230,67 @@ def row_group(red: LazyNode) -> int | None:
     return 32 if total <= ROW_WARP_MAX else ROW_BLOCK
 
 
+def is_fused_row(out: LazyNode, reduces: list[LazyNode]) -> bool:
+    """Whether ``out``'s kernel is a fused row kernel: an elementwise output of the shape of
+    its reduces' sources, which all reduce the last axis (the scheduler's row fusion)."""
+    return bool(reduces) and out.op not in REDUCE and len(out.shape) > 0 and out.shape[-1] > 1 and \
+        all(r.srcs[0].shape == out.shape and r.arg == (len(out.shape) - 1,) for r in reduces)
+
+
+def fused_group(length: int) -> int:
+    """Threads per row of a fused row kernel: a warp while the row fits its registers, else
+    the block."""
+    return 32 if length <= 32 * ROW_REG_PARTS else ROW_BLOCK
+
+
+def _lower_fused_row(out: LazyNode, realized: set[int], out_param: Node) -> tuple[list[Node], _Builder, int]:
+    """A group of threads per row; lane l holds row elements l, l+group, ... . Short enough
+    rows (ROW_REG_PARTS elements per lane) stay in registers: read once, every reduce one
+    combine over the lane's values, the output written from them. Longer rows loop: each
+    reduce its own pass over the row, then an output pass."""
+    length = out.shape[-1]
+    rows = out.numel // length
+    group = fused_group(length)
+    lane = special("lane", group, group)
+    row = special("row", rows, group)
+    lead = unravel(row, out.shape[:-1])
+    per_lane = -(-length // group)
+
+    def slot(pos: Node) -> tuple[Node, Node]:
+        if pos.vmax is not None and pos.vmax < length:
+            return pos, const(True, bool_)
+        return _wrap(pos, length), alu(IrOp.CMPLT, pos, length)
+
+    def store(pos: Node, valid: Node, b: _Builder) -> Node:
+        value = b.compute(out, lead + [pos])
+        gate = () if valid.op == IrOp.CONST else (valid,)
+        return node(IrOp.STORE, out.dtype.register, (out_param, row * length + pos, value) + gate)
+
+    if per_lane <= ROW_REG_PARTS:
+        slots = [slot(lane + j * group) for j in range(per_lane)]
+        b = _Builder(out, realized, lane, fused=True, slots=slots)
+        return [store(pos, valid, b) for pos, valid in slots], b, rows * group
+    b = _Builder(out, realized, lane, fused=True)
+    step = group * ROW_UNROLL
+    steps, rest = divmod(length, step)      # the output pass: whole steps, then the rest
+    r = loop(0, steps)                      # (the reduces' loops number on from 1)
+    b.loops = 1
+    stores = [store(*slot(r * step + (lane + j * group)), b) for j in range(ROW_UNROLL)] if steps else []
+    stores += [store(*slot(lane + (steps * step + j * group)), b) for j in range(-(-rest // group))]
+    return stores, b, rows * group
+
+
 def lower(out: LazyNode, realized: set[int]) -> tuple[Kernel, list[LazyNode]]:
     """The IR kernel computing ``out`` and the realized nodes it reads (its parameters after
     the output, in order). ``realized``: ids of nodes that will have buffers by then."""
     n = out.numel
-    red = _kernel_reduce(out, realized)
-    group = row_group(red) if red is not None else None
+    reduces = kernel_reduces(out, realized)
     out_param = node(IrOp.PARAM, out.dtype, (), (0, out.dtype))
+    if is_fused_row(out, reduces):
+        stores, b, threads = _lower_fused_row(out, realized, out_param)
+        kernel = linearize(kernel_name(out, True), stores, b.params, threads, out.shape)
+        return kernel, b.inputs
+    group = row_group(reduces[0]) if reduces else None
     if group is None:
         b = _Builder(out, realized)
         gidx = special("gidx", n)
@@ -208,4 +306,5 @@ def lower(out: LazyNode, realized: set[int]) -> tuple[Kernel, list[LazyNode]]:
     return kernel, b.inputs
 
 
-__all__ = ["lower", "const_value", "kernel_name"]
+__all__ = ["lower", "const_value", "kernel_name", "kernel_reduces", "row_group", "is_fused_row",
+           "fused_group"]

@@ -76,8 +76,6 @@ class Runtime:
         #: matmul tile shapes by dtype name, overriding matmul.py's defaults where they suit
         #: the case's path (bench/tensor_variants.py sets these)
         self.matmul_configs: dict[str, MmaConfig | SimtConfig] = {}
-        #: blocks per SM of a grid-stride elementwise launch (8 x 256 threads: a full SM)
-        self.blocks_per_sm = 8
         maybe_start(self)
 
     def __repr__(self) -> str:
@@ -168,9 +166,7 @@ class Runtime:
             src = self.renderer.render(kernel)
             self.programs[key] = self._compile(src, kernel.name, kernel.text())
         vec = vector_width(kernel)
-        blocks = -(-kernel.threads // (BLOCK * vec))
-        if vec > 1:     # grid-stride: enough resident blocks to fill every SM, no more
-            blocks = min(blocks, self.device.sm_count * self.blocks_per_sm)
+        blocks = -(-kernel.threads // (BLOCK * vec))      # one-shot: the grid covers the tensor
         grid = (blocks, 1, 1)
         launch = Launch(kernel.name, node.shape, grid, (BLOCK, 1, 1))
         return _Call(node, self.programs[key], [out] + [buf(i) for i in inputs], launch)

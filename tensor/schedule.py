@@ -6,14 +6,21 @@ Rules, in order:
   elementwise chain is one kernel and a reduce's elementwise prologue runs inside its loop;
 * a reduce fuses into the kernel of its consumer (its elementwise epilogue) when every element
   it produces is used once on the way there: one consumer at each step, reached through
-  contiguous views, elementwise ops only. A reduce read through a broadcast (softmax's max
-  and sum) is realized, since inlining would recompute it per element;
-* a kernel holds at most one reduce: extra ones are realized, farthest from the output first.
+  contiguous views, elementwise ops only;
+* row fusion: a reduce over the last axis read back through a broadcast over that axis
+  (softmax's max and sum, log-softmax, x - mean) fuses into the one elementwise output of the
+  row shape that all its uses lead to: that kernel is a *fused row kernel* (``lower.py``), a
+  group of threads per row computing every such reduce of the row and then the row's outputs,
+  so softmax is one launch. Other reduces read through a broadcast are realized, since
+  inlining would recompute them per element;
+* a kernel holds at most one reduce (a fused row kernel: any number of row reduces): extra
+  ones are realized, farthest from the output first.
 """
 from __future__ import annotations
 
-from .lazy import LazyNode
+from .lazy import LazyNode, LazyView
 from .ops import ELEMENTWISE, REDUCE, Op
+from .view import strides_for
 
 
 def _graph(targets: list[LazyNode]) -> tuple[list[LazyNode], dict[int, list[tuple[LazyNode, bool]]]]:
@@ -56,6 +63,68 @@ def _inlined_reduces(root: LazyNode, keep: set[int]) -> list[LazyNode]:
     return ([root] if root.op in REDUCE else []) + found
 
 
+def _row_broadcast(v: LazyView, shape: tuple[int, ...]) -> bool:
+    """``v`` reads a node of ``shape[:-1] + (1,)`` (contiguous) broadcast over the last axis
+    to ``shape``: element (..., c) is the row's one value."""
+    st, n = v.st, v.node
+    if len(st.views) != 1 or n.shape != shape[:-1] + (1,):
+        return False
+    view = st.views[0]
+    return view.shape == shape and view.offset == 0 and view.mask is None and \
+        view.strides == strides_for(n.shape)
+
+
+def _row_target(red: LazyNode, keep: set[int],
+                users: dict[int, list[tuple[LazyNode, bool]]]) -> LazyNode | None:
+    """The kept node whose fused row kernel can compute reduce ``red``, or None.
+
+    ``red`` must reduce the last axis of a source of shape S. Walking its uses: elementwise
+    nodes of its own shape (S with last axis 1) read contiguously stay per-row values; an
+    elementwise node of shape S reading a per-row value through a row broadcast starts the
+    per-element part, which continues through contiguous elementwise uses (and feeds other row
+    reduces, which get the same check) up to exactly one kept elementwise node of shape S."""
+    shape = red.srcs[0].shape
+    if len(shape) == 0 or shape[-1] < 2 or red.arg != (len(shape) - 1,):
+        return None
+    targets: set[int] = set()
+    found: LazyNode | None = None
+    per_row, per_elem, seen = [red], [], {id(red)}
+    while per_row or per_elem:
+        if per_row:
+            m = per_row.pop()
+            for u, contiguous in users.get(id(m), []):
+                if u.op not in ELEMENTWISE or id(u) in keep and u.shape != shape:
+                    return None
+                if u.shape == m.shape and contiguous:
+                    nxt = per_row
+                elif u.shape == shape and any(s.node is m and _row_broadcast(s, shape) for s in u.srcs):
+                    nxt = per_elem
+                else:
+                    return None
+                if id(u) not in seen:
+                    seen.add(id(u))
+                    nxt.append(u)
+            continue
+        m = per_elem.pop()
+        if id(m) in keep:
+            targets.add(id(m))
+            found = m
+            continue
+        for u, contiguous in users.get(id(m), []):
+            if not contiguous or u.op not in ELEMENTWISE | REDUCE:
+                return None
+            if u.op in REDUCE:
+                if u.arg != red.arg or u.srcs[0].shape != shape:
+                    return None
+                continue                # its own check decides; it is per-row, like red
+            if u.shape != shape:
+                return None
+            if id(u) not in seen:
+                seen.add(id(u))
+                per_elem.append(u)
+    return found if len(targets) == 1 else None
+
+
 def schedule(targets: list[LazyNode]) -> list[LazyNode]:
     """The nodes to realize for ``targets``, in an order where each one's inputs come first.
     Each becomes one kernel (see ``lower.py``); the others are computed inside them."""
@@ -76,17 +145,26 @@ def schedule(targets: list[LazyNode]) -> list[LazyNode]:
             n = us[0][0]
         return True
 
+    row_fused: dict[int, int] = {}        # reduce id -> id of its fused row kernel's output
     for n in order:
         if n.op in REDUCE and id(n) not in keep:
             us = users.get(id(n), [])
-            if not (len(us) == 1 and us[0][1] and us[0][0].op in ELEMENTWISE and fuses_upward(us[0][0])):
+            if len(us) == 1 and us[0][1] and us[0][0].op in ELEMENTWISE and fuses_upward(us[0][0]):
+                continue
+            target = _row_target(n, keep, users)
+            if target is not None:
+                row_fused[id(n)] = id(target)
+            else:
                 keep.add(id(n))
     changed = True
-    while changed:          # at most one reduce per kernel
+    while changed:          # at most one reduce per kernel, any number in a fused row kernel
         changed = False
         for n in order:
             if id(n) in keep:
-                extra = _inlined_reduces(n, keep)[1:]
+                reds = _inlined_reduces(n, keep)
+                if reds and n.op not in REDUCE and all(row_fused.get(id(r)) == id(n) for r in reds):
+                    continue
+                extra = reds[1:]
                 if extra:
                     keep.add(id(extra[-1]))
                     changed = True

@@ -12,6 +12,7 @@ from .dtype import DType, bool_, float32, int32, promote, to_dtype
 from .lazy import LazyNode, LazyView, const_view
 from .ops import Op
 from .runtime import Runtime
+from .split import split_plan
 
 LOG2_E = math.log2(math.e)
 LN_2 = math.log(2.0)
@@ -271,12 +272,32 @@ class Tensor:
         axes = (axis,) if isinstance(axis, int) else tuple(axis)
         return tuple(sorted({_norm_axis(a, self.ndim) for a in axes}))
 
-    def _reduce(self, op: Op, axis: int | Sequence[int] | None, keepdim: bool) -> "Tensor":
+    def _reduce(self, op: Op, axis: int | Sequence[int] | None, keepdim: bool,
+                split: bool = True) -> "Tensor":
+        """The reduce node; ``split=False`` keeps it one pass (a softmax's reduces, which its
+        fused row kernel computes from registers)."""
         axes = self._axes(axis)
-        out = Tensor(self.lazy.reduce(op, axes))
+        plan = split_plan(self.shape, axes) if split else None
+        out = Tensor(self.lazy.reduce(op, axes)) if plan is None else self._split_reduce(op, axes, *plan)
         if keepdim:
             return out
         return out.reshape(tuple(s for i, s in enumerate(self.shape) if i not in axes))
+
+    def _split_reduce(self, op: Op, axes: tuple[int, ...], axis: int, parts: int) -> "Tensor":
+        """The reduce of ``axes`` in two passes (see ``split.py``): ``axis`` cut into ``parts``
+        slices (padded with the reduce's identity to a whole number of slices), each reduced,
+        then the partial results. Kept dims, as ``LazyView.reduce`` gives them."""
+        x, size = self, self.shape[axis]
+        inner = -(-size // parts)
+        if inner * parts != size:
+            widths = [(0, 0)] * self.ndim
+            widths[axis] = (0, inner * parts - size)
+            identity = 0 if op == Op.SUM else -math.inf if self.dtype.is_float else -2**31
+            x = x.pad(widths, identity)
+        x = x.reshape(x.shape[:axis] + (parts, inner) + x.shape[axis + 1:])
+        first = Tensor(x.lazy.reduce(op, tuple(a + 1 if a >= axis else a for a in axes)))
+        second = Tensor(first.lazy.reduce(op, (axis,)))
+        return second.reshape(tuple(1 if i in axes else s for i, s in enumerate(self.shape)))
 
     def sum(self, axis: int | Sequence[int] | None = None, keepdim: bool = False) -> "Tensor":
         """Sum over ``axis`` (all axes by default); bools and ints sum as int32."""
@@ -303,8 +324,15 @@ class Tensor:
     def softmax(self, axis: int = -1) -> "Tensor":
         """exp(x - max) / sum(exp(x - max)) along ``axis``."""
         x = self._float()
-        e = (x - x.max(axis, keepdim=True)).exp()
-        return e / e.sum(axis, keepdim=True)
+        e = (x - x._reduce(Op.RMAX, axis, True, split=False)).exp()
+        return e / e._reduce(Op.SUM, axis, True, split=False)
+
+    def log_softmax(self, axis: int = -1) -> "Tensor":
+        """x - max - log(sum(exp(x - max))) along ``axis`` (one fused row kernel over the last
+        axis)."""
+        x = self._float()
+        shifted = x - x._reduce(Op.RMAX, axis, True, split=False)
+        return shifted - shifted.exp()._reduce(Op.SUM, axis, True, split=False).log()
 
     # ---- movement ----------------------------------------------------------------------
     def reshape(self, *shape: Any) -> "Tensor":

@@ -70,11 +70,23 @@ def test_reduce_epilogue_fuses_into_one_kernel():
     assert schedule([out]) == [out]
 
 
-def test_broadcast_reduce_is_realized():
+def test_row_broadcast_reduce_fuses_into_its_row_kernel():
     a = buffer((4, 8))
     m = a.reduce(Op.RMAX, (1,))
     out = a.alu(Op.SUB, m.expand((4, 8))).node
-    assert schedule([out]) == [m.node, out]
+    assert schedule([out]) == [out]
+
+
+def test_other_broadcast_reduces_are_realized():
+    a = buffer((4, 8))
+    col = a.reduce(Op.SUM, (0,))                                  # not the last axis
+    out = a.alu(Op.SUB, col.expand((4, 8))).node
+    assert schedule([out]) == [col.node, out]
+    m = a.reduce(Op.RMAX, (1,))
+    kept = m.alu(Op.NEG)                                          # a per-row value asked for too
+    out2 = a.alu(Op.SUB, m.expand((4, 8)))
+    order = schedule([out2.node, kept.node])
+    assert len(order) == 3 and order[0] is m.node and {id(n) for n in order[1:]} == {id(out2.node), id(kept.node)}
 
 
 @pytest.mark.parametrize("dt", [dtypes.float32, dtypes.float16, dtypes.bfloat16], ids=lambda d: d.name)

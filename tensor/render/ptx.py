@@ -16,15 +16,30 @@ from ..ir import Inst, Kernel
 
 PTX_VERSION = "8.0"
 BLOCK = 256             # threads per block of an elementwise / reduce launch
-VEC = 4                 # elements per thread per step of an elementwise kernel (16 B of f32)
-ROW_SHARED = "rowred"   # one word per warp: a block-wide row's warp results meet here
+VEC_BYTES = 16          # one vector access of an elementwise kernel (LDG.E.128 / STG.E.128)
+ROW_SHARED = "rowred"   # one word per warp: a block-wide row's warp results meet here (one
+                        # array per ALLREDUCE, suffixed with its instruction number)
 
 
 def vector_width(kernel: Kernel) -> int:
-    """Elements each thread handles per step: VEC for elementwise kernels (a grid-stride loop
-    over vectors, so the grid may be any size), 1 for kernels with a reduction (a thread per
-    output element)."""
-    return 1 if any(ins.op == "ACC" for ins in kernel.insts) else VEC
+    """Elements each thread of an elementwise kernel handles: one 16-byte access of the
+    narrowest buffer it moves at the element's own index (4 for f32/i32, 8 for f16/bf16, 16 for
+    bool; wider buffers take several 16-byte accesses). 1 for kernels with a reduction or a
+    row group (a thread, or a group of threads, per output element)."""
+    insts = kernel.insts
+    if any(ins.op in ("ACC", "ALLREDUCE") for ins in insts):
+        return 1
+    special = next((i for i, ins in enumerate(insts) if ins.op == "SPECIAL"), None)
+    if special is None or insts[special].arg[0] != "gidx":
+        return 1
+    sizes = [insts[ins.src[0]].arg[1].itemsize for ins in insts if _own_index(ins, special)]
+    return VEC_BYTES // min(sizes, default=VEC_BYTES // 4)
+
+
+def _own_index(ins: Inst, special: int) -> bool:
+    """A load or store at the thread's own element, unmasked: it can move whole vectors."""
+    return ins.op in ("LOAD", "STORE") and ins.src[1] == special and \
+        len(ins.src) == (3 if ins.op == "STORE" else 2)
 
 
 def _same(j: int) -> int:
@@ -62,13 +77,15 @@ class PTXRenderer:
         insts = kernel.insts
         n = len(insts) + 1
         vec = vector_width(kernel)
-        body = self._elementwise(kernel, n) if vec > 1 else \
+        body = self._elementwise(kernel, n, vec) if vec > 1 else \
             [line for i, ins in enumerate(insts) for line in self._inst(i, ins, insts, _same)]
         regs = n * (vec + 1)            # a register set per lane, and one for the tail
         params = ",\n".join(f"\t.param .u64 p{k}" for k in range(len(kernel.params)))
-        groups = [ins.arg[1] for ins in insts if ins.op == "ALLREDUCE"]
-        shared = [f".shared .align 4 .b32 {ROW_SHARED}[{max(groups) // 32}];", ""] \
-            if groups and max(groups) > 32 else []
+        # one exchange array per block-wide ALLREDUCE: a fused row kernel combines several in
+        # sequence, and a shared array reused would let a fast warp overwrite a slot that a
+        # slow warp has not read yet
+        shared = [f".shared .align 4 .b32 {ROW_SHARED}{i}[{ins.arg[1] // 32}];"
+                  for i, ins in enumerate(insts) if ins.op == "ALLREDUCE" and ins.arg[1] > 32]
         head = [f".version {PTX_VERSION}", f".target {self.arch}", ".address_size 64", ""] + shared + [
                 f".visible .entry {kernel.name}(", params, ")", "{",
                 f"\t.reg .pred %p<{regs}>;", f"\t.reg .pred %q<{regs}>;", f"\t.reg .b16 %h<{regs}>;",
@@ -78,12 +95,14 @@ class PTXRenderer:
         return "\n".join(head + ["\t" + b if not b.endswith(":") else b for b in body] +
                           ["$END:", "\tret;", "}", ""])
 
-    def _elementwise(self, kernel: Kernel, n: int) -> list[str]:
-        """A grid-stride loop over vectors of VEC elements, then the last numel % VEC elements
-        one per thread. Values that do not depend on the element index are computed once, before
-        the loop; the others once per lane, lane j's registers numbered ``n * j`` above the
-        instruction's. Loads and the store at the element's own index (contiguous, offset 0,
-        unmasked) move VEC elements in one vector access."""
+    def _elementwise(self, kernel: Kernel, n: int, vec: int) -> list[str]:
+        """One vector of ``vec`` elements per thread, the grid covering the tensor (no
+        grid-stride loop: on an H100 a one-shot grid streams 2-5 % faster). All of a thread's
+        loads come before its arithmetic and stores. The numel % vec elements past the last
+        whole vector belong to the thread after it, which does them one by one (predicated by
+        its index: no second kernel). Values that do not depend on the element index are
+        computed once; the others once per lane, lane j's registers numbered ``n * j`` above
+        the instruction's."""
         insts = kernel.insts
         varying: set[int] = set()
         for i, ins in enumerate(insts):
@@ -91,72 +110,97 @@ class PTXRenderer:
                 varying.add(i)
         special = next(i for i, ins in enumerate(insts) if ins.op == "SPECIAL")
         total = insts[special].arg[1]
-        nvec = total // VEC
+        nvec, rem = divmod(total, vec)
         out = [line for i, ins in enumerate(insts) if i not in varying
                for line in self._inst(i, ins, insts, _same)]
         out += ["mov.u32 %vi, %ctaid.x;", "mov.u32 %vs, %ntid.x;", "mul.lo.s32 %vi, %vi, %vs;",
-                "mov.u32 %vs, %tid.x;", "add.s32 %vi, %vi, %vs;",          # global thread index
-                "mov.u32 %vs, %nctaid.x;", "mov.u32 %vt, %ntid.x;", "mul.lo.s32 %vs, %vs, %vt;"]
+                "mov.u32 %vs, %tid.x;", "add.s32 %vi, %vi, %vs;"]          # this thread's vector
         if nvec:
-            out += ["$VLOOP:", f"setp.ge.s32 %vq, %vi, {nvec};", "@%vq bra $VDONE;"]
+            out += [f"setp.ge.s32 %vq, %vi, {nvec};", "@%vq bra $TAIL;"]
             for i in sorted(varying):
-                out += self._lanes(i, insts, special, n, varying)
-            out += ["add.s32 %vi, %vi, %vs;", "bra $VLOOP;", "$VDONE:",
-                    "mov.u32 %vi, %ctaid.x;", "mov.u32 %vs, %ntid.x;", "mul.lo.s32 %vi, %vi, %vs;",
-                    "mov.u32 %vs, %tid.x;", "add.s32 %vi, %vi, %vs;"]
-        if total % VEC:
-            out += [f"setp.ge.s32 %vq, %vi, {total % VEC};", "@%vq bra $END;"]
-            tail = n * VEC
-
-            def ren(j: int) -> int:
-                return j + tail if j in varying else j
-            for i in sorted(varying):
-                if i == special:
-                    out.append(f"add.s32 %r{tail + i}, %vi, {nvec * VEC};")
-                else:
-                    out += self._inst(i, insts[i], insts, ren)
+                out += self._lanes(i, insts, special, n, varying, vec)
+            out += ["bra.uni $END;"]
+        out += ["$TAIL:"]
+        if rem:
+            out += [f"setp.ne.s32 %vq, %vi, {nvec};", "@%vq bra $END;"]
+            for j in range(rem):
+                def ren(k: int, j: int = j) -> int:
+                    return k + n * j if k in varying else k
+                for i in sorted(varying):
+                    if i == special:
+                        out.append(f"mov.s32 %r{i + n * j}, {nvec * vec + j};")
+                    else:
+                        out += self._inst(i, insts[i], insts, ren)
         return out
 
-    def _lanes(self, i: int, insts: list[Inst], special: int, n: int, varying: set[int]) -> list[str]:
-        """Instruction ``i`` for each of the VEC lanes of the vector %vi."""
+    def _lanes(self, i: int, insts: list[Inst], special: int, n: int, varying: set[int],
+               vec: int) -> list[str]:
+        """Instruction ``i`` for each of the ``vec`` lanes of the vector %vi."""
         ins = insts[i]
         if ins.op == "SPECIAL":
-            return [f"mad.lo.s32 %r{i + n * j}, %vi, {VEC}, {j};" for j in range(VEC)]
-        if ins.op in ("LOAD", "STORE") and ins.src[1] == special and len(ins.src) == (3 if ins.op == "STORE" else 2):
-            return self._vector_memory(i, ins, insts, n, varying)
+            return [f"mad.lo.s32 %r{i + n * j}, %vi, {vec}, {j};" for j in range(vec)]
+        if _own_index(ins, special):
+            return self._vector_memory(i, ins, insts, n, varying, vec)
         out = []
-        for lane in range(VEC):
+        for lane in range(vec):
             def ren(j: int, lane: int = lane) -> int:
                 return j + n * lane if j in varying else j
             out += self._inst(i, ins, insts, ren)
         return out
 
-    def _vector_memory(self, i: int, ins: Inst, insts: list[Inst], n: int, varying: set[int]) -> list[str]:
-        """A VEC-wide load or store at the vector's own elements (aligned: VEC * itemsize
-        bytes from a buffer's start)."""
+    def _vector_memory(self, i: int, ins: Inst, insts: list[Inst], n: int, varying: set[int],
+                       vec: int) -> list[str]:
+        """A load or store of the vector's ``vec`` elements in 16-byte accesses (aligned: buffers
+        start 16-byte aligned and a vector is a whole number of 16-byte chunks). Narrow types
+        travel packed in b32 words: two f16/bf16 or four bools per word."""
         store_t: DType = insts[ins.src[0]].arg[1]
-        lines = [f"mul.wide.s32 %va, %vi, {VEC * store_t.itemsize};", f"add.s64 %va, %rd{ins.src[0]}, %va;"]
-        lanes = [i + n * j for j in range(VEC)]
-        if ins.op == "LOAD":
-            dt = ins.dtype
-            if store_t in (float16, bfloat16):
-                regs = [f"%h{r}" for r in lanes]
-                return lines + [f"ld.global.nc.v4.b16 {{{', '.join(regs)}}}, [%va];"] + \
-                    [f"cvt.f32.{store_t.ptx} %f{r}, %h{r};" for r in lanes]
-            if store_t == bool_:
-                return lines + [f"ld.global.nc.v4.u8 {{{', '.join(f'%t{r}' for r in lanes)}}}, [%va];"] + \
-                    [f"setp.ne.u32 %p{r}, %t{r}, 0;" for r in lanes]
-            return lines + [f"ld.global.nc.v4.{store_t.ptx} {{{', '.join(_reg(dt, r) for r in lanes)}}}, [%va];"]
-        src = ins.src[2]
-        vals = [src + n * j if src in varying else src for j in range(VEC)]
-        vdt = insts[src].dtype
+        per = VEC_BYTES // store_t.itemsize             # elements per 16-byte access
+        lines = [f"mul.wide.s32 %va, %vi, {vec * store_t.itemsize};", f"add.s64 %va, %rd{ins.src[0]}, %va;"]
+        lanes = [i + n * j for j in range(vec)]
+        if ins.op == "STORE":
+            src = ins.src[2]
+            vdt = insts[src].dtype
+            vals = [_reg(vdt, src + n * j if src in varying else src) for j in range(vec)]
+        for c in range(vec // per):
+            part = lanes[c * per:(c + 1) * per]
+            addr = f"[%va+{c * VEC_BYTES}]"
+            if ins.op == "LOAD":
+                lines += self._unpack(part, store_t, ins.dtype, addr)
+            else:
+                lines += self._pack(part, store_t, vals[c * per:(c + 1) * per], addr)
+        return lines
+
+    @staticmethod
+    def _unpack(lanes: list[int], store_t: DType, dt: DType, addr: str) -> list[str]:
+        """One 16-byte load into the registers of ``lanes``."""
         if store_t in (float16, bfloat16):
-            return lines + [f"cvt.rn.{store_t.ptx}.f32 %h{r}, {_reg(vdt, v)};" for r, v in zip(lanes, vals)] + \
-                [f"st.global.v4.b16 [%va], {{{', '.join(f'%h{r}' for r in lanes)}}};"]
+            words = lanes[0::2]
+            return [f"ld.global.nc.v4.b32 {{{', '.join(f'%t{w}' for w in words)}}}, {addr};"] + \
+                [f"mov.b32 {{%h{a}, %h{b}}}, %t{a};" for a, b in zip(lanes[0::2], lanes[1::2])] + \
+                [f"cvt.f32.{store_t.ptx} %f{r}, %h{r};" for r in lanes]
         if store_t == bool_:
-            return lines + [f"selp.u32 %t{r}, 1, 0, {_reg(vdt, v)};" for r, v in zip(lanes, vals)] + \
-                [f"st.global.v4.u8 [%va], {{{', '.join(f'%t{r}' for r in lanes)}}};"]
-        return lines + [f"st.global.v4.{store_t.ptx} [%va], {{{', '.join(_reg(vdt, v) for v in vals)}}};"]
+            words = lanes[0::4]
+            lines = [f"ld.global.nc.v4.b32 {{{', '.join(f'%t{w}' for w in words)}}}, {addr};"]
+            for w in range(4):          # the word's own lane last: it is overwritten
+                quad = lanes[4 * w:4 * w + 4]
+                lines += [f"bfe.u32 %t{quad[b]}, %t{quad[0]}, {8 * b}, 8;" for b in (3, 2, 1, 0)]
+            return lines + [f"setp.ne.u32 %p{r}, %t{r}, 0;" for r in lanes]
+        return [f"ld.global.nc.v4.{store_t.ptx} {{{', '.join(_reg(dt, r) for r in lanes)}}}, {addr};"]
+
+    @staticmethod
+    def _pack(lanes: list[int], store_t: DType, vals: list[str], addr: str) -> list[str]:
+        """One 16-byte store of ``vals`` (registers), packed in the scratch registers of ``lanes``."""
+        if store_t in (float16, bfloat16):
+            return [f"cvt.rn.{store_t.ptx}.f32 %h{r}, {v};" for r, v in zip(lanes, vals)] + \
+                [f"mov.b32 %t{a}, {{%h{a}, %h{b}}};" for a, b in zip(lanes[0::2], lanes[1::2])] + \
+                [f"st.global.v4.b32 {addr}, {{{', '.join(f'%t{w}' for w in lanes[0::2])}}};"]
+        if store_t == bool_:
+            lines = [f"selp.u32 %t{r}, 1, 0, {v};" for r, v in zip(lanes, vals)]
+            for w in range(4):
+                quad = lanes[4 * w:4 * w + 4]
+                lines += [f"bfi.b32 %t{quad[0]}, %t{quad[b]}, %t{quad[0]}, {8 * b}, 8;" for b in (1, 2, 3)]
+            return lines + [f"st.global.v4.b32 {addr}, {{{', '.join(f'%t{w}' for w in lanes[0::4])}}};"]
+        return [f"st.global.v4.{store_t.ptx} {addr}, {{{', '.join(vals)}}};"]
 
     # ---- one instruction ---------------------------------------------------------------
     def _inst(self, i: int, ins: Inst, insts: list[Inst], ren: Callable[[int], int]) -> list[str]:
@@ -173,7 +217,7 @@ class PTXRenderer:
         if op == "SPECIAL":
             return self._special(i, d, ins.arg)
         if op == "ALLREDUCE":
-            return self._allreduce(d, dt, s[0], *ins.arg)
+            return self._allreduce(d, dt, s[0], *ins.arg, f"{ROW_SHARED}{i}")
         if op == "PARAM":
             return [f"ld.param.u64 %rd{i}, [p{ins.arg[0]}];", f"cvta.to.global.u64 %rd{i}, %rd{i};"]
         if op in ("LOAD", "STORE"):
@@ -236,7 +280,7 @@ class PTXRenderer:
         return lines + [f"setp.ge.s32 %q{i}, {d}, {size};", f"@%q{i} bra $END;"]
 
     @staticmethod
-    def _allreduce(d: str, dt: DType, a: str, kind: str, group: int) -> list[str]:
+    def _allreduce(d: str, dt: DType, a: str, kind: str, group: int, shared: str) -> list[str]:
         """``d`` = the ``kind`` of ``a`` over the ``group`` lanes of a row: a butterfly of
         shuffles within the warp, then (block-wide rows) each warp's result through shared
         memory, read back by every thread. Predicates travel as 0/1 words."""
@@ -251,11 +295,11 @@ class PTXRenderer:
             lines += [f"shfl.sync.bfly.b32 {tmp}, {work}, {off}, 31, -1;", f"{combine} {work}, {work}, {tmp};"]
         if group > 32:
             lines += ["mov.u32 %vi, %tid.x;", "and.b32 %vt, %vi, 31;", "setp.eq.u32 %vq, %vt, 0;",
-                      "shr.u32 %vi, %vi, 5;", f"mov.u32 %vt, {ROW_SHARED};", "mad.lo.u32 %vi, %vi, 4, %vt;",
+                      "shr.u32 %vi, %vi, 5;", f"mov.u32 %vt, {shared};", "mad.lo.u32 %vi, %vi, 4, %vt;",
                       f"@%vq st.shared.b32 [%vi], {work};", "bar.sync 0;",
-                      f"ld.shared.b32 {work}, [{ROW_SHARED}];"]
+                      f"ld.shared.b32 {work}, [{shared}];"]
             for w in range(1, group // 32):
-                lines += [f"ld.shared.b32 {tmp}, [{ROW_SHARED}+{4 * w}];", f"{combine} {work}, {work}, {tmp};"]
+                lines += [f"ld.shared.b32 {tmp}, [{shared}+{4 * w}];", f"{combine} {work}, {work}, {tmp};"]
         if dt == bool_:
             lines.append(f"setp.ne.u32 {d}, {work}, 0;")
         return lines
