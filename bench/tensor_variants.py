@@ -1,5 +1,5 @@
 """Candidate kernel variants of tensor, checked and timed on one GPU in one call: matmul tile
-configs per dtype/size and elementwise grid sizes. Prints a table (best per case marked with
+configs per dtype/size, and the softmax. Prints a table (best per case marked with
 ``*``) and writes JSON (bench/results/, and $OUT when set).
 
     python bench/tensor_variants.py [--device nvidia:0] [--repeat 20] [--quick]
@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tensor import Tensor, dtypes, runtime  # noqa: E402
 from tensor.dtype import bf16_bits_to_f32, f32_to_bf16_bits  # noqa: E402
+from tensor_bench import gpu_seconds  # noqa: E402 - bench/ is on sys.path when run as a script
 from tensor.matmul import DEFAULT_MMA, DEFAULT_SIMT, MmaConfig, SimtConfig, matmul_kernel  # noqa: E402
 
 #: relative-error limits (f32 accumulation everywhere; narrow outputs are rounded once)
@@ -44,7 +44,6 @@ MMA_VARIANTS = [DEFAULT_MMA,
                 MmaConfig(128, 128, 64, 2, 4, 3, ctas=2)]
 SIMT_VARIANTS = [DEFAULT_SIMT, SimtConfig(128, 128, 16), SimtConfig(128, 64), SimtConfig(64, 128),
                  SimtConfig(128, 128, 1)]
-EW_BLOCKS_PER_SM = [8, 4, 16, 2, 1 << 20]       # 1<<20: one thread per vector, no grid stride
 
 
 def rounded(x: np.ndarray, dt) -> np.ndarray:
@@ -52,16 +51,6 @@ def rounded(x: np.ndarray, dt) -> np.ndarray:
     if dt == dtypes.bfloat16:
         return bf16_bits_to_f32(f32_to_bf16_bits(x))
     return x.astype(dt.np).astype(np.float32)
-
-
-def gpu_seconds(rt, run, repeat: int) -> float:
-    run()
-    times = []
-    for _ in range(repeat):
-        before = len(rt.stats.history)
-        run()
-        times.append(sum(launch.seconds for launch in rt.stats.history[before:]))
-    return statistics.median(times)
 
 
 def resources(ptx: str) -> str:
@@ -97,19 +86,6 @@ def matmul_case(rt, dt, size: int, cfg, repeat: int, seed: int) -> dict:
     return {"case": f"matmul {size} {dt.name}", "variant": cfg.tag(), "ok": ok, "rel_err": err,
             "seconds": sec, "rate": 2 * size ** 3 / sec / 1e12, "unit": "TFLOPS",
             "ptxas": resources(mk.ptx), "shared": mk.shared}
-
-
-def add_case(rt, n: int, blocks_per_sm: int, repeat: int, seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    x, y = rng.standard_normal(n, np.float32), rng.standard_normal(n, np.float32)
-    tx, ty = Tensor(x, device=rt.name), Tensor(y, device=rt.name)
-    rt.blocks_per_sm = blocks_per_sm
-    out = (tx + ty).numpy()
-    ok = bool(np.array_equal(out, x + y))
-    sec = gpu_seconds(rt, lambda: (tx + ty).realize(), repeat)
-    return {"case": f"add {n * 4 >> 20}MiB f32", "variant": f"{blocks_per_sm} blocks/SM",
-            "ok": ok, "rel_err": 0.0 if ok else float("nan"), "seconds": sec,
-            "rate": 3 * n * 4 / sec / 1e9, "unit": "GB/s", "ptxas": "", "shared": 0}
 
 
 def softmax_case(rt, rows: int, cols: int, repeat: int, seed: int) -> dict:
@@ -152,10 +128,6 @@ def main(argv: list[str] | None = None) -> int:
         seed += 1
         record(matmul_case(rt, dtypes.float32, 4096 // s, cfg, args.repeat, seed))
     rt.matmul_configs.clear()
-    for bps in EW_BLOCKS_PER_SM[:2] if args.quick else EW_BLOCKS_PER_SM:
-        seed += 1
-        record(add_case(rt, (1 << 28) // s, bps, args.repeat, seed))
-    rt.blocks_per_sm = EW_BLOCKS_PER_SM[0]
     record(softmax_case(rt, 8192 // s, 8192, args.repeat, seed + 1))
 
     print(f"\n{'case':<22} {'variant':<28} {'rate':>9} {'unit':<6} {'check':<6} ptxas")
