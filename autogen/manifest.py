@@ -24,6 +24,8 @@ REPOS = {
     "ogd": Repo("open-gpu-doc", "NVIDIA/open-gpu-doc", None, "c8607fe576b53ff821ffcf97e7548d2de11c4eaf"),
     # kfd_ioctl.h 1.15 (GEM_VA); the commit is the version the source index holds (no tag recorded).
     "linux": Repo("linux", "torvalds/linux", None, "100c85421b52e41269ada88f7d71a6b8a06c7a11"),
+    # Qualcomm's kgsl driver (msm_kgsl.h UAPI 3.14); newest commit of the stored snapshot (2025-06-03).
+    "kgsl": Repo("kgsl", "qualcomm-linux/kgsl", None, "27cf0e4f402d9d569ef8f060d46cd5b0a97dc924"),
 }
 
 
@@ -219,8 +221,21 @@ KFD = Target(
     stubs={"drm/drm.h": "#include <linux/types.h>\n"},
 )
 
-TARGETS = {t.name: t for t in (NV580, HOPPER, KFD)}
-GROUPS = {"nvidia": ["nv580", "hopper"], "kfd": ["kfd"], "all": ["nv580", "hopper", "kfd"]}
+KGSL = Target(
+    name="kgsl", group="qcom", output="hwdrv/qcom/gen/kgsl.py",
+    doc="Qualcomm kgsl ioctl ABI (include/uapi/linux/msm_kgsl.h): structs, request numbers, flags, properties.",
+    repos=["kgsl"],
+    include_dirs=[("kgsl", "include/uapi")],
+    headers=[("kgsl", "include/uapi/linux/msm_kgsl.h")],
+    defines=["-D__user="],  # the kernel annotation has no meaning to userspace
+    types=[r"struct kgsl_\w+", r"kgsl_\w+"],
+    macros=[r"IOCTL_KGSL_\w+", r"KGSL_\w+"],
+    exclude=[r"_UAPI_MSM_KGSL_H", r"KGSL_IOC_TYPE_\w+"],
+)
+
+TARGETS = {t.name: t for t in (NV580, HOPPER, KFD, KGSL)}
+GROUPS = {"nvidia": ["nv580", "hopper"], "kfd": ["kfd"], "qcom": ["kgsl"],
+          "all": ["nv580", "hopper", "kfd", "kgsl"]}
 
 
 def _late() -> None:
