@@ -106,6 +106,9 @@ def _fmt_int(v: int, hexish: bool) -> str:
 
 def generate(t: Target, src: str) -> str:
     """Generate target ``t`` from the source trees under ``src``; returns the module text."""
+    builder = getattr(t, "builder", None)  # targets that are not C headers bring their own generator
+    if builder is not None:
+        return builder(t, src)
     with tempfile.TemporaryDirectory() as stubdir:
         for rel, text in t.stubs.items():
             os.makedirs(os.path.dirname(os.path.join(stubdir, rel)), exist_ok=True)

@@ -16,6 +16,8 @@ class Repo:
     repo: str         # GitHub owner/name
     tag: str | None
     commit: str
+    # A release tarball instead of a git checkout: its sha256 (commit is then "" and tag names the release).
+    archive_sha256: str | None = None
 
 
 REPOS = {
@@ -25,6 +27,9 @@ REPOS = {
     # kfd_ioctl.h 1.15 (GEM_VA); the commit is the version the source index holds (no tag recorded).
     "linux": Repo("linux", "torvalds/linux", None, "100c85421b52e41269ada88f7d71a6b8a06c7a11"),
     # Qualcomm's kgsl driver (msm_kgsl.h UAPI 3.14); newest commit of the stored snapshot (2025-06-03).
+    # Mesa 25.0.7 release (Debian trixie source package mesa_25.0.7.orig.tar.xz): freedreno registers + isa XML.
+    "mesa": Repo("mesa-25.0.7", "mesa/mesa", "mesa-25.0.7", "",
+                 archive_sha256="592272df3cf01e85e7db300c449df5061092574d099da275d19e97ef0510f8a6"),
     "kgsl": Repo("kgsl", "qualcomm-linux/kgsl", None, "27cf0e4f402d9d569ef8f060d46cd5b0a97dc924"),
 }
 
@@ -233,9 +238,49 @@ KGSL = Target(
     exclude=[r"_UAPI_MSM_KGSL_H", r"KGSL_IOC_TYPE_\w+"],
 )
 
-TARGETS = {t.name: t for t in (NV580, HOPPER, KFD, KGSL)}
-GROUPS = {"nvidia": ["nv580", "hopper"], "kfd": ["kfd"], "qcom": ["kgsl"],
-          "all": ["nv580", "hopper", "kfd", "kgsl"]}
+from .rnn import RnnTarget  # noqa: E402  (rnn imports manifest lazily)
+
+_REGS = "src/freedreno/registers/adreno/"
+
+A6XX = RnnTarget(
+    name="a6xx", group="qcom", output="hwdrv/qcom/gen/a6xx.py",
+    doc="Adreno a6xx registers for compute dispatch and hang diagnosis (Mesa registers/adreno/a6xx.xml, "
+        "old register names of Mesa 25.0), descriptor layouts (A6XX_TEX_CONST, A6XX_UBO), their enums; "
+        "A7XX_ names where a7xx moved or added something.",
+    repo="mesa", files=[_REGS + "a6xx.xml"],
+    domains={"A6XX": "", "A6XX_TEX_CONST": "A6XX_TEX_CONST_", "A6XX_UBO": "A6XX_UBO_"},
+    variant="A6XX", extra_variants=["A7XX"],
+    regs=[r"SP_CS_\w+", r"HLSQ_CS_\w+", "HLSQ_INVALIDATE_CMD", r"HLSQ_CONTROL_[2-5]_REG", "HLSQ_FS_CNTL_0",
+          "SP_MODE_CONTROL", "SP_PERFCTR_ENABLE", "SP_FLOAT_CNTL", "SP_TP_MODE_CNTL", "TPL1_DBG_ECO_CNTL",
+          "SP_CHICKEN_BITS", "UCHE_CLIENT_PF", "HLSQ_DBG_ECO_CNTL", "SP_PS_TP_BORDER_COLOR_BASE_ADDR",
+          r"CP_RB_\w+", r"CP_IB[12]_\w+", "CP_HW_FAULT", "CP_INTERRUPT_STATUS", "CP_PROTECT_STATUS",
+          "CP_STATUS_1", "CP_SQE_INSTR_BASE", r"CP_SCRATCH(_REG)?", r"CP_SQE_STAT_\w+", r"CP_ROQ_AVAIL_\w+",
+          "CP_ALWAYS_ON_COUNTER", r"CP_PROTECT(_REG)?", "CP_PROTECT_CNTL", r"RBBM_STATUS\d?", "RBBM_INT_0_STATUS",
+          r"CP_DRAW_STATE_\w+", r"A6XX_TEX_CONST_\d+", r"A6XX_UBO_\d+"],
+    enums=["a6xx_threadsize", "a3xx_threadmode", "a6xx_const_ram_mode", "a6xx_isam_mode", "a6xx_tex_type",
+           "a6xx_tile_mode", "a6xx_format", "a6xx_tex_swiz", "a6xx_tex_filter", "a6xx_tex_clamp"],
+)
+
+ADRENO_PM4 = RnnTarget(
+    name="adreno_pm4", group="qcom", output="hwdrv/qcom/gen/adreno_pm4.py",
+    doc="Adreno PM4 command stream (Mesa registers/adreno/adreno_pm4.xml + common/freedreno_pm4.h): packet "
+        "types and header accessors, type-7 opcodes, payload layouts of the packets compute uses, event types.",
+    repo="mesa", files=[_REGS + "adreno_pm4.xml"], header_file="src/freedreno/common/freedreno_pm4.h",
+    domains={d: d + "_" for d in ("CP_LOAD_STATE6", "CP_EXEC_CS", "CP_EXEC_CS_INDIRECT", "CP_EVENT_WRITE",
+                                  "CP_EVENT_WRITE7", "CP_MEM_WRITE", "CP_WAIT_REG_MEM", "CP_WAIT_MEM_GTE",
+                                  "CP_SET_MARKER", "CP_REG_TO_MEM", "CP_MEM_TO_REG", "CP_MEM_TO_MEM",
+                                  "CP_REG_RMW", "CP_WAIT_TIMESTAMP")},
+    variant="A6XX", extra_variants=["A7XX"],
+    regs=[r"CP_(LOAD_STATE6|EXEC_CS|EXEC_CS_INDIRECT|EVENT_WRITE|EVENT_WRITE7|MEM_WRITE|WAIT_REG_MEM|WAIT_MEM_GTE|"
+          r"SET_MARKER|REG_TO_MEM|MEM_TO_REG|MEM_TO_MEM|REG_RMW|WAIT_TIMESTAMP)_\w+"],
+    enums=["adreno_pm4_type3_packets", "vgt_event_type", "adreno_pm4_packet_type", "a6xx_state_block",
+           "a6xx_state_type", "a6xx_state_src", "cp_cond_function", "poll_memory_type", "event_write_src",
+           "event_write_dst", "a6xx_marker", "set_marker_mode", "a6xx_ifpc_mode"],
+)
+
+TARGETS = {t.name: t for t in (NV580, HOPPER, KFD, KGSL, A6XX, ADRENO_PM4)}
+GROUPS = {"nvidia": ["nv580", "hopper"], "kfd": ["kfd"], "qcom": ["kgsl", "a6xx", "adreno_pm4"],
+          "all": ["nv580", "hopper", "kfd", "kgsl", "a6xx", "adreno_pm4"]}
 
 
 def _late() -> None:
@@ -243,3 +288,4 @@ def _late() -> None:
 
 
 _late()
+
