@@ -289,3 +289,27 @@ def _late() -> None:
 
 _late()
 
+from .isaspec import IsaTarget  # noqa: E402
+
+IR3_ISA = IsaTarget(
+    name="ir3_isa", group="qcom", output="hwdrv/qcom/gen/ir3_isa.py", repo="mesa",
+    root_xml="src/freedreno/isa/ir3.xml", gens=(600, 799),
+    sha256={
+        "src/freedreno/isa/ir3.xml": "6c10da025271d08b1eeee0339d4cc32b9a9e6d9e004c1380eefd5950544b61eb",
+        "src/freedreno/isa/ir3-common.xml": "9d3883119c6128d759711d65aa59f564363d5a0fa47001de51fa09db4f201969",
+        "src/freedreno/isa/ir3-cat0.xml": "6156382bef2610e3014b0d8636b22bab63f694846a5fe5aba4baa642a4c66574",
+        "src/freedreno/isa/ir3-cat1.xml": "91cd197c0a6992b8602531c39823ac3796d3f66a4dba96b19bed57432ced86d6",
+        "src/freedreno/isa/ir3-cat2.xml": "7702207d3142c2f2bac5a9a5d484f0d803a4d3ab068b2c15fb7f02b46b0e63ce",
+        "src/freedreno/isa/ir3-cat3.xml": "32f3d16738474e37347c7e9a5c5d5cd445675fc8ea61dad60ac25e0dc728b5a8",
+        "src/freedreno/isa/ir3-cat4.xml": "0da65138acf41f17a7c0c433278b44723f11e222864eca96e4eb73212383a958",
+        "src/freedreno/isa/ir3-cat5.xml": "9388ecb306dd54f2fc0a3af1ab762bb5142da372af357aa731fcc790f84de955",
+        "src/freedreno/isa/ir3-cat6.xml": "107769f3fca95886eb38a231afca7bac76ac428b5b7b5040cc10452d7e59493f",
+        "src/freedreno/isa/ir3-cat7.xml": "3d4971e120d1eff87281e974b2ee56710b64647b89b7c58b8391c14d45d9fd49",
+    },
+)
+# Not read by a generator: Mesa's disassembler test vectors (tests/data/qcom/ir3/extract_vectors.py).
+IR3_DISASM_TEST = ("src/freedreno/ir3/tests/disasm.c",
+                   "fc32b74e7146546be68b58d49b2ce23f22ba5e1478add9bbf44174f3c8b671a5")
+TARGETS[IR3_ISA.name] = IR3_ISA
+GROUPS["qcom"].append(IR3_ISA.name)
+GROUPS["all"].append(IR3_ISA.name)
