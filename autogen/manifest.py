@@ -238,6 +238,20 @@ KGSL = Target(
     exclude=[r"_UAPI_MSM_KGSL_H", r"KGSL_IOC_TYPE_\w+"],
 )
 
+KGSL_SNAPSHOT = Target(
+    name="kgsl_snapshot", group="qcom", output="hwdrv/qcom/gen/kgsl_snapshot.py",
+    doc="kgsl GPU snapshot format constants (kgsl_snapshot.h): magic, section ids, OS ids, object types. "
+        "The section structs are __packed, which the cffi pipeline cannot express; hwdrv/mock/qcom/snapshot.py "
+        "packs them with struct formats named after kgsl_snapshot.h's structs.",
+    repos=["kgsl"],
+    headers=[("kgsl", "kgsl_snapshot.h")],
+    # kernel-internal header: map the kernel integer types to the UAPI ones
+    defines=["-D__packed=", "-Du8=__u8", "-Du16=__u16", "-Du32=__u32", "-Du64=__u64", "-Ds32=__s32", "-Ds64=__s64",
+             "-Duint64_t=__u64", "-Duint32_t=__u32", "-Duint16_t=__u16", "-Duint8_t=__u8"],
+    macros=["SNAPSHOT_MAGIC", r"KGSL_SNAPSHOT_\w+", r"SNAPSHOT_\w+"],
+    exclude=[r"_KGSL_SNAPSHOT_H_?"],
+)
+
 from .rnn import RnnTarget  # noqa: E402  (rnn imports manifest lazily)
 
 _REGS = "src/freedreno/registers/adreno/"
@@ -278,9 +292,9 @@ ADRENO_PM4 = RnnTarget(
            "event_write_dst", "a6xx_marker", "set_marker_mode", "a6xx_ifpc_mode"],
 )
 
-TARGETS = {t.name: t for t in (NV580, HOPPER, KFD, KGSL, A6XX, ADRENO_PM4)}
-GROUPS = {"nvidia": ["nv580", "hopper"], "kfd": ["kfd"], "qcom": ["kgsl", "a6xx", "adreno_pm4"],
-          "all": ["nv580", "hopper", "kfd", "kgsl", "a6xx", "adreno_pm4"]}
+TARGETS = {t.name: t for t in (NV580, HOPPER, KFD, KGSL, KGSL_SNAPSHOT, A6XX, ADRENO_PM4)}
+GROUPS = {"nvidia": ["nv580", "hopper"], "kfd": ["kfd"], "qcom": ["kgsl", "kgsl_snapshot", "a6xx", "adreno_pm4"],
+          "all": ["nv580", "hopper", "kfd", "kgsl", "kgsl_snapshot", "a6xx", "adreno_pm4"]}
 
 
 def _late() -> None:
