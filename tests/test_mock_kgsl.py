@@ -1,0 +1,409 @@
+"""The mock kgsl driver driven through MockKernel with the generated msm_kgsl.h structs: good and bad
+calls, each answered with the errno kgsl's source gives (docs/qcom-kgsl-rules.md names the function)."""
+from __future__ import annotations
+
+import errno as E
+import os
+import struct
+
+import pytest
+
+from hwdrv.errors import IoctlError
+from hwdrv.ioctl import hostmem
+from hwdrv.ioctl.bindings import addressof, new
+from hwdrv.ioctl.kernel import MAP_SHARED, PROT_READ, PROT_WRITE
+from hwdrv.qcom.gen import a6xx as A
+from hwdrv.qcom.gen import adreno_pm4 as P
+from hwdrv.qcom.gen import kgsl as K
+from hwdrv.qcom.gen import kgsl_snapshot as S
+import hwdrv.mock.qcom as Q
+from hwdrv.mock.qcom import facts as F
+from hwdrv.mock.qcom import snapshot
+
+TINYGRAD_CTX_FLAGS = 0x04008A12      # qcom.md 1.4
+TURNIP_CTX_FLAGS = 0x13
+TINYGRAD_MEM_FLAGS = 0x100C0000
+PAGE = 4096
+
+
+def _parity(v: int) -> int:
+    return 1 - bin(v).count("1") % 2
+
+
+def pkt7(op: int, cnt: int) -> int:
+    return (P.CP_TYPE7_PKT | P.PKT_TYPE7_PKT_SIZE.encode(cnt) | P.PKT_TYPE7_PKT_SIZE_PARITY.encode(_parity(cnt))
+            | P.PKT_CP_TYPE7_OPCODE.encode(op) | P.PKT_CP_TYPE7_OPCODE_PARITY.encode(_parity(op)))
+
+
+class Kgsl:
+    """A test client: one fd on a mock kernel, ioctls by generated struct name."""
+
+    def __init__(self, k, fd=None):
+        self.k = k
+        self.fd = k.open("/dev/kgsl-3d0", os.O_RDWR) if fd is None else fd
+
+    def io(self, req: int, typ: str, **fields):
+        a = new(K.ffi, typ, **fields)
+        self.k.ioctl(self.fd, req, addressof(a))
+        return a
+
+    def ctx(self, flags=TINYGRAD_CTX_FLAGS) -> int:
+        return self.io(K.IOCTL_KGSL_DRAWCTXT_CREATE, "struct kgsl_drawctxt_create", flags=flags).drawctxt_id
+
+    def alloc(self, size=PAGE, flags=TINYGRAD_MEM_FLAGS):
+        return self.io(K.IOCTL_KGSL_GPUOBJ_ALLOC, "struct kgsl_gpuobj_alloc", size=size, flags=flags)
+
+    def mmap(self, a, size=None):
+        return self.k.mmap(0, a.mmapsize if size is None else size, PROT_READ | PROT_WRITE, MAP_SHARED, self.fd,
+                           a.id * PAGE)
+
+    def info(self, id_):
+        return self.io(K.IOCTL_KGSL_GPUOBJ_INFO, "struct kgsl_gpuobj_info", id=id_)
+
+    def buffer(self, size=PAGE, flags=TINYGRAD_MEM_FLAGS):
+        """(cpu address, gpu address) of a new mapped object."""
+        a = self.alloc(size, flags)
+        cpu = self.mmap(a)
+        return cpu, self.info(a.id).gpuaddr
+
+    def submit(self, ctx: int, ibs: list[tuple[int, int]], flags=0, ts=0, entry_flags=K.KGSL_CMDLIST_IB):
+        objs = K.ffi.new("struct kgsl_command_object[]", max(len(ibs), 1))
+        for i, (addr, nbytes) in enumerate(ibs):
+            objs[i].gpuaddr, objs[i].size, objs[i].flags = addr, nbytes, entry_flags
+        g = self.io(K.IOCTL_KGSL_GPU_COMMAND, "struct kgsl_gpu_command", flags=flags,
+                    cmdlist=addressof(objs) if ibs else 0, cmdsize=K.ffi.sizeof("struct kgsl_command_object") if ibs else 0,
+                    numcmds=len(ibs), context_id=ctx, timestamp=ts)
+        return g.timestamp
+
+    def run(self, ctx: int, cpu: int, gpu: int, words: list[int], **kw) -> int:
+        hostmem.write(cpu, struct.pack(f"<{len(words)}I", *words))
+        return self.submit(ctx, [(gpu, 4 * len(words))], **kw)
+
+    def wait(self, ctx: int, ts: int, timeout_ms=2000):
+        self.io(K.IOCTL_KGSL_DEVICE_WAITTIMESTAMP_CTXTID, "struct kgsl_device_waittimestamp_ctxtid",
+                context_id=ctx, timestamp=ts, timeout=timeout_ms)
+
+    def read_ts(self, ctx: int, typ=K.KGSL_TIMESTAMP_RETIRED) -> int:
+        return self.io(K.IOCTL_KGSL_CMDSTREAM_READTIMESTAMP_CTXTID, "struct kgsl_cmdstream_readtimestamp_ctxtid",
+                       context_id=ctx, type=typ).timestamp
+
+    def prop(self, typ: int, out: str | None = None, sizebytes: int | None = None, value=None):
+        buf = value if value is not None else K.ffi.new(out + " *")
+        n = K.ffi.sizeof(out) if sizebytes is None else sizebytes
+        self.io(K.IOCTL_KGSL_DEVICE_GETPROPERTY, "struct kgsl_device_getproperty", type=typ, value=buf, sizebytes=n)
+        return buf
+
+
+def errno_of(fn, *a, **kw) -> int:
+    with pytest.raises(IoctlError) as ei:
+        fn(*a, **kw)
+    return ei.value.errno
+
+
+@pytest.fixture(params=[True, False], ids=["sync", "threaded"])
+def kern(request):
+    k = Q.make_kernel(sync=request.param, hang_timeout=0.3)
+    yield k
+    k.qcom.engine.stop()
+
+
+@pytest.fixture
+def kg(kern):
+    return Kgsl(kern)
+
+
+# --- properties -----------------------------------------------------------------------------------------
+def test_device_info_is_an_a630(kg):
+    d = kg.prop(K.KGSL_PROP_DEVICE_INFO, "struct kgsl_devinfo")
+    assert d.chip_id >> 24 == 6 and (d.chip_id >> 16) & 0xFF == 3 and (d.chip_id >> 8) & 0xFF == 0
+    assert d.gmem_sizebytes == 1 << 20 and d.mmu_enabled == 1 and d.device_id == 1 and d.gpu_id == 0
+
+
+def test_getproperty_copies_at_most_sizebytes(kg):
+    buf = K.ffi.new("uint8_t[40]", [0xAA] * 40)
+    kg.prop(K.KGSL_PROP_DEVICE_INFO, "struct kgsl_devinfo", sizebytes=8, value=buf)
+    assert bytes(buf[8:40]) == b"\xaa" * 32 and struct.unpack_from("<I", bytes(buf), 4)[0] == 0x06030001
+
+
+def test_version_needs_exact_size_and_unknown_property_is_enodev(kg):
+    v = kg.prop(K.KGSL_PROP_VERSION, "struct kgsl_version")
+    assert (v.drv_major, v.drv_minor) == (3, 14)
+    assert errno_of(kg.prop, K.KGSL_PROP_VERSION, "struct kgsl_version", sizebytes=8) == E.EINVAL
+    assert errno_of(kg.prop, 0x7777, "struct kgsl_version") == E.ENODEV
+
+
+def test_device_shadow_and_memstore_mapping(kg):
+    s = kg.prop(K.KGSL_PROP_DEVICE_SHADOW, "struct kgsl_shadowprop")
+    assert s.gpuaddr == 0xEFFFF000 and s.size == 8 * PAGE
+    assert s.flags & K.KGSL_FLAGS_PER_CONTEXT_TIMESTAMPS
+    ctx = kg.ctx()
+    cpu, gpu = kg.buffer()
+    ts = kg.run(ctx, cpu, gpu, [pkt7(P.CP_NOP, 0)])
+    kg.wait(ctx, ts)
+    ms = kg.k.mmap(0, s.size, PROT_READ, MAP_SHARED, kg.fd, s.gpuaddr)
+    rec = ms + ctx * K.ffi.sizeof("struct kgsl_devmemstore")
+    assert struct.unpack("<I", hostmem.read(rec + K.ffi.offsetof("struct kgsl_devmemstore", "eoptimestamp"), 4))[0] == ts
+
+
+# --- contexts -------------------------------------------------------------------------------------------
+def test_context_flags_rules(kg):
+    assert kg.ctx(TINYGRAD_CTX_FLAGS) == 1 and kg.ctx(TURNIP_CTX_FLAGS) == 2
+    assert kg.k.qcom.contexts[2].priority == 8          # unset priority becomes MED
+    assert kg.k.qcom.contexts[2].flags & K.KGSL_CONTEXT_PER_CONTEXT_TS
+    assert errno_of(kg.ctx, K.KGSL_CONTEXT_NO_GMEM_ALLOC) == E.EINVAL       # no PREAMBLE: legacy switching
+    assert errno_of(kg.ctx, K.KGSL_CONTEXT_PREAMBLE) == E.EINVAL
+    assert errno_of(kg.ctx, TURNIP_CTX_FLAGS | K.KGSL_CONTEXT_SECURE) == E.EOPNOTSUPP
+    assert kg.k.qcom.contexts[1].flags & 0x80000000 == 0   # unknown bits dropped
+
+
+def test_context_ownership_and_stale_ids(kern):
+    a, b = Kgsl(kern), Kgsl(kern)
+    ctx = a.ctx()
+    cpu, gpu = a.buffer()
+    assert errno_of(b.io, K.IOCTL_KGSL_DRAWCTXT_DESTROY, "struct kgsl_drawctxt_destroy", drawctxt_id=ctx) == E.EINVAL
+    assert errno_of(b.run, ctx, cpu, gpu, [pkt7(P.CP_NOP, 0)]) == E.EINVAL
+    assert errno_of(b.wait, ctx, 0) == E.EINVAL
+    assert errno_of(b.read_ts, ctx) == E.EINVAL
+    a.io(K.IOCTL_KGSL_DRAWCTXT_DESTROY, "struct kgsl_drawctxt_destroy", drawctxt_id=ctx)
+    assert errno_of(a.io, K.IOCTL_KGSL_DRAWCTXT_DESTROY, "struct kgsl_drawctxt_destroy", drawctxt_id=ctx) == E.EINVAL
+    assert errno_of(a.run, ctx, cpu, gpu, [pkt7(P.CP_NOP, 0)]) == E.EINVAL
+    assert errno_of(a.wait, ctx, 0) == E.EINVAL
+    assert errno_of(a.io, K.IOCTL_KGSL_DRAWCTXT_DESTROY, "struct kgsl_drawctxt_destroy", drawctxt_id=99) == E.EINVAL
+
+
+# --- memory ---------------------------------------------------------------------------------------------
+def test_gpuobj_alloc_rules(kg):
+    a = kg.alloc(100, TINYGRAD_MEM_FLAGS | 1 << 40)
+    assert a.size == PAGE and a.mmapsize == PAGE and a.flags == TINYGRAD_MEM_FLAGS and a.id == 1
+    g = kg.alloc(PAGE, K.KGSL_MEMFLAGS_GUARD_PAGE)
+    assert g.mmapsize == 2 * PAGE
+    assert errno_of(kg.alloc, 0) == E.EINVAL
+    assert errno_of(kg.alloc, 1 << 32) == E.EINVAL
+    assert errno_of(kg.alloc, PAGE, K.KGSL_MEMFLAGS_SECURE) == E.EOPNOTSUPP
+    assert kg.alloc(PAGE, 40 << K.KGSL_MEMALIGN_SHIFT).flags >> K.KGSL_MEMALIGN_SHIFT & 0xFF == 25   # capped 32 MiB
+
+
+def test_svm_object_gpu_address_is_its_cpu_address(kg):
+    a = kg.alloc(3 * PAGE)
+    assert kg.info(a.id).gpuaddr == 0                     # no GPU address before mmap
+    assert errno_of(kg.mmap, a, PAGE) == E.ERANGE        # must map the whole footprint
+    cpu = kg.mmap(a)
+    inf = kg.info(a.id)
+    assert inf.gpuaddr == cpu and inf.va_len == 3 * PAGE and inf.va_addr == 0
+    assert F.SVM_BASE64 <= cpu < F.SVM_END64              # placed in kgsl's 64-bit SVM window
+    assert errno_of(kg.mmap, a) == E.EBUSY                # a USE_CPU_MAP object maps once
+
+
+def test_plain_object_gets_a_gpu_address_in_the_64bit_window(kg):
+    a = kg.io(K.IOCTL_KGSL_GPUMEM_ALLOC_ID, "struct kgsl_gpumem_alloc_id", size=5000, flags=0)
+    assert F.VA_BASE64 <= a.gpuaddr < F.VA_END64 and a.size == 2 * PAGE and a.mmapsize == 2 * PAGE
+    cpu = kg.k.mmap(0, a.size, PROT_READ | PROT_WRITE, MAP_SHARED, kg.fd, a.id * PAGE)
+    assert cpu != a.gpuaddr
+    # mmap by GPU address (pgoff = gpuaddr >> 12 when no object has that id)
+    cpu2 = kg.k.mmap(0, a.size, PROT_READ | PROT_WRITE, MAP_SHARED, kg.fd, a.gpuaddr)
+    hostmem.write(cpu, b"hello")
+    assert hostmem.read(cpu2, 5) == b"hello"
+    assert errno_of(kg.k.mmap, 0, PAGE * 3, PROT_READ, MAP_SHARED, kg.fd, a.id * PAGE) == E.ERANGE
+    inf = kg.io(K.IOCTL_KGSL_GPUMEM_GET_INFO, "struct kgsl_gpumem_get_info", gpuaddr=a.gpuaddr + 10)
+    assert inf.id == a.id and inf.size == 2 * PAGE
+    assert errno_of(kg.k.mmap, 0, PAGE, PROT_READ, MAP_SHARED, kg.fd, 77 * PAGE) == E.EINVAL
+
+
+def test_free_rules(kg):
+    a = kg.alloc()
+    assert errno_of(kg.info, 0) == E.EINVAL
+    kg.io(K.IOCTL_KGSL_GPUOBJ_FREE, "struct kgsl_gpuobj_free", id=a.id)
+    assert errno_of(kg.info, a.id) == E.EINVAL
+    assert errno_of(kg.io, K.IOCTL_KGSL_GPUOBJ_FREE, "struct kgsl_gpuobj_free", id=a.id) == E.EINVAL
+    b = kg.io(K.IOCTL_KGSL_GPUMEM_ALLOC_ID, "struct kgsl_gpumem_alloc_id", size=PAGE, flags=0)
+    kg.io(K.IOCTL_KGSL_GPUMEM_FREE_ID, "struct kgsl_gpumem_free_id", id=b.id)
+    assert errno_of(kg.io, K.IOCTL_KGSL_GPUMEM_FREE_ID, "struct kgsl_gpumem_free_id", id=b.id) == E.EINVAL
+    assert errno_of(kg.io, K.IOCTL_KGSL_GPUOBJ_FREE, "struct kgsl_gpuobj_free", id=5, flags=0) == E.EINVAL
+
+
+def test_free_on_timestamp(kg):
+    ctx = kg.ctx()
+    cpu, gpu = kg.buffer()
+    a = kg.alloc()
+    ts = kg.run(ctx, cpu, gpu, [pkt7(P.CP_NOP, 0)])
+    ev = K.ffi.new("struct kgsl_gpu_event_timestamp *", {"context_id": ctx, "timestamp": ts})
+    kg.io(K.IOCTL_KGSL_GPUOBJ_FREE, "struct kgsl_gpuobj_free", id=a.id, flags=K.KGSL_GPUOBJ_FREE_ON_EVENT,
+          type=K.KGSL_GPU_EVENT_TIMESTAMP, priv=addressof(ev), len=8)
+    kg.wait(ctx, ts)
+    assert errno_of(kg.info, a.id) == E.EINVAL
+    b = kg.alloc()
+    assert errno_of(kg.io, K.IOCTL_KGSL_GPUOBJ_FREE, "struct kgsl_gpuobj_free", id=b.id,
+                    flags=K.KGSL_GPUOBJ_FREE_ON_EVENT, type=K.KGSL_GPU_EVENT_TIMESTAMP, priv=addressof(ev), len=4) == E.EINVAL
+
+
+def test_map_user_mem(kg):
+    host = kg.k.mmap(0, 2 * PAGE, PROT_READ | PROT_WRITE, 0x22, -1, 0)    # MAP_PRIVATE|MAP_ANONYMOUS
+    assert errno_of(kg.io, K.IOCTL_KGSL_MAP_USER_MEM, "struct kgsl_map_user_mem", hostptr=host + 8, len=PAGE,
+                    memtype=K.KGSL_USER_MEM_TYPE_ADDR) == E.EINVAL
+    m = kg.io(K.IOCTL_KGSL_MAP_USER_MEM, "struct kgsl_map_user_mem", hostptr=host, len=2 * PAGE,
+              memtype=K.KGSL_USER_MEM_TYPE_ADDR)
+    assert m.gpuaddr == host
+    ctx = kg.ctx()
+    cpu, gpu = kg.buffer()
+    ts = kg.run(ctx, cpu, gpu, [pkt7(P.CP_MEM_WRITE, 3), (host + 16) & 0xFFFFFFFF, (host + 16) >> 32, 0x1234])
+    kg.wait(ctx, ts)
+    assert struct.unpack("<I", hostmem.read(host + 16, 4))[0] == 0x1234
+    info = kg.io(K.IOCTL_KGSL_GPUMEM_GET_INFO, "struct kgsl_gpumem_get_info", gpuaddr=host)
+    assert errno_of(kg.k.mmap, 0, 2 * PAGE, PROT_READ, MAP_SHARED, kg.fd, info.id * PAGE) == E.EBUSY
+    kg.io(K.IOCTL_KGSL_SHAREDMEM_FREE, "struct kgsl_sharedmem_free", gpuaddr=host)
+    assert errno_of(kg.io, K.IOCTL_KGSL_SHAREDMEM_FREE, "struct kgsl_sharedmem_free", gpuaddr=host) == E.EINVAL
+    kg.k.munmap(host, 2 * PAGE)
+
+
+# --- submission -----------------------------------------------------------------------------------------
+def test_gpu_command_runs_ibs_and_timestamps_are_per_context(kg):
+    c1, c2 = kg.ctx(), kg.ctx()
+    cpu, gpu = kg.buffer(2 * PAGE)
+    out = gpu + PAGE
+    for i, c in enumerate((c1, c1, c2)):
+        ts = kg.run(c, cpu + 64 * i, gpu + 64 * i, [pkt7(P.CP_MEM_WRITE, 3), (out + 4 * i) & 0xFFFFFFFF, out >> 32, 100 + i])
+        kg.wait(c, ts)
+    assert (kg.read_ts(c1), kg.read_ts(c2)) == (2, 1)
+    assert kg.read_ts(c1, K.KGSL_TIMESTAMP_QUEUED) == 2 and kg.read_ts(c1, K.KGSL_TIMESTAMP_CONSUMED) == 2
+    assert struct.unpack("<3I", hostmem.read(cpu + PAGE, 12)) == (100, 101, 102)
+    assert errno_of(kg.read_ts, c1, 7) == E.EINVAL
+
+
+def test_marker_command_gets_a_timestamp(kg):
+    ctx = kg.ctx()
+    ts = kg.submit(ctx, [])
+    kg.wait(ctx, ts)
+    assert ts == 1 and kg.read_ts(ctx) == 1
+
+
+def test_gpu_command_input_checks(kg):
+    ctx = kg.ctx()
+    cpu, gpu = kg.buffer()
+    obj = K.ffi.new("struct kgsl_command_object *", {"gpuaddr": gpu, "size": 4, "flags": K.KGSL_CMDLIST_IB})
+    base = dict(cmdlist=addressof(obj), cmdsize=32, numcmds=1, context_id=ctx)
+    T = "struct kgsl_gpu_command"
+    assert errno_of(kg.io, K.IOCTL_KGSL_GPU_COMMAND, T, **{**base, "numcmds": 2001}) == E.EINVAL
+    assert errno_of(kg.io, K.IOCTL_KGSL_GPU_COMMAND, T, **{**base, "numsyncs": 33}) == E.EINVAL
+    assert errno_of(kg.io, K.IOCTL_KGSL_GPU_COMMAND, T, **{**base, "cmdsize": 0}) == E.EINVAL
+    assert errno_of(kg.io, K.IOCTL_KGSL_GPU_COMMAND, T, **{**base, "context_id": 42}) == E.EINVAL
+    assert errno_of(kg.submit, ctx, [(gpu, 4)], entry_flags=0) == E.EINVAL             # no IB flag
+    assert errno_of(kg.submit, ctx, [(gpu, 0)]) == E.EINVAL                            # empty IB
+    assert errno_of(kg.submit, ctx, [(gpu + 2, 4)]) == E.EINVAL                        # not dword aligned
+    assert errno_of(kg.submit, ctx, [(0x1000, 4)]) == E.EINVAL                         # outside the VA windows
+    assert errno_of(kg.submit, ctx, [(gpu, 4 * (F.IB_MAX_DWORDS + 1))]) == E.EINVAL    # over 0xFFFFF dwords
+    # a bigger entry stride is fine when the extra bytes are zero (copy_struct_from_user)
+    big = K.ffi.new("uint8_t[40]")
+    K.ffi.memmove(big, K.ffi.buffer(obj), 32)
+    hostmem.write(cpu, struct.pack("<I", pkt7(P.CP_NOP, 0)))
+    g = kg.io(K.IOCTL_KGSL_GPU_COMMAND, T, **{**base, "cmdlist": addressof(big), "cmdsize": 40})
+    kg.wait(ctx, g.timestamp)
+
+
+def test_user_generated_timestamps(kg):
+    ctx = kg.ctx(TURNIP_CTX_FLAGS | K.KGSL_CONTEXT_USER_GENERATED_TS)
+    assert kg.submit(ctx, [], ts=10) == 10
+    assert errno_of(kg.submit, ctx, [], ts=10) == E.ERANGE
+    assert errno_of(kg.submit, ctx, [], ts=5) == E.ERANGE
+    assert kg.submit(ctx, [], ts=11) == 11
+
+
+def test_wait_rules(kern, kg):
+    ctx = kg.ctx()
+    cpu, gpu = kg.buffer()
+    flag = gpu + 256
+    # a command that waits for memory the CPU writes later (CP_WAIT_REG_MEM EQ on memory)
+    kern.qcom.cp.hang_timeout = 30
+    ts = kg.run(ctx, cpu, gpu, [pkt7(P.CP_WAIT_REG_MEM, 6),
+                                P.CP_WAIT_REG_MEM_0_FUNCTION.encode(P.WRITE_EQ) | P.CP_WAIT_REG_MEM_0_POLL.encode(P.POLL_MEMORY),
+                                flag & 0xFFFFFFFF, flag >> 32, 7, 0xFFFFFFFF, 16])
+    assert errno_of(kg.wait, ctx, ts, 50) == E.ETIMEDOUT
+    assert errno_of(kg.wait, ctx, ts + 1) == E.EINVAL           # never queued
+    assert kg.read_ts(ctx) == 0 and kg.read_ts(ctx, K.KGSL_TIMESTAMP_CONSUMED) == 1
+    hostmem.write(cpu + 256, struct.pack("<I", 7))
+    kg.wait(ctx, ts)
+    assert kg.read_ts(ctx) == ts
+
+
+def test_legacy_waittimestamp_is_enotty(kg):
+    arg = K.ffi.new("uint32_t[2]")
+    assert errno_of(kg.k.ioctl, kg.fd, 0x40080906, addressof(arg)) == E.ENOTTY
+
+
+# --- faults ---------------------------------------------------------------------------------------------
+def test_unknown_packet_faults_the_context_and_writes_a_snapshot(kern, kg):
+    ctx, other = kg.ctx(), kg.ctx()
+    cpu, gpu = kg.buffer()
+    bad = [pkt7(P.CP_NOP, 0), pkt7(0x7E, 0)]
+    ts = kg.run(ctx, cpu, gpu, bad)
+    assert errno_of(kg.wait, ctx, ts) == E.EDEADLK
+    assert errno_of(kg.submit, ctx, []) == E.EDEADLK
+    f = kern.qcom.faults[-1]
+    assert f.kind == "opcode" and "opcode 0x7e" in str(f) and f"{gpu + 4:#x}" in str(f) and f.ib[:2] == (1, gpu)
+    stat = kg.prop(K.KGSL_PROP_GPU_RESET_STAT, None, 4, K.ffi.new("uint32_t *", ctx))
+    assert stat[0] == K.KGSL_CTX_STAT_GUILTY_CONTEXT_RESET_EXT
+    stat = kg.prop(K.KGSL_PROP_GPU_RESET_STAT, None, 4, K.ffi.new("uint32_t *", ctx))
+    assert stat[0] == K.KGSL_CTX_STAT_NO_ERROR                     # reading cleared it
+    fault = K.ffi.new("struct kgsl_context_property_fault *")
+    cprop = K.ffi.new("struct kgsl_context_property *", {"data": addressof(fault), "size": 8,
+                                                          "type": K.KGSL_CONTEXT_PROP_FAULTS, "contextid": ctx})
+    kg.prop(K.KGSL_PROP_CONTEXT_PROPERTY, "struct kgsl_context_property", value=cprop)
+    assert (fault.faults, fault.timestamp) == (1, ts)
+    # the snapshot: kgsl format, readable once
+    s = snapshot.parse(kern.read_file("/sys/class/kgsl/kgsl-3d0/snapshot/dump"))
+    assert s.chipid == 0x06030001 and s.current_context == ctx
+    assert A.CP_INTERRUPT_STATUS_CP_OPCODE_ERROR.decode(s.regs[A.CP_INTERRUPT_STATUS])
+    assert (s.regs[A.CP_IB1_BASE], s.regs[A.CP_IB1_BASE + 1]) == (gpu & 0xFFFFFFFF, gpu >> 32)
+    assert s.regs[A.CP_IB1_REM_SIZE] == 0 and s.regs[A.CP_SQE_STAT_DATA] == bad[1]
+    assert s.ibs and s.ibs[0] == (gpu, bad)
+    assert s.rb["gpuaddr"] and s.rb["rbsize"] == F.RB_SIZE // 4 and len(s.rb["data"]) == F.RB_SIZE // 4
+    assert any(o[0] == S.SNAPSHOT_GPU_OBJECT_GLOBAL and o[1] == 0xEFFFF000 for o in s.objects)
+    assert kern.read_file("/sys/class/kgsl/kgsl-3d0/snapshot/dump") == b""
+    # an innocent context keeps working after the GPU recovered
+    ts2 = kg.run(other, cpu + 512, gpu + 512, [pkt7(P.CP_NOP, 0)])
+    kg.wait(other, ts2)
+    assert kg.read_ts(other) == ts2
+
+
+def test_queued_commands_of_a_faulting_context_are_dropped(kern, kg):
+    ctx = kg.ctx()
+    cpu, gpu = kg.buffer()
+    kern.qcom.cp.hang_timeout = 30
+    gate = gpu + 1024
+    wait_gate = [pkt7(P.CP_WAIT_REG_MEM, 6),
+                 P.CP_WAIT_REG_MEM_0_FUNCTION.encode(P.WRITE_EQ) | P.CP_WAIT_REG_MEM_0_POLL.encode(P.POLL_MEMORY),
+                 gate & 0xFFFFFFFF, gate >> 32, 1, 0xFFFFFFFF, 16, pkt7(0x7E, 0)]
+    kg.run(ctx, cpu, gpu, wait_gate)
+    out = gpu + 2048
+    ts2 = kg.run(ctx, cpu + 256, gpu + 256, [pkt7(P.CP_MEM_WRITE, 3), out & 0xFFFFFFFF, out >> 32, 0x55])
+    hostmem.write(cpu + 1024, struct.pack("<I", 1))
+    assert errno_of(kg.wait, ctx, ts2) == E.EDEADLK
+    assert struct.unpack("<I", hostmem.read(cpu + 2048, 4))[0] == 0       # the second command never ran
+    assert kg.read_ts(ctx) == ts2                                          # memstore set to the last queued
+
+
+def test_hang_detect_and_page_fault(kern, kg):
+    ctx = kg.ctx(TINYGRAD_CTX_FLAGS | K.KGSL_CONTEXT_NO_SNAPSHOT)
+    cpu, gpu = kg.buffer()
+    never = gpu + 256
+    ts = kg.run(ctx, cpu, gpu, [pkt7(P.CP_WAIT_MEM_GTE, 4), 0, never & 0xFFFFFFFF, never >> 32, 1])
+    assert errno_of(kg.wait, ctx, ts, 5000) == E.EDEADLK
+    f = kern.qcom.faults[-1]
+    assert f.kind == "hang" and "CP_WAIT_MEM_GTE" in str(f)
+    assert kern.read_file("/sys/class/kgsl/kgsl-3d0/snapshot/dump") == b""   # NO_SNAPSHOT
+    ctx2 = kg.ctx()
+    ts = kg.run(ctx2, cpu + 512, gpu + 512, [pkt7(P.CP_MEM_WRITE, 3), 0x10, 0, 1])
+    assert errno_of(kg.wait, ctx2, ts) == E.EDEADLK
+    f = kern.qcom.faults[-1]
+    assert f.kind == "pagefault" and f.address == 0x10 and f.access == "write"
+    s = snapshot.parse(kern.read_file("/sys/class/kgsl/kgsl-3d0/snapshot/dump"))
+    assert s.current_context == ctx2
+
+
+def test_close_releases_memory_and_contexts(kern):
+    a = Kgsl(kern)
+    ctx = a.ctx()
+    a.buffer()
+    kern.close(a.fd)
+    assert not kern.qcom.contexts and not kern.qcom.mem.entries
+    b = Kgsl(kern)
+    assert errno_of(b.wait, ctx, 0) == E.EINVAL
