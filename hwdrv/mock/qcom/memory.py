@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass, field
 
 from hwdrv.ioctl.kernel import PROT_READ, PROT_WRITE, page_align_up
+from hwdrv.ioctl.linux import LinuxKernel
 from hwdrv.mock.gpumem import GpuPageTable
 from hwdrv.mock.kernel import Errno
 from hwdrv.mock.physmem import PhysBlock
@@ -27,6 +28,8 @@ ALLOC_KEEP = (K.KGSL_MEMFLAGS_GPUREADONLY | K.KGSL_CACHEMODE_MASK | K.KGSL_MEMTY
               | K.KGSL_MEMFLAGS_IOCOHERENT | K.KGSL_MEMFLAGS_GUARD_PAGE)
 UINT_MAX = 0xFFFFFFFF
 MAX_ALIGN_LOG2 = 25  # cap_alignment: "capped at 32 MiB" (ilog2(SZ_32M))
+SVM_TRIES, SVM_STEP = 4096, 1 << 24   # how far the mock walks the SVM window looking for a range the OS grants
+_os = LinuxKernel()
 
 
 @dataclass
@@ -161,9 +164,7 @@ class ProcessMemory:
             if e.use_cpu_map:
                 # The kernel picks a range free in both the CPU and the GPU address space; ask the OS for
                 # one inside the SVM window first (a hint), else take what it gives.
-                align = self._align(e.flags)
-                hint = addr if addr else (self._next_svm + align - 1) & ~(align - 1)
-                got = e.block.map_at(hint, prot, 0, e.size, fixed=fixed)
+                got = e.block.map_at(addr, prot, 0, e.size, fixed=True) if fixed else self._map_svm(e, addr, prot)
                 self._next_svm = max(self._next_svm, got + e.footprint)
                 self.pt.map(got, e.block.host_addr, e.size, writable=not e.flags & K.KGSL_MEMFLAGS_GPUREADONLY)
                 e.gpuaddr = got
@@ -171,6 +172,24 @@ class ProcessMemory:
                 got = e.block.map_at(addr, prot, 0, e.size, fixed=fixed)
             e.cpu_maps.append(got)
             return got
+
+    def _map_svm(self, e: MemEntry, addr: int, prot: int) -> int:
+        """kgsl_get_unmapped_area: the first range free in both the CPU and the GPU address space inside
+        the SVM window (the caller's hint first). The OS honours a hint only where the range is free."""
+        align = self._align(e.flags)
+        hint = addr or self._next_svm
+        for _ in range(SVM_TRIES):
+            hint = (hint + align - 1) & ~(align - 1)
+            if hint + e.footprint > F.SVM_END64:
+                break
+            if not any(m.va < hint + e.footprint and hint < m.va + m.size for m in self.pt.mappings()):
+                got = e.block.map_at(hint, prot, 0, e.size, fixed=False)
+                if got == hint:
+                    return got
+                _os.munmap(got, e.size)
+            hint += max(e.footprint, SVM_STEP)
+        raise Errno(E.ENOMEM, f"kgsl_get_unmapped_area: no free range of {e.footprint:#x} bytes in the SVM window "
+                              f"[{F.SVM_BASE64:#x}, {F.SVM_END64:#x})")
 
     # --- free -------------------------------------------------------------------------------------------
     def free(self, e: MemEntry) -> None:
