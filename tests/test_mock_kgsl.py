@@ -407,3 +407,31 @@ def test_close_releases_memory_and_contexts(kern):
     assert not kern.qcom.contexts and not kern.qcom.mem.entries
     b = Kgsl(kern)
     assert errno_of(b.wait, ctx, 0) == E.EINVAL
+
+
+def test_ioctl_dispatch_is_by_number_with_min_size_copies(kg):
+    """kgsl_ioctl_helper: a request with a smaller size copies only that many bytes in and out."""
+    ctx = kg.ctx()
+    a = K.ffi.new("struct kgsl_cmdstream_readtimestamp_ctxtid *", {"context_id": ctx, "type": K.KGSL_TIMESTAMP_QUEUED,
+                                                                    "timestamp": 0xAAAA})
+    short = (K.IOCTL_KGSL_CMDSTREAM_READTIMESTAMP_CTXTID & ~(0x3FFF << 16)) | (8 << 16)
+    kg.k.ioctl(kg.fd, short, addressof(a))
+    assert a.timestamp == 0xAAAA            # the out field lies past the 8 bytes copied back
+    ts = kg.submit(ctx, [])
+    kg.k.ioctl(kg.fd, K.IOCTL_KGSL_CMDSTREAM_READTIMESTAMP_CTXTID, addressof(a))
+    assert a.timestamp == ts
+    assert errno_of(kg.k.ioctl, kg.fd, 0xC0080977, addressof(a)) == E.ENOTTY
+
+
+def test_fault_tolerant_context_skips_the_command_and_reports_eproto_once(kern, kg):
+    ctx = kg.ctx(TURNIP_CTX_FLAGS)                  # default fault tolerance
+    cpu, gpu = kg.buffer()
+    ts = kg.run(ctx, cpu, gpu, [pkt7(0x7E, 0)])
+    assert errno_of(kg.wait, ctx, ts) == E.EPROTO   # "success", but the device faulted
+    kg.wait(ctx, ts)                                # reported once
+    assert kg.read_ts(ctx) == ts
+    stat = kg.prop(K.KGSL_PROP_GPU_RESET_STAT, None, 4, K.ffi.new("uint32_t *", ctx))
+    assert stat[0] == K.KGSL_CTX_STAT_GUILTY_CONTEXT_RESET_EXT
+    ts2 = kg.run(ctx, cpu + 64, gpu + 64, [pkt7(P.CP_MEM_WRITE, 3), (gpu + 512) & 0xFFFFFFFF, gpu >> 32, 3])
+    kg.wait(ctx, ts2)
+    assert struct.unpack("<I", hostmem.read(cpu + 512, 4))[0] == 3

@@ -43,7 +43,12 @@ MEMSTORE_REC = sizeof(K.ffi, "struct kgsl_devmemstore")
 _SOP = K.ffi.offsetof("struct kgsl_devmemstore", "soptimestamp")
 _EOP = K.ffi.offsetof("struct kgsl_devmemstore", "eoptimestamp")
 RB_GPUADDR = F.MEMSTORE_TOKEN_ADDRESS - 16 * PAGE   # a kernel global below the memstore (kgsl globals sit there)
-WAIT_FOREVER_CAP = 60.0   # the mock's bound on "wait forever" (timeout 0): every mock wait ends
+WAIT_FOREVER_CAP = 60.0
+_IOC_IN, _IOC_OUT = 1 << 30, 2 << 30   # asm-generic ioctl.h direction bits (_IOC_WRITE / _IOC_READ)   # the mock's bound on "wait forever" (timeout 0): every mock wait ends
+
+
+def pkt7_nop(count: int) -> int:
+    return pm4.pkt7(P.CP_NOP, count)
 
 
 def _mask(x: int) -> int:
@@ -282,9 +287,14 @@ class KgslDevice:
         return self.submissions[0] if self.submissions else None
 
     def _fault(self, f: CpFault) -> None:
-        """adreno_dispatcher_fault handling with fault tolerance off: snapshot, invalidate the guilty
-        context (reset status GUILTY, memstore timestamps = last queued so waiters wake), drop its queued
-        commands from the ring, and restart the CP after the faulting command."""
+        """adreno_dispatcher fault handling (process_cmdobj_fault): snapshot, then
+        * FT disabled (NO_FAULT_TOLERANCE, or INVALIDATE_ON_FAULT): the guilty context is invalidated at once
+          (reset status GUILTY, memstore timestamps = last queued so waiters wake, its queued commands
+          dropped from the ring) and every later submit/wait gets EDEADLK;
+        * default fault tolerance: a replay of a deterministic fault faults again, so the policy ends by
+          skipping the command (its timestamp still retires); the context stays valid, is marked
+          ADRENO_CONTEXT_FAULT (the next wait or submit returns EPROTO once) and its reset status is GUILTY.
+        The CP restarts after the faulting command."""
         with self.lock:
             self.faults.append(f)
             s = self._guilty()
@@ -295,20 +305,25 @@ class KgslDevice:
                 self.cp.resume_at(self.wptr)
                 self.cv.notify_all()
                 return
-            c.invalid = True
             c.reset_status = K.KGSL_CTX_STAT_GUILTY_CONTEXT_RESET_EXT
             c.total_fault_count += 1
             c.last_faulted_ts = s.timestamp
-            resume = s.ring_end
-            for other in self.submissions:
-                if other.ctx == c.id and other is not s:   # drop: one NOP over the whole wrapper
-                    n = (other.ring_end - other.ring_start) % self.rb_dwords
-                    if other.ring_start + n <= self.rb_dwords:
-                        self._write_ring(other.ring_start, [pm4.pkt7(P.CP_NOP, n - 1)] + [0] * (n - 1))
-            self._ms_write(c.id, _SOP, c.timestamp)
-            self._ms_write(c.id, _EOP, c.timestamp)
-            self.submissions = [x for x in self.submissions if x.ctx != c.id]
-            self.cp.resume_at(resume)
+            if c.flags & (K.KGSL_CONTEXT_NO_FAULT_TOLERANCE | K.KGSL_CONTEXT_INVALIDATE_ON_FAULT):
+                c.invalid = True
+                for other in self.submissions:
+                    if other.ctx == c.id and other is not s:   # drop: one NOP over the whole wrapper
+                        n = (other.ring_end - other.ring_start) % self.rb_dwords
+                        if other.ring_start + n <= self.rb_dwords:
+                            self._write_ring(other.ring_start, [pkt7_nop(n - 1)] + [0] * (n - 1))
+                self._ms_write(c.id, _SOP, c.timestamp)
+                self._ms_write(c.id, _EOP, c.timestamp)
+                self.submissions = [x for x in self.submissions if x.ctx != c.id]
+            else:
+                c.fault_pending = True
+                self._ms_write(c.id, _SOP, s.timestamp)
+                self._ms_write(c.id, _EOP, s.timestamp)
+                self.submissions = [x for x in self.submissions if x is not s]
+            self.cp.resume_at(s.ring_end)
             self.cv.notify_all()
 
     def _snapshot(self, c: DrawContext, f: CpFault) -> bytes:
@@ -373,6 +388,7 @@ class KgslDriver(MockDriver):
             K.IOCTL_KGSL_CMDSTREAM_READTIMESTAMP_CTXTID: ("struct kgsl_cmdstream_readtimestamp_ctxtid",
                                                           self.readtimestamp),
         }
+        self._by_nr = {cmd & 0xFF: (cmd, typ, fn) for cmd, (typ, fn) in self._ioctls.items()}
 
     # --- file operations --------------------------------------------------------------------------------
     def open(self, path: str, flags: int) -> FdState:
@@ -386,21 +402,26 @@ class KgslDriver(MockDriver):
         self.dev.release_fd(st)
 
     def ioctl(self, st: FdState, request: int, arg: int) -> int:
+        """kgsl_ioctl_helper: the handler is chosen by the ioctl *number*; min(kernel, user) argument bytes
+        are copied in (when both directions have IOC_IN, the rest zero) and out (both IOC_OUT, only on
+        success: an error such as EPROTO leaves the caller's struct untouched)."""
         if (request >> 8) & 0xFF != K.KGSL_IOC_TYPE:
             raise Errno(E.ENOTTY, f"kgsl_ioctl: {request:#x} is not a kgsl ioctl (type byte {K.KGSL_IOC_TYPE:#x})")
-        ent = self._ioctls.get(request)
+        nr = request & 0xFF
+        ent = self._by_nr.get(nr)
         if ent is None:
-            nr = request & 0xFF
             known = {v & 0xFF: k for k, v in vars(K).items() if k.startswith("IOCTL_KGSL_") and isinstance(v, int)}
-            what = known.get(nr, f"nr {nr:#x}")
-            raise Errno(E.ENOTTY, f"kgsl_ioctl: {what} (request {request:#x}) is not served by the mock "
-                                  "(or its size/direction bits differ from msm_kgsl.h)")
-        typ, fn = ent
-        size = sizeof(K.ffi, typ)
+            raise Errno(E.ENOTTY, f"kgsl_ioctl: {known.get(nr, f'nr {nr:#x}')} (request {request:#x}) is not "
+                                  "served by the mock")
+        kcmd, typ, fn = ent
+        ksize, usize = (kcmd >> 16) & 0x3FFF, (request >> 16) & 0x3FFF
+        copy = min(ksize, usize)
         buf = K.ffi.new(typ + " *")
-        K.ffi.memmove(buf, self.read_arg(arg, size), size)
+        if kcmd & _IOC_IN and request & _IOC_IN and copy:
+            K.ffi.memmove(buf, self.read_arg(arg, copy), copy)
         fn(st, buf)
-        self.write_arg(arg, bytes(K.ffi.buffer(buf, size)))
+        if kcmd & _IOC_OUT and request & _IOC_OUT and copy:
+            self.write_arg(arg, bytes(K.ffi.buffer(buf, copy)))
         return 0
 
     def mmap(self, st: FdState, addr: int, size: int, prot: int, flags: int, offset: int) -> int:
