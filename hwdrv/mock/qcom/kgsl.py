@@ -697,10 +697,11 @@ class KgslDriver(MockDriver):
             K.ffi.memmove(sp, self.read_arg(int(p.synclist) + i * int(p.syncsize), sizeof(K.ffi, t)), sizeof(K.ffi, t))
             if sp.type != 0:   # KGSL_CMD_SYNCPOINT_TYPE_TIMESTAMP
                 raise Errno(E.EINVAL, f"syncpoint {i}: type {sp.type} (the mock serves TIMESTAMP syncpoints only)")
-            if sp.size != sizeof(K.ffi, ts_t):
-                raise Errno(E.EINVAL, f"drawobj_add_sync_timestamp: size {sp.size} != sizeof({ts_t})")
-            v = K.ffi.new(ts_t + " *")
-            K.ffi.memmove(v, self.read_arg(int(sp.priv), sizeof(K.ffi, ts_t)), sizeof(K.ffi, ts_t))
+            n = sizeof(K.ffi, ts_t)
+            v = K.ffi.new(ts_t + " *")   # copy_struct_from_user: shorter is zero-filled, longer must be zero past it
+            K.ffi.memmove(v, self.read_arg(int(sp.priv), min(int(sp.size), n)), min(int(sp.size), n))
+            if sp.size > n and any(self.read_arg(int(sp.priv) + n, int(sp.size) - n)):
+                raise Errno(E.E2BIG, f"drawobj_add_sync_timestamp_from_user: syncpoint {i} has non-zero bytes past {ts_t}")
             c = self.dev.contexts.get(v.context_id)
             if c is None or c.detached:
                 raise Errno(E.EINVAL, f"drawobj_add_sync_timestamp: context {v.context_id} does not exist")
