@@ -435,3 +435,47 @@ def test_fault_tolerant_context_skips_the_command_and_reports_eproto_once(kern, 
     ts2 = kg.run(ctx, cpu + 64, gpu + 64, [pkt7(P.CP_MEM_WRITE, 3), (gpu + 512) & 0xFFFFFFFF, gpu >> 32, 3])
     kg.wait(ctx, ts2)
     assert struct.unpack("<I", hostmem.read(cpu + 512, 4))[0] == 3
+
+
+def test_register_protection_as_the_kernel_programs_it(kern, kg):
+    """a6xx_protect_init with a630_protected_regs: writes to any span fault, reads of noaccess spans fault,
+    CP_PROTECT_STATUS holds the register (bit 20 = read) as a6xx_cp_hw_err_callback decodes it."""
+    cpu, gpu = kg.buffer()
+    out = gpu + 1024
+
+    def stream(words):
+        ctx = kg.ctx()
+        ts = kg.run(ctx, cpu, gpu, words)
+        return ctx, ts
+
+    # reading the always-on counter (span 0x8d0-0x98c, readable) and writing compute registers is fine
+    ctx, ts = stream([pkt7(P.CP_REG_TO_MEM, 3), P.CP_REG_TO_MEM_0_REG.encode(A.CP_ALWAYS_ON_COUNTER)
+                      | P.CP_REG_TO_MEM_0_CNT.encode(2) | P.CP_REG_TO_MEM_0_64B.encode(1), out & 0xFFFFFFFF, out >> 32,
+                      pkt7(P.CP_NOP, 0)])
+    kg.wait(ctx, ts)
+    # writing CP_RB_BASE from an IB
+    hdr = (P.CP_TYPE4_PKT | P.PKT_TYPE4_PKT_SIZE.encode(1) | P.PKT_TYPE4_PKT_SIZE_PARITY.encode(_parity(1))
+           | P.PKT_TYPE4_PKT_OFFSET.encode(A.CP_RB_BASE) | P.PKT_TYPE4_PKT_OFFSET_PARITY.encode(_parity(A.CP_RB_BASE)))
+    ctx, ts = stream([hdr, 0])
+    assert errno_of(kg.wait, ctx, ts) == E.EDEADLK
+    f = kern.qcom.faults[-1]
+    assert f.kind == "protect" and "CP_RB_BASE" in str(f)
+    s = snapshot.parse(kern.read_file("/sys/class/kgsl/kgsl-3d0/snapshot/dump"))
+    assert A.CP_INTERRUPT_STATUS_CP_REGISTER_PROTECTION_ERROR.decode(s.regs[A.CP_INTERRUPT_STATUS])
+    assert s.regs[A.CP_PROTECT_STATUS] == A.CP_RB_BASE
+    # reading CP_RB_RPTR (a noaccess span)
+    ctx, ts = stream([pkt7(P.CP_REG_TO_MEM, 3), P.CP_REG_TO_MEM_0_REG.encode(A.CP_RB_RPTR), out & 0xFFFFFFFF,
+                      out >> 32])
+    assert errno_of(kg.wait, ctx, ts) == E.EDEADLK
+    assert kern.qcom.faults[-1].kind == "protect" and kern.qcom.cp.faulted is None
+
+
+@pytest.mark.skipif(not os.environ.get("HWDRV_AUTOGEN_SRC"), reason="needs the pinned kgsl source (HWDRV_AUTOGEN_SRC)")
+def test_protected_spans_match_adreno_gpulist_h():
+    import re
+    text = open(os.path.join(os.environ["HWDRV_AUTOGEN_SRC"], "kgsl", "adreno-gpulist.h")).read()
+    body = text[text.index("a630_protected_regs[] = {"):]
+    body = body[:body.index("{ 0 }")]
+    spans = [(int(a, 16), int(b, 16), int(c)) for a, b, c in
+             re.findall(r"\{ A6XX_CP_PROTECT_REG \+ \d+, (0x[0-9a-f]+), (0x[0-9a-f]+), (\d) \}", body)]
+    assert spans == F.A630_PROTECTED_REGS

@@ -131,7 +131,8 @@ class CommandProcessor:
         self.faulted = None
         self.regs[A.CP_RB_RPTR] = rptr
         for r in (A.CP_IB1_BASE, A.CP_IB1_BASE + 1, A.CP_IB1_REM_SIZE, A.CP_IB2_BASE, A.CP_IB2_BASE + 1,
-                  A.CP_IB2_REM_SIZE, A.CP_INTERRUPT_STATUS, A.RBBM_INT_0_STATUS, A.CP_HW_FAULT):
+                  A.CP_IB2_REM_SIZE, A.CP_INTERRUPT_STATUS, A.RBBM_INT_0_STATUS, A.CP_HW_FAULT,
+                  A.CP_PROTECT_STATUS):
             self.regs[r] = 0
         self._reset_state()
 
@@ -263,8 +264,40 @@ class CommandProcessor:
         return self._fault("opcode", msg)
 
     # --- registers --------------------------------------------------------------------------------------
+    def kernel_write(self, reg: int, value: int) -> None:
+        """A register write by the kernel over the bus (not through the command stream: never protected)."""
+        self.regs[reg] = value & 0xFFFFFFFF
+
+    def _protected(self, reg: int, write: bool) -> bool:
+        """CP_PROTECT: is this access to ``reg`` from the command stream blocked?"""
+        cntl = self.reg(A.CP_PROTECT_CNTL)
+        if not A.CP_PROTECT_CNTL_ACCESS_PROT_EN.decode(cntl):
+            return False
+        last = A.CP_PROTECT_LENGTH - 1
+        for i in range(A.CP_PROTECT_LENGTH):
+            v = self.reg(A.CP_PROTECT_REG(i))
+            if not v:
+                continue
+            base, span = A.CP_PROTECT_REG_BASE_ADDR.decode(v), A.CP_PROTECT_REG_MASK_LEN.decode(v)
+            end = (1 << 32) if i == last and A.CP_PROTECT_CNTL_LAST_SPAN_INF_RANGE.decode(cntl) else base + span
+            if base <= reg <= end and (write or A.CP_PROTECT_REG_READ.decode(v)):
+                return True
+        return False
+
+    def _check_access(self, reg: int, write: bool) -> None:
+        if not self._protected(reg, write):
+            return
+        self.regs[A.CP_PROTECT_STATUS] = (reg & 0x3FFFF) | (0 if write else F.PROTECT_STATUS_READ)
+        self.regs[A.CP_INTERRUPT_STATUS] = self.reg(A.CP_INTERRUPT_STATUS) | \
+            A.CP_INTERRUPT_STATUS_CP_REGISTER_PROTECTION_ERROR.encode(1)
+        self.regs[A.RBBM_INT_0_STATUS] = self.reg(A.RBBM_INT_0_STATUS) | A.RBBM_INT_0_STATUS_CP_HW_ERROR.encode(1)
+        name = A.REGISTERS.get(reg, f"{reg:#x}")
+        raise self._fault("protect", f"CP register protection fault: {'write to' if write else 'read of'} {name} "
+                                     f"({reg:#x}), which CP_PROTECT blocks for command streams")
+
     def _write_regs(self, reg: int, values: list[int]) -> None:
         for i, v in enumerate(values):
+            self._check_access(reg + i, True)
             self.regs[reg + i] = v
             if reg + i == self.R.HLSQ_INVALIDATE_CMD:
                 self._invalidate(v)
@@ -292,6 +325,7 @@ class CommandProcessor:
         return int((time.monotonic() - self._t0) * F.ALWAYS_ON_HZ)
 
     def _read_reg(self, off: int) -> int:
+        self._check_access(off, False)
         if off in (A.CP_ALWAYS_ON_COUNTER, A.CP_ALWAYS_ON_COUNTER + 1):
             t = self._always_on()
             self.regs[A.CP_ALWAYS_ON_COUNTER], self.regs[A.CP_ALWAYS_ON_COUNTER + 1] = t & 0xFFFFFFFF, t >> 32

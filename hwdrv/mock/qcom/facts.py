@@ -48,3 +48,20 @@ CMD_IDENTIFIER = 0x2EEDFACE
 CMD_INTERNAL_IDENTIFIER = 0x2EEDD00D
 START_IB_IDENTIFIER = 0x2EADEABE
 END_IB_IDENTIFIER = 0x2ABEDEAD
+
+# adreno-gpulist.h a630_protected_regs: (start, end inclusive, noaccess) per CP_PROTECT_REG slot, which
+# a6xx_protect_init programs as start | (end - start) << 18 | noaccess << 31 with CP_PROTECT_CNTL =
+# ACCESS_PROT_EN | ACCESS_FAULT_ON_VIOL_EN | LAST_SPAN_INF_RANGE. Every span blocks writes; noaccess
+# spans block reads too.
+A630_PROTECTED_REGS = [
+    (0x00000, 0x004ff, 0), (0x00501, 0x00506, 0), (0x0050b, 0x007ff, 0), (0x0050e, 0x0050e, 1),
+    (0x00510, 0x00510, 1), (0x00534, 0x00534, 1), (0x00800, 0x00882, 1), (0x008a0, 0x008a8, 1),
+    (0x008ab, 0x008cf, 1), (0x008d0, 0x0098c, 0), (0x00900, 0x0094d, 1), (0x0098d, 0x00bff, 1),
+    (0x00e00, 0x00e01, 1), (0x00e03, 0x00e0f, 1), (0x03c00, 0x03cc3, 1), (0x03cc4, 0x05cc3, 0),
+    (0x08630, 0x087ff, 1), (0x08e00, 0x08e00, 1), (0x08e08, 0x08e08, 1), (0x08e50, 0x08e6f, 1),
+    (0x09624, 0x097ff, 1), (0x09e70, 0x09e71, 1), (0x09e78, 0x09fff, 1), (0x0a630, 0x0a7ff, 1),
+    (0x0ae02, 0x0ae02, 1), (0x0ae50, 0x0b17f, 1), (0x0b604, 0x0b604, 1), (0x0be02, 0x0be03, 1),
+    (0x0be20, 0x0d5ff, 1), (0x0f000, 0x0fbff, 1), (0x0fc00, 0x11bff, 0), (0x11c00, 0x11c00, 1),
+]
+# a6xx_cp_hw_err_callback decodes CP_PROTECT_STATUS as: bits 17:0 the register, bit 20 set for a read
+PROTECT_STATUS_READ = 1 << 20

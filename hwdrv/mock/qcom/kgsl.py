@@ -25,6 +25,7 @@ from hwdrv.mock.engine import Engine
 from hwdrv.mock.gpumem import GpuPageTable
 from hwdrv.mock.kernel import Errno, MockDriver, MockKernel
 from hwdrv.mock.physmem import PhysBlock
+from hwdrv.qcom.gen import a6xx as A
 from hwdrv.qcom.gen import adreno_pm4 as P
 from hwdrv.qcom.gen import kgsl as K
 from hwdrv.qcom.gen import kgsl_snapshot as S
@@ -89,8 +90,18 @@ class KgslDevice:
             hang_timeout = float(os.environ.get("HWDRV_MOCK_QCOM_HANG_TIMEOUT", "2.0"))
         self.cp = CommandProcessor(self.pt, rb_base=RB_GPUADDR, rb_dwords=self.rb_dwords, chip=chip, run_cs=run_cs,
                                    on_irq=self._irq, on_fault=self._fault, hang_timeout=hang_timeout)
+        self._protect_init()
         self.engine = Engine("qcom-cp", self.cp.work, sync=sync)
         kernel.add_file(SNAPSHOT_DUMP, self._read_snapshot)
+
+    def _protect_init(self) -> None:
+        """a6xx_protect_init: program CP_PROTECT_CNTL and one CP_PROTECT_REG per a630_protected_regs span."""
+        self.cp.kernel_write(A.CP_PROTECT_CNTL, A.CP_PROTECT_CNTL_ACCESS_PROT_EN.encode(1)
+                             | A.CP_PROTECT_CNTL_ACCESS_FAULT_ON_VIOL_EN.encode(1)
+                             | A.CP_PROTECT_CNTL_LAST_SPAN_INF_RANGE.encode(1))
+        for i, (start, end, noaccess) in enumerate(F.A630_PROTECTED_REGS):
+            self.cp.kernel_write(A.CP_PROTECT_REG(i), A.CP_PROTECT_REG_BASE_ADDR.encode(start)
+                                 | A.CP_PROTECT_REG_MASK_LEN.encode(end - start) | A.CP_PROTECT_REG_READ.encode(noaccess))
 
     # --- memstore ---------------------------------------------------------------------------------------
     def _ms(self, ctx_id: int, off: int) -> int:
