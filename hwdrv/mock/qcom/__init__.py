@@ -22,13 +22,13 @@ DESCRIPTION = "mock Adreno 630 (kgsl 3.14)"
 
 
 def make_kernel(*, run_cs: Callable[[CsState], None] | None = None, hang_timeout: float | None = None,
-                sync: bool | None = None, chip: str = "A6XX") -> MockKernel:
+                sync: bool | None = None) -> MockKernel:
     """A MockKernel serving one mock A630 at /dev/kgsl-3d0. ``run_cs`` replaces the ir3 emulator
     (default: hwdrv.mock.qcom.ir3emu.run_cs); ``hang_timeout`` (seconds, default
     HWDRV_MOCK_QCOM_HANG_TIMEOUT or 2) bounds how long a CP wait may poll before the hang detector
     fires; ``sync`` runs the CP inline (default HWDRV_MOCK_SYNC)."""
     k = MockKernel()
-    dev = KgslDevice(k, chip=chip, run_cs=run_cs, hang_timeout=hang_timeout, sync=sync)
+    dev = KgslDevice(k, run_cs=run_cs, hang_timeout=hang_timeout, sync=sync)
     k.register_driver(DEVICE_PATH, KgslDriver(dev))
     k.qcom = dev            # mock-only handle for tests and diagnostics (the device, its CP and memory)
     return k

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import errno as E
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hwdrv.mock.kernel import Errno
 from hwdrv.qcom.gen import kgsl as K
@@ -48,7 +48,6 @@ class Submission:
     timestamp: int
     ring_start: int          # dword index of the wrapper's first packet
     ring_end: int            # dword index just past it
-    ibs: list[tuple[int, int]] = field(default_factory=list)   # (gpuaddr, dwords)
 
 
 @dataclass

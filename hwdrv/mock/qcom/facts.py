@@ -25,8 +25,6 @@ IB_MAX_DWORDS = 0xFFFFF
 RB_SIZE = 32 * 1024
 # kgsl.c kgsl_prop_version: dev_major / dev_minor returned beside KGSL_VERSION_MAJOR/MINOR
 DEV_VERSION = (3, 1)
-# kgsl.c kgsl_read(): what read() on the device node returns
-READ_TEXT = b"OH HAI GPU\n"
 
 # adreno-gpulist.h, adreno_gpu_core_a630v2: DEFINE_ADRENO_REV(ADRENO_REV_A630, 6, 3, 0, ANY_ID) (patch byte 1,
 # the value tinygrad and Mesa's freedreno_devices.py use for the SDM845 A630), gmem_size SZ_1M,

@@ -67,7 +67,7 @@ class FdState:
 class KgslDevice:
     """The mock A630 behind /dev/kgsl-3d0 (see the module doc)."""
 
-    def __init__(self, kernel: MockKernel, *, chip: str = "A6XX", run_cs: Callable[[CsState], None] | None = None,
+    def __init__(self, kernel: MockKernel, *, run_cs: Callable[[CsState], None] | None = None,
                  hang_timeout: float | None = None, sync: bool | None = None):
         self.kernel = kernel
         self.lock = threading.RLock()
@@ -88,7 +88,7 @@ class KgslDevice:
         self.wptr = 0
         if hang_timeout is None:
             hang_timeout = float(os.environ.get("HWDRV_MOCK_QCOM_HANG_TIMEOUT", "2.0"))
-        self.cp = CommandProcessor(self.pt, rb_base=RB_GPUADDR, rb_dwords=self.rb_dwords, chip=chip, run_cs=run_cs,
+        self.cp = CommandProcessor(self.pt, rb_base=RB_GPUADDR, rb_dwords=self.rb_dwords, chip="A6XX", run_cs=run_cs,
                                    on_irq=self._irq, on_fault=self._fault, hang_timeout=hang_timeout)
         self._protect_init()
         self.engine = Engine("qcom-cp", self.cp.work, sync=sync)
@@ -223,7 +223,7 @@ class KgslDevice:
                 ibs = []
             words = self.wrapper(c, ts, ibs)
             start = self._emit(words)
-            self.submissions.append(Submission(c.id, ts, start, (start + len(words)) % self.rb_dwords, ibs))
+            self.submissions.append(Submission(c.id, ts, start, (start + len(words)) % self.rb_dwords))
             self.cp.set_wptr(self.wptr)
             faulted = c.fault_pending
             c.fault_pending = False
