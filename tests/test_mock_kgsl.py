@@ -6,6 +6,7 @@ import errno as E
 import os
 import struct
 
+import numpy as np
 import pytest
 
 from hwdrv.errors import IoctlError
@@ -479,3 +480,95 @@ def test_protected_spans_match_adreno_gpulist_h():
     spans = [(int(a, 16), int(b, 16), int(c)) for a, b, c in
              re.findall(r"\{ A6XX_CP_PROTECT_REG \+ \d+, (0x[0-9a-f]+), (0x[0-9a-f]+), (\d) \}", body)]
     assert spans == F.A630_PROTECTED_REGS
+
+
+def test_timestamps_wrap_at_32_bits(kg):
+    """kgsl.h timestamp_cmp with KGSL_TIMESTAMP_WINDOW: 0xFFFFFFFF is *older* than the initial 0 (rollover),
+    so a user timestamp must move forward from 0 first; 0x7FFFFFFF..0x80000001 crosses the half window."""
+    ctx = kg.ctx(TURNIP_CTX_FLAGS | K.KGSL_CONTEXT_USER_GENERATED_TS)
+    assert errno_of(kg.submit, ctx, [], ts=0xFFFFFFFF) == E.ERANGE
+    assert kg.submit(ctx, [], ts=0x7FFFFFFF) == 0x7FFFFFFF
+    assert kg.submit(ctx, [], ts=0xFFFFFFF0) == 0xFFFFFFF0
+    assert kg.submit(ctx, [], ts=2) == 2                 # newer across the wrap
+    kg.wait(ctx, 2)
+    kg.wait(ctx, 0xFFFFFFF0)                              # older than the retired 2: already done
+    assert kg.read_ts(ctx) == 2
+
+
+def test_timestamp_cmp_matches_kgsl_at_the_window_edges():
+    from hwdrv.mock.qcom.context import timestamp_cmp
+    assert timestamp_cmp(0, 0xFFFFFFFF) == 1 and timestamp_cmp(0xFFFFFFFF, 0) == -1
+    assert timestamp_cmp(0x80000000, 0) == -1 and timestamp_cmp(0, 0x80000000) == 1   # "<=" on the rollover side
+    assert timestamp_cmp(0x7FFFFFFF, 0) == 1 and timestamp_cmp(5, 5) == 0
+
+
+def test_timestamp_syncpoints_are_validated(kg):
+    a, b = kg.ctx(), kg.ctx()
+    ts = kg.submit(a, [])
+    sp_ts = K.ffi.new("struct kgsl_cmd_syncpoint_timestamp *", {"context_id": a, "timestamp": ts})
+    sp = K.ffi.new("struct kgsl_command_syncpoint *", {"priv": addressof(sp_ts), "size": 8, "type": 0})
+    T = "struct kgsl_gpu_command"
+    g = kg.io(K.IOCTL_KGSL_GPU_COMMAND, T, synclist=addressof(sp), syncsize=24, numsyncs=1, context_id=b)
+    assert g.timestamp == 0                               # a sync object alone takes no timestamp
+    sp_ts.timestamp = ts + 5
+    assert errno_of(kg.io, K.IOCTL_KGSL_GPU_COMMAND, T, synclist=addressof(sp), syncsize=24, numsyncs=1,
+                    context_id=b) == E.EINVAL             # never queued
+    sp_ts.timestamp, sp_ts.context_id = ts, 77
+    assert errno_of(kg.io, K.IOCTL_KGSL_GPU_COMMAND, T, synclist=addressof(sp), syncsize=24, numsyncs=1,
+                    context_id=b) == E.EINVAL
+
+
+def test_a_tinygrad_style_dispatch_reaches_the_emulator_entry_point():
+    """The packet sequence of reference/qcom.md 2.6 (tinygrad's QCOMComputeQueue.exec, CL path), submitted
+    through the mock kgsl: the CP hands run_cs the decoded CsState, and what run_cs stores is visible."""
+    seen = []
+
+    def run_cs(s):            # stands in for the ir3 emulator: c0.xy holds an output pointer
+        seen.append(s)
+        ptr = int(s.consts[0, 0]) | int(s.consts[0, 1]) << 32
+        n = s.groups[0] * s.local_size[0]
+        s.memory.store(ptr + 4 * np.arange(n, dtype=np.uint64), np.arange(n, dtype=np.uint32))
+
+    k = Q.make_kernel(run_cs=run_cs, sync=True)
+    kg = Kgsl(k)
+    ctx = kg.ctx()
+    cmd_cpu, cmd = kg.buffer(4 * PAGE)
+    args_cpu, args = kg.buffer(PAGE)
+    shader_cpu, shader = kg.buffer(PAGE)
+    out_cpu, out = kg.buffer(PAGE)
+    hostmem.write(args_cpu, struct.pack("<Q", out))
+
+    def p4(reg, *vals):
+        n = len(vals)
+        return [P.CP_TYPE4_PKT | P.PKT_TYPE4_PKT_SIZE.encode(n) | P.PKT_TYPE4_PKT_SIZE_PARITY.encode(_parity(n))
+                | P.PKT_TYPE4_PKT_OFFSET.encode(reg) | P.PKT_TYPE4_PKT_OFFSET_PARITY.encode(_parity(reg)), *vals]
+
+    def ls6(typ, n, addr):
+        return [pkt7(P.CP_LOAD_STATE6_FRAG, 3), P.CP_LOAD_STATE6_0_STATE_TYPE.encode(typ)
+                | P.CP_LOAD_STATE6_0_STATE_SRC.encode(P.SS6_INDIRECT) | P.CP_LOAD_STATE6_0_STATE_BLOCK.encode(P.SB6_CS_SHADER)
+                | P.CP_LOAD_STATE6_0_NUM_UNIT.encode(n), addr & 0xFFFFFFFF, addr >> 32]
+
+    local, groups = 32, 4
+    words = ([pkt7(P.CP_SET_MARKER, 1), P.CP_SET_MARKER_0_MODE.encode(P.RM6_COMPUTE)]
+             + p4(A.HLSQ_INVALIDATE_CMD, 0x60) + p4(A.HLSQ_INVALIDATE_CMD, 0)
+             + p4(A.SP_CS_TEX_COUNT, 0x80) + p4(A.SP_CS_IBO_COUNT, 0x40)
+             + p4(A.SP_MODE_CONTROL, 2) + p4(A.SP_PERFCTR_ENABLE, 0x20) + p4(A.SP_TP_MODE_CNTL, 1)
+             + p4(A.TPL1_DBG_ECO_CNTL, 0) + [pkt7(P.CP_WAIT_FOR_IDLE, 0)]
+             + p4(A.HLSQ_CS_NDRANGE_0, 3 | (local - 1) << 2, local * groups, 0, 1, 0, 1, 0, 0x00CCC0CF, 0xFC,
+                  groups, 1, 1)
+             + p4(A.SP_CS_CTRL_REG0, 0x180, 0x41, 0, 0, shader & 0xFFFFFFFF, shader >> 32, 0, 0, 0, 0)
+             + ls6(P.ST6_CONSTANTS, 256, args) + ls6(P.ST6_SHADER, 1, shader)
+             + p4(A.HLSQ_CONTROL_2_REG, 0xFCFCFCFC, 0xFCFCFCFC, 0xFCFCFCFC, 0xFC, 0x100)
+             + p4(A.SP_CS_PVT_MEM_HW_STACK_OFFSET, 0) + p4(A.SP_CS_INSTRLEN, 1) + p4(A.SP_CS_CONFIG, 0x100)
+             + [pkt7(P.CP_RUN_OPENCL, 1), 0,
+                pkt7(P.CP_EVENT_WRITE, 4), P.CP_EVENT_WRITE_0_EVENT.encode(P.CACHE_FLUSH_TS), (out + 2048) & 0xFFFFFFFF,
+                out >> 32, 0])
+    assert words[:2] == [0x70E50001, 8] and 0x70310001 in words and 0x40B9908C in words and 0x48B98385 in words
+    ts = kg.run(ctx, cmd_cpu, cmd, words)
+    kg.wait(ctx, ts)
+    s = seen[0]
+    assert s.groups == (4, 1, 1) and s.local_size == (32, 1, 1) and s.threadsize == 64 and s.shared_size == 2048
+    assert s.wgid_regid == 0xCF and s.localid_regid == 0 and s.const_enabled and s.constlen_vec4 == 0
+    assert s.consts_loaded.sum() == 256 and s.shader_iova == shader
+    assert list(struct.unpack("<128I", hostmem.read(out_cpu, 512))) == list(range(128))
+    k.qcom.engine.stop()

@@ -14,13 +14,19 @@ KEEP = (K.KGSL_CONTEXT_PREAMBLE | K.KGSL_CONTEXT_NO_GMEM_ALLOC | K.KGSL_CONTEXT_
         | K.KGSL_CONTEXT_PWR_CONSTRAINT | K.KGSL_CONTEXT_IFH_NOP | K.KGSL_CONTEXT_SECURE
         | K.KGSL_CONTEXT_PREEMPT_STYLE_MASK | K.KGSL_CONTEXT_LPAC | K.KGSL_CONTEXT_NO_SNAPSHOT
         | K.KGSL_CONTEXT_FAULT_INFO)
+TIMESTAMP_WINDOW = 0x80000000   # kgsl.h KGSL_TIMESTAMP_WINDOW
 PRIORITY_MED = 8   # adreno_drawctxt.h KGSL_CONTEXT_PRIORITY_MED: the priority an unset (0) priority becomes
 
 
 def timestamp_cmp(a: int, b: int) -> int:
-    """kgsl timestamp_cmp: compare 32-bit timestamps with wraparound (>0: a is newer)."""
-    d = (a - b) & 0xFFFFFFFF
-    return 0 if d == 0 else (1 if d < 0x80000000 else -1)
+    """kgsl.h timestamp_cmp: 1 if a is newer than b, 0 if equal, -1 if older (32-bit, with rollover)."""
+    a, b = a & 0xFFFFFFFF, b & 0xFFFFFFFF
+    if a == b:
+        return 0
+    if a > b and a - b < TIMESTAMP_WINDOW:
+        return 1
+    a, b = (a + TIMESTAMP_WINDOW) & 0xFFFFFFFF, (b + TIMESTAMP_WINDOW) & 0xFFFFFFFF
+    return 1 if a > b and a - b <= TIMESTAMP_WINDOW else -1
 
 
 def create_flags(flags: int, *, preemption: bool) -> int:
