@@ -215,13 +215,20 @@ class _Parser:
                 expr = self._expr(f"{name}#override{n}", e.text or "")
             cases.append(self._case(name, ov, expr))
         cases.append(self._case(name, el, None))
+        # <encode><map force="true"> with a constant: the value Mesa's encoder always writes
+        force = {}
+        for enc in el.findall("encode"):
+            for mp in enc.findall("map"):
+                if mp.attrib.get("force") == "true" and re.fullmatch(r"\d+", (mp.text or "").strip()):
+                    force[mp.attrib["name"]] = int(mp.text.strip())
         match = dontcare = mask = 0
         for p in el.findall("pattern"):
             m, d, k = _pattern(p, name)
             match, dontcare, mask = match | m, dontcare | d, mask | k
         self.bitsets.append({"name": name, "extends": el.attrib.get("extends"),
                              "size": int(el.attrib["size"]) if "size" in el.attrib else None,
-                             "gen": (gmin, gmax), "own": (match, dontcare, mask), "cases": cases})
+                             "gen": (gmin, gmax), "own": (match, dontcare, mask), "cases": cases,
+                             "force": force})
 
 
 def build(xmlpath: str, gen_lo: int, gen_hi: int) -> dict:
@@ -308,6 +315,8 @@ Data shape (stable; the ir3 assembler/disassembler and the mock's ir3 emulator r
              ([(name in parent, name in child)] passed down to a bitset-typed field), expr (a
              derived field: value = EXPRS[expr], width high+1), assert (the value the bits must
              hold), call (a branch to a function).
+    force    (only where the XML has one) {field: value} Mesa's encoder always writes, for fields
+             no display shows (<encode><map force="true"> with a constant)
 - ROOTS: {root id: [leaf ids]}: the candidates when decoding a value of that root type.
 - EXPRS: {name: (python_expression, [field names read])}; evaluate with v(name) -> the raw
   (unsigned) field value and gpu_id -> the generation; C truthiness.
@@ -338,6 +347,8 @@ def render(data: dict, srcs: list[tuple[dict, str, str]], gens: tuple[int, int])
         o.append(f"        'name': {b['name']!r}, 'extends': {b['extends']!r}, 'size': {b['size']!r}, "
                  f"'root': {b['root']!r}, 'gen': {b['gen_eff']!r}, 'leaf': {b['leaf']!r},")
         o.append(f"        'pattern': ({m:#x}, {d:#x}, {k:#x}),")
+        if b["force"]:
+            o.append(f"        'force': {b['force']!r},")
         o.append("        'cases': [")
         for c in b["cases"]:
             o.append(f"            {{'expr': {c['expr']!r}, 'display': {c['display']!r}, 'fields': [")

@@ -22,6 +22,8 @@ Data shape (stable; the ir3 assembler/disassembler and the mock's ir3 emulator r
              ([(name in parent, name in child)] passed down to a bitset-typed field), expr (a
              derived field: value = EXPRS[expr], width high+1), assert (the value the bits must
              hold), call (a branch to a function).
+    force    (only where the XML has one) {field: value} Mesa's encoder always writes, for fields
+             no display shows (<encode><map force="true"> with a constant)
 - ROOTS: {root id: [leaf ids]}: the candidates when decoding a value of that root type.
 - EXPRS: {name: (python_expression, [field names read])}; evaluate with v(name) -> the raw
   (unsigned) field value and gpu_id -> the generation; C truthiness.
@@ -2459,6 +2461,7 @@ BITSETS = {
     '#instruction-cat6-stg': {
         'name': '#instruction-cat6-stg', 'extends': '#instruction-cat6-a3xx', 'size': None, 'root': '#instruction', 'gen': (300, 4294967295), 'leaf': False,
         'pattern': (0xc0c0000000000000, 0x38000001, 0xe7e00000f8000001),
+        'force': {'DST_OFF': 1},
         'cases': [
             {'expr': None, 'display': None, 'fields': [
                 {'name': 'SRC1_CONST', 'low': 0, 'high': 0, 'type': 'bool', 'expr': '#false'},
