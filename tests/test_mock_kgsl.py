@@ -572,3 +572,20 @@ def test_a_tinygrad_style_dispatch_reaches_the_emulator_entry_point():
     assert s.consts_loaded.sum() == 256 and s.shader_iova == shader
     assert list(struct.unpack("<128I", hostmem.read(out_cpu, 512))) == list(range(128))
     k.qcom.engine.stop()
+
+
+def test_many_commands_wrap_the_ring(kg):
+    """More wrapper dwords than the 32 KiB ring holds: the kernel pads to the end with a CP_NOP and wraps;
+    every command still runs once, in order, with consecutive timestamps."""
+    ctx = kg.ctx()
+    cpu, gpu = kg.buffer(2 * PAGE)
+    counter = gpu + PAGE
+    n = 700
+    for i in range(n):
+        ib = [pkt7(P.CP_MEM_WRITE, 3), counter & 0xFFFFFFFF, counter >> 32, i + 1]
+        ts = kg.run(ctx, cpu + 16 * (i % 64), gpu + 16 * (i % 64), ib)
+        assert ts == i + 1
+    kg.wait(ctx, n)
+    assert struct.unpack("<I", hostmem.read(cpu + PAGE, 4))[0] == n
+    per_cmd = len(kg.k.qcom.wrapper(kg.k.qcom.contexts[ctx], 1, [(gpu, 4)]))
+    assert per_cmd * n > 2 * (F.RB_SIZE // 4)            # so the ring wrapped at least twice
