@@ -286,6 +286,7 @@ def test_exec_cs_hands_the_emulator_the_decoded_state():
                  + _ls6(P.ST6_IBO, P.SS6_INDIRECT, P.SB6_CS_SHADER, 1, off=1, addr=ibo)
                  + _ls6(P.ST6_UBO, P.SS6_DIRECT, P.SB6_CS_SHADER, 1, payload=ubo_desc)
                  + _ls6(P.ST6_SHADER, P.SS6_INDIRECT, P.SB6_CS_SHADER, 1, addr=shader)
+                 + pkt4(A.SP_CS_TEX_CONST, lohi(MEM_VA + 0x5000)) + pkt4(A.SP_CS_IBO, lohi(ibo)) + pkt4(A.SP_CS_IBO_COUNT, [1])
                  + pkt4(A.SP_MODE_CONTROL, [A.SP_MODE_CONTROL_CONSTANT_DEMOTION_ENABLE.encode(1)
                                             | A.SP_MODE_CONTROL_ISAMMODE.encode(2)])
                  + [pkt7(P.CP_SET_MARKER, 1), P.CP_SET_MARKER_0_MODE.encode(P.RM6_COMPUTE),
@@ -301,6 +302,7 @@ def test_exec_cs_hands_the_emulator_the_decoded_state():
     assert s.consts[2:4].ravel().tolist() == consts and s.consts_loaded[2:4].all() and not s.consts_loaded[0]
     assert s.constlen_vec4 == 64 and s.const_enabled
     assert s.ibos[1].tolist() == list(range(16)) and 0 not in s.ibos
+    assert (s.ibo_table_iova, s.ibo_count, s.tex_const_iova) == (ibo, 1, MEM_VA + 0x5000)
     assert A.A6XX_UBO_1_SIZE.decode(int(s.ubos[0][1])) == 4
     assert (s.wgid_regid, s.localid_regid, s.linearlocalid_regid) == (0xC4, 0x00, 0xFC)
     assert s.shared_size == 4 * 1024

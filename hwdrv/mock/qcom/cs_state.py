@@ -54,6 +54,9 @@ class CsState:
     samplers: dict[int, np.ndarray] = field(default_factory=dict)
     ibo_table_iova: int = 0          # SP_CS_IBO: address of the IBO descriptor table in memory
     ibo_count: int = 0               # SP_CS_IBO_COUNT
+    tex_const_iova: int = 0          # SP_CS_TEX_CONST: address of the texture descriptor table
+    tex_samp_iova: int = 0           # SP_CS_TEX_SAMP: address of the sampler table
+    tex_count: int = 0               # SP_CS_TEX_COUNT
     # dispatch geometry
     kernel_dim: int = 3              # HLSQ_CS_NDRANGE_0.KERNELDIM
     local_size: tuple[int, int, int] = (1, 1, 1)    # NDRANGE_0 LOCALSIZEX/Y/Z + 1
