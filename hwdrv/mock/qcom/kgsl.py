@@ -293,7 +293,7 @@ class KgslDevice:
         r = self.cp.rptr
         for s in self.submissions:
             inside = s.ring_start <= r < s.ring_end if s.ring_start < s.ring_end else (r >= s.ring_start or r < s.ring_end)
-            if inside or r == s.ring_end:
+            if inside:
                 return s
         return self.submissions[0] if self.submissions else None
 
