@@ -78,13 +78,13 @@ class Bitset:
         return (self.gen[0] <= gpu_id <= self.gen[1]
                 and (val & self.mask & ~self.dontcare) == self.match)
 
-    def chain(self) -> list["Bitset"]:
+    def chain(self) -> tuple["Bitset", ...]:
         """This bitset and its ancestors, innermost first."""
-        out, b = [], self
-        while b is not None:
-            out.append(b)
-            b = b.parent
-        return out
+        return self._chain
+
+    def link(self, parent: "Bitset | None") -> None:
+        self.parent = parent
+        self._chain = (self,) + (parent.chain() if parent else ())
 
 
 def _compile(name: str) -> Expr:
@@ -119,9 +119,16 @@ def bitsets() -> dict[str, Bitset]:
         bs.cases = [Case(expr(c["expr"]) if c["expr"] else None, c["display"],
                          {f["name"]: _field(f) for f in c["fields"]}) for c in b["cases"]]
         out[bid] = bs
-    for bid, b in G.BITSETS.items():   # parents are extended by name, which is unique for them
-        if b["extends"]:
-            out[bid].parent = out[b["extends"]]
+    def link(bid: str) -> None:        # parents are extended by name, which is unique for them
+        b = out[bid]
+        if not hasattr(b, "_chain"):
+            parent_id = G.BITSETS[bid]["extends"]
+            if parent_id:
+                link(parent_id)
+            b.link(out[parent_id] if parent_id else None)
+
+    for bid in out:
+        link(bid)
     return out
 
 
