@@ -53,6 +53,8 @@ def c_to_python(text: str) -> tuple[str, list[str]]:
 
     def take() -> tuple[str, str]:
         nonlocal i
+        if i >= len(toks):
+            raise IsaSpecError(f"expression {text!r} ends too early")
         i += 1
         return toks[i - 1]
 

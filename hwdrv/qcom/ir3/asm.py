@@ -126,6 +126,14 @@ def _fmt_number(f: T.Field, raw: int) -> str:
     raise AssertionError(f.type)
 
 
+def _int(text: str) -> int:
+    """A decimal or 0x-prefixed integer (leading zeros are decimal, not C octal)."""
+    neg = text.startswith("-")
+    body = text.lstrip("+-")
+    v = int(body, 16) if body[:2].lower() == "0x" else int(body, 10)
+    return -v if neg else v
+
+
 def _shown_width(f: T.Field) -> int:
     """Bits of a field the decoder shows: a derived field's width only matters where it sign-extends."""
     if f.expr is not None and f.type not in ("int", "offset", "branch", "absbranch"):
@@ -226,10 +234,18 @@ class _Matcher:
                     yield r
             return
         if f.is_enum:
-            for v, disp in sorted(T.enum(t).items(), key=lambda kv: -len(kv[1])):
+            values = T.enum(t)
+            for v, disp in sorted(values.items(), key=lambda kv: -len(kv[1])):
                 d = "".join(disp.split())
                 if text.startswith(d, pos):
                     r = put(v, d, pos + len(d))
+                    if r:
+                        yield r
+            m = _UINT.match(text, pos)   # a value the enum does not name prints as a number
+            if m:
+                v = _int(m.group())
+                if v not in values and v < (1 << _shown_width(f)):
+                    r = put(v, str(v), m.end())
                     if r:
                         yield r
             return
@@ -272,8 +288,11 @@ class _Matcher:
             m = re.compile(r"[-+](?:0[xX][0-9a-fA-F]+|\d+)").match(text, pos)
             if not m or (t == "uoffset" and m.group()[0] == "-"):
                 return
-            v = int(m.group(), 0)
-            if v == 0:
+            v = _int(m.group())
+            if v == 0:              # an explicit "+0" is the offset that is not shown
+                r = put(0, "", m.end())
+                if r:
+                    yield r
                 return
             lo, hi = (-(1 << (w - 1)), (1 << (w - 1)) - 1) if t == "offset" else (0, (1 << w) - 1)
         elif t == "hex":
@@ -285,7 +304,7 @@ class _Matcher:
             m = (_UINT if t == "uint" else _INT).match(text, pos)
             if not m:
                 return
-            v = int(m.group(), 0)
+            v = _int(m.group())
             if t == "uint":
                 lo, hi = 0, (1 << w) - 1
             else:   # int-like fields print sign-extended; accept the unsigned spelling of the bits too
@@ -550,13 +569,37 @@ def _candidates(compact: str, ctx: _Ctx) -> Iterator[int]:
                     yield word
 
 
+_FLAG = re.compile(r"\((sy|ss|eq|jp|sat|rpt\d|nop\d|ul)\)")
+_FLAG_ORDER = ["sy", "ss", "eq", "jp", "sat", "rpt", "nop", "ul"]   # the order Mesa prints them in
+_RAW = re.compile(r"raw\s+(0[xX][0-9a-fA-F]{1,16})")
+
+
+def _canonical_flags(text: str) -> str | None:
+    """Mesa's parser takes the (sy)/(ss)/(jp)/... flags in any order and also right after the
+    mnemonic ("nop(sy)"); move them to the front in the order the disassembler prints them."""
+    head, sep, rest = text.strip().partition(" ")
+    flags = _FLAG.findall(head)
+    if not flags:
+        return None
+    flags.sort(key=lambda f: _FLAG_ORDER.index(f.rstrip("0123456789")))
+    out = "".join(f"({f})" for f in flags) + _FLAG.sub("", head) + sep + rest
+    return out if out != text.strip() else None
+
+
 def _assemble_line(text: str, ctx: _Ctx) -> int:
     """The encoding of one instruction: of all that print back as ``text``, the one with the fewest
-    bits set (hidden options off), as Mesa's encoder leaves them."""
-    words = set(itertools.islice(_candidates("".join(text.split()), ctx), _MAX_CANDIDATES))
-    if not words:
-        raise _NoMatch(None)
-    return min(words, key=lambda w: (bin(w).count("1"), w))
+    bits set (hidden options off), as Mesa's encoder leaves them. ``raw 0x<64-bit hex>`` is taken as
+    the instruction word itself (Mesa's assembler has the same escape)."""
+    m = _RAW.fullmatch(text.strip())
+    if m:
+        return int(m.group(1), 16)
+    for variant in (text, _canonical_flags(text)):
+        if variant is None:
+            continue
+        words = set(itertools.islice(_candidates("".join(variant.split()), ctx), _MAX_CANDIDATES))
+        if words:
+            return min(words, key=lambda w: (bin(w).count("1"), w))
+    raise _NoMatch(None)
 
 
 def _case_targets(frames: dict[str, _Frame]) -> tuple[_Target, ...]:
@@ -663,7 +706,16 @@ def _diagnose(n: int, code: str, ctx: _Ctx, near: tuple[str, str] | None) -> str
             seen += 1
     else:
         col = len(code)
+    while col < len(code) and code[col].isspace():
+        col += 1
     what = ", ".join(sorted(expected)[:8]) or "the end of the instruction"
+    if best == 0:
+        mnemonic = re.sub(r"^(\([a-z0-9]+\))*", "", code.strip()).split(" ")[0].split(".")[0]
+        gens = sorted({b.gen for b in T.leaves("#instruction") if b.name.split(".")[0] == mnemonic})
+        if gens:
+            return (f"line {n}, column {col + 1}: {mnemonic!r} is not an instruction of gpu_id {ctx.gpu_id}; "
+                    f"it exists for gpu_id {', '.join(f'{lo}..{hi}' for lo, hi in gens)}")
+        what = "an instruction name (" + what + ", ...)"
     msg = f"line {n}, column {col + 1}: cannot assemble {code.strip()!r}: expected {what} at {code[col:].strip()[:20]!r}"
     if near and best >= len(compact):
         msg = (f"line {n}, column 1: {code.strip()!r} matches the syntax of {near[0]!r} but no encoding of it "
@@ -699,6 +751,8 @@ def _describe(frame: _Frame, name: str) -> str:
     if found is None:
         return name
     f = found[1]
+    if f.type in ("branch", "absbranch"):
+        return "a branch target (an instruction offset or a label defined in this program)"
     if f.is_bitset:
         return f"an operand ({f.type.lstrip('#')})"
     if f.is_enum:
