@@ -2,6 +2,7 @@
 describe, plus whole programs (labels, comments, flag order) and error reporting."""
 from __future__ import annotations
 
+import os
 import random
 import struct
 
@@ -151,3 +152,22 @@ def test_disassemble_rejects_partial_instruction():
 
 def test_unknown_encoding_prints_as_mesa_raw():
     assert ir3.disassemble(b"\xff" * 8) == ["raw 0xFFFFFFFFFFFFFFFF"]
+
+
+_SRC = os.environ.get("HWDRV_AUTOGEN_SRC")
+_EXAMPLES = os.path.join(_SRC or "", "mesa-25.0.7", "src", "freedreno", "computerator", "examples")
+
+
+@pytest.mark.skipif(not os.path.isdir(_EXAMPLES),
+                    reason="set HWDRV_AUTOGEN_SRC to the pinned source trees (Mesa 25.0.7) to assemble "
+                           "Mesa's computerator examples")
+def test_mesa_computerator_examples_assemble():
+    names = sorted(n for n in os.listdir(_EXAMPLES) if n.endswith(".asm"))
+    assert len(names) == 8
+    for name in names:
+        src = "".join(line for line in open(os.path.join(_EXAMPLES, name)) if not line.lstrip().startswith("@"))
+        code = ir3.assemble(src)
+        n_instr = sum(1 for line in src.splitlines()
+                      if line.split(";")[0].strip() and not line.split(";")[0].strip().endswith(":"))
+        assert len(code) == 8 * n_instr, name
+        assert ir3.assemble("\n".join(ir3.disassemble(code))) == code, name
