@@ -2,6 +2,7 @@
 describe, plus whole programs (labels, comments, flag order) and error reporting."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import struct
@@ -171,3 +172,30 @@ def test_mesa_computerator_examples_assemble():
                       if line.split(";")[0].strip() and not line.split(";")[0].strip().endswith(":"))
         assert len(code) == 8 * n_instr, name
         assert ir3.assemble("\n".join(ir3.disassemble(code))) == code, name
+
+
+_VECTORS = json.load(open(os.path.join(os.path.dirname(__file__), "data", "qcom", "ir3", "mesa_disasm_vectors.json")))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(_VECTORS["vectors"]), st.integers(0, 200), st.sampled_from("0123456789abcxyzwhrc.,()[]<>+-#! "),
+       st.integers(0, 2))
+def test_mutated_lines_fail_cleanly_or_round_trip(v, at, ch, op):
+    """An edited line either is an instruction (whose encoding prints back as something that
+    assembles to the same bits) or raises ProgramError; nothing else escapes."""
+    s = v["text"]
+    at %= len(s) + 1
+    s = [s[:at] + ch + s[at:], s[:at] + s[at + 1:], s[:at] + ch + s[at + 1:]][op]
+    try:
+        code = ir3.assemble(s, gpu_id=v["gpu_id"])
+    except ProgramError as e:
+        assert str(e).startswith("line 1")
+        return
+    assert ir3.assemble(ir3.disassemble(code, gpu_id=v["gpu_id"])[0], gpu_id=v["gpu_id"]) == code
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=8, max_size=8), st.sampled_from(GENS))
+def test_any_word_disassembles(data, gpu_id):
+    (line,) = ir3.disassemble(data, gpu_id=gpu_id)
+    assert line

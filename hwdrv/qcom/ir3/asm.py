@@ -569,6 +569,11 @@ def _candidates(compact: str, ctx: _Ctx) -> Iterator[int]:
                     yield word
 
 
+@lru_cache(maxsize=4096)
+def _assemble_plain(text: str, gpu_id: int) -> int:
+    return _assemble_line(text, _Ctx(gpu_id, {}, 0))
+
+
 _FLAG = re.compile(r"\((sy|ss|eq|jp|sat|rpt\d|nop\d|ul)\)")
 _FLAG_ORDER = ["sy", "ss", "eq", "jp", "sat", "rpt", "nop", "ul"]   # the order Mesa prints them in
 _RAW = re.compile(r"raw\s+(0[xX][0-9a-fA-F]{1,16})")
@@ -676,7 +681,10 @@ def assemble(text: str, gpu_id: int = DEFAULT_GPU_ID) -> bytes:
     for index, (n, code) in enumerate(instrs):
         ctx = _Ctx(gpu_id, labels, index)
         try:
-            word = _assemble_line(code, ctx)
+            if any(name in code for name in labels):
+                word = _assemble_line(code, ctx)
+            else:   # no label in the line: its encoding depends on the text alone
+                word = _assemble_plain(" ".join(code.split()), gpu_id)
         except _NoMatch as e:
             raise ProgramError(_diagnose(n, code, ctx, e.args[0])) from None
         out += struct.pack("<Q", word)
