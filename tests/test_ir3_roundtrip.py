@@ -146,6 +146,16 @@ def test_errors_name_line_column_and_expectation(src, where, what):
     assert where in str(e.value) and what in str(e.value)
 
 
+@pytest.mark.parametrize("src", [
+    "mov.f32f32 hr0.x, r1.x",      # a f32 destination cannot be a half register
+    "add.f hr0.x, r1.x, hr2.x",    # cat2 sources share one precision bit
+    "mova a0.x, r0.x",             # mova reads a half register
+])
+def test_unencodable_combinations_are_refused(src):
+    with pytest.raises(ProgramError, match="no encoding of gpu_id 600 prints back as written"):
+        ir3.assemble(src)
+
+
 def test_disassemble_rejects_partial_instruction():
     with pytest.raises(ProgramError, match="multiple of 8"):
         ir3.disassemble(b"\0" * 12)

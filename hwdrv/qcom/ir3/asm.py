@@ -604,7 +604,7 @@ def _assemble_line(text: str, ctx: _Ctx) -> int:
         words = set(itertools.islice(_candidates("".join(variant.split()), ctx), _MAX_CANDIDATES))
         if words:
             return min(words, key=lambda w: (bin(w).count("1"), w))
-    raise _NoMatch(None)
+    raise _NoMatch()
 
 
 def _case_targets(frames: dict[str, _Frame]) -> tuple[_Target, ...]:
@@ -642,7 +642,7 @@ def _collect_frames(root: _Frame, store: dict, frames: dict) -> None:
 
 
 class _NoMatch(Exception):
-    pass
+    """No encoding prints back as the line (turned into a ProgramError with a diagnosis)."""
 
 
 _LABEL_DEF = re.compile(r"^\s*([A-Za-z_.$][\w.$]*)\s*:\s*$")
@@ -685,22 +685,23 @@ def assemble(text: str, gpu_id: int = DEFAULT_GPU_ID) -> bytes:
                 word = _assemble_line(code, ctx)
             else:   # no label in the line: its encoding depends on the text alone
                 word = _assemble_plain(" ".join(code.split()), gpu_id)
-        except _NoMatch as e:
-            raise ProgramError(_diagnose(n, code, ctx, e.args[0])) from None
+        except _NoMatch:
+            raise ProgramError(_diagnose(n, code, ctx)) from None
         out += struct.pack("<Q", word)
     return bytes(out)
 
 
-def _diagnose(n: int, code: str, ctx: _Ctx, near: tuple[str, str] | None) -> str:
+def _diagnose(n: int, code: str, ctx: _Ctx) -> str:
     """Say where the line stopped matching: the longest prefix any template accepted, and what
     those templates expected next."""
     compact = "".join(code.split())
-    best, expected = 0, set()
+    best, expected, complete = 0, set(), False
     for leaf in T.leaves("#instruction"):
         if not (leaf.gen[0] <= ctx.gpu_id <= leaf.gen[1]):
             continue
         for case in _templates(leaf):
-            pos, exp = _furthest(compact, leaf, case, ctx)
+            pos, exp, whole = _furthest(compact, leaf, case, ctx)
+            complete |= whole
             if pos > best:
                 best, expected = pos, set(exp)
             elif pos == best:
@@ -724,21 +725,20 @@ def _diagnose(n: int, code: str, ctx: _Ctx, near: tuple[str, str] | None) -> str
             return (f"line {n}, column {col + 1}: {mnemonic!r} is not an instruction of gpu_id {ctx.gpu_id}; "
                     f"it exists for gpu_id {', '.join(f'{lo}..{hi}' for lo, hi in gens)}")
         what = "an instruction name (" + what + ", ...)"
-    msg = f"line {n}, column {col + 1}: cannot assemble {code.strip()!r}: expected {what} at {code[col:].strip()[:20]!r}"
-    if near and best >= len(compact):
-        msg = (f"line {n}, column 1: {code.strip()!r} matches the syntax of {near[0]!r} but no encoding of it "
-               f"prints back as written (the closest decodes as {near[1]!r})")
-    return msg
+    if complete:
+        return (f"line {n}, column 1: {code.strip()!r} has the syntax of an instruction, but no encoding of "
+                f"gpu_id {ctx.gpu_id} prints back as written (a combination of operands or modifiers the "
+                "instruction cannot encode)")
+    return f"line {n}, column {col + 1}: cannot assemble {code.strip()!r}: expected {what} at {code[col:].strip()[:20]!r}"
 
 
-def _furthest(text: str, leaf: T.Bitset, case: T.Case, ctx: _Ctx) -> tuple[int, list[str]]:
-    """Longest prefix of ``text`` one template's leading tokens accept, and the token wanted there."""
+def _furthest(text: str, leaf: T.Bitset, case: T.Case, ctx: _Ctx) -> tuple[int, list[str], bool]:
+    """Longest prefix of ``text`` one template's leading tokens accept, the token wanted there, and
+    whether the whole template matched the whole text."""
     root = _Frame("", leaf, case, (), None)
-    toks = _split(case.display)
     m = _Matcher(text, ctx)
-    best, wanted = 0, []
     frontier = [(0, ({}, (), ""))]
-    for i, (kind, val) in enumerate(toks):
+    for kind, val in _split(case.display):
         nxt = []
         for pos, st in frontier:
             if kind == "lit":
@@ -747,9 +747,10 @@ def _furthest(text: str, leaf: T.Bitset, case: T.Case, ctx: _Ctx) -> tuple[int, 
             else:
                 nxt.extend(itertools.islice(m._field(root, val, pos, st), 64))
         if not nxt:
-            return max(p for p, _ in frontier), [repr(val) if kind == "lit" else _describe(root, val)]
+            return max(p for p, _ in frontier), [repr(val) if kind == "lit" else _describe(root, val)], False
         frontier = nxt[:64]
-    return max(p for p, _ in frontier), ["the end of the instruction"]
+    end = max(p for p, _ in frontier)
+    return end, ["the end of the instruction"], end == len(text)
 
 
 def _describe(frame: _Frame, name: str) -> str:
