@@ -29,8 +29,8 @@ _UINT = re.compile(r"(?:0[xX][0-9a-fA-F]+|\d+)")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _FLOAT = re.compile(r"-?(?:nan|inf|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
 _LABEL = re.compile(r"[A-Za-z_.$][\w.$]*")
-_SOLVE_LIMIT = 1 << 16
-_MAX_CANDIDATES = 64     # encodings of one line compared before picking one   # most value combinations tried for the hidden fields behind one derived field
+_SOLVE_LIMIT = 1 << 16   # most value combinations tried for the hidden fields behind the derived ones
+_MAX_CANDIDATES = 64     # encodings of one line compared before picking one
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ class _Frame:
 @dataclass(frozen=True)
 class _Target:
     """An expression that must come out as ``want``: a derived field the text showed, or the
-    condition of an <override> (true for the case whose template matched, false for those before)."""
+    condition of an <override> (true for the case whose template or field definition was used,
+    false for the templated or field-defining cases the decoder would try before it)."""
     frame: _Frame
     expr: T.Expr
     want: int
@@ -57,6 +58,8 @@ class _Target:
 
 
 class _Ctx:
+    """What a line is assembled for: the generation, the program's labels, the line's index."""
+
     def __init__(self, gpu_id: int, labels: dict[str, int], index: int):
         self.gpu_id, self.labels, self.index = gpu_id, labels, index
 
