@@ -17,6 +17,7 @@ from .ioctl.kernel import Kernel
 # open(kernel, index, name); each mock module has make_kernel().
 _BACKENDS = {
     "nvidia": ("hwdrv.nvidia.device", "hwdrv.mock.nvidia"),
+    "qcom": ("hwdrv.qcom.device", "hwdrv.mock.qcom"),
 }
 # vendor -> module whose decode_dump(data, what) -> list[str] decodes a raw command-stream dump
 _DUMP_DECODERS = {
