@@ -16,12 +16,23 @@ import hwdrv
 from hwdrv import Var
 
 KERNELS = (pathlib.Path(__file__).parent / "data" / "conformance" / "kernels.ptx").read_text()
+#: the suite's kernels per vendor (device kind): the same names and arguments in each source language
+KERNEL_SOURCES = {
+    "nvidia": KERNELS,
+    "qcom": (pathlib.Path(__file__).parent / "data" / "conformance" / "kernels.ir3").read_text(),
+}
 WAIT = 20.0
 
 
 @pytest.fixture(scope="module")
 def binary(dev):
-    return dev.compiler.compile(KERNELS)
+    return dev.compiler.compile(KERNEL_SOURCES[dev.kind])
+
+
+def skip_on(dev, kinds: dict[str, str]) -> None:
+    """Skip where the case cannot apply to this vendor, saying why (``kinds``: kind -> reason)."""
+    if dev.kind in kinds:
+        pytest.skip(f"{dev.kind}: {kinds[dev.kind]}")
 
 
 def prog(dev, binary, name):
@@ -92,6 +103,8 @@ def test_vecadd(dev, binary):
 
 
 def test_block_reduce_shared_and_barrier(dev, binary):
+    skip_on(dev, {"qcom": "block_reduce (shared memory + barriers) is not yet written in ir3 assembly "
+                          "(tests/data/conformance/kernels.ir3)"})
     blocks = big(dev, 4096, 8)
     n = blocks * 256 - 17
     x = np.random.default_rng(2).random(n, dtype=np.float32)
@@ -131,6 +144,8 @@ def test_grid_dimensions(dev, binary, grid, block):
 
 
 def test_large_parameters(dev, binary):
+    skip_on(dev, {"qcom": "parameters live in the const file, 256 vec4 = 4 KiB for a6xx compute: more than "
+                          "4 KiB of parameters cannot be passed"})
     p = prog(dev, binary, "bigparam")
     assert p.param_size > 4096
     v = np.random.default_rng(3).integers(0, 2**32, 1100, dtype=np.uint32)
@@ -143,6 +158,7 @@ def test_large_parameters(dev, binary):
 
 
 def test_dynamic_shared_over_48k(dev, binary):
+    skip_on(dev, {"qcom": "an A630 SP has 32 KiB of shared memory (dev.limits.max_shared_per_block)"})
     n = (96 << 10) // 4                      # 96 KiB of dynamic shared memory
     out = dev.alloc(n * 4)
     sig = dev.signal(0)
@@ -153,6 +169,7 @@ def test_dynamic_shared_over_48k(dev, binary):
 
 
 def test_local_memory(dev, binary):
+    skip_on(dev, {"qcom": "private memory (SP_CS_PVT_MEM_*) is not wired in the qcom backend yet"})
     p = prog(dev, binary, "local_mem")
     n = big(dev, 1 << 16, 256)
     idx = np.random.default_rng(4).integers(0, 1 << 20, n, dtype=np.int32)
@@ -216,6 +233,8 @@ def test_compute_queue_copy(dev, size, offset):
 def test_copy_splits_at_the_engine_limit(dev, monkeypatch):
     """The copy engine moves at most COPY_CHUNK bytes per launch: larger copies are split. On a
     real GPU the copy is > 4 GiB; on the mock the chunk is made small to exercise the split."""
+    skip_on(dev, {"qcom": "there is no copy engine; copies run as compute blits (test_copy, "
+                          "test_compute_queue_copy)"})
     from hwdrv.nvidia import queue as nvq
     if dev.is_mock:
         monkeypatch.setattr(nvq, "COPY_CHUNK", 1 << 20)
@@ -330,7 +349,8 @@ def test_timestamps_monotonic_and_plausible(dev, binary):
     assert t1.value == 77, "timestamp() must not change the signal's value"
     assert 0 < t0.timestamp <= t1.timestamp <= t2.timestamp
     assert t2.timestamp - t0.timestamp < 5e9
-    assert host_before - 2e9 < t0.timestamp_ns < host_after + 2e9, "GPU clock should track wall time"
+    if dev.timestamps_track_wall_clock:
+        assert host_before - 2e9 < t0.timestamp_ns < host_after + 2e9, "GPU clock should track wall time"
 
 
 # ---- lifetime ------------------------------------------------------------------------------
@@ -344,7 +364,13 @@ def _process_state():
 def _assert_mock_driver_empty(kernel, cycle: int) -> None:
     """What the mock kernel driver holds after close, read from its own state (not from the
     backend's bookkeeping): no RM client (so no object of the tree), no memory in its pools,
-    no UVM or device fd, no doorbell mapping."""
+    no UVM or device fd, no doorbell mapping (Qualcomm: no context, no memory entry, no fd)."""
+    if hasattr(kernel, "qcom"):
+        q = kernel.qcom
+        assert q.contexts == {}, f"cycle {cycle}: kgsl contexts left: {list(q.contexts)}"
+        assert not q.mem.entries, f"cycle {cycle}: kgsl memory entries left: {len(q.mem.entries)}"
+        assert kernel.open_fds() == {}, f"cycle {cycle}: fds left open: {kernel.open_fds()}"
+        return
     rm = kernel.nvidia
     assert rm.clients == {}, f"cycle {cycle}: RM clients left in the mock driver: {list(rm.clients)}"
     assert rm.vram.used == 0 and rm.sysmem.used == 0, \

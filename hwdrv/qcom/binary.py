@@ -11,7 +11,8 @@ Layout (little-endian)::
                  units, the unit of SP_CS_INSTRLEN
 
 The const-file layout every kernel shares (the argument ABI):
-  c0.xyz = number of workgroups, c1.xyz = workgroup (block) size, written by the queue at launch;
+  c0.xyz = number of workgroups, c1.xyz = workgroup (block) size, c1.w = threads per workgroup,
+  written by the queue at launch;
   from c2.x (byte 32) the parameters, each at its ``offset`` (bytes into the const file).
 System values arrive in registers: the local invocation id (x, y, z) at ``localid`` and the workgroup
 id at ``wgid`` (a high register, r48.x or above), as SP_CS_CONST_CONFIG_0 programs them.

@@ -5,7 +5,8 @@
   target's once it reaches it (all values below 2**32, and counters that do not jump a whole 2**32
   block past the target while waited on); a6xx has no 64-bit memory compare.
 * ``signal``: CP_WAIT_FOR_IDLE, CP_EVENT_WRITE CACHE_FLUSH_TS (write back UCHE; its value goes to the
-  device's scratch word), CP_WAIT_MEM_WRITES, then one CP_MEM_WRITE of both words of the value.
+  device's scratch word), CP_EVENT_WRITE with the TIMESTAMP bit into the signal's timestamp word,
+  CP_WAIT_MEM_WRITES, then one CP_MEM_WRITE of both words of the value.
 * ``timestamp``: CP_WAIT_FOR_IDLE, then CP_EVENT_WRITE with the TIMESTAMP bit: the 64-bit always-on
   counter (19.2 MHz) lands in the signal's timestamp word.
 * ``exec``: the compute state (SP_CS_* / HLSQ_CS_*), CP_LOAD_STATE6_FRAG of the shader and of the
@@ -47,9 +48,11 @@ _MODE = encode(A, "SP_MODE_CONTROL", CONSTANT_DEMOTION_ENABLE=1, ISAMMODE=A.ISAM
 
 
 def release_words(device: "QcomDevice", va: int, value: int) -> list[int]:
-    """The end-of-work write of a 64-bit ``value`` to ``va``; the value is the last 2 words."""
+    """The end-of-work write of a 64-bit ``value`` to the signal at ``va`` (with the always-on
+    counter in its timestamp word, written first); the value is the last 2 words."""
     return (pm4.wait_for_idle() + pm4.event(P.CACHE_FLUSH_TS, device.scratch.va, 0)
-            + pm4.pkt7(P.CP_WAIT_MEM_WRITES, []) + pm4.pkt7(P.CP_MEM_WRITE, [*pm4.lohi(va), value & _U32, value >> 32]))
+            + pm4.event(P.CACHE_FLUSH_TS, va + 8, timestamp=True) + pm4.pkt7(P.CP_WAIT_MEM_WRITES, [])
+            + pm4.pkt7(P.CP_MEM_WRITE, [*pm4.lohi(va), value & _U32, value >> 32]))
 
 
 class QcomComputeQueue(Queue):
@@ -93,7 +96,7 @@ class QcomComputeQueue(Queue):
         dev, m = self.device, prog.meta
         va, mem = dev._cmd_alloc(self, m.const_vec4 * 16, 64)
         image = np.zeros(m.const_vec4 * 4, np.uint32)
-        image[B.LOCALSIZE_VEC4 * 4:B.LOCALSIZE_VEC4 * 4 + 3] = block
+        image[B.LOCALSIZE_VEC4 * 4:B.LOCALSIZE_VEC4 * 4 + 4] = (*block, block[0] * block[1] * block[2])
         sym = prog.pack_args(args, image.view(np.uint8), 0)
         for i, g in enumerate(grid):
             if not isinstance(g, VarExpr):

@@ -79,6 +79,15 @@ class KgslDevice:
         self.fds: set[FdState] = set()
         self.faults: list[CpFault] = []
         self.pending_snapshot: bytes | None = None
+        if hang_timeout is None:
+            hang_timeout = float(os.environ.get("HWDRV_MOCK_QCOM_HANG_TIMEOUT", "2.0"))
+        self._run_cs, self._hang_timeout, self._sync = run_cs, hang_timeout, sync
+        self._power_up()
+        kernel.add_file(SNAPSHOT_DUMP, self._read_snapshot)
+
+    def _power_up(self) -> None:
+        """The GPU's memstore, ringbuffer, CP and its engine (at creation, and again when an fd opens
+        after the last one closed: the mock releases them with the last fd, as the process exits)."""
         # memstore: one kgsl_devmemstore record per context id, mapped for the GPU at the token address
         self.memstore = PhysBlock(F.MEMSTORE_SIZE, "kgsl-memstore")
         self.pt.map(F.MEMSTORE_TOKEN_ADDRESS, self.memstore.host_addr, F.MEMSTORE_SIZE)
@@ -86,13 +95,22 @@ class KgslDevice:
         self.pt.map(RB_GPUADDR, self.ring.host_addr, F.RB_SIZE)
         self.rb_dwords = F.RB_SIZE // 4
         self.wptr = 0
-        if hang_timeout is None:
-            hang_timeout = float(os.environ.get("HWDRV_MOCK_QCOM_HANG_TIMEOUT", "2.0"))
-        self.cp = CommandProcessor(self.pt, rb_base=RB_GPUADDR, rb_dwords=self.rb_dwords, chip="A6XX", run_cs=run_cs,
-                                   on_irq=self._irq, on_fault=self._fault, hang_timeout=hang_timeout)
+        self.cp = CommandProcessor(self.pt, rb_base=RB_GPUADDR, rb_dwords=self.rb_dwords, chip="A6XX",
+                                   run_cs=self._run_cs, on_irq=self._irq, on_fault=self._fault,
+                                   hang_timeout=self._hang_timeout)
         self._protect_init()
-        self.engine = Engine("qcom-cp", self.cp.work, sync=sync)
-        kernel.add_file(SNAPSHOT_DUMP, self._read_snapshot)
+        self.engine = Engine("qcom-cp", self.cp.work, sync=self._sync)
+        self.powered = True
+
+    def _power_down(self) -> None:
+        """Stop the CP's engine and free the memstore and ring (after the last fd closed)."""
+        self.engine.stop()
+        self.pt.unmap(F.MEMSTORE_TOKEN_ADDRESS, F.MEMSTORE_SIZE)
+        self.pt.unmap(RB_GPUADDR, F.RB_SIZE)
+        self.memstore.close()
+        self.ring.close()
+        self.submissions.clear()
+        self.powered = False
 
     def _protect_init(self) -> None:
         """a6xx_protect_init: program CP_PROTECT_CNTL and one CP_PROTECT_REG per a630_protected_regs span."""
@@ -372,6 +390,7 @@ class KgslDevice:
             last = not self.fds
         if last:
             self.mem.release_all()
+            self._power_down()
 
 
 class KgslDriver(MockDriver):
@@ -405,6 +424,8 @@ class KgslDriver(MockDriver):
     def open(self, path: str, flags: int) -> FdState:
         st = FdState(self.dev)
         with self.dev.lock:
+            if not self.dev.powered:
+                self.dev._power_up()
             self.dev.fds.add(st)
         return st
 
