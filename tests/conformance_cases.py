@@ -398,7 +398,9 @@ def test_100_open_close_cycles_leak_nothing(dev, dev_name):
             _assert_mock_driver_empty(d.kernel, i)
     after = _process_state()
     assert after[0] == base[0], f"file descriptors leaked: {base[0]} -> {after[0]}"
-    assert after[1] <= base[1] + 2, f"mappings leaked: {base[1]} -> {after[1]}"
+    # slack: glibc keeps a malloc arena (2 mappings) and a cached stack (2) per thread that ever ran
+    # (mock engines run threads); a leak grows with the cycles (100 here)
+    assert after[1] <= base[1] + 10, f"mappings leaked: {base[1]} -> {after[1]}"
     assert after[2] == base[2], f"threads leaked: {base[2]} -> {after[2]}"
     with pytest.raises(hwdrv.DeviceClosed):
         d.alloc(16)
