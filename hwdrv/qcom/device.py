@@ -270,6 +270,10 @@ class QcomDevice(Device):
             self._stale_contexts.append(old)   # may still be running: destroyed at close
         self._fault = None
         self.last_ts = 0
+        # kgsl reuses context ids: the old context's records must not be matched against the new one
+        live = [r for r in self.submissions if r[0] != old]
+        self.submissions.clear()
+        self.submissions.extend(live)
         if tl.signal.value < lost_upto:
             tl.signal.value = lost_upto
         why = f" after kgsl reset status {_STATUS_NAMES.get(fault[0], fault[0])}" if fault else ""
