@@ -103,8 +103,6 @@ def test_vecadd(dev, binary):
 
 
 def test_block_reduce_shared_and_barrier(dev, binary):
-    skip_on(dev, {"qcom": "block_reduce (shared memory + barriers) is not yet written in ir3 assembly "
-                          "(tests/data/conformance/kernels.ir3)"})
     blocks = big(dev, 4096, 8)
     n = blocks * 256 - 17
     x = np.random.default_rng(2).random(n, dtype=np.float32)
@@ -169,7 +167,6 @@ def test_dynamic_shared_over_48k(dev, binary):
 
 
 def test_local_memory(dev, binary):
-    skip_on(dev, {"qcom": "private memory (SP_CS_PVT_MEM_*) is not wired in the qcom backend yet"})
     p = prog(dev, binary, "local_mem")
     n = big(dev, 1 << 16, 256)
     idx = np.random.default_rng(4).integers(0, 1 << 20, n, dtype=np.int32)

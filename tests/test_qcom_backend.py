@@ -68,7 +68,7 @@ def test_the_mock_cp_decodes_what_the_backend_builds(reg, n, op, cnt):
 # ---- binaries ----------------------------------------------------------------------------------
 def test_binary_round_trip_and_param_layout():
     a, kernels, code = B.unpack(Ir3Compiler().compile(KERNELS))
-    assert a == "a630" and set(kernels) == {"vecadd", "add_scalar", "grid3d"}
+    assert a == "a630" and set(kernels) == {"vecadd", "add_scalar", "grid3d", "block_reduce", "local_mem"}
     va = kernels["vecadd"]
     assert va.params == [("a", 32, 8), ("b", 40, 8), ("c", 48, 8), ("n", 56, 4)] and va.param_size == 28
     assert va.const_vec4 == 4 and va.code_size % 128 == 0 and va.wgid == 48 * 4 and va.localid == 0
@@ -231,5 +231,29 @@ def test_the_four_provocations_report_and_recover():
         assert by["endless loop"].cause == "timeout" and [ln.kernel for ln in by["endless loop"].launches] == ["endless_loop"]
         assert by["wait on a signal nobody sets"].error is not None        # the CP's hang detector
         assert len(d.recoveries) == 4
+    finally:
+        d.close()
+
+
+def test_private_memory_registers():
+    seen = []
+
+    def run_cs(s):
+        seen.append(s)
+        ir3emu.run_cs(s)
+
+    d = open_mock(run_cs=run_cs)
+    try:
+        p = d.program(d.compiler.compile(KERNELS), "local_mem")
+        idx, out = d.alloc(4 * 64, host_visible=True), d.alloc(4 * 64, host_visible=True)
+        idx.view(np.int32)[:] = np.arange(64) * 5
+        sig = d.signal(0)
+        d.compute_queue().exec(p, grid=(1,), block=(64,), args=[idx, out, 64]).signal(sig, 1).submit()
+        sig.wait(1, timeout=10)
+        assert np.array_equal(out.view(np.int32), 165 + np.arange(64))
+        s = seen[-1]
+        # 256 bytes per fiber -> one 512-byte item; 2048 fibers per SP -> 1 MiB per SP, 2 SPs
+        assert s.pvt_per_fiber == 512 and s.pvt_total == 1 << 20 and s.hw_stack_offset == 1 << 20
+        assert s.pvt_iova == d._pvt.va and d._pvt.size == 2 << 20
     finally:
         d.close()

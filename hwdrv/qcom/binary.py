@@ -47,6 +47,7 @@ class KernelMeta:
     branchstack: int             # SP_CS_CTRL_REG0.BRANCHSTACK
     localid: int                 # register receiving the local invocation id
     wgid: int                    # register receiving the workgroup id
+    private: int = 0             # private (per-fiber) memory in bytes, reached with ldp/stp
 
     @property
     def param_size(self) -> int:

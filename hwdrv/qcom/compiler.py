@@ -9,6 +9,7 @@ A source holds one or more kernels. Each starts with directives, then its instru
     .shared 1024                   ; static shared memory in bytes (default 0)
     .threadsize 64                 ; 64 or 128 (default 64)
     .branchstack 1                 ; divergence depth (SP_CS_CTRL_REG0.BRANCHSTACK, default 0)
+    .private 256                   ; private memory per fiber in bytes, for ldp/stp (default 0)
     mov.u32u32 r1.x, c2.x          ; instructions, assembled by hwdrv.qcom.ir3.assemble
     ...
 
@@ -66,7 +67,7 @@ class _Kernel:
         self.params: list[tuple[str, int, int]] = []
         self.pos = B.PARAM_BASE
         self.localid, self.wgid = regid("r0.x"), regid("r48.x")
-        self.shared, self.threadsize, self.branchstack = 0, 64, 0
+        self.shared, self.threadsize, self.branchstack, self.private = 0, 64, 0, 0
         self.body: list[str] = []
 
     def directive(self, word: str, args: list[str], where: str) -> None:
@@ -93,9 +94,11 @@ class _Kernel:
                     raise ProgramError(f"{where}: .threadsize is 64 or 128, got {self.threadsize}")
             elif word == ".branchstack":
                 self.branchstack = int(args[0], 0)
+            elif word == ".private":
+                self.private = int(args[0], 0)
             else:
                 raise ProgramError(f"{where}: unknown directive {word}; known: .kernel .param .localid .wgid .shared "
-                                   ".threadsize .branchstack")
+                                   ".threadsize .branchstack .private")
         except (IndexError, ValueError) as e:
             raise ProgramError(f"{where}: bad {word} directive ({e})") from None
 
@@ -115,7 +118,7 @@ class _Kernel:
                                f"a6xx compute const file ({MAX_CONST_VEC4} vec4 = {MAX_CONST_VEC4 * 16} bytes, "
                                f"{B.PARAM_BASE} of them for launch values)")
         meta = B.KernelMeta(self.name, 0, 0, self.params, const_vec4, footprint(code), self.threadsize,
-                            self.shared, self.branchstack, self.localid, self.wgid)
+                            self.shared, self.branchstack, self.localid, self.wgid, self.private)
         return meta, code
 
 

@@ -104,6 +104,7 @@ class QcomDevice(Device):
         self._fault: tuple[int, int, int] | None = None      # (reset status, faults, last faulted ts)
         self._stale_contexts: list[int] = []
         self._builtins: dict[str, QcomProgram] = {}
+        self._pvt: Buffer | None = None
         self.submissions: collections.deque = collections.deque(maxlen=SUBMISSION_RECORD)
         self.last_ts = 0
         self.recoveries: list[str] = []
@@ -183,6 +184,13 @@ class QcomDevice(Device):
             for n in ("hwdrv_copy4", "hwdrv_copy1"):
                 self._builtins[n] = QcomProgram(self, binary, n)
         return self._builtins[name]
+
+    def _private_memory(self, size: int) -> int:
+        """GPU address of at least ``size`` bytes of private memory (grown, never shrunk; an old
+        buffer stays allocated until close since earlier launches may still use it)."""
+        if self._pvt is None or self._pvt.size < size:
+            self._pvt = self.alloc(size)
+        return self._pvt.va
 
     def _submit(self, ib: int, nbytes: int, value: int, launches: list) -> None:
         """One GPU_COMMAND running the IB at ``ib`` that ends by releasing timeline ``value``."""

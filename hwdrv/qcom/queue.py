@@ -40,6 +40,9 @@ _U32 = 0xFFFFFFFF
 _NONE_REG = 0xFC                 # "no register" in the HLSQ_CS_CNTL_0/1 register-id fields (r63.x)
 #: instruction-cache units CP_LOAD_STATE6 may preload (A630: 64 units of 128 bytes)
 ICACHE_UNITS = 64
+#: private memory: 512-byte units per fiber, fibers and SP cores of an A630, 4 KiB per-SP alignment
+#: (freedreno_devices.py a630: fibers_per_sp 2048, num_sp_cores 2; Mesa ir3 pvtmem layout)
+PVT_UNIT, FIBERS_PER_SP, SP_CORES, PVT_SP_ALIGN = 512, 2048, 2, 4096
 #: largest group count per dimension a blit launch uses
 MAX_BLIT_GROUPS = 65535
 #: HLSQ_INVALIDATE_CMD: drop the CS state and CS IBOs loaded earlier
@@ -145,10 +148,28 @@ class QcomComputeQueue(Queue):
                    *pm4.load_state(P.ST6_CONSTANTS, P.SB6_CS_SHADER, m.const_vec4, va),
                    *pm4.pkt4(A.SP_CS_TEX_COUNT, [0]), *pm4.pkt4(A.SP_CS_IBO_COUNT, [0]),
                    *pm4.pkt4(A.SP_CS_CONFIG, [encode(A, "SP_CS_CONFIG", ENABLED=1)]))
+        if m.private:
+            self._emit_private(m.private)
         words = pm4.exec_cs(0, 0, 0)
         self._packet(words, {2: (grid[0], 1), 3: (grid[1], 1), 4: (grid[2], 1)})
         self._emit(*pm4.wait_for_idle())
         self.launches.append((prog, grid, block))
+
+    def _emit_private(self, per_fiber: int) -> None:
+        """Private memory as Mesa lays it out for a6xx (qcom.md 2.6): per SP, every fiber's slot
+        (per_fiber rounded to 512 bytes, times FIBERS_PER_SP) rounded to 4 KiB; the device's
+        buffer holds one such area per SP core; the hardware stack follows each SP's area."""
+        dev = self.device
+        item = -(-per_fiber // PVT_UNIT) * PVT_UNIT
+        per_sp = -(-item * FIBERS_PER_SP // PVT_SP_ALIGN) * PVT_SP_ALIGN
+        va = dev._private_memory(per_sp * SP_CORES)
+        self._emit(*pm4.pkt4(A.SP_CS_PVT_MEM_PARAM, [encode(A, "SP_CS_PVT_MEM_PARAM",
+                                                            MEMSIZEPERITEM=item >> A.SP_CS_PVT_MEM_PARAM_MEMSIZEPERITEM_SHR)]),
+                   *pm4.pkt4(A.SP_CS_PVT_MEM_ADDR, pm4.lohi(va)),
+                   *pm4.pkt4(A.SP_CS_PVT_MEM_SIZE, [encode(A, "SP_CS_PVT_MEM_SIZE",
+                                                           TOTALPVTMEMSIZE=per_sp >> A.SP_CS_PVT_MEM_SIZE_TOTALPVTMEMSIZE_SHR)]),
+                   *pm4.pkt4(A.SP_CS_PVT_MEM_HW_STACK_OFFSET, [encode(
+                       A, "SP_CS_PVT_MEM_HW_STACK_OFFSET", OFFSET=per_sp >> A.SP_CS_PVT_MEM_HW_STACK_OFFSET_OFFSET_SHR)]))
 
     def _q_copy(self, dst: IntArg, src: IntArg, size: int) -> None:
         if isinstance(dst, VarExpr) or isinstance(src, VarExpr):
