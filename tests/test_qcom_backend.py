@@ -13,6 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 import hwdrv
 import hwdrv.mock.qcom as MQ
+from hwdrv.ioctl import hostmem
 from hwdrv import provoke
 from hwdrv.errors import ProgramError, UnsupportedDevice
 from hwdrv.mock.qcom import facts as F
@@ -257,3 +258,39 @@ def test_private_memory_registers():
         assert s.pvt_iova == d._pvt.va and d._pvt.size == 2 << 20
     finally:
         d.close()
+
+
+IBO_DOUBLE = """
+.kernel ibo_double
+.param dst 8
+.param src 8
+.ibo dst
+.ibo src
+mad.u24 r0.y, c1.x, r48.x, r0.x
+(rpt2)nop
+ldib.b.untyped.1d.u32.1.imm r2.x, r0.y, 1
+(sy)add.u r2.y, r2.x, r2.x
+(rpt2)nop
+stib.b.untyped.1d.u32.1.imm r2.y, r0.y, 0
+end
+nop
+"""
+
+
+def test_ibo_parameters_get_descriptors_bounded_by_their_buffers(dev):
+    """ldib/stib through IBO descriptors the queue builds from the Buffer arguments: 128 fibers over a
+    100-element source and a 90-element destination; past the ends loads read 0 and stores drop."""
+    p = dev.program(dev.compiler.compile(IBO_DOUBLE), "ibo_double")
+    assert p.meta.ibos == [0, 1]
+    src, dst = dev.alloc(400, host_visible=True), dev.alloc(360, host_visible=True)
+    src.view(np.uint32)[:] = np.arange(100) + 1
+    sig = dev.signal(0)
+    dev.compute_queue().exec(p, grid=(2,), block=(64,), args=[dst, src]).signal(sig, 1).submit()
+    sig.wait(1, timeout=10)
+    assert np.array_equal(dst.view(np.uint32), 2 * (np.arange(90) + 1))
+    # the kgsl object is a whole page: the bytes past the buffer's 360 stay untouched
+    assert hostmem.read(dst.cpu_addr + 360, 4096 - 360) == bytes(4096 - 360)
+    with pytest.raises(hwdrv.InvalidArgument, match="IBO 1: pass a Buffer"):
+        dev.compute_queue().exec(p, grid=(1,), block=(64,), args=[dst, src.va])
+    with pytest.raises(ProgramError, match="pointer"):
+        dev.compiler.compile(".kernel k\n.param n 4\n.ibo n\nend\n")

@@ -16,12 +16,15 @@ The const-file layout every kernel shares (the argument ABI):
   from c2.x (byte 32) the parameters, each at its ``offset`` (bytes into the const file).
 System values arrive in registers: the local invocation id (x, y, z) at ``localid`` and the workgroup
 id at ``wgid`` (a high register, r48.x or above), as SP_CS_CONST_CONFIG_0 programs them.
+A pointer parameter listed in ``ibos`` is also bound as an IBO (storage buffer) for ldib/stib/atomic.b:
+IBO k is the k-th listed parameter, described as 32-bit elements over its whole Buffer (accesses past
+the end are dropped / read 0, per the descriptor).
 """
 from __future__ import annotations
 
 import json
 import struct
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from ..errors import ProgramError
 
@@ -48,6 +51,7 @@ class KernelMeta:
     localid: int                 # register receiving the local invocation id
     wgid: int                    # register receiving the workgroup id
     private: int = 0             # private (per-fiber) memory in bytes, reached with ldp/stp
+    ibos: list[int] = field(default_factory=list)   # params (by index) also bound as IBO 0, 1, ...
 
     @property
     def param_size(self) -> int:

@@ -10,6 +10,7 @@ A source holds one or more kernels. Each starts with directives, then its instru
     .threadsize 64                 ; 64 or 128 (default 64)
     .branchstack 1                 ; divergence depth (SP_CS_CTRL_REG0.BRANCHSTACK, default 0)
     .private 256                   ; private memory per fiber in bytes, for ldp/stp (default 0)
+    .ibo a                         ; bind pointer parameter a as the next IBO (ldib/stib index 0, 1, ...)
     mov.u32u32 r1.x, c2.x          ; instructions, assembled by hwdrv.qcom.ir3.assemble
     ...
 
@@ -68,6 +69,7 @@ class _Kernel:
         self.pos = B.PARAM_BASE
         self.localid, self.wgid = regid("r0.x"), regid("r48.x")
         self.shared, self.threadsize, self.branchstack, self.private = 0, 64, 0, 0
+        self.ibos: list[int] = []
         self.body: list[str] = []
 
     def directive(self, word: str, args: list[str], where: str) -> None:
@@ -96,9 +98,14 @@ class _Kernel:
                 self.branchstack = int(args[0], 0)
             elif word == ".private":
                 self.private = int(args[0], 0)
+            elif word == ".ibo":
+                idx = [i for i, (n, _, size) in enumerate(self.params) if n == args[0]]
+                if not idx or self.params[idx[0]][2] != 8:
+                    raise ProgramError(f"{where}: .ibo {args[0]} must name an 8-byte (pointer) .param declared before it")
+                self.ibos.append(idx[0])
             else:
                 raise ProgramError(f"{where}: unknown directive {word}; known: .kernel .param .localid .wgid .shared "
-                                   ".threadsize .branchstack .private")
+                                   ".threadsize .branchstack .private .ibo")
         except (IndexError, ValueError) as e:
             raise ProgramError(f"{where}: bad {word} directive ({e})") from None
 
@@ -118,7 +125,7 @@ class _Kernel:
                                f"a6xx compute const file ({MAX_CONST_VEC4} vec4 = {MAX_CONST_VEC4 * 16} bytes, "
                                f"{B.PARAM_BASE} of them for launch values)")
         meta = B.KernelMeta(self.name, 0, 0, self.params, const_vec4, footprint(code), self.threadsize,
-                            self.shared, self.branchstack, self.localid, self.wgid, self.private)
+                            self.shared, self.branchstack, self.localid, self.wgid, self.private, self.ibos)
         return meta, code
 
 

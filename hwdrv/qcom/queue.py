@@ -146,14 +146,42 @@ class QcomComputeQueue(Queue):
                    *pm4.pkt4(A.HLSQ_CS_CNTL, [encode(A, "HLSQ_CS_CNTL", CONSTLEN=m.const_vec4 >> A.HLSQ_CS_CNTL_CONSTLEN_SHR,
                                                      ENABLED=1)]),
                    *pm4.load_state(P.ST6_CONSTANTS, P.SB6_CS_SHADER, m.const_vec4, va),
-                   *pm4.pkt4(A.SP_CS_TEX_COUNT, [0]), *pm4.pkt4(A.SP_CS_IBO_COUNT, [0]),
-                   *pm4.pkt4(A.SP_CS_CONFIG, [encode(A, "SP_CS_CONFIG", ENABLED=1)]))
+                   *pm4.pkt4(A.SP_CS_TEX_COUNT, [0]), *pm4.pkt4(A.SP_CS_IBO_COUNT, [len(m.ibos)]),
+                   *pm4.pkt4(A.SP_CS_CONFIG, [encode(A, "SP_CS_CONFIG", ENABLED=1, NIBO=len(m.ibos))]))
         if m.private:
             self._emit_private(m.private)
+        if m.ibos:
+            self._emit_ibos(prog, args)
         words = pm4.exec_cs(0, 0, 0)
         self._packet(words, {2: (grid[0], 1), 3: (grid[1], 1), 4: (grid[2], 1)})
         self._emit(*pm4.wait_for_idle())
         self.launches.append((prog, grid, block))
+
+    def _emit_ibos(self, prog: "QcomProgram", args: list) -> None:
+        """The IBO descriptor table (one A6XX_TEX_CONST per listed pointer parameter: a linear buffer
+        of 32-bit elements over the whole Buffer, as Mesa's computerator builds it), loaded with
+        CP_LOAD_STATE6 and pointed at by SP_CS_IBO."""
+        from ..memory.buffer import Buffer
+        ibos = prog.meta.ibos
+        va, mem = self.device._cmd_alloc(self, 64 * len(ibos), 64)
+        table = mem.view(np.uint32)[:16 * len(ibos)]
+        table[:] = 0
+        for slot, i in enumerate(ibos):
+            buf = args[i]
+            if not isinstance(buf, Buffer):
+                raise InvalidArgument(f"{prog.name} argument {i} ({prog.params[i].name}) is bound as IBO {slot}: pass "
+                                      f"a Buffer (its size bounds the IBO), not {type(buf).__name__}")
+            elems = buf.size // 4
+            if elems >> (A.A6XX_TEX_CONST_1_WIDTH.width + A.A6XX_TEX_CONST_1_HEIGHT.width):
+                raise InvalidArgument(f"{prog.name}: a {buf.size}-byte buffer is too large for an IBO descriptor")
+            d = table[16 * slot:16 * slot + 16]
+            d[0] = encode(A, "A6XX_TEX_CONST_0", FMT=A.FMT6_32_UINT, TILE_MODE=A.TILE6_LINEAR)
+            d[1] = encode(A, "A6XX_TEX_CONST_1", WIDTH=elems & ((1 << A.A6XX_TEX_CONST_1_WIDTH.width) - 1),
+                          HEIGHT=elems >> A.A6XX_TEX_CONST_1_WIDTH.width)
+            d[2] = encode(A, "A6XX_TEX_CONST_2", STRUCTSIZETEXELS=1, TYPE=A.A6XX_TEX_BUFFER)
+            d[4] = encode(A, "A6XX_TEX_CONST_4", BASE_LO=(buf.va & _U32) >> A.A6XX_TEX_CONST_4_BASE_LO_SHR)
+            d[5] = encode(A, "A6XX_TEX_CONST_5", BASE_HI=buf.va >> 32)
+        self._emit(*pm4.load_state(P.ST6_IBO, P.SB6_CS_SHADER, len(ibos), va), *pm4.pkt4(A.SP_CS_IBO, pm4.lohi(va)))
 
     def _emit_private(self, per_fiber: int) -> None:
         """Private memory as Mesa lays it out for a6xx (qcom.md 2.6): per SP, every fiber's slot
