@@ -294,3 +294,19 @@ def test_ibo_parameters_get_descriptors_bounded_by_their_buffers(dev):
         dev.compute_queue().exec(p, grid=(1,), block=(64,), args=[dst, src.va])
     with pytest.raises(ProgramError, match="pointer"):
         dev.compiler.compile(".kernel k\n.param n 4\n.ibo n\nend\n")
+
+
+# ---- registry and CLI ------------------------------------------------------------------------------
+def test_info_lists_the_kgsl_mock_and_probe_reads_the_chip():
+    from hwdrv.qcom.device import probe
+    assert any(d.name == "mock:qcom" and d.vendor == "qcom" and d.mock for d in hwdrv.devices())
+    k = MQ.make_kernel()
+    (info,) = probe(k)
+    assert info.available and "Adreno 630" in info.description and "0x06030001" in info.description
+
+
+def test_demo_on_mock_qcom_runs_the_sample_vecadd(capsys):
+    from hwdrv.cli import main
+    assert main(["demo", "--device", "mock:qcom"]) == 0
+    out = capsys.readouterr().out
+    assert "running the backend's sample vecadd instead" in out and "matches numpy" in out
