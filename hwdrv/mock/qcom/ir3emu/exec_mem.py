@@ -103,10 +103,10 @@ def _global(b, name: str):
         a = addr(m)
         if name.startswith("ldg"):
             for i in range(count):
-                v = m.mem.load(a + np.uint64(i * esz), dt, act)
+                v = m.gload(a + np.uint64(i * esz), dt, act)
                 m.wr(dn + i, half, m.widen(v, t), mask)
         else:
-            lanes_major(m.mem.store, [a + np.uint64(i * esz) for i in range(count)],
+            lanes_major(m.gstore, [a + np.uint64(i * esz) for i in range(count)],
                         [m.narrow(m.reg(vn + i, half), dt) for i in range(count)], [act] * count)
     o.run = run
     return o
@@ -174,17 +174,45 @@ def _ibo(b, name: str):
         else:
             b.read(Src("gpr", vn + i, half), 0)
 
+    def fast(m, mask, act, win) -> None:
+        buf, limit = win
+        view, nelem = buf[: limit - limit % esz].view(dt), limit // esz
+        e0 = m.regs.full(cn).astype(np.int64) + imm_off
+        es = [e0 + i if i else e0 for i in range(count)]
+        oks = [(e >= 0) & (e < nelem) for e in es]
+        if name == "ldib.b":
+            for i, (e, ok) in enumerate(zip(es, oks)):
+                if ok.all():
+                    v = view[e]
+                else:       # out of bounds reads 0
+                    v = np.where(ok, view[np.where(ok, e, 0)], dt.type(0))
+                m.wr(vn + i, half, m.widen(v, t), mask)
+            return
+        vals = [np.broadcast_to(m.narrow(m.reg(vn + i, half), dt), (m.lanes,)) for i in range(count)]
+        e = np.stack(es, 1).reshape(-1) if count > 1 else es[0]
+        v = np.stack(vals, 1).reshape(-1) if count > 1 else vals[0]
+        ok = (np.stack(oks, 1).reshape(-1) if count > 1 else oks[0])
+        ok = ok & (np.repeat(act, count) if count > 1 else act)
+        if ok.all():
+            view[e] = v
+        else:               # out of bounds: dropped
+            view[e[ok]] = v[ok]
+
     def run(m, mask):
         act = m.active(mask)
+        if kind == "imm" and not typed:
+            win = m.ibo_window(ssbo, o)
+            if win is not None:
+                return fast(m, mask, act, win)
         idx = ssbo if kind == "imm" else m.regs.full(ssbo)
         coord = m.regs.full(cn).astype(np.int64) + imm_off
         places = [m.ibo_addr(idx, (coord + i) * esz, esz, typed, o) for i in range(count)]
         if name == "ldib.b":
             for i, (addr, ok) in enumerate(places):
-                v = m.mem.load(addr, dt, act & ok)
+                v = m.gload(addr, dt, act & ok)
                 m.wr(vn + i, half, m.widen(v, t), mask)        # out of bounds reads 0
         else:                                                  # out of bounds: dropped
-            lanes_major(m.mem.store, [p[0] for p in places], [m.narrow(m.reg(vn + i, half), dt) for i in range(count)],
+            lanes_major(m.gstore, [p[0] for p in places], [m.narrow(m.reg(vn + i, half), dt) for i in range(count)],
                         [act & p[1] for p in places])
     o.run = run
     return o
@@ -250,6 +278,9 @@ def _atomic(b, name: str):
 def lanes_major(store, addrs: list, vals: list, masks: list) -> None:
     """Store several components per lane as one access in lane order (lane 0's x, y, ..., then lane
     1's): where lanes overlap, the highest lane's value stays (gpumem: the last lane wins)."""
+    if len(addrs) == 1:
+        store(addrs[0], vals[0], masks[0])
+        return
     lanes = addrs[0].shape[0]
     a = np.stack(addrs, 1).reshape(-1)
     v = np.stack([np.broadcast_to(x, (lanes,)) for x in vals], 1).reshape(-1)
