@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from hwdrv.errors import MockFault
+from hwdrv.qcom.gen import ir3_isa as ISA
 
 from . import alu
 from .decode import DecodeError, Scope, decode_word
@@ -305,6 +306,9 @@ class _Builder:
             self.read(Src(src.kind, src.reg(k), src.half, False), k)
             if not dst_rel:
                 self.write(dn + k, dhalf, k)
+        tn = ISA.ENUMS["#type"]
+        o.name = {A0: "mova", A1: "mova1"}.get(dn, f"{'mov' if st == dt else 'cov'}.{tn[st]}{tn[dt]}") \
+            if not dst_rel else f"mov.{tn[st]}{tn[dt]}"
         float_src = alu.TYPES[st][0] == "f"
         o.run = exec_alu.make_cov(src, st, dt, dn, dhalf, dst_rel, s.raw("ROUND"), o.repeat, float_src)
         return o
