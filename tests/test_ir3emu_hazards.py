@@ -73,6 +73,11 @@ CASES = [
      "mov.u32u32 r1.x, 5\n(rpt5)nop\nadd.u hr2.y, hr2.x, h(1)\n(rpt5)nop\ncov.u16u32 r3.x, hr2.y\n(rpt2)nop\n"
      "stib.b.untyped.1d.u32.1.imm r3.x, r0.x, 1\n",
      lambda x: np.full(64, 6, np.uint32), ["hr2.x", "needs 6"]),
+    ("shared register write needs (ss)",
+     "mov.u32u32 r48.x, 11\n(rpt5)nop\nadd.u r1.x, r48.x, r0.x\n(rpt2)nop\nstib.b.untyped.1d.u32.1.imm r1.x, r0.x, 1\n",
+     "mov.u32u32 r48.x, 11\n(rpt5)nop\n(ss)add.u r1.x, r48.x, r0.x\n(rpt2)nop\n"
+     "stib.b.untyped.1d.u32.1.imm r1.x, r0.x, 1\n",
+     lambda x: np.arange(64, dtype=np.uint32) + 11, ["r48.x", "shared-register", "(ss)"]),
     ("mad reads its third source 2 cycles late, not its first",
      "mov.f32f32 r1.x, (2.0)\nmov.f32f32 r1.y, (0.5)\n(rpt2)nop\nadd.f r2.x, r1.x, r1.y\n"
      "mad.f32 r2.y, r2.x, r1.x, r1.y\n(rpt2)nop\nstib.b.untyped.1d.u32.1.imm r2.y, r0.x, 1\n",

@@ -15,7 +15,7 @@ import numpy as np
 from hwdrv.qcom.gen import a6xx as A
 
 from . import alu
-from .program import ALU, SS, SY, ShaderFault, Src, _unsupported
+from .ops import ALU, SS, SY, ShaderFault, Src, unsupported_op
 
 # element bytes of the IBO formats the emulator models (FMT6_* from the generated a6xx facts)
 IBO_FORMATS = {A.FMT6_32_UINT: 4, A.FMT6_32_SINT: 4, A.FMT6_32_FLOAT: 4,
@@ -58,7 +58,7 @@ def build(b):
             m.wr(dn, False, np.asarray(v, np.uint32), mask)
         o.run = run
         return o
-    return _unsupported(b.pc, b.word, name)
+    return unsupported_op(b.pc, b.word, name)
 
 
 def _addr64(m, n: int) -> np.ndarray:

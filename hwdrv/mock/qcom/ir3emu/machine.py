@@ -28,7 +28,8 @@ from hwdrv.qcom.gen import a6xx as A
 from . import alu
 from .exec_mem import IBO_FORMATS, check_local
 from .flow import END
-from .program import ALU, SS, SY, HazardFault, Op, Program, ShaderFault
+from .ops import ALU, SS, SY, HazardFault, Op, ShaderFault
+from .program import Program
 from .regfile import A0, A1, P0, RegFile, reg_name
 
 SSP, SYP, HALFW, ADDRW = 1, 2, 4, 8      # per register unit: pending (ss), pending (sy), half write, a0/a1 write
@@ -38,6 +39,7 @@ ALU_TO_ALU, NON_ALU, CAT3_SRC3_READ, HALF_MISMATCH = 3, 6, 2, 3   # ir3_compiler
 # cycles, so memory instructions get the ALU-to-ALU latency (docs/ir3-emulator.md).
 MEM_CONSUMER = ALU_TO_ALU
 CHECK_EVERY = 256
+SHARED_REGS = (48 * 4, 56 * 4)   # r48.x..r55.w: ir3's shared registers (IR3_REG_SHARED, ir3.h)
 
 
 class Batch:
@@ -437,11 +439,11 @@ class Batch:
             u = self.units[self._unit_key(n, half)]
             f = fl[u, waves]
             if (f & SSP).any():
-                raise self._hazard(op, "without (ss) since that SFU / local-memory result was produced "
-                                       "(ir3_legalize.c: is_ss_producer -> (ss))", n, half, waves)
+                raise self._hazard(op, "without (ss) since that SFU / local-memory / shared-register result was "
+                                       "produced (ir3.h is_ss_producer -> (ss), ir3_legalize.c)", n, half, waves)
             if (f & SYP).any():
                 raise self._hazard(op, "without (sy) since that memory load / atomic was issued "
-                                       "(ir3_legalize.c: is_sy_producer -> (sy))", n, half, waves)
+                                       "(ir3.h is_sy_producer -> (sy), ir3_legalize.c)", n, half, waves)
             d = cyc + c - self.wtime[u, waves] - 1
             if op.consumer == "alu":
                 need = ALU_TO_ALU - (CAT3_SRC3_READ if late else 0)
@@ -463,7 +465,9 @@ class Batch:
         cyc = self.cycle[waves]
         for n, half, c in op.writes:
             u = self.units[self._unit_key(n, half)]
-            if op.produces == ALU:
+            if op.produces == ALU and SHARED_REGS[0] <= n < SHARED_REGS[1] and not half:
+                self.wflags[u, waves] = SSP       # ir3.h is_ss_producer: a write to a shared register (a6xx: no scalar ALU)
+            elif op.produces == ALU:
                 self.wtime[u, waves] = cyc + c
                 self.wflags[u, waves] = (HALFW if half else 0) | (ADDRW if n in (A0, A1) else 0)
             elif op.produces == SS:
