@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwdrv.mock.qcom.ir3emu import harness
+from hwdrv.mock.qcom.ir3emu import harness, run_cs
 from hwdrv.qcom import ir3
 
 RNG = np.random.default_rng(7)
@@ -511,3 +511,89 @@ def test_integer_alu_mix():
     want = np.stack([np.minimum(a, b).view(np.uint32), np.maximum(ua, ub), (a >> 5).view(np.uint32), ua ^ ub,
                      np.where(lt, np.minimum(a, b).view(np.uint32), np.maximum(ua, ub)), clz], 1)
     np.testing.assert_array_equal(out, want)
+
+
+CONVERSIONS = """
+@localsize 64, 1, 1
+@buf 64
+@buf 64
+@buf 384
+@invocationid(r0.x)
+ldib.b.untyped.1d.u32.1.imm r1.x, r0.x, 0
+ldib.b.untyped.1d.u32.1.imm r1.y, r0.x, 1
+(sy)(sat)add.f r2.x, r1.x, (0.5)
+cov.f32s32 r2.y, r1.x
+cov.f32u32 r2.z, r1.x
+cov.u32u16 hr6.x, r1.y
+cov.f32f16 hr6.y, r1.x
+(rpt2)nop
+add.u hr6.z, hr6.x, hr6.x
+mul.f hr6.w, hr6.y, h(2.0)
+(rpt2)nop
+cov.u16u32 r2.w, hr6.z
+cov.f16f32 r3.x, hr6.w
+cov.s16s32 r3.y, hr6.z
+mov.u32u32 r4.x, 6
+(rpt2)nop
+mul.u24 r4.y, r0.x, r4.x
+(rpt2)nop
+stib.b.untyped.1d.u32.4.imm r2.x, r4.y, 2
+add.u r4.z, r4.y, 4
+(rpt2)nop
+stib.b.untyped.1d.u32.2.imm r3.x, r4.z, 2
+end
+nop
+"""
+
+
+def test_saturation_conversions_and_half_integer_wrap():
+    x = np.concatenate([np.array([1e10, -1e10, np.nan, -2.7, 2.7, 0.3, -0.3, 65504.0, 7e4, 0.0], np.float32),
+                        RNG.standard_normal(54).astype(np.float32) * 100])
+    u = RNG.integers(0, 2**32, 64, dtype=np.uint64).astype(np.uint32)
+    out = run(CONVERSIONS, buffers=[x, u, None])[2].reshape(64, 6)
+    with np.errstate(invalid="ignore", over="ignore"):
+        sat = np.clip(x + np.float32(0.5), 0, 1)
+        f2i = np.where(np.isnan(x), 0, np.clip(np.trunc(x.astype(np.float64)), -2**31, 2**31 - 1)).astype(np.int64)
+        f2u = np.where(np.isnan(x), 0, np.clip(np.trunc(x.astype(np.float64)), 0, 2**32 - 1)).astype(np.uint64)
+        h = x.astype(np.float16)
+    u16 = (u & 0xFFFF).astype(np.uint16)
+    wrap = (u16 + u16).astype(np.uint16)
+    np.testing.assert_array_equal(out[:, 0].view(np.float32), np.where(np.isnan(x), np.float32(np.nan), sat))
+    np.testing.assert_array_equal(out[:, 1], f2i.astype(np.int32).view(np.uint32))
+    np.testing.assert_array_equal(out[:, 2], f2u.astype(np.uint32))
+    np.testing.assert_array_equal(out[:, 3], wrap.astype(np.uint32))
+    with np.errstate(over="ignore"):
+        h2 = (h * np.float16(2)).astype(np.float32)
+    np.testing.assert_array_equal(out[:, 4].view(np.float32), h2)
+    np.testing.assert_array_equal(out[:, 5], wrap.view(np.int16).astype(np.int32).view(np.uint32))
+
+
+SEPARATE_HALVES = """
+@localsize 64, 1, 1
+@buf 64
+@invocationid(r0.x)
+mov.u32u32 r1.x, 0x11112222
+cov.u32u16 hr2.x, r0.x
+(rpt2)nop
+add.u hr2.x, hr2.x, h(1)
+(rpt5)nop
+cov.u16u32 r1.y, hr2.x
+(rpt2)nop
+add.u r1.z, r1.x, r1.y
+(rpt2)nop
+stib.b.untyped.1d.u32.1.imm r1.z, r0.x, 0
+end
+nop
+"""
+
+
+@pytest.mark.parametrize("merged", [True, False])
+def test_half_registers_alias_full_ones_only_when_merged(merged):
+    # hr2.x is the low half of r1.x when merged; a separate register otherwise
+    d, text = harness.parse(SEPARATE_HALVES)
+    state, results = harness.prepare(ir3.assemble(text), d)
+    state.mergedregs, state.half_regs = merged, 3
+    run_cs(state)
+    lid = np.arange(64, dtype=np.uint32)
+    base = (0x11110000 + lid + 1) if merged else np.uint32(0x11112222)
+    np.testing.assert_array_equal(results()[0], base + lid + 1)
