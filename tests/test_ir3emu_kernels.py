@@ -83,14 +83,14 @@ def test_saxpy_through_global_memory_addresses_in_consts():
 
 
 REDUCE_SHARED = """
-@localsize 64, 1, 1
-@buf 256
-@buf 4
+@localsize {local}, 1, 1
+@buf 1024
+@buf 16
 @invocationid(r0.x)
 @wgid(r48.x)
-@localmem 256
+@localmem {lmem}
 @branchstack 2
-shl.b r0.y, r48.x, 6
+shl.b r0.y, r48.x, {shift}
 shl.b r0.z, r0.x, 2
 (rpt1)nop
 add.u r0.w, r0.y, r0.x
@@ -98,7 +98,7 @@ add.u r0.w, r0.y, r0.x
 ldib.b.untyped.1d.u32.1.imm r1.x, r0.w, 0
 (sy)nop
 stl.u32 l[r0.z], r1.x, 1
-mov.u32u32 r2.x, 32
+mov.u32u32 r2.x, {half}
 (rpt2)nop
 loop:
 (jp)bar
@@ -131,11 +131,15 @@ nop
 """
 
 
-@pytest.mark.parametrize("threadsize", [64, 128])
-def test_tree_reduction_in_shared_memory_with_barriers(threadsize):
-    a = RNG.integers(0, 2**32, 256, dtype=np.uint64).astype(np.uint32)
-    out = run(REDUCE_SHARED, groups=(4, 1, 1), threadsize=threadsize, buffers=[a, None])
-    np.testing.assert_array_equal(out[1], a.reshape(4, 64).sum(1, dtype=np.uint64).astype(np.uint32))
+@pytest.mark.parametrize("local,threadsize", [(64, 64), (64, 128), (256, 64), (256, 128), (128, 64)])
+def test_tree_reduction_in_shared_memory_with_barriers(local, threadsize):
+    # several waves per workgroup when local > threadsize: the barriers order their shared-memory traffic
+    a = RNG.integers(0, 2**32, 1024, dtype=np.uint64).astype(np.uint32)
+    src = REDUCE_SHARED.format(local=local, lmem=4 * local, shift=local.bit_length() - 1, half=local // 2)
+    groups = 1024 // local
+    out = run(src, groups=(groups, 1, 1), threadsize=threadsize, buffers=[a, None])
+    want = a.reshape(groups, local).sum(1, dtype=np.uint64).astype(np.uint32)
+    np.testing.assert_array_equal(out[1][:groups], want)
 
 
 DIVERGENT_LOOP = """
@@ -597,3 +601,58 @@ def test_half_registers_alias_full_ones_only_when_merged(merged):
     lid = np.arange(64, dtype=np.uint32)
     base = (0x11110000 + lid + 1) if merged else np.uint32(0x11112222)
     np.testing.assert_array_equal(results()[0], base + lid + 1)
+
+
+ATOMIC_OPS = """
+@localsize 64, 1, 1
+@buf 16 (c0.x)
+@buf 64
+@buf 64
+@buf 64
+@invocationid(r0.x)
+@localmem 16
+mov.u32u32 r1.x, c0.x
+mov.u32u32 r1.y, c0.y
+add.u r6.x, r0.x, 1
+mov.u32u32 r7.x, 0
+mov.u32u32 r7.y, 4
+(rpt1)nop
+add.u r2.x, r1.x, 4
+add.u r2.z, r1.x, 8
+mov.u32u32 r2.y, r1.y
+mov.u32u32 r2.w, r1.y
+sub.u r6.y, r7.x, r6.x
+(rpt2)nop
+atomic.g.xchg.untyped.1d.u32.1.g r3.x, r1.x, r6.x
+atomic.g.max.untyped.1d.s32.1.g r3.y, r2.x, r6.y
+atomic.g.or.untyped.1d.u32.1.g r3.z, r2.z, r6.x
+add.u r4.x, r1.x, 12
+mov.u32u32 r4.y, r1.y
+mov.u32u32 r5.x, r0.x
+add.u r5.y, r0.x, 1
+(rpt2)nop
+atomic.g.cmpxchg.untyped.1d.u32.1.g r3.w, r4.x, r5.x
+mov.u32u32 r8.x, 1000
+(rpt2)nop
+atomic.inc.untyped.1d.u32.1.l r8.y, l[r7.x], r8.x
+atomic.xor.untyped.1d.u32.1.l r8.z, l[r7.y], r6.x
+(sy)stib.b.untyped.1d.u32.1.imm r3.x, r0.x, 1
+stib.b.untyped.1d.u32.1.imm r3.w, r0.x, 2
+stib.b.untyped.1d.u32.1.imm r8.y, r0.x, 3
+end
+nop
+"""
+
+
+def test_atomic_operations_serialise():
+    out = run(ATOMIC_OPS)
+    g, xchg_old, cmp_old, inc_old = out
+    ids = np.arange(64, dtype=np.uint32)
+    vals = ids + 1
+    # xchg: the old values and the final value are the initial 0 and every operand, once each
+    np.testing.assert_array_equal(np.sort(np.append(xchg_old, g[0])), np.arange(65))
+    assert g[1] == np.uint32(0) and g[2] == np.bitwise_or.reduce(vals)   # max.s of 0 and negatives; or of all
+    # cmpxchg(compare = id, new = id + 1) from 0: the fibers that saw their own id form a chain 0..k-1
+    won = cmp_old == ids
+    assert won.sum() == g[3] and set(ids[won]) == set(range(int(g[3]))) and g[3] >= 1
+    np.testing.assert_array_equal(np.sort(inc_old), ids)                 # inc below its limit counts
