@@ -466,7 +466,7 @@ class Batch:
         for n, half, c in op.writes:
             u = self.units[self._unit_key(n, half)]
             if op.produces == ALU and SHARED_REGS[0] <= n < SHARED_REGS[1] and not half:
-                self.wflags[u, waves] = SSP       # ir3.h is_ss_producer: a write to a shared register (a6xx: no scalar ALU)
+                self.wflags[u, waves] = SSP       # ir3.h is_ss_producer: shared-register write (a6xx: no scalar ALU)
             elif op.produces == ALU:
                 self.wtime[u, waves] = cyc + c
                 self.wflags[u, waves] = (HALFW if half else 0) | (ADDRW if n in (A0, A1) else 0)
@@ -485,8 +485,9 @@ class Batch:
         while True:
             steps += 1
             if steps % CHECK_EVERY == 0 and time.monotonic() > self.deadline:
-                raise ShaderFault(f"GPU hang: the shader is still running at instruction {self.pc_of(int(np.flatnonzero(self.alive)[0]))} "
-                                  f"after {steps} steps (the mock's shader time limit)")
+                at = self.pc_of(int(np.flatnonzero(self.alive)[0]))
+                raise ShaderFault(f"GPU hang: the shader is still running at instruction {at} after {steps} steps "
+                                  "(the mock's shader time limit)", at)
             if self.upc >= 0:
                 pc = self.upc
                 mask = None if self.all_alive else self.alive
