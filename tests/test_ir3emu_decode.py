@@ -80,3 +80,13 @@ def test_an_undecodable_word_becomes_a_faulting_op():
     op = build(b"\xff" * 8, merged=True).ops[0]
     with pytest.raises(ShaderFault, match="illegal instruction"):
         op.run(None, None)
+
+
+def test_programs_are_decoded_once_per_address_and_contents():
+    from hwdrv.mock.qcom.ir3emu.program import load_program
+    code = struct.pack("<2Q", 0, 0x03000000_00000000)          # nop; end
+    p = load_program(0x1000, code, True)
+    assert load_program(0x1000, code, True) is p
+    assert load_program(0x2000, code, True) is not p
+    assert load_program(0x1000, code[:8] + struct.pack("<Q", 0), True) is not p
+    assert [op.name for op in p.ops] == ["nop", "end"]

@@ -656,3 +656,59 @@ def test_atomic_operations_serialise():
     won = cmp_old == ids
     assert won.sum() == g[3] and set(ids[won]) == set(range(int(g[3]))) and g[3] >= 1
     np.testing.assert_array_equal(np.sort(inc_old), ids)                 # inc below its limit counts
+
+
+MISC = """
+@localsize 64, 1, 1
+@buf 64
+@buf 64
+@buf 64
+@buf 256
+@const(c4.x) 100, 200, 300, 400
+@invocationid(r0.x)
+@branchstack 2
+and.b r1.x, r0.x, 3
+(rpt2)nop
+cov.u32s16 hr6.x, r1.x
+(rpt5)nop
+mova a0.x, hr6.x
+(rpt5)nop
+mov.u32u32 r2.y, c<a0.x + 16>
+and.b r1.y, r0.x, 1
+(rpt2)nop
+add.u r1.z, r1.y, 1
+(rpt5)nop
+stib.b.untyped.1d.u32.1.nonuniform r2.y, r0.x, r1.z
+getwid.u32 r4.x
+getfiberid.u32 r4.y
+cmps.u.lt p0.x, r0.x, 16
+cmps.u.ge p0.y, r0.x, 48
+mov.u32u32 r4.z, 0
+mov.u32u32 r4.w, 0
+(rpt5)nop
+brao p0.x, p0.y, #edge
+mov.u32u32 r4.z, 1
+edge:
+(jp)braa !p0.x, !p0.y, #mid
+jump #st
+mid:
+(jp)mov.u32u32 r4.w, r0.x
+st:
+(jp)shl.b r5.x, r0.x, 2
+(rpt2)nop
+stib.b.untyped.1d.u32.4.imm r4.x, r5.x, 3
+end
+nop
+"""
+
+
+@pytest.mark.parametrize("threadsize", [64, 128])
+def test_relative_consts_nonuniform_ibo_index_wave_ids_and_two_predicate_branches(threadsize):
+    out = run(MISC, threadsize=threadsize)
+    lid = np.arange(64)
+    val = np.array([100, 200, 300, 400])[lid & 3]
+    np.testing.assert_array_equal(out[1], np.where(lid % 2 == 0, val, 0))
+    np.testing.assert_array_equal(out[2], np.where(lid % 2 == 1, val, 0))
+    middle = (lid >= 16) & (lid < 48)
+    want = np.stack([lid // threadsize, lid % threadsize, middle.astype(int), np.where(middle, lid, 0)], 1)
+    np.testing.assert_array_equal(out[3].reshape(64, 4), want)
