@@ -106,9 +106,11 @@ nop
 """
 
 
-def dispatch(cl: Client, text: str, x: np.ndarray, y: np.ndarray, a: float, threadsize=A.THREAD64) -> np.ndarray:
+def dispatch(cl: Client, text: str, x: np.ndarray, y: np.ndarray, a: float, threadsize=A.THREAD64,
+             launch: str = "exec_cs") -> np.ndarray:
     """Run ``text`` (r0.x = local id, r48.x = workgroup id, c1.x = a, IBO 0 = x, IBO 1 = y) over len(x) fibers
-    in workgroups of 64; returns y afterwards."""
+    in workgroups of 64, launched with CP_EXEC_CS (Mesa's way) or CP_RUN_OPENCL with the group counts in
+    HLSQ_CS_KERNEL_GROUP_X/Y/Z (the vendor CL way tinygrad uses); returns y afterwards."""
     n, local = len(x), 64
     code = ir3.assemble(text)
     instrlen = -(-len(code) // 128)
@@ -144,8 +146,8 @@ def dispatch(cl: Client, text: str, x: np.ndarray, y: np.ndarray, a: float, thre
              + pkt7(P.CP_SET_MARKER, P.CP_SET_MARKER_0_MODE.encode(P.RM6_COMPUTE))
              + pkt4(A.HLSQ_CS_NDRANGE_0, A.HLSQ_CS_NDRANGE_0_KERNELDIM.encode(1)
                     | A.HLSQ_CS_NDRANGE_0_LOCALSIZEX.encode(local - 1), n, 0, 1, 0, 1, 0)
-             + pkt4(A.HLSQ_CS_KERNEL_GROUP_X, 1, 1, 1)
-             + pkt7(P.CP_EXEC_CS, 0, n // local, 1, 1)
+             + (pkt4(A.HLSQ_CS_KERNEL_GROUP_X, 1, 1, 1) + pkt7(P.CP_EXEC_CS, 0, n // local, 1, 1) if launch == "exec_cs"
+                else pkt4(A.HLSQ_CS_KERNEL_GROUP_X, n // local, 1, 1) + pkt7(P.CP_RUN_OPENCL, 0))
              + pkt7(P.CP_WAIT_FOR_IDLE))
     cmd_cpu, cmd = cl.buffer(4 * len(words))
     hostmem.write(cmd_cpu, struct.pack(f"<{len(words)}I", *words))
@@ -160,11 +162,12 @@ def client():
     cl.k.qcom.engine.stop()
 
 
-@pytest.mark.parametrize("threadsize", [A.THREAD64, A.THREAD128])
-def test_saxpy_through_gpu_command_and_the_cp(client, threadsize):
+@pytest.mark.parametrize("threadsize,launch", [(A.THREAD64, "exec_cs"), (A.THREAD128, "exec_cs"),
+                                               (A.THREAD64, "run_opencl")])
+def test_saxpy_through_gpu_command_and_the_cp(client, threadsize, launch):
     rng = np.random.default_rng(3)
     x, y = rng.standard_normal(512).astype(np.float32), rng.standard_normal(512).astype(np.float32)
-    out = dispatch(client, SAXPY, x, y, 0.75, threadsize)
+    out = dispatch(client, SAXPY, x, y, 0.75, threadsize, launch)
     np.testing.assert_array_equal(out, np.float32(0.75) * x + y)
     assert client.k.qcom.cp.dispatches == 1
 
