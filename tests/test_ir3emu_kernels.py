@@ -7,8 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hwdrv.mock.physmem import PhysBlock
 from hwdrv.mock.qcom.ir3emu import harness, run_cs
 from hwdrv.qcom import ir3
+from hwdrv.qcom.gen import a6xx as A
 
 RNG = np.random.default_rng(7)
 
@@ -712,3 +714,38 @@ def test_relative_consts_nonuniform_ibo_index_wave_ids_and_two_predicate_branche
     middle = (lid >= 16) & (lid < 48)
     want = np.stack([lid // threadsize, lid % threadsize, middle.astype(int), np.where(middle, lid, 0)], 1)
     np.testing.assert_array_equal(out[3].reshape(64, 4), want)
+
+
+UBO = """
+@localsize 64, 1, 1
+@buf 256
+@invocationid(r0.x)
+and.b r1.x, r0.x, 7
+(rpt2)nop
+ldc.offset1.2.imm r2.x, r1.x, 0
+ldc.offset0.1.imm r2.z, 9, 0
+(sy)shl.b r3.x, r0.x, 2
+(rpt2)nop
+stib.b.untyped.1d.u32.3.imm r2.x, r3.x, 0
+end
+nop
+"""
+
+
+def test_ubo_loads_with_ldc_and_out_of_range_reads_zero():
+    d, text = harness.parse(UBO)
+    state, results = harness.prepare(ir3.assemble(text), d)
+    ubo = np.arange(1000, 1032, dtype=np.uint32)            # 8 vec4, declared as 6: vec4 6 and 7 read as 0
+    va = harness.BASE_VA + 0x100000
+    blk = PhysBlock(4096, "ubo")
+    blk.view(np.uint32)[:32] = ubo
+    state.memory.map(va, blk.host_addr, 4096)
+    state.ubos[0] = np.array([A.A6XX_UBO_0_BASE_LO.encode(va & 0xFFFFFFFF),
+                              A.A6XX_UBO_1_BASE_HI.encode(va >> 32) | A.A6XX_UBO_1_SIZE.encode(6)], np.uint32)
+    run_cs(state)
+    out = results()[0].reshape(64, 4)
+    v = np.arange(64) & 7
+    inb = v < 6
+    np.testing.assert_array_equal(out[:, 0], np.where(inb, 1000 + 4 * v + 1, 0))
+    np.testing.assert_array_equal(out[:, 1], np.where(inb, 1000 + 4 * v + 2, 0))
+    np.testing.assert_array_equal(out[:, 2], np.zeros(64))                 # vec4 9 is past the 6 declared

@@ -35,7 +35,7 @@ def type_info(t: int) -> tuple[int, bool, np.dtype]:
 def build(b):
     s, o = b.s, b.op
     name = s.name
-    if name in ("ldg", "ldg.a", "ldl", "ldlw", "ldp", "ldib.b"):
+    if name in ("ldg", "ldg.a", "ldl", "ldlw", "ldp", "ldib.b", "ldc"):
         o.produces = SS if name in ("ldl", "ldlw") else SY     # ir3.h is_local_mem_load / is_sy_producer
     elif name.startswith("atomic."):
         o.produces = SY                                         # ir3.h is_sy_producer: is_atomic()
@@ -49,6 +49,8 @@ def build(b):
         return _ibo(b, name)
     if name.startswith("atomic."):
         return _atomic(b, name)
+    if name == "ldc":
+        return _ldc(b)
     if name in ("getwid", "getfiberid", "getspid"):
         dn = s.get("DST").val
         b.write(dn, False, 0)
@@ -214,6 +216,33 @@ def _ibo(b, name: str):
         else:                                                  # out of bounds: dropped
             lanes_major(m.gstore, [p[0] for p in places], [m.narrow(m.reg(vn + i, half), dt) for i in range(count)],
                         [act & p[1] for p in places])
+    o.run = run
+    return o
+
+
+def _ldc(b):
+    """ldc.offsetK.N dst, src1, src2: N dwords from UBO src2 at vec4 src1, starting at component K
+    (Mesa ir3_compiler_nir.c emit_intrinsic_load_ubo_ldc: srcs = (UBO index, vec4 offset), d = component)."""
+    s, o = b.s, b.op
+    if s.raw("BINDLESS"):
+        raise KeyError("bindless UBO load")
+    comp, count, dn = s.get("OFFSET"), s.get("TYPE_SIZE"), s.get("DST").val
+    off_imm, off = bool(s.raw("SRC1_IM")), s.get("SRC1").val
+    idx_imm, idx = bool(s.raw("SRC2_IM")), s.get("SRC2").val
+    if not off_imm:
+        b.read(Src("gpr", off), 0)
+    if not idx_imm:
+        b.read(Src("gpr", idx), 0)
+    for i in range(count):
+        b.write(dn + i, False, 0)
+
+    def run(m, mask):
+        act = m.active(mask)
+        vec4 = np.full(m.lanes, off, np.int64) if off_imm else m.regs.full(off).astype(np.int64)
+        which = idx if idx_imm else m.regs.full(idx)
+        for i in range(count):
+            addr, ok = m.ubo_addr(which, 16 * vec4 + 4 * (comp + i), o)
+            m.wr(dn + i, False, np.where(ok, m.gload(addr, np.dtype(np.uint32), act & ok), 0).astype(np.uint32), mask)
     o.run = run
     return o
 

@@ -306,6 +306,25 @@ class Batch:
             self._ibo_cache[key] = hit or (None, 0)
         return None if hit[0] is None else hit
 
+    def ubo_addr(self, idx, byte_off: np.ndarray, op: Op) -> tuple[np.ndarray, np.ndarray]:
+        """Per-lane address and in-bounds flag of a 4-byte UBO read (A6XX_UBO_0/1: base, size in vec4)."""
+        def desc(i: int) -> tuple[int, int]:
+            d = self.state.ubos.get(i)
+            if d is None:
+                raise ShaderFault(f"UBO {i} has no descriptor (CP_LOAD_STATE6 UBO) at {op.where()}", op.pc)
+            lo, hi = int(d[0]), int(d[1])
+            return (A.A6XX_UBO_0_BASE_LO.decode(lo) | (A.A6XX_UBO_1_BASE_HI.decode(hi) << 32),
+                    16 * A.A6XX_UBO_1_SIZE.decode(hi))
+        if np.ndim(idx) == 0:
+            base, limit = desc(int(idx))
+            base_a, limit_a = np.uint64(base), limit
+        else:
+            table = {int(i): desc(int(i)) for i in np.unique(idx[self.alive])}
+            base_a = np.array([table.get(int(i), (0, 0))[0] for i in idx], np.uint64)
+            limit_a = np.array([table.get(int(i), (0, 0))[1] for i in idx], np.int64)
+        ok = (byte_off >= 0) & (byte_off + 4 <= limit_a)
+        return base_a + np.where(ok, byte_off, 0).astype(np.uint64), ok
+
     def ibo_addr(self, idx, byte_off: np.ndarray, size: int, typed: bool, op: Op) -> tuple[np.ndarray, np.ndarray]:
         """Per-lane GPU address and in-bounds flag of an IBO access (bounds = the descriptor's size)."""
         if typed:
