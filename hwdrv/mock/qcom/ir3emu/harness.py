@@ -13,7 +13,6 @@ fresh mock address space and runs it.
 from __future__ import annotations
 
 import re
-import struct
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -176,7 +175,3 @@ def prepare(code: bytes, d: Directives, groups=(1, 1, 1), threadsize: int = 64,
     def results(_keep=(block, pt)) -> list[np.ndarray]:     # _keep: the memory lives while results() does
         return [mem[off:off + 4 * n].view(np.uint32).copy() for (n, _, _), off in zip(d.bufs, offs)]
     return state, results
-
-
-def words(code: bytes) -> list[int]:
-    return list(struct.unpack(f"<{len(code) // 8}Q", code))

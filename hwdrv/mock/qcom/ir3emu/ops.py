@@ -56,7 +56,6 @@ class Op:
     writes: list[tuple[int, bool, int]] = field(default_factory=list)
     produces: int = 0        # ALU / SS / SY / 0
     consumer: str = "mem"    # how long an ALU result takes to reach it: "alu", "mem" or "long" (SFU, flow)
-    flow: bool = False
     run: Callable = None     # type: ignore[assignment]
 
     @property

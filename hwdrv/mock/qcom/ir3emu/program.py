@@ -160,11 +160,10 @@ class _Builder:
     # --- cat0 ---------------------------------------------------------------------------------------
     def cat0(self) -> Op:
         o, s = self.op, self.s
-        o.flow, o.consumer = True, "long"
+        o.consumer = "long"
         o.repeat = s.raw("REPEAT") if s.has("REPEAT") else 0
         name = s.name
         if name == "nop":
-            o.flow = False
             o.run = flow.nop
             return o
         if name in ("br", "bany", "ball", "brao", "braa", "kill"):
