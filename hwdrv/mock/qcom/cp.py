@@ -16,6 +16,7 @@ CP_RB_RPTR up to the write pointer the kernel publishes with ``set_wptr`` and re
 """
 from __future__ import annotations
 
+import importlib
 import struct
 import time
 from dataclasses import dataclass
@@ -611,8 +612,8 @@ class CommandProcessor:
 
 
 def _default_run_cs() -> Callable[[CsState], None]:
-    try:
-        from . import ir3emu
+    try:    # by module name, so sys.modules decides (not a package attribute left by an earlier import)
+        ir3emu = importlib.import_module("hwdrv.mock.qcom.ir3emu")
     except ImportError:
         raise MockFault("CP_EXEC_CS: ir3 emulator not available (hwdrv.mock.qcom.ir3emu is not installed); "
                         "the mock CP cannot run compute dispatches without it") from None

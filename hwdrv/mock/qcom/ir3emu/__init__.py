@@ -18,7 +18,8 @@ from .machine import Batch
 from .program import HazardFault, ShaderFault, load_program
 
 DEFAULT_TIMEOUT_S = 30.0
-MAX_BATCH_LANES = 1 << 18        # lanes run together (bounds the register file's memory)
+MAX_BATCH_LANES = 1 << 18        # lanes run together
+REGFILE_BUDGET = 64 << 20        # bytes of register file per batch (relative addressing keeps every register)
 HIGH_REG = 48 * 4                # r48.x: registers from here up are outside the footprint ("high registers", qcom.md §3.3)
 
 __all__ = ["run_cs", "ShaderFault", "HazardFault", "DEFAULT_TIMEOUT_S"]
@@ -54,7 +55,11 @@ def run_cs(state: CsState, timeout: float = DEFAULT_TIMEOUT_S) -> None:
     total = gx * gy * gz
     lx, ly, lz = state.local_size
     lanes_per_wg = -(-(lx * ly * lz) // state.threadsize) * state.threadsize
-    per_batch = max(1, MAX_BATCH_LANES // lanes_per_wg)
+    rows = len(prog.full_regs | {h >> 1 for h in prog.half_regs}) + 8      # + system values
+    if prog.uses_relative:
+        rows = max(rows, 4 * state.full_regs + 8)
+    lanes = max(lanes_per_wg, min(MAX_BATCH_LANES, REGFILE_BUDGET // (4 * rows)))
+    per_batch = max(1, lanes // lanes_per_wg)
     deadline = time.monotonic() + timeout
     for first in range(0, total, per_batch):
         Batch(state, prog, first, min(per_batch, total - first), deadline).run()

@@ -35,7 +35,8 @@ def sview(bits, full: bool):
 
 def to_bits_float(x, full_out: bool) -> np.ndarray:
     """A float array (any precision) as register bits of the destination precision."""
-    return np.asarray(x, dtype=F[full_out]).view(U[full_out])
+    with np.errstate(over="ignore"):
+        return np.asarray(x, dtype=F[full_out]).view(U[full_out])
 
 
 def to_bits_int(x, full_out: bool, signed: bool) -> np.ndarray:
@@ -255,7 +256,8 @@ def convert(bits, src_type: int, dst_type: int, round_mode: int) -> np.ndarray:
         x = np.where(v >> (sw - 1), v - (1 << sw), v)
     out_u = np.uint32 if dw == 32 else np.uint16
     if dk == "f":
-        y = np.asarray(x, np.float64 if sk != "f" else x.dtype).astype(np.float32 if dw == 32 else np.float16)
+        with np.errstate(over="ignore"):     # out of range rounds to infinity, as IEEE narrowing does
+            y = np.asarray(x, np.float64 if sk != "f" else x.dtype).astype(np.float32 if dw == 32 else np.float16)
         return y.view(out_u)
     if sk == "f":
         with np.errstate(invalid="ignore"):

@@ -15,7 +15,7 @@ import numpy as np
 from hwdrv.qcom.gen import a6xx as A
 
 from . import alu
-from .program import ALU, SS, SY, ShaderFault, Src, _unsupported
+from .ops import ALU, SS, SY, ShaderFault, Src, unsupported_op
 
 # element bytes of the IBO formats the emulator models (FMT6_* from the generated a6xx facts)
 IBO_FORMATS = {A.FMT6_32_UINT: 4, A.FMT6_32_SINT: 4, A.FMT6_32_FLOAT: 4,
@@ -35,7 +35,7 @@ def type_info(t: int) -> tuple[int, bool, np.dtype]:
 def build(b):
     s, o = b.s, b.op
     name = s.name
-    if name in ("ldg", "ldg.a", "ldl", "ldlw", "ldp", "ldib.b"):
+    if name in ("ldg", "ldg.a", "ldl", "ldlw", "ldp", "ldib.b", "ldc"):
         o.produces = SS if name in ("ldl", "ldlw") else SY     # ir3.h is_local_mem_load / is_sy_producer
     elif name.startswith("atomic."):
         o.produces = SY                                         # ir3.h is_sy_producer: is_atomic()
@@ -49,6 +49,8 @@ def build(b):
         return _ibo(b, name)
     if name.startswith("atomic."):
         return _atomic(b, name)
+    if name == "ldc":
+        return _ldc(b)
     if name in ("getwid", "getfiberid", "getspid"):
         dn = s.get("DST").val
         b.write(dn, False, 0)
@@ -58,7 +60,7 @@ def build(b):
             m.wr(dn, False, np.asarray(v, np.uint32), mask)
         o.run = run
         return o
-    return _unsupported(b.pc, b.word, name)
+    return unsupported_op(b.pc, b.word, name)
 
 
 def _addr64(m, n: int) -> np.ndarray:
@@ -103,10 +105,10 @@ def _global(b, name: str):
         a = addr(m)
         if name.startswith("ldg"):
             for i in range(count):
-                v = m.mem.load(a + np.uint64(i * esz), dt, act)
+                v = m.gload(a + np.uint64(i * esz), dt, act)
                 m.wr(dn + i, half, m.widen(v, t), mask)
         else:
-            lanes_major(m.mem.store, [a + np.uint64(i * esz) for i in range(count)],
+            lanes_major(m.gstore, [a + np.uint64(i * esz) for i in range(count)],
                         [m.narrow(m.reg(vn + i, half), dt) for i in range(count)], [act] * count)
     o.run = run
     return o
@@ -174,18 +176,73 @@ def _ibo(b, name: str):
         else:
             b.read(Src("gpr", vn + i, half), 0)
 
+    def fast(m, mask, act, win) -> None:
+        buf, limit = win
+        view, nelem = buf[: limit - limit % esz].view(dt), limit // esz
+        e0 = m.regs.full(cn).astype(np.int64) + imm_off
+        es = [e0 + i if i else e0 for i in range(count)]
+        oks = [(e >= 0) & (e < nelem) for e in es]
+        if name == "ldib.b":
+            for i, (e, ok) in enumerate(zip(es, oks)):
+                if ok.all():
+                    v = view[e]
+                else:       # out of bounds reads 0
+                    v = np.where(ok, view[np.where(ok, e, 0)], dt.type(0))
+                m.wr(vn + i, half, m.widen(v, t), mask)
+            return
+        vals = [np.broadcast_to(m.narrow(m.reg(vn + i, half), dt), (m.lanes,)) for i in range(count)]
+        e = np.stack(es, 1).reshape(-1) if count > 1 else es[0]
+        v = np.stack(vals, 1).reshape(-1) if count > 1 else vals[0]
+        ok = (np.stack(oks, 1).reshape(-1) if count > 1 else oks[0])
+        ok = ok & (np.repeat(act, count) if count > 1 else act)
+        if ok.all():
+            view[e] = v
+        else:               # out of bounds: dropped
+            view[e[ok]] = v[ok]
+
     def run(m, mask):
         act = m.active(mask)
+        if kind == "imm" and not typed:
+            win = m.ibo_window(ssbo, o)
+            if win is not None:
+                return fast(m, mask, act, win)
         idx = ssbo if kind == "imm" else m.regs.full(ssbo)
         coord = m.regs.full(cn).astype(np.int64) + imm_off
         places = [m.ibo_addr(idx, (coord + i) * esz, esz, typed, o) for i in range(count)]
         if name == "ldib.b":
             for i, (addr, ok) in enumerate(places):
-                v = m.mem.load(addr, dt, act & ok)
+                v = m.gload(addr, dt, act & ok)
                 m.wr(vn + i, half, m.widen(v, t), mask)        # out of bounds reads 0
         else:                                                  # out of bounds: dropped
-            lanes_major(m.mem.store, [p[0] for p in places], [m.narrow(m.reg(vn + i, half), dt) for i in range(count)],
+            lanes_major(m.gstore, [p[0] for p in places], [m.narrow(m.reg(vn + i, half), dt) for i in range(count)],
                         [act & p[1] for p in places])
+    o.run = run
+    return o
+
+
+def _ldc(b):
+    """ldc.offsetK.N dst, src1, src2: N dwords from UBO src2 at vec4 src1, starting at component K
+    (Mesa ir3_compiler_nir.c emit_intrinsic_load_ubo_ldc: srcs = (UBO index, vec4 offset), d = component)."""
+    s, o = b.s, b.op
+    if s.raw("BINDLESS"):
+        raise KeyError("bindless UBO load")
+    comp, count, dn = s.get("OFFSET"), s.get("TYPE_SIZE"), s.get("DST").val
+    off_imm, off = bool(s.raw("SRC1_IM")), s.get("SRC1").val
+    idx_imm, idx = bool(s.raw("SRC2_IM")), s.get("SRC2").val
+    if not off_imm:
+        b.read(Src("gpr", off), 0)
+    if not idx_imm:
+        b.read(Src("gpr", idx), 0)
+    for i in range(count):
+        b.write(dn + i, False, 0)
+
+    def run(m, mask):
+        act = m.active(mask)
+        vec4 = np.full(m.lanes, off, np.int64) if off_imm else m.regs.full(off).astype(np.int64)
+        which = idx if idx_imm else m.regs.full(idx)
+        for i in range(count):
+            addr, ok = m.ubo_addr(which, 16 * vec4 + 4 * (comp + i), o)
+            m.wr(dn + i, False, np.where(ok, m.gload(addr, np.dtype(np.uint32), act & ok), 0).astype(np.uint32), mask)
     o.run = run
     return o
 
@@ -250,6 +307,9 @@ def _atomic(b, name: str):
 def lanes_major(store, addrs: list, vals: list, masks: list) -> None:
     """Store several components per lane as one access in lane order (lane 0's x, y, ..., then lane
     1's): where lanes overlap, the highest lane's value stays (gpumem: the last lane wins)."""
+    if len(addrs) == 1:
+        store(addrs[0], vals[0], masks[0])
+        return
     lanes = addrs[0].shape[0]
     a = np.stack(addrs, 1).reshape(-1)
     v = np.stack([np.broadcast_to(x, (lanes,)) for x in vals], 1).reshape(-1)

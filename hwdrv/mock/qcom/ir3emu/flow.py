@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .program import ShaderFault
+from .ops import ShaderFault
 from .regfile import P0
 
 END = -1

@@ -13,7 +13,6 @@ fresh mock address space and runs it.
 from __future__ import annotations
 
 import re
-import struct
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,6 +112,14 @@ def footprint(code: bytes, merged: bool = True) -> int:
 def launch(code: bytes, d: Directives, groups=(1, 1, 1), threadsize: int = 64,
            buffers: list[np.ndarray] | None = None, timeout: float = 30.0) -> list[np.ndarray]:
     """Run ``code`` with the launch ``d`` describes; returns every buffer's final contents (uint32)."""
+    state, results = prepare(code, d, groups, threadsize, buffers)
+    run_cs(state, timeout=timeout)
+    return results()
+
+
+def prepare(code: bytes, d: Directives, groups=(1, 1, 1), threadsize: int = 64,
+            buffers: list[np.ndarray] | None = None):
+    """The CsState of a launch (in a fresh mock address space) and a function reading the buffers back."""
     inits = []
     for i, (n, init, _) in enumerate(d.bufs):
         b = np.zeros(n, np.uint32)
@@ -164,9 +171,7 @@ def launch(code: bytes, d: Directives, groups=(1, 1, 1), threadsize: int = 64,
         wgid_regid=d.wgid_regid, localid_regid=d.localid_regid,
         shared_size=max(1024, -(-d.localmem // 1024) * 1024), pvt_per_fiber=d.pvtmem,
     )
-    run_cs(state, timeout=timeout)
-    return [mem[off:off + 4 * n].view(np.uint32).copy() for (n, _, _), off in zip(d.bufs, offs)]
 
-
-def words(code: bytes) -> list[int]:
-    return list(struct.unpack(f"<{len(code) // 8}Q", code))
+    def results(_keep=(block, pt)) -> list[np.ndarray]:     # _keep: the memory lives while results() does
+        return [mem[off:off + 4 * n].view(np.uint32).copy() for (n, _, _), off in zip(d.bufs, offs)]
+    return state, results

@@ -21,13 +21,15 @@ import time
 import numpy as np
 
 from hwdrv.errors import MockFault
+from hwdrv.ioctl import hostmem
 from hwdrv.mock.gpumem import MemoryFault
 from hwdrv.qcom.gen import a6xx as A
 
 from . import alu
 from .exec_mem import IBO_FORMATS, check_local
 from .flow import END
-from .program import ALU, SS, SY, HazardFault, Op, Program, ShaderFault
+from .ops import ALU, SS, SY, HazardFault, Op, ShaderFault
+from .program import Program
 from .regfile import A0, A1, P0, RegFile, reg_name
 
 SSP, SYP, HALFW, ADDRW = 1, 2, 4, 8      # per register unit: pending (ss), pending (sy), half write, a0/a1 write
@@ -37,6 +39,7 @@ ALU_TO_ALU, NON_ALU, CAT3_SRC3_READ, HALF_MISMATCH = 3, 6, 2, 3   # ir3_compiler
 # cycles, so memory instructions get the ALU-to-ALU latency (docs/ir3-emulator.md).
 MEM_CONSUMER = ALU_TO_ALU
 CHECK_EVERY = 256
+SHARED_REGS = (48 * 4, 56 * 4)   # r48.x..r55.w: ir3's shared registers (IR3_REG_SHARED, ir3.h)
 
 
 class Batch:
@@ -48,57 +51,80 @@ class Batch:
         lx, ly, lz = state.local_size
         nloc = lx * ly * lz
         self.wpw = -(-nloc // ts)
+        self.nwg, self.per_wg = nwg, self.wpw * ts
         self.nwaves = nwg * self.wpw
         self.lanes = lanes = self.nwaves * ts
-        lane = np.arange(lanes)
-        per_wg = self.wpw * ts
-        self.lane_wg = lane // per_wg
-        lin = lane % per_wg
-        self.lane_lin = lin
-        self.alive = lin < nloc
+        self.lin_small = np.arange(self.per_wg, dtype=np.int32)       # linear local id of each lane of a workgroup
+        self.alive = np.tile(self.lin_small < nloc, nwg)
         self.all_alive = bool(self.alive.all())
         self.ones = np.ones(lanes, bool)
-        gx, gy, _ = state.groups
-        g = wg_first + self.lane_wg
-        self.wgid = (g % gx, (g // gx) % gy, g // (gx * gy))
         self.wg_first = wg_first
-        self.lane_wave_id = (self.lane_wg * self.wpw + lin // ts + wg_first * self.wpw).astype(np.uint32)
-        self.lane_fiber = (lin % ts).astype(np.uint32)
         self.merged = state.mergedregs
         sysregs = self._sysval_regs()
         full = set(prog.full_regs) | set(sysregs)
         if prog.uses_relative:        # relative addressing may reach any register of the footprint
             full |= set(range(4 * max(state.full_regs, 1)))
         self.regs = RegFile(lanes, full, set(prog.half_regs), self.merged)
-        for n, v in sysregs.items():
-            self.regs.full(n)[:] = v(lin)
+        for n, (per_lane, per_wg) in sysregs.items():
+            rows = self.regs.full(n).reshape(nwg, self.per_wg)
+            rows[:] = per_lane[None, :] if per_lane is not None else per_wg[:, None]
         self.consts = np.ascontiguousarray(state.consts, dtype=np.uint32).reshape(-1)
         self.nconst = self.consts.size if not (state.const_enabled and state.constlen_vec4) else \
             min(self.consts.size, 4 * state.constlen_vec4)
         self.mem = state.memory
         self._shared: np.ndarray | None = None
         self._pvt: np.ndarray | None = None
-        self._ibo_cache: dict[int, tuple[int, int]] = {}
+        self._ibo_cache: dict[int, tuple] = {}
         self.pc = np.zeros(lanes, np.int32)
         self.upc = state.first_exec_offset      # uniform pc while every running fiber is at the same index
         self._timeline_init()
 
+    @property
+    def lane_wg(self) -> np.ndarray:
+        """Workgroup of each lane, counted from the batch's first."""
+        return np.repeat(np.arange(self.nwg, dtype=np.int32), self.per_wg)
+
+    @property
+    def lane_lin(self) -> np.ndarray:
+        """Linear local id of each lane."""
+        return np.tile(self.lin_small, self.nwg)
+
+    @property
+    def lane_wave_id(self) -> np.ndarray:
+        """getwid: the wave's index in the dispatch."""
+        return ((self.wg_first + self.lane_wg) * self.wpw + self.lane_lin // self.ts).astype(np.uint32)
+
+    @property
+    def lane_fiber(self) -> np.ndarray:
+        """getfiberid: the fiber's index in its wave."""
+        return (self.lane_lin % self.ts).astype(np.uint32)
+
+    def wg_id(self, lane: int) -> tuple[int, int, int]:
+        gx, gy, _ = self.state.groups
+        g = self.wg_first + lane // self.per_wg
+        return g % gx, (g // gx) % gy, g // (gx * gy)
+
     # --- system values ------------------------------------------------------------------------------
-    def _sysval_regs(self) -> dict[int, object]:
+    def _sysval_regs(self) -> dict[int, tuple[np.ndarray | None, np.ndarray | None]]:
+        """register -> (value per lane of a workgroup, or value per workgroup of the batch)."""
         st = self.state
         lx, ly, _ = st.local_size
-        out: dict[int, object] = {}
+        lin = self.lin_small
+        gx, gy, _ = st.groups
+        g = self.wg_first + np.arange(self.nwg, dtype=np.int64)
+        out: dict[int, tuple[np.ndarray | None, np.ndarray | None]] = {}
 
-        def vec3(regid, fn):
+        def vec3(regid, vals, per_lane):
             if regid != 0xFC:
                 for c in range(3):
-                    out[regid + c] = (lambda c: lambda lin: fn(lin, c))(c)
-        vec3(st.localid_regid, lambda lin, c: (lin % lx, (lin // lx) % ly, lin // (lx * ly))[c])
-        vec3(st.wgid_regid, lambda lin, c: self.wgid[c])
-        vec3(st.wgsize_regid, lambda lin, c: st.local_size[c])
-        vec3(st.wgoffset_regid, lambda lin, c: st.global_offset[c])
+                    v = np.broadcast_to(np.asarray(vals[c], np.uint32), lin.shape if per_lane else g.shape)
+                    out[regid + c] = (v, None) if per_lane else (None, v)
+        vec3(st.localid_regid, (lin % lx, (lin // lx) % ly, lin // (lx * ly)), True)
+        vec3(st.wgid_regid, (g % gx, (g // gx) % gy, g // (gx * gy)), False)
+        vec3(st.wgsize_regid, st.local_size, True)
+        vec3(st.wgoffset_regid, st.global_offset, True)
         if st.linearlocalid_regid != 0xFC:
-            out[st.linearlocalid_regid] = lambda lin: lin
+            out[st.linearlocalid_regid] = (lin.astype(np.uint32), None)
         return out
 
     # --- register access (used by ops) --------------------------------------------------------------
@@ -160,18 +186,67 @@ class Batch:
     def narrow(bits: np.ndarray, dt: np.dtype) -> np.ndarray:
         return np.asarray(bits).astype(dt) if dt.itemsize == 1 else np.asarray(bits).view(dt)
 
+    # --- global memory ------------------------------------------------------------------------------
+    def _window(self, addr: np.ndarray, act: np.ndarray, size: int, access: str):
+        """(host view, lowest address) when every active lane's access lies in one mapping, else None
+        (then the page table's per-lane path runs and reports the exact faulting lane)."""
+        a = addr[act] if act is not self.ones else addr
+        if a.size == 0:
+            return None
+        lo, hi = int(a.min()), int(a.max()) + size
+        try:
+            host = self.mem.translate(lo, hi - lo, access)
+        except MemoryFault:
+            return None
+        return hostmem.view(host, hi - lo), lo
+
+    def gload(self, addr: np.ndarray, dt: np.dtype, act: np.ndarray, access: str = "read") -> np.ndarray:
+        """One ``dt`` per active lane from GPU addresses (inactive lanes read 0)."""
+        dt = np.dtype(dt)
+        w = self._window(addr, act, dt.itemsize, access)
+        if w is None:
+            return self.mem.load(addr, dt, None if act is self.ones else act, access)
+        buf, lo = w
+        off = (addr - np.uint64(lo)).astype(np.int64)
+        if act is not self.ones:
+            off = np.where(act, off, 0)
+        k = dt.itemsize
+        if lo % k == 0 and not (off % k).any():
+            out = buf.view(dt)[off // k]
+        else:
+            out = buf[off[:, None] + np.arange(k)].view(dt)[:, 0]
+        return out if act is self.ones else np.where(act, out, dt.type(0))
+
+    def gstore(self, addr: np.ndarray, val: np.ndarray, act: np.ndarray, access: str = "write") -> None:
+        """Store ``val`` to ``addr`` for active lanes (flat order; where lanes collide the last one stays)."""
+        val = np.broadcast_to(val, addr.shape)
+        k = val.dtype.itemsize
+        w = self._window(addr, act, k, access)
+        if w is None:
+            self.mem.store(addr, val, None if act is self.ones else act, access)
+            return
+        buf, lo = w
+        sel = act if act is not self.ones else slice(None)
+        off = (addr[sel] - np.uint64(lo)).astype(np.int64)
+        v = np.ascontiguousarray(val[sel])
+        if lo % k == 0 and not (off % k).any():
+            buf.view(v.dtype)[off // k] = v
+        else:
+            buf[off[:, None] + np.arange(k)] = v.view(np.uint8).reshape(-1, k)
+
     # --- local and private memory -------------------------------------------------------------------
     def _space(self, space: str) -> tuple[np.ndarray, np.ndarray, int]:
         """(byte buffer, per-lane base offset, limit in bytes) of local (per workgroup) or private (per fiber) memory."""
         if space == "local":
             if self._shared is None:
-                nwg = int(self.lane_wg[-1]) + 1
-                self._shared = np.zeros(nwg * self.state.shared_size, np.uint8)
-            return self._shared, self.lane_wg * self.state.shared_size, self.state.shared_size
+                self._shared = np.zeros(self.nwg * self.state.shared_size, np.uint8)
+                self._shared_base = self.lane_wg.astype(np.int64) * self.state.shared_size
+            return self._shared, self._shared_base, self.state.shared_size
         size = self.state.pvt_per_fiber
         if self._pvt is None:
             self._pvt = np.zeros(self.lanes * size, np.uint8)
-        return self._pvt, np.arange(self.lanes) * size, size
+            self._pvt_base = np.arange(self.lanes, dtype=np.int64) * size
+        return self._pvt, self._pvt_base, size
 
     def local_load(self, space: str, addr: np.ndarray, dt: np.dtype, act: np.ndarray, op: Op) -> np.ndarray:
         buf, base, limit = self._space(space)
@@ -217,6 +292,39 @@ class Batch:
         out = self._ibo_cache[idx] = (base, elems * IBO_FORMATS[fmt])
         return out
 
+    def ibo_window(self, idx: int, op: Op) -> tuple[np.ndarray, int] | None:
+        """(host view of the whole buffer as bytes, its size) when the descriptor's range is mapped in
+        one piece, else None (the per-lane path then reports the faulting lane)."""
+        key = -1 - idx
+        hit = self._ibo_cache.get(key)
+        if hit is None:
+            base, limit = self._ibo(idx, op)
+            try:
+                hit = (hostmem.view(self.mem.translate(base, limit, "write"), limit), limit) if limit else None
+            except MemoryFault:
+                hit = None
+            self._ibo_cache[key] = hit or (None, 0)
+        return None if hit[0] is None else hit
+
+    def ubo_addr(self, idx, byte_off: np.ndarray, op: Op) -> tuple[np.ndarray, np.ndarray]:
+        """Per-lane address and in-bounds flag of a 4-byte UBO read (A6XX_UBO_0/1: base, size in vec4)."""
+        def desc(i: int) -> tuple[int, int]:
+            d = self.state.ubos.get(i)
+            if d is None:
+                raise ShaderFault(f"UBO {i} has no descriptor (CP_LOAD_STATE6 UBO) at {op.where()}", op.pc)
+            lo, hi = int(d[0]), int(d[1])
+            return (A.A6XX_UBO_0_BASE_LO.decode(lo) | (A.A6XX_UBO_1_BASE_HI.decode(hi) << 32),
+                    16 * A.A6XX_UBO_1_SIZE.decode(hi))
+        if np.ndim(idx) == 0:
+            base, limit = desc(int(idx))
+            base_a, limit_a = np.uint64(base), limit
+        else:
+            table = {int(i): desc(int(i)) for i in np.unique(idx[self.alive])}
+            base_a = np.array([table.get(int(i), (0, 0))[0] for i in idx], np.uint64)
+            limit_a = np.array([table.get(int(i), (0, 0))[1] for i in idx], np.int64)
+        ok = (byte_off >= 0) & (byte_off + 4 <= limit_a)
+        return base_a + np.where(ok, byte_off, 0).astype(np.uint64), ok
+
     def ibo_addr(self, idx, byte_off: np.ndarray, size: int, typed: bool, op: Op) -> tuple[np.ndarray, np.ndarray]:
         """Per-lane GPU address and in-bounds flag of an IBO access (bounds = the descriptor's size)."""
         if typed:
@@ -250,7 +358,7 @@ class Batch:
         if space == "local":
             cur = buf[uk[:, None] + np.arange(4)].view(np.uint32)[:, 0].copy()
         else:
-            cur = self.mem.load(uk, np.uint32, access="atomic").copy()
+            cur = self.gload(uk, np.uint32, np.ones(uk.size, bool), "atomic").copy()
         v0 = vals[0][sel]
         v1 = vals[1][sel] if len(vals) > 1 else None
         order = np.argsort(inv, kind="stable")
@@ -278,7 +386,7 @@ class Batch:
         if space == "local":
             buf[uk[:, None] + np.arange(4)] = cur.view(np.uint8).reshape(-1, 4)
         else:
-            self.mem.store(uk, cur, access="atomic")
+            self.gstore(uk, cur, np.ones(uk.size, bool), "atomic")
         return old
 
     # --- control flow (used by flow ops) ------------------------------------------------------------
@@ -297,11 +405,8 @@ class Batch:
 
     def lane_local(self, lane: int) -> tuple[int, int, int]:
         lx, ly, _ = self.state.local_size
-        lin = int(self.lane_lin[lane])
+        lin = lane % self.per_wg
         return lin % lx, (lin // lx) % ly, lin // (lx * ly)
-
-    def wg_id(self, lane: int) -> tuple[int, int, int]:
-        return tuple(int(np.broadcast_to(c, (self.lanes,))[lane]) for c in self.wgid)
 
     def pc_of(self, lane: int) -> int:
         return self.upc if self.upc >= 0 else int(self.pc[lane])
@@ -353,11 +458,11 @@ class Batch:
             u = self.units[self._unit_key(n, half)]
             f = fl[u, waves]
             if (f & SSP).any():
-                raise self._hazard(op, "without (ss) since that SFU / local-memory result was produced "
-                                       "(ir3_legalize.c: is_ss_producer -> (ss))", n, half, waves)
+                raise self._hazard(op, "without (ss) since that SFU / local-memory / shared-register result was "
+                                       "produced (ir3.h is_ss_producer -> (ss), ir3_legalize.c)", n, half, waves)
             if (f & SYP).any():
                 raise self._hazard(op, "without (sy) since that memory load / atomic was issued "
-                                       "(ir3_legalize.c: is_sy_producer -> (sy))", n, half, waves)
+                                       "(ir3.h is_sy_producer -> (sy), ir3_legalize.c)", n, half, waves)
             d = cyc + c - self.wtime[u, waves] - 1
             if op.consumer == "alu":
                 need = ALU_TO_ALU - (CAT3_SRC3_READ if late else 0)
@@ -379,7 +484,9 @@ class Batch:
         cyc = self.cycle[waves]
         for n, half, c in op.writes:
             u = self.units[self._unit_key(n, half)]
-            if op.produces == ALU:
+            if op.produces == ALU and SHARED_REGS[0] <= n < SHARED_REGS[1] and not half:
+                self.wflags[u, waves] = SSP       # ir3.h is_ss_producer: shared-register write (a6xx: no scalar ALU)
+            elif op.produces == ALU:
                 self.wtime[u, waves] = cyc + c
                 self.wflags[u, waves] = (HALFW if half else 0) | (ADDRW if n in (A0, A1) else 0)
             elif op.produces == SS:
@@ -397,8 +504,9 @@ class Batch:
         while True:
             steps += 1
             if steps % CHECK_EVERY == 0 and time.monotonic() > self.deadline:
-                raise ShaderFault(f"GPU hang: the shader is still running at instruction {self.pc_of(int(np.flatnonzero(self.alive)[0]))} "
-                                  f"after {steps} steps (the mock's shader time limit)")
+                at = self.pc_of(int(np.flatnonzero(self.alive)[0]))
+                raise ShaderFault(f"GPU hang: the shader is still running at instruction {at} after {steps} steps "
+                                  "(the mock's shader time limit)", at)
             if self.upc >= 0:
                 pc = self.upc
                 mask = None if self.all_alive else self.alive

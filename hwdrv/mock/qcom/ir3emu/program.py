@@ -8,77 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from hwdrv.errors import MockFault
+from hwdrv.qcom.gen import ir3_isa as ISA
 
-from . import alu
+from . import alu, exec_alu, exec_mem, flow
 from .decode import DecodeError, Scope, decode_word
+from .ops import ALU, SS, HazardFault, Op, ShaderFault, Src, mk_src as _mk, undecodable_op, unsupported_op
 from .regfile import A0, A1, P0
 
+__all__ = ["load_program", "build", "Program", "Op", "Src", "ShaderFault", "HazardFault"]
+
 FLUT = [0.0, 0.5, 1.0, 2.0, np.e, np.pi, 1 / np.pi, 1 / np.log2(np.e), np.log2(np.e), 1 / np.log2(10), np.log2(10), 4.0]
-
-
-class ShaderFault(MockFault):
-    """The shader did something the hardware cannot: an unsupported or undecodable instruction, a
-    scheduling hazard, a bad local/private access, a hang. ``pc`` is the instruction index."""
-
-    def __init__(self, msg: str, pc: int = -1):
-        self.pc = pc
-        super().__init__(msg)
-
-
-class HazardFault(ShaderFault):
-    """A register read before its producer's result is available (missing (ss)/(sy)/nops)."""
-
-
-# latency classes (who produced a register): see docs/ir3-emulator.md
-ALU, SS, SY = 1, 2, 3
-
-
-@dataclass
-class Src:
-    """A source operand. kind: gpr | const | imm | relgpr | relconst. ``n`` is the ir3 register
-    number ((reg << 2) | comp) or the const scalar index; ``r`` advances it with (rptN)."""
-    kind: str
-    n: int = 0
-    half: bool = False
-    r: bool = False
-    absneg: int = 0
-    bits: int = 0            # imm: raw bits in the source precision
-
-    def reg(self, k: int) -> int:
-        return self.n + (k if self.r else 0)
-
-
-@dataclass
-class Op:
-    pc: int
-    word: int
-    name: str
-    cat: int
-    ss: bool = False
-    sy: bool = False
-    jp: bool = False
-    repeat: int = 0
-    nop: int = 0
-    # hazard bookkeeping: (register number, half, cycle within the instruction, cat3 late source)
-    reads: list[tuple[int, bool, int, bool]] = field(default_factory=list)
-    writes: list[tuple[int, bool, int]] = field(default_factory=list)
-    produces: int = 0        # ALU / SS / SY / 0
-    consumer: str = "mem"    # how long an ALU result takes to reach it: "alu", "mem" or "long" (SFU, flow)
-    flow: bool = False
-    run: Callable = None     # type: ignore[assignment]
-
-    @property
-    def cycles(self) -> int:
-        return self.repeat + 1 + self.nop
-
-    def where(self) -> str:
-        return f"instruction {self.pc} (byte offset {self.pc * 8:#x}, {self.name}, {self.word:#018x})"
 
 
 @dataclass
@@ -110,40 +53,18 @@ def build(code: bytes, merged: bool) -> Program:
         try:
             s = decode_word(w)
         except DecodeError as e:
-            ops.append(_undecodable(pc, w, str(e)))
+            ops.append(undecodable_op(pc, w, str(e)))
             continue
         b = _Builder(pc, w, s, merged)
         try:
             op = b.build()
         except (DecodeError, KeyError) as e:
-            op = _unsupported(pc, w, s.name, f"cannot be modelled ({e})")
+            op = unsupported_op(pc, w, s.name, f"cannot be modelled ({e})")
         ops.append(op)
         full |= b.full
         half |= b.half
         rel |= b.relative
     return Program(ops, full, half, rel)
-
-
-def _undecodable(pc: int, w: int, why: str) -> Op:
-    op = Op(pc, w, "?", -1)
-
-    def run(m, mask):
-        raise ShaderFault(f"illegal instruction at {op.where()}: {why}", pc)
-    op.run = run
-    return op
-
-
-def _unsupported(pc: int, w: int, name: str, why: str = "is not supported by the ir3 emulator") -> Op:
-    op = Op(pc, w, name, w >> 61)
-
-    def run(m, mask):
-        raise ShaderFault(f"unsupported instruction at {op.where()}: {name} {why}", pc)
-    op.run = run
-    return op
-
-
-def _mk(kind: str, half: bool = False, **kw) -> Src:
-    return Src(kind, half=half, **kw)
 
 
 class _Builder:
@@ -233,18 +154,16 @@ class _Builder:
         cat = self.op.cat
         fn = {0: self.cat0, 1: self.cat1, 2: self.cat2, 3: self.cat3, 4: self.cat4, 6: self.cat6, 7: self.cat7}.get(cat)
         if fn is None:
-            return _unsupported(self.pc, self.word, self.s.name, "(texture/cat5 instructions are not modelled)")
+            return unsupported_op(self.pc, self.word, self.s.name, "(texture/cat5 instructions are not modelled)")
         return fn()
 
     # --- cat0 ---------------------------------------------------------------------------------------
     def cat0(self) -> Op:
-        from . import flow
         o, s = self.op, self.s
-        o.flow, o.consumer = True, "long"
+        o.consumer = "long"
         o.repeat = s.raw("REPEAT") if s.has("REPEAT") else 0
         name = s.name
         if name == "nop":
-            o.flow = False
             o.run = flow.nop
             return o
         if name in ("br", "bany", "ball", "brao", "braa", "kill"):
@@ -267,14 +186,13 @@ class _Builder:
         if name == "end":
             o.run = flow.end
             return o
-        return _unsupported(self.pc, self.word, name)
+        return unsupported_op(self.pc, self.word, name)
 
     # --- cat1 ---------------------------------------------------------------------------------------
     def cat1(self) -> Op:
-        from . import exec_alu
         o, s = self.op, self.s
         if s.name not in ("mov-immed", "mov-const", "mov-gpr", "mov-relgpr", "mov-relconst"):
-            return _unsupported(self.pc, self.word, s.name)
+            return unsupported_op(self.pc, self.word, s.name)
         o.produces, o.consumer = ALU, "alu"
         o.repeat = s.raw("REPEAT")
         st, dt = s.raw("SRC_TYPE"), s.raw("DST_TYPE")
@@ -305,13 +223,15 @@ class _Builder:
             self.read(Src(src.kind, src.reg(k), src.half, False), k)
             if not dst_rel:
                 self.write(dn + k, dhalf, k)
+        tn = ISA.ENUMS["#type"]
+        o.name = {A0: "mova", A1: "mova1"}.get(dn, f"{'mov' if st == dt else 'cov'}.{tn[st]}{tn[dt]}") \
+            if not dst_rel else f"mov.{tn[st]}{tn[dt]}"
         float_src = alu.TYPES[st][0] == "f"
         o.run = exec_alu.make_cov(src, st, dt, dn, dhalf, dst_rel, s.raw("ROUND"), o.repeat, float_src)
         return o
 
     # --- cat2 ---------------------------------------------------------------------------------------
     def cat2(self) -> Op:
-        from . import exec_alu
         o, s = self.op, self.s
         o.produces, o.consumer = ALU, "alu"
         rep, r1, r2 = self.rpt_nop()
@@ -334,7 +254,6 @@ class _Builder:
 
     # --- cat3 ---------------------------------------------------------------------------------------
     def cat3(self) -> Op:
-        from . import exec_alu
         o, s = self.op, self.s
         name = s.name
         fn, kind, full = alu.cat3(name)
@@ -361,10 +280,9 @@ class _Builder:
 
     # --- cat4 ---------------------------------------------------------------------------------------
     def cat4(self) -> Op:
-        from . import exec_alu
         o, s = self.op, self.s
         if s.name not in alu.CAT4:
-            return _unsupported(self.pc, self.word, s.name)
+            return unsupported_op(self.pc, self.word, s.name)
         o.produces, o.consumer = SS, "long"
         o.repeat = rep = s.raw("REPEAT")
         full = bool(s.raw("FULL"))
@@ -378,12 +296,10 @@ class _Builder:
 
     # --- cat6 ---------------------------------------------------------------------------------------
     def cat6(self) -> Op:
-        from . import exec_mem
         return exec_mem.build(self)
 
     # --- cat7 ---------------------------------------------------------------------------------------
     def cat7(self) -> Op:
-        from . import flow
         o = self.op
         if o.name == "bar":
             o.run = flow.barrier
@@ -391,4 +307,4 @@ class _Builder:
         if o.name in ("fence", "dccln", "dcinv", "dcflu", "icinv", "sleep"):
             o.run = flow.nop    # the mock's memory is coherent: fences and cache maintenance have no effect
             return o
-        return _unsupported(self.pc, self.word, o.name)
+        return unsupported_op(self.pc, self.word, o.name)
