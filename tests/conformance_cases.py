@@ -142,8 +142,6 @@ def test_grid_dimensions(dev, binary, grid, block):
 
 
 def test_large_parameters(dev, binary):
-    skip_on(dev, {"qcom": "parameters live in the const file, 256 vec4 = 4 KiB for a6xx compute: more than "
-                          "4 KiB of parameters cannot be passed"})
     p = prog(dev, binary, "bigparam")
     assert p.param_size > 4096
     v = np.random.default_rng(3).integers(0, 2**32, 1100, dtype=np.uint32)

@@ -69,7 +69,7 @@ def test_the_mock_cp_decodes_what_the_backend_builds(reg, n, op, cnt):
 # ---- binaries ----------------------------------------------------------------------------------
 def test_binary_round_trip_and_param_layout():
     a, kernels, code = B.unpack(Ir3Compiler().compile(KERNELS))
-    assert a == "a630" and set(kernels) == {"vecadd", "add_scalar", "grid3d", "block_reduce", "local_mem"}
+    assert a == "a630" and set(kernels) == {"vecadd", "add_scalar", "grid3d", "block_reduce", "local_mem", "bigparam"}
     va = kernels["vecadd"]
     assert va.params == [("a", 32, 8), ("b", 40, 8), ("c", 48, 8), ("n", 56, 4)] and va.param_size == 28
     assert va.const_vec4 == 4 and va.code_size % 128 == 0 and va.wgid == 48 * 4 and va.localid == 0
@@ -92,8 +92,8 @@ def test_compiler_errors_name_the_problem():
         c.compile("mov.u32u32 r0.x, 1\n")
     with pytest.raises(ProgramError, match=r"kernel 'k'.*line 4"):
         c.compile(".kernel k\n.param a 8\nnop\nfrobnicate r0.x\nend\n")
-    with pytest.raises(ProgramError, match="const file"):
-        c.compile(".kernel k\n.param big 4400\nend\nnop\n")
+    with pytest.raises(ProgramError, match="UBO"):
+        c.compile(".kernel k\n.param big 600000\nend\nnop\n")
     with pytest.raises(ProgramError, match="high register"):
         c.compile(".kernel k\n.wgid r2.x\nend\n")
     with pytest.raises(ProgramError, match="HWIR3BIN"):
@@ -155,6 +155,10 @@ def test_exec_programs_what_the_cp_hands_the_shader_core():
         assert int(s.consts[2, 0]) | int(s.consts[2, 1]) << 32 == a.va and int(s.consts[3, 2]) == n
         assert s.wgid_regid == 48 * 4 and s.localid_regid == 0 and s.wgsize_regid == 0xFC
         assert s.constant_demotion and s.isammode == A.ISAMMODE_GL
+        u0, u1 = (int(x) for x in s.ubos[0])       # UBO 0 = the parameter block the const file came from
+        base = A.A6XX_UBO_0_BASE_LO.decode(u0) | A.A6XX_UBO_1_BASE_HI.decode(u1) << 32
+        assert A.A6XX_UBO_1_SIZE.decode(u1) == p.meta.block_vec4 == 4
+        assert np.frombuffer(s.memory.read(base, 64), np.uint32).tolist() == s.consts[:4].reshape(-1).tolist()
     finally:
         d.close()
 

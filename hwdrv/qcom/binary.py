@@ -16,6 +16,8 @@ The const-file layout every kernel shares (the argument ABI):
   from c2.x (byte 32) the parameters, each at its ``offset`` (bytes into the const file).
 System values arrive in registers: the local invocation id (x, y, z) at ``localid`` and the workgroup
 id at ``wgid`` (a high register, r48.x or above), as SP_CS_CONST_CONFIG_0 programs them.
+The whole parameter block (launch values included) is also bound as UBO 0, so parameters past the
+const file's 256 vec4 are read with ``ldc`` (``ldc.offsetK.N dst, vec4, 0``).
 A pointer parameter listed in ``ibos`` is also bound as an IBO (storage buffer) for ldib/stib/atomic.b:
 IBO k is the k-th listed parameter, described as 32-bit elements over its whole Buffer (accesses past
 the end are dropped / read 0, per the descriptor).
@@ -44,6 +46,7 @@ class KernelMeta:
     code_size: int               # bytes, a multiple of CODE_ALIGN
     params: list[tuple[str, int, int]]    # (name, byte offset in the const file, size)
     const_vec4: int              # vec4s of the const file the kernel reads (multiple of 4, HLSQ_CS_CNTL.CONSTLEN)
+    block_vec4: int              # vec4s of the whole parameter block (>= const_vec4: the rest only via UBO 0)
     full_regs: int               # FULLREGFOOTPRINT: vec4 registers r0..r(n-1) (half registers merged in)
     threadsize: int              # 64 or 128 fibers per wave
     shared: int                  # static shared (local) memory in bytes

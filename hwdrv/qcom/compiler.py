@@ -15,7 +15,8 @@ A source holds one or more kernels. Each starts with directives, then its instru
     ...
 
 Parameters are laid out from c2.x in order, each aligned to its natural size (at most 8); c0.xyz
-holds the workgroup counts and c1.xyz the workgroup size (binary.py). The register footprint is read
+holds the workgroup counts and c1.xyz the workgroup size (binary.py). The const file holds the first
+256 vec4 of that block; the whole block is also UBO 0. The register footprint is read
 from the assembled code: the highest register below the high registers (r48), half registers merged.
 """
 from __future__ import annotations
@@ -28,8 +29,11 @@ from .ir3 import assemble, disassemble
 
 #: the first high register (r48.x): system values live from here up, outside the footprint
 HIGH_REG = 48
-#: const-file vec4s a compute shader may use on a6xx (freedreno max_const_compute)
+#: const-file vec4s a compute shader may use on a6xx (freedreno max_const_compute); parameters
+#: past them are reached through UBO 0 (binary.py)
 MAX_CONST_VEC4 = 256
+#: the largest UBO an A6XX_UBO descriptor can describe (SIZE field, in vec4)
+MAX_UBO_VEC4 = (1 << 15) - 1
 _NOP = bytes(8)                  # cat0 nop: all zero bits
 _REG = re.compile(r"^r(\d+)\.([xyzw])$")
 _USE = re.compile(r"(?<![\w<])(h?)r(\d+)\.([xyzw])")
@@ -119,12 +123,12 @@ class _Kernel:
         if not code:
             raise ProgramError(f"kernel {self.name!r} has no instructions")
         code += _NOP * (-(len(code) // 8) % (B.CODE_ALIGN // 8))
-        const_vec4 = _align(-(-self.pos // 16), 4)
-        if const_vec4 > MAX_CONST_VEC4:
-            raise ProgramError(f"kernel {self.name!r}: {self.pos - B.PARAM_BASE} bytes of parameters do not fit the "
-                               f"a6xx compute const file ({MAX_CONST_VEC4} vec4 = {MAX_CONST_VEC4 * 16} bytes, "
-                               f"{B.PARAM_BASE} of them for launch values)")
-        meta = B.KernelMeta(self.name, 0, 0, self.params, const_vec4, footprint(code), self.threadsize,
+        block_vec4 = _align(-(-self.pos // 16), 4)
+        if block_vec4 > MAX_UBO_VEC4:
+            raise ProgramError(f"kernel {self.name!r}: {self.pos - B.PARAM_BASE} bytes of parameters exceed what a UBO "
+                               f"descriptor can size ({MAX_UBO_VEC4} vec4)")
+        meta = B.KernelMeta(self.name, 0, 0, self.params, min(block_vec4, MAX_CONST_VEC4), block_vec4,
+                            footprint(code), self.threadsize,
                             self.shared, self.branchstack, self.localid, self.wgid, self.private, self.ibos)
         return meta, code
 

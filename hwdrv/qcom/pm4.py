@@ -71,6 +71,13 @@ def load_state(state_type: int, block: int, num_unit: int, addr: int, dst_off: i
     return pkt7(P.CP_LOAD_STATE6_FRAG, [d0, *lohi(addr)])
 
 
+def load_state_direct(state_type: int, block: int, num_unit: int, data: list[int], dst_off: int = 0) -> list[int]:
+    """CP_LOAD_STATE6_FRAG with the state inline (DIRECT; dwords 1-2 unused)."""
+    d0 = encode(P, "CP_LOAD_STATE6_0", DST_OFF=dst_off, STATE_TYPE=state_type, STATE_SRC=P.SS6_DIRECT,
+                STATE_BLOCK=block, NUM_UNIT=num_unit)
+    return pkt7(P.CP_LOAD_STATE6_FRAG, [d0, 0, 0, *data])
+
+
 def set_marker(mode: int) -> list[int]:
     return pkt7(P.CP_SET_MARKER, [encode(P, "CP_SET_MARKER_0", MODE=mode)])
 

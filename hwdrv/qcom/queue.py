@@ -9,8 +9,9 @@
   CP_WAIT_MEM_WRITES, then one CP_MEM_WRITE of both words of the value.
 * ``timestamp``: CP_WAIT_FOR_IDLE, then CP_EVENT_WRITE with the TIMESTAMP bit: the 64-bit always-on
   counter (19.2 MHz) lands in the signal's timestamp word.
-* ``exec``: the compute state (SP_CS_* / HLSQ_CS_*), CP_LOAD_STATE6_FRAG of the shader and of the
-  const file (launch values + arguments, a side buffer in command memory), CP_EXEC_CS, then
+* ``exec``: the compute state (SP_CS_* / HLSQ_CS_*), CP_LOAD_STATE6_FRAG of the shader, of the
+  const file (launch values + arguments, a side buffer in command memory) and of UBO 0's descriptor
+  (the same block, for parameters past the const file), CP_EXEC_CS, then
   CP_WAIT_FOR_IDLE so launches of a queue run in order.
 * ``copy``: a compute blit (hwdrv_copy4 / hwdrv_copy1 from samples.py): there is no copy engine.
 * ``_push``: one GPU_COMMAND whose IB is the stream plus the timeline release (a signal write).
@@ -97,8 +98,8 @@ class QcomComputeQueue(Queue):
 
     def _q_exec(self, prog: "QcomProgram", grid: tuple, block: tuple, args: list, shared: int) -> None:
         dev, m = self.device, prog.meta
-        va, mem = dev._cmd_alloc(self, m.const_vec4 * 16, 64)
-        image = np.zeros(m.const_vec4 * 4, np.uint32)
+        va, mem = dev._cmd_alloc(self, m.block_vec4 * 16, 64)
+        image = np.zeros(m.block_vec4 * 4, np.uint32)
         image[B.LOCALSIZE_VEC4 * 4:B.LOCALSIZE_VEC4 * 4 + 4] = (*block, block[0] * block[1] * block[2])
         sym = prog.pack_args(args, image.view(np.uint8), 0)
         for i, g in enumerate(grid):
@@ -146,6 +147,10 @@ class QcomComputeQueue(Queue):
                    *pm4.pkt4(A.HLSQ_CS_CNTL, [encode(A, "HLSQ_CS_CNTL", CONSTLEN=m.const_vec4 >> A.HLSQ_CS_CNTL_CONSTLEN_SHR,
                                                      ENABLED=1)]),
                    *pm4.load_state(P.ST6_CONSTANTS, P.SB6_CS_SHADER, m.const_vec4, va),
+                   # UBO 0: the whole parameter block (A6XX_UBO: base, size in vec4)
+                   *pm4.load_state_direct(P.ST6_UBO, P.SB6_CS_SHADER, 1, [
+                       encode(A, "A6XX_UBO_0", BASE_LO=va & _U32),
+                       encode(A, "A6XX_UBO_1", BASE_HI=va >> 32, SIZE=m.block_vec4)]),
                    *pm4.pkt4(A.SP_CS_TEX_COUNT, [0]), *pm4.pkt4(A.SP_CS_IBO_COUNT, [len(m.ibos)]),
                    *pm4.pkt4(A.SP_CS_CONFIG, [encode(A, "SP_CS_CONFIG", ENABLED=1, NIBO=len(m.ibos))]))
         if m.private:
