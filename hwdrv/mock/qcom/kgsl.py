@@ -22,7 +22,7 @@ from typing import Any, Callable
 from hwdrv.ioctl.bindings import sizeof
 from hwdrv.ioctl.kernel import MAP_FIXED, MAP_FIXED_NOREPLACE, PROT_READ
 from hwdrv.mock.engine import Engine
-from hwdrv.mock.gpumem import GpuPageTable
+from hwdrv.mock.gpumem import GpuPageTable, MemoryFault
 from hwdrv.mock.kernel import Errno, MockDriver, MockKernel
 from hwdrv.mock.physmem import PhysBlock
 from hwdrv.qcom.gen import a6xx as A
@@ -365,7 +365,10 @@ class KgslDevice:
             if f.ib[0] >= lvl:
                 fr = self.cp.stack[lvl - 1] if len(self.cp.stack) >= lvl else None
                 if fr is not None:
-                    ibs.append((fr.base, list(struct.unpack(f"<{fr.size}I", self.pt.read(fr.base, 4 * fr.size)))))
+                    try:
+                        ibs.append((fr.base, list(struct.unpack(f"<{fr.size}I", self.pt.read(fr.base, 4 * fr.size)))))
+                    except MemoryFault:
+                        pass    # the IB's memory is gone (freed while running): kgsl skips objects it cannot find
         ctxs = [snap.ContextRecord(x.id, x.timestamp, self.consumed(x), self.retired(x))
                 for x in sorted(self.contexts.values(), key=lambda x: x.id)]
         s = snap.Snapshot(gpuid=0xFFFFFFFF, chipid=F.A630["chip_id"], seconds=int(time.time()), current_context=c.id,
