@@ -15,13 +15,11 @@ from __future__ import annotations
 import collections
 import errno
 import time
-from typing import Any
 
-import numpy as np
 
 from ..device import Device
 from ..errors import DeviceNotFound, IoctlError, UnsupportedDevice
-from ..hang import ErrorCode, Fault, HangReport, Launch
+from ..hang import ErrorCode, HangReport, Launch
 from ..ioctl.kernel import MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE, Kernel
 from ..limits import DeviceLimits
 from ..memory.buffer import Buffer
