@@ -314,3 +314,24 @@ def test_demo_on_mock_qcom_runs_the_sample_vecadd(capsys):
     assert main(["demo", "--device", "mock:qcom"]) == 0
     out = capsys.readouterr().out
     assert "running the backend's sample vecadd instead" in out and "matches numpy" in out
+
+
+def test_a_submit_to_an_invalidated_context_gets_edeadlk_and_recovers():
+    """kgsl answers EDEADLK to a submit on a context a fault invalidated: the backend makes a new
+    context and resubmits (no wait had reported the fault yet)."""
+    d = open_mock()
+    try:
+        p = d.program(d.compiler.compile(samples.ILLEGAL), "illegal_instruction")
+        out = d.alloc(4096, host_visible=True)
+        d.compute_queue().exec(p, grid=(1,), block=(32,), args=[out]).submit()
+        ctx = d.ctx
+        deadline = time.monotonic() + 10
+        while d.kgsl.read_timestamp(ctx) != d.last_ts and time.monotonic() < deadline:
+            time.sleep(0.01)           # kgsl retires an invalidated context's timestamps at once
+        sig = d.signal(0)
+        d.compute_queue().signal(sig, 5).submit()
+        sig.wait(5, timeout=10)
+        assert d.ctx != ctx and ctx not in d._stale_contexts, "an invalidated context is destroyed at once"
+        assert "GUILTY_CONTEXT_RESET" in d.recoveries[-1]
+    finally:
+        d.close()

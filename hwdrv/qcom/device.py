@@ -198,6 +198,7 @@ class QcomDevice(Device):
             if e.errno == errno.EPROTO:        # queued; the context faulted earlier (kgsl: "success")
                 ts = (self.last_ts + 1) & 0xFFFFFFFF
             elif e.errno == errno.EDEADLK:     # the context was invalidated by a fault: a new one, then resubmit
+                self._backend_error_pending()  # keep kgsl's reset status for the record
                 self._new_context(lost_upto=value - 1)
                 ts = self.kgsl.gpu_command(self.ctx, ib, nbytes)
             else:
