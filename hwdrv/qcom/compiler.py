@@ -25,6 +25,7 @@ import re
 
 from ..errors import ProgramError
 from . import binary as B
+from .gen import a6xx as A
 from .ir3 import assemble, disassemble
 
 #: the first high register (r48.x): system values live from here up, outside the footprint
@@ -33,7 +34,7 @@ HIGH_REG = 48
 #: past them are reached through UBO 0 (binary.py)
 MAX_CONST_VEC4 = 256
 #: the largest UBO an A6XX_UBO descriptor can describe (SIZE field, in vec4)
-MAX_UBO_VEC4 = (1 << 15) - 1
+MAX_UBO_VEC4 = (1 << A.A6XX_UBO_1_SIZE.width) - 1
 _NOP = bytes(8)                  # cat0 nop: all zero bits
 _REG = re.compile(r"^r(\d+)\.([xyzw])$")
 _USE = re.compile(r"(?<![\w<])(h?)r(\d+)\.([xyzw])")
