@@ -335,3 +335,43 @@ def test_a_submit_to_an_invalidated_context_gets_edeadlk_and_recovers():
         assert "GUILTY_CONTEXT_RESET" in d.recoveries[-1]
     finally:
         d.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_damaged_binaries_fail_cleanly(data):
+    """Any byte flip or truncation of a binary either still parses or raises ProgramError."""
+    good = bytearray(_GOOD_BINARY)
+    if data.draw(st.booleans()):
+        good = good[:data.draw(st.integers(0, len(good)))]
+    else:
+        for _ in range(data.draw(st.integers(1, 8))):
+            if good:
+                good[data.draw(st.integers(0, len(good) - 1))] = data.draw(st.integers(0, 255))
+    try:
+        B.unpack(bytes(good))
+    except ProgramError:
+        pass
+
+
+_GOOD_BINARY = Ir3Compiler().compile(samples.VECADD)
+
+
+def test_unbound_submissions_reuse_the_command_ring(monkeypatch):
+    """A small command ring wraps many times: each piece is reused only after its submission's
+    timeline value has passed."""
+    import hwdrv.qcom.device as qd
+    monkeypatch.setattr(qd, "CMD_RING_SIZE", 8192)
+    d = open_mock()
+    try:
+        s = d.signal(0)
+        x = d.alloc(4 * 256, host_visible=True)
+        x.view(np.int32)[:] = 0
+        p = d.program(d.compiler.compile(KERNELS), "add_scalar")
+        for i in range(1, 61):
+            d.compute_queue().exec(p, grid=(1,), block=(256,), args=[x, 1, 256]).signal(s, i).submit()
+        s.wait(60, timeout=20)
+        assert np.array_equal(x.view(np.int32), np.full(256, 60))
+        assert d.cmd_ring.buf.size == 8192 and len(d.cmd_ring.pieces) < 60
+    finally:
+        d.close()

@@ -80,18 +80,35 @@ def unpack(binary: bytes) -> tuple[str, dict[str, KernelMeta], bytes]:
     """(arch, kernels by name, code area) of a binary made by :func:`pack`."""
     if not isinstance(binary, (bytes, bytearray)) or binary[:len(MAGIC)] != MAGIC:
         raise ProgramError("not an hwdrv ir3 binary (no HWIR3BIN magic); build it with dev.compiler.compile()")
+    start = len(MAGIC) + 8
+    if len(binary) < start:
+        raise ProgramError(f"ir3 binary truncated: {len(binary)} bytes, the header alone is {start}")
     version, n = struct.unpack_from("<II", binary, len(MAGIC))
     if version != VERSION:
         raise ProgramError(f"ir3 binary format version {version}; this hwdrv reads version {VERSION}")
-    start = len(MAGIC) + 8
+    if start + n > len(binary):
+        raise ProgramError(f"ir3 binary truncated: metadata of {n} bytes does not fit in {len(binary)} bytes")
     try:
         doc = json.loads(bytes(binary[start:start + n]))
-        kernels = {k["name"]: KernelMeta(**{**k, "params": [tuple(p) for p in k["params"]]}) for k in doc["kernels"]}
-    except (ValueError, KeyError, TypeError) as e:
+        kernels = {}
+        for k in doc["kernels"]:
+            meta = KernelMeta(**{**k, "params": [(str(a), int(b), int(c)) for a, b, c in k["params"]]})
+            ints = [meta.code_offset, meta.code_size, meta.const_vec4, meta.block_vec4, meta.full_regs,
+                    meta.threadsize, meta.shared, meta.branchstack, meta.localid, meta.wgid, meta.private, *meta.ibos]
+            if not all(type(v) is int and v >= 0 for v in ints) or not isinstance(meta.name, str):
+                raise ValueError(f"kernel {meta.name!r} has a field of the wrong type")
+            if any(not 0 <= i < len(meta.params) for i in meta.ibos):
+                raise ValueError(f"kernel {meta.name!r} binds a parameter that does not exist as an IBO")
+            kernels[meta.name] = meta
+        arch = doc["arch"]
+        if not isinstance(arch, str):
+            raise ValueError("arch is not a string")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
         raise ProgramError(f"ir3 binary metadata is damaged: {e}") from None
     code = bytes(binary[start + n:])
     for k in kernels.values():
-        if k.code_offset % CODE_ALIGN or k.code_offset + k.code_size > len(code):
-            raise ProgramError(f"ir3 binary: kernel {k.name!r} code [{k.code_offset}, +{k.code_size}) lies outside "
-                               f"the {len(code)}-byte code area")
-    return doc["arch"], kernels, code
+        if k.code_offset % CODE_ALIGN or k.code_size % CODE_ALIGN or not k.code_size \
+                or k.code_offset + k.code_size > len(code):
+            raise ProgramError(f"ir3 binary: kernel {k.name!r} code [{k.code_offset}, +{k.code_size}) is not whole "
+                               f"{CODE_ALIGN}-byte units inside the {len(code)}-byte code area")
+    return arch, kernels, code
