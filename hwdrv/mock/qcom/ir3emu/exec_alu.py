@@ -14,7 +14,7 @@ from .regfile import A0, A1
 
 def _check_float_immediates(srcs, name: str) -> None:
     for s in srcs:
-        if s.kind == "imm" and not getattr(s, "flut", False):
+        if s.kind == "imm" and not s.flut:
             # Mesa never emits these (ir3_cp.c lowers float immediates to the FLUT or the const file);
             # computerator's test-flut.sh exists because their hardware meaning is unknown.
             raise KeyError(f"{name} with an integer immediate source (meaning unknown on hardware)")

@@ -108,11 +108,12 @@ class _Builder:
             v = sc.get("IMMED")
             return _mk("imm", half, bits=v & (0xFFFF if half else 0xFFFFFFFF), absneg=absneg)
         if kind.startswith("#multisrc-immed-flut"):
-            x = FLUT[sc.raw("IMMED")]
+            i = sc.raw("IMMED")
+            if i >= len(FLUT):
+                raise KeyError(f"float table index {i} (Mesa's #flut enum has {len(FLUT)})")
+            x = FLUT[i]
             bits = int(np.float16(x).view(np.uint16)) if half else int(np.float32(x).view(np.uint32))
-            src = _mk("imm", half, bits=bits, absneg=absneg)
-            src.flut = True      # type: ignore[attr-defined]
-            return src
+            return _mk("imm", half, bits=bits, absneg=absneg, flut=True)
         if kind == "#multisrc-relative-gpr":
             return _mk("relgpr", half, n=sc.get("SRC").get("OFFSET"), r=r, absneg=absneg)
         if kind == "#multisrc-relative-const":
