@@ -37,6 +37,14 @@ def make_cov(src, st: int, dt: int, dn: int, dhalf: bool, dst_rel: bool, rnd: in
     return run
 
 
+def make_multi(srcs: list[int], dsts: list[int], shalf: bool, dhalf: bool, st: int, dt: int, rnd: int):
+    def run(m, mask):
+        vals = [np.array(m.reg(n, shalf)) for n in srcs]          # copies: every source before any write
+        for n, v in zip(dsts, vals):
+            m.wr(n, dhalf, v if st == dt else alu.convert(v, st, dt, rnd), mask)
+    return run
+
+
 def make_cat2(name: str, srcs, full: bool, dn: int, dhalf: bool, sat: bool, cond: int, rep: int, op):
     full_out = not dhalf
     if name in alu.CAT2_FLOAT:
