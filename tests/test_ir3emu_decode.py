@@ -64,8 +64,12 @@ def test_operands_of_known_encodings(hexword, reads, writes):
     assert {(n, h) for n, h, _ in op.writes} == writes
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.integers(0, 2**64 - 1))
+_NEAR_VALID = st.builds(lambda v, flips: _word(v) ^ flips, st.sampled_from(A6XX),
+                       st.lists(st.integers(0, 63), max_size=4).map(lambda bits: sum(1 << b for b in set(bits))))
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(st.integers(0, 2**64 - 1), _NEAR_VALID))
 def test_any_word_decodes_or_fails_cleanly(word):
     try:
         s = decode_word(word)

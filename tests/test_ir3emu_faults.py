@@ -4,12 +4,16 @@ rejoining without (jp), branch-stack overflow, registers past the footprint, bad
 accesses; and IBO accesses follow the descriptor's bounds (reads past it give 0, writes are dropped)."""
 from __future__ import annotations
 
+import json
+import os
 import struct
 import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
+from hwdrv.errors import HwdrvError
 from hwdrv.mock.gpumem import MemoryFault
 from hwdrv.mock.qcom.ir3emu import ShaderFault, harness, run_cs
 from hwdrv.qcom import ir3
@@ -161,3 +165,29 @@ def test_const_past_constlen():
     state.constlen_vec4 = 8
     with pytest.raises(ShaderFault, match=r"c9.x is past the const file .*CONSTLEN"):
         run_cs(state)
+
+
+_VECTORS = [v for v in json.load(open(os.path.join(os.path.dirname(__file__), "data", "qcom", "ir3",
+                                                   "mesa_disasm_vectors.json")))["vectors"] if v["gpu_id"] == 600]
+_FUZZ_D, _ = harness.parse("@localsize 64, 1, 1\n@buf 64 (c0.x)\n@buf 64\n@invocationid(r0.x)\n@localmem 1024\n"
+                           "@pvtmem 64\n@branchstack 4\n")
+
+
+def _vector_word(v) -> int:
+    hi, lo = v["hex"].split("_")
+    return (int(hi, 16) << 32) | int(lo, 16)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(_VECTORS), st.sets(st.integers(0, 63), max_size=3))
+def test_any_instruction_runs_or_fails_with_a_hwdrv_error(v, flips):
+    # a Mesa test vector with a few bits flipped, then end: it executes or raises a HwdrvError (MockFault,
+    # MemoryFault, ...), never an unrelated Python exception
+    word = _vector_word(v) ^ sum(1 << b for b in flips)
+    code = struct.pack("<8Q", word, 0x03000000_00000000, 0, 0, 0, 0, 0, 0)
+    state, _ = harness.prepare(code, _FUZZ_D)
+    state.full_regs = state.half_regs = 48
+    try:
+        run_cs(state, timeout=2)
+    except HwdrvError:
+        pass

@@ -73,6 +73,18 @@ CASES = [
      "mov.u32u32 r1.x, 5\n(rpt5)nop\nadd.u hr2.y, hr2.x, h(1)\n(rpt5)nop\ncov.u16u32 r3.x, hr2.y\n(rpt2)nop\n"
      "stib.b.untyped.1d.u32.1.imm r3.x, r0.x, 1\n",
      lambda x: np.full(64, 6, np.uint32), ["hr2.x", "needs 6"]),
+    ("alu to memory needs 3",
+     "add.u r1.x, r0.x, 7\n(rpt1)nop\nstib.b.untyped.1d.u32.1.imm r1.x, r0.x, 1\n",
+     "add.u r1.x, r0.x, 7\n(rpt2)nop\nstib.b.untyped.1d.u32.1.imm r1.x, r0.x, 1\n",
+     lambda x: np.arange(64, dtype=np.uint32) + 7, ["stib.b", "r1.x", "only 2 cycle", "memory instruction needs 3"]),
+    ("repeated producer and consumer overlap per component (ir3_delayslots_with_repeat)",
+     "mov.u32u32 r1.x, r0.x\nmov.u32u32 r1.y, 5\nmov.u32u32 r1.z, 9\n(rpt5)nop\n"
+     "(rpt2)add.u r2.x, (r)r1.x, 1\n(rpt2)add.u r3.x, (r)r2.x, r2.x\n(rpt2)nop\n"
+     "stib.b.untyped.1d.u32.1.imm r3.z, r0.x, 1\n",
+     "mov.u32u32 r1.x, r0.x\nmov.u32u32 r1.y, 5\nmov.u32u32 r1.z, 9\n(rpt5)nop\n"
+     "(rpt2)add.u r2.x, (r)r1.x, 1\nnop\n(rpt2)add.u r3.x, (r)r2.x, r2.x\n(rpt2)nop\n"
+     "stib.b.untyped.1d.u32.1.imm r3.z, r0.x, 1\n",
+     lambda x: np.arange(64, dtype=np.uint32) + 11, ["add.u", "r2.x", "only 2 cycle", "needs 3"]),
     ("shared register write needs (ss)",
      "mov.u32u32 r48.x, 11\n(rpt5)nop\nadd.u r1.x, r48.x, r0.x\n(rpt2)nop\nstib.b.untyped.1d.u32.1.imm r1.x, r0.x, 1\n",
      "mov.u32u32 r48.x, 11\n(rpt5)nop\n(ss)add.u r1.x, r48.x, r0.x\n(rpt2)nop\n"

@@ -749,3 +749,46 @@ def test_ubo_loads_with_ldc_and_out_of_range_reads_zero():
     np.testing.assert_array_equal(out[:, 0], np.where(inb, 1000 + 4 * v + 1, 0))
     np.testing.assert_array_equal(out[:, 1], np.where(inb, 1000 + 4 * v + 2, 0))
     np.testing.assert_array_equal(out[:, 2], np.zeros(64))                 # vec4 9 is past the 6 declared
+
+
+MULTI_MOV = """
+@localsize 64, 1, 1
+@buf 768
+@invocationid(r0.x)
+add.u r1.x, r0.x, 100
+add.u r1.y, r0.x, 200
+add.u r1.z, r0.x, 300
+add.u r1.w, r0.x, 400
+(rpt2)nop
+swz.u32u32 r1.x, r1.y, r1.y, r1.x
+(rpt2)nop
+gat.u32u32 r2.x, r1.w, r1.z, r1.y, r1.x
+sct.u32u16 hr6.x, hr6.y, hr6.z, hr6.w, r1.x
+(rpt5)nop
+cov.u16u32 r4.x, hr6.x
+cov.u16u32 r4.y, hr6.y
+cov.u16u32 r4.z, hr6.z
+cov.u16u32 r4.w, hr6.w
+mov.u32u32 r5.z, 12
+(rpt2)nop
+mul.u24 r5.x, r0.x, r5.z
+(rpt2)nop
+stib.b.untyped.1d.u32.4.imm r2.x, r5.x, 0
+add.u r5.y, r5.x, 4
+add.u r5.w, r5.x, 8
+(rpt2)nop
+stib.b.untyped.1d.u32.4.imm r1.x, r5.y, 0
+stib.b.untyped.1d.u32.4.imm r4.x, r5.w, 0
+end
+nop
+"""
+
+
+def test_swz_gat_sct_read_every_source_before_writing():
+    out = run(MULTI_MOV)[0].reshape(64, 12)
+    lid = np.arange(64, dtype=np.uint32)
+    a, b, c, d = lid + 100, lid + 200, lid + 300, lid + 400
+    # swz swaps r1.x and r1.y; gat packs (w, z, y, x) into r2; sct spreads r1.x..w over hr6.x..w
+    np.testing.assert_array_equal(out[:, :4], np.stack([d, c, a, b], 1))
+    np.testing.assert_array_equal(out[:, 4:8], np.stack([b, a, c, d], 1))
+    np.testing.assert_array_equal(out[:, 8:], np.stack([b, a, c, d], 1))

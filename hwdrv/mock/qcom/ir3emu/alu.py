@@ -107,13 +107,13 @@ def _clz(x, full):
 
 
 def _popcount(x):
-    x = np.asarray(x, np.uint32)
+    x = np.atleast_1d(np.asarray(x, np.uint32))
     return np.unpackbits(x.view(np.uint8).reshape(x.shape + (4,)), axis=-1).sum(-1).astype(np.uint32)
 
 
 def _bfrev(x, full):
     w = 32 if full else 16
-    x = np.asarray(x, np.uint32)
+    x = np.atleast_1d(np.asarray(x, np.uint32))
     bits = np.unpackbits(x.astype("<u4").view(np.uint8).reshape(x.shape + (4,)), axis=-1, bitorder="little")
     rev = np.packbits(bits[..., ::-1], axis=-1, bitorder="little").view("<u4")[..., 0]
     return rev >> np.uint32(32 - w)
@@ -165,6 +165,8 @@ def _sext24(x):
 
 def compare(name: str, cond: int, full: bool) -> Callable:
     """cmps.f/.u/.s: 1 where the condition holds, else 0."""
+    if cond >= len(_CMP):
+        raise KeyError(f"condition {cond} (Mesa's #cond enum ends at ne = 5)")
     fn = _CMP[cond]
     if name == "cmps.f":
         return lambda a, b: fn(fview(a, full), fview(b, full))

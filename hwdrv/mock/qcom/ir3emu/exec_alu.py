@@ -14,7 +14,7 @@ from .regfile import A0, A1
 
 def _check_float_immediates(srcs, name: str) -> None:
     for s in srcs:
-        if s.kind == "imm" and not getattr(s, "flut", False):
+        if s.kind == "imm" and not s.flut:
             # Mesa never emits these (ir3_cp.c lowers float immediates to the FLUT or the const file);
             # computerator's test-flut.sh exists because their hardware meaning is unknown.
             raise KeyError(f"{name} with an integer immediate source (meaning unknown on hardware)")
@@ -34,6 +34,14 @@ def make_cov(src, st: int, dt: int, dn: int, dhalf: bool, dst_rel: bool, rnd: in
                 m.regs.scatter(m.a0() + dn + k, dhalf, np.broadcast_to(out, (m.lanes,)), mask)
             else:
                 m.wr(dn + k, dhalf, out, mask)
+    return run
+
+
+def make_multi(srcs: list[int], dsts: list[int], shalf: bool, dhalf: bool, st: int, dt: int, rnd: int):
+    def run(m, mask):
+        vals = [np.array(m.reg(n, shalf)) for n in srcs]          # copies: every source before any write
+        for n, v in zip(dsts, vals):
+            m.wr(n, dhalf, v if st == dt else alu.convert(v, st, dt, rnd), mask)
     return run
 
 

@@ -72,6 +72,8 @@ def _global(b, name: str):
     t = s.raw("TYPE")
     esz, half, dt = type_info(t)
     count = s.raw("SIZE")
+    if count == 0:
+        raise KeyError("SIZE 0 (no components)")
     base = s.get("SRC1").val
     if s.raw("SRC1_CONST"):
         raise KeyError("const-file address")
@@ -119,6 +121,8 @@ def _local_private(b, name: str):
     t = s.raw("TYPE")
     esz, half, dt = type_info(t)
     count = s.raw("SIZE")
+    if count == 0:
+        raise KeyError("SIZE 0 (no components)")
     off = s.get("OFF")
     space = "private" if name in ("ldp", "stp") else "local"
     if name.startswith("ld"):

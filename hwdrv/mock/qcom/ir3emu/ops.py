@@ -35,6 +35,7 @@ class Src:
     r: bool = False
     absneg: int = 0
     bits: int = 0            # imm: raw bits in the source precision
+    flut: bool = False       # imm: a float-table constant (valid in float ops), not an integer
 
     def reg(self, k: int) -> int:
         return self.n + (k if self.r else 0)

@@ -108,11 +108,12 @@ class _Builder:
             v = sc.get("IMMED")
             return _mk("imm", half, bits=v & (0xFFFF if half else 0xFFFFFFFF), absneg=absneg)
         if kind.startswith("#multisrc-immed-flut"):
-            x = FLUT[sc.raw("IMMED")]
+            i = sc.raw("IMMED")
+            if i >= len(FLUT):
+                raise KeyError(f"float table index {i} (Mesa's #flut enum has {len(FLUT)})")
+            x = FLUT[i]
             bits = int(np.float16(x).view(np.uint16)) if half else int(np.float32(x).view(np.uint32))
-            src = _mk("imm", half, bits=bits, absneg=absneg)
-            src.flut = True      # type: ignore[attr-defined]
-            return src
+            return _mk("imm", half, bits=bits, absneg=absneg, flut=True)
         if kind == "#multisrc-relative-gpr":
             return _mk("relgpr", half, n=sc.get("SRC").get("OFFSET"), r=r, absneg=absneg)
         if kind == "#multisrc-relative-const":
@@ -191,6 +192,8 @@ class _Builder:
     # --- cat1 ---------------------------------------------------------------------------------------
     def cat1(self) -> Op:
         o, s = self.op, self.s
+        if s.name in ("swz", "gat", "sct"):
+            return self.cat1_multi()
         if s.name not in ("mov-immed", "mov-const", "mov-gpr", "mov-relgpr", "mov-relconst"):
             return unsupported_op(self.pc, self.word, s.name)
         o.produces, o.consumer = ALU, "alu"
@@ -228,6 +231,30 @@ class _Builder:
             if not dst_rel else f"mov.{tn[st]}{tn[dt]}"
         float_src = alu.TYPES[st][0] == "f"
         o.run = exec_alu.make_cov(src, st, dt, dn, dhalf, dst_rel, s.raw("ROUND"), o.repeat, float_src)
+        return o
+
+    def cat1_multi(self) -> Op:
+        """swz/gat/sct (isa/ir3-cat1.xml): several movs that read every source before writing any
+        destination; source i is read, and destination i written, in cycle i (ir3_delay.c
+        ir3_src_read_delay / ir3_delayslots_with_repeat for gat, swz and sct)."""
+        o, s = self.op, self.s
+        o.produces, o.consumer = ALU, "alu"
+        st, dt = s.raw("SRC_TYPE"), s.raw("DST_TYPE")
+        shalf, dhalf = alu.TYPES[st][1] <= 16, alu.TYPES[dt][1] <= 16
+        if s.name == "swz":
+            srcs = [s.get("SRC0").get("REG").val, s.get("SRC1").get("REG").val]
+            dsts = [s.get("DST0").get("REG").val, s.get("DST1").get("REG").val]
+        elif s.name == "gat":
+            srcs = [s.get(f"SRC{i}").get("REG").val for i in range(4)]
+            dsts = [s.get("DST0").get("REG").val + i for i in range(4)]
+        else:
+            srcs = [s.get("SRC0").get("REG").val + i for i in range(4)]
+            dsts = [s.get(f"DST{i}").get("REG").val for i in range(4)]
+        o.repeat = len(srcs) - 1          # as slow as the equivalent movs: one cycle each
+        for i, (sn, dn) in enumerate(zip(srcs, dsts)):
+            self.read(_mk("gpr", shalf, n=sn), i)
+            self.write(dn, dhalf, i)
+        o.run = exec_alu.make_multi(srcs, dsts, shalf, dhalf, st, dt, s.raw("ROUND"))
         return o
 
     # --- cat2 ---------------------------------------------------------------------------------------

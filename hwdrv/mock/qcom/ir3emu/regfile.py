@@ -3,7 +3,7 @@ into the full file or separate, per SP_CS_CTRL_REG0.MERGEDREGS), a0.x/a1.x and p
 
 Registers are ir3 register numbers: ``(n << 2) | component`` (a0.x = 0xf4, a1.x = 0xf5, p0.x = 0xf8,
 qcom.md §3.2). Storage is one row of ``lanes`` uint32 per *used* full register (a kernel touching
-r0..r3 and the work-group id in r48 holds 17 rows, not 196). With merged registers half register h
+r0..r3 and the work-group id in r48.xyz holds 19 rows, not 196). With merged registers half register h
 is the low (h even) or high (h odd) 16 bits of full register h >> 1 (qcom.md §3.3).
 """
 from __future__ import annotations
