@@ -327,3 +327,38 @@ IR3_DISASM_TEST = ("src/freedreno/ir3/tests/disasm.c",
 TARGETS[IR3_ISA.name] = IR3_ISA
 GROUPS["qcom"].append(IR3_ISA.name)
 GROUPS["all"].append(IR3_ISA.name)
+
+# ---- gh100_regs: Hopper registers a hang report reads through EXEC_REG_OPS ------------------------
+# The gh100 directory of swref/published carries few registers with offsets; where it is silent the
+# register comes from the header RM itself compiles for GH100: nv_ref.h (chip-generic PMC boot
+# registers) and ampere/ga100 headers whose HAL RM shares with GH100 (kernel_fifo_ga100.c's runlist
+# code, dev_vm.h's usermode timer in the NV_VIRTUAL_FUNCTION range gh100 dev_vm.h
+# declares). The runlist register block is located with NV2080_CTRL_CMD_GPU_GET_ENGINE_RUNLIST_PRI_BASE.
+PUBLISHED = "src/common/inc/swref/published"
+GH100_REGS = Target(
+    name="gh100_regs", group="nvidia", output="hwdrv/nvidia/gen/gh100_regs.py",
+    doc="NVIDIA GH100 registers read for hang reports (offsets and hi:lo fields from the published "
+        "swref headers) and the RM control that locates a runlist's register block.",
+    repos=["ogkm"],
+    include_dirs=NV_INCLUDES + [("ogkm", PUBLISHED)], forced_includes=NV_FORCED,
+    headers=[("ogkm", p) for p in [
+        PUBLISHED + "/nv_ref.h", PUBLISHED + "/hopper/gh100/dev_pmc.h",
+        PUBLISHED + "/ampere/ga100/dev_vm.h", PUBLISHED + "/ampere/ga100/dev_runlist.h",
+        SDK + "/ctrl/ctrl2080/ctrl2080gpu.h",
+    ]],
+    types=["NV2080_CTRL_GPU_GET_ENGINE_RUNLIST_PRI_BASE_PARAMS"],
+    macros=[
+        "NV_PMC_BOOT_0", r"NV_PMC_BOOT_0_(MINOR_REVISION|MAJOR_REVISION|IMPLEMENTATION|ARCHITECTURE_0|"
+                         r"ARCHITECTURE_1|ARCHITECTURE_GH100)",
+        "NV_PMC_BOOT_42", r"NV_PMC_BOOT_42_(MINOR_REVISION|MAJOR_REVISION|IMPLEMENTATION|ARCHITECTURE|"
+                          r"CHIP_ID|ARCHITECTURE_GH100)",
+        r"NV_VIRTUAL_FUNCTION_TIME_[01]", r"NV_VIRTUAL_FUNCTION_TIME_[01]_NSEC",
+        r"NV_RUNLIST_PREEMPT\w*",
+        "NV2080_CTRL_CMD_GPU_GET_ENGINE_RUNLIST_PRI_BASE", r"NV2080_CTRL_GPU_GET_ENGINE_RUNLIST_\w+",
+        "NV2080_GPU_MAX_ENGINES_LIST_SIZE",
+    ],
+    exclude=[r"\w+_MESSAGE_ID", r"__\w+"],
+)
+TARGETS[GH100_REGS.name] = GH100_REGS
+GROUPS["nvidia"].append(GH100_REGS.name)
+GROUPS["all"].append(GH100_REGS.name)

@@ -1,8 +1,11 @@
 """HangReport: what the hardware said when a wait failed or a fault was reported.
 
 Backends fill it from real state (error notifiers, fault buffers, SM error registers, queue
-read/write pointers, decoded command streams); the mock GPUs fill it from their own state.
-``to_text()`` is for people, ``to_json()`` for tools, ``HangReport.from_json()`` reads one back.
+read/write pointers, decoded command streams, registers, the kernel log); the mock GPUs fill it
+from their own state. ``to_text()`` is for people: one plain sentence (``headline``: which kernel,
+which instruction, which address, which access, why) and then the evidence, section by section;
+``to_json()`` is for tools, ``HangReport.from_json()`` reads one back. Unknown facts are left out,
+never printed as ``?`` or ``None``.
 """
 from __future__ import annotations
 
@@ -17,6 +20,16 @@ class Register:
     name: str
     value: int
     fields: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    offset: int | None = None        # register offset (e.g. in BAR0) where it is a hardware register
+
+
+@dataclass
+class RefusedRegister:
+    """A register the driver would not let this client read, and the status it gave."""
+    name: str
+    offset: int
+    status: str
     source: str = ""
 
 
@@ -101,7 +114,8 @@ class WaveError:
             parts.append(f"{unit_name} {self.unit}")
         if self.wave is not None:
             parts.append(f"wave {self.wave}")
-        parts.append(self.error or "error")
+        if self.error:
+            parts.append(self.error)
         parts.extend(f"{k}={v:#x}" for k, v in self.status.items())
         if self.pc is not None:
             parts.append(f"pc={self.pc:#x}")
@@ -131,14 +145,24 @@ class HangReport:
     notes: list[str] = field(default_factory=list)
     #: what the wave/warp's unit is called on this vendor (SM, CU, SP)
     unit_name: str = "unit"
+    #: one plain sentence saying what went wrong (the backend words it from the evidence)
+    headline: str = ""
+    #: registers the driver refused to read, with its status
+    refused_registers: list[RefusedRegister] = field(default_factory=list)
+    #: kernel log lines about this GPU since the device opened or the previous report
+    kernel_log: list[str] = field(default_factory=list)
+    #: why the kernel log could not be read ("" if it was read)
+    kernel_log_error: str = ""
 
     def summary(self) -> str:
-        """One paragraph: the cause and the most telling facts."""
-        parts = [f"cause: {self.cause}"]
+        """One paragraph: the headline (or, where the backend gave none, the cause) and the most
+        telling facts."""
+        parts = [self.headline or f"cause: {self.cause}"]
         if self.error is not None:
             parts.append(str(self.error))
         if self.expected is not None:
-            parts.append(f"signal {self.signal_va:#x} expected >= {self.expected}, saw {self.seen}")
+            parts.append(f"signal {self.signal_va:#x} expected >= {self.expected}"
+                         + (f", saw {self.seen}" if self.seen is not None else ""))
         for f in self.faults[:2]:
             parts.append(" ".join(x for x in (f"fault at {f.address:#x}", f.access, f.kind, f.engine) if x))
         for w in self.wave_errors[:2]:
@@ -150,34 +174,46 @@ class HangReport:
         return "; ".join(parts)
 
     def to_text(self) -> str:
-        """A readable multi-line report."""
-        out = [f"HangReport for {self.device}", f"  {self.summary()}"]
-        if self.launches:
-            out.append("  in-flight launches:")
-            for ln in self.launches:
-                pa = f" @ {ln.program_address:#x}" if ln.program_address is not None else ""
-                out.append(f"    {ln.kernel}{pa} grid={ln.grid} block={ln.block} "
-                           f"args=[{', '.join(ln.args)}] {ln.queue}".rstrip())
-        for f in self.faults:
-            desc = " ".join(f"{k}={v}" for k, v in (("access", f.access), ("kind", f.kind),
-                                                    ("engine", f.engine)) if v)
-            out.append(f"  fault: address={f.address:#x} {desc}" + (f" ({f.source})" if f.source else ""))
-        for w in self.wave_errors:
-            out.append(f"  {w.describe(self.unit_name)}")
+        """The report for a person, top-down: headline, then the evidence sections."""
+        out = [f"HangReport for {self.device}"]
+        if self.headline:
+            out.append(f"  {self.headline}")
+        out.append("")
+        what = [f"cause: {self.cause}"]
+        if self.error is not None:
+            what.append(f"error: {self.error}")
+        if self.expected is not None:
+            what.append(f"signal {self.signal_va:#x} expected >= {self.expected}"
+                        + (f", holds {self.seen}" if self.seen is not None else ""))
+        out.append("  " + "; ".join(what))
+
+        def section(title: str, lines: list[str]) -> None:
+            if lines:
+                out.append(f"  {title}:")
+                out.extend(f"    {x}" for x in lines)
+
+        section("faults", [" ".join(x for x in (f"{f.address:#x}", f.access, f.kind,
+                                                 f"by {f.engine}" if f.engine else "") if x)
+                           + (f"  [{f.source}]" if f.source else "") for f in self.faults])
+        section(f"wave errors ({self.unit_name})", [w.describe(self.unit_name) for w in self.wave_errors])
+        section("in-flight launches", [
+            f"{ln.kernel}" + (f" @ {ln.program_address:#x}" if ln.program_address is not None else "")
+            + f" grid={ln.grid} block={ln.block} args=[{', '.join(ln.args)}]" + (f" ({ln.queue})" if ln.queue else "")
+            for ln in self.launches])
         for q in self.queues:
             where = " ".join(f"{k}={v}" for k, v in (("get", q.get), ("put", q.put)) if v is not None)
             out.append(f"  queue {q.name}: {where} ({q.units})")
             for c in q.commands:
                 out.append(f"    {'>>' if c.stalled else '  '} {c.offset:#010x}  {c.text}")
-        if self.registers:
-            out.append("  registers:")
-            for r in self.registers:
-                fl = " ".join(f"{k}={v:#x}" if isinstance(v, int) and not isinstance(v, bool) and v > 9
-                              else f"{k}={v}" for k, v in r.fields.items())
-                out.append(f"    {r.name} = {r.value:#x} {fl} {('[' + r.source + ']') if r.source else ''}"
-                           .rstrip())
-        for n in self.notes:
-            out.append(f"  note: {n}")
+        section("registers", [_register_line(r) for r in self.registers])
+        section("registers the driver refused", [f"{r.name} @ {r.offset:#x}: {r.status}"
+                                                 + (f"  [{r.source}]" if r.source else "")
+                                                 for r in self.refused_registers])
+        if self.kernel_log_error:
+            section("kernel log", [self.kernel_log_error])
+        else:
+            section("kernel log", self.kernel_log or ["(no lines about this GPU)"])
+        section("notes", self.notes)
         return "\n".join(out)
 
     def to_json(self) -> str:
@@ -196,7 +232,7 @@ class HangReport:
             raise InvalidArgument("not a HangReport JSON document (missing format "
                                   "'hwdrv.HangReport/2')")
         kinds = {"queues": QueueState, "launches": Launch, "faults": Fault,
-                 "wave_errors": WaveError, "registers": Register}
+                 "wave_errors": WaveError, "registers": Register, "refused_registers": RefusedRegister}
         known = {f.name for f in fields(cls)}
         extra = set(d) - known
         if extra:
@@ -216,3 +252,11 @@ class HangReport:
             return cls(**d)
         except TypeError as e:
             raise InvalidArgument(f"malformed HangReport JSON document: {e}") from None
+
+
+def _register_line(r: Register) -> str:
+    fl = " ".join(f"{k}={v:#x}" if isinstance(v, int) and not isinstance(v, bool) and v > 9 else f"{k}={v}"
+                  for k, v in r.fields.items())
+    at = f" @ {r.offset:#x}" if r.offset is not None else ""
+    return f"{r.name}{at} = {r.value:#x} {fl} {('[' + r.source + ']') if r.source else ''}".rstrip().replace("  ", " ")
+

@@ -10,7 +10,6 @@ import pytest
 from hwdrv.errors import ProgramError
 from hwdrv.nvidia.compiler import MockPtxCompiler, PtxasCompiler, find_ptxas
 from hwdrv.nvidia.cubin import CubinImage
-from hwdrv.nvidia.ptximage import PTX_IMAGE_MAGIC, PtxImage
 
 DATA = Path(__file__).parent / "data" / "nvidia"
 VECTOR_ADD = (DATA / "vector_add.ptx").read_text()
@@ -139,10 +138,10 @@ def test_real_ptxas_sm90a(real):
     assert img.sm == 90
 
 
-def test_mock_compiler_returns_a_ptx_image():
-    binary = MockPtxCompiler().compile(VECTOR_ADD)
-    assert binary.startswith(PTX_IMAGE_MAGIC) and binary.endswith(b"\0")
-    assert list(PtxImage(binary).kernels) == ["vector_add"]
+def test_mock_compiler_returns_a_cubin_with_ptx_as_code():
+    img = CubinImage(MockPtxCompiler().compile(VECTOR_ADD))
+    assert img.sm == 90 and list(img.kernels) == ["vector_add"]
+    assert img.section(".text.vector_add").data == VECTOR_ADD.encode() + b"\0"
 
 
 @pytest.mark.parametrize("text,missing", [

@@ -12,7 +12,7 @@ from hwdrv.errors import ProgramError
 from hwdrv.nvidia.compiler import PtxasCompiler, find_ptxas
 from hwdrv.nvidia.cubin import (IMAGE_ALIGN, PREFETCH_SLACK, RCUDA, SHARED_RESERVED_BYTES,
                                 CubinImage)
-from hwdrv.nvidia.ptximage import PtxImage, make_ptx_image
+from hwdrv.nvidia.ptxscan import blank_comments, launch_dims, parse_params, scan_entries
 
 DATA = Path(__file__).parent / "data" / "nvidia"
 SASS_OPCODE_MASK = 0xFFF      # low 12 bits of a Hopper instruction's first 64-bit word
@@ -59,6 +59,16 @@ def build():
     return _build
 
 
+class Declared:
+    """An entry's parameters and launch bounds as its PTX declaration gives them."""
+
+    def __init__(self, ptx: str, name: str):
+        raw = ptx.encode()
+        e = next(e for e in scan_entries(raw)[1] if e.name == name)
+        self.params, self.param_size = parse_params(name, e.params_text)
+        self.maxntid, self.reqntid = launch_dims(blank_comments(raw)[e.offset:e.header_end])
+
+
 def _u32(image: bytes, at: int) -> int:
     return struct.unpack_from("<I", image, at)[0]
 
@@ -74,7 +84,7 @@ def test_vector_add_matches_ptxas_and_ptx(build):
     k = img.kernel("vector_add")
     assert k.regs == report["vector_add"]["regs"]
     assert k.param_base == SM90_PARAM_BASE
-    declared = PtxImage(make_ptx_image(ptx)).kernel("vector_add")
+    declared = Declared(ptx, "vector_add")
     assert [(p.offset, p.size) for p in k.params] == [(p.offset, p.size) for p in declared.params]
     assert [(p.offset, p.size) for p in k.params] == [(0, 8), (8, 8), (16, 8), (24, 4)]
     assert k.param_size == declared.param_size == 28
@@ -153,7 +163,7 @@ def test_params_larger_than_4k(build):
     assert k.regs == report["big_params"]["regs"]
     assert [(p.offset, p.size) for p in k.params] == [(0, 5000), (5000, 8), (5008, 4)]
     assert k.param_size == 5012 > 4096
-    declared = PtxImage(make_ptx_image(ptx)).kernel("big_params")
+    declared = Declared(ptx, "big_params")
     assert [(p.offset, p.size) for p in declared.params] == [(p.offset, p.size) for p in k.params]
     names = {r.name for r in img.records}
     assert "EIATTR_KPARAM_INFO_V2" in names   # ptxas switches record kind above 4 KiB
@@ -229,7 +239,7 @@ def test_reqntid_and_aligned_blob_param(build):
     img, _, ptx = build("reqntid")
     k = img.kernel("fixed_block")
     assert k.reqntid == (64, 2, 1) and k.max_threads == 128
-    declared = PtxImage(make_ptx_image(ptx)).kernel("fixed_block")
+    declared = Declared(ptx, "fixed_block")
     assert [(p.offset, p.size) for p in k.params] == [(0, 8), (8, 24)]
     assert [(p.offset, p.size) for p in declared.params] == [(0, 8), (8, 24)]
     assert declared.reqntid == (64, 2, 1)

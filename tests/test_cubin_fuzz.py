@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hwdrv.errors import ProgramError
 from hwdrv.nvidia.compiler import PtxasCompiler, find_ptxas
 from hwdrv.nvidia.cubin import CubinImage
-from hwdrv.nvidia.ptximage import load_image
+from hwdrv.nvidia.compiler import MockPtxCompiler
 
 DATA = Path(__file__).parent / "data" / "nvidia"
 CODE_VA = 0x7F00_0000_0000
@@ -20,7 +20,10 @@ FUZZ = settings(max_examples=300, deadline=None,
 
 
 def _seeds() -> list[bytes]:
-    seeds = [(DATA / "globals_rdc.cubin").read_bytes()]
+    # committed ptxas output and the mock compiler's cubins of the same PTX (no ptxas needed)
+    seeds = [p.read_bytes() for p in sorted(DATA.glob("*.cubin"))]
+    seeds += [MockPtxCompiler().compile((DATA / f"{n}.ptx").read_text())
+              for n in ("two_kernels", "globals", "big_params", "launch_bounds", "local_array")]
     if find_ptxas() is not None:
         comp = PtxasCompiler("sm_90")
         for name in ("two_kernels", "globals", "big_params", "launch_bounds"):
@@ -100,9 +103,36 @@ def test_header_and_table_flips(data):
 
 @FUZZ
 @given(st.binary(max_size=256))
-def test_load_image_only_raises_program_error(data):
-    for blob in (data, b"\x7fELF" + data, b"HWDRV-PTX\0" + data):
+def test_cubin_of_random_bytes_only_raises_program_error(data):
+    for blob in (data, b"\x7fELF" + data):
         try:
-            load_image(blob)
+            CubinImage(blob)
         except ProgramError:
             pass
+
+
+PTX_SEEDS = [(DATA / f"{n}.ptx").read_bytes() for n in ("vector_add", "globals", "local_array", "two_kernels",
+                                                         "block_reduce", "reqntid")]
+
+
+@FUZZ
+@given(st.data())
+def test_mock_compiler_on_mangled_ptx(data):
+    """The mock compiler on PTX with bytes flipped, cut or spliced: a ProgramError or a cubin the
+    loader reads and links (never another exception)."""
+    src = bytearray(data.draw(st.sampled_from(PTX_SEEDS)))
+    for _ in range(data.draw(st.integers(1, 6))):
+        at = data.draw(st.integers(0, len(src) - 1))
+        how = data.draw(st.sampled_from(["flip", "cut", "dup"]))
+        if how == "flip":
+            src[at] = data.draw(st.sampled_from(b"{}();,.[]<>=%0123456789 \n\0\xff"))
+        elif how == "cut":
+            del src[at:at + data.draw(st.integers(1, 64))]
+        else:
+            src[at:at] = src[at:at + data.draw(st.integers(1, 64))]
+    try:
+        binary = MockPtxCompiler().compile(bytes(src))
+    except ProgramError:
+        return
+    exercise(binary)
+    assert CubinImage(binary).kernels

@@ -2,12 +2,14 @@
 (notifier decoding, semaphore replay, stall finding, cause mapping, fault merging)."""
 import json
 import struct
+import time
 
 import numpy as np
 import pytest
 
 from hwdrv.errors import InvalidArgument
-from hwdrv.hang import Command, Fault, HangReport, Launch, QueueState, Register, WaveError, ErrorCode
+from hwdrv.hang import (Command, ErrorCode, Fault, HangReport, Launch, QueueState, RefusedRegister, Register,
+                        WaveError)
 from hwdrv.nvidia import diagnose as nd
 from hwdrv.nvidia import pbdecode
 
@@ -22,8 +24,12 @@ def full_report() -> HangReport:
         launches=[Launch("oob_store", (1, 1, 1), (32, 1, 1), ["0x200a700000", "57005"], 0x2000033037, "q")],
         faults=[Fault(0x200A700000, "write", "FAULT_PTE", "GR0", "NV83DE")],
         wave_errors=[WaveError(3, 1, {"HWW_GLOBAL_ESR": 0, "HWW_WARP_ESR": 0x20}, "MMU_NACK", 0x2000033100, 0x200A700000, "oob_store", "l", 0xC9)],
-        registers=[Register("SM3.hwwWarpEsr", 0x20, {"ERROR": "MMU_NACK", "n": 12}, "NV83DE")],
-        notes=["a note"])
+        registers=[Register("SM3.hwwWarpEsr", 0x20, {"ERROR": "MMU_NACK", "n": 12}, "NV83DE"),
+                   Register("NV_PMC_BOOT_0", 0x180000A1, {"ARCHITECTURE_0": "GH100 (24)"}, "regops", 0)],
+        notes=["a note"], unit_name="SM",
+        headline="Kernel oob_store faulted at PTX line 9: a write to 0x200a700000, which has no page mapped.",
+        refused_registers=[RefusedRegister("NV_RUNLIST_PREEMPT", 0x4098, "INVALID_OFFSET", "regops")],
+        kernel_log=["[    12.000001] NVRM: Xid (PCI:0000:42:00): 31, pid=1, name=x, channel 0x00000001"])
 
 
 def test_json_round_trip():
@@ -34,10 +40,27 @@ def test_json_round_trip():
     assert json.loads(r.to_json())["format"] == "hwdrv.HangReport/2"
 
 
-def test_text_names_the_facts():
-    t = full_report().to_text()
-    assert "cause: mmu_fault" in t and "Xid 31" in t and "fault at 0x200a700000" in t
+def test_text_reads_top_down():
+    r = full_report()
+    t = r.to_text()
+    lines = t.splitlines()
+    assert lines[1] == "  " + r.headline                     # the sentence comes first
+    assert "cause: mmu_fault" in t and "error: Xid 31" in t and "0x200a700000 write FAULT_PTE by GR0" in t
     assert ">> 0x2000200044  1.COMPUTE.SEND_PCAS_A" in t and "oob_store+0xc9" in t and "n=0xc" in t
+    assert "NV_PMC_BOOT_0 @ 0x0 = 0x180000a1 ARCHITECTURE_0=GH100 (24)" in t
+    assert "NV_RUNLIST_PREEMPT @ 0x4098: INVALID_OFFSET" in t
+    order = ["  faults:", "  wave errors (SM):", "  in-flight launches:", "  queue compute GPFIFO",
+             "  registers:", "  registers the driver refused:", "  kernel log:", "  notes:"]
+    assert [t.index(x) for x in order] == sorted(t.index(x) for x in order)
+    assert r.summary().startswith(r.headline)
+
+
+def test_text_never_prints_unknowns():
+    r = HangReport("mock:nvidia", "exception", wave_errors=[WaveError(None, None, {}, "", None, None, "k")],
+                   kernel_log_error="the kernel log is unreadable: open('/dev/kmsg') failed: EPERM")
+    t = r.to_text()
+    assert "None" not in t and "?" not in t
+    assert "kernel log:\n    the kernel log is unreadable: open('/dev/kmsg') failed: EPERM" in t
 
 
 def test_from_json_rejects_other_documents():
@@ -113,3 +136,76 @@ def test_cause_and_fault_merging():
     assert nd.cause_for(31, [], []) == "mmu_fault"
     assert nd.cause_for(69, [], []) == "channel_error"
     assert nd.access_kind(1) == "write" and nd.xid_name(13) == "ROBUST_CHANNEL_GR_EXCEPTION"
+
+
+def test_kmsg_record_format():
+    """Records in the format of the kernel's Documentation/ABI/testing/dev-kmsg (its example)."""
+    from hwdrv.nvidia import kmsg
+    r = kmsg.parse("7,160,424069,-;pci_root PNP0A03:00: host bridge window [io  0x0000-0x0cf7] (ignored)\n"
+                   " SUBSYSTEM=acpi\n DEVICE=+acpi:PNP0A03:00\n")
+    assert (r.level, r.seq, r.usec) == (7, 160, 424069)
+    assert r.text == "pci_root PNP0A03:00: host bridge window [io  0x0000-0x0cf7] (ignored)"
+    assert r.line() == "[     0.424069] pci_root PNP0A03:00: host bridge window [io  0x0000-0x0cf7] (ignored)"
+    assert kmsg.parse("not a record") is None
+    tag = kmsg.pci_tag(0, 0x42, 0)
+    assert tag == "PCI:0000:42:00"
+    assert kmsg.concerns("NVRM: Xid (PCI:0000:42:00): 31, pid=1", tag)
+    assert not kmsg.concerns("NVRM: Xid (PCI:0000:43:00): 31, pid=1", tag)
+    assert kmsg.concerns("NVRM: GPU lost", tag) and not kmsg.concerns("EXT4-fs (vda): mounted", tag)
+
+
+def test_nvdisasm_listing():
+    """parse_nvdisasm reads nvdisasm's own output (tests/data/nvidia/diagnose/README.md)."""
+    import pathlib
+    from hwdrv.nvidia import explain
+    d = pathlib.Path(__file__).parent / "data" / "nvidia" / "diagnose"
+    ins = explain.parse_nvdisasm((d / "oob_store.sm90.nvdisasm.txt").read_text())
+    assert len(ins) == len((d / "oob_store.sm90.text.bin").read_bytes()) // 16     # 16-byte Hopper words
+    assert ins[0x40] == "STG.E desc[UR4][R2.64], R5" and ins[0x50] == "EXIT"
+
+
+def test_register_decoding_by_header_fields():
+    """Fields as nv_ref.h / dev_runlist.h place them: BOOT_0 ARCHITECTURE 28:24, IMPLEMENTATION
+    23:20, MAJOR_REVISION 7:4, MINOR_REVISION 3:0; RUNLIST_PREEMPT TYPE 25:24 (TSG = 1), ID 11:0,
+    TSG_PREEMPT_PENDING 20, RUNLIST_PREEMPT_PENDING 21."""
+    from hwdrv.nvidia import regdump
+    specs = {s.name: s for s in regdump.registers(0x4000)}
+    assert regdump.decode(specs["NV_PMC_BOOT_0"], (0x18 << 24) | (0xA << 4) | 1) == {
+        "ARCHITECTURE_0": "GH100 (24)", "IMPLEMENTATION": 0, "MAJOR_REVISION": 10, "MINOR_REVISION": 1}
+    pre = specs["NV_RUNLIST_PREEMPT"]
+    assert pre.offset == 0x4000 + 0x98
+    assert regdump.decode(pre, (1 << 24) | (1 << 20) | 5) == {
+        "TYPE": "TSG (1)", "ID": 5, "TSG_PREEMPT_PENDING": "TRUE (1)", "RUNLIST_PREEMPT_PENDING": "FALSE (0)"}
+    assert "NV_RUNLIST_PREEMPT" not in {s.name for s in regdump.registers(None)}
+
+
+def test_wave_errors_of_one_fault_merge():
+    chan = WaveError(None, pc=0x1000, kernel="k", offset=0, error="shader exception (FAULT_PTE)", address=0x55)
+    sm = WaveError(3, None, {"HWW_WARP_ESR": 0x20}, "", 0x1040, None, "k", "PTX line 9: st", 0x40)
+    other = WaveError(None, pc=0x2000, kernel="j", offset=0)
+    out = nd.merge_wave_errors([chan, sm, other])
+    assert out == [sm, other] and sm.address == 0x55
+
+
+def test_log_cursor_shows_new_lines_once():
+    """LogCursor over a MockKernel log: lines since the cursor, for this GPU only, each once."""
+    from hwdrv.mock.kernel import MockKernel
+    from hwdrv.nvidia import kmsg
+    k = MockKernel()
+    k.kmsg.printk("NVRM: Xid (PCI:0000:42:00): 31, before the device opened")
+    c = kmsg.LogCursor(k, "PCI:0000:42:00")
+    k.kmsg.printk("NVRM: Xid (PCI:0000:42:00): 13, ours\nNVRM: Xid (PCI:0000:43:00): 13, another GPU\nEXT4: x")
+    lines = c.take()
+    assert [ln.split("] ", 1)[1] for ln in lines] == ["NVRM: Xid (PCI:0000:42:00): 13, ours"]
+    assert c.take() == [] and not c.no_driver_lines
+    t = time.monotonic()
+    assert c.take(wait_for_xid=13) == [] and time.monotonic() - t >= kmsg.XID_LINE_WAIT_S * 0.9
+    k.kmsg.printk("NVRM: Xid (PCI:0000:42:00): 31, an older event's late line")
+    t = time.monotonic()
+    assert len(c.take(wait_for_xid=13)) == 1 and time.monotonic() - t >= kmsg.XID_LINE_WAIT_S * 0.9
+    k2 = MockKernel()
+    k2.kmsg.printk("EXT4-fs (vda): mounted")
+    c2 = kmsg.LogCursor(k2, "PCI:0000:42:00")
+    t = time.monotonic()
+    assert c2.no_driver_lines and c2.take(wait_for_xid=31) == [] and c2.no_driver_lines
+    assert time.monotonic() - t < kmsg.XID_LINE_WAIT_S / 2      # no waiting for lines that never come

@@ -17,10 +17,15 @@ from test_mock_nvidia_rm import Rig, ffi
 
 SUB_COMPUTE, SUB_COPY = hw.NVA06F_SUBCHANNEL_COMPUTE, hw.NVA06F_SUBCHANNEL_COPY_ENGINE
 Q = "NVCBC0_QMDV04_00_"
-VADD = """
+HEADER = """
 .version 8.0
 .target sm_90
 .address_size 64
+"""
+# On mock:nvidia a kernel's code is a PTX module that defines just that entry (docs/internals.md,
+# "Mock NVIDIA binary format"); the QMD program address is its first byte.
+KERNELS = {
+    "vadd": """
 .visible .entry vadd(.param .u64 a, .param .u64 b, .param .u64 c, .param .u32 n)
 {
   .reg .b32 %r<6>; .reg .b64 %rd<8>; .reg .f32 %f<4>; .reg .pred %p<2>;
@@ -35,17 +40,25 @@ VADD = """
 DONE:
   ret;
 }
+""",
+    "poke": """
 .visible .entry poke(.param .u64 p)
 {
   .reg .b64 %rd<2>; .reg .b32 %r<2>;
   ld.param.u64 %rd1, [p]; mov.u32 %r1, 7; st.global.u32 [%rd1], %r1; ret;
 }
+""",
+    "spin": """
 .visible .entry spin()
 {
 LOOP:
   bra LOOP;
 }
-"""
+""",
+}
+# Generic-address windows the test programs (4 GiB / 16 MiB aligned, above every heap address)
+SHARED_WINDOW, LOCAL_WINDOW = 0x7000_0000_0000, 0x7001_0000_0000
+LOCAL_WINDOW_SIZE, STACK_RESERVE = 16 << 20, 0x240
 
 
 # ---- the test's own encoder (from the generated Field facts) -----------------------------------------
@@ -124,18 +137,21 @@ def qmd(program: int, cb0: int, cb0_size: int, grid, block, sem_va: int = 0, pay
     return w.tobytes()
 
 
-def launch_words(rig: Rig, entry: str, grid, block, params: bytes, sem_va: int = 0, payload: int = 0) -> list[int]:
-    image = b"HWDRV-PTX\0" + VADD.encode() + b"\0"
-    img = rig.heap_alloc(len(image) + 4096, 256)
-    hostmem.write(img, image)
-    prog = img + image.index(f".visible .entry {entry}".encode())
+def launch_words(rig: Rig, entry: str, grid, block, params: bytes, sem_va: int = 0, payload: int = 0,
+                 text: bytes | None = None) -> list[int]:
+    text = (HEADER + KERNELS[entry]).encode() + b"\0" if text is None else text
+    prog = rig.heap_alloc(len(text) + 4096, 256)
+    hostmem.write(prog, text)
     cb0 = rig.heap_alloc(0x210 + len(params), 256)
-    hostmem.write(cb0, struct.pack("<6I", *block, *grid) + bytes(0x210 - 24) + params)
+    driver = struct.pack("<6IQQI", *block, *grid, SHARED_WINDOW, LOCAL_WINDOW, LOCAL_WINDOW_SIZE - STACK_RESERVE)
+    hostmem.write(cb0, driver + bytes(0x210 - len(driver)) + params)
     q = rig.heap_alloc(384, 256)
     hostmem.write(q, qmd(prog, cb0, 0x210 + len(params), grid, block, sem_va, payload))
     launch = hw.NVCBC0_SEND_SIGNALING_PCAS2_B_PCAS_ACTION.encode(
         hw.NVCBC0_SEND_SIGNALING_PCAS2_B_PCAS_ACTION_INVALIDATE_PREFETCH_COPY_SCHEDULE)
-    return m(SUB_COMPUTE, hw.NVCBC0_SEND_PCAS_A, q >> 8) + m(SUB_COMPUTE, hw.NVCBC0_SEND_SIGNALING_PCAS2_B, launch)
+    return (m(SUB_COMPUTE, hw.NVCBC0_SET_SHADER_SHARED_MEMORY_WINDOW_A, SHARED_WINDOW >> 32, SHARED_WINDOW & 0xFFFFFFFF)
+            + m(SUB_COMPUTE, hw.NVCBC0_SET_SHADER_LOCAL_MEMORY_WINDOW_A, LOCAL_WINDOW >> 32, LOCAL_WINDOW & 0xFFFFFFFF)
+            + m(SUB_COMPUTE, hw.NVCBC0_SEND_PCAS_A, q >> 8) + m(SUB_COMPUTE, hw.NVCBC0_SEND_SIGNALING_PCAS2_B, launch))
 
 
 @pytest.fixture(params=["threaded", "sync"])
@@ -243,6 +259,17 @@ def test_endless_kernel_is_stopped_and_reported(rig):
                   {"hTargetChannel": rig.compute["h"], "smID": 0})
     assert rig.control(dbg, nv.NV83DE_CTRL_CMD_DEBUG_READ_SINGLE_SM_ERROR_STATE, one) == 0
     assert one.smErrorState.hwwGlobalEsr == 1 << 31          # the mock's watchdog bit (faults.py)
+
+
+@pytest.mark.parametrize("text", [
+    (HEADER + KERNELS["poke"] + KERNELS["spin"]).encode() + b"\0",     # two entries: which one?
+    b"\x90\xff\xfe SASS, not PTX\0",                                # not text
+])
+def test_program_address_without_one_kernel_text_is_a_launch_error(rig, text):
+    words = launch_words(rig, "poke", (1, 1, 1), (32, 1, 1), struct.pack("<Q", rig.heap_alloc(16, 16)),
+                         text=text)
+    submit(rig, rig.compute, words)
+    assert notifier_xid(rig) == 69            # GR class error: the launch is refused
 
 
 def test_fresh_channel_works_after_an_error(rig):

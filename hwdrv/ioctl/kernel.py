@@ -88,3 +88,9 @@ class Kernel(ABC):
     @abstractmethod
     def mmio_write64(self, addr: int, value: int) -> None:
         """Store fence, then one 64-bit store to `addr`."""
+
+    @abstractmethod
+    def read_kmsg(self) -> list[str]:
+        """Every record now in the kernel log (``/dev/kmsg`` format: ``prio,seq,usec,flags;text``),
+        read without blocking. Raises SyscallError (with the errno) where the log is unreadable,
+        e.g. EPERM under ``kernel.dmesg_restrict`` for an unprivileged user."""

@@ -103,3 +103,28 @@ class LinuxKernel(Kernel):
 
     def mmio_write64(self, addr: int, value: int) -> None:
         hostmem.mmio_write64(addr, value)
+
+    def read_kmsg(self) -> list[str]:
+        path = "/dev/kmsg"
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            raise syscall_error(f"open({path!r})", e.errno or E.EIO, path) from e
+        out: list[str] = []
+        try:
+            while True:
+                try:
+                    rec = os.read(fd, 8192)        # one record per read (printk's limit is < 8 KiB)
+                except BlockingIOError:
+                    break                          # EAGAIN: no more records
+                except BrokenPipeError:
+                    continue                       # EPIPE: older records were overwritten; go on
+                except OSError as e:
+                    raise syscall_error(f"read({path!r})", e.errno or E.EIO, path) from e
+                if not rec:
+                    break
+                out.append(rec.decode(errors="replace"))
+        finally:
+            os.close(fd)
+        return out
+

@@ -11,12 +11,16 @@
 * sysfs/debugfs: an in-memory file tree (`add_file`), served by read_file/listdir/exists.
 * mmio_write32/64 really store the value, then call the handler of a registered MMIO range
   (doorbells), which typically kicks an Engine.
+* The kernel log (`kmsg`, a `KernelLog`): mock drivers print to it, `read_kmsg` serves it in
+  /dev/kmsg record format; set `kmsg.errno` to make it unreadable the way a real one can be.
 """
 from __future__ import annotations
 
+import collections
 import errno as E
 import posixpath
 import threading
+import time
 from bisect import bisect_right
 from typing import Any, Callable
 
@@ -90,6 +94,31 @@ class MockDriver:
         hostmem.write(arg, data)
 
 
+class KernelLog:
+    """The mock's printk ring: records numbered from 0 like /dev/kmsg's, timestamped in µs of the
+    monotonic clock, the oldest dropped past ``capacity`` (as the real ring overwrites)."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._records: collections.deque[str] = collections.deque(maxlen=capacity)
+        self._seq = 0
+        self._lock = threading.Lock()
+        #: an errno to fail reads with (a real log can be unreadable: EPERM under dmesg_restrict)
+        self.errno: int | None = None
+
+    def printk(self, text: str, level: int = 3) -> None:
+        """Append one record per line of ``text`` at syslog ``level`` (3 = KERN_ERR, as NVRM's
+        Xid lines)."""
+        with self._lock:
+            for line in text.splitlines() or [""]:
+                usec = time.monotonic_ns() // 1000
+                self._records.append(f"{level},{self._seq},{usec},-;{line}\n")
+                self._seq += 1
+
+    def records(self) -> list[str]:
+        with self._lock:
+            return list(self._records)
+
+
 class _OpenFile:
     __slots__ = ("fd", "path", "flags", "driver", "state")
 
@@ -116,6 +145,7 @@ class MockKernel(Kernel):
         self._dirs: set[str] = {"/"}
         self._mmio_starts: list[int] = []
         self._mmio: dict[int, tuple[int, Callable[[int, int, int], None]]] = {}
+        self.kmsg = KernelLog()
 
     # --- drivers and fds --------------------------------------------------------------------------------
     def register_driver(self, path_or_prefix: str, driver: MockDriver) -> None:
@@ -300,3 +330,11 @@ class MockKernel(Kernel):
     def exists(self, path: str) -> bool:
         path = posixpath.normpath(path)
         return path in self._files or path in self._dirs or self._route(path) is not None
+
+    # --- kernel log -------------------------------------------------------------------------------------
+    def read_kmsg(self) -> list[str]:
+        if self.kmsg.errno is not None:
+            raise syscall_error("open('/dev/kmsg')", self.kmsg.errno, "/dev/kmsg",
+                                "mock kernel: the kernel log is set unreadable")
+        return self.kmsg.records()
+

@@ -1,8 +1,8 @@
 """PTX compilers for the NVIDIA backend.
 
 * :class:`PtxasCompiler` runs NVIDIA's ``ptxas`` to turn PTX into an sm_90 cubin (the real GPU).
-* :class:`MockPtxCompiler` returns a PTX image (:func:`~hwdrv.nvidia.ptximage.make_ptx_image`)
-  for ``mock:nvidia``, whose GPU executes PTX.
+* :class:`MockPtxCompiler` returns a cubin-shaped ELF whose code is the PTX text
+  (:mod:`hwdrv.nvidia.mockcubin`) for ``mock:nvidia``, whose GPU executes PTX.
 
 Both take ``str`` or ``bytes`` PTX and return the binary that ``Device.program`` loads.
 """
@@ -20,7 +20,8 @@ from collections import OrderedDict
 from pathlib import Path
 
 from ..errors import ProgramError
-from .ptximage import make_ptx_image, scan_entries
+from . import mockcubin
+from .ptxscan import decode_utf8, scan_entries
 
 PTXAS_ENV = "HWDRV_PTXAS"
 CUDA_HOME_ENV = "CUDA_HOME"
@@ -168,14 +169,21 @@ class PtxasCompiler:
 
 class MockPtxCompiler:
     """The compiler of ``mock:nvidia``: checks that the PTX is a module (``.version``,
-    ``.target``, at least one ``.entry``) and returns it as a PTX image. Full checking is the
-    mock GPU's PTX parser's job when the program is loaded."""
+    ``.target``, at least one ``.entry``) and returns the mock cubin of it
+    (:func:`hwdrv.nvidia.mockcubin.build`): the same sections and ``.nv.info`` records a ptxas
+    cubin has, with the PTX text as code. Full checking of the PTX is the mock GPU's parser's job
+    when it runs a kernel."""
 
     arch = "sm_90"
 
     def compile(self, ptx: str | bytes) -> bytes:
-        """The PTX image of ``ptx``; ProgramError if it lacks .version, .target or an .entry."""
+        """The mock cubin of ``ptx``; ProgramError if it lacks .version, .target or an .entry."""
         src = _source_bytes(ptx)
+        nul = src.find(b"\0")
+        if nul >= 0:
+            raise ProgramError(f"PTX text contains a NUL byte (at {nul}); the mock GPU reads "
+                               f"kernel text up to the first NUL")
+        decode_utf8(src)
         directives, entries = scan_entries(src)
         missing = [f".{d}" for d in ("version", "target") if not directives.get(d)]
         if not entries:
@@ -183,7 +191,7 @@ class MockPtxCompiler:
         if missing:
             raise ProgramError(f"PTX module has no {', no '.join(missing)} directive; a module "
                                f"needs .version, .target and at least one .entry")
-        return make_ptx_image(src)
+        return mockcubin.build(src)
 
     def __repr__(self) -> str:
-        return "<MockPtxCompiler (PTX images for mock:nvidia)>"
+        return "<MockPtxCompiler (PTX-coded cubins for mock:nvidia)>"

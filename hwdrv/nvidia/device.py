@@ -30,6 +30,7 @@ from . import gpfifo as pb
 from .gpfifo import GPFIFO_ENTRIES, PUSHBUFFER_SIZE, Channel
 from .compiler import MockPtxCompiler, PtxasCompiler
 from .gen import hopper as hw
+from .kmsg import LogCursor, pci_tag
 from .memory import Allocation, NVMemory
 from .program import LOCAL_WINDOW_SIZE, NVProgram
 from .queue import NVComputeQueue, NVCopyQueue
@@ -154,6 +155,8 @@ class NVDevice(Device):
         card = cards[index]
         self.gpu_id, self.minor = card.gpu_id, card.minor_number
         self.pci_id = (card.pci_info.vendor_id, card.pci_info.device_id)
+        # where the kernel log stands now: hang reports show NVRM's lines about this GPU after it
+        self.kmsg = LogCursor(k, pci_tag(card.pci_info.domain, card.pci_info.bus, card.pci_info.slot))
         self._pool = _reserve_pool(k)
         dev_path = f"/dev/nvidia{self.minor}"
         dev_fd = self._open(dev_path)

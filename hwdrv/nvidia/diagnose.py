@@ -12,10 +12,15 @@ refuses becomes a note in the report, never an exception.
    block, arguments read back from constant bank 0, the QMD decoded.
 4. The GT200_DEBUGGER object: READ_ALL_SM_ERROR_STATES (100 SMs a call, so twice on an H100)
    and READ_MMU_FAULT_INFO; NV906F GET_MMU_FAULT_INFO on each channel.
-5. Registers: USERD, the usermode timer, and GR registers through the two EXEC_REG_OPS controls
-   when the generated facts name any (each op's status recorded).
+5. Registers: USERD, the usermode timer, and the GH100 registers of :mod:`.regdump` through the
+   two EXEC_REG_OPS controls (decoded by field; refused ones listed with their status).
+6. The kernel log (:mod:`.kmsg`): NVRM's lines about this GPU since the device opened or the
+   previous report (the Xid line and its fault details), or why the log cannot be read.
 
-An SM's PC is mapped back to the kernel whose code holds it (loaded programs' address ranges).
+An SM's PC is mapped back to the kernel whose code holds it (loaded programs' address ranges), to
+its PTX line (the mock's code is PTX text) or its SASS instruction (``nvdisasm``, where
+installed). Records of the same fault from different sources are merged, and the report leads
+with one sentence (:func:`.explain.headline`).
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ from ..errors import HwdrvError
 from ..hang import Command, ErrorCode, Fault, HangReport, Launch, QueueState, Register, WaveError
 from ..ioctl import hostmem
 from ..ioctl.bindings import Field
-from . import pbdecode
+from . import explain, pbdecode, regdump
 from .gen import hopper as hw
 from .gen import nv580 as nv
 from .qmd import QMD_SIZE, QMD_WORDS
@@ -365,18 +370,7 @@ def locate_pc(programs: Sequence["NVProgram"], pc: int) -> tuple[str, int | None
 
 
 def _source_line(p: "NVProgram", pc: int) -> str:
-    """For a PTX image (the mock's ISA): the PTX line at byte ``pc`` of the image."""
-    if not p.is_ptx:
-        return ""
-    from .ptximage import PTX_IMAGE_MAGIC
-    off = pc - p._code.va - len(PTX_IMAGE_MAGIC)
-    text = p.image.text.encode()
-    if not 0 <= off < len(text):
-        return ""
-    start = text.rfind(b"\n", 0, off) + 1
-    end = text.find(b"\n", off)
-    line_no = text.count(b"\n", 0, off) + 1
-    return f"PTX line {line_no}: {text[start:end if end >= 0 else len(text)].decode().strip()}"
+    return p.source_line(pc)
 
 
 def _format_arg(raw: bytes) -> str:
@@ -467,11 +461,6 @@ def _sm_errors(dev: "NVDevice", dbg: int, report: HangReport, programs: list) ->
             sm = start + i
             pc = int(s.hwwWarpEsrPc64) or int(s.hwwWarpEsrPc)
             kernel, off, line = locate_pc(programs, pc) if pc else ("", None, "")
-            if pc and not kernel and report.launches:
-                # not a code address (the mock reports a PTX instruction index): the SM was
-                # running the first in-flight launch
-                kernel = report.launches[0].kernel
-                line = f"pc {pc:#x} is not a code address: instruction {pc} of {kernel}"
             wid = _fact("NV_PGRAPH_PRI_GPC0_TPC0_SM0_HWW_WARP_ESR_WARP_ID")
             report.wave_errors.append(WaveError(
                 sm, wid.decode(int(s.hwwWarpEsr)) if isinstance(wid, Field) else None,
@@ -510,6 +499,63 @@ def merge_faults(faults: Sequence[Fault]) -> list[Fault]:
     return list(out.values())
 
 
+def merge_wave_errors(errors: Sequence[WaveError]) -> list[WaveError]:
+    """Drop the records that only repeat a fault another record describes better: a record with
+    no SM (the shader PC from a channel's fault record) of a kernel for which an SM reported its
+    error state says the same fault with less; its address fills in where the SM record has none."""
+    located = {w.kernel: w for w in errors if w.unit is not None and w.kernel}
+    out = []
+    for w in errors:
+        better = located.get(w.kernel) if w.unit is None else None
+        if better is not None:
+            if better.address is None:
+                better.address = w.address
+            continue
+        out.append(w)
+    return out
+
+
+def _sass_lines(dev: "NVDevice", report: HangReport, programs: list) -> None:
+    """On the GPU (cubin programs): each wave error's SASS instruction, disassembled by nvdisasm
+    from the kernel's code as the CPU can read it back."""
+    todo = [w for w in report.wave_errors if w.kernel and w.offset is not None and not w.source_line
+            and w.unit is not None]
+    progs = {p.name: p for p in programs if not p.is_ptx}
+    todo = [w for w in todo if w.kernel in progs]
+    if not todo:
+        return
+    if explain.nvdisasm_path() is None:
+        report.notes.append("nvdisasm is not installed: SASS offsets are not disassembled "
+                            "(pip install nvidia-cuda-nvdisasm)")
+        return
+    for w in todo:
+        p = progs[w.kernel]
+        code = cpu_read(dev, p.program_va, p.program_size)
+        if code is None:
+            report.notes.append(f"the code of {p.name} is not CPU-readable: not disassembled")
+            continue
+        ins = explain.disassemble(code).get(w.offset)
+        if ins:
+            w.source_line = f"SASS {w.kernel}+{w.offset:#x}: {ins}"
+
+
+def _kernel_log(dev: "NVDevice", report: HangReport, xid: int | None) -> None:
+    """The kernel log's new lines about this GPU; after an error, RM's line for ``xid`` is
+    waited for (briefly: it is printed apart from the notifier write)."""
+    cursor = getattr(dev, "kmsg", None)
+    if cursor is None:
+        report.kernel_log_error = "the device keeps no kernel-log position (it was not opened by hwdrv)"
+        return
+    lines = cursor.take(wait_for_xid=xid)
+    if lines is None:
+        report.kernel_log_error = cursor.error
+        return
+    report.kernel_log = lines
+    if cursor.no_driver_lines:
+        report.notes.append("the kernel log holds no NVRM line at all: the NVIDIA driver's messages do not "
+                            "reach this log (a sandboxed kernel?), so the Xid lines cannot be shown")
+
+
 def _channel_mmu_faults(dev: "NVDevice", report: HangReport, programs: list, engine: str) -> None:
     for kind, h in (("compute", dev.h_compute_ch), ("copy", dev.h_copy_ch)):
         p = dev.nv.ffi.new("NV906F_CTRL_GET_MMU_FAULT_INFO_PARAMS *")
@@ -530,87 +576,20 @@ def _channel_mmu_faults(dev: "NVDevice", report: HangReport, programs: list, eng
         report.registers.append(Register(f"{kind}.MMU_FAULT_INFO.addr", addr, fields,
                                          "NV906F_CTRL_CMD_GET_MMU_FAULT_INFO"))
         if addr:
-            report.faults.append(Fault(addr, "", text or FAULT_TYPES.get(int(p.faultType), ""), engine,
+            # the fault type by its dev_fault.h name (faultString is free text RM may truncate)
+            ftype = FAULT_TYPES.get(int(p.faultType))
+            report.faults.append(Fault(addr, "", f"FAULT_{ftype}" if ftype else text, engine,
                                        f"NV906F_CTRL_CMD_GET_MMU_FAULT_INFO on the {kind} channel"))
-        if not report.wave_errors:
-            # RM records the PC of a shader that raised an exception here even when the SM error
-            # states cannot be read (READ_ALL_SM_ERROR_STATES is refused on H100 / 580.159.04)
-            for va in shader.values():
-                k, off, _ = locate_pc(programs, va)
-                report.wave_errors.append(WaveError(
-                    None, pc=va, kernel=k or "", offset=off if k else None,
-                    error=f"shader exception ({text or 'no fault string'}); SM and warp not reported",
-                    address=addr or None))
-
-
-#: GR registers a report reads through EXEC_REG_OPS, by their hardware-header names; only those
-#: the generated facts define are requested (dev_graphics is not in the pinned headers yet)
-REGOPS_WANTED = ("NV_PGRAPH_PRI_GPC0_TPC0_SM0_HWW_WARP_ESR", "NV_PGRAPH_PRI_GPC0_TPC0_SM0_HWW_GLOBAL_ESR",
-                 "NV_PGRAPH_PRI_GPC0_TPC0_SM0_HWW_WARP_ESR_PC", "NV_PGRAPH_STATUS", "NV_PGRAPH_PRI_FE_GO_IDLE_TIMEOUT")
-
-
-def regop_status_names() -> dict[int, str]:
-    return _names(nv, "NV2080_CTRL_GPU_REG_OP_STATUS_")
-
-
-def exec_reg_ops(dev: "NVDevice", ops: Sequence[tuple[str, int, int]], via: str,
-                 report: HangReport | None = None) -> list[tuple[str, int, int | None]]:
-    """Read 32-bit registers ``ops`` = [(name, offset, NV2080_CTRL_GPU_REG_OP_TYPE_*)] through
-    ``via`` = "debugger" (NV83DE_CTRL_CMD_DEBUG_EXEC_REG_OPS, in the compute context) or
-    "subdevice" (NV2080_CTRL_CMD_GPU_EXEC_REG_OPS, targeting the compute channel). Returns
-    (name, per-op regStatus, value or None). Raises HwdrvError if the control itself fails."""
-    ffi = dev.nv.ffi
-    if via == "debugger":
-        p = ffi.new("NV83DE_CTRL_DEBUG_EXEC_REG_OPS_PARAMS *")
-        arr = p.regOps
-        p.bNonTransactional = 1
-        p.regOpCount = len(ops)
-    else:
-        arr = ffi.new(f"NV2080_CTRL_GPU_REG_OP[{len(ops)}]")
-        p = ffi.new("NV2080_CTRL_GPU_EXEC_REG_OPS_PARAMS *")
-        p.hClientTarget, p.hChannelTarget = dev.rm.client, dev.h_compute_ch
-        p.bNonTransactional = 1
-        p.regOpCount, p.regOps = len(ops), arr
-    for i, (_, off, typ) in enumerate(ops):
-        arr[i].regOp = nv.NV2080_CTRL_GPU_REG_OP_READ_32
-        arr[i].regType = typ
-        arr[i].regOffset = off
-        arr[i].regAndNMaskLo = 0xFFFFFFFF
-    if via == "debugger":
-        dev.rm.control(dev.debugger(), nv.NV83DE_CTRL_CMD_DEBUG_EXEC_REG_OPS, p, "NV83DE_CTRL_CMD_DEBUG_EXEC_REG_OPS")
-    else:
-        dev.rm.control(dev.h_subdevice, nv.NV2080_CTRL_CMD_GPU_EXEC_REG_OPS, p, "NV2080_CTRL_CMD_GPU_EXEC_REG_OPS")
-    out = []
-    for i, (name, _, _) in enumerate(ops):
-        st = int(arr[i].regStatus)
-        out.append((name, st, int(arr[i].regValueLo) if st == nv.NV2080_CTRL_GPU_REG_OP_STATUS_SUCCESS else None))
-    return out
-
-
-def _reg_ops(dev: "NVDevice", report: HangReport) -> None:
-    ops = []
-    for name in REGOPS_WANTED:
-        off = _fact(name)
-        if isinstance(off, int):
-            ops.append((name, off, nv.NV2080_CTRL_GPU_REG_OP_TYPE_GR_CTX))
-    if not ops:
-        report.notes.append("register operations: hwdrv/nvidia/gen has no GR register offsets "
-                            "(dev_graphics is not among the pinned headers), so no EXEC_REG_OPS "
-                            "read was made; tests/hardware/diag_probe.py records what the driver allows")
-        return
-    names = regop_status_names()
-    for via in ("debugger", "subdevice"):
-        try:
-            res = exec_reg_ops(dev, ops, via, report)
-        except HwdrvError as e:
-            report.notes.append(f"EXEC_REG_OPS via {via} refused: {e}")
-            continue
-        for name, st, val in res:
-            if val is None:
-                report.notes.append(f"EXEC_REG_OPS via {via}: {name} refused ({names.get(st, st)})")
-            else:
-                report.registers.append(Register(name, val, {}, f"EXEC_REG_OPS via {via}"))
-        return
+        # RM names the shader program that faulted here even when the SM error states cannot be
+        # read (the program's address, not the instruction's); merge_wave_errors drops the record
+        # where an SM's record says more
+        for va in shader.values():
+            k, off, _ = locate_pc(programs, va)
+            report.wave_errors.append(WaveError(
+                None, pc=va, kernel=k or "", offset=off if k else None,
+                error=(f"shader exception ({text})" if text else "shader exception")
+                + "; the channel's fault record names the program, not the instruction",
+                address=addr or None))
 
 
 def _usermode_timer(dev: "NVDevice", report: HangReport) -> None:
@@ -646,11 +625,13 @@ def fill_report(dev: "NVDevice", report: HangReport) -> None:
     if dbg:
         step("SM error states", lambda: _sm_errors(dev, dbg, report, programs))
         step("debugger MMU fault info", lambda: _debugger_mmu_faults(dev, dbg, report))
-    step("register operations", lambda: _reg_ops(dev, report))
+    step("register operations", lambda: regdump.read_registers(dev, report))
     for f in report.faults:
         if not f.engine and engine:
             f.engine = engine
     report.faults = merge_faults(report.faults)
+    report.wave_errors = merge_wave_errors(report.wave_errors)
+    step("disassembling the faulting SASS", lambda: _sass_lines(dev, report, programs))
     if st is not None and report.cause in ("error", "timeout", "requested"):
         specific = cause_for(st.info32, report.faults, report.wave_errors)
         if report.cause == "error":
@@ -662,3 +643,5 @@ def fill_report(dev: "NVDevice", report: HangReport) -> None:
                             f"(or waiting); dev.recover() abandons it")
     for r in getattr(dev, "recoveries", [])[-3:]:
         report.notes.append(f"earlier recovery: {r}")
+    step("reading the kernel log", lambda: _kernel_log(dev, report, st.info32 if st is not None else None))
+    report.headline = explain.headline(report)

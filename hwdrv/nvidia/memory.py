@@ -7,7 +7,7 @@ its CPU side PROT_NONE, so a stray CPU access faults instead of touching somethi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from ..ioctl.kernel import O_CLOEXEC, O_RDWR, Kernel
 from ..memory.vapool import VAPool
@@ -77,39 +77,26 @@ class NVMemory:
         p.alignment = page
         p.limit = size - 1
         handle = self.rm.alloc(self.device, nv.NV01_MEMORY_LOCAL_USER, p)
-        va = 0
-        try:
+
+        def place() -> int:
             if cpu_map:
-                va = self._cpu_map(handle, size, page, self._open_registered_dev_fd())
-            else:
-                va = self.pool.reserve_gpu_only(size, page)
-            self.uvm.map_external(self.uuid, self.rm.fd, self.rm.client, handle, va, size)
-        except BaseException:
-            if va:
-                self.pool.release(va)
-            self.rm.free(handle)
-            raise
-        a = Allocation(handle, va, size, "vidmem", cpu_map)
-        self.live[va] = a
-        return a
+                return self._cpu_map(handle, size, page, self._open_registered_dev_fd())
+            return self.pool.reserve_gpu_only(size, page)
+        return self._map(handle, size, place, "vidmem", cpu_map)
 
     def sysmem(self, size: int) -> Allocation:
         """Pinned host memory at a pool VA, mapped to the GPU at the same VA."""
         page = PAGE_2M if size >= HUGE_PAGE_THRESHOLD else PAGE_4K
         size = -(-size // PAGE_4K) * PAGE_4K
         va = self.pool.place_anonymous(size, page)
-        handle = 0
         try:
+            # RM describes the pages that are already at `va` (an OS-descriptor object)
             handle = self.rm.alloc_os_memory(self.dev_fd, self.device, va, size)
-            self.uvm.map_external(self.uuid, self.rm.fd, self.rm.client, handle, va, size)
         except BaseException:
-            if handle:
-                self.rm.free(handle)
             self.pool.release(va)
             raise
-        a = Allocation(handle, va, size, "sysmem", True)
-        self.live[va] = a
-        return a
+        # the RM object describes the pool's pages: on failure it goes before they do
+        return self._map(handle, size, lambda: va, "sysmem", True, free_first=True)
 
     def rm_sysmem(self, size: int, map_gpu: bool = True) -> Allocation:
         """System memory owned by RM (NV01_MEMORY_SYSTEM), CPU-mapped: what RM wants for objects
@@ -127,18 +114,33 @@ class NVMemory:
         p.size = size
         p.limit = size - 1
         handle = self.rm.alloc(self.device, nv.NV01_MEMORY_SYSTEM, p)
+
+        def place() -> int:
+            # system memory is mapped through a fresh control fd (one mmap context per fd)
+            return self._cpu_map(handle, size, PAGE_4K, self.kernel.open("/dev/nvidiactl", O_RDWR | O_CLOEXEC))
+        return self._map(handle, size, place, "rm-sysmem" if map_gpu else "rm-sysmem-cpu", True,
+                         map_gpu=map_gpu)
+
+    def _map(self, handle: int, size: int, place: Callable[[], int], kind: str, cpu_mapped: bool,
+             map_gpu: bool = True, free_first: bool = False) -> Allocation:
+        """Give RM object ``handle`` its pool address (``place()``: a CPU mapping, a GPU-only
+        reservation, or pages already placed), map it to the GPU there through UVM, and record
+        it. On any failure undo what was done -- the address back to the pool and the RM object
+        freed (in that order, or the other with ``free_first``) -- and re-raise."""
         va = 0
         try:
-            # system memory is mapped through a fresh control fd (one mmap context per fd)
-            va = self._cpu_map(handle, size, PAGE_4K, self.kernel.open("/dev/nvidiactl", O_RDWR | O_CLOEXEC))
+            va = place()
             if map_gpu:
                 self.uvm.map_external(self.uuid, self.rm.fd, self.rm.client, handle, va, size)
         except BaseException:
+            if free_first:
+                self.rm.free(handle)
             if va:
                 self.pool.release(va)
-            self.rm.free(handle)
+            if not free_first:
+                self.rm.free(handle)
             raise
-        a = Allocation(handle, va, size, "rm-sysmem" if map_gpu else "rm-sysmem-cpu", True)
+        a = Allocation(handle, va, size, kind, cpu_mapped)
         self.live[va] = a
         return a
 

@@ -1,5 +1,6 @@
-"""NVIDIA programs: a cubin (or, on the mock, a PTX image) uploaded to the GPU, with the
-QMD template and constant-bank-0 template of each launch shape precomputed."""
+"""NVIDIA programs: a cubin uploaded to the GPU, with the QMD template and constant-bank-0
+template of each launch shape precomputed. The mock's binaries are cubins too (PTX text as code),
+so the GPU and the mock load the same way."""
 from __future__ import annotations
 
 import struct
@@ -9,7 +10,6 @@ import numpy as np
 
 from ..program import Param, Program
 from .cubin import CubinImage
-from .ptximage import PtxImage, load_image
 from .qmd import CBUF_ALIGN, QMD_WORDS, RESERVED_SHARED, build_template, set_const_bank
 
 if TYPE_CHECKING:
@@ -24,47 +24,36 @@ CB0_STACK_POINTER = 0x28    # u32: initial stack pointer inside the local window
 #: the stack starts this far below the top of the 16 MiB local window (space the ABI reserves)
 STACK_RESERVE = 0x240
 LOCAL_WINDOW_SIZE = 16 << 20
-#: instruction prefetch reads past the end of the code: leave zeros behind it
-CODE_SLACK = 4096
 
 
 class NVProgram(Program):
-    """A kernel loaded on an NVIDIA device."""
+    """A kernel loaded on an NVIDIA device: a cubin from ptxas on the GPU, or the mock's cubin of
+    PTX text (:mod:`hwdrv.nvidia.mockcubin`) on ``mock:nvidia`` -- both through this one path."""
 
     def __init__(self, device: "NVDevice", binary: bytes, name: str):
-        image = load_image(binary)
+        image = CubinImage(binary)
         info = image.kernel(name)
         self.image, self.info = image, info
-        self.is_ptx = isinstance(image, PtxImage)
         max_threads = info.max_threads or device.limits.max_threads_per_block
         super().__init__(device, name, [Param(p.offset, p.size, p.name) for p in info.params],
                          info.param_size, max_threads=max_threads,
-                         shared_static=info.shared_static if not self.is_ptx else 0,
-                         max_shared=device.limits.max_shared_per_block)
+                         shared_static=info.shared_static, max_shared=device.limits.max_shared_per_block)
         self.local_per_thread = info.local_per_thread
         self.regs = info.regs
         # Code (and .nv.global) goes to video memory the CPU writes directly: loading a program
         # never queues behind work the user has put on the copy engine.
         self._globals = None
-        if isinstance(image, CubinImage):
-            size = image.image_size + CODE_SLACK
-            self._code = device._alloc_command_chunk(size)
-            gva = None
-            if image.global_size:
-                self._globals = device._alloc_command_chunk(image.global_size)
-                self._globals.view()[:] = 0
-                gva = self._globals.va
-            device.upload(self._code, image.link(self._code.va, gva))
-            self.program_va = image.text_address(name, self._code.va)
-            self.const_banks = {n: (image.constant_bank_address(name, n, self._code.va), len(b.data))
-                                for n, b in image.kernel_banks(name).items()}
-            cb0 = image.constant_bank(name, 0).data
-        else:
-            self._code = device._alloc_command_chunk(len(binary) + CODE_SLACK)
-            device.upload(self._code, binary)
-            self.program_va = self._code.va + info.text_offset
-            self.const_banks = {}
-            cb0 = b""
+        self._code = device._alloc_command_chunk(image.image_size)  # prefetch slack included
+        gva = None
+        if image.global_size:
+            self._globals = device._alloc_command_chunk(image.global_size)
+            self._globals.view()[:] = 0
+            gva = self._globals.va
+        device.upload(self._code, image.link(self._code.va, gva))
+        self.program_va = image.text_address(name, self._code.va)
+        self.const_banks = {n: (image.constant_bank_address(name, n, self._code.va), len(b.data))
+                            for n, b in image.kernel_banks(name).items()}
+        cb0 = image.constant_bank(name, 0).data
         self.program_size = info.text_size
         # constant bank 0 template: the compiler's contents, then the fixed driver words
         self.cb0_size = -(-max(info.param_base + info.param_size, len(cb0), 0x210) // CBUF_ALIGN) * CBUF_ALIGN
@@ -89,7 +78,8 @@ class NVProgram(Program):
             smem = (self.shared_static if self.shared_static else RESERVED_SHARED) + shared
             q = build_template(block=block, regs=self.regs, shared_bytes=smem,
                                local_bytes=self.slm_per_thread, program_va=self.program_va,
-                               program_size=self.program_size, const_banks=self.const_banks)
+                               program_size=self.program_size, barriers=self.info.barriers,
+                               const_banks=self.const_banks)
             set_const_bank(q, 0, 0, self.cb0_size)      # size and valid bits; address per launch
             cb = self.cb0_template.copy()
             struct.pack_into("<III", cb, CB0_BLOCK_DIM, *block)
@@ -97,6 +87,20 @@ class NVProgram(Program):
             t.flags.writeable = False
             self._templates[key] = t
         return t
+
+    def source_line(self, pc: int) -> str:
+        """The PTX line at GPU address ``pc`` when this kernel's code is PTX text (the mock's
+        binaries: its SM error PCs point at the faulting line); "" otherwise."""
+        text = self.image.section(f".text.{self.name}")
+        off = pc - self.program_va
+        if text is None or not 0 <= off < len(text.data) or not text.data.endswith(b"\0"):
+            return ""
+        try:
+            src = text.data[:-1].decode("utf-8")
+        except UnicodeDecodeError:
+            return ""          # SASS, not PTX
+        line_no = src.count("\n", 0, off) + 1
+        return f"PTX line {line_no}: {src.splitlines()[line_no - 1].strip()}"
 
     def free(self) -> None:
         """Release the code memory (the program must not be launched afterwards)."""

@@ -57,7 +57,7 @@ def build_template(*, block: tuple[int, int, int], regs: int, shared_bytes: int,
     _f("CTA_THREAD_DIMENSION0").set(q, block[0])
     _f("CTA_THREAD_DIMENSION1").set(q, block[1])
     _f("CTA_THREAD_DIMENSION2").set(q, block[2])
-    _f("REGISTER_COUNT").set(q, max(regs, 1))
+    _f("REGISTER_COUNT").set(q, regs)
     _f("BARRIER_COUNT").set(q, max(barriers, 1))
     _f("SHARED_MEMORY_SIZE").set(q, -(-shared_bytes // 128) * 128)
     cfg = sm_config(shared_bytes)

@@ -14,6 +14,7 @@ import hwdrv
 from hwdrv import provoke as D
 from hwdrv.errors import HwdrvError
 from hwdrv.nvidia import diagnose as nd
+from hwdrv.nvidia import regdump
 from hwdrv.nvidia.gen import nv580 as nv
 
 
@@ -64,8 +65,8 @@ def mmu_channel(dev, h):
 
 
 def regops(dev, via, typ, offset):
-    names = nd.regop_status_names()
-    res = nd.exec_reg_ops(dev, [("reg", offset, typ)], via)
+    names = regdump.regop_status_names()
+    res = regdump.exec_reg_ops(dev, [("reg", offset, typ)], via)
     return [(n, names.get(st, st), hex(v) if v is not None else None) for n, st, v in res]
 
 

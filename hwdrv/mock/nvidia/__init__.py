@@ -28,6 +28,9 @@ def make_kernel(kernel_timeout: float | None = None) -> MockKernel:
     HWDRV_MOCK_NV_KERNEL_TIMEOUT or 10 s)."""
     k = MockKernel()
     gpu = MockGpu(kernel_timeout)
+    gpu.kmsg = k.kmsg        # the GPU's RC events go to this kernel's log (/dev/kmsg)
+    # as the real module does when it loads (the first NVRM line of a boot's log)
+    k.kmsg.printk(f"NVRM: loading hwdrv mock NVIDIA kernel module (not a real driver)  {F.DRIVER_VERSION}", level=5)
     rm = RmServer(k, gpu)
     drv = NvidiaDriver(rm)
     k.register_driver("/dev/nvidiactl", drv)

@@ -1,11 +1,26 @@
 """HOPPER_COMPUTE_A (0xCBC0) on the mock GPU: the compute class methods and QMD launches.
 
 A launch (SEND_PCAS_A with the QMD VA >> 8, then SEND_SIGNALING_PCAS2_B with a scheduling
-action) reads the QMD V04_00, checks it like the hardware would need it (version 4.0, nonzero
-register count, grid/block sizes), reads constant bank 0 (the sm_90 driver words at 0x0..0x14 must
-match the QMD's block and grid; kernel parameters start at 0x210), finds the PTX entry at the
-program address, and runs it in the PTX interpreter with the channel's page table. After the grid,
-the QMD's release semaphores are applied and enabled dependent QMDs are launched.
+action) reads the QMD V04_00, checks it like the hardware would need it (nonzero register count,
+grid/block sizes, shared memory), reads the constant banks the QMD binds (bank 0: the sm_90 driver
+words at 0x0..0x14 must match the QMD's block and grid; the shared/local window bases at
+0x18/0x20 and the stack pointer at 0x28 are what the kernel's code uses; parameters from 0x210),
+fetches the kernel's PTX text at the program address (image.py) and runs it in the PTX
+interpreter with the channel's page table and what the driver programmed:
+
+* generic addresses are routed by the SET_SHADER_SHARED/LOCAL_MEMORY_WINDOW methods; ``cvta``
+  adds the constant-bank-0 bases, so bases that disagree with the windows send accesses to
+  global memory (an MMU fault, or silently wrong data, as on the GPU);
+* the ``.local`` frame sits below the constant-bank-0 stack pointer, inside the top
+  SHADER_LOCAL_MEMORY_HIGH_SIZE bytes of the local window, and only as far as the SLM backing
+  (SET_SHADER_LOCAL_MEMORY_A/B, NON_THROTTLED_A/B) holds per thread; an access outside faults
+  (warp ESR OOR_ADDR);
+* shared memory per CTA is the QMD's SHARED_MEMORY_SIZE less the 1 KiB sm_90 reserves; an access
+  beyond faults;
+* module ``.global`` variables are where constant bank 4 says (the relocated addresses), ``.const``
+  ones are bank 3.
+
+After the grid, the QMD's release semaphores are applied and enabled dependent QMDs are launched.
 """
 from __future__ import annotations
 
@@ -20,6 +35,7 @@ from hwdrv.mock.gpumem import MemoryFault
 from . import faults as X
 from . import ptx
 from . import semaphore as S
+from . import facts as F
 from .facts import HW
 from .image import ImageError
 from .qmd import Qmd
@@ -28,6 +44,15 @@ if TYPE_CHECKING:
     from .fifo import Channel
 
 PARAM_OFFSET = 0x210          # sm_90: kernel parameters in constant bank 0
+CB0_SHARED_WINDOW = 0x18      # sm_90 code reads the generic shared base here (reference nvidia.md 3.8)
+CB0_LOCAL_WINDOW = 0x20       # ... the generic local base
+CB0_STACK_POINTER = 0x28      # ... and the initial stack pointer (a local window offset)
+SHARED_WINDOW_ALIGN = 1 << 32  # Hopper: the shared window is 4 GiB aligned and nonzero
+LOCAL_WINDOW_ALIGN = 16 << 20
+GLOBAL_ADDRESS_BANK = 4       # ptxas puts the addresses of __device__ variables in c[4]
+ADDRESS_SLOT = 8
+CONST_BANK = 3
+SLM_WARP_GRANULE = 0x200      # SLM is handed out per warp in 512-byte steps
 RESERVED_SHARED = 0x400       # 1 KiB of shared memory per CTA reserved by sm_80+
 MAX_DEPENDENT_CHAIN = 1 << 16
 #: shared memory one Hopper SM has (the largest carveout, 228 KiB)
@@ -49,8 +74,9 @@ _NO_LAUNCH_ACTIONS = {
 _DEP_SCHEDULE = {HW.NVCBC0_QMDV04_00_DEPENDENT_QMD_ACTION_QMD_SCHEDULE,
                  HW.NVCBC0_QMDV04_00_DEPENDENT_QMD_ACTION_QMD_INVALIDATE_COPY_SCHEDULE}
 
-# Methods that only set state the mock does not model (caches, SM config, timeouts, SLM sizing,
-# render enables): accepted, remembered in `state` for dumps.
+# Methods that set state: remembered in `state`; a launch reads the shared/local windows and the
+# SLM backing from there, the others (caches, SM config, timeouts, render enables) only show in
+# dumps.
 _STATE_METHODS = {
     HW.NVCBC0_NO_OPERATION, HW.NVCBC0_SET_NOTIFY_A, HW.NVCBC0_SET_NOTIFY_B, HW.NVCBC0_WAIT_FOR_IDLE,
     HW.NVCBC0_SET_SHADER_SHARED_MEMORY_WINDOW_A, HW.NVCBC0_SET_SHADER_SHARED_MEMORY_WINDOW_B,
@@ -200,14 +226,24 @@ class ComputeEngine:
                               f"fetching the program at {q.program_va:#x}") from None
         except (ImageError, ProgramError) as e:
             raise self._launch_error(where, q.va, str(e)) from None
-        dynamic = max(0, q.shared_size - RESERVED_SHARED)
+        if kernel.barriers > q.barriers:
+            raise self._sked_check(where, q.va, f"kernel {kernel.entry} uses {kernel.barriers} named barriers, the "
+                                                f"QMD's BARRIER_COUNT is {q.barriers} (mock-detected)")
+        config = self._address_config(q, cb0, where)
+        global_addresses = self._global_addresses(q, kernel, banks, where)
+        if kernel.module.const_layout and CONST_BANK not in banks:
+            raise self._launch_error(where, q.va, f"kernel {kernel.entry} reads .const variables from constant "
+                                                  f"bank {CONST_BANK}, which the QMD does not bind")
+        shared = max(0, q.shared_size - RESERVED_SHARED)
         t0 = time.perf_counter()
         try:
             result = ptx.launch(kernel.module, kernel.entry, grid=q.grid, block=q.block,
-                                params=cb0[PARAM_OFFSET:], memory=ch.pt, dynamic_shared=dynamic,
-                                const_banks=banks, deadline=time.monotonic() + ch.gpu.kernel_timeout,
-                                cancel=ch.cancel)
+                                params=cb0[PARAM_OFFSET:], memory=ch.pt, const_banks=banks,
+                                global_addresses=global_addresses, address_config=config, shared_bytes=shared,
+                                deadline=time.monotonic() + ch.gpu.kernel_timeout, cancel=ch.cancel)
         except MockFault as f:
+            # the SM reports a PC (a GPU address): the faulting PTX line in the kernel's text
+            f.pc = q.program_va + kernel.line_offset(int(getattr(f, "line", 0) or 0))
             raise X.kernel_fault(f, kernel.entry, q.program_va, ch.engine_type, q.grid) from None
         except ProgramError as e:
             raise self._launch_error(where, q.va, f"kernel {kernel.entry}: {e}") from None
@@ -215,6 +251,74 @@ class ComputeEngine:
         self.last_launch = {"qmd": q.va, "kernel": kernel.entry, "grid": q.grid, "block": q.block,
                             "seconds": time.perf_counter() - t0, "result": result}
         self._releases(q)
+
+    def _address(self, upper_mthd: int, upper, lower_mthd: int, lower) -> int:
+        """A 64-bit value the driver sent as an upper/lower method pair (fields from clcbc0.h)."""
+        return (upper.decode(self.state.get(upper_mthd, 0)) << 32) | lower.decode(self.state.get(lower_mthd, 0))
+
+    def _address_config(self, q: Qmd, cb0: bytes, where: str) -> "ptx.AddressConfig":
+        """Windows, cvta bases, stack pointer and per-thread local memory of this launch, from the
+        methods, constant bank 0 and the QMD. Windows the hardware cannot use fail the launch."""
+        shared_w = self._address(HW.NVCBC0_SET_SHADER_SHARED_MEMORY_WINDOW_A,
+                                 HW.NVCBC0_SET_SHADER_SHARED_MEMORY_WINDOW_A_BASE_ADDRESS_UPPER,
+                                 HW.NVCBC0_SET_SHADER_SHARED_MEMORY_WINDOW_B,
+                                 HW.NVCBC0_SET_SHADER_SHARED_MEMORY_WINDOW_B_BASE_ADDRESS)
+        local_w = self._address(HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_WINDOW_A,
+                                HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_WINDOW_A_BASE_ADDRESS_UPPER,
+                                HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_WINDOW_B,
+                                HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_WINDOW_B_BASE_ADDRESS)
+        if shared_w == 0 or shared_w % SHARED_WINDOW_ALIGN:
+            raise self._sked_check(where, q.va, f"shared memory window {shared_w:#x} (SET_SHADER_SHARED_MEMORY_WINDOW) "
+                                                f"is not a nonzero multiple of 4 GiB")
+        if local_w == 0 or local_w % LOCAL_WINDOW_ALIGN:
+            raise self._sked_check(where, q.va, f"local memory window {local_w:#x} (SET_SHADER_LOCAL_MEMORY_WINDOW) "
+                                                f"is not a nonzero multiple of 16 MiB")
+        if shared_w <= local_w < shared_w + ptx.WINDOW_SIZE or local_w <= shared_w < local_w + ptx.LOCAL_WINDOW_BYTES:
+            raise self._sked_check(where, q.va, f"the shared window {shared_w:#x} and the local window {local_w:#x} "
+                                                f"overlap")
+        shared_cvta, local_cvta, sp = struct.unpack_from("<QQI", cb0, CB0_SHARED_WINDOW)
+        return ptx.AddressConfig(shared_window=shared_w, local_window=local_w,
+                                 local_window_size=ptx.LOCAL_WINDOW_BYTES, shared_cvta=shared_cvta,
+                                 local_cvta=local_cvta, stack_pointer=sp,
+                                 local_high=min(q.local_high, self._slm_per_thread(q, where)))
+
+    def _slm_per_thread(self, q: Qmd, where: str) -> int:
+        """Local memory per thread the SLM backing holds: NON_THROTTLED bytes per TPC shared by its
+        SMs' warps, in 512-byte per-warp steps. The backing must be mapped when a kernel needs any."""
+        if not q.local_high:
+            return 0
+        per_tpc = self._address(HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_NON_THROTTLED_A,
+                                HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_NON_THROTTLED_A_SIZE_UPPER,
+                                HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_NON_THROTTLED_B,
+                                HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_NON_THROTTLED_B_SIZE_LOWER)
+        va = self._address(HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_A, HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_A_ADDRESS_UPPER,
+                           HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_B, HW.NVCBC0_SET_SHADER_LOCAL_MEMORY_B_ADDRESS_LOWER)
+        warps = F.GR_INFO[F.nv.NV2080_CTRL_GR_INFO_INDEX_MAX_WARPS_PER_SM] \
+            * F.GR_INFO[F.nv.NV2080_CTRL_GR_INFO_INDEX_LITTER_NUM_SM_PER_TPC]
+        per_warp = per_tpc // warps // SLM_WARP_GRANULE * SLM_WARP_GRANULE
+        tpcs = F.GR_INFO[F.nv.NV2080_CTRL_GR_INFO_INDEX_LITTER_NUM_TPC_PER_GPC] \
+            * F.GR_INFO[F.nv.NV2080_CTRL_GR_INFO_INDEX_LITTER_NUM_GPCS]
+        if per_tpc:
+            try:
+                self.ch.pt.translate(va, per_tpc * tpcs, "write")
+            except MemoryFault as f:
+                raise X.mmu_fault(f, "GPCCLIENT_T1_0", self.ch.engine_type,
+                                  f"QMD {q.va:#x} needs {q.local_high} bytes of local memory per thread; the SLM "
+                                  f"backing ({per_tpc:#x} bytes per TPC at {va:#x}) is not all mapped") from None
+        return per_warp // 32
+
+    def _global_addresses(self, q: Qmd, kernel, banks: dict[int, bytes], where: str) -> dict[str, int]:
+        """Addresses of the module's .global variables: slot i of constant bank 4 for the i-th one
+        (the slots the loader's relocations filled)."""
+        names = [n for n, v in kernel.module.variables.items() if v.space == "global" and not v.extern]
+        if not names:
+            return {}
+        bank = banks.get(GLOBAL_ADDRESS_BANK)
+        if bank is None or len(bank) < ADDRESS_SLOT * len(names):
+            raise self._launch_error(where, q.va, f"kernel {kernel.entry} reads the addresses of {len(names)} .global "
+                                                  f"variables from constant bank {GLOBAL_ADDRESS_BANK}, which the QMD "
+                                                  f"does not bind with {ADDRESS_SLOT * len(names)} bytes")
+        return {n: struct.unpack_from("<Q", bank, ADDRESS_SLOT * i)[0] for i, n in enumerate(names)}
 
     def _releases(self, q: Qmd) -> None:
         for r in q.releases:

@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from hwdrv.mock.gpumem import MemoryFault
 
+from hwdrv.nvidia.gen import gh100_regs as R
+
 from . import facts as F
+from . import regs as G
 from .objects import Channel, ChannelGroup, Client, Debugger, Device, RmObject, RmStatus, Subdevice
 
 if TYPE_CHECKING:
@@ -23,13 +26,14 @@ if TYPE_CHECKING:
 NV = F.NV
 ffi = NV.ffi
 Handler = Callable[["RmServer", Any, Any], None]
-_CONTROLS: dict[int, tuple[type | tuple, str, Handler]] = {}
+_CONTROLS: dict[int, tuple[type | tuple, str, Handler, Any]] = {}
 
 
-def control(cmd: int, on: type | tuple, struct: str) -> Callable[[Handler], Handler]:
-    """Register a handler for control `cmd` on objects of type `on`, params `struct`."""
+def control(cmd: int, on: type | tuple, struct: str, facts: Any = NV) -> Callable[[Handler], Handler]:
+    """Register a handler for control `cmd` on objects of type `on`, params `struct` (whose layout
+    and cffi type the generated module `facts` holds)."""
     def deco(fn: Handler) -> Handler:
-        _CONTROLS[cmd] = (on, struct, fn)
+        _CONTROLS[cmd] = (on, struct, fn, facts)
         return fn
     return deco
 
@@ -41,14 +45,14 @@ def rm_control(rm: "RmServer", h_client: int, h_object: int, cmd: int, params: i
     if spec is None or not isinstance(obj, spec[0]):
         raise RmStatus("NV_ERR_NOT_SUPPORTED", f"control {cmd:#010x} is not supported on {type(obj).__name__} "
                                                f"(class {obj.cls:#x}) by the mock")
-    on, struct, fn = spec
-    want = F.size(struct)
+    on, struct, fn, facts = spec
+    want = facts.LAYOUT[struct][0]
     if size != want:
         raise RmStatus("NV_ERR_INVALID_ARGUMENT", f"control {cmd:#010x}: paramsSize {size} != sizeof({struct}) "
                                                   f"{want}")
     if not params:
         raise RmStatus("NV_ERR_INVALID_ARGUMENT", f"control {cmd:#010x}: params pointer is NULL")
-    fn(rm, obj, ffi.cast(struct + " *", params))
+    fn(rm, obj, facts.ffi.cast(struct + " *", params))
 
 
 def _put_str(dst: Any, text: str, n: int) -> None:
@@ -208,7 +212,9 @@ def _target_channel(rm: "RmServer", dbg: Debugger, h: int) -> Channel:
 
 def _fill_sm(regs: Any, e: Any) -> None:
     regs.hwwGlobalEsr, regs.hwwWarpEsr = e.global_esr, e.warp_esr
-    regs.hwwWarpEsrPc, regs.hwwWarpEsrPc64 = e.pc & 0xFFFFFFFF, e.pc
+    # the PC is an address: the faulting PTX line's place in the kernel's text (faults.py doc)
+    pc = e.pc
+    regs.hwwWarpEsrPc, regs.hwwWarpEsrPc64 = pc & 0xFFFFFFFF, pc
     regs.hwwGlobalEsrReportMask = regs.hwwWarpEsrReportMask = 0xFFFFFFFF
     regs.hwwEsrAddr = e.address
 
@@ -258,6 +264,67 @@ def _read_mmu(rm: "RmServer", dbg: Debugger, p: Any) -> None:
         e.faultAddress, e.faultType, e.accessType = f.address, f.fault_type, f.access_type
     p.count = len(faults)
     ch.mmu_faults.clear()                 # reading drains the debugger's fault buffer
+
+
+# ---- register operations (regs.py: the registers, and RM's rules for who may read them) -------
+def _reg_ops(rm: "RmServer", arr: Any, count: int, non_transactional: bool) -> None:
+    """Validate then execute ``count`` ops in place, as RM does: every regStatus starts SUCCESS;
+    gpuValidateRegOps marks offsets this client may not read INVALID_OFFSET and, for a
+    transactional request, fails the whole control with NV_ERR_INVALID_ARGUMENT."""
+    regs = rm.gpu.regs
+    for i in range(count):
+        arr[i].regStatus = NV.NV2080_CTRL_GPU_REG_OP_STATUS_SUCCESS
+    for i in range(count):
+        st = regs.validate(int(arr[i].regOffset))
+        if st != NV.NV2080_CTRL_GPU_REG_OP_STATUS_SUCCESS:
+            arr[i].regStatus |= st
+            if not non_transactional:
+                raise RmStatus("NV_ERR_INVALID_ARGUMENT", f"register op {i}: offset {int(arr[i].regOffset):#x} "
+                                                          f"may not be accessed by this client (transactional "
+                                                          f"request)")
+    for i in range(count):
+        if arr[i].regStatus != NV.NV2080_CTRL_GPU_REG_OP_STATUS_SUCCESS:
+            continue
+        st, value = regs.execute(G.RegOp(int(arr[i].regOp), int(arr[i].regType), int(arr[i].regOffset)))
+        arr[i].regStatus = st
+        arr[i].regValueLo, arr[i].regValueHi = (value, 0) if st == NV.NV2080_CTRL_GPU_REG_OP_STATUS_SUCCESS \
+            else (0, 0)
+
+
+@control(NV.NV83DE_CTRL_CMD_DEBUG_EXEC_REG_OPS, Debugger, "NV83DE_CTRL_DEBUG_EXEC_REG_OPS_PARAMS")
+def _dbg_reg_ops(rm: "RmServer", dbg: Debugger, p: Any) -> None:
+    # ksmdbgssnCtrlCmdDebugExecRegOps: at most NV83DE_CTRL_GPU_EXEC_REG_OPS_MAX_OPS (the array's length)
+    if p.regOpCount > len(p.regOps):
+        raise RmStatus("NV_ERR_INVALID_ARGUMENT", f"regOpCount {p.regOpCount} > {len(p.regOps)}")
+    _reg_ops(rm, p.regOps, int(p.regOpCount), bool(p.bNonTransactional))
+
+
+@control(NV.NV2080_CTRL_CMD_GPU_EXEC_REG_OPS, Subdevice, "NV2080_CTRL_GPU_EXEC_REG_OPS_PARAMS")
+def _gpu_reg_ops(rm: "RmServer", obj: Subdevice, p: Any) -> None:
+    # subdeviceCtrlCmdGpuExecRegOps_cmn's parameter checks
+    ptr = int(ffi.cast("uintptr_t", p.regOps))
+    if p.regOpCount == 0 or not ptr:
+        raise RmStatus("NV_ERR_INVALID_PARAM_STRUCT", f"regOpCount {p.regOpCount} with regOps {ptr:#x}")
+    if (p.hClientTarget == 0) != (p.hChannelTarget == 0):
+        raise RmStatus("NV_ERR_INVALID_PARAM_STRUCT", "hClientTarget and hChannelTarget must both be set or both 0")
+    if p.hClientTarget:
+        rm.obj(rm.client(p.hClientTarget), p.hChannelTarget, Channel, "hChannelTarget")
+    _reg_ops(rm, ffi.cast("NV2080_CTRL_GPU_REG_OP *", ptr), int(p.regOpCount), bool(p.bNonTransactional))
+
+
+@control(R.NV2080_CTRL_CMD_GPU_GET_ENGINE_RUNLIST_PRI_BASE, Subdevice,
+         "NV2080_CTRL_GPU_GET_ENGINE_RUNLIST_PRI_BASE_PARAMS", facts=R)
+def _runlist_pri_base(rm: "RmServer", obj: Subdevice, p: Any) -> None:
+    # the mock has one runlist with a register block: graphics (its copy engine runs on it too)
+    for i in range(len(p.engineList)):
+        e = p.engineList[i]
+        if e == NV.NV2080_ENGINE_TYPE_NULL:
+            p.runlistPriBase[i] = R.NV2080_CTRL_GPU_GET_ENGINE_RUNLIST_PRI_BASE_NULL
+            p.runlistId[i] = R.NV2080_CTRL_GPU_GET_ENGINE_RUNLIST_INVALID
+        elif e == NV.NV2080_ENGINE_TYPE_GRAPHICS:
+            p.runlistPriBase[i], p.runlistId[i] = G.GR_RUNLIST_PRI_BASE, G.GR_RUNLIST_ID
+        else:
+            raise RmStatus("NV_ERR_INVALID_ARGUMENT", f"engine type {e} has no runlist on the mock")
 
 
 def supported() -> dict[int, str]:

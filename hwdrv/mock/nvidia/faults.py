@@ -17,8 +17,12 @@ Which Xid (nverror.h, via the generated table):
   * malformed pushbuffer / GP entry / host method                         -> 32 PBDMA_ERROR
   * other channels of the TSG (their notifier, if it is not the same memory) -> 45 PREEMPTIVE_REMOVAL
 
-SM error state ESR codes are Hopper's warp-ESR error codes (see esr_codes); "PC" is the
-PTX instruction index of the faulting warp, the mock's ISA being PTX.
+SM error state ESR codes are Hopper's warp-ESR error codes (see esr_codes); "PC" is the GPU
+address of the faulting PTX line in the kernel's text (program address + byte offset), the mock's
+ISA being PTX, as a real SM's PC is the address of its SASS instruction.
+
+`kernel_log_lines` words the RC event the way NVRM prints it to the kernel log (the GPU appends
+them to the MockKernel's log).
 """
 from __future__ import annotations
 
@@ -71,8 +75,10 @@ class MmuFault:
     program_va: int = 0
 
     def text(self) -> str:
-        return (f"{_FAULT_NAMES.get(self.fault_type, 'FAULT')} "
-                f"{_ACCESS_NAMES.get(self.access_type, 'ACCESS_TYPE')}")
+        return f"{self.fault_name()} {_ACCESS_NAMES.get(self.access_type, 'ACCESS_TYPE')}"
+
+    def fault_name(self) -> str:
+        return _FAULT_NAMES.get(self.fault_type, f"FAULT_TYPE_{self.fault_type}")
 
 
 @dataclass
@@ -82,8 +88,10 @@ class SmError:
     warp: int
     global_esr: int
     warp_esr: int
-    pc: int
+    pc: int                   # GPU address of the faulting PTX line (see the module doc)
     address: int = 0
+    program_va: int = 0       # the kernel's program address (its .entry text in the image)
+    line: int = 0             # the faulting instruction's PTX line (1-based, in the module text)
 
 
 @dataclass(eq=False)
@@ -139,7 +147,8 @@ def kernel_fault(fault: MockFault, kernel: str, program_va: int, engine_type: in
     linear_cta = cta[0] + grid[0] * (cta[1] + grid[1] * cta[2])
     sm = SmError(sm_id=linear_cta % F.NUM_SMS, warp=int(getattr(fault, "warp", 0) or 0),
                  global_esr=0, warp_esr=_esr_for(fault), pc=int(getattr(fault, "pc", 0) or 0),
-                 address=int(getattr(fault, "address", 0) or 0))
+                 address=int(getattr(fault, "address", 0) or 0), program_va=program_va,
+                 line=int(getattr(fault, "line", 0) or 0))
     where = (f"kernel {kernel} CTA {tuple(cta)} warp {sm.warp} lane {getattr(fault, 'lane', '?')} "
              f"pc {sm.pc} (PTX line {getattr(fault, 'line', '?')}: {getattr(fault, 'instruction', '?')})")
     if isinstance(fault, MemoryFault):
@@ -152,3 +161,47 @@ def kernel_fault(fault: MockFault, kernel: str, program_va: int, engine_type: in
                             engine_type, sm=sm, cause=fault)
     return ChannelError(XID_GR_EXCEPTION, f"Graphics SM Warp Exception (ESR {sm.warp_esr:#x}): {fault}; {where}",
                         engine_type, sm=sm, cause=fault)
+
+
+#: warp-ESR error code -> the name its header gives it (esr_codes), for the kernel log
+ESR_NAMES = {v: n[len("NV_PGRAPH_PRI_GPC0_TPC0_SM0_HWW_WARP_ESR_ERROR_"):] for n, v in vars(P).items()
+             if n.startswith("NV_PGRAPH_PRI_GPC0_TPC0_SM0_HWW_WARP_ESR_ERROR_")}
+#: GH100 topology the mock numbers SMs by (facts.GR_INFO: 9 TPCs per GPC, 2 SMs per TPC)
+_SM_PER_TPC = F.GR_INFO[NV.NV2080_CTRL_GR_INFO_INDEX_LITTER_NUM_SM_PER_TPC]
+_TPC_PER_GPC = F.GR_INFO[NV.NV2080_CTRL_GR_INFO_INDEX_LITTER_NUM_TPC_PER_GPC]
+
+
+def sm_location(sm_id: int) -> tuple[int, int, int]:
+    """(GPC, TPC, SM in TPC) of the mock's SM ``sm_id`` (SMs numbered GPC-major, no floorsweeping)."""
+    return sm_id // (_SM_PER_TPC * _TPC_PER_GPC), sm_id // _SM_PER_TPC % _TPC_PER_GPC, sm_id % _SM_PER_TPC
+
+
+def _va(a: int) -> str:
+    # NVRM prints fault addresses with an underscore between the high and low 32 bits
+    return f"0x{a >> 32:x}_{a & 0xFFFFFFFF:08x}"
+
+
+def kernel_log_lines(err: ChannelError, chid: int, pid: int, name: str) -> list[str]:
+    """The lines NVRM would print for ``err`` (without the ``NVRM: Xid (PCI:...): `` prefix,
+    which the GPU adds): the Xid line in the driver's wording, then the mock's own explanation."""
+    who = f"pid={pid}, name={name}"
+    if err.mmu is not None:
+        f = err.mmu
+        engine = "GRAPHICS" if f.client.startswith("GPCCLIENT") else f.client.replace("HUBCLIENT_", "")
+        gpc = f"GPC{sm_location(err.sm.sm_id)[0]} " if err.sm is not None else ""
+        first = (f"{who}, channel {chid:#010x}, intr 00000000. MMU Fault: ENGINE {engine} {gpc}{f.client} "
+                 f"faulted @ {_va(f.address)}. Fault is of type {f.fault_name()} "
+                 f"{_ACCESS_NAMES.get(f.access_type, 'ACCESS_TYPE')}")
+    elif err.sm is not None:
+        gpc, tpc, sm = sm_location(err.sm.sm_id)
+        if err.sm.global_esr & MOCK_GLOBAL_ESR_WATCHDOG:
+            what = "stopped by the mock launch watchdog (mock-only; RM would report a context-switch timeout)"
+        else:
+            what = ESR_NAMES.get(err.sm.warp_esr, f"ESR {err.sm.warp_esr:#x}")
+        first = f"{who}, Graphics SM Warp Exception on (GPC {gpc}, TPC {tpc}, SM {sm}): {what}"
+    elif err.xid == XID_GR_CLASS:
+        first = f"{who}, Class Error: ChId {chid:04x}"
+    else:
+        first = f"{who}, Ch {chid:08x}"
+    return [first, f"{who}, mock detail: {err.message}"]
+

@@ -5,6 +5,11 @@ write (usermode +0x90, NVC361_NOTIFY_CHANNEL_PENDING) of a channel's work-submit
 channel's engine. The usermode page's PTIMER words (+0x80 TIME_0, +0x84 TIME_1) are refreshed
 with the GPU nanosecond clock on every doorbell and on every unit of GPU work (host memory cannot
 change by itself when read, so the clock reads as of the GPU's last activity; documented).
+
+Every robust-channel event is printed to the kernel log (`kmsg`, the MockKernel's `KernelLog`
+once `make_kernel` connects it) the way NVRM prints it, ``NVRM: Xid (PCI:dddd:bb:ss): <xid>, ...``,
+followed by the mock's own explanation on a line with the same prefix. `regs` is the register
+file EXEC_REG_OPS reads (regs.py).
 """
 from __future__ import annotations
 
@@ -13,15 +18,21 @@ import threading
 from typing import Callable
 
 from hwdrv.ioctl import hostmem
+from hwdrv.mock.gpumem import GpuPageTable, MemoryFault
+from hwdrv.mock.kernel import KernelLog
 
 from . import faults as X
 from . import semaphore as S
 from .compute import DEFAULT_KERNEL_TIMEOUT, ComputeEngine
 from .copy import CopyEngine
-from .facts import HW
+from .facts import HW, PCI_BUS, PCI_DOMAIN, PCI_SLOT
 from .fifo import Channel
 from .image import ImageCache
 from .backing import MemBacking
+from .regs import RegisterFile
+
+#: how NVRM names a GPU in its log lines
+PCI_TAG = f"PCI:{PCI_DOMAIN:04x}:{PCI_BUS:02x}:{PCI_SLOT:02x}"
 
 
 class MockGpu:
@@ -37,6 +48,8 @@ class MockGpu:
         self.rc_log: list[tuple[int, int, str]] = []        # (chid, xid, message), newest last
         self.stray_doorbells: list[int] = []
         self.perf_boost: list[tuple[int, int]] = []          # (flags, duration) requests
+        self.kmsg = KernelLog()                             # replaced by the MockKernel's log
+        self.regs = RegisterFile()
 
     # ---- channels ------------------------------------------------------------------------------
     def new_channel(self, **kw) -> Channel:
@@ -59,11 +72,21 @@ class MockGpu:
     def channels_of(self, tsg: object) -> list[Channel]:
         return [c for c in self.channels() if c.tsg is tsg]
 
+    def tsg_id(self, ch: Channel) -> int:
+        """The id the mock gives ``ch``'s channel group: its lowest channel id."""
+        return min((c.chid for c in self.channels_of(ch.tsg)), default=ch.chid)
+
     def record_rc(self, ch: Channel, err: X.ChannelError) -> None:
+        """An RC event: keep it for RC_GET_ERROR_COUNT, preempt the TSG off its runlist (register
+        model) and print it to the kernel log."""
         with self._lock:
             self.rc_log.append((ch.chid, err.xid, str(err)))
-        if os.environ.get("HWDRV_MOCK_NV_XID_LOG") == "1":
-            print(f"mock NVRM: Xid (PCI:0000:42:00): {err.xid}, Ch {ch.chid:08x}, {err}", flush=True)
+        self.regs.note_tsg_preempt(self.tsg_id(ch))
+        with open("/proc/self/comm") as f:      # the task name NVRM prints (the kernel's comm)
+            name = f.read().strip()
+        # one printk call: the event's lines reach the log together
+        self.kmsg.printk("\n".join(f"NVRM: Xid ({PCI_TAG}): {err.xid}, {line}"
+                                   for line in X.kernel_log_lines(err, ch.chid, os.getpid(), name)))
 
     def class_engine(self, cls: int, ch: Channel) -> object:
         factories: dict[int, Callable[[Channel], object]] = {

@@ -52,6 +52,7 @@ class Qmd:
     dependent: list[tuple[int, int]]           # (action, qmd va) for enabled dependent QMDs
     local_high: int
     local_low: int
+    barriers: int
 
     @classmethod
     def read(cls, pt: GpuPageTable, va: int) -> "Qmd":
@@ -85,4 +86,5 @@ class Qmd:
             registers=g("REGISTER_COUNT"), shared_size=g("SHARED_MEMORY_SIZE"),
             program_va=g("PROGRAM_ADDRESS_LOWER") | (g("PROGRAM_ADDRESS_UPPER") << 32),
             cbufs=cbufs, releases=releases, dependent=dependent,
-            local_high=g("SHADER_LOCAL_MEMORY_HIGH_SIZE"), local_low=g("SHADER_LOCAL_MEMORY_LOW_SIZE"))
+            local_high=g("SHADER_LOCAL_MEMORY_HIGH_SIZE"), local_low=g("SHADER_LOCAL_MEMORY_LOW_SIZE"),
+            barriers=g("BARRIER_COUNT"))

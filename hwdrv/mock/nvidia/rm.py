@@ -22,6 +22,7 @@ from hwdrv.mock.physmem import PhysPool
 from . import alloc as A
 from . import controls as C
 from . import facts as F
+from .regs import BAR0_SIZE
 from .gpu import MockGpu
 from .objects import Channel, Client, Memory, RmObject, RmStatus, Usermode
 
@@ -233,6 +234,7 @@ class NvidiaDriver(MockDriver):
         c.gpu_id = F.GPU_ID
         c.minor_number = F.MINOR
         c.fb_size = F.VRAM_SIZE
+        c.reg_size = BAR0_SIZE
         name = b"nvidia0"
         ffi.memmove(c.dev_name, name, len(name))
 

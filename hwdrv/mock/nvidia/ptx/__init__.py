@@ -11,7 +11,10 @@ module .global variables), ``max_steps``, ``deadline`` (time.monotonic() value) 
 threads, in whole CTAs, run as one numpy vector; default 65536).
 
 Generic addresses: shared memory at SHARED_WINDOW + offset, local at LOCAL_WINDOW + offset,
-kernel parameters at PARAM_WINDOW + offset (each window 4 GiB); everything else is global.
+kernel parameters at PARAM_WINDOW + offset (each window 4 GiB); everything else is global. A
+launch's ``address_config`` (an AddressConfig) moves the shared/local windows, sets what ``cvta``
+adds, and places the ``.local`` frame under a stack pointer inside a per-thread local size, as the
+mock GPU does from what the driver programmed; ``shared_bytes`` bounds shared memory per CTA.
 Module .const variables live in constant bank 3 (``Module.const_layout``/``const_image``).
 
 Kernels run vectorised with numpy over whole CTAs. Faults raise MockFault subclasses
@@ -20,9 +23,10 @@ cta/thread/warp/lane/pc/line/instruction attributes for the SM error state."""
 from .ast import Param, Variable
 from .errors import AddressSpaceFault, IllegalInstruction, LaunchTimeout, PTXError
 from .executor import LaunchResult, launch
-from .memory import LOCAL_WINDOW, PARAM_WINDOW, SHARED_WINDOW, WINDOW_SIZE, GlobalMemory
+from .memory import (LOCAL_WINDOW, LOCAL_WINDOW_BYTES, PARAM_WINDOW, SHARED_WINDOW, WINDOW_SIZE, AddressConfig,
+                     GlobalMemory)
 from .module import Entry, Module, parse
 
 __all__ = ["parse", "launch", "Module", "Entry", "Param", "Variable", "LaunchResult", "PTXError",
            "IllegalInstruction", "LaunchTimeout", "AddressSpaceFault", "GlobalMemory", "SHARED_WINDOW",
-           "LOCAL_WINDOW", "PARAM_WINDOW", "WINDOW_SIZE"]
+           "LOCAL_WINDOW", "PARAM_WINDOW", "WINDOW_SIZE", "LOCAL_WINDOW_BYTES", "AddressConfig"]

@@ -16,7 +16,7 @@ import numpy as np
 from hwdrv.errors import HwdrvError, MockFault, ProgramError
 
 from .errors import IllegalInstruction, LaunchTimeout, annotate
-from .memory import GlobalMemory, GlobalSpace
+from .memory import DEFAULT_CONFIG, AddressConfig, GlobalMemory, GlobalSpace
 from .module import USER_CONST_BANK, Module
 from .state import State
 
@@ -50,14 +50,19 @@ def _dims(v, what: str) -> tuple[int, int, int]:
 def launch(module: Module, name: str, grid, block, params: bytes, memory: GlobalMemory, dynamic_shared: int = 0,
            const_banks: dict[int, bytes] | None = None, *, global_addresses: dict[str, int] | None = None,
            max_steps: int | None = None, deadline: float | None = None, cancel: threading.Event | None = None,
-           chunk_threads: int = DEFAULT_CHUNK_THREADS) -> LaunchResult:
+           chunk_threads: int = DEFAULT_CHUNK_THREADS, address_config: AddressConfig = DEFAULT_CONFIG,
+           shared_bytes: int | None = None) -> LaunchResult:
     """Run kernel ``name`` of ``module`` over ``grid`` x ``block``.
 
     ``params``: the kernel parameter bytes (constant bank 0 from offset 0x210). ``memory``: the
     GPU page table. ``const_banks``: bytes of constant banks by number (bank 3 defaults to the
     module's .const image). ``global_addresses``: device addresses of module .global variables.
     ``max_steps`` (scheduler issue steps), ``deadline`` (a time.monotonic() value) and
-    ``cancel`` stop a runaway kernel with LaunchTimeout. Faults propagate as MockFault
+    ``cancel`` stop a runaway kernel with LaunchTimeout. ``address_config`` places the generic
+    windows, the ``.local`` frame and the per-thread local memory (what the driver programmed;
+    default: the interpreter's own layout). ``shared_bytes``: the shared memory each CTA has (what
+    the QMD gave it); accesses past it fault. Default: what the kernel declares plus
+    ``dynamic_shared``. Faults propagate as MockFault
     subclasses annotated with CTA, thread, warp, lane, PC, PTX line and instruction."""
     try:
         entry = module.entries[name]
@@ -76,7 +81,7 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
         raise ProgramError(f"kernel {name} takes {entry.param_size} bytes of parameters, got {len(params)}")
     if dynamic_shared < 0:
         raise ProgramError("dynamic_shared must be >= 0")
-    shared = entry.shared_bytes(dynamic_shared)
+    shared = entry.shared_bytes(dynamic_shared) if shared_bytes is None else int(shared_bytes)
     if shared > 228 * 1024:
         raise ProgramError(f"kernel {name} needs {shared} bytes of shared memory per CTA (sm_90 max 228 KiB)")
     banks = {k: bytes(v) for k, v in (const_banks or {}).items()}
@@ -94,7 +99,8 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
             st = State(regs_dtypes=entry.reg_dtypes, grid=grid, block=block, cta0=cta0,
                        n_ctas=min(per_chunk, n_ctas - cta0), global_space=gspace, shared_size=shared,
                        dynamic_shared=dynamic_shared, local_size=entry.local_size, params=params,
-                       const_banks=banks_np, global_addresses=dict(global_addresses or {}))
+                       const_banks=banks_np, global_addresses=dict(global_addresses or {}),
+                       config=address_config)
             ti, steps = _run_chunk(entry, st, budget, deadline, cancel, total_steps)
             total_ti += ti
             total_steps += steps

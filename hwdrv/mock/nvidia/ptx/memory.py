@@ -3,10 +3,17 @@
 ``GlobalMemory`` is the protocol the mock GPU's page table (``hwdrv.mock.gpumem.GpuPageTable``)
 satisfies. Shared, local, param and const memory belong to the interpreter itself. Generic
 addresses (sm_90 style) map two 4 GiB windows onto shared and local memory and one onto the
-kernel parameters; everything else is global. ``cvta`` adds/subtracts the window base, so
-``cvta.to.shared(cvta.shared(x)) == x``."""
+kernel parameters; everything else is global.
+
+Where the windows are is an :class:`AddressConfig`: the mock GPU builds it from what the driver
+programmed (the SET_SHADER_*_MEMORY_WINDOW methods route generic addresses; ``cvta`` adds the
+bases the driver wrote to constant bank 0; the stack pointer there places the kernel's ``.local``
+frame in the local window; the QMD's local-memory size bounds it), so a driver that programs them
+inconsistently sees the kernel fault. Interpreter-only launches use :data:`DEFAULT_CONFIG`, where
+``cvta.to.shared(cvta.shared(x)) == x`` by construction."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -22,6 +29,44 @@ LOCAL_WINDOW = 0x0001_0001_0000_0000
 PARAM_WINDOW = 0x0001_0002_0000_0000
 WINDOW_SIZE = 1 << 32
 WINDOWS = {"shared": SHARED_WINDOW, "local": LOCAL_WINDOW, "param": PARAM_WINDOW}
+#: Hopper's local window: per-thread local memory sits at its top (SHADER_LOCAL_MEMORY_HIGH_SIZE
+#: bytes below this offset) and the stack grows down from the stack pointer in constant bank 0
+LOCAL_WINDOW_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class AddressConfig:
+    """Where generic addresses go and where a thread's ``.local`` frame is, for one launch.
+
+    ``shared_window``/``local_window``: generic-address routing (the hardware's window methods);
+    the shared window is 4 GiB, the local one ``local_window_size`` (Hopper: 16 MiB).
+    ``shared_cvta``/``local_cvta``: what ``cvta`` adds (the constant-bank-0 words the compiled
+    code reads); None means "the window". ``stack_pointer``: the initial stack pointer (a local
+    window offset); the kernel's frame is the ``frame`` bytes below it. ``local_high``: the
+    per-thread local memory, the top ``local_high`` bytes of the local window; None (with
+    ``stack_pointer`` None) gives each thread exactly its frame at offset 0."""
+    shared_window: int = SHARED_WINDOW
+    local_window: int = LOCAL_WINDOW
+    local_window_size: int = WINDOW_SIZE
+    shared_cvta: int | None = None
+    local_cvta: int | None = None
+    stack_pointer: int | None = None
+    local_high: int | None = None
+
+    def frame_base(self, frame: int) -> int:
+        """Local window offset of the frame's first byte (16-byte aligned, as ptxas aligns it)."""
+        if self.stack_pointer is None:
+            return 0
+        return (self.stack_pointer - frame) & ~15
+
+    def local_bounds(self, frame: int) -> tuple[int, int]:
+        """[lo, hi) of the local window offsets a thread may touch."""
+        if self.local_high is None:
+            return 0, frame
+        return LOCAL_WINDOW_BYTES - self.local_high, LOCAL_WINDOW_BYTES
+
+
+DEFAULT_CONFIG = AddressConfig()
 
 
 @runtime_checkable
@@ -98,11 +143,13 @@ class GlobalSpace:
 
 class ArraySpace:
     """Memory the interpreter owns: one byte array with a per-lane base (per CTA for shared,
-    per thread for local, one for all lanes for param/const). ``limit`` bounds valid offsets."""
+    per thread for local, one for all lanes for param/const). An address ``a`` is byte
+    ``a + bias`` of a lane's block; ``limit`` bounds the valid ones."""
 
     def __init__(self, name: str, data: np.ndarray, limit: int, lane_base: np.ndarray | None,
-                 writable: bool = True):
+                 writable: bool = True, bias: int = 0):
         self.name, self.data, self.limit, self.lane_base, self.writable = name, data, limit, lane_base, writable
+        self.bias = bias
 
     def key(self, addrs: np.ndarray, lanes) -> np.ndarray:
         if self.lane_base is None:
@@ -113,12 +160,15 @@ class ArraySpace:
     def _flat(self, addrs: np.ndarray, lanes, size: int, access: str) -> np.ndarray:
         addrs = np.asarray(addrs, np.uint64)
         check_aligned(addrs, size, lanes, self.name, access)
+        if self.bias:
+            addrs = addrs + np.uint64(self.bias % (1 << 64))     # wraps: a below the block is huge
         if addrs.size:
             # valid offsets: [0, limit - size]; a space smaller than one element has none
             bad = addrs > np.uint64(self.limit - size) if self.limit >= size else np.ones(addrs.shape, bool)
             if bad.any():
                 k = int(np.argmax(bad))
-                exc = AddressSpaceFault(int(addrs[k]), access, "out-of-range", self.name)
+                exc = AddressSpaceFault((int(addrs[k]) - self.bias) % (1 << 64), access, "out-of-range",
+                                        self.name)
                 exc.chunk_lane = int(lanes[k]) if lanes is not None else k
                 raise exc
         if self.lane_base is None:
@@ -142,28 +192,38 @@ class ArraySpace:
         view[flat // values.dtype.itemsize] = values
 
 
-def classify_generic(addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per lane: window index (0 global, 1 shared, 2 local, 3 param) and the offset inside it."""
+def classify_generic(addrs: np.ndarray, windows: tuple = (
+        (1, SHARED_WINDOW, WINDOW_SIZE, 0), (2, LOCAL_WINDOW, WINDOW_SIZE, 0),
+        (3, PARAM_WINDOW, WINDOW_SIZE, 0))) -> tuple[np.ndarray, np.ndarray]:
+    """Per lane: window index (0 global, 1 shared, 2 local, 3 param) and the space address:
+    ``addr - base - adjust`` for the (index, base, size, adjust) window ``[base, base + size)`` it
+    is in."""
     win = np.zeros(addrs.shape, np.int8)
     off = addrs.copy()
-    for k, base in ((1, SHARED_WINDOW), (2, LOCAL_WINDOW), (3, PARAM_WINDOW)):
-        inside = (addrs >= np.uint64(base)) & (addrs < np.uint64(base + WINDOW_SIZE))
+    for k, base, size, adjust in windows:
+        inside = (addrs >= np.uint64(base)) & (addrs < np.uint64(base + size))
         if inside.any():
             win[inside] = k
-            off[inside] = addrs[inside] - np.uint64(base)
+            off[inside] = addrs[inside] - np.uint64((base + adjust) % (1 << 64))
     return win, off
 
 
 class GenericSpace:
-    """Generic addressing: each lane's address is routed to the window it falls in."""
+    """Generic addressing: each lane's address is routed to the window it falls in. A local
+    window address is a window offset; the local space's addresses are frame-relative, so the
+    frame base is taken off too."""
     name = "generic"
 
-    def __init__(self, global_space: GlobalSpace, shared: ArraySpace, local: ArraySpace, param: ArraySpace):
+    def __init__(self, global_space: GlobalSpace, shared: ArraySpace, local: ArraySpace, param: ArraySpace,
+                 config: AddressConfig = DEFAULT_CONFIG, frame_base: int = 0):
         self.spaces = (global_space, shared, local, param)
+        self.windows = ((1, config.shared_window, WINDOW_SIZE, 0),
+                        (2, config.local_window, config.local_window_size, frame_base),
+                        (3, PARAM_WINDOW, WINDOW_SIZE, 0))
 
     def _split(self, addrs: np.ndarray, lanes):
         addrs = np.asarray(addrs, np.uint64)
-        win, off = classify_generic(addrs)
+        win, off = classify_generic(addrs, self.windows)
         if not win.any():
             yield 0, None, addrs, lanes
             return

@@ -266,10 +266,10 @@ def address(op, space: str, syms: Symbols, line: int) -> Reader:
         if sp == "label":
             raise PTXError(line, f"label {op.base.name} used as an address")
         if space == "generic" and sp in WINDOWS:
-            c = u64(WINDOWS[sp] + base + total)
-        elif space != sp and space != "generic":
+            rel = base + total              # generic = the launch's cvta base + the space address
+            return lambda s, i: u64((s.cvta_base(sp) + rel) & (2**64 - 1))
+        if space != sp and space != "generic":
             raise PTXError(line, f"{op.base.name} is in .{sp}, accessed as .{space}")
-        else:
-            c = u64((base + total) & (2**64 - 1))
+        c = u64((base + total) & (2**64 - 1))
         return lambda s, i: c
     raise PTXError(line, f"bad address base {op.base!r}")

@@ -6,7 +6,6 @@ import numpy as np
 from . import fpround as fr
 from .ast import Vec
 from .decode import Ctx, family
-from .memory import WINDOW_SIZE, WINDOWS
 from .ops_float import _flush, _post, pack, unpack
 from .types import SIGNED, TYPES, UNSIGNED, PType, int_type
 
@@ -69,10 +68,10 @@ def build_cvta(ctx: Ctx, ins):
     w = ctx.wr(ins.operands[0], t)
     if sp == "global":
         return lambda s, i: w(s, i, src(s, i))
-    base = WINDOWS[sp]
+    # the base comes from the launch: what the driver wrote to constant bank 0
     if to:
-        return lambda s, i: w(s, i, (np.asarray(src(s, i)).astype(U64) - U64(base)).astype(t.dtype))
-    return lambda s, i: w(s, i, (np.asarray(src(s, i)).astype(U64) + U64(base)).astype(t.dtype))
+        return lambda s, i: w(s, i, (np.asarray(src(s, i)).astype(U64) - U64(s.cvta_base(sp))).astype(t.dtype))
+    return lambda s, i: w(s, i, (np.asarray(src(s, i)).astype(U64) + U64(s.cvta_base(sp))).astype(t.dtype))
 
 
 @family("isspacep")
@@ -86,17 +85,18 @@ def build_isspacep(ctx: Ctx, ins):
     src = ctx.rd(ins.operands[1], TYPES["u64"])
     w = ctx.wr(ins.operands[0], TYPES["pred"])
 
-    def inwin(a, base):
-        return (a >= U64(base)) & (a < U64(base + WINDOW_SIZE))
+    def inwin(s, a, space):
+        lo, hi = s.window(space)
+        return (a >= U64(lo)) & (a < U64(hi))
 
     def run(s, i):
         a = np.asarray(src(s, i)).astype(U64)
         if sp == "const":
             r = np.zeros(a.shape, bool)
         elif sp == "global":
-            r = ~(inwin(a, WINDOWS["shared"]) | inwin(a, WINDOWS["local"]) | inwin(a, WINDOWS["param"]))
+            r = ~(inwin(s, a, "shared") | inwin(s, a, "local") | inwin(s, a, "param"))
         else:
-            r = inwin(a, WINDOWS[sp])
+            r = inwin(s, a, sp)
         w(s, i, r)
     return run
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .memory import ArraySpace, GenericSpace, GlobalSpace
+from .memory import DEFAULT_CONFIG, PARAM_WINDOW, WINDOW_SIZE, AddressConfig, ArraySpace, GenericSpace, GlobalSpace
 
 NUM_SMS = 132          # H100 SXM
 MAX_WARPS_PER_SM = 64
@@ -18,7 +18,7 @@ class State:
     def __init__(self, *, regs_dtypes: list[np.dtype], grid: tuple[int, int, int], block: tuple[int, int, int],
                  cta0: int, n_ctas: int, global_space: GlobalSpace, shared_size: int, dynamic_shared: int,
                  local_size: int, params: np.ndarray, const_banks: dict[int, np.ndarray],
-                 global_addresses: dict[str, int]):
+                 global_addresses: dict[str, int], config: AddressConfig = DEFAULT_CONFIG):
         self.grid, self.block, self.cta0, self.n_ctas = grid, block, cta0, n_ctas
         self.nthreads = block[0] * block[1] * block[2]
         self.cta_lanes = (self.nthreads + 31) // 32 * 32
@@ -34,19 +34,44 @@ class State:
         self.shared_size = shared_size
         self.dynamic_shared = dynamic_shared
         sstride = max(16, (shared_size + 15) // 16 * 16)
-        lstride = max(16, (local_size + 15) // 16 * 16)
         self.shared = ArraySpace("shared", np.zeros(n_ctas * sstride, np.uint8), shared_size, self.lane_cta * sstride)
-        self.local = ArraySpace("local", np.zeros(L * lstride, np.uint8) if local_size else np.zeros(16, np.uint8),
-                                local_size, lane * lstride if local_size else np.zeros(L, np.int64))
+        # Local memory: the thread's frame sits below the stack pointer inside the part of the
+        # local window the launch gave each thread; local addresses are frame-relative.
+        self.config = config
+        self.frame_base = config.frame_base(local_size)
+        lo, hi = config.local_bounds(local_size)
+        llimit = hi - lo if local_size else 0
+        lstride = max(16, (llimit + 15) // 16 * 16)
+        self.local = ArraySpace("local", np.zeros(L * lstride, np.uint8) if llimit else np.zeros(16, np.uint8),
+                                llimit, lane * lstride if llimit else np.zeros(L, np.int64),
+                                bias=self.frame_base - lo)
         self.param = ArraySpace("param", _padded(params), len(params), None, writable=False)
         self.consts = {b: ArraySpace("const", _padded(v), len(v), None, writable=False) for b, v in const_banks.items()}
         self.global_ = global_space
-        self.generic = GenericSpace(global_space, self.shared, self.local, self.param)
+        self.generic = GenericSpace(global_space, self.shared, self.local, self.param, config, self.frame_base)
         self.global_addresses = global_addresses
 
     def space(self, name: str):
         return {"global": self.global_, "shared": self.shared, "local": self.local, "param": self.param,
                 "generic": self.generic}[name]
+
+    def cvta_base(self, space: str) -> int:
+        """What ``cvta.<space>`` adds to a ``space`` address to make it generic: the window base
+        the compiled code reads from constant bank 0 (plus the frame base for local)."""
+        c = self.config
+        if space == "shared":
+            return c.shared_window if c.shared_cvta is None else c.shared_cvta
+        if space == "local":
+            return (c.local_window if c.local_cvta is None else c.local_cvta) + self.frame_base
+        return PARAM_WINDOW
+
+    def window(self, space: str) -> tuple[int, int]:
+        """[lo, hi) of the generic addresses routed to ``space`` (the programmed windows)."""
+        c = self.config
+        if space == "local":
+            return c.local_window, c.local_window + c.local_window_size
+        base = c.shared_window if space == "shared" else PARAM_WINDOW
+        return base, base + WINDOW_SIZE
 
     def const(self, bank: int) -> ArraySpace:
         try:
