@@ -2,11 +2,10 @@
 describe, plus whole programs (labels, comments, flag order) and error reporting."""
 from __future__ import annotations
 
-import re
-
 import json
 import os
 import random
+import re
 import struct
 
 import pytest
