@@ -128,7 +128,7 @@ class QcomComputeQueue(Queue):
                    *pm4.pkt4(A.HLSQ_CS_NDRANGE_0, [encode(A, "HLSQ_CS_NDRANGE_0", KERNELDIM=3, LOCALSIZEX=lx - 1,
                                                           LOCALSIZEY=ly - 1, LOCALSIZEZ=lz - 1)]))
         # NDRANGE_1..6: global size (threads) and offset per dimension
-        self._emit(pm4.pkt4(A.HLSQ_CS_NDRANGE_0 + 1, [0] * 6)[0])
+        self._emit(pm4.pkt4(A.HLSQ_CS_NDRANGE_1, [0] * 6)[0])     # NDRANGE_1..6, consecutive
         for g, b in zip(grid, block):
             self._emit_val(g * b)
             self._emit(0)
