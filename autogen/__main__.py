@@ -59,8 +59,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_pin(args: argparse.Namespace) -> int:
     from . import pins
     for n in _names(args.targets):
-        if not hasattr(TARGETS[n], "headers"):
-            print(f"{n}: a Python generator target; its module records its own sources' sha256")
+        t = TARGETS[n]
+        if hasattr(t, "module") or getattr(t, "builder", None) is not None or not hasattr(t, "table_files"):
+            print(f"{n}: has its own generator, which records its sources' sha256 itself")
+            continue
+        if not sources_present(t, args.src):
+            print(f"{n}: skipped, sources not found under {args.src}")
             continue
         changed = pins.record(input_files(TARGETS[n], args.src))
         print(f"{n}: {changed} pin(s) recorded in autogen/pins.json")

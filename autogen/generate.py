@@ -116,9 +116,13 @@ def _fmt_int(v: int, hexish: bool) -> str:
 def generate(t: Target, src: str, verify_pins: bool = True) -> str:
     """Generate target ``t`` from the source trees under ``src``; returns the module text.
     ``verify_pins``: refuse input files whose SHA-256 differs from autogen/pins.json (C-header
-    targets; Python-module targets check the sha256s their own module records)."""
+    targets; Python-module targets and targets with their own ``builder`` check the sha256s
+    their own module or manifest entry records)."""
     if hasattr(t, "module"):  # PyTarget
         return importlib.import_module(t.module).generate(src)
+    builder = getattr(t, "builder", None)  # targets that are not C headers bring their own generator
+    if builder is not None:
+        return builder(t, src)
     with tempfile.TemporaryDirectory() as stubdir:
         for rel, text in t.stubs.items():
             os.makedirs(os.path.dirname(os.path.join(stubdir, rel)), exist_ok=True)

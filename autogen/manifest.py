@@ -16,6 +16,8 @@ class Repo:
     repo: str         # GitHub owner/name
     tag: str | None
     commit: str
+    # A release tarball instead of a git checkout: its sha256 (commit is then "" and tag names the release).
+    archive_sha256: str | None = None
 
 
 REPOS = {
@@ -26,7 +28,7 @@ REPOS = {
     "linux": Repo("linux", "torvalds/linux", None, "100c85421b52e41269ada88f7d71a6b8a06c7a11"),
     # gfx11 opcode numbers (src/amd/compiler/aco_opcodes.py); last commit touching that file on main
     # as of 2024-07-18.
-    "mesa": Repo("mesa", "mesa/mesa", None, "4399c7bac3138624db33b133c8562ea00cb63995"),
+    "mesa_aco": Repo("mesa", "mesa/mesa", None, "4399c7bac3138624db33b133c8562ea00cb63995"),
     # AMDHSAKernelDescriptor.h (also shipped verbatim by Debian llvm-19-dev 1:19.1.7-3~deb12u1).
     "llvm19": Repo("llvm-19", "llvm/llvm-project", "llvmorg-19.1.7", "cd708029e0b2869e80abe31ddb175f7c35361f90"),
     # amdgpu headers (gfx11 registers, PM4 nvd.h, SDMA v6 packets): Linux 6.1.192 as Debian ships it in
@@ -34,6 +36,11 @@ REPOS = {
     # "commit" is the sha256 of that package's linux-source-6.1.tar.xz. See README.md for the extraction.
     "linux61": Repo("linux-6.1.192", "debian/linux-source-6.1", "6.1.192-3",
                     "sha256:cacdc3830989309d042083be3307969e55600ed7f908cf00df544c5ff50759a1"),
+    # Qualcomm's kgsl driver (msm_kgsl.h UAPI 3.14); newest commit of the stored snapshot (2025-06-03).
+    # Mesa 25.0.7 release (Debian trixie source package mesa_25.0.7.orig.tar.xz): freedreno registers + isa XML.
+    "mesa": Repo("mesa-25.0.7", "mesa/mesa", "mesa-25.0.7", "",
+                 archive_sha256="592272df3cf01e85e7db300c449df5061092574d099da275d19e97ef0510f8a6"),
+    "kgsl": Repo("kgsl", "qualcomm-linux/kgsl", None, "27cf0e4f402d9d569ef8f060d46cd5b0a97dc924"),
 }
 
 
@@ -303,7 +310,7 @@ RDNA3 = PyTarget(
     name="rdna3", group="amd", output="hwdrv/amd/gen/rdna3_isa.py",
     doc="RDNA3 (gfx11) ISA: opcodes per encoding (Mesa aco_opcodes.py gfx11 column), word layouts, "
         "kernel descriptor / COMPUTE_PGM_RSRC fields (LLVM AMDHSAKernelDescriptor.h).",
-    repos=["mesa", "llvm19"], module="autogen.rdna3",
+    repos=["mesa_aco", "llvm19"], module="autogen.rdna3",
 )
 
 AMDHSA = PyTarget(
@@ -324,10 +331,79 @@ KFD_PRIV = PyTarget(
     repos=["linux61"], module="autogen.kfd_priv",
 )
 
-TARGETS = {t.name: t for t in (NV580, HOPPER, KFD, RDNA3, AMDHSA, GC11, PM4, SDMA6, KFD_PRIV)}
+KGSL = Target(
+    name="kgsl", group="qcom", output="hwdrv/qcom/gen/kgsl.py",
+    doc="Qualcomm kgsl ioctl ABI (include/uapi/linux/msm_kgsl.h): structs, request numbers, flags, properties.",
+    repos=["kgsl"],
+    include_dirs=[("kgsl", "include/uapi")],
+    headers=[("kgsl", "include/uapi/linux/msm_kgsl.h")],
+    defines=["-D__user="],  # the kernel annotation has no meaning to userspace
+    types=[r"struct kgsl_\w+", r"kgsl_\w+"],
+    macros=[r"IOCTL_KGSL_\w+", r"KGSL_\w+"],
+    exclude=[r"_UAPI_MSM_KGSL_H", r"KGSL_IOC_TYPE_\w+"],
+)
+
+KGSL_SNAPSHOT = Target(
+    name="kgsl_snapshot", group="qcom", output="hwdrv/qcom/gen/kgsl_snapshot.py",
+    doc="kgsl GPU snapshot format constants (kgsl_snapshot.h): magic, section ids, OS ids, object types. "
+        "The section structs are __packed, which the cffi pipeline cannot express; hwdrv/mock/qcom/snapshot.py "
+        "packs them with struct formats named after kgsl_snapshot.h's structs.",
+    repos=["kgsl"],
+    headers=[("kgsl", "kgsl_snapshot.h")],
+    # kernel-internal header: map the kernel integer types to the UAPI ones
+    defines=["-D__packed=", "-Du8=__u8", "-Du16=__u16", "-Du32=__u32", "-Du64=__u64", "-Ds32=__s32", "-Ds64=__s64",
+             "-Duint64_t=__u64", "-Duint32_t=__u32", "-Duint16_t=__u16", "-Duint8_t=__u8"],
+    macros=["SNAPSHOT_MAGIC", r"KGSL_SNAPSHOT_\w+", r"SNAPSHOT_\w+"],
+    exclude=[r"_KGSL_SNAPSHOT_H_?"],
+)
+
+from .rnn import RnnTarget  # noqa: E402  (rnn imports manifest lazily)
+
+_REGS = "src/freedreno/registers/adreno/"
+
+A6XX = RnnTarget(
+    name="a6xx", group="qcom", output="hwdrv/qcom/gen/a6xx.py",
+    doc="Adreno a6xx registers for compute dispatch and hang diagnosis (Mesa registers/adreno/a6xx.xml, "
+        "old register names of Mesa 25.0), descriptor layouts (A6XX_TEX_CONST, A6XX_UBO), their enums; "
+        "A7XX_ names where a7xx moved or added something.",
+    repo="mesa", files=[_REGS + "a6xx.xml"],
+    domains={"A6XX": "", "A6XX_TEX_CONST": "A6XX_TEX_CONST_", "A6XX_UBO": "A6XX_UBO_"},
+    variant="A6XX", extra_variants=["A7XX"],
+    regs=[r"SP_CS_\w+", r"HLSQ_CS_\w+", "HLSQ_INVALIDATE_CMD", r"HLSQ_CONTROL_[2-5]_REG", "HLSQ_FS_CNTL_0",
+          "SP_MODE_CONTROL", "SP_PERFCTR_ENABLE", "SP_FLOAT_CNTL", "SP_TP_MODE_CNTL", "TPL1_DBG_ECO_CNTL",
+          "SP_CHICKEN_BITS", "UCHE_CLIENT_PF", "HLSQ_DBG_ECO_CNTL", "SP_PS_TP_BORDER_COLOR_BASE_ADDR",
+          r"CP_RB_\w+", r"CP_IB[12]_\w+", "CP_HW_FAULT", "CP_INTERRUPT_STATUS", "CP_PROTECT_STATUS",
+          "CP_STATUS_1", "CP_SQE_INSTR_BASE", r"CP_SCRATCH(_REG)?", r"CP_SQE_STAT_\w+", r"CP_ROQ_AVAIL_\w+",
+          "CP_ALWAYS_ON_COUNTER", r"CP_PROTECT(_REG)?", "CP_PROTECT_CNTL", r"RBBM_STATUS\d?", "RBBM_INT_0_STATUS",
+          r"CP_DRAW_STATE_\w+", r"A6XX_TEX_CONST_\d+", r"A6XX_UBO_\d+"],
+    enums=["a6xx_threadsize", "a3xx_threadmode", "a6xx_const_ram_mode", "a6xx_isam_mode", "a6xx_tex_type",
+           "a6xx_tile_mode", "a6xx_format", "a6xx_tex_swiz", "a6xx_tex_filter", "a6xx_tex_clamp"],
+)
+
+ADRENO_PM4 = RnnTarget(
+    name="adreno_pm4", group="qcom", output="hwdrv/qcom/gen/adreno_pm4.py",
+    doc="Adreno PM4 command stream (Mesa registers/adreno/adreno_pm4.xml + common/freedreno_pm4.h): packet "
+        "types and header accessors, type-7 opcodes, payload layouts of the packets compute uses, event types.",
+    repo="mesa", files=[_REGS + "adreno_pm4.xml"], header_file="src/freedreno/common/freedreno_pm4.h",
+    domains={d: d + "_" for d in ("CP_LOAD_STATE6", "CP_EXEC_CS", "CP_EXEC_CS_INDIRECT", "CP_EVENT_WRITE",
+                                  "CP_EVENT_WRITE7", "CP_MEM_WRITE", "CP_WAIT_REG_MEM", "CP_WAIT_MEM_GTE",
+                                  "CP_SET_MARKER", "CP_REG_TO_MEM", "CP_MEM_TO_REG", "CP_MEM_TO_MEM",
+                                  "CP_REG_RMW", "CP_WAIT_TIMESTAMP")},
+    variant="A6XX", extra_variants=["A7XX"],
+    regs=[r"CP_(LOAD_STATE6|EXEC_CS|EXEC_CS_INDIRECT|EVENT_WRITE|EVENT_WRITE7|MEM_WRITE|WAIT_REG_MEM|WAIT_MEM_GTE|"
+          r"SET_MARKER|REG_TO_MEM|MEM_TO_REG|MEM_TO_MEM|REG_RMW|WAIT_TIMESTAMP)_\w+"],
+    enums=["adreno_pm4_type3_packets", "vgt_event_type", "adreno_pm4_packet_type", "a6xx_state_block",
+           "a6xx_state_type", "a6xx_state_src", "cp_cond_function", "poll_memory_type", "event_write_src",
+           "event_write_dst", "a6xx_marker", "set_marker_mode", "a6xx_ifpc_mode"],
+)
+
+TARGETS = {t.name: t for t in (NV580, HOPPER, KFD, RDNA3, AMDHSA, GC11, PM4, SDMA6, KFD_PRIV,
+                               KGSL, KGSL_SNAPSHOT, A6XX, ADRENO_PM4)}
 GROUPS = {"nvidia": ["nv580", "hopper"], "kfd": ["kfd", "kfd_priv"],
           "amd": ["rdna3", "amdhsa", "gc11", "pm4", "sdma6", "kfd_priv"],
-          "all": ["nv580", "hopper", "kfd", "rdna3", "amdhsa", "gc11", "pm4", "sdma6", "kfd_priv"]}
+          "qcom": ["kgsl", "kgsl_snapshot", "a6xx", "adreno_pm4"],
+          "all": ["nv580", "hopper", "kfd", "rdna3", "amdhsa", "gc11", "pm4", "sdma6", "kfd_priv",
+                  "kgsl", "kgsl_snapshot", "a6xx", "adreno_pm4"]}
 
 
 def _late() -> None:
@@ -336,6 +412,30 @@ def _late() -> None:
 
 _late()
 
+from .isaspec import IsaTarget  # noqa: E402
+
+IR3_ISA = IsaTarget(
+    name="ir3_isa", group="qcom", output="hwdrv/qcom/gen/ir3_isa.py", repo="mesa",
+    root_xml="src/freedreno/isa/ir3.xml", gens=(600, 799),
+    sha256={
+        "src/freedreno/isa/ir3.xml": "6c10da025271d08b1eeee0339d4cc32b9a9e6d9e004c1380eefd5950544b61eb",
+        "src/freedreno/isa/ir3-common.xml": "9d3883119c6128d759711d65aa59f564363d5a0fa47001de51fa09db4f201969",
+        "src/freedreno/isa/ir3-cat0.xml": "6156382bef2610e3014b0d8636b22bab63f694846a5fe5aba4baa642a4c66574",
+        "src/freedreno/isa/ir3-cat1.xml": "91cd197c0a6992b8602531c39823ac3796d3f66a4dba96b19bed57432ced86d6",
+        "src/freedreno/isa/ir3-cat2.xml": "7702207d3142c2f2bac5a9a5d484f0d803a4d3ab068b2c15fb7f02b46b0e63ce",
+        "src/freedreno/isa/ir3-cat3.xml": "32f3d16738474e37347c7e9a5c5d5cd445675fc8ea61dad60ac25e0dc728b5a8",
+        "src/freedreno/isa/ir3-cat4.xml": "0da65138acf41f17a7c0c433278b44723f11e222864eca96e4eb73212383a958",
+        "src/freedreno/isa/ir3-cat5.xml": "9388ecb306dd54f2fc0a3af1ab762bb5142da372af357aa731fcc790f84de955",
+        "src/freedreno/isa/ir3-cat6.xml": "107769f3fca95886eb38a231afca7bac76ac428b5b7b5040cc10452d7e59493f",
+        "src/freedreno/isa/ir3-cat7.xml": "3d4971e120d1eff87281e974b2ee56710b64647b89b7c58b8391c14d45d9fd49",
+    },
+)
+# Not read by a generator: Mesa's disassembler test vectors (tests/data/qcom/ir3/extract_vectors.py).
+IR3_DISASM_TEST = ("src/freedreno/ir3/tests/disasm.c",
+                   "fc32b74e7146546be68b58d49b2ce23f22ba5e1478add9bbf44174f3c8b671a5")
+TARGETS[IR3_ISA.name] = IR3_ISA
+GROUPS["qcom"].append(IR3_ISA.name)
+GROUPS["all"].append(IR3_ISA.name)
 
 # ---- gh100_regs: Hopper registers a hang report reads through EXEC_REG_OPS ------------------------
 # The gh100 directory of swref/published carries few registers with offsets; where it is silent the

@@ -75,6 +75,9 @@ class Device(ABC):
     #: choice where its driver allows it (NVIDIA and KFD do; kgsl assigns GPU addresses itself);
     #: the core never assumes it: a Buffer carries ``va`` (GPU) and ``cpu_addr`` separately.
     gpu_va_is_cpu_va = True
+    #: whether signal timestamps count from the Unix epoch (NVIDIA's global timer); Adreno's
+    #: always-on counter counts from power-up instead
+    timestamps_track_wall_clock = True
 
     #: seconds a submission may wait for ring space or for an earlier run of its queue (work
     #: stuck on the GPU) before raising GPUHang with a report; set it per device

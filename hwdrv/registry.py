@@ -18,6 +18,7 @@ from .ioctl.kernel import Kernel
 _BACKENDS = {
     "nvidia": ("hwdrv.nvidia.device", "hwdrv.mock.nvidia"),
     "amd": ("hwdrv.amd.device", "hwdrv.mock.amd"),
+    "qcom": ("hwdrv.qcom.device", "hwdrv.mock.qcom"),
 }
 # vendor -> module whose decode_dump(data, what) -> list[str] decodes a raw command-stream dump
 _DUMP_DECODERS = {

@@ -18,11 +18,13 @@ import hwdrv
 from hwdrv import Var
 
 _DATA = pathlib.Path(__file__).parent / "data"
-#: per vendor kind: the conformance kernels (tests/data/conformance/kernels.cu, and its OpenCL C
-#: twin tests/data/amd/conformance/kernels.cl) in the form that vendor's ``dev.compiler`` takes
+#: per vendor kind: the conformance kernels (tests/data/conformance/kernels.cu, its OpenCL C twin
+#: tests/data/amd/conformance/kernels.cl, and the ir3 assembly tests/data/conformance/kernels.ir3:
+#: the same names, arguments and results) in the form that vendor's ``dev.compiler`` takes
 KERNEL_SOURCES = {
     "nvidia": lambda: (_DATA / "conformance" / "kernels.ptx").read_text(),
     "amd": lambda: (_DATA / "amd" / "conformance" / "kernels.hsaco").read_bytes(),
+    "qcom": lambda: (_DATA / "conformance" / "kernels.ir3").read_text(),
 }
 #: command words one copy-engine transfer takes (NVIDIA: methods OFFSET_IN/OUT, LINE_LENGTH_IN,
 #: LAUNCH_DMA; AMD: an SDMA COPY_LINEAR packet)
@@ -32,9 +34,13 @@ WAIT = 20.0
 
 @pytest.fixture(scope="module")
 def binary(dev):
-    if dev.kind not in KERNEL_SOURCES:
-        pytest.skip(f"no conformance kernels for {dev.kind} devices yet")
     return dev.compiler.compile(KERNEL_SOURCES[dev.kind]())
+
+
+def skip_on(dev, kinds: dict[str, str]) -> None:
+    """Skip where the case cannot apply to this vendor, saying why (``kinds``: kind -> reason)."""
+    if dev.kind in kinds:
+        pytest.skip(f"{dev.kind}: {kinds[dev.kind]}")
 
 
 def prog(dev, binary, name):
@@ -156,6 +162,7 @@ def test_large_parameters(dev, binary):
 
 
 def test_dynamic_shared_over_48k(dev, binary):
+    skip_on(dev, {"qcom": "an A630 SP has 32 KiB of shared memory (dev.limits.max_shared_per_block)"})
     # 96 KiB of dynamic shared memory, or all a block may have where that is less (AMD: 64 KiB)
     n = min(96 << 10, dev.limits.max_shared_per_block) // 4
     assert n * 4 > 48 << 10
@@ -231,6 +238,8 @@ def test_compute_queue_copy(dev, size, offset):
 def test_copy_splits_at_the_engine_limit(dev, monkeypatch):
     """The copy engine moves at most COPY_CHUNK bytes per launch: larger copies are split. On a
     real GPU the copy is > 4 GiB; on the mock the chunk is made small to exercise the split."""
+    skip_on(dev, {"qcom": "there is no copy engine; copies run as compute blits (test_copy, "
+                          "test_compute_queue_copy)"})
     import importlib
     nvq = importlib.import_module(f"hwdrv.{dev.kind}.queue")      # the backend's queue module
     if dev.is_mock:
@@ -346,11 +355,11 @@ def test_timestamps_monotonic_and_plausible(dev, binary):
     assert t1.value == 77, "timestamp() must not change the signal's value"
     assert 0 < t0.timestamp <= t1.timestamp <= t2.timestamp
     assert t2.timestamp - t0.timestamp < 5 * dev.timestamp_hz
-    if dev.kind == "nvidia":
+    if dev.timestamps_track_wall_clock:
         # NVIDIA's timer counts nanoseconds of wall-clock time
         assert host_before - 2e9 < t0.timestamp_ns < host_after + 2e9, "GPU clock should track wall time"
     else:
-        # AMD's GPU clock counter starts at power-on: its rate must match the host's clock
+        # AMD's and Adreno's GPU clock counters start at power-on: their rate must match the host's
         assert t2.timestamp_ns - t0.timestamp_ns <= host_after - host_before + 1e6, \
             "GPU time between the timestamps exceeds the host time around them: timestamp_hz is wrong"
 
@@ -367,8 +376,8 @@ def _process_state():
 
 def _assert_mock_driver_empty(kernel, cycle: int) -> None:
     """What the mock kernel driver holds after close, read from its own state (not from the
-    backend's bookkeeping): no RM client / KFD process (so no object of the tree), no memory in
-    its pools, no open fd, no doorbell mapping."""
+    backend's bookkeeping): no RM client / KFD process / kgsl context (so no object of the tree),
+    no memory in its pools, no open fd, no doorbell mapping."""
     if hasattr(kernel, "amd"):
         kfd = kernel.amd
         assert kfd.processes == [], f"cycle {cycle}: KFD processes left in the mock driver"
@@ -377,6 +386,12 @@ def _assert_mock_driver_empty(kernel, cycle: int) -> None:
         assert kernel.open_fds() == {}, f"cycle {cycle}: fds left open: {kernel.open_fds()}"
         assert kfd.gpu.page_table.mappings() == [], f"cycle {cycle}: GPU page table not empty"
         assert kernel._mmio == {}, f"cycle {cycle}: doorbell mappings left: {list(kernel._mmio)}"
+        return
+    if hasattr(kernel, "qcom"):
+        q = kernel.qcom
+        assert q.contexts == {}, f"cycle {cycle}: kgsl contexts left: {list(q.contexts)}"
+        assert not q.mem.entries, f"cycle {cycle}: kgsl memory entries left: {len(q.mem.entries)}"
+        assert kernel.open_fds() == {}, f"cycle {cycle}: fds left open: {kernel.open_fds()}"
         return
     rm = kernel.nvidia
     assert rm.clients == {}, f"cycle {cycle}: RM clients left in the mock driver: {list(rm.clients)}"

@@ -103,6 +103,8 @@ class AMDDevice(Device):
     """An open AMD gfx11 GPU (or the mock of one)."""
 
     kind = "amd"
+    #: the GPU clock counter counts from power-on, not wall-clock time
+    timestamps_track_wall_clock = False
     samples = SAMPLES
     timestamp_hz = TIMESTAMP_HZ
 
