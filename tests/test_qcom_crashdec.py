@@ -189,6 +189,18 @@ def test_crashdec_on_the_synthetic_snapshot():
     assert ">> 0x4000020070  CP_RUN_OPENCL" in text
 
 
+def test_faults_from_kgsl_dmesg_lines():
+    # the dev_crit formats of kgsl_iommu_print_fault (kgsl_iommu.c), with C's %lX / %llx as Python's %X / %x
+    log = ("kgsl kgsl-3d0: GPU PAGE FAULT: addr = %X pid= %d name=%s drawctxt=%d context pid = %d\n"
+           % (FAULT_ADDR, 4242, "modeld", 3, 4243)
+           + "kgsl kgsl-3d0: context=gfx3d_user TTBR0=0x%x (%s %s fault)\n" % (0x1234000, "write", "translation")
+           + "kgsl kgsl-3d0: FAULTING BLOCK: TP\n")
+    faults = crashdec.faults_from_dmesg(log)
+    assert [(f.address, f.access, f.kind, f.engine) for f in faults] == [(FAULT_ADDR, "write", "TRANSLATION", "TP")]
+    rep = crashdec.report_from_snapshot(synthetic_snapshot(), faults=faults)
+    assert rep.faults[0].address == FAULT_ADDR and f">= buffer {OUT:#x}" in rep.faults[0].source
+
+
 def test_without_sqe_stat_the_estimate_itself_is_marked():
     rep = crashdec.report_from_snapshot(synthetic_snapshot(with_sqe_stat=False))
     q2 = rep.queues[2]
@@ -231,7 +243,7 @@ def test_mock_unknown_opcode(kern):
 def test_mock_page_fault_from_a_mem_write(kern):
     words = [pkt7(P.CP_NOP, 0), pkt7(P.CP_MEM_WRITE, 3), 0x10, 0, 1, pkt7(P.CP_WAIT_FOR_IDLE, 0), pkt7(P.CP_NOP, 0)]
     rep, gpu, _ = _fault_report(kern, Kgsl(kern), words)
-    assert [(f.address, f.access) for f in rep.faults] == [(0x10, "write")]
+    assert rep.cause == "mmu_fault" and [(f.address, f.access) for f in rep.faults] == [(0x10, "write")]
     assert "CP_MEM_WRITE" in rep.faults[0].source and "inferred" in rep.faults[0].source
     st = _stalled(rep.queues[1])
     assert [c.offset for c in st] == [gpu + 4] and st[0].text == "CP_MEM_WRITE (3) ADDR=0x10"
@@ -305,6 +317,7 @@ def test_mock_shader_fault_in_a_dispatch(kern):
     assert rep.wave_errors[0].source_line == "stg.u32 g[r1.x], r1.z, 1" and rep.wave_errors[0].pc == STG_PC
     assert any(n.startswith(">>") and "stg.u32" in n for n in rep.notes)
     regs = {r.name: r for r in rep.registers}
+    assert "SP_CS_OBJ_START_HI" not in regs and any("the stop is the shader's" in n for n in rep.notes)
     assert regs["SP_CS_OBJ_START"].value == shader and regs["SP_CS_INSTRLEN"].fields["VALUE"] == 1
     assert regs["SP_CS_CTRL_REG0"].fields["FULLREGFOOTPRINT"] == 3 and regs["SP_CS_CTRL_REG0"].fields["THREADSIZE"] == 0
     assert regs["HLSQ_CS_NDRANGE_0"].fields["LOCALSIZEX"] == LOCAL - 1 and regs["HLSQ_CS_NDRANGE_0"].fields["KERNELDIM"] == 3

@@ -12,7 +12,7 @@ qcom.md §4.3), into a :class:`hwdrv.hang.HangReport`.
   "ESTIMATED CRASH LOCATION"). IB2 is preferred when active.
 * The error: CP_INTERRUPT_STATUS / RBBM_INT_0_STATUS bits by name → ``ErrorCode("qcom", "kgsl
   fault", ...)``; page faults from kgsl's fault info (``faults_from_report`` reads
-  IOCTL_KGSL_GET_FAULT_REPORT's records) matched against the process's MEMLIST ("==" inside a buffer,
+  IOCTL_KGSL_GET_FAULT_REPORT's records, ``faults_from_dmesg`` kgsl's kernel-log lines) matched against the process's MEMLIST ("==" inside a buffer,
   ">=" past its end). Without a fault record, a stalled packet that touches memory names the address
   it touches (marked as inferred).
 * CP and SP/HLSQ registers decoded by field from ``hwdrv.qcom.gen.a6xx``.
@@ -23,6 +23,7 @@ qcom.md §4.3), into a :class:`hwdrv.hang.HangReport`.
 """
 from __future__ import annotations
 
+import re
 from typing import Callable, Iterable
 
 import numpy as np
@@ -30,7 +31,7 @@ import numpy as np
 from ..hang import Command, ErrorCode, Fault, HangReport, Launch, QueueState, Register, WaveError
 from .gen import a6xx as A
 from .gen import kgsl as K
-from .pm4decode import Packet, header_name, reg_fields, resync, walk
+from .pm4decode import REG_FIELDS, Packet, header_name, reg_fields, resync, walk
 from .snapshot import Snapshot, parse
 
 #: dwords crashdec backs off from RPTR before resynchronising on a header (reference §4.3 step 1)
@@ -68,6 +69,37 @@ def faults_from_report(data: bytes) -> list[Fault]:
     return out
 
 
+# kgsl_iommu_print_fault's dev_crit lines (kgsl_iommu.c):
+#   "GPU PAGE FAULT: addr = %lX pid= %d name=%s drawctxt=%d context pid = %d"
+#   "context=%s TTBR0=0x%llx (%s %s fault)"   (read|write, translation|permission|external|...)
+#   "FAULTING BLOCK: %s"                      (on GPUs with iommu_fault_block)
+_DMESG_FAULT = re.compile(r"GPU PAGE FAULT: addr = ([0-9A-Fa-f]+) pid= ?(-?\d+) name=(\S*) drawctxt=(\d+)")
+_DMESG_KIND = re.compile(r"context=\S+ TTBR0=0x[0-9a-fA-F]+ \((read|write) (.+?) fault\)")
+_DMESG_BLOCK = re.compile(r"FAULTING BLOCK: (.+)")
+
+
+def faults_from_dmesg(text: str) -> list[Fault]:
+    """Faults from the kernel log lines kgsl prints for a GPU page fault (``kgsl_iommu_print_fault``):
+    the address, read/write, the fault type and, where printed, the faulting block."""
+    out: list[Fault] = []
+    for line in text.splitlines():
+        m = _DMESG_FAULT.search(line)
+        if m:
+            out.append(Fault(int(m.group(1), 16), "", "", "IOMMU",
+                             f"kgsl dmesg: pid {m.group(2)} ({m.group(3)}) drawctxt {m.group(4)}"))
+            continue
+        if not out:
+            continue
+        m = _DMESG_KIND.search(line)
+        if m and not out[-1].access:
+            out[-1].access, out[-1].kind = m.group(1), m.group(2).upper().replace(" ", "_")
+            continue
+        m = _DMESG_BLOCK.search(line)
+        if m:
+            out[-1].engine = m.group(1).strip()
+    return out
+
+
 def report_from_snapshot(data: bytes | Snapshot, *, device: str = "qcom (kgsl snapshot)",
                          faults: Iterable[Fault] = (), fault_pc: int | None = None,
                          read_memory: Callable[[int, int], bytes | None] | None = None,
@@ -81,6 +113,8 @@ def report_from_snapshot(data: bytes | Snapshot, *, device: str = "qcom (kgsl sn
     cause, error = classify(snap, faults)
     report = HangReport(device=device, cause=cause, error=error, unit_name="SP")
     fill_report(report, snap, faults=faults, fault_pc=fault_pc, read_memory=read_memory, context=context)
+    if report.faults and not error.code:
+        report.cause = "mmu_fault"     # nothing latched, but the stalled packet's access explains the stop
     return report
 
 
@@ -319,10 +353,13 @@ def _registers(report: HangReport, regs: dict[int, int], src: dict[int, str], sq
     names = [*_CP_REGS, *(n for r, n in sorted(A.REGISTERS.items()) if n.startswith(("SP_", "HLSQ_")))]
     for name in names:
         r = _REG_BY_NAME[name]
-        if r not in regs:
+        if r not in regs or (name.endswith("_HI") and name[:-3] in A.REG64):   # shown with its low half
             continue
         value = _u64(regs, r) if name in A.REG64 else regs[r]
-        report.registers.append(Register(name, value, reg_fields(r, value), src[r]))
+        fields = reg_fields(r, value)
+        if all(f.width == 1 for _, f in REG_FIELDS.get(name, [])):
+            fields = {k: v for k, v in fields.items() if v}      # a flag register: the flags that are set
+        report.registers.append(Register(name, value, fields, src[r]))
     if sqe is not None:
         report.registers.append(Register("CP_SQE_STAT[1]", sqe, {"packet": header_name(sqe)}, "SQE $01"))
 
@@ -353,6 +390,9 @@ def _launch(report: HangReport, snap: Snapshot, regs: dict[int, int], innermost,
     prog = _u64(state, A.SP_CS_OBJ_START)
     nbytes = state.get(A.SP_CS_INSTRLEN, 0) * INSTRLEN_UNIT
     name = f"cs@{prog:#x}"
+    if not report.faults and report.error is not None and not report.error.code:
+        report.notes.append(f"nothing is latched in the CP while {disp.name} ran: the stop is the shader's (an IOMMU "
+                            "fault from the SP/TP, or a shader that never ends); kgsl's fault report names the address")
     report.launches.append(Launch(name, grid, block, [], prog,
                                   f"{qname}: {disp.name} at {disp.addr:#x}"
                                   + (" (the stalled packet)" if disp is stalled else "")))
