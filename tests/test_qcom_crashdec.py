@@ -386,10 +386,13 @@ def test_truncated_and_garbled_snapshots_name_the_offset():
         snapshot.parse(bytes(bad))
     with pytest.raises(InvalidArgument, match="RB_V2 section at offset"):
         snapshot.parse(_rb_with_count(1000))
+    # a ring far larger than the dwords dumped: decoded from what is there (no ring-sized buffer)
+    rep = crashdec.report_from_snapshot(_rb_with_count(4, rbsize=1 << 30, rptr=(1 << 30) - 2, wptr=1))
+    assert rep.queues[0].get == (1 << 30) - 2 and rep.queues[0].put == 1
 
 
-def _rb_with_count(count: int) -> bytes:
-    body = struct.pack("<iiiiiiIIQI", 0, 4, 4, 0, 0, count, 0, 0, RB, 0) + _dw([0] * 4)
+def _rb_with_count(count: int, rbsize: int = 4, rptr: int = 0, wptr: int = 0) -> bytes:
+    body = struct.pack("<iiiiiiIIQI", 0, 4, rbsize, wptr, rptr, count, 0, 0, RB, 0) + _dw([0] * 4)
     return struct.pack("<III", 0x504D0002, 0, 0) + _sec(0x0302, body) + struct.pack("<HHI", 0xABCD, 0xFFFF, 8)
 
 

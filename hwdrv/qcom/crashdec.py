@@ -237,16 +237,15 @@ def _commands(pkts: list[Packet], stalled: Packet | None) -> list[Command]:
 
 def _ring(report: HangReport, ring, ib1: int, sqe: int | None, context: int) -> list[Packet]:
     n = ring.rbsize
-    words = np.zeros(n, dtype=np.uint32)
-    idx = (ring.start + np.arange(len(ring.dwords))) % n
-    words[idx] = ring.dwords[:n]
     # decode from a little before RPTR (further back when an IB is running: its CP_INDIRECT_BUFFER
-    # lies behind the prefetching RPTR) up to WPTR
+    # lies behind the prefetching RPTR) up to WPTR; ring dwords the section does not hold read as 0
     back = RING_BACKOFF + (8 * context if ib1 else 4 * context)
     begin = (ring.rptr - back) % n
     k_rptr = (ring.rptr - begin) % n
-    length = max((ring.wptr - begin) % n, k_rptr)
-    lin = words[(begin + np.arange(length)) % n]
+    length = min(max((ring.wptr - begin) % n, k_rptr), len(ring.dwords) + back)
+    held = (begin + np.arange(length, dtype=np.int64) - ring.start) % n      # index into ring.dwords
+    lin = np.where(held < len(ring.dwords), ring.dwords[np.minimum(held, max(len(ring.dwords) - 1, 0))]
+                   if len(ring.dwords) else 0, 0).astype(np.uint32)
     pkts = walk(lin, 0, resync(lin, 0, length))
     for p in pkts:
         p.addr = ring.gpuaddr + 4 * ((begin + p.index) % n)
@@ -388,7 +387,7 @@ def _launch(report: HangReport, snap: Snapshot, regs: dict[int, int], innermost,
     else:
         grid = ("indirect", fv.get("ADDR", 0))
     prog = _u64(state, A.SP_CS_OBJ_START)
-    nbytes = state.get(A.SP_CS_INSTRLEN, 0) * INSTRLEN_UNIT
+    nbytes = A.SP_CS_INSTRLEN_VALUE.decode(state.get(A.SP_CS_INSTRLEN, 0)) * INSTRLEN_UNIT
     name = f"cs@{prog:#x}"
     if not report.faults and report.error is not None and not report.error.code:
         report.notes.append(f"nothing is latched in the CP while {disp.name} ran: the stop is the shader's (an IOMMU "
