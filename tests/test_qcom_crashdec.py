@@ -23,10 +23,9 @@ from hwdrv.ioctl import hostmem
 from hwdrv.qcom import crashdec, ir3, pm4decode, snapshot
 from hwdrv.qcom.gen import a6xx as A
 from hwdrv.qcom.gen import adreno_pm4 as P
-from hwdrv.qcom.gen import kgsl as K
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_mock_kgsl import Kgsl, errno_of, pkt7  # noqa: E402
+from test_mock_kgsl import Kgsl, _parity, errno_of, pkt7  # noqa: E402
 
 import hwdrv.mock.qcom as Q  # noqa: E402
 
@@ -180,7 +179,8 @@ def test_crashdec_on_the_synthetic_snapshot():
     marked = [n for n in rep.notes if n.startswith(">>")]
     assert len(marked) == 1 and "stg.u32" in marked[0] and f"{SHADER + 8 * STG_PC:#x}" in marked[0]
     regs = {r.name: r for r in rep.registers}
-    assert regs["HLSQ_CS_CNTL"].fields == {"CONSTLEN": 0, "ENABLED": 1} and "MVC cluster 5" in regs["HLSQ_CS_CNTL"].source
+    assert regs["HLSQ_CS_CNTL"].fields == {"CONSTLEN": 0, "ENABLED": 1}
+    assert "MVC cluster 5" in regs["HLSQ_CS_CNTL"].source
     assert regs["RBBM_STATUS3"].fields["SMMU_STALLED_ON_FAULT"] == 1
     assert regs["CP_IB2_BASE"].value == IB2 and regs["CP_ROQ_AVAIL_IB2"].fields["REM"] == 3
     assert regs["CP_SQE_STAT[1]"].fields["packet"] == "CP_RUN_OPENCL (1 dwords)"
@@ -282,12 +282,13 @@ def test_mock_shader_fault_in_a_dispatch(kern):
 
     def p4(reg, *vals):
         n = len(vals)
-        return [P.CP_TYPE4_PKT | P.PKT_TYPE4_PKT_SIZE.encode(n) | P.PKT_TYPE4_PKT_SIZE_PARITY.encode(pm4decode.parity(n))
-                | P.PKT_TYPE4_PKT_OFFSET.encode(reg) | P.PKT_TYPE4_PKT_OFFSET_PARITY.encode(pm4decode.parity(reg)), *vals]
+        return [P.CP_TYPE4_PKT | P.PKT_TYPE4_PKT_SIZE.encode(n) | P.PKT_TYPE4_PKT_SIZE_PARITY.encode(_parity(n))
+                | P.PKT_TYPE4_PKT_OFFSET.encode(reg) | P.PKT_TYPE4_PKT_OFFSET_PARITY.encode(_parity(reg)), *vals]
 
     def ls6(typ, n, addr):
         return [pkt7(P.CP_LOAD_STATE6_FRAG, 3), P.CP_LOAD_STATE6_0_STATE_TYPE.encode(typ)
-                | P.CP_LOAD_STATE6_0_STATE_SRC.encode(P.SS6_INDIRECT) | P.CP_LOAD_STATE6_0_STATE_BLOCK.encode(P.SB6_CS_SHADER)
+                | P.CP_LOAD_STATE6_0_STATE_SRC.encode(P.SS6_INDIRECT)
+                | P.CP_LOAD_STATE6_0_STATE_BLOCK.encode(P.SB6_CS_SHADER)
                 | P.CP_LOAD_STATE6_0_NUM_UNIT.encode(n), addr & 0xFFFFFFFF, addr >> 32]
 
     words = ([pkt7(P.CP_SET_MARKER, 1), P.CP_SET_MARKER_0_MODE.encode(P.RM6_COMPUTE)]
@@ -312,7 +313,8 @@ def test_mock_shader_fault_in_a_dispatch(kern):
     st = _stalled(rep.queues[1])
     assert [c.offset for c in st] == [run_at] and st[0].text.startswith("CP_RUN_OPENCL")
     ln = rep.launches[0]
-    assert (ln.grid, ln.block, ln.program_address, ln.kernel) == ((GROUPS, 1, 1), (LOCAL, 1, 1), shader, f"cs@{shader:#x}")
+    assert (ln.grid, ln.block, ln.program_address) == ((GROUPS, 1, 1), (LOCAL, 1, 1), shader)
+    assert ln.kernel == f"cs@{shader:#x}"
     assert "the stalled packet" in ln.queue
     assert rep.wave_errors[0].source_line == "stg.u32 g[r1.x], r1.z, 1" and rep.wave_errors[0].pc == STG_PC
     assert any(n.startswith(">>") and "stg.u32" in n for n in rep.notes)
@@ -320,7 +322,8 @@ def test_mock_shader_fault_in_a_dispatch(kern):
     assert "SP_CS_OBJ_START_HI" not in regs and any("the stop is the shader's" in n for n in rep.notes)
     assert regs["SP_CS_OBJ_START"].value == shader and regs["SP_CS_INSTRLEN"].fields["VALUE"] == 1
     assert regs["SP_CS_CTRL_REG0"].fields["FULLREGFOOTPRINT"] == 3 and regs["SP_CS_CTRL_REG0"].fields["THREADSIZE"] == 0
-    assert regs["HLSQ_CS_NDRANGE_0"].fields["LOCALSIZEX"] == LOCAL - 1 and regs["HLSQ_CS_NDRANGE_0"].fields["KERNELDIM"] == 3
+    assert regs["HLSQ_CS_NDRANGE_0"].fields["LOCALSIZEX"] == LOCAL - 1
+    assert regs["HLSQ_CS_NDRANGE_0"].fields["KERNELDIM"] == 3
     # the snapshot alone (no device memory) still names the dispatch and says the code is missing
     rep2 = crashdec.report_from_snapshot(data)
     assert rep2.launches and any("not in the snapshot" in n for n in rep2.notes) and not rep2.wave_errors
@@ -350,6 +353,8 @@ def test_headers_from_the_reference_decode_by_name():
              0x40A9B08A: "type-4 write of 10 dwords to SP_CS_CTRL_REG0",
              0x48B98385: "type-4 write of 5 dwords to HLSQ_CONTROL_2_REG"}
     assert {h: pm4decode.header_name(h) for h in table} == table
+    # the odd-parity rule (reference §2.1: set bits of v plus the parity bit are odd) for every 14-bit count
+    assert all(pm4decode.parity(v) == _parity(v) for v in range(1 << 14))
     for h in table:                                         # flipping a parity bit invalidates it
         assert pm4decode.header_problem(h ^ (1 << 7 if h >> 28 == 4 else 1 << 15))
 

@@ -12,7 +12,8 @@ qcom.md §4.3), into a :class:`hwdrv.hang.HangReport`.
   "ESTIMATED CRASH LOCATION"). IB2 is preferred when active.
 * The error: CP_INTERRUPT_STATUS / RBBM_INT_0_STATUS bits by name → ``ErrorCode("qcom", "kgsl
   fault", ...)``; page faults from kgsl's fault info (``faults_from_report`` reads
-  IOCTL_KGSL_GET_FAULT_REPORT's records, ``faults_from_dmesg`` kgsl's kernel-log lines) matched against the process's MEMLIST ("==" inside a buffer,
+  IOCTL_KGSL_GET_FAULT_REPORT's records, ``faults_from_dmesg`` kgsl's kernel-log lines) matched
+  against the process's MEMLIST ("==" inside a buffer,
   ">=" past its end). Without a fault record, a stalled packet that touches memory names the address
   it touches (marked as inferred).
 * CP and SP/HLSQ registers decoded by field from ``hwdrv.qcom.gen.a6xx``.
@@ -188,8 +189,9 @@ def fill_report(report: HangReport, snap: Snapshot, *, faults: Iterable[Fault] =
     # --- the IBs, outermost first
     calls = ring_pkts
     innermost: tuple[str, list[Packet], Packet | None] | None = None
-    for level, base, rem_reg, roq_reg, roq_field in ((1, ib1, A.CP_IB1_REM_SIZE, A.CP_ROQ_AVAIL_IB1, A.CP_ROQ_AVAIL_IB1_REM),
-                                                     (2, ib2, A.CP_IB2_REM_SIZE, A.CP_ROQ_AVAIL_IB2, A.CP_ROQ_AVAIL_IB2_REM)):
+    levels = ((1, ib1, A.CP_IB1_REM_SIZE, A.CP_ROQ_AVAIL_IB1, A.CP_ROQ_AVAIL_IB1_REM),
+              (2, ib2, A.CP_IB2_REM_SIZE, A.CP_ROQ_AVAIL_IB2, A.CP_ROQ_AVAIL_IB2_REM))
+    for level, base, rem_reg, roq_reg, roq_field in levels:
         if not base:
             break
         rem = regs.get(rem_reg, 0)

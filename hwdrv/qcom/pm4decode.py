@@ -214,7 +214,8 @@ def header_name(w: int) -> str:
     if why:
         return f"not a PM4 header ({why})"
     if _TYPE_NIBBLE.decode(w) == 4:
-        return f"type-4 write of {P.PKT_TYPE4_PKT_SIZE.decode(w)} dwords to {reg_name(P.PKT_TYPE4_PKT_OFFSET.decode(w))}"
+        reg = reg_name(P.PKT_TYPE4_PKT_OFFSET.decode(w))
+        return f"type-4 write of {P.PKT_TYPE4_PKT_SIZE.decode(w)} dwords to {reg}"
     return f"{opcode_name(P.PKT_CP_TYPE7_OPCODE.decode(w))} ({P.PKT_TYPE7_PKT_SIZE.decode(w)} dwords)"
 
 
