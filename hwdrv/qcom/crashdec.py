@@ -37,6 +37,9 @@ from .snapshot import Snapshot, parse
 
 #: dwords crashdec backs off from RPTR before resynchronising on a header (reference §4.3 step 1)
 RING_BACKOFF = 12
+#: dwords searched behind RPTR for the CP_INDIRECT_BUFFER of the running IB1: the CP may have
+#: prefetched the rest of kgsl's per-command wrapper (about 40 dwords) and the next command's
+IB_CALL_LOOKBACK = 256
 #: bytes per SP_CS_INSTRLEN unit (reference §2.5: 16 instructions of 8 bytes)
 INSTRLEN_UNIT = 128
 #: bytes per ir3 instruction
@@ -241,7 +244,7 @@ def _ring(report: HangReport, ring, ib1: int, sqe: int | None, context: int) -> 
     n = ring.rbsize
     # decode from a little before RPTR (further back when an IB is running: its CP_INDIRECT_BUFFER
     # lies behind the prefetching RPTR) up to WPTR; ring dwords the section does not hold read as 0
-    back = RING_BACKOFF + (8 * context if ib1 else 4 * context)
+    back = RING_BACKOFF + (IB_CALL_LOOKBACK if ib1 else 4 * context)
     begin = (ring.rptr - back) % n
     k_rptr = (ring.rptr - begin) % n
     length = min(max((ring.wptr - begin) % n, k_rptr), len(ring.dwords) + back)
