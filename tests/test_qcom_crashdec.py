@@ -359,6 +359,27 @@ def test_headers_from_the_reference_decode_by_name():
         assert pm4decode.header_problem(h ^ (1 << 7 if h >> 28 == 4 else 1 << 15))
 
 
+SRC = os.environ.get("HWDRV_AUTOGEN_SRC")
+PM4_XML = os.path.join(SRC or "", "mesa-25.0.7", "src", "freedreno", "registers", "adreno", "adreno_pm4.xml")
+
+
+@pytest.mark.skipif(not os.path.isfile(PM4_XML), reason="set HWDRV_AUTOGEN_SRC to the pinned sources "
+                    "(autogen/README.md) to check the field enum types against Mesa's adreno_pm4.xml")
+def test_field_enum_types_match_mesa_xml():
+    import xml.etree.ElementTree as ET
+    root = ET.parse(PM4_XML).getroot()
+    types = {}
+    for dom in root.iter():
+        if dom.tag.endswith("domain"):
+            for reg in dom:
+                for bf in reg:
+                    if bf.tag.endswith("bitfield") and bf.get("type"):
+                        key = f"{dom.get('name')}_{reg.get('name')}_{bf.get('name')}"
+                        types.setdefault(key, set()).add(bf.get("type"))
+    for field, enum in pm4decode._FIELD_ENUMS.items():
+        assert enum in types[field], (field, types.get(field))
+
+
 def test_hwdrv_decode_cli_reads_a_snapshot_and_a_raw_dump(tmp_path, capsys):
     from hwdrv.cli import main
     from hwdrv.registry import dump_decoder
