@@ -23,6 +23,7 @@ _BACKENDS = {
 # vendor -> module whose decode_dump(data, what) -> list[str] decodes a raw command-stream dump
 _DUMP_DECODERS = {
     "nvidia": "hwdrv.nvidia.pbdecode",
+    "qcom": "hwdrv.qcom.pm4decode",     # raw PM4 dwords, or a kgsl snapshot (by its magic)
 }
 
 
