@@ -22,6 +22,7 @@ _BACKENDS = {
 # vendor -> module whose decode_dump(data, what) -> list[str] decodes a raw command-stream dump
 _DUMP_DECODERS = {
     "nvidia": "hwdrv.nvidia.pbdecode",
+    "amd": "hwdrv.amd.pm4decode",
 }
 
 
