@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 
 import pytest
 
@@ -82,7 +83,8 @@ def test_endless_loop(dev, monkeypatch):
     [w] = rep.wave_errors
     assert w.kernel == "spin_forever" and "running" in w.error and w.offset is not None
     assert G.SQ_WAVE_STATUS__HALT.decode(w.status["SQ_WAVE_STATUS"]) == 0 and w.status["SQ_WAVE_TRAPSTS"] == 0
-    assert _mock_disasm(dev, w).split()[0] == w.source_line.split()[0]
+    # the wave stops wherever the loop is; LLVM (and the mock) name the encoding (_e32/_e64), the describer not
+    assert re.sub(r"_(e32|e64|dpp)$", "", _mock_disasm(dev, w).split()[0]) == w.source_line.split()[0]
     assert _stalled(rep).text.startswith("DISPATCH_DIRECT")
     assert D.vecadd_check(dev)
 
