@@ -75,7 +75,7 @@ def test_decode_cli_reads_a_saved_ring_dump(tmp_path):
     f.write_bytes(b"".join(w.to_bytes(4, "little") for w in PGM + DISPATCH + WAIT_GEQ + [0] * 20))
     out = subprocess.run([sys.executable, "-m", "hwdrv", "decode", "--vendor", "amd", str(f)],
                          capture_output=True, text=True, check=True).stdout
-    assert "16 before the zero tail" in out
+    assert "36 dwords, packets in the first 16" in out
     assert "0x000004  DISPATCH_DIRECT DIM_X=3" in out and "0x000009  WAIT_REG_MEM FUNCTION=5" in out
     (tmp_path / "odd.bin").write_bytes(b"\x00" * 6)
     r = subprocess.run([sys.executable, "-m", "hwdrv", "decode", "--vendor", "amd", str(tmp_path / "odd.bin")],

@@ -165,3 +165,16 @@ def test_diagnose_cli_reports_all_four(capsys, monkeypatch):
     for needle in ("in oob_store+0x", "(global_store_b32", "in illegal_trap+0x", "(s_trap", "in spin_forever+0x",
                    ">> 0x", "WAIT_REG_MEM FUNCTION=5"):
         assert needle in out, needle
+
+
+def test_a_saved_ring_dump_decodes_like_the_report(dev, tmp_path):
+    """dump_ring -> file -> `hwdrv decode --vendor amd` lists the packets the report shows."""
+    from hwdrv.amd.pm4decode import decode_dump
+    D.vecadd_check(dev)
+    data = DG.dump_ring(dev)
+    assert len(data) == 4 * dev.rings["compute"].wptr
+    lines = decode_dump(data, "ring.bin")
+    assert any("DISPATCH_DIRECT" in ln for ln in lines) and any("SET_SH_REG COMPUTE_PGM_LO=" in ln for ln in lines)
+    rep = dev._hang_report("requested")
+    shown = {c.text for c in _compute(rep).commands}
+    assert shown and shown <= {ln.split("  ", 1)[1] for ln in lines[1:]}

@@ -293,6 +293,14 @@ def root_registers(dev) -> list[Register]:
     return out
 
 
+def dump_ring(dev, engine: str = "compute") -> bytes:
+    """The ring of ``engine``'s queue as little-endian dwords from its start, up to the write
+    pointer (for ``hwdrv decode --vendor amd``; a ring that has wrapped is returned whole)."""
+    ring = dev.rings[engine]
+    n = ring.wptr if ring.wptr < ring.ndw else ring.ndw
+    return ring.words[:n].astype("<u4").tobytes()
+
+
 def fill_diagnosis(dev, report: HangReport) -> None:
     """Add the decoded ring, the wave state and (root) the status registers to ``report``."""
     _ring_commands(dev, report)

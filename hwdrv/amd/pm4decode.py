@@ -226,15 +226,15 @@ def decode_ring(words, rptr: int, wptr: int, before: int = 6, after: int = 24) -
 
 
 def decode_dump(data: bytes, what: str) -> list[str]:
-    """Lines for a raw PM4 ring dump (``data``: little-endian dwords from the ring's start)."""
+    """Lines for a raw PM4 ring dump (``data``: little-endian dwords from the ring's start; decoding
+    stops at the first zero header, where the unused part of a ring begins)."""
     if len(data) % 4:
         raise InvalidArgument(f"{what}: {len(data)} bytes is not a whole number of dwords; a PM4 ring dump is "
                               "little-endian 32-bit words")
     words = [int.from_bytes(data[i:i + 4], "little") for i in range(0, len(data), 4)]
-    end = len(words)
-    while end and words[end - 1] == 0:       # an unused ring tail is zero (type-0 headers): stop there
-        end -= 1
-    out = [f"{what}: {len(words)} dwords, {end} before the zero tail"]
-    for p in decode_stream(words, 0, end):
+    out, pos = [], 0
+    while pos < len(words) and words[pos] != 0:     # an unused ring is zero: a zero header ends the stream
+        p = decode_packet(lambda i: words[i], pos, len(words) - pos)
         out.append(f"{p.pos:#08x}  {p.text}")
-    return out
+        pos += p.size
+    return [f"{what}: {len(words)} dwords, packets in the first {pos}"] + out

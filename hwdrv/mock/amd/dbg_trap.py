@@ -41,14 +41,11 @@ from hwdrv.ioctl import hostmem
 from hwdrv.mock.gpumem import MemoryFault
 from hwdrv.mock.kernel import Errno
 
-from .rdna3.faults import ShaderFault
-
 F = K.ffi
 _SQ_WAVE_ORDER = ("STATUS", "PC_LO", "PC_HI", "EXEC_LO", "EXEC_HI", "HW_ID1", "HW_ID2", "GPR_ALLOC", "LDS_ALLOC",
                   "TRAPSTS", "IB_STS", "IB_STS2", "IB_DBG1", "M0", "MODE")
 WAVE_DATA_TYPE = 3                     # gfx_v11_0_read_wave_data's record type
 SGPRS_SAVED = 106                      # s0..s105 (gfx11 SGPR file visible to a wave)
-WAVE_RECORD_DWORDS = 1 + len(_SQ_WAVE_ORDER) + 3 + 1 + SGPRS_SAVED
 HEADER = "struct kfd_context_save_area_header"
 PREEMPT_TIMEOUT_S = 10.0
 _M0 = 125                              # SGPR file index of M0 (gfx11 operand encoding)
@@ -274,5 +271,3 @@ _OPS = {K.KFD_IOC_DBG_TRAP_ENABLE: _enable, K.KFD_IOC_DBG_TRAP_DISABLE: _disable
         K.KFD_IOC_DBG_TRAP_QUERY_EXCEPTION_INFO: _query_exception_info,
         K.KFD_IOC_DBG_TRAP_GET_QUEUE_SNAPSHOT: _queue_snapshot}
 
-
-__all__ = ["dbg_trap", "record_stop", "wave_record", "ShaderFault", "WAVE_RECORD_DWORDS"]
