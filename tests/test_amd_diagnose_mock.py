@@ -105,7 +105,7 @@ def test_suspend_resume_keeps_a_waiting_queue_going(dev):
     """A report requested while the queue waits: SUSPEND/RESUME leave it waiting, then it finishes."""
     never, done = dev.signal(0), dev.signal(0)
     dev.compute_queue().wait(never, 1).signal(done, 7).submit()
-    rep = dev._hang_report("requested")
+    rep = dev.diagnose()
     assert _stalled(rep).text.startswith("WAIT_REG_MEM")
     never.value = 1
     done.wait(7, timeout=10)
@@ -175,6 +175,6 @@ def test_a_saved_ring_dump_decodes_like_the_report(dev, tmp_path):
     assert len(data) == 4 * dev.rings["compute"].wptr
     lines = decode_dump(data, "ring.bin")
     assert any("DISPATCH_DIRECT" in ln for ln in lines) and any("SET_SH_REG COMPUTE_PGM_LO=" in ln for ln in lines)
-    rep = dev._hang_report("requested")
+    rep = dev.diagnose()
     shown = {c.text for c in _compute(rep).commands}
     assert shown and shown <= {ln.split("  ", 1)[1] for ln in lines[1:]}
