@@ -24,6 +24,7 @@ _BACKENDS = {
 _DUMP_DECODERS = {
     "nvidia": "hwdrv.nvidia.pbdecode",
     "qcom": "hwdrv.qcom.pm4decode",     # raw PM4 dwords, or a kgsl snapshot (by its magic)
+    "amd": "hwdrv.amd.pm4decode",
 }
 
 

@@ -29,6 +29,7 @@ from . import pm4 as P
 from . import sdma as D
 from . import topology
 from .compiler import AMDCompiler
+from .diagnose import Debugger, enable_runtime, fill_diagnosis
 from .gen import kfd as K
 from .gen import kfd_priv as KP
 from .kfd import KFD, ffi
@@ -158,6 +159,8 @@ class AMDDevice(Device):
                                    max_grid_dims=MAX_GRID_DIMS, max_shared_per_block=MAX_LDS, wave_size=WAVE_SIZE)
         self._events()
         self._init_core()
+        # KFD's debugger ops (hang reports' wave state) need RUNTIME_ENABLE before the first queue
+        self.debugger = Debugger(self.kfd) if enable_runtime(self.kfd) else None
         self._create_queues()
 
     def _check_aperture(self, pool: VAPool) -> None:
@@ -216,8 +219,9 @@ class AMDDevice(Device):
             b = {"ring": self._bo_alloc(RING_SIZE, _GTT, cpu=True), "gart": self._bo_alloc(PAGE, _GTT, cpu=True)}
             if kind == "compute":
                 b["eop"] = self._bo_alloc(sizes.eop_buffer_size, _VRAM, cpu=False)
+                # system memory the CPU maps, as libhsakmt allocates it: hang reports read the saved waves
                 b["cwsr"] = self._bo_alloc((sizes.cwsr_size + sizes.debug_memory_size)
-                                           * max(self.node.props.get("num_xcc", 1), 1), _VRAM, cpu=False)
+                                           * max(self.node.props.get("num_xcc", 1), 1), _GTT, cpu=True)
             bufs[kind] = b
         return bufs[kind]
 
@@ -361,6 +365,7 @@ class AMDDevice(Device):
                 report.launches.append(Launch(prog.name, tuple(grid), tuple(block), _kernargs(prog, ka_va),
                                               prog.code_va, f"compute submission {value}, kernargs at {ka_va:#x}"))
         report.notes.extend(self.recoveries[-3:])
+        fill_diagnosis(self, report)
 
     def _backend_recover(self) -> None:
         """Destroy and re-create both hardware queues (after a queue error or memory exception, or to

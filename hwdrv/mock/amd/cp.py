@@ -14,6 +14,7 @@ import threading
 from hwdrv.mock.engine import Engine, Work
 from hwdrv.mock.gpumem import MemoryFault
 
+from .dbg_trap import record_stop
 from .pm4 import Pm4Runner, QueueError
 from .rdna3.faults import ShaderFault
 from .sdma import SdmaRunner
@@ -26,6 +27,7 @@ class CommandProcessor:
         self.gpu, self.sync, self.hang_timeout = gpu, sync, hang_timeout
         self.engines: dict[int, tuple[Engine, object]] = {}       # id(queue) -> (engine, runner)
         self.lock = threading.Lock()
+        gpu.cp = self                                  # the debugger (dbg_trap.py) preempts through it
         gpu.doorbell_listener = self.doorbell
         gpu.release_listener = self.release
         if self._sync_mode():
@@ -85,7 +87,7 @@ class CommandProcessor:
         return all(e.wait_idle(timeout) for e, _ in list(self.engines.values()))
 
     def _work(self, queue, runner) -> Work:
-        if queue.error is not None:
+        if queue.error is not None or queue.suspended:
             return Work.IDLE                # a faulted queue runs nothing more (KFD evicts it)
         cancel = getattr(runner, "cancel", None)
         if cancel is not None and cancel.is_set():
@@ -93,9 +95,12 @@ class CommandProcessor:
         try:
             r = runner.step()
         except MemoryFault as e:
+            record_stop(queue, e)
             self._fail(queue, str(e), memory=e)
             return Work.IDLE
         except (QueueError, ShaderFault) as e:
+            if isinstance(e, ShaderFault):
+                record_stop(queue, e)
             if cancel is None or not cancel.is_set():
                 self._fail(queue, str(e), memory=None)
             return Work.IDLE

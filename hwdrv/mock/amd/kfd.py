@@ -20,6 +20,7 @@ from hwdrv.mock.kernel import Errno, MockDriver, MockKernel
 from hwdrv.mock.physmem import PhysBlock
 
 from . import queues as Q
+from .dbg_trap import dbg_trap
 from .events import EventTable
 from .gpu import MockAmdGpu
 from .memory import Bo, domain_of
@@ -496,6 +497,7 @@ _HANDLERS = [
     ("UNMAP_MEMORY_FROM_GPU", "struct kfd_ioctl_unmap_memory_from_gpu_args", KfdDriver.unmap_memory_from_gpu),
     ("AVAILABLE_MEMORY", "struct kfd_ioctl_get_available_memory_args", KfdDriver.available_memory),
     ("RUNTIME_ENABLE", "struct kfd_ioctl_runtime_enable_args", KfdDriver.runtime_enable),
+    ("DBG_TRAP", "struct kfd_ioctl_dbg_trap_args", dbg_trap),
 ]
 # nr -> (name, struct, handler); numbers and sizes from the generated kfd_ioctl.h (never retyped)
 _IOCTLS = {}

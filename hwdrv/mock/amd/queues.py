@@ -48,6 +48,9 @@ class Queue:
     bos: list = field(default_factory=list)     # BOs whose queue_refs this queue holds
     error: str | None = None                    # set by the mock CP when the queue faults
     owner: object = None                        # the KfdProcess (its events receive interrupts and faults)
+    exception_status: int = 0                   # raised KFD_EC_MASK bits (dbg_trap.py reports them)
+    stopped_wave: object = None                 # the fault that stopped a wave (dbg_trap.py saves it)
+    suspended: bool = False                     # by DBG_TRAP SUSPEND_QUEUES
 
     @property
     def is_sdma(self) -> bool:

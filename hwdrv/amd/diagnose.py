@@ -1,0 +1,314 @@
+"""AMD hang diagnosis: what a HangReport gets beyond the KFD event payloads (reference/amd.md 7.2-7.4).
+
+- The compute ring decoded around the CP's read pointer, the packet it stopped at marked; a
+  WAIT_REG_MEM on memory of this device shows the awaited word's current value.
+- Wave state through KFD's debugger interface (AMDKFD_IOC_DBG_TRAP on this process, which KFD
+  lets a process do to itself): GET_QUEUE_SNAPSHOT (the queues' raised exceptions),
+  QUERY_EXCEPTION_INFO (the device memory violation's address), SUSPEND_QUEUES (the waves go to the
+  queue's context-save area, read through its kfd_context_save_area_header) and RESUME_QUEUES.
+  Each saved wave becomes a WaveError: PC -> kernel+offset, EXEC, STATUS, TRAPSTS, IB_STS, HW_ID1
+  (decoded with the gc11 field tables) and the instruction at the PC described from the program's
+  own code (disasm.py); a memory fault's access (read / write / atomic) comes from that instruction.
+- As root on real hardware: the §7.3 status registers through debugfs ``amdgpu_regs``.
+
+The wave records are read in amdgpu's debugfs ``amdgpu_wave`` order (gfx_v11_0_read_wave_data);
+the mock KFD saves its waves that way (hwdrv/mock/amd/dbg_trap.py). A real gfx11 context-save area
+holds the CWSR trap handler's layout instead, which this module does not parse yet: on hardware the
+wave records it finds are checked (type word 3, a PC inside a loaded program) and ignored otherwise.
+"""
+from __future__ import annotations
+
+import errno
+import os
+
+from ..errors import HwdrvError
+from ..hang import Command, Fault, HangReport, Register, WaveError
+from ..ioctl import hostmem
+from ..ioctl.bindings import addressof
+from .disasm import describe
+from .gen import gc11 as G
+from .gen import kfd as K
+from .kfd import ffi
+from .pm4decode import decode_ring
+
+#: SQ wave registers of a record, in gfx_v11_0_read_wave_data's order after its type word
+WAVE_REGS = ("STATUS", "PC_LO", "PC_HI", "EXEC_LO", "EXEC_HI", "HW_ID1", "HW_ID2", "GPR_ALLOC", "LDS_ALLOC",
+             "TRAPSTS", "IB_STS", "IB_STS2", "IB_DBG1", "M0", "MODE")
+WAVE_DATA_TYPE = 3
+#: registers shown per wave (the issue's list) and in the report's register section
+SHOWN = ("EXEC_LO", "STATUS", "TRAPSTS", "IB_STS", "HW_ID1")
+#: every exception a report asks KFD about
+_ALL_EXCEPTIONS = (1 << K.EC_MAX) - 1
+_EC_NAMES = {v: k[3:] for k, v in vars(K).items() if k.startswith("EC_") and isinstance(v, int)
+             and k not in ("EC_MAX", "EC_NONE")}
+#: §7.3 registers read as root (gfx11 GC offsets, gen/gc11.py)
+ROOT_REGISTERS = ("GRBM_STATUS", "GRBM_STATUS2", "CP_STAT", "CP_CPC_STATUS", "CP_CPC_BUSY_STAT",
+                  "CP_CPC_STALLED_STAT1", "GCVM_L2_PROTECTION_FAULT_STATUS", "GCVM_L2_PROTECTION_FAULT_ADDR_LO32",
+                  "GCVM_L2_PROTECTION_FAULT_ADDR_HI32")
+_SEG = (G.GC_BASE__INST0_SEG0, G.GC_BASE__INST0_SEG1, G.GC_BASE__INST0_SEG2, G.GC_BASE__INST0_SEG3)
+#: how long SUSPEND_QUEUES may wait for waves to be saved (KFD's grace period, microseconds)
+GRACE_PERIOD_US = 1000
+
+
+def enable_runtime(kfd) -> bool:
+    """RUNTIME_ENABLE (as ROCr does at start-up, before any queue): KFD's debugger ops need it.
+    Returns False where the kernel refuses (older KFD), and the reports then go without wave state."""
+    try:
+        kfd.call("RUNTIME_ENABLE", mode_mask=K.KFD_RUNTIME_ENABLE_MODE_ENABLE_MASK)
+    except HwdrvError:
+        return False
+    return True
+
+
+def exception_names(mask: int) -> list[str]:
+    """KFD_EC_MASK bits -> exception names (EC_* of kfd_ioctl.h without the prefix)."""
+    return [_EC_NAMES.get(c, f"EC {c}") for c in range(1, K.EC_MAX) if mask >> (c - 1) & 1]
+
+
+class Debugger:
+    """AMDKFD_IOC_DBG_TRAP on this process's own KFD fd."""
+
+    def __init__(self, kfd):
+        self.kfd, self.pid = kfd, os.getpid()
+        self.enabled = False
+
+    def _call(self, op: int, **sub) -> object:
+        a = ffi.new("struct kfd_ioctl_dbg_trap_args *")
+        a.pid, a.op = self.pid, op
+        for part, fields in sub.items():
+            for k, v in fields.items():
+                setattr(getattr(a, part), k, v)
+        return self.kfd.call("DBG_TRAP", a)
+
+    def enable(self) -> None:
+        """ENABLE once (KFD refuses a second one); the debug event fd is an eventfd nobody reads."""
+        if self.enabled:
+            return
+        info = ffi.new("struct kfd_runtime_info *")
+        fd = os.eventfd(0, os.EFD_CLOEXEC)
+        try:
+            self._call(K.KFD_IOC_DBG_TRAP_ENABLE, enable=dict(exception_mask=_ALL_EXCEPTIONS, rinfo_ptr=addressof(info),
+                                                             rinfo_size=ffi.sizeof(info[0]), dbg_fd=fd))
+        finally:
+            os.close(fd)
+        self.enabled = True
+
+    def queue_snapshot(self, n: int = 8) -> list:
+        """GET_QUEUE_SNAPSHOT: one entry per queue, reporting (and clearing) every raised exception."""
+        buf = ffi.new(f"struct kfd_queue_snapshot_entry[{n}]")
+        a = self._call(K.KFD_IOC_DBG_TRAP_GET_QUEUE_SNAPSHOT, queue_snapshot=dict(
+            exception_mask=_ALL_EXCEPTIONS, snapshot_buf_ptr=addressof(buf), num_queues=n,
+            entry_size=ffi.sizeof("struct kfd_queue_snapshot_entry")))
+        return [buf[i] for i in range(min(n, a.queue_snapshot.num_queues))]
+
+    def memory_violation(self, gpu_id: int):
+        """QUERY_EXCEPTION_INFO for the device's memory violation, or None if none was raised."""
+        d = ffi.new("struct kfd_hsa_memory_exception_data *")
+        try:
+            self._call(K.KFD_IOC_DBG_TRAP_QUERY_EXCEPTION_INFO, query_exception_info=dict(
+                info_ptr=addressof(d), info_size=ffi.sizeof(d[0]), source_id=gpu_id,
+                exception_code=K.EC_DEVICE_MEMORY_VIOLATION, clear_exception=1))
+        except HwdrvError as e:
+            if getattr(e, "errno", None) == errno.ENODATA:     # nothing raised
+                return None
+            raise
+        return d
+
+    def suspend(self, queue_ids: list[int]) -> list[int]:
+        """SUSPEND_QUEUES; returns the ids KFD flagged (error or invalid)."""
+        return self._queues(K.KFD_IOC_DBG_TRAP_SUSPEND_QUEUES, "suspend_queues", queue_ids,
+                            grace_period=GRACE_PERIOD_US, exception_mask=0)
+
+    def resume(self, queue_ids: list[int]) -> list[int]:
+        """RESUME_QUEUES; returns the ids KFD flagged."""
+        return self._queues(K.KFD_IOC_DBG_TRAP_RESUME_QUEUES, "resume_queues", queue_ids)
+
+    def _queues(self, op: int, part: str, ids: list[int], **extra) -> list[int]:
+        arr = ffi.new(f"uint32_t[{len(ids)}]", ids)
+        self._call(op, **{part: dict(queue_array_ptr=addressof(arr), num_queues=len(ids), **extra)})
+        flags = K.KFD_DBG_QUEUE_ERROR_MASK | K.KFD_DBG_QUEUE_INVALID_MASK
+        return [int(arr[i]) for i in range(len(ids)) if arr[i] & flags]
+
+
+def read_waves(ctx_save_va: int) -> list[dict]:
+    """The wave records of a suspended queue's context-save area (see the module docstring)."""
+    hsize = ffi.sizeof("struct kfd_context_save_area_header")
+    h = ffi.from_buffer("struct kfd_context_save_area_header *", bytearray(hostmem.read(ctx_save_va, hsize)))
+    off, size = h.wave_state.wave_state_offset, h.wave_state.wave_state_size
+    raw = hostmem.read(ctx_save_va + off, size) if size else b""
+    words = [int.from_bytes(raw[i:i + 4], "little") for i in range(0, len(raw) - len(raw) % 4, 4)]
+    out, i = [], 0
+    while i + 1 + len(WAVE_REGS) + 4 <= len(words) and words[i] == WAVE_DATA_TYPE:
+        regs = dict(zip(WAVE_REGS, words[i + 1:i + 1 + len(WAVE_REGS)]))
+        j = i + 1 + len(WAVE_REGS)
+        wg = tuple(words[j:j + 3])
+        nsgpr = words[j + 3]
+        sgprs = words[j + 4:j + 4 + nsgpr]
+        out.append({"regs": regs, "workgroup": wg, "sgprs": sgprs})
+        i = j + 4 + nsgpr
+    return out
+
+
+def decode_register(name: str, value: int) -> dict:
+    """Non-zero fields of SQ_WAVE_``name`` (gc11 field tables)."""
+    pre = f"SQ_WAVE_{name}__"
+    return {k[len(pre):]: f.decode(value) for k, f in vars(G).items()
+            if k.startswith(pre) and isinstance(f, G.Field) and f.decode(value)}
+
+
+def _program_at(dev, pc: int):
+    for p in list(dev.programs) + list(dev._builtins.values()):
+        if p.image.va <= pc < p.image.va + p.code_object.size:
+            return p
+    return None
+
+
+def _access(mnemonic: str) -> str:
+    if "atomic" in mnemonic:
+        return "atomic"
+    if "store" in mnemonic or mnemonic.startswith("ds_write"):
+        return "write"
+    if "load" in mnemonic or mnemonic.startswith("ds_read"):
+        return "read"
+    return ""
+
+
+def _wave_error(dev, w: dict, exceptions: list[str]) -> tuple[WaveError, str]:
+    r = w["regs"]
+    pc = r["PC_HI"] << 32 | r["PC_LO"]
+    hw = r["HW_ID1"]
+    trapsts = decode_register("TRAPSTS", r["TRAPSTS"])
+    we = WaveError(unit=G.SQ_WAVE_HW_ID1__WGP_ID.decode(hw), wave=G.SQ_WAVE_HW_ID1__WAVE_ID.decode(hw),
+                   status={f"SQ_WAVE_{n}": r[n] for n in SHOWN}, pc=pc)
+    prog = _program_at(dev, pc)
+    mnemonic = ""
+    if prog is not None:
+        we.kernel, we.offset = prog.name, pc - prog.code_va
+        code = prog.code_object.relocated(prog.image.va)
+        at = pc - prog.image.va
+        words = [int.from_bytes(code[at + 4 * i:at + 4 * i + 4], "little") for i in range(3)
+                 if at + 4 * i + 4 <= len(code)]
+        d = describe(words)
+        mnemonic = d.name
+        we.source_line = d.text
+    why = [n for n in exceptions] or [k for k in trapsts] or (["halted"] if decode_register("STATUS", r["STATUS"])
+                                                              .get("HALT") else ["running"])
+    we.error = f"{'/'.join(why)} (workgroup {w['workgroup']})"
+    return we, mnemonic
+
+
+def _ring_commands(dev, report: HangReport) -> None:
+    ring = dev.rings.get("compute")
+    qs = next((q for q in report.queues if q.name.startswith("compute")), None)
+    if ring is None or qs is None:
+        return
+    try:
+        packets, stalled = decode_ring(ring.words, ring.rptr, ring.wptr)
+    except HwdrvError as e:
+        report.notes.append(f"compute ring not decodable: {e}")
+        return
+    for p in packets:
+        text = p.text
+        if p is stalled and p.name == "WAIT_REG_MEM" and p.body and (p.body[0] >> 4) & 3 == 1:
+            addr = (p.body[2] << 32 | p.body[1]) & ~3
+            mine = list(dev._buffers) + list(dev._signal_pages)
+            buf = next((b for b in mine if b.host_visible and b.va <= addr < b.va + b.size), None)
+            if buf is not None:
+                text += f"; the word at {addr:#x} is now {int.from_bytes(hostmem.read(addr, 4), 'little'):#x}"
+        qs.commands.append(Command(p.pos, text, stalled=p is stalled))
+    if stalled is None:
+        report.notes.append("the compute ring is drained (read pointer == write pointer): no packet is pending")
+
+
+def _wave_state(dev, report: HangReport) -> None:
+    dbg: Debugger = dev.debugger
+    dbg.enable()
+    queue_exc: dict[int, list[str]] = {}
+    for e in dbg.queue_snapshot():
+        names = exception_names(int(e.exception_status))
+        queue_exc[int(e.queue_id)] = names
+        if names:
+            report.notes.append(f"KFD debugger: queue {e.queue_id} raised {', '.join(names)}")
+    mv = dbg.memory_violation(dev.gpu_id)
+    qid = dev._hw_queues.get("compute")
+    if qid is None:
+        return
+    flagged = dbg.suspend([qid])
+    if flagged:
+        report.notes.append(f"KFD debugger: SUSPEND_QUEUES refused queue {qid} ({flagged[0]:#x})")
+        return
+    try:
+        waves = read_waves(dev._qbufs["compute"]["cwsr"].va)
+    finally:
+        dbg.resume([qid])
+    wave_exc = [n for n in queue_exc.get(qid, []) if n.startswith("QUEUE_WAVE")]
+    mnemonic = ""
+    for w in waves:
+        we, m = _wave_error(dev, w, wave_exc)
+        if we.kernel == "" and not dev.kernel.is_mock:
+            continue                                # not a record this module can read (module docstring)
+        mnemonic = mnemonic or m
+        report.wave_errors.append(we)
+        for n in SHOWN:
+            report.registers.append(Register(f"SQ_WAVE_{n}", w["regs"][n], decode_register(n, w["regs"][n]),
+                                             f"wave {we.wave}, KFD debugger wave save area"))
+    if not waves:
+        report.notes.append(f"KFD debugger: queue {qid} had no wave to save (nothing was executing)")
+    access = _access(mnemonic)
+    for f in report.faults:
+        if mv is not None and int(mv.va) == f.address:
+            f.source += "; confirmed by DBG_TRAP QUERY_EXCEPTION_INFO (EC_DEVICE_MEMORY_VIOLATION)"
+        if access:
+            f.access = f"{access}, {f.access}" if f.access else access
+    if mv is not None and not report.faults:
+        report.faults.append(Fault(int(mv.va), access=access, kind="GPUVM fault",
+                                   source="DBG_TRAP QUERY_EXCEPTION_INFO (EC_DEVICE_MEMORY_VIOLATION)"))
+
+
+def root_registers(dev) -> list[Register]:
+    """The §7.3 status registers through debugfs ``amdgpu_regs`` (root, real hardware; dword x 4 is
+    the file offset, no bank select: these registers are not per-queue)."""
+    if dev.kernel.is_mock or os.geteuid() != 0:
+        return []
+    path = f"/sys/kernel/debug/dri/{dev.node.render_minor - 128}/amdgpu_regs"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return []
+    out = []
+    try:
+        for name in ROOT_REGISTERS:
+            addr = _SEG[getattr(G, f"reg{name}_BASE_IDX")] + getattr(G, f"reg{name}")
+            try:
+                v = int.from_bytes(os.pread(fd, 4, addr * 4), "little")
+            except OSError as e:
+                out.append(Register(name, 0, {"error": e.strerror}, path))
+                continue
+            pre = name + "__"
+            fl = {k[len(pre):]: f.decode(v) for k, f in vars(G).items()
+                  if k.startswith(pre) and isinstance(f, G.Field) and f.decode(v)}
+            out.append(Register(name, v, fl, "debugfs amdgpu_regs"))
+    finally:
+        os.close(fd)
+    return out
+
+
+def dump_ring(dev, engine: str = "compute") -> bytes:
+    """The ring of ``engine``'s queue as little-endian dwords from its start, up to the write
+    pointer (for ``hwdrv decode --vendor amd``; a ring that has wrapped is returned whole)."""
+    ring = dev.rings[engine]
+    n = ring.wptr if ring.wptr < ring.ndw else ring.ndw
+    return ring.words[:n].astype("<u4").tobytes()
+
+
+def fill_diagnosis(dev, report: HangReport) -> None:
+    """Add the decoded ring, the wave state and (root) the status registers to ``report``."""
+    _ring_commands(dev, report)
+    if getattr(dev, "debugger", None) is not None:
+        try:
+            _wave_state(dev, report)
+        except HwdrvError as e:
+            report.notes.append(f"KFD debugger interface unavailable: {e}")
+    else:
+        report.notes.append("no wave state: KFD refused RUNTIME_ENABLE, which its debugger interface needs")
+    report.registers.extend(root_registers(dev))
