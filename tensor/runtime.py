@@ -83,6 +83,12 @@ class Runtime:
     def __repr__(self) -> str:
         return f"<Runtime {self.device.name} {self.device.arch}>"
 
+    @property
+    def compute_units(self) -> int:
+        """Multiprocessors of the device: SMs (NVIDIA) or compute units (AMD)."""
+        sm = getattr(self.device, "sm_count", None)
+        return sm if sm else self.device.node.cu_count
+
     # ---- memory ------------------------------------------------------------------------
     def alloc(self, node: LazyNode) -> Any:
         """A buffer for ``node``'s values, freed when the node is."""
@@ -157,7 +163,8 @@ class Runtime:
             cfg = self.matmul_configs.get(node.dtype.name)
             key = ("matmul", node.dtype.name, m, n, k, cfg)
             if key not in self.programs:
-                mk = matmul_kernel(self.device.arch, node.dtype, m, n, k, cfg)
+                own = getattr(self.renderer, "matmul_kernel", None)    # the target's generator
+                mk = own(node.dtype, m, n, k, cfg) if own else matmul_kernel(self.device.arch, node.dtype, m, n, k, cfg)
                 self.programs[key] = (self._compile(mk.ptx, mk.name, f"matmul {m}x{k}x{n}"), mk)
             prog, mk = self.programs[key]
             launch = Launch(mk.name, node.shape, mk.grid, mk.block)
@@ -170,7 +177,7 @@ class Runtime:
         vec = vector_width(kernel)
         blocks = -(-kernel.threads // (BLOCK * vec))
         if vec > 1:     # grid-stride: enough resident blocks to fill every SM, no more
-            blocks = min(blocks, self.device.sm_count * self.blocks_per_sm)
+            blocks = min(blocks, self.compute_units * self.blocks_per_sm)
         grid = (blocks, 1, 1)
         launch = Launch(kernel.name, node.shape, grid, (BLOCK, 1, 1))
         return _Call(node, self.programs[key], [out] + [buf(i) for i in inputs], launch)

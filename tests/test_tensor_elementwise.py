@@ -52,12 +52,12 @@ def test_broadcast_and_padded_inputs_stay_scalar(device):
 
 def test_grid_stride_walks_several_vectors(device):
     rt = tensor.runtime(device)
-    n = rt.device.sm_count * 256 * 4 * 2 + 7          # two sweeps of a one-block-per-SM grid
+    n = rt.compute_units * 256 * 4 * 2 + 7          # two sweeps of a one-block-per-SM grid
     x = np.random.default_rng(4).standard_normal(n).astype(np.float32)
     saved, rt.blocks_per_sm = rt.blocks_per_sm, 1
     try:
         got = (Tensor(x, device=device) + 1).numpy()
-        assert rt.stats.history[-1].grid[0] == rt.device.sm_count
+        assert rt.stats.history[-1].grid[0] == rt.compute_units
     finally:
         rt.blocks_per_sm = saved
     assert_close(got, x + 1, dtypes.float32)

@@ -1,5 +1,6 @@
-"""Shared helpers of the tensor tests: the device fixture (the mock NVIDIA GPU, or the device
-named by TENSOR_TEST_DEVICE), per-dtype tolerances, and numpy references per dtype."""
+"""Shared helpers of the tensor tests: the device fixture (each test runs on the mock NVIDIA
+GPU and on the mock AMD GPU, or only on the device named by TENSOR_TEST_DEVICE), per-dtype
+tolerances, and numpy references per dtype."""
 from __future__ import annotations
 
 import os
@@ -31,10 +32,17 @@ def open_runtime(name: str):
         pytest.skip(f"{name} is not on this machine: {e}")
 
 
-@pytest.fixture(scope="session")
-def device() -> str:
+#: the devices every device test runs on (both mocks execute the real ISA: PTX, RDNA3)
+DEVICES = [os.environ["TENSOR_TEST_DEVICE"]] if os.environ.get("TENSOR_TEST_DEVICE") else \
+    ["mock:nvidia", "mock:amd"]
+
+
+@pytest.fixture(scope="session", params=DEVICES)
+def device(request) -> str:
     """Name of the device the tensor tests run on."""
-    name = os.environ.get("TENSOR_TEST_DEVICE", "mock:nvidia")
+    name = request.param
+    if name.startswith("mock:amd"):
+        pytest.importorskip("llvmlite", reason="the AMD renderer compiles with llvmlite (the `amd` extra)")
     open_runtime(name)
     return name
 
