@@ -195,11 +195,13 @@ def test_info_lists_the_amd_mock():
     assert names["mock:amd"].vendor == "amd" and names["mock:amd"].mock
 
 
-def test_demo_falls_back_to_the_sample_vecadd(capsys):
+def test_demo_runs_the_tensor_demo(capsys):
+    pytest.importorskip("llvmlite", reason="the tensor renderer for AMD compiles with llvmlite")
     from hwdrv.cli import main
     assert main(["demo", "--device", "mock:amd"]) == 0
     out = capsys.readouterr().out
-    assert "no renderer for 'amd'" in out and "sample vecadd" in out and "matches numpy" in out
+    assert "tensor demo on mock:amd (gfx1100, mock)" in out and "MISMATCH" not in out
+    assert "matmul f16: OK" in out and "mm_wmma_float16" in out
 
 
 def test_diagnose_runs_all_four_provocations(monkeypatch, capsys):

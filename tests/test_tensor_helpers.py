@@ -79,3 +79,19 @@ def ptxas_check(src: str) -> None:
         r = subprocess.run([exe, "-arch=sm_90", path, "-o", os.path.join(d, "k.cubin")],
                            capture_output=True, text=True)
     assert r.returncode == 0, f"ptxas rejected the kernel:\n{r.stderr}\n{src}"
+
+
+def amdgpu_asm(src: str) -> str:
+    """LLVM's gfx1100 assembly for LLVM IR ``src`` (llvmlite, the pipeline AMDCompiler runs;
+    skip when llvmlite is missing): what the AMD renderer's kernels become, in LLVM's words."""
+    llvm = pytest.importorskip("llvmlite.binding", reason="the AMD renderer compiles with llvmlite (the `amd` extra)")
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
+    mod = llvm.parse_assembly(src)
+    mod.triple = "amdgcn-amd-amdhsa"
+    mod.verify()
+    tm = llvm.Target.from_triple("amdgcn-amd-amdhsa").create_target_machine(cpu="gfx1100", opt=2, reloc="pic")
+    mod.data_layout = str(tm.target_data)
+    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=2))
+    pb.getModulePassManager().run(mod, pb)
+    return tm.emit_assembly(mod)
