@@ -113,15 +113,15 @@ def test_amd_elementwise_moves_vectors():
 
 
 @pytest.mark.parametrize("length", [300, 4100])
-def test_amd_row_reduce_uses_ds_swizzle(length):
-    """Rows combine across the wave with ds_swizzle xor butterflies (16..1); block-wide rows also
-    through LDS behind a barrier."""
+def test_amd_row_reduce_uses_dpp_and_ds_swizzle(length):
+    """Rows combine across the wave with an xor butterfly: ds_swizzle across the two rows of 16
+    lanes, DPP row_xmask 8..1 within them; block-wide rows also through LDS behind a barrier."""
     red = buffer((5, length)).reduce(Op.SUM, (1,))
     kernel, _ = lower(red.node, set())
     asm = amdgpu_asm(LLVMAMDGPURenderer("gfx1100").render(kernel))
-    assert asm.count("ds_swizzle_b32") == 5
     swaps = re.findall(r"ds_swizzle_b32 \S+, \S+ offset:swizzle\(SWAP,(\d+)\)", asm)
-    assert swaps == ["16", "8", "4", "2", "1"]          # LLVM's name for the xor bitmask mode
+    assert swaps == ["16"]                               # LLVM's name for the xor bitmask mode
+    assert re.findall(r"_dpp .*row_xmask:(\d+)", asm) == ["8", "4", "2", "1"]
     assert ("s_barrier" in asm) == (length > 2048)
 
 

@@ -4,8 +4,9 @@
 The kernels have the PTX renderer's shape, so the runtime launches both the same way: BLOCK
 work-items per workgroup; elementwise kernels walk VEC-element vectors in a grid-stride loop
 (the workgroup count comes from the hidden kernarg ``hidden_block_count_x``) with a scalar
-tail; row kernels combine a row's lanes across the wave with ``ds_swizzle`` butterflies
-(``llvm.amdgcn.ds.swizzle``, bitmask mode) and across the waves of a workgroup through LDS.
+tail; row kernels combine a row's lanes across the wave with an xor butterfly (DPP
+``row_xmask`` within each row of 16 lanes, ``ds_swizzle`` across the two rows) and across the
+waves of a workgroup through LDS.
 
 Mutable state (loop counters, accumulators, the vector index) lives in ``alloca``s of the
 private address space; the compiler's O2 pipeline promotes them to registers (mem2reg), so the
@@ -25,6 +26,10 @@ WAVE = 32
 #: groups of 32 lanes (RDNA3 ISA, DS_SWIZZLE_B32)
 SWIZZLE_AND_ALL = 0x1F
 SWIZZLE_XOR_SHIFT = 10
+#: DPP16 control ``row_xmask:n`` (lane' = lane ^ n within a row of 16; RDNA3 ISA, DPP_CTRL),
+#: and the row / bank masks that enable every lane
+DPP_ROW_XMASK = 0x160
+DPP_ALL = 0xF
 ROW_LDS = "@rowred"
 
 _STORE_TY = {float32: "float", float16: "half", bfloat16: "bfloat", int32: "i32", bool_: "i8"}
@@ -61,6 +66,7 @@ DECLS = """declare i32 @llvm.amdgcn.workitem.id.x()
 declare i32 @llvm.amdgcn.workgroup.id.x()
 declare ptr addrspace(4) @llvm.amdgcn.implicitarg.ptr()
 declare i32 @llvm.amdgcn.ds.swizzle(i32, i32 immarg)
+declare i32 @llvm.amdgcn.update.dpp.i32(i32, i32, i32 immarg, i32 immarg, i32 immarg, i1 immarg)
 declare void @llvm.amdgcn.s.barrier()
 declare float @llvm.exp2.f32(float)
 declare float @llvm.log2.f32(float)
@@ -387,8 +393,8 @@ class LLVMAMDGPURenderer:
         b.label(ok)
 
     def _allreduce(self, d: str, dt: DType, a: str, kind: str, group: int) -> None:
-        """``d`` = the ``kind`` of ``a`` over the ``group`` lanes of a row: a ds_swizzle xor
-        butterfly within the wave, then (workgroup-wide rows) each wave's result through LDS,
+        """``d`` = the ``kind`` of ``a`` over the ``group`` lanes of a row: an xor butterfly
+        within the wave (ds_swizzle for 16, DPP row_xmask for 8..1), then (workgroup-wide rows) each wave's result through LDS,
         read back by every work-item. Values travel as i32 (floats bitcast, bools 0/1)."""
         b = self.b
         ty = reg_ty(dt)
@@ -410,7 +416,12 @@ class LLVMAMDGPURenderer:
         v = a
         for off in (16, 8, 4, 2, 1):
             w, sw = to_word(v), b.tmp()
-            b(f"{sw} = call i32 @llvm.amdgcn.ds.swizzle(i32 {w}, i32 {SWIZZLE_AND_ALL | off << SWIZZLE_XOR_SHIFT})")
+            if off == 16:       # across the wave's two DPP rows of 16 lanes
+                b(f"{sw} = call i32 @llvm.amdgcn.ds.swizzle(i32 {w}, i32 {SWIZZLE_AND_ALL | off << SWIZZLE_XOR_SHIFT})")
+            else:               # within a row: DPP row_xmask (every source lane is active: rows
+                # retire whole waves), so ``old`` is never kept
+                b(f"{sw} = call i32 @llvm.amdgcn.update.dpp.i32(i32 {w}, i32 {w}, i32 {DPP_ROW_XMASK | off}, "
+                  f"i32 {DPP_ALL}, i32 {DPP_ALL}, i1 false)")
             v = combine(v, from_word(sw))
         if group > WAVE:
             tid, lane, wid, first, slot = b.tmp(), b.tmp(), b.tmp(), b.tmp(), b.tmp()
