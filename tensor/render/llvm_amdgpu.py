@@ -132,7 +132,9 @@ class LLVMAMDGPURenderer:
         self.arch = arch
 
     def matmul_kernel(self, dtype: DType, m: int, n: int, k: int, config=None):
-        """The matmul program for this target (see ``tensor/matmul_amdgpu.py``)."""
+        """The matmul program for this target (see ``tensor/matmul_amdgpu.py``). ``config``
+        (NVIDIA's MmaConfig / SimtConfig tile shapes) does not apply: gfx11 has one tile shape
+        per path."""
         from ..matmul_amdgpu import amdgpu_matmul
         return amdgpu_matmul(self.arch, dtype, m, n, k)
 
