@@ -9,6 +9,7 @@ hooks and the queue classes (which push their own submissions: see hwdrv/queue.p
 from __future__ import annotations
 
 import atexit
+import collections
 import math
 import threading
 import time
@@ -50,6 +51,63 @@ def _close_open_devices() -> None:
 
 
 atexit.register(_close_open_devices)
+
+
+class _Reaper:
+    """Closes devices dropped without close(). A finalizer runs in whatever thread the garbage
+    collector happens to run in -- possibly a mock GPU engine thread in the middle of a kernel,
+    whose memory the close would free under it -- so it only hands the device to this thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: "collections.deque[Device]" = collections.deque()
+        self._wake = threading.Event()
+        self._idle = threading.Condition(self._lock)
+        self._busy = False
+        self._thread: threading.Thread | None = None
+
+    def close_later(self, dev: "Device") -> None:
+        with self._lock:
+            self._queue.append(dev)            # keeps the device alive until it is closed
+            self._busy = True
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="hwdrv-reaper", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while True:
+                with self._lock:
+                    if not self._queue:
+                        self._busy = False
+                        self._idle.notify_all()
+                        break
+                    dev = self._queue.popleft()
+                    self._busy = True
+                try:
+                    dev.close(wait=False)
+                except Exception:  # noqa: BLE001 - nobody to report to: the program dropped it
+                    pass
+                del dev
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait until every dropped device handed over so far is closed (e.g. before retrying
+        an open that ran out of address-pool slots)."""
+        with self._lock:
+            self._idle.wait_for(lambda: not self._queue and not self._busy, timeout)
+
+
+def collect_dropped_devices(timeout: float = 10.0) -> None:
+    """Run the garbage collector and close the devices it found dropped without close()."""
+    import gc
+    gc.collect()
+    _REAPER.drain(timeout)
+
+
+_REAPER = _Reaper()
 
 
 class Device(ABC):
@@ -370,13 +428,11 @@ class Device(ABC):
             self._detach(buf)
 
     def __del__(self) -> None:
-        # a device dropped without close(): release its kernel objects, fds and threads
+        # a device dropped without close(): its kernel objects, fds and threads are released by
+        # the reaper thread (see _Reaper for why not here)
         if getattr(self, "_closed", True) or not hasattr(self, "_lock"):
             return
-        try:
-            self.close(wait=False)
-        except Exception:  # noqa: BLE001 - nothing can be reported from a finalizer
-            pass
+        _REAPER.close_later(self)
 
     @property
     def closed(self) -> bool:

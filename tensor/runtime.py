@@ -23,7 +23,7 @@ from .matmul import MmaConfig, SimtConfig, matmul_kernel
 from .ops import Op
 from .profile import maybe_start
 from .render import renderer_for
-from .render.ptx import BLOCK, vector_width
+from .render.ptx import BLOCK
 from .schedule import schedule
 
 
@@ -155,7 +155,8 @@ class Runtime:
             cfg = self.matmul_configs.get(node.dtype.name)
             key = ("matmul", node.dtype.name, m, n, k, cfg)
             if key not in self.programs:
-                mk = matmul_kernel(self.device.arch, node.dtype, m, n, k, cfg)
+                own = getattr(self.renderer, "matmul_kernel", None)    # the target's generator
+                mk = own(node.dtype, m, n, k, cfg) if own else matmul_kernel(self.device.arch, node.dtype, m, n, k, cfg)
                 self.programs[key] = (self._compile(mk.ptx, mk.name, f"matmul {m}x{k}x{n}"), mk)
             prog, mk = self.programs[key]
             launch = Launch(mk.name, node.shape, mk.grid, mk.block)
@@ -165,7 +166,7 @@ class Runtime:
         if key not in self.programs:
             src = self.renderer.render(kernel)
             self.programs[key] = self._compile(src, kernel.name, kernel.text())
-        vec = vector_width(kernel)
+        vec = self.renderer.vector_width(kernel)
         blocks = -(-kernel.threads // (BLOCK * vec))      # one-shot: the grid covers the tensor
         grid = (blocks, 1, 1)
         launch = Launch(kernel.name, node.shape, grid, (BLOCK, 1, 1))

@@ -1,5 +1,6 @@
-"""Shared helpers of the tensor tests: the device fixture (the mock NVIDIA GPU, or the device
-named by TENSOR_TEST_DEVICE), per-dtype tolerances, and numpy references per dtype."""
+"""Shared helpers of the tensor tests: the device fixture (each test runs on the mock NVIDIA
+GPU and on the mock AMD GPU, or only on the device named by TENSOR_TEST_DEVICE), per-dtype
+tolerances, and numpy references per dtype."""
 from __future__ import annotations
 
 import os
@@ -31,10 +32,17 @@ def open_runtime(name: str):
         pytest.skip(f"{name} is not on this machine: {e}")
 
 
-@pytest.fixture(scope="session")
-def device() -> str:
+#: the devices every device test runs on (both mocks execute the real ISA: PTX, RDNA3)
+DEVICES = [os.environ["TENSOR_TEST_DEVICE"]] if os.environ.get("TENSOR_TEST_DEVICE") else \
+    ["mock:nvidia", "mock:amd"]
+
+
+@pytest.fixture(scope="session", params=DEVICES)
+def device(request) -> str:
     """Name of the device the tensor tests run on."""
-    name = os.environ.get("TENSOR_TEST_DEVICE", "mock:nvidia")
+    name = request.param
+    if name.startswith("mock:amd"):
+        pytest.importorskip("llvmlite", reason="the AMD renderer compiles with llvmlite (the `amd` extra)")
     open_runtime(name)
     return name
 
@@ -71,3 +79,19 @@ def ptxas_check(src: str) -> None:
         r = subprocess.run([exe, "-arch=sm_90", path, "-o", os.path.join(d, "k.cubin")],
                            capture_output=True, text=True)
     assert r.returncode == 0, f"ptxas rejected the kernel:\n{r.stderr}\n{src}"
+
+
+def amdgpu_asm(src: str) -> str:
+    """LLVM's gfx1100 assembly for LLVM IR ``src`` (llvmlite, the pipeline AMDCompiler runs;
+    skip when llvmlite is missing): what the AMD renderer's kernels become, in LLVM's words."""
+    llvm = pytest.importorskip("llvmlite.binding", reason="the AMD renderer compiles with llvmlite (the `amd` extra)")
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
+    mod = llvm.parse_assembly(src)
+    mod.triple = "amdgcn-amd-amdhsa"
+    mod.verify()
+    tm = llvm.Target.from_triple("amdgcn-amd-amdhsa").create_target_machine(cpu="gfx1100", opt=2, reloc="pic")
+    mod.data_layout = str(tm.target_data)
+    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=2))
+    pb.getModulePassManager().run(mod, pb)
+    return tm.emit_assembly(mod)

@@ -1,7 +1,8 @@
 """The matmul kernels on the device: every tile config the variant benchmark tries, on full
 tiles (the unchecked path), ragged edges (zero-filled copies, predicated stores), enough k-tiles
 to wrap the cp.async ring, and grids larger than one raster group. Sizes stay small: the mock
-interprets every thread."""
+interprets every thread. On mock:amd the NVIDIA tile configs do not apply: every case runs the
+gfx11 generator's kernel (WMMA for f16/bf16, SIMT for f32) and is checked the same way."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Every Tensor op against numpy, per dtype, on the test device (mock:nvidia by default)."""
+"""Every Tensor op against numpy, per dtype, on the test devices (mock:nvidia and mock:amd)."""
 from __future__ import annotations
 
 import numpy as np

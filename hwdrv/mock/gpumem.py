@@ -239,8 +239,11 @@ class GpuPageTable:
                 raise MemoryFault(addr, access, "out-of-range", itemsize, lane)
             raise MemoryFault(addr, access, "read-only", itemsize, lane)
         off = a.astype(np.int64) + st.delta[safe]
-        if mask is not None:
-            off = np.where(mask, off, 0)  # inactive lanes read span[0]: a mapped page, result discarded
+        if mask is not None and not mask.all():
+            # inactive lanes read where an active lane reads (a mapped byte; the result is
+            # discarded). Not span[0]: after unmaps the span may start in freed memory.
+            active = np.flatnonzero(mask)
+            off = np.where(mask, off, off[active[0]] if active.size else 0)
         return off.reshape(shape)
 
     def load(self, addrs: np.ndarray, dtype, mask: np.ndarray | None = None,

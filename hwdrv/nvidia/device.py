@@ -503,7 +503,7 @@ def _reserve_pool(kernel: Kernel) -> VAPool:
     """The first free pool slot below 2**40 (never anywhere else: the hardware needs it). When
     all are taken, devices dropped without close() may still await the cycle collector (their
     finalizer frees their slot): collect once and look again."""
-    import gc
+    from ..device import collect_dropped_devices
     for attempt in range(2):
         for slot in range(POOL_SLOTS):
             pool = VAPool(kernel, POOL_BASE + slot * POOL_SIZE, POOL_SIZE)
@@ -511,7 +511,7 @@ def _reserve_pool(kernel: Kernel) -> VAPool:
                 return pool
             pool.close()
         if attempt == 0:
-            gc.collect()
+            collect_dropped_devices()
     raise HwdrvError(f"no free {POOL_SIZE >> 30} GiB address range below 2**40 for another device "
                      f"(tried {POOL_SLOTS} slots from {POOL_BASE:#x}); close other devices first")
 

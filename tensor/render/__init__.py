@@ -1,6 +1,9 @@
 """Renderers: a linear IR :class:`~tensor.ir.Kernel` in, source text for the device's compiler
-out. One per backend: PTX for NVIDIA (``ptx.py``); an AMD one (LLVM IR through llvmlite) or a
-Qualcomm one (ir3 assembly) implement the same interface without touching the scheduler."""
+out. One per backend: PTX for NVIDIA (``ptx.py``), LLVM IR for AMD gfx11 (``llvm_amdgpu.py``,
+compiled by llvmlite); a Qualcomm one (ir3 assembly) would implement the same interface without
+touching the scheduler. A renderer may also provide ``matmul_kernel(dtype, m, n, k, config)``
+(a :class:`~tensor.matmul_ptx.MatmulKernel` whose ``ptx`` field holds its source); the runtime
+uses it instead of the PTX matmul generators."""
 from __future__ import annotations
 
 from typing import Protocol
@@ -25,6 +28,9 @@ def renderer_for(device_kind: str, arch: str) -> Renderer:
     if device_kind == "nvidia":
         from .ptx import PTXRenderer
         return PTXRenderer(arch)
+    if device_kind == "amd":
+        from .llvm_amdgpu import LLVMAMDGPURenderer
+        return LLVMAMDGPURenderer(arch)
     from hwdrv.errors import UnsupportedDevice
     raise UnsupportedDevice(f"tensor has no renderer for {device_kind!r} devices yet "
-                            "(only nvidia: PTX); use an nvidia or mock:nvidia device")
+                            "(nvidia: PTX, amd: LLVM IR); use an nvidia or amd device or their mocks")

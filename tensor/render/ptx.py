@@ -70,6 +70,9 @@ class PTXRenderer:
     """Renders linear IR kernels as PTX for ``arch`` (e.g. ``"sm_90"``)."""
     device_kind = "nvidia"
 
+    #: elements per thread of an elementwise kernel (the runtime sizes launches with it)
+    vector_width = staticmethod(vector_width)
+
     def __init__(self, arch: str = "sm_90"):
         self.arch = arch
 
