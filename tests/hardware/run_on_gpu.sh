@@ -22,7 +22,7 @@ if [ "$what" = tensor ] || [ "$what" = all ]; then
   TENSOR_PROFILE="$OUT/demo_trace.json" python3 -m hwdrv demo > "$OUT/demo.log" 2>&1; echo "demo rc=$?"
 fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
-  for i in 1 2; do
+  for i in $(seq 1 "${ROUNDS:-2}"); do
     python3 bench/nv_bench.py --out "$OUT/nv_bench_new_$i.json" > "$OUT/nv_bench_new_$i.txt" 2>&1; echo "bench new $i rc=$?"
     if [ -n "$base" ]; then
       (cd "$base" && PYTHONPATH=/tmp/site:$PWD python3 bench/nv_bench.py --part hwdrv --out "$OLDPWD/$OUT/nv_bench_base_$i.json") \
