@@ -51,6 +51,12 @@ class Vec:
 
 
 @dataclass(frozen=True)
+class Group:
+    """``(a, b, ...)``: the return and argument lists of ``call``."""
+    items: tuple
+
+
+@dataclass(frozen=True)
 class Pair:
     """``p|q``: the two predicate destinations of setp and friends."""
     first: object
@@ -122,3 +128,5 @@ class Function:
     variables: dict[str, Variable] = field(default_factory=dict)
     directives: dict[str, tuple] = field(default_factory=dict)
     has_body: bool = False
+    returns: list[Param] = field(default_factory=list)     # a .func's return parameters
+    prototypes: set[str] = field(default_factory=set)      # labels of .callprototype declarations

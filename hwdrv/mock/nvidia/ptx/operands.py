@@ -27,6 +27,12 @@ class Symbols:
     def add(self, name: str, space: str, offset: int) -> None:
         self.where[name] = (space, offset)
 
+    def is_call_slot(self, op) -> bool:
+        """``[x]`` names a .param slot of a call sequence or a .func's own parameter: these live
+        in the thread's frame (local memory), not in the kernel's parameter bank."""
+        return (isinstance(op, Addr) and isinstance(op.base, Sym) and
+                self.where.get(op.base.name, ("", 0))[0] in ("frame", "local"))
+
     def lookup(self, name: str, line: int) -> tuple[str, int]:
         try:
             return self.where[name]
@@ -225,6 +231,9 @@ def symbol_address_reader(op: Sym, t: PType, syms: Symbols | None, line: int) ->
         return rd
     if space == "label":
         raise PTXError(line, f"label {op.name} used as a value")
+    if space == "frame":             # a .func's local variable: its frame moves with each call
+        o, ut = np.int64(off + op.offset), UNSIGNED[t.size]
+        return lambda s, i: ((s.fp if i is None else s.fp[i]) + o).astype(ut).view(dt)
     c = np.array((off + op.offset) & mask, UNSIGNED[t.size]).view(dt)[()]
     return lambda s, i: c
 
@@ -265,6 +274,11 @@ def address(op, space: str, syms: Symbols, line: int) -> Reader:
             return rd
         if sp == "label":
             raise PTXError(line, f"label {op.base.name} used as an address")
+        if sp == "frame":
+            if space not in ("local", "param", "generic"):
+                raise PTXError(line, f"{op.base.name} is in .local, accessed as .{space}")
+            o = u64((WINDOWS["local"] if space == "generic" else 0) + base + total)
+            return lambda s, i: (s.fp if i is None else s.fp[i]).astype(u64) + o
         if space == "generic" and sp in WINDOWS:
             c = u64(WINDOWS[sp] + base + total)
         elif space != sp and space != "generic":

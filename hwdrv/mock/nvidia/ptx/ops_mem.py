@@ -54,6 +54,8 @@ def build_ld(ctx: Ctx, ins):
     ctx.check_mods(ins, set(SPACE_MODS) | {"v2", "v4"})
     if "nc" in ins.mods and space != "global":
         raise ctx.error("ld.nc is for .global only")
+    if space == "param" and ctx.syms.is_call_slot(ins.operands[1] if len(ins.operands) > 1 else None):
+        space = "local"
     t = ctx.one_type(ins)
     if t.kind == "p":
         raise ctx.error("ld.pred does not exist")
@@ -106,6 +108,8 @@ def build_ld(ctx: Ctx, ins):
 def build_st(ctx: Ctx, ins):
     space = space_of(ctx, ins)
     ctx.check_mods(ins, set(SPACE_MODS) | {"v2", "v4"})
+    if space == "param" and ins.operands and ctx.syms.is_call_slot(ins.operands[0]):
+        space = "local"
     if space in ("const", "param"):
         raise ctx.error(f"st.{space}: that state space is read-only for a kernel")
     t = ctx.one_type(ins)

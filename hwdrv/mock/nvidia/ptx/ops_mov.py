@@ -155,8 +155,46 @@ def int_to_int(v, st: PType, dt: PType, sat: bool) -> np.ndarray:
     return v.view(UNSIGNED[st.size]).astype(UNSIGNED[dt.size]).view(dt.dtype)
 
 
+def _cvt_tf32(ctx: Ctx, ins):
+    """cvt.{rna,rn,rz}{.relu}{.satfinite}.tf32.f32: an f32 pattern rounded to tf32's 10 fraction
+    bits (the low 13 bits cleared), held in a .b32 register."""
+    mods = list(ins.mods)
+    if mods[-2:] != ["tf32", "f32"]:
+        raise ctx.error("cvt to .tf32 takes an .f32 source")
+    rnd = [m for m in mods if m in ("rna", "rn", "rz")]
+    extra = set(mods) - {"rna", "rn", "rz", "relu", "satfinite", "tf32", "f32"}
+    if len(rnd) != 1 or extra:
+        raise ctx.error("cvt.tf32.f32 needs one of .rna .rn .rz (and optionally .relu .satfinite)")
+    ctx.nops(ins, 2)
+    w = ctx.wr(ins.operands[0], TYPES["b32"])
+    src = ctx.rd(ins.operands[1], TYPES["b32"])
+    mode, relu, satfinite = rnd[0], "relu" in mods, "satfinite" in mods
+    low = np.uint32(0x1FFF)
+
+    def run(s, i):
+        b = np.asarray(src(s, i), np.uint32)
+        nan = (b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+        if relu:
+            b = np.where((b >> np.uint32(31)).astype(bool) & ~nan, np.uint32(0), b)
+        if mode == "rna":            # magnitude + half an ulp: ties away from zero
+            r = b + np.uint32(0x1000)
+        elif mode == "rn":           # ties to even
+            r = b + np.uint32(0xFFF) + ((b >> np.uint32(13)) & np.uint32(1))
+        else:
+            r = b
+        inf_in = (b & np.uint32(0x7FFFFFFF)) == np.uint32(0x7F800000)
+        r = np.where(inf_in, b, r) & ~low
+        if satfinite:
+            big = ((r & np.uint32(0x7FFFFFFF)) == np.uint32(0x7F800000))
+            r = np.where(big, (r & np.uint32(0x80000000)) | np.uint32(0x7F7FE000), r)
+        w(s, i, np.where(nan, np.uint32(0x7FFFFFFF), r).astype(np.uint32))
+    return run
+
+
 @family("cvt")
 def build_cvt(ctx: Ctx, ins):
+    if "tf32" in ins.mods:
+        return _cvt_tf32(ctx, ins)
     ts = ctx.types(ins)
     if len(ts) != 2:
         raise ctx.error("cvt needs a destination and a source type")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .ast import Addr, Function, Imm, Instr, Not, Pair, Param, Reg, Sink, Special, Sym, Variable, Vec
+from .ast import Addr, Function, Group, Imm, Instr, Not, Pair, Param, Reg, Sink, Special, Sym, Variable, Vec
 from .errors import PTXError
 from .lexer import Token, tokenize
 from .types import PType, ptype
@@ -281,11 +281,12 @@ class _Parser:
     def _function(self, vis: str) -> None:
         kw = self.next()
         is_entry = kw.text == ".entry"
+        returns = Function("", False, kw.line)
         if not is_entry and self.tok.text == "(":
-            # return parameters of a .func
-            self._param_list(Function("", False, kw.line))
+            self._param_list(returns)          # return parameters of a .func
         name_tok = self.expect_id("function name")
         fn = Function(name_tok.text, is_entry, kw.line)
+        fn.returns = returns.params
         if self.tok.text == "(":
             self._param_list(fn)
         while self.tok.kind == "id" and self.tok.text in _PERF_DIRECTIVES:
@@ -337,6 +338,7 @@ class _Parser:
 
     def _body(self, fn: Function) -> None:
         scopes: list[dict[str, Reg]] = [{}]
+        last_label = None
         while True:
             t = self.tok
             if t.kind == "eof":
@@ -357,6 +359,7 @@ class _Parser:
                 if t.text in fn.labels:
                     raise self.error(f"label {t.text} defined twice", t)
                 fn.labels[t.text] = len(fn.instrs)
+                last_label = t.text
                 continue
             if t.text == ".reg":
                 self.next()
@@ -371,7 +374,31 @@ class _Parser:
                 fn.variables[var.name] = var
                 continue
             if t.text == ".param":
-                raise self.error("function calls (.param in a body) are not supported")
+                # the argument/return slots of a call sequence; each `{ // callseq }` block
+                # declares its own, so a name may recur: keep one slot big enough for all
+                self.next()
+                var = self._variable("param")
+                self.expect(";")
+                old = fn.variables.get(var.name)
+                if old is not None and old.space != "param":
+                    raise self.error(f"variable {var.name} declared twice", t)
+                if old is None or var.size > old.size or var.align > old.align:
+                    if old is not None:
+                        var.size, var.align = max(var.size, old.size), max(var.align, old.align)
+                    fn.variables[var.name] = var
+                continue
+            if t.text == ".callprototype":
+                # `label: .callprototype (...) _ (...);` types an indirect call; the label was
+                # recorded as a code label just above
+                self.next()
+                if last_label is None or fn.labels.get(last_label) != len(fn.instrs):
+                    raise self.error(".callprototype needs a label", t)
+                fn.prototypes.add(last_label)
+                del fn.labels[last_label]
+                while not self.accept(";"):
+                    if self.next().kind == "eof":
+                        raise self.error("unterminated .callprototype")
+                continue
             if t.text == ".pragma":
                 self.next()
                 while self.tok.kind == "str":
@@ -436,7 +463,9 @@ class _Parser:
             raise self.error(f"unexpected {op.text!r}", op)
         operands: list = []
         try:
-            if not self.accept(";"):
+            if parts[0] == "call":
+                operands = self._call_operands(scopes)
+            elif not self.accept(";"):
                 while True:
                     operands.append(self._operand(scopes))
                     if self.accept(";"):
@@ -446,6 +475,35 @@ class _Parser:
             # name the instruction: its operand syntax is what we could not read
             raise PTXError(exc.line, f"{op.text}: {exc.message}") from None
         return Instr(parts[0], tuple(parts[1:]), operands, guard, op.line, self._text(start, self.i))
+
+    def _call_operands(self, scopes: list[dict[str, Reg]]) -> list:
+        """``call (ret), f, (args);``, ``call f, (args);``, ``call f;``, ``call (ret), %r, (args), proto;``
+        -> [Group(rets), target, Group(args), prototype?]: both lists always present."""
+        ops: list = []
+        if self.tok.text == "(":
+            ops.append(self._group(scopes))
+            self.expect(",")
+        else:
+            ops.append(Group(()))
+        ops.append(self._operand(scopes))
+        ops.append(Group(()))
+        if self.accept(","):
+            ops[2] = self._group(scopes)
+            if self.accept(","):
+                ops.append(self._operand(scopes))
+        self.expect(";")
+        return ops
+
+    def _group(self, scopes: list[dict[str, Reg]]) -> Group:
+        self.expect("(")
+        items = []
+        if not self.accept(")"):
+            while True:
+                items.append(self._operand(scopes))
+                if self.accept(")"):
+                    break
+                self.expect(",")
+        return Group(tuple(items))
 
     def _text(self, a: int, b: int) -> str:
         """Canonical text of the instruction in tokens [a, b): '@%p bra L;', 'add.s32 %r1, %r2, 4;'."""

@@ -18,7 +18,7 @@ class State:
     def __init__(self, *, regs_dtypes: list[np.dtype], grid: tuple[int, int, int], block: tuple[int, int, int],
                  cta0: int, n_ctas: int, global_space: GlobalSpace, shared_size: int, dynamic_shared: int,
                  local_size: int, params: np.ndarray, const_banks: dict[int, np.ndarray],
-                 global_addresses: dict[str, int]):
+                 global_addresses: dict[str, int], calls: bool = False):
         self.grid, self.block, self.cta0, self.n_ctas = grid, block, cta0, n_ctas
         self.nthreads = block[0] * block[1] * block[2]
         self.cta_lanes = (self.nthreads + 31) // 32 * 32
@@ -43,6 +43,18 @@ class State:
         self.global_ = global_space
         self.generic = GenericSpace(global_space, self.shared, self.local, self.param)
         self.global_addresses = global_addresses
+        if calls:                             # device-function calls (see calls.py)
+            self.fp = np.zeros(L, np.int64)               # frame pointer: local offset of the frame
+            self.depth = np.zeros(L, np.int32)            # calls in progress
+            self.cstack = np.zeros((4, L), np.int32)      # PC of each call site, outermost first
+
+    def push_call(self, lanes: np.ndarray, pc: int) -> None:
+        """Record that ``lanes`` called from ``pc`` (grows the call-site stack as needed)."""
+        d = self.depth[lanes]
+        if int(d.max()) >= self.cstack.shape[0]:
+            self.cstack = np.concatenate([self.cstack, np.zeros_like(self.cstack)])
+        self.cstack[d, lanes] = pc
+        self.depth[lanes] = d + 1
 
     def space(self, name: str):
         return {"global": self.global_, "shared": self.shared, "local": self.local, "param": self.param,

@@ -1,0 +1,195 @@
+"""Device-function calls: ``.func`` bodies, ``call`` and ``ret``, frames on the per-thread stack.
+
+A kernel's code is its own body followed by the body of every ``.func`` it can reach, each
+decoded once with its registers moved to their own slots of the register file. A call runs as a
+branch that also sets up a frame in the calling thread's local memory (the stack):
+
+    frame of f = [ return slots | parameters | .local variables (__local_depot) |
+                   .param slots of f's own call sequences | saved registers of f ]
+
+The kernel's frame starts at local offset 0 and holds its .local variables and call slots; each
+call places the callee's frame right after its caller's (``fp`` is per lane). On entry the
+callee's registers are saved in its frame and restored on return: this is what makes a
+recursive activation leave its caller's values alone (registers of other functions live in
+other slots). A frame that does not fit in the stack faults like an out-of-range local access.
+
+``cstack`` keeps, per lane, the PC of every call site on its way down; the scheduler orders
+lanes by that path so that lanes still outside a call catch up with the lanes inside it before
+anyone moves past the call (see executor)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .ast import Addr, Function, Group, Instr, Not, Pair, Reg, Sym, Vec
+from .errors import AddressSpaceFault, PTXError
+from .types import storage_dtype
+
+DEFAULT_STACK_SIZE = 16 * 1024     # bytes of stack per thread the mock gives a kernel that calls
+
+
+def _align(x: int, a: int) -> int:
+    return (x + a - 1) // a * a
+
+
+@dataclass
+class Frame:
+    """Where a function's slots live relative to its frame pointer."""
+    size: int
+    offsets: dict[str, int]                 # return slots, parameters, .local and .param variables
+    params: list[tuple[int, int]]           # (offset, size) of each formal parameter, in order
+    returns: list[tuple[int, int]]          # (offset, size) of each return slot
+    save: int = 0                           # where saved registers start (8 bytes each)
+    regs: list[tuple[int, np.dtype]] = field(default_factory=list)   # (slot, storage dtype)
+
+
+def frame_of(fn: Function, reg_base: int) -> Frame:
+    """The frame layout of ``fn`` (a kernel's frame has no return slots, parameters or saves)."""
+    offsets: dict[str, int] = {}
+    off = 0
+    rets, params = [], []
+    if not fn.is_entry:
+        for p in fn.returns:
+            off = _align(off, p.align)
+            offsets[p.name] = off
+            rets.append((off, p.size))
+            off += p.size
+        for p in fn.params:
+            off = _align(off, p.align)
+            offsets[p.name] = off
+            params.append((off, p.size))
+            off += p.size
+    for v in fn.variables.values():
+        if v.space in ("local", "param"):
+            off = _align(off, max(v.align, 1))
+            offsets[v.name] = off
+            off += v.size
+    off = _align(off, 8)
+    save = off
+    regs = []
+    if not fn.is_entry:
+        regs = [(reg_base + r.slot, storage_dtype(r.type)) for r in fn.registers]
+        off += 8 * len(regs)
+    return Frame(_align(max(off, 1), 16), offsets, params, rets, save, regs)
+
+
+def rebase(ins: Instr, base: int) -> Instr:
+    """``ins`` with every register moved ``base`` slots up (a callee's registers follow its caller's)."""
+    if base == 0:
+        return ins
+
+    def mv(o):
+        if isinstance(o, Reg):
+            return replace(o, slot=o.slot + base)
+        if isinstance(o, Addr):
+            return replace(o, base=mv(o.base))
+        if isinstance(o, Vec):
+            return Vec(tuple(mv(x) for x in o.items))
+        if isinstance(o, Group):
+            return Group(tuple(mv(x) for x in o.items))
+        if isinstance(o, Pair):
+            return Pair(mv(o.first), mv(o.second))
+        if isinstance(o, Not):
+            return Not(mv(o.operand))
+        return o
+    guard = None if ins.guard is None else (mv(ins.guard[0]), ins.guard[1])
+    return replace(ins, operands=[mv(o) for o in ins.operands], guard=guard)
+
+
+def callees(fn: Function) -> list[str]:
+    """Names of the functions ``fn`` calls directly (in order of first call)."""
+    out: list[str] = []
+    for ins in fn.instrs:
+        if ins.opcode == "call" and len(ins.operands) >= 2 and isinstance(ins.operands[1], Sym):
+            if ins.operands[1].name not in out:
+                out.append(ins.operands[1].name)
+    return out
+
+
+@dataclass
+class CallSite:
+    """What a return needs to know about the call it returns from."""
+    caller_frame: int                  # size of the caller's frame: callee fp - caller fp
+    ret_slots: list[tuple[int, int]]   # (offset in the caller's frame, size) receiving return values
+
+
+def _slot_names(group, what: str, line: int) -> list[str]:
+    if not isinstance(group, Group):
+        raise PTXError(line, f"call: expected a ({what}) list")
+    names = []
+    for x in group.items:
+        if not isinstance(x, Sym) or x.offset:
+            raise PTXError(line, f"call {what} must be .param variables, found {x!r}")
+        names.append(x.name)
+    return names
+
+
+def _copy_bytes(data: np.ndarray, dst: np.ndarray, src: np.ndarray, size: int) -> None:
+    k = np.arange(size, dtype=np.int64)
+    data[(dst[:, None] + k).ravel()] = data[(src[:, None] + k).ravel()]
+
+
+def build_call(ins: Instr, caller: Frame, callee: Frame, callee_name: str, line: int):
+    """The run function of ``call`` (frame setup; the executor does the jump) and its CallSite."""
+    if len(ins.operands) == 4 or not isinstance(ins.operands[1], Sym):
+        raise PTXError(line, "indirect calls (through a register and .callprototype) are not supported")
+    rets = _slot_names(ins.operands[0], "return", line)
+    args = _slot_names(ins.operands[2], "argument", line)
+    if len(args) != len(callee.params) or len(rets) != len(callee.returns):
+        raise PTXError(line, f"call of {callee_name} passes {len(args)} arguments and {len(rets)} return slots; "
+                             f"it takes {len(callee.params)} and {len(callee.returns)}")
+    for n in rets + args:
+        if n not in caller.offsets:
+            raise PTXError(line, f"call slot {n} is not a .param variable of the caller")
+    copies = [(caller.offsets[a], dst, size) for a, (dst, size) in zip(args, callee.params)]
+    site = CallSite(caller.size, [(caller.offsets[r], size) for r, (_, size) in zip(rets, callee.returns)])
+    csize, save, regs = callee.size, callee.save, callee.regs
+
+    def run(s, lanes):
+        fp = s.fp[lanes]
+        new = fp + caller.size
+        over = new + csize > s.local.limit
+        if over.any():
+            k = int(np.argmax(over))
+            exc = AddressSpaceFault(int(new[k] + csize), "write", f"stack overflow calling {callee_name} "
+                                    f"(stack of {s.local.limit} bytes per thread)", "local")
+            exc.chunk_lane = int(lanes[k])
+            raise exc
+        base = s.local.lane_base[lanes]
+        data = s.local.data
+        for src, dst, size in copies:
+            _copy_bytes(data, base + new + dst, base + fp + src, size)
+        words = data.view(np.uint64)
+        at = (base + new + save) // 8
+        for n, (slot, _) in enumerate(regs):
+            words[at + n] = s.regs[slot][lanes].astype(np.uint64)
+        s.fp[lanes] = new
+    return run, site
+
+
+def build_ret(callee: Frame, sites: dict[int, CallSite]):
+    """The run function of a ``ret`` in a .func: copies return values to the caller, restores
+    the callee's saved registers and the caller's frame; returns each lane's return PC."""
+    save, regs, returns = callee.save, callee.regs, callee.returns
+
+    def run(s, lanes):
+        d = s.depth[lanes] - 1
+        at_site = s.cstack[d, lanes]
+        data = s.local.data
+        words = data.view(np.uint64)
+        for pc in np.unique(at_site):
+            site = sites[int(pc)]
+            ls = lanes if len(at_site) == 1 or (at_site == pc).all() else lanes[at_site == pc]
+            fp = s.fp[ls]
+            base = s.local.lane_base[ls]
+            caller_fp = fp - site.caller_frame
+            for (src, size), (dst, _) in zip(returns, site.ret_slots):
+                _copy_bytes(data, base + caller_fp + dst, base + fp + src, size)
+            at = (base + fp + save) // 8
+            for n, (slot, dt) in enumerate(regs):
+                s.regs[slot][ls] = words[at + n].astype(dt)
+            s.fp[ls] = caller_fp
+        s.depth[lanes] = d
+        return at_site + 1
+    return run
