@@ -78,7 +78,10 @@ class Sink:
 @dataclass
 class Variable:
     """A ``.global/.const/.shared/.local`` variable. ``size`` in bytes (0 for an unsized extern);
-    ``init`` the initializer bytes (None: zero-filled / uninitialised)."""
+    ``init`` the initializer bytes (None: zero-filled / uninitialised). ``address_inits`` lists
+    the elements initialised with an address, ``(byte offset, symbol, addend, generic)``: their
+    bytes in ``init`` are 0 until a loader writes the symbol's address there (a relocation).
+    ``managed``: declared ``.attribute(.managed)`` (CUDA __managed__)."""
     name: str
     space: str
     type: PType
@@ -88,6 +91,8 @@ class Variable:
     init: bytes | None = None
     extern: bool = False
     visibility: str = ""
+    address_inits: list = field(default_factory=list)
+    managed: bool = False
 
 
 @dataclass(frozen=True)

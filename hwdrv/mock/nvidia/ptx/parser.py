@@ -29,9 +29,19 @@ SPECIAL_SCALAR = {"%laneid", "%warpid", "%nwarpid", "%smid", "%nsmid", "%gridid"
                   "%cluster_nctarank", "%is_explicit_cluster"}
 
 
+# Special registers the interpreter does not model (a launch of a kernel reading one is refused).
+SPECIAL_NUMBERED = (("%envreg", 32), ("%pm", 8))
+SPECIAL_OTHER = {"%reserved_smem_offset_begin", "%reserved_smem_offset_end", "%reserved_smem_offset_cap",
+                 "%reserved_smem_offset_0", "%reserved_smem_offset_1", "%current_graph_exec",
+                 "%pm0_64", "%pm1_64", "%pm2_64", "%pm3_64", "%pm4_64", "%pm5_64", "%pm6_64", "%pm7_64"}
+
+
 def is_special(name: str) -> bool:
-    if name in SPECIAL_SCALAR:
+    if name in SPECIAL_SCALAR or name in SPECIAL_OTHER:
         return True
+    for prefix, n in SPECIAL_NUMBERED:
+        if name.startswith(prefix) and name[len(prefix):].isdigit() and int(name[len(prefix):]) < n:
+            return True
     base, _, comp = name.rpartition(".")
     return base in SPECIAL_VECTOR and comp in ("x", "y", "z")
 
@@ -198,7 +208,7 @@ class _Parser:
     # ---- variables ------------------------------------------------------------------------
     def _variable(self, space: str, vis: str = "") -> Variable:
         line = self.tok.line
-        align, vec, typ, ptr = 0, 1, None, False
+        align, vec, typ, ptr, managed = 0, 1, None, False, False
         while self.tok.kind == "id" and self.tok.text.startswith("."):
             d = self.next().text
             if d == ".align":
@@ -213,6 +223,16 @@ class _Parser:
                 ptr = True
             elif ptr and d in (".global", ".const", ".shared", ".local"):
                 pass
+            elif d == ".attribute":
+                self.expect("(")
+                attrs = [self.expect_id("attribute").text]
+                while self.accept(","):
+                    attrs.append(self.expect_id("attribute").text)
+                self.expect(")")
+                bad = [a for a in attrs if a not in (".managed", ".unified")]
+                if bad:
+                    raise self.error(f"unknown variable attribute {bad[0]}")
+                managed = ".managed" in attrs
             elif ptype(d[1:]) is not None:
                 typ = ptype(d[1:])
             else:
@@ -232,11 +252,17 @@ class _Parser:
             self.expect("]")
         elem = typ.size * vec
         var = Variable(name, space, typ, 0 if unsized else elem * count, align or elem, line,
-                       extern=(vis == ".extern"), visibility=vis)
+                       extern=(vis == ".extern"), visibility=vis, managed=managed)
         if self.accept("="):
             values = self._initializer()
             if unsized:
                 var.size = elem * len(values)
+            for k, v in enumerate(values):
+                if isinstance(v, _AddressInit):
+                    if typ.size not in (4, 8) or typ.kind == "f":
+                        raise PTXError(line, f"address initializer {v.symbol} in a .{typ.name} variable")
+                    var.address_inits.append((k * typ.size, v.symbol, v.addend, v.generic))
+                    values[k] = 0
             var.init = self._init_bytes(values, typ, var.size, line)
         return var
 
@@ -259,7 +285,14 @@ class _Parser:
             v = self.next().value
             return [("dec", -v[1], None)]
         if t.kind == "id":
-            raise self.error(f"address initializers ({t.text}) are not supported")
+            # `f`, `var`, `var+8`, `generic(var)`, `generic(var)+8`: an address (a relocation)
+            self.next()
+            generic = t.text == "generic" and self.accept("(")
+            name = self.expect_id("symbol").text if generic else t.text
+            if generic:
+                self.expect(")")
+            addend = self.const_expr() if self.tok.text in ("+", "-") and self.tok.kind == "op" else 0
+            return [_AddressInit(name, addend, bool(generic))]
         return [self.const_expr()]
 
     def _init_bytes(self, values: list, typ: PType, size: int, line: int) -> bytes:
@@ -568,7 +601,7 @@ class _Parser:
             return r
         return Imm(self.const_expr())
 
-    def _address(self, scopes: list[dict[str, Reg]]) -> Addr:
+    def _address(self, scopes: list[dict[str, Reg]]) -> Addr | Group:
         base = None
         off = 0
         if self.tok.kind == "id":
@@ -577,10 +610,26 @@ class _Parser:
                 raise self.error("special register as an address base")
             if self.tok.text in ("+", "-"):
                 off = self.const_expr()       # "[%r1+-4]", "[%r1+4+8]": a signed sum after the base
+            if self.accept(","):
+                # texture/surface operand: [tex, {coords}] or [tex, sampler, {coords}]
+                items = [base]
+                while True:
+                    items.append(self._operand(scopes))
+                    if not self.accept(","):
+                        break
+                self.expect("]")
+                return Group(tuple(items))
         else:
             off = self.const_expr()
         self.expect("]")
         return Addr(base, off)
+
+
+@dataclass(frozen=True)
+class _AddressInit:
+    symbol: str
+    addend: int
+    generic: bool
 
 
 def _float_bytes(typ: PType, value: float, bits: int | None) -> bytes:
