@@ -80,3 +80,6 @@ extern "C" __global__ void wmma_u8_m8n32k16(const unsigned char* A, const unsign
 extern "C" __global__ void wmma_s8_m32n8k16(const signed char* A, const signed char* B, int* C, int K, int lda, int ldb, int ldc, int nt) {
   gemm_tile<32, 8, 16, signed char, signed char, int, wmma::row_major, wmma::row_major>(A, B, C, K, lda, ldb, ldc, nt);
 }
+extern "C" __global__ void wmma_f64_m8n8k4(const double* A, const double* B, double* C, int K, int lda, int ldb, int ldc, int nt) {
+  gemm_tile<8, 8, 4, double, double, double, wmma::row_major, wmma::col_major>(A, B, C, K, lda, ldb, ldc, nt);
+}

@@ -125,9 +125,8 @@ def _load_store(ctx: Ctx, ins, store: bool):
         n = len(lanes)
         base = np.broadcast_to(np.asarray(addr(s, i), np.uint64), (n,))
         ld = np.broadcast_to(np.asarray(stride(s, i), np.uint64), (n,))
-        # CUDA asks for 256-bit aligned matrices; the mock faults below 128 bits, the width of
-        # the vector accesses a fragment load is made of (k-steps of 16 s8 values are 128-bit)
-        check_aligned(base, 16, lanes, get_space(s, space).name, "write" if store else "read")
+        # CUDA: "mptr must be a 256-bit aligned pointer pointing to the first element"
+        check_aligned(base, 32, lanes, get_space(s, space).name, "write" if store else "read")
         lane = s.lane_t[lanes] % 32
         off = (major[lane].astype(np.uint64) * ld[:, None] + minor[lane].astype(np.uint64)) * np.uint64(esize)
         return lanes, (base[:, None] + off)
