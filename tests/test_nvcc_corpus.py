@@ -1,4 +1,4 @@
-"""The nvcc corpus on the mock: 60 ordinary CUDA kernels (tests/data/nvcc_corpus/*.cu), compiled
+"""The nvcc corpus on the mock: 65 ordinary CUDA kernels (tests/data/nvcc_corpus/*.cu), compiled
 by nvcc 13 to PTX (committed with build.sh), run on ``mock:nvidia`` through the public API and
 checked against numpy. ``tests/hardware/test_nvcc_corpus_hw.py`` runs the committed sm_90 cubins
 of the same sources on the GPU with the same checks (``run_case`` below).
@@ -80,7 +80,23 @@ def bf16_rn(x) -> np.ndarray:
     return out
 
 
-HELPERS = {"byte_perm": byte_perm, "collatz_steps": collatz_steps, "fibonacci": fibonacci,
+def pack_bits(values, bits: int) -> np.ndarray:
+    """Pack integers of ``bits`` bits (1 or 4) into bytes, element 0 in the low bits of byte 0."""
+    v = np.asarray(values, np.int64) & ((1 << bits) - 1)
+    per = 8 // bits
+    v = v.reshape(-1, per) << (np.arange(per) * bits)
+    return v.sum(1).astype(np.uint8)
+
+
+def unpack_bits(packed, bits: int, signed: bool) -> np.ndarray:
+    """The inverse of pack_bits (sign-extending when ``signed``)."""
+    per = 8 // bits
+    v = (np.asarray(packed, np.int64)[:, None] >> (np.arange(per) * bits)) & ((1 << bits) - 1)
+    v = v.ravel()
+    return np.where(v >= 1 << (bits - 1), v - (1 << bits), v) if signed else v
+
+
+HELPERS = {"pack_bits": pack_bits, "unpack_bits": unpack_bits, "byte_perm": byte_perm, "collatz_steps": collatz_steps, "fibonacci": fibonacci,
            "bf16_value": bf16_value, "bf16_rn": bf16_rn}
 
 
@@ -187,3 +203,6 @@ def test_reference_helpers_against_known_values():
     # bfloat16: 1 + 2**-8 is a tie between 1 and 1 + 2**-7 -> even (1.0); 1 + 3*2**-8 -> 1 + 2**-6
     assert bf16_rn([1.0, 1.0 + 2**-8, 1.0 + 3 * 2**-8, -2.0, 0.1]).tolist() == [0x3F80, 0x3F80, 0x3F82, 0xC000, 0x3DCD]
     assert bf16_value([0x3F80, 0xC040]).tolist() == [1.0, -3.0]
+    assert pack_bits([1, -1, 7, -8], 4).tolist() == [0xF1, 0x87]
+    assert pack_bits([1, 0, 0, 0, 0, 0, 0, 1], 1).tolist() == [0x81]
+    assert unpack_bits([0xF1, 0x87], 4, True).tolist() == [1, -1, 7, -8]

@@ -175,3 +175,51 @@ def test_stmatrix_trans_is_the_transpose(gpu):
         frag[t // 4, 2 * (t % 4) + 1] = 2 * t + 1
     stored = gpu.download(out, np.uint16, 64).reshape(8, 8)
     assert np.array_equal(stored, frag.T)
+
+
+CP_ASYNC_ARRIVE = HEAD + """
+.visible .entry k(.param .u64 src, .param .u64 out)
+{
+    .reg .b32 %r<12>;
+    .reg .b64 %rd<8>;
+    .reg .pred %p<4>;
+    .shared .align 8 .b8 bar[8];
+    .shared .align 16 .b8 buf[256];
+    ld.param.u64 %rd1, [src];
+    ld.param.u64 %rd2, [out];
+    mov.u32 %r1, %tid.x;
+    mov.u32 %r2, bar;
+    setp.eq.u32 %p1, %r1, 0;
+    @%p1 mbarrier.init.shared.b64 [%r2], 64;
+    bar.sync 0;
+    mul.wide.u32 %rd3, %r1, 4;
+    add.s64 %rd4, %rd1, %rd3;
+    mov.u32 %r3, buf;
+    shl.b32 %r4, %r1, 2;
+    add.s32 %r5, %r3, %r4;
+    cp.async.ca.shared.global [%r5], [%rd4], 4;
+    cp.async.mbarrier.arrive.MODE.shared.b64 [%r2];
+    mbarrier.test_wait.parity.shared.b64 %p2, [%r2], 0;
+    selp.u32 %r6, 1, 0, %p2;
+    xor.b32 %r7, %r1, 1;
+    shl.b32 %r7, %r7, 2;
+    add.s32 %r7, %r3, %r7;
+    ld.shared.u32 %r8, [%r7];
+    add.s32 %r8, %r8, %r6;
+    add.s64 %rd5, %rd2, %rd3;
+    st.global.u32 [%rd5], %r8;
+    ret;
+}
+"""
+
+
+@pytest.mark.parametrize("noinc", [True, False])
+def test_cp_async_mbarrier_arrive(gpu, noinc):
+    """.noinc: each thread's arrival counts toward the 64 expected, so the phase completes;
+    without it the pending count is raised first, so the phase stays open. Either way the
+    copied data (a neighbour's element) is in shared memory."""
+    text = CP_ASYNC_ARRIVE.replace(".MODE", ".noinc" if noinc else "")
+    src = np.arange(64, dtype=np.uint32) * 10
+    out = gpu.alloc(256)
+    gpu.run(ptx.parse(text), "k", 1, 64, [gpu.upload(src), out])
+    assert gpu.download(out, np.uint32, 64).tolist() == [int(src[t ^ 1]) + int(noinc) for t in range(64)]

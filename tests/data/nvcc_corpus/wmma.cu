@@ -83,3 +83,33 @@ extern "C" __global__ void wmma_s8_m32n8k16(const signed char* A, const signed c
 extern "C" __global__ void wmma_f64_m8n8k4(const double* A, const double* B, double* C, int K, int lda, int ldb, int ldc, int nt) {
   gemm_tile<8, 8, 4, double, double, double, wmma::row_major, wmma::col_major>(A, B, C, K, lda, ldb, ldc, nt);
 }
+
+// Sub-byte inputs (CUDA's wmma::experimental precisions): A row-major, B column-major, 8x8 tile.
+template <typename P, int K>
+__device__ void subbyte_tile(const void* A, const void* B, int* C, int bop) {
+  wmma::fragment<wmma::matrix_a, 8, 8, K, P, wmma::row_major> a;
+  wmma::fragment<wmma::matrix_b, 8, 8, K, P, wmma::col_major> b;
+  wmma::fragment<wmma::accumulator, 8, 8, K, int> c;
+  wmma::fill_fragment(c, 0);
+  wmma::load_matrix_sync(a, A, K);
+  wmma::load_matrix_sync(b, B, K);
+  if constexpr (K == 128) {
+    if (bop) wmma::bmma_sync(c, a, b, c, wmma::experimental::bmmaBitOpXOR);
+    else wmma::bmma_sync(c, a, b, c, wmma::experimental::bmmaBitOpAND);
+  } else {
+    wmma::mma_sync(c, a, b, c);
+  }
+  wmma::store_matrix_sync(C, c, 8, wmma::mem_row_major);
+}
+extern "C" __global__ void wmma_s4_m8n8k32(const unsigned char* A, const unsigned char* B, int* C) {
+  subbyte_tile<wmma::experimental::precision::s4, 32>(A, B, C, 0);
+}
+extern "C" __global__ void wmma_u4_m8n8k32(const unsigned char* A, const unsigned char* B, int* C) {
+  subbyte_tile<wmma::experimental::precision::u4, 32>(A, B, C, 0);
+}
+extern "C" __global__ void wmma_b1_and_m8n8k128(const unsigned char* A, const unsigned char* B, int* C) {
+  subbyte_tile<wmma::experimental::precision::b1, 128>(A, B, C, 0);
+}
+extern "C" __global__ void wmma_b1_xor_m8n8k128(const unsigned char* A, const unsigned char* B, int* C) {
+  subbyte_tile<wmma::experimental::precision::b1, 128>(A, B, C, 1);
+}

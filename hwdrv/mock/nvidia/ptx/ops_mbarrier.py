@@ -35,6 +35,51 @@ def _word(pending, expected, phase) -> np.ndarray:
             | (np.asarray(phase, np.int64).astype(np.uint64) << _U64(_PHASE_SHIFT)))
 
 
+def arrive(sp, lanes: np.ndarray, ad: np.ndarray, counts: np.ndarray, drop: bool, text: str, line: int) -> np.ndarray:
+    """``lanes`` arrive (``counts`` each) on the mbarriers at ``ad`` in space ``sp``; returns each
+    lane's state (the phase it arrived in). ``drop`` also lowers the expected count."""
+    keys = sp.key(ad, lanes)
+    uk, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+    tot = np.bincount(inv, weights=counts, minlength=len(uk)).astype(np.int64)
+    pend, exp, phase = _fields(sp.load(ad[first], lanes[first], np.uint64))
+    if (exp == 0).any():
+        raise IllegalInstruction("mbarrier arrive on an object that was not initialised", text, line)
+    if drop:
+        exp = exp - tot
+    if (tot > pend).any():
+        raise IllegalInstruction("mbarrier.arrive: more arrivals than the phase expects", text, line)
+    token = phase[inv]
+    pend = pend - tot
+    done = pend == 0
+    phase = np.where(done, phase + 1, phase)
+    pend = np.where(done, exp, pend)
+    sp.store(ad[first], lanes[first], _word(pend, exp, phase))
+    return token
+
+
+def build_cp_async_arrive(ctx: Ctx, ins):
+    """cp.async.mbarrier.arrive{.noinc}{.shared}.b64 [mbar]: arrive once this thread's earlier
+    cp.async copies are complete, which in the mock they already are. Without .noinc the
+    pending count is first raised by one, so the arrival leaves the phase where it was."""
+    mods = set(ins.mods) - {"async", "mbarrier", "arrive"}
+    if not mods <= {"noinc", "shared", "shared::cta", "b64"}:
+        raise ctx.error(f"cp.async.mbarrier.arrive modifiers {sorted(mods)} are not supported")
+    ctx.nops(ins, 1)
+    space = "shared" if {"shared", "shared::cta"} & mods else "generic"
+    addr = ctx.addr(ins.operands[0], space)
+    if "noinc" not in mods:
+        return lambda s, i: None
+    line, text = ins.line, ins.text
+
+    def run(s, i):
+        sp = get_space(s, space)
+        lanes = np.arange(s.L) if i is None else i
+        ad = np.broadcast_to(np.asarray(addr(s, i), np.uint64), (len(lanes),))
+        check_aligned(ad, 8, lanes, sp.name, "read")
+        arrive(sp, lanes, ad, np.ones(len(lanes), np.int64), False, text, line)
+    return run
+
+
 @family("mbarrier")
 def build_mbarrier(ctx: Ctx, ins):
     mods = list(ins.mods)
@@ -92,22 +137,7 @@ def build_mbarrier(ctx: Ctx, ins):
             sp, lanes, ad = locate(s, i, addr)
             n = len(lanes)
             c = np.ones(n, np.int64) if cnt is None else np.broadcast_to(np.asarray(cnt(s, i), np.int64), (n,))
-            keys = sp.key(ad, lanes)
-            uk, first, inv = np.unique(keys, return_index=True, return_inverse=True)
-            tot = np.bincount(inv, weights=c, minlength=len(uk)).astype(np.int64)
-            pend, exp, phase = _fields(sp.load(ad[first], lanes[first], np.uint64))
-            if (exp == 0).any():
-                raise IllegalInstruction("mbarrier.arrive on an object that was not initialised", text, line)
-            if drop:
-                exp = exp - tot
-            if (tot > pend).any():
-                raise IllegalInstruction("mbarrier.arrive: more arrivals than the phase expects", text, line)
-            token = phase[inv]
-            pend = pend - tot
-            done = pend == 0
-            phase = np.where(done, phase + 1, phase)
-            pend = np.where(done, exp, pend)
-            sp.store(ad[first], lanes[first], _word(pend, exp, phase))
+            token = arrive(sp, lanes, ad, c, drop, text, line)
             if wr is not None:
                 wr(s, i, token.astype(np.uint64))
         return run

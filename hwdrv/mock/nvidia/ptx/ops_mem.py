@@ -161,6 +161,9 @@ def build_cp_async(ctx: Ctx, ins):
     rest = ins.mods[1:]
     if rest and rest[0] in ("commit_group", "wait_group", "wait_all"):
         return lambda s, i: None
+    if rest and rest[0] == "mbarrier":
+        from .ops_mbarrier import build_cp_async_arrive     # (ops_mbarrier imports this module)
+        return build_cp_async_arrive(ctx, ins)
     if "bulk" in rest:
         raise ctx.error("cp.async.bulk (TMA) is not supported")
     ctx.check_mods(ins, {"async", "shared", "global", "shared::cta"})

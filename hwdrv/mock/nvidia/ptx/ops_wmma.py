@@ -1,7 +1,8 @@
 """Warp matrix instructions of the CUDA wmma API: wmma.load.{a,b,c}, wmma.mma, wmma.store.d
-(f16, bf16, tf32, f64, s8, u8 inputs; f16/f32/f64/s32 accumulators; shapes m16n16k16,
-m32n8k16, m8n32k16, m16n16k8 (tf32), m8n8k4 (f64); row and col layouts; .global, .shared or
-generic addresses with an optional stride), and stmatrix.
+(f16, bf16, tf32, f64, s8, u8, s4, u4, b1 inputs; f16/f32/f64/s32 accumulators; shapes
+m16n16k16, m32n8k16, m8n32k16, m16n16k8 (tf32), m8n8k4 (f64), m8n8k32 (s4/u4), m8n8k128 (b1,
+.and.popc / .xor.popc); row and col layouts; .global, .shared or generic addresses with an
+optional stride in elements), and stmatrix.
 
 The PTX ISA leaves the distribution of matrix elements over the lanes' fragment registers
 unspecified ("target architecture dependent"): a program may only pass fragments between wmma
@@ -23,13 +24,16 @@ from .ops_warp import executing_grid
 from .types import TYPES
 
 SHAPES = {"m16n16k16": (16, 16, 16), "m32n8k16": (32, 8, 16), "m8n32k16": (8, 32, 16),
-          "m16n16k8": (16, 16, 8), "m8n8k4": (8, 8, 4)}
-# element type -> (bytes per element, storage dtype of the element's bits)
-ELEMS = {"f16": (2, np.uint16), "bf16": (2, np.uint16), "tf32": (4, np.uint32), "f32": (4, np.uint32),
-         "f64": (8, np.uint64), "s8": (1, np.uint8), "u8": (1, np.uint8), "s32": (4, np.uint32)}
+          "m16n16k8": (16, 16, 8), "m8n8k4": (8, 8, 4), "m8n8k32": (8, 8, 32), "m8n8k128": (8, 8, 128)}
+# element type -> (bits per element, dtype its bits are handled in)
+ELEMS = {"f16": (16, np.uint16), "bf16": (16, np.uint16), "tf32": (32, np.uint32), "f32": (32, np.uint32),
+         "f64": (64, np.uint64), "s8": (8, np.uint8), "u8": (8, np.uint8), "s32": (32, np.uint32),
+         "s4": (4, np.uint8), "u4": (4, np.uint8), "b1": (1, np.uint8)}
+INTS = {"s8", "u8", "s4", "u4", "b1"}
 # which element types each shape takes for A/B (the ISA's table of wmma shapes)
 SHAPE_TYPES = {"m16n16k16": {"f16", "bf16", "s8", "u8"}, "m32n8k16": {"f16", "bf16", "s8", "u8"},
-               "m8n32k16": {"f16", "bf16", "s8", "u8"}, "m16n16k8": {"tf32"}, "m8n8k4": {"f64"}}
+               "m8n32k16": {"f16", "bf16", "s8", "u8"}, "m16n16k8": {"tf32"}, "m8n8k4": {"f64"},
+               "m8n8k32": {"s4", "u4"}, "m8n8k128": {"b1"}}
 _SYNC = {"sync", "aligned"}
 
 
@@ -54,9 +58,9 @@ def _fragment_regs(ctx: Ctx, op, etype: str, rows: int, cols: int):
     """The fragment's registers, how many elements each holds, and the register type."""
     if not isinstance(op, Vec):
         raise ctx.error("a wmma fragment is a {register list}")
-    esize = ELEMS[etype][0]
-    rtype = TYPES["b64"] if esize == 8 else TYPES["b32"]
-    per = rtype.size // esize
+    ebits = ELEMS[etype][0]
+    rtype = TYPES["b64"] if ebits == 64 else TYPES["b32"]
+    per = rtype.size * 8 // ebits
     if len(op.items) * per * 32 < rows * cols:
         raise ctx.error(f"fragment of {len(op.items)} registers cannot hold a {rows}x{cols} .{etype} matrix")
     return op.items, per, rtype
@@ -101,6 +105,8 @@ def _load_store(ctx: Ctx, ins, store: bool):
         raise ctx.error(f"wmma.{mods[0]} modifiers {sorted(extra)} are not supported")
     if which in ("a", "b") and etype not in SHAPE_TYPES[name]:
         raise ctx.error(f"wmma .{name} does not take .{etype} A/B matrices")
+    if ELEMS[etype][0] < 8 and (which, layout) not in (("a", "row"), ("b", "col")):
+        raise ctx.error(f"sub-byte wmma matrices are A .row and B .col only (not {which} .{layout})")
     rows, cols = _dims(which, shape)
     space = space_of(ctx, ins)
     ctx.nops(ins, 2, 3)
@@ -112,7 +118,7 @@ def _load_store(ctx: Ctx, ins, store: bool):
     else:
         default = cols if layout == "row" else rows
         stride = lambda s, i, d=np.uint32(default): d          # noqa: E731 - the ISA's default
-    esize, edt = ELEMS[etype]
+    ebits, edt = ELEMS[etype]
     idx = _index(rows, cols, len(items) * per)
     r, c = idx // cols, idx % cols
     major, minor = (r, c) if layout == "row" else (c, r)
@@ -128,12 +134,12 @@ def _load_store(ctx: Ctx, ins, store: bool):
         # CUDA: "mptr must be a 256-bit aligned pointer pointing to the first element"
         check_aligned(base, 32, lanes, get_space(s, space).name, "write" if store else "read")
         lane = s.lane_t[lanes] % 32
-        off = (major[lane].astype(np.uint64) * ld[:, None] + minor[lane].astype(np.uint64)) * np.uint64(esize)
-        return lanes, (base[:, None] + off)
+        bit = (major[lane].astype(np.uint64) * ld[:, None] + minor[lane].astype(np.uint64)) * np.uint64(ebits)
+        return lanes, base[:, None] + bit // np.uint64(8), (bit % np.uint64(8)).astype(np.uint8)
 
     if store:
         def run(s, i):
-            lanes, ea = addresses(s, i)
+            lanes, ea, _ = addresses(s, i)
             vals = _unpack([rd(s, i) for rd in readers], per, rtype, edt)
             vals = np.broadcast_to(vals, ea.shape)
             # a store writes each element once: the first copy a fragment holds
@@ -143,8 +149,10 @@ def _load_store(ctx: Ctx, ins, store: bool):
         return run
 
     def run(s, i):
-        lanes, ea = addresses(s, i)
+        lanes, ea, shift = addresses(s, i)
         vals = get_space(s, space).load(ea.ravel(), np.repeat(lanes, ea.shape[1]), edt).reshape(ea.shape)
+        if ebits < 8:                 # sub-byte elements: packed from bit 0 of each byte up
+            vals = (vals >> shift) & np.uint8((1 << ebits) - 1)
         for w, v in zip(writers, _pack(vals, per, rtype)):
             w(s, i, v)
     return run
@@ -176,8 +184,10 @@ def _values(bits: np.ndarray, etype: str) -> np.ndarray:
         return bits.astype(np.uint64).view(np.float64)
     if etype == "s8":
         return bits.astype(np.uint8).view(np.int8).astype(np.int64)
-    if etype == "u8":
+    if etype in ("u8", "u4", "b1"):
         return bits.astype(np.int64)
+    if etype == "s4":
+        return (bits.astype(np.int64) ^ 8) - 8
     if etype == "s32":
         return bits.astype(np.uint32).view(np.int32).astype(np.int64)
     raise AssertionError(etype)
@@ -204,7 +214,8 @@ def _mma(ctx: Ctx, ins):
     layouts = [x for x in mods if x in ("row", "col")]
     types = [x for x in mods if x in ELEMS]
     satfinite = "satfinite" in mods
-    extra = set(mods[1:]) - _SYNC - {name, "row", "col", "satfinite", "rn", "rz", "rm", "rp"} - set(ELEMS)
+    bitop = "and" if "and" in mods else ("xor" if "xor" in mods else None)
+    extra = set(mods[1:]) - _SYNC - {name, "row", "col", "satfinite", "rn", "rz", "rm", "rp", "and", "xor", "popc"} - set(ELEMS)
     if len(layouts) != 2 or extra:
         raise ctx.error("wmma.mma needs .alayout.blayout and supported modifiers"
                         + (f" (not {sorted(extra)})" if extra else ""))
@@ -218,7 +229,9 @@ def _mma(ctx: Ctx, ins):
         raise ctx.error("wmma.mma needs .dtype.ctype or .dtype.atype.btype.ctype")
     if at not in SHAPE_TYPES[name]:
         raise ctx.error(f"wmma.mma .{name} does not take .{at} inputs")
-    ints = at in ("s8", "u8")
+    if (at == "b1") != (bitop is not None and "popc" in mods):
+        raise ctx.error("wmma.mma on .b1 needs .and.popc or .xor.popc (and only .b1 takes them)")
+    ints = at in INTS
     if ints != (dt == "s32") or ints != (ct == "s32") or (at == "f64") != (dt == "f64"):
         raise ctx.error(f"wmma.mma .{dt}/.{ct} accumulators do not go with .{at} inputs")
     ctx.nops(ins, 4)
@@ -250,7 +263,10 @@ def _mma(ctx: Ctx, ins):
         A = matrix(s, frags[1], readers[0], warps)
         B = matrix(s, frags[2], readers[1], warps)
         C = matrix(s, frags[3], readers[2], warps)
-        D = np.matmul(A, B) + C
+        if bitop == "xor":        # popc(a ^ b) over k = sum a + sum b - 2 sum ab for bits
+            D = A.sum(2)[:, :, None] + B.sum(1)[:, None, :] - 2 * np.matmul(A, B) + C
+        else:                     # .and.popc on bits is the 0/1 matrix product
+            D = np.matmul(A, B) + C
         if not ints and dt == "f32":
             D = D.astype(np.float32).astype(np.float64)
         bits = _bits(D.reshape(len(warps), -1), dt, satfinite)                      # (W, m*n)
