@@ -1,4 +1,4 @@
-"""The nvcc corpus on the mock: 65 ordinary CUDA kernels (tests/data/nvcc_corpus/*.cu), compiled
+"""The nvcc corpus on the mock: 66 ordinary CUDA kernels (tests/data/nvcc_corpus/*.cu), compiled
 by nvcc 13 to PTX (committed with build.sh), run on ``mock:nvidia`` through the public API and
 checked against numpy. ``tests/hardware/test_nvcc_corpus_hw.py`` runs the committed sm_90 cubins
 of the same sources on the GPU with the same checks (``run_case`` below).
@@ -96,7 +96,45 @@ def unpack_bits(packed, bits: int, signed: bool) -> np.ndarray:
     return np.where(v >= 1 << (bits - 1), v - (1 << bits), v) if signed else v
 
 
-HELPERS = {"pack_bits": pack_bits, "unpack_bits": unpack_bits, "byte_perm": byte_perm, "collatz_steps": collatz_steps, "fibonacci": fibonacci,
+def _fp8_table(fmt: str) -> np.ndarray:
+    """The value of each of the 256 codes of an OCP fp8 format, from the format's definition:
+    sign, exponent field (bias 7 for e4m3, 15 for e5m2), mantissa; e4m3 has no infinities and
+    S.1111.111 is NaN; e5m2 is IEEE-like (all-ones exponent: inf or NaN)."""
+    ebits, mbits, bias = (4, 3, 7) if fmt == "e4m3" else (5, 2, 15)
+    vals = []
+    for c in range(256):
+        e, f = (c >> mbits) & ((1 << ebits) - 1), c & ((1 << mbits) - 1)
+        if e == (1 << ebits) - 1 and (fmt == "e5m2" or f == (1 << mbits) - 1):
+            v = float("nan") if (fmt == "e4m3" or f) else float("inf")
+        elif e == 0:
+            v = f * 2.0 ** (1 - bias - mbits)
+        else:
+            v = (1 + f / 2 ** mbits) * 2.0 ** (e - bias)
+        vals.append(-v if c & 0x80 else v)
+    return np.array(vals)
+
+
+def fp8_ref_decode(codes, fmt: str) -> np.ndarray:
+    return _fp8_table(fmt)[np.asarray(codes, np.uint8)]
+
+
+def fp8_ref_encode(x, fmt: str) -> np.ndarray:
+    """Nearest fp8 code by search over the table (ties: even code), saturating at the largest
+    finite value: what cvt.rn.satfinite does."""
+    table = _fp8_table(fmt)
+    pos = [c for c in range(128) if np.isfinite(table[c])]
+    pv = table[pos]
+    out = []
+    for v in np.asarray(x, np.float64).tolist():
+        a = min(abs(v), pv.max())
+        d = np.abs(pv - a)
+        best = [c for c, dd in zip(pos, d) if dd == d.min()]
+        code = min(best, key=lambda c: (c & 1, c))
+        out.append(code | (0x80 if np.signbit(v) else 0))
+    return np.array(out, np.uint8)
+
+
+HELPERS = {"fp8_ref_encode": fp8_ref_encode, "fp8_ref_decode": fp8_ref_decode, "pack_bits": pack_bits, "unpack_bits": unpack_bits, "byte_perm": byte_perm, "collatz_steps": collatz_steps, "fibonacci": fibonacci,
            "bf16_value": bf16_value, "bf16_rn": bf16_rn}
 
 
@@ -206,3 +244,6 @@ def test_reference_helpers_against_known_values():
     assert pack_bits([1, -1, 7, -8], 4).tolist() == [0xF1, 0x87]
     assert pack_bits([1, 0, 0, 0, 0, 0, 0, 1], 1).tolist() == [0x81]
     assert unpack_bits([0xF1, 0x87], 4, True).tolist() == [1, -1, 7, -8]
+    # fp8 (OCP): e4m3 max 448 = 0x7E, 1.0 = 0x38, min subnormal 2**-9 = 0x01; e5m2 max 57344 = 0x7B
+    assert fp8_ref_encode([448.0, 1e9, 1.0, 2.0**-9, -2.0], "e4m3").tolist() == [0x7E, 0x7E, 0x38, 0x01, 0xC0]
+    assert fp8_ref_encode([57344.0, 1.0, 1.125], "e5m2").tolist() == [0x7B, 0x3C, 0x3C]   # 1.125: tie -> even

@@ -40,3 +40,18 @@ extern "C" __global__ void float_to_bf16(const float* a, __nv_bfloat16* out, flo
   int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) { out[i] = __float2bfloat16_rn(a[i]); back[i] = __bfloat162float(out[i]) * 2.0f; }
 }
+
+// FP8 (sm_89+): float pairs to e4m3x2 / e5m2x2 with saturation, and back through half2.
+#include <cuda_fp8.h>
+extern "C" __global__ void fp8_roundtrip(const float* a, unsigned short* e4, unsigned short* e5, float* back4, float* back5, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) {
+    __nv_fp8x2_e4m3 v(make_float2(a[2 * i], a[2 * i + 1]));
+    __nv_fp8x2_e5m2 w(make_float2(a[2 * i], a[2 * i + 1]));
+    e4[i] = *reinterpret_cast<unsigned short*>(&v);
+    e5[i] = *reinterpret_cast<unsigned short*>(&w);
+    float2 f = float2(v), g = float2(w);
+    back4[2 * i] = f.x; back4[2 * i + 1] = f.y;
+    back5[2 * i] = g.x; back5[2 * i + 1] = g.y;
+  }
+}

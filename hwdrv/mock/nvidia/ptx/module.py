@@ -16,7 +16,7 @@ from .types import storage_dtype
 
 # Make every instruction family register its builders.
 from . import (ops_arith, ops_atom, ops_bits, ops_cmp, ops_mbarrier, ops_mem, ops_mma, ops_mov,  # noqa: F401,E402
-               ops_warp, ops_wmma)
+               ops_packed, ops_warp, ops_wmma)
 
 USER_CONST_BANK = 3      # ptxas places module .const variables in c[0x3]
 

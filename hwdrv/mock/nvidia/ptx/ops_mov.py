@@ -191,10 +191,65 @@ def _cvt_tf32(ctx: Ctx, ins):
     return run
 
 
+def _cvt_fp8(ctx: Ctx, ins):
+    """cvt.rn{.relu}.satfinite.{e4m3x2,e5m2x2}.f32 d, a, b (d[15:8] from a, d[7:0] from b),
+    cvt.rn{.relu}.satfinite.{e4m3x2,e5m2x2}.f16x2 d, a, and cvt.rn{.relu}.f16x2.{e4m3x2,e5m2x2} d, a."""
+    from . import fp8
+    mods = list(ins.mods)
+    f8 = [m for m in mods if m in ("e4m3x2", "e5m2x2")]
+    relu, sat = "relu" in mods, "satfinite" in mods
+    rest = [m for m in mods if m not in ("rn", "relu", "satfinite")]
+    if len(f8) != 1 or "rn" not in mods or len(rest) != 2:
+        raise ctx.error(f"cvt.{'.'.join(mods)} is not supported")
+    fmt = f8[0][:4]
+
+    def relu_of(x):
+        return np.where(np.isnan(x), x, np.maximum(x, 0.0)) if relu else x
+    if rest[0] == f8[0]:                                   # to fp8
+        if not sat:
+            raise ctx.error("conversions to e4m3x2/e5m2x2 need .satfinite")
+        w = ctx.wr(ins.operands[0], TYPES["b16"])
+        if rest[1] == "f32":
+            ctx.nops(ins, 3)
+            ra, rb = (ctx.rd(o, TYPES["f32"]) for o in ins.operands[1:])
+
+            def run(s, i):
+                hi = fp8.encode(relu_of(np.asarray(ra(s, i), np.float64)), fmt, True).astype(np.uint16)
+                lo = fp8.encode(relu_of(np.asarray(rb(s, i), np.float64)), fmt, True).astype(np.uint16)
+                w(s, i, (hi << np.uint16(8)) | lo)
+            return run
+        if rest[1] == "f16x2":
+            ctx.nops(ins, 2)
+            ra = ctx.rd(ins.operands[1], TYPES["b32"])
+
+            def run(s, i):
+                v = np.asarray(ra(s, i), np.uint32)
+                lo = (v & np.uint32(0xFFFF)).astype(np.uint16).view(np.float16).astype(np.float64)
+                hi = (v >> np.uint32(16)).astype(np.uint16).view(np.float16).astype(np.float64)
+                w(s, i, (fp8.encode(relu_of(hi), fmt, True).astype(np.uint16) << np.uint16(8))
+                  | fp8.encode(relu_of(lo), fmt, True).astype(np.uint16))
+            return run
+        raise ctx.error(f"cvt to .{f8[0]} from .{rest[1]} is not supported")
+    if rest[0] == "f16x2" and rest[1] == f8[0]:            # from fp8: exact in f16
+        ctx.nops(ins, 2)
+        w = ctx.wr(ins.operands[0], TYPES["b32"])
+        ra = ctx.rd(ins.operands[1], TYPES["b16"])
+
+        def run(s, i):
+            v = np.asarray(ra(s, i), np.uint16)
+            lo = relu_of(fp8.decode((v & np.uint16(0xFF)).astype(np.uint8), fmt)).astype(np.float16).view(np.uint16)
+            hi = relu_of(fp8.decode((v >> np.uint16(8)).astype(np.uint8), fmt)).astype(np.float16).view(np.uint16)
+            w(s, i, lo.astype(np.uint32) | (hi.astype(np.uint32) << np.uint32(16)))
+        return run
+    raise ctx.error(f"cvt.{'.'.join(mods)} is not supported")
+
+
 @family("cvt")
 def build_cvt(ctx: Ctx, ins):
     if "tf32" in ins.mods:
         return _cvt_tf32(ctx, ins)
+    if "e4m3x2" in ins.mods or "e5m2x2" in ins.mods:
+        return _cvt_fp8(ctx, ins)
     ts = ctx.types(ins)
     if len(ts) != 2:
         raise ctx.error("cvt needs a destination and a source type")
