@@ -192,3 +192,44 @@ def test_call_argument_count_mismatch_refuses_the_launch():
                              "call.uni (retval0), triple_plus, (param0);")
     line = text.splitlines().index("    call.uni (retval0), triple_plus, (param0);") + 1
     assert_launch_refused(ptx.parse(text), "k", line, "takes 2")
+
+
+def test_alloca_stacksave_stackrestore(gpu):
+    """alloca hands out stack above the frame; stackrestore gives it back, so the next alloca
+    returns the same address; an allocation past the stack faults."""
+    m = ptx.parse(HEAD + """
+.visible .entry k(.param .u64 out, .param .u64 big)
+{
+    .reg .b64 %rd<12>;
+    .reg .b32 %r<4>;
+    ld.param.u64 %rd1, [out];
+    ld.param.u64 %rd9, [big];
+    mov.u32 %r1, %tid.x;
+    stacksave.u64 %rd2;
+    alloca.u64 %rd3, 24, 16;
+    st.local.u32 [%rd3], %r1;
+    alloca.u64 %rd4, 8;
+    stackrestore.u64 %rd2;
+    alloca.u64 %rd5, 4, 16;
+    ld.local.u32 %r2, [%rd5];
+    alloca.u64 %rd10, %rd9, 8;
+    sub.s64 %rd6, %rd4, %rd3;
+    sub.s64 %rd7, %rd5, %rd3;
+    mul.wide.u32 %rd8, %r1, 24;
+    add.s64 %rd8, %rd1, %rd8;
+    st.global.u64 [%rd8], %rd6;
+    st.global.u64 [%rd8+8], %rd7;
+    cvt.u64.u32 %rd11, %r2;
+    st.global.u64 [%rd8+16], %rd11;
+    ret;
+}
+""")
+    assert m.entries["k"].has_calls
+    out = gpu.alloc(24 * 32)
+    gpu.run(m, "k", 1, 32, [out, 0])
+    got = gpu.download(out, np.uint64, 3 * 32).reshape(32, 3)
+    assert got[:, 0].tolist() == [24] * 32          # the second block follows the first (8-aligned)
+    assert got[:, 1].tolist() == [0] * 32           # after stackrestore the first address again
+    assert got[:, 2].tolist() == list(range(32))    # ... holding what was stored there
+    with pytest.raises(ptx.AddressSpaceFault, match="stack overflow: alloca"):
+        gpu.run(m, "k", 1, 32, [out, 1 << 20], stack_size=4096)

@@ -71,3 +71,18 @@ extern "C" __global__ void local_lookup(const int* idx, int* out, int n) {
     out[i] = table[idx[i] & 31] - table[(idx[i] >> 5) & 31];
   }
 }
+
+// Dynamic stack allocation in a recursive device function: each activation's alloca'd buffer
+// must survive the deeper calls.
+__device__ __noinline__ int alloca_sum(int n, int depth) {
+  int* buf = (int*)alloca(n * sizeof(int));
+  for (int k = 0; k < n; ++k) buf[k] = k + depth;
+  int s = depth > 0 ? alloca_sum(n, depth - 1) : 0;
+  for (int k = 0; k < n; ++k) s += buf[k];
+  return s;
+}
+
+extern "C" __global__ void dynamic_alloca(const int* ns, int* out, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = alloca_sum(ns[i], 3);
+}

@@ -5,13 +5,15 @@ decoded once with its registers moved to their own slots of the register file. A
 branch that also sets up a frame in the calling thread's local memory (the stack):
 
     frame of f = [ return slots | parameters | .local variables (__local_depot) |
-                   .param slots of f's own call sequences | saved registers of f ]
+                   .param slots of f's own call sequences | saved registers of f |
+                   the caller's frame pointer and stack top ]
 
-The kernel's frame starts at local offset 0 and holds its .local variables and call slots; each
-call places the callee's frame right after its caller's (``fp`` is per lane). On entry the
-callee's registers are saved in its frame and restored on return: this is what makes a
-recursive activation leave its caller's values alone (registers of other functions live in
-other slots). A frame that does not fit in the stack faults like an out-of-range local access.
+The kernel's frame starts at local offset 0 and holds its .local variables and call slots. Per
+lane, ``fp`` is the current frame and ``top`` the end of the stack in use (the frame plus what
+``alloca`` added to it); a call places the callee's frame at ``top``. On entry the callee's
+registers are saved in its frame and restored on return: this is what makes a recursive
+activation leave its caller's values alone (registers of other functions live in other slots).
+A frame or allocation that does not fit in the stack faults like an out-of-range local access.
 
 ``cstack`` keeps, per lane, the PC of every call site on its way down; the scheduler orders
 lanes by that path so that lanes still outside a call catch up with the lanes inside it before
@@ -22,7 +24,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .ast import Addr, Function, Group, Instr, Not, Pair, Reg, Sym, Vec
+from .ast import Addr, Function, Group, Imm, Instr, Not, Pair, Reg, Sym, Vec
+from .decode import family
 from .errors import AddressSpaceFault, PTXError
 from .types import storage_dtype
 
@@ -42,6 +45,7 @@ class Frame:
     returns: list[tuple[int, int]]          # (offset, size) of each return slot
     save: int = 0                           # where saved registers start (8 bytes each)
     regs: list[tuple[int, np.dtype]] = field(default_factory=list)   # (slot, storage dtype)
+    link: int = 0                           # the caller's fp and top (8 bytes each)
 
 
 def frame_of(fn: Function, reg_base: int) -> Frame:
@@ -71,7 +75,10 @@ def frame_of(fn: Function, reg_base: int) -> Frame:
     if not fn.is_entry:
         regs = [(reg_base + r.slot, storage_dtype(r.type)) for r in fn.registers]
         off += 8 * len(regs)
-    return Frame(_align(max(off, 1), 16), offsets, params, rets, save, regs)
+    link = off
+    if not fn.is_entry:
+        off += 16
+    return Frame(_align(max(off, 1), 16), offsets, params, rets, save, regs, link)
 
 
 def rebase(ins: Instr, base: int) -> Instr:
@@ -110,7 +117,6 @@ def callees(fn: Function) -> list[str]:
 @dataclass
 class CallSite:
     """What a return needs to know about the call it returns from."""
-    caller_frame: int                  # size of the caller's frame: callee fp - caller fp
     ret_slots: list[tuple[int, int]]   # (offset in the caller's frame, size) receiving return values
 
 
@@ -143,19 +149,16 @@ def build_call(ins: Instr, caller: Frame, callee: Frame, callee_name: str, line:
         if n not in caller.offsets:
             raise PTXError(line, f"call slot {n} is not a .param variable of the caller")
     copies = [(caller.offsets[a], dst, size) for a, (dst, size) in zip(args, callee.params)]
-    site = CallSite(caller.size, [(caller.offsets[r], size) for r, (_, size) in zip(rets, callee.returns)])
-    csize, save, regs = callee.size, callee.save, callee.regs
+    site = CallSite([(caller.offsets[r], size) for r, (_, size) in zip(rets, callee.returns)])
+    csize, save, regs, link = callee.size, callee.save, callee.regs, callee.link
 
     def run(s, lanes):
         fp = s.fp[lanes]
-        new = fp + caller.size
+        top = s.top[lanes]
+        new = (top + 15) // 16 * 16
         over = new + csize > s.local.limit
         if over.any():
-            k = int(np.argmax(over))
-            exc = AddressSpaceFault(int(new[k] + csize), "write", f"stack overflow calling {callee_name} "
-                                    f"(stack of {s.local.limit} bytes per thread)", "local")
-            exc.chunk_lane = int(lanes[k])
-            raise exc
+            raise _stack_fault(s, lanes, over, new + csize, f"calling {callee_name}")
         base = s.local.lane_base[lanes]
         data = s.local.data
         for src, dst, size in copies:
@@ -164,14 +167,18 @@ def build_call(ins: Instr, caller: Frame, callee: Frame, callee_name: str, line:
         at = (base + new + save) // 8
         for n, (slot, _) in enumerate(regs):
             words[at + n] = s.regs[slot][lanes].astype(np.uint64)
+        at = (base + new + link) // 8
+        words[at] = fp.astype(np.uint64)
+        words[at + 1] = top.astype(np.uint64)
         s.fp[lanes] = new
+        s.top[lanes] = new + csize
     return run, site
 
 
 def build_ret(callee: Frame, sites: dict[int, CallSite]):
     """The run function of a ``ret`` in a .func: copies return values to the caller, restores
     the callee's saved registers and the caller's frame; returns each lane's return PC."""
-    save, regs, returns = callee.save, callee.regs, callee.returns
+    save, regs, returns, link = callee.save, callee.regs, callee.returns, callee.link
 
     def run(s, lanes):
         d = s.depth[lanes] - 1
@@ -183,13 +190,70 @@ def build_ret(callee: Frame, sites: dict[int, CallSite]):
             ls = lanes if len(at_site) == 1 or (at_site == pc).all() else lanes[at_site == pc]
             fp = s.fp[ls]
             base = s.local.lane_base[ls]
-            caller_fp = fp - site.caller_frame
+            at = (base + fp + link) // 8
+            caller_fp, caller_top = words[at].astype(np.int64), words[at + 1].astype(np.int64)
             for (src, size), (dst, _) in zip(returns, site.ret_slots):
                 _copy_bytes(data, base + caller_fp + dst, base + fp + src, size)
             at = (base + fp + save) // 8
             for n, (slot, dt) in enumerate(regs):
                 s.regs[slot][ls] = words[at + n].astype(dt)
             s.fp[ls] = caller_fp
+            s.top[ls] = caller_top
         s.depth[lanes] = d
         return at_site + 1
+    return run
+
+
+def _stack_fault(s, lanes, over, end, what: str) -> AddressSpaceFault:
+    k = int(np.argmax(over))
+    exc = AddressSpaceFault(int(end[k]), "write", f"stack overflow: {what} (stack of {s.local.limit} bytes "
+                                                   f"per thread)", "local")
+    exc.chunk_lane = int(lanes[k])
+    return exc
+
+
+@family("alloca")
+def build_alloca(ctx, ins):
+    """alloca.{u32,u64} ptr, size{, align}: ``size`` bytes of the thread's stack, freed when the
+    function returns; ``ptr`` is a .local address (aligned to ``align``, default 8)."""
+    t = ctx.one_type(ins, {"u32", "u64"})
+    ctx.nops(ins, 2, 3)
+    w = ctx.wr(ins.operands[0], t)
+    size = ctx.rd(ins.operands[1], t)
+    align = 8
+    if len(ins.operands) == 3:
+        if not isinstance(ins.operands[2], Imm) or ins.operands[2].value & (ins.operands[2].value - 1):
+            raise ctx.error("alloca alignment must be an immediate power of two")
+        align = max(int(ins.operands[2].value), 1)
+
+    def run(s, i):
+        lanes = np.arange(s.L) if i is None else i
+        n = np.broadcast_to(np.asarray(size(s, i)).astype(np.int64), (len(lanes),))
+        ptr = (s.top[lanes] + align - 1) // align * align
+        end = ptr + n
+        over = end > s.local.limit
+        if over.any():
+            raise _stack_fault(s, lanes, over, end, f"alloca of {int(n[int(np.argmax(over))])} bytes")
+        s.top[lanes] = end
+        w(s, i, ptr.astype(t.dtype))
+    return run
+
+
+@family("stacksave", "stackrestore")
+def build_stack_save_restore(ctx, ins):
+    """stacksave.{u32,u64} d: the stack top (what alloca hands out next); stackrestore a: set
+    it back (frees everything alloca'd since)."""
+    t = ctx.one_type(ins, {"u32", "u64"})
+    ctx.nops(ins, 1)
+    if ins.opcode == "stacksave":
+        w = ctx.wr(ins.operands[0], t)
+        return lambda s, i: w(s, i, (s.top if i is None else s.top[i]).astype(t.dtype))
+    r = ctx.rd(ins.operands[0], t)
+
+    def run(s, i):
+        v = np.asarray(r(s, i)).astype(np.int64)
+        if i is None:
+            s.top[...] = v
+        else:
+            s.top[i] = v
     return run

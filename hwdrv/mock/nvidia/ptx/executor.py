@@ -109,7 +109,7 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
                        n_ctas=min(per_chunk, n_ctas - cta0), global_space=gspace, shared_size=shared,
                        dynamic_shared=dynamic_shared, local_size=local_size, params=params,
                        const_banks=banks_np, global_addresses=dict(global_addresses or {}),
-                       calls=entry.has_calls)
+                       calls=entry.has_calls, frame_size=entry.frame_size)
             ti, steps = _run_chunk(entry, st, budget, deadline, cancel, total_steps)
             total_ti += ti
             total_steps += steps

@@ -41,7 +41,7 @@ class Entry:
     reqntid: tuple | None = None
     maxntid: tuple | None = None
     function: Function | None = None
-    has_calls: bool = False            # calls .func bodies: runs with a per-thread stack
+    has_calls: bool = False            # calls .func bodies or allocas: runs with a per-thread stack
     frame_size: int = 0                # the kernel's own frame (locals and call slots) on that stack
     unsupported: list[PTXError] = field(default_factory=list)   # instructions it cannot run
 
@@ -184,7 +184,8 @@ def build_entry(fn: Function, pm: ParsedModule, const_layout: dict[str, int]) ->
     entry = Entry(fn.name, fn.params, max((p.offset + p.size for p in fn.params), default=0), ops, reg_dtypes,
                   s_end, dyn_off, l_end, s_layout, dict(frames[fn.name].offsets), fn.directives.get(".reqntid"),
                   fn.directives.get(".maxntid"), fn)
-    entry.has_calls = bool(sites)
+    # a kernel that calls or allocas runs with a per-thread stack (calls.py)
+    entry.has_calls = bool(sites) or any(i.opcode == "alloca" for f in funcs for i in f.instrs)
     entry.frame_size = frames[fn.name].size
     entry.unsupported = unsupported
     return entry
