@@ -1,6 +1,6 @@
 """A module loads if it parses: tests/data/nvcc_corpus/mixed_support.cu (nvcc 13, sm_90) holds
-kernels the mock cannot run (printf, assert, device malloc, an indirect call, texture and
-surface objects, clusters) next to kernels it can (libdevice math, cooperative-groups tile
+kernels the mock cannot run (device malloc, an indirect call, texture and surface objects,
+clusters) next to kernels it can (printf, assert, libdevice math, cooperative-groups tile
 reductions, clock64, programmatic dependent launch). Every kernel that can run does; each one
 that cannot fails only its own launch, naming the instruction, kernel and PTX line."""
 from __future__ import annotations
@@ -18,11 +18,10 @@ from test_ptx_helpers import Gpu, assert_launch_refused
 
 PTX = (Path(__file__).parent / "data" / "nvcc_corpus" / "mixed_support.ptx").read_text()
 # kernel -> (how its first refused instruction starts, a word near it, the word the fault names)
-REFUSED = {"printer": ("call", "vprintf", "vprintf"), "asserter": ("call", "__assertfail", "__assertfail"),
-           "fnptr": ("call (retval0)", "%rd", "indirect call"), "texobj": ("tex.", "tex.", "tex"),
+REFUSED = {"fnptr": ("call (retval0)", "%rd", "indirect call"), "texobj": ("tex.", "tex.", "tex"),
            "surfobj": ("sust.", "sust.", "sust"), "heap": ("call", "malloc", "malloc"),
            "clustered": ("barrier.cluster", "barrier.cluster", "barrier")}
-RUNS = {"mathy", "mathd", "tiles", "clocks", "pdl"}
+RUNS = {"printer", "asserter", "printf_formats", "mathy", "mathd", "tiles", "clocks", "pdl"}
 
 
 def _line_of(kernel: str) -> int:
@@ -79,6 +78,41 @@ def test_supported_kernels_of_the_same_module_run(module):
         clk = g.alloc(8 * 32)
         g.run(module, "clocks", 1, 32, [clk])
         assert g.download(clk, np.int64, 32).tolist() == [1] * 32        # clock64 advanced
+    finally:
+        g.close()
+
+
+def test_printf_lines_in_lane_order(module):
+    g = Gpu(8 << 20)
+    try:
+        ga = _globals(g, module)
+        d = np.array([1.5, -2.25, 3.14159, 1e-3, 2.0 ** -30, 12345.678])
+        res = g.run(module, "printf_formats", 1, 6, [g.upload(d), 1 << 40], global_addresses=ga)
+        # what C's printf makes of the same values (Python's % follows C's conversions)
+        want = ["t=%d u=%u x=%08x f=%.3f e=%e g=%g s=%s c=%c ll=%d %%\n"
+                % (t - 2, (t * 1000000000) % 2**32, t * 0xABC, d[t], d[t] * 1e10, float(np.float32(d[t])),
+                   "odd" if t & 1 else "even", chr(65 + t), (1 << 40) * t) for t in range(6)]
+        assert res.output == want
+        assert g.run(module, "printer", 1, 3, [g.alloc(64)], global_addresses=ga).output == \
+            ["thread 0\n", "thread 1\n", "thread 2\n"]
+    finally:
+        g.close()
+
+
+def test_assert_passes_or_faults_naming_the_expression(module):
+    src = (Path(__file__).parent / "data" / "nvcc_corpus" / "mixed_support.cu").read_text().splitlines()
+    line = next(i for i, t in enumerate(src) if "assert(out != nullptr)" in t) + 1
+    g = Gpu(8 << 20)
+    try:
+        ga = _globals(g, module)
+        out = g.alloc(4 * 32)
+        g.run(module, "asserter", 1, 32, [out], global_addresses=ga)
+        assert g.download(out, np.int32, 32).tolist() == [2] * 32
+        with pytest.raises(ptx.DeviceAssert) as ei:
+            g.run(module, "asserter", 1, 32, [0], global_addresses=ga)
+        assert isinstance(ei.value, ptx.IllegalInstruction)          # the GPU traps
+        assert f"mixed_support.cu:{line}: void asserter(int *): Assertion `out != nullptr` failed." in str(ei.value)
+        assert ei.value.entry == "asserter" and ei.value.thread == (0, 0, 0)
     finally:
         g.close()
 

@@ -11,6 +11,11 @@ __device__ int mulf(int a, int b) { return a * b; }
 __device__ binop ops[2] = {addf, mulf};
 extern "C" __global__ void printer(int* out) { printf("thread %d\n", threadIdx.x); out[threadIdx.x] = 1; }
 extern "C" __global__ void asserter(int* out) { assert(out != nullptr); out[threadIdx.x] = 2; }
+extern "C" __global__ void printf_formats(const double* d, long long big) {
+  int t = threadIdx.x;
+  printf("t=%d u=%u x=%08x f=%.3f e=%e g=%g s=%s c=%c ll=%lld %%\n", t - 2, t * 1000000000u, t * 0xABCu, d[t],
+         d[t] * 1e10, (float)d[t], t & 1 ? "odd" : "even", 'A' + t, big * t);
+}
 extern "C" __global__ void fnptr(int* out, int which) { out[threadIdx.x] = ops[which](threadIdx.x, 3); }
 extern "C" __global__ void texobj(cudaTextureObject_t t, float* out) { out[threadIdx.x] = tex1Dfetch<float>(t, threadIdx.x); }
 extern "C" __global__ void surfobj(cudaSurfaceObject_t s, int v) { surf1Dwrite(v, s, threadIdx.x * 4); }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,12 +31,14 @@ _STACK_CHUNK_BYTES = 256 << 20     # bound on the stacks of one chunk of a kerne
 @dataclass
 class LaunchResult:
     """What a launch did: thread-instructions (instructions x lanes that issued them), issue
-    steps of the vector scheduler, CTAs and threads run, wall time."""
+    steps of the vector scheduler, CTAs and threads run, wall time, and the lines the kernel
+    printed (device printf), in CTA and lane order."""
     thread_instructions: int
     steps: int
     ctas: int
     threads: int
     seconds: float
+    output: list[str] = field(default_factory=list)
 
 
 def _dims(v, what: str) -> tuple[int, int, int]:
@@ -103,6 +105,7 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
     budget = [DEFAULT_MAX_STEPS if max_steps is None else int(max_steps)]
     t0 = time.perf_counter()
     total_ti = total_steps = 0
+    output: list[str] = []
     with np.errstate(all="ignore"):
         for cta0 in range(0, n_ctas, per_chunk):
             st = State(regs_dtypes=entry.reg_dtypes, grid=grid, block=block, cta0=cta0,
@@ -110,10 +113,15 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
                        dynamic_shared=dynamic_shared, local_size=local_size, params=params,
                        const_banks=banks_np, global_addresses=dict(global_addresses or {}),
                        calls=entry.has_calls, frame_size=entry.frame_size)
-            ti, steps = _run_chunk(entry, st, budget, deadline, cancel, total_steps)
+            try:
+                ti, steps = _run_chunk(entry, st, budget, deadline, cancel, total_steps)
+            except MockFault as exc:
+                exc.output = output + st.output       # what the kernel printed before it faulted
+                raise
+            output += st.output
             total_ti += ti
             total_steps += steps
-    return LaunchResult(total_ti, total_steps, n_ctas, n_ctas * nthreads, time.perf_counter() - t0)
+    return LaunchResult(total_ti, total_steps, n_ctas, n_ctas * nthreads, time.perf_counter() - t0, output)
 
 
 def _run_chunk(entry, st: State, budget: list, deadline, cancel, steps_before: int) -> tuple[int, int]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import builtins
 from .ast import Function, Param, Sym, Variable
 from .calls import CallSite, Frame, build_call, build_ret, callees, frame_of, rebase
 from .decode import Ctx, Op, decode
@@ -184,11 +185,32 @@ def build_entry(fn: Function, pm: ParsedModule, const_layout: dict[str, int]) ->
     entry = Entry(fn.name, fn.params, max((p.offset + p.size for p in fn.params), default=0), ops, reg_dtypes,
                   s_end, dyn_off, l_end, s_layout, dict(frames[fn.name].offsets), fn.directives.get(".reqntid"),
                   fn.directives.get(".maxntid"), fn)
-    # a kernel that calls or allocas runs with a per-thread stack (calls.py)
-    entry.has_calls = bool(sites) or any(i.opcode == "alloca" for f in funcs for i in f.instrs)
+    # a kernel that calls (device-runtime functions included) or allocas runs with a
+    # per-thread stack and frame pointers (calls.py)
+    entry.has_calls = bool(sites) or any(i.opcode in ("alloca", "call") for f in funcs for i in f.instrs)
     entry.frame_size = frames[fn.name].size
     entry.unsupported = unsupported
     return entry
+
+
+def _builtin_call(ins, ctx: Ctx, caller: Frame, name: str) -> Op | None:
+    """A call of a device-runtime function the interpreter provides (builtins.py), or None."""
+    if name not in ("vprintf", "__assertfail"):
+        return None
+    rets, args = ins.operands[0].items, ins.operands[2].items
+    want = (2, 1) if name == "vprintf" else (5, 0)
+    if len(args) != want[0] or len(rets) > want[1]:
+        raise PTXError(ins.line, f"call of {name} with {len(args)} arguments and {len(rets)} return slots")
+    for x in list(args) + list(rets):
+        if not isinstance(x, Sym) or x.name not in caller.offsets:
+            raise PTXError(ins.line, f"call slot {x!r} is not a .param variable of the caller")
+    offs = [caller.offsets[x.name] for x in args]
+    if name == "vprintf":
+        run = builtins.build_vprintf(offs, caller.offsets[rets[0].name] if rets else None)
+    else:
+        run = builtins.build_assertfail(offs)
+    guard = None if ins.guard is None else (ins.guard[0].slot, ins.guard[1])
+    return Op(lambda s, i: run(s, np.arange(s.L) if i is None else i), "op", ins.line, ins.text, guard, -1, name)
 
 
 def _decode_call(ins, ctx: Ctx, f: Function, frames: dict[str, Frame], pm: ParsedModule, pc_base: dict[str, int],
@@ -202,8 +224,11 @@ def _decode_call(ins, ctx: Ctx, f: Function, frames: dict[str, Frame], pm: Parse
         if callee is None or callee.is_entry:
             raise PTXError(ins.line, f"call of {name}: no such .func in the module")
         if not callee.has_body:
-            raise PTXError(ins.line, f"call of external function {name} (no body in this module: "
-                                     f"the mock has no device runtime library to link it from)")
+            builtin = _builtin_call(ins, ctx, frames[f.name], name)
+            if builtin is not None:
+                return builtin
+            raise PTXError(ins.line, f"call of external function {name} (no body in this module, and the "
+                                     f"mock's device runtime has only vprintf and __assertfail)")
         ctx.check_mods(ins, set())
         run, site = build_call(ins, frames[f.name], frames[name], name, ins.line)
     except PTXError as err:

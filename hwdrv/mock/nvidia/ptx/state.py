@@ -43,6 +43,7 @@ class State:
         self.global_ = global_space
         self.generic = GenericSpace(global_space, self.shared, self.local, self.param)
         self.global_addresses = global_addresses
+        self.output: list[str] = []           # printf lines (builtins.py)
         if calls:                             # device-function calls (see calls.py)
             self.fp = np.zeros(L, np.int64)               # frame pointer: local offset of the frame
             self.top = np.full(L, frame_size, np.int64)   # end of the stack in use (frames, alloca)
