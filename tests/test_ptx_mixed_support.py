@@ -1,7 +1,7 @@
 """A module loads if it parses: tests/data/nvcc_corpus/mixed_support.cu (nvcc 13, sm_90) holds
-kernels the mock cannot run (device malloc, an indirect call, texture and surface objects,
-clusters) next to kernels it can (printf, assert, libdevice math, cooperative-groups tile
-reductions, clock64, programmatic dependent launch). Every kernel that can run does; each one
+kernels the mock cannot run (device malloc, texture and surface objects, clusters) next to
+kernels it can (printf, assert, function pointers, virtual calls, libdevice math,
+cooperative-groups tile reductions, clock64, programmatic dependent launch). Every kernel that can run does; each one
 that cannot fails only its own launch, naming the instruction, kernel and PTX line."""
 from __future__ import annotations
 
@@ -13,15 +13,17 @@ import pytest
 
 import hwdrv
 from hwdrv.mock.nvidia import ptx
+from hwdrv.mock.nvidia.ptx import calls
 
 from test_ptx_helpers import Gpu, assert_launch_refused
 
 PTX = (Path(__file__).parent / "data" / "nvcc_corpus" / "mixed_support.ptx").read_text()
 # kernel -> (how its first refused instruction starts, a word near it, the word the fault names)
-REFUSED = {"fnptr": ("call (retval0)", "%rd", "indirect call"), "texobj": ("tex.", "tex.", "tex"),
+REFUSED = {"texobj": ("tex.", "tex.", "tex"),
            "surfobj": ("sust.", "sust.", "sust"), "heap": ("call", "malloc", "malloc"),
            "clustered": ("barrier.cluster", "barrier.cluster", "barrier")}
-RUNS = {"printer", "asserter", "printf_formats", "mathy", "mathd", "tiles", "clocks", "pdl"}
+RUNS = {"printer", "asserter", "printf_formats", "fnptr", "fnptr_divergent", "virtual_calls", "mathy", "mathd",
+        "tiles", "clocks", "pdl"}
 
 
 def _line_of(kernel: str) -> int:
@@ -50,11 +52,70 @@ def test_unsupported_kernel_fails_its_launch(module, kernel):
 
 
 def _globals(gpu: Gpu, module) -> dict[str, int]:
-    """Place the module's .global variables (libdevice tables) the way a loader would."""
-    out = {}
-    for name, v in module.global_variables.items():
-        out[name] = gpu.upload(np.frombuffer(v.init or bytes(v.size), np.uint8))
+    """Place the module's .global variables (libdevice tables, strings, function-pointer tables
+    and vtables) the way a loader would: allocate, then write the relocated images."""
+    out = {name: gpu.alloc(max(v.size, 1)) for name, v in module.global_variables.items()}
+    for name, va in out.items():
+        gpu.pt.write(va, module.global_image(name, out))
     return out
+
+
+def test_function_pointers_and_virtual_calls(module):
+    g = Gpu(8 << 20)
+    try:
+        ga = _globals(g, module)
+        out = g.alloc(4 * 64)
+        t = np.arange(64)
+        g.run(module, "fnptr", 1, 64, [out, 0], global_addresses=ga)            # ops[0] = add
+        assert g.download(out, np.int32, 64).tolist() == (t + 3).tolist()
+        g.run(module, "fnptr", 1, 64, [out, 1], global_addresses=ga)            # ops[1] = mul
+        assert g.download(out, np.int32, 64).tolist() == (t * 3).tolist()
+        g.run(module, "fnptr_divergent", 1, 64, [out], global_addresses=ga)     # both in one warp
+        assert g.download(out, np.int32, 64).tolist() == np.where(t & 1, t * 3, t + 3).tolist()
+        x = np.linspace(-2, 2, 64).astype(np.float32)
+        g.run(module, "virtual_calls", 1, 64, [g.upload(x), out], global_addresses=ga)
+        x64 = x.astype(np.float64)
+        want = np.where(t % 3 == 0, x64 * x64, 3 * x64 * x64).astype(np.float32)
+        np.testing.assert_allclose(g.download(out, np.float32, 64), want, rtol=1e-6)
+    finally:
+        g.close()
+
+
+def test_indirect_call_to_a_non_function_is_illegal():
+    text = """.version 8.0
+.target sm_90
+.address_size 64
+.func (.param .b32 r) f(.param .b32 a)
+{
+    .reg .b32 %r<2>;
+    ld.param.u32 %r0, [a];
+    st.param.b32 [r], %r0;
+    ret;
+}
+.visible .entry k(.param .u64 target)
+{
+    .reg .b64 %rd<2>;
+    .reg .b32 %r<2>;
+    ld.param.u64 %rd0, [target];
+    {
+    .param .b32 param0;
+    st.param.b32 [param0], 1;
+    .param .b32 retval0;
+    proto : .callprototype (.param .b32 _) _ (.param .b32 _);
+    call (retval0), %rd0, (param0), proto;
+    ld.param.b32 %r0, [retval0];
+    }
+    ret;
+}
+"""
+    m = ptx.parse(text)
+    g = Gpu(1 << 20)
+    try:
+        g.run(m, "k", 1, 32, [calls.function_address(list(m.parsed.functions).index("f"))])
+        with pytest.raises(ptx.IllegalInstruction, match="indirect call to 0x1234: not the address of a function"):
+            g.run(m, "k", 1, 32, [0x1234])
+    finally:
+        g.close()
 
 
 def test_supported_kernels_of_the_same_module_run(module):

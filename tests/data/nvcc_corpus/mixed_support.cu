@@ -17,6 +17,16 @@ extern "C" __global__ void printf_formats(const double* d, long long big) {
          d[t] * 1e10, (float)d[t], t & 1 ? "odd" : "even", 'A' + t, big * t);
 }
 extern "C" __global__ void fnptr(int* out, int which) { out[threadIdx.x] = ops[which](threadIdx.x, 3); }
+extern "C" __global__ void fnptr_divergent(int* out) { out[threadIdx.x] = ops[threadIdx.x & 1](threadIdx.x, 3); }
+struct Shape { __device__ virtual float area(float x) const = 0; };
+struct Square : Shape { __device__ float area(float x) const override { return x * x; } };
+struct Disc : Shape { __device__ float area(float x) const override { return 3.0f * x * x; } };
+__device__ __noinline__ float area_of(const Shape* s, float x) { return s->area(x); }
+extern "C" __global__ void virtual_calls(const float* x, float* out) {
+  Square sq; Disc dc;
+  const Shape* s = (threadIdx.x % 3 == 0) ? static_cast<const Shape*>(&sq) : static_cast<const Shape*>(&dc);
+  out[threadIdx.x] = area_of(s, x[threadIdx.x]);
+}
 extern "C" __global__ void texobj(cudaTextureObject_t t, float* out) { out[threadIdx.x] = tex1Dfetch<float>(t, threadIdx.x); }
 extern "C" __global__ void surfobj(cudaSurfaceObject_t s, int v) { surf1Dwrite(v, s, threadIdx.x * 4); }
 extern "C" __global__ void mathy(float* out) { float x = out[threadIdx.x]; out[threadIdx.x] = sinf(x) + expf(x) + logf(x + 2) + powf(x, 1.5f) + erff(x) + tanhf(x); }

@@ -26,10 +26,20 @@ import numpy as np
 
 from .ast import Addr, Function, Group, Imm, Instr, Not, Pair, Reg, Sym, Vec
 from .decode import family
-from .errors import AddressSpaceFault, PTXError
+from .errors import AddressSpaceFault, IllegalInstruction, PTXError
 from .types import storage_dtype
 
 DEFAULT_STACK_SIZE = 16 * 1024     # bytes of stack per thread the mock gives a kernel that calls
+# Code addresses of functions (`mov.u64 %rd, f`, function-pointer tables): above the generic
+# windows of shared, local and param memory and outside any user address; a load from one
+# faults as unmapped global memory, as reading the GPU's code segment would.
+FUNCTION_ADDRESS_BASE = 0x0001_0003_0000_0000
+FUNCTION_ADDRESS_STRIDE = 16
+
+
+def function_address(index: int) -> int:
+    """The code address of the module's ``index``-th function."""
+    return FUNCTION_ADDRESS_BASE + FUNCTION_ADDRESS_STRIDE * index
 
 
 def _align(x: int, a: int) -> int:
@@ -41,6 +51,7 @@ class Frame:
     """Where a function's slots live relative to its frame pointer."""
     size: int
     offsets: dict[str, int]                 # return slots, parameters, .local and .param variables
+    sizes: dict[str, int]                   # their sizes
     params: list[tuple[int, int]]           # (offset, size) of each formal parameter, in order
     returns: list[tuple[int, int]]          # (offset, size) of each return slot
     save: int = 0                           # where saved registers start (8 bytes each)
@@ -51,23 +62,24 @@ class Frame:
 def frame_of(fn: Function, reg_base: int) -> Frame:
     """The frame layout of ``fn`` (a kernel's frame has no return slots, parameters or saves)."""
     offsets: dict[str, int] = {}
+    sizes: dict[str, int] = {}
     off = 0
     rets, params = [], []
     if not fn.is_entry:
         for p in fn.returns:
             off = _align(off, p.align)
-            offsets[p.name] = off
+            offsets[p.name], sizes[p.name] = off, p.size
             rets.append((off, p.size))
             off += p.size
         for p in fn.params:
             off = _align(off, p.align)
-            offsets[p.name] = off
+            offsets[p.name], sizes[p.name] = off, p.size
             params.append((off, p.size))
             off += p.size
     for v in fn.variables.values():
         if v.space in ("local", "param"):
             off = _align(off, max(v.align, 1))
-            offsets[v.name] = off
+            offsets[v.name], sizes[v.name] = off, v.size
             off += v.size
     off = _align(off, 8)
     save = off
@@ -78,7 +90,7 @@ def frame_of(fn: Function, reg_base: int) -> Frame:
     link = off
     if not fn.is_entry:
         off += 16
-    return Frame(_align(max(off, 1), 16), offsets, params, rets, save, regs, link)
+    return Frame(_align(max(off, 1), 16), offsets, sizes, params, rets, save, regs, link)
 
 
 def rebase(ins: Instr, base: int) -> Instr:
@@ -136,20 +148,10 @@ def _copy_bytes(data: np.ndarray, dst: np.ndarray, src: np.ndarray, size: int) -
     data[(dst[:, None] + k).ravel()] = data[(src[:, None] + k).ravel()]
 
 
-def build_call(ins: Instr, caller: Frame, callee: Frame, callee_name: str, line: int):
-    """The run function of ``call`` (frame setup; the executor does the jump) and its CallSite."""
-    if len(ins.operands) == 4 or not isinstance(ins.operands[1], Sym):
-        raise PTXError(line, "indirect calls (through a register and .callprototype) are not supported")
-    rets = _slot_names(ins.operands[0], "return", line)
-    args = _slot_names(ins.operands[2], "argument", line)
-    if len(args) != len(callee.params) or len(rets) != len(callee.returns):
-        raise PTXError(line, f"call of {callee_name} passes {len(args)} arguments and {len(rets)} return slots; "
-                             f"it takes {len(callee.params)} and {len(callee.returns)}")
-    for n in rets + args:
-        if n not in caller.offsets:
-            raise PTXError(line, f"call slot {n} is not a .param variable of the caller")
+def _setup(caller: Frame, callee: Frame, callee_name: str, args: list[str]):
+    """run(s, lanes): the callee's frame at the stack top, arguments copied in, its registers
+    saved, the caller's fp and top linked."""
     copies = [(caller.offsets[a], dst, size) for a, (dst, size) in zip(args, callee.params)]
-    site = CallSite([(caller.offsets[r], size) for r, (_, size) in zip(rets, callee.returns)])
     csize, save, regs, link = callee.size, callee.save, callee.regs, callee.link
 
     def run(s, lanes):
@@ -172,6 +174,65 @@ def build_call(ins: Instr, caller: Frame, callee: Frame, callee_name: str, line:
         words[at + 1] = top.astype(np.uint64)
         s.fp[lanes] = new
         s.top[lanes] = new + csize
+    return run
+
+
+def _call_slots(ins: Instr, caller: Frame, line: int) -> tuple[list[str], list[str]]:
+    rets = _slot_names(ins.operands[0], "return", line)
+    args = _slot_names(ins.operands[2], "argument", line)
+    for n in rets + args:
+        if n not in caller.offsets:
+            raise PTXError(line, f"call slot {n} is not a .param variable of the caller")
+    return rets, args
+
+
+def _mismatch(caller: Frame, callee: Frame, rets: list[str], args: list[str]) -> str | None:
+    if len(args) != len(callee.params) or len(rets) != len(callee.returns):
+        return (f"passes {len(args)} arguments and {len(rets)} return slots; it takes {len(callee.params)} "
+                f"and {len(callee.returns)}")
+    for a, (_, size) in zip(args, callee.params):
+        if caller.sizes[a] < size:
+            return f"passes {caller.sizes[a]} bytes in {a} for a {size}-byte parameter"
+    return None
+
+
+def build_call(ins: Instr, caller: Frame, callee: Frame, callee_name: str, line: int):
+    """The run function of ``call`` (frame setup; the executor does the jump) and its CallSite."""
+    rets, args = _call_slots(ins, caller, line)
+    bad = _mismatch(caller, callee, rets, args)
+    if bad:
+        raise PTXError(line, f"call of {callee_name} {bad}")
+    site = CallSite([(caller.offsets[r], size) for r, (_, size) in zip(rets, callee.returns)])
+    return _setup(caller, callee, callee_name, args), site
+
+
+def build_indirect_call(ins: Instr, caller: Frame, target, callees_by_address: dict[int, tuple[str, Frame, int]],
+                        line: int):
+    """``call (rets), %r, (args), prototype``: run(s, lanes) sets up each lane's callee frame and
+    returns each lane's target PC. ``callees_by_address``: code address -> (name, frame, pc)."""
+    rets, args = _call_slots(ins, caller, line)
+    site = CallSite([(caller.offsets[r], caller.sizes[r]) for r in rets])
+    setups = {}
+    for addr, (name, frame, pc) in callees_by_address.items():
+        bad = _mismatch(caller, frame, rets, args)
+        setups[addr] = (name, pc, bad, None if bad else _setup(caller, frame, name, args))
+    text = ins.text
+
+    def run(s, lanes):
+        addrs = np.asarray(target(s, lanes)).astype(np.uint64)
+        addrs = np.broadcast_to(addrs, (len(lanes),))
+        pcs = np.empty(len(lanes), np.int32)
+        for a in np.unique(addrs).tolist():
+            sel = addrs == a
+            hit = setups.get(int(a))
+            if hit is None or hit[2]:
+                why = f"{hit[0]} {hit[2]}" if hit else "not the address of a function of this module"
+                exc = IllegalInstruction(f"indirect call to {int(a):#x}: {why}", text, line)
+                exc.chunk_lane = int(lanes[int(np.argmax(sel))])
+                raise exc
+            hit[3](s, lanes[sel])
+            pcs[sel] = hit[1]
+        return pcs
     return run, site
 
 

@@ -214,6 +214,29 @@ def _run_chunk(entry, st: State, budget: list, deadline, cancel, steps_before: i
                 else:
                     pcs[cur] = pc + 1
                 pcs[lanes] = back
+        elif kind == "icall":
+            if exe is not None and len(exe) == 0:
+                if pcs is None:
+                    pc += 1
+                else:
+                    pcs[cur] = pc + 1
+                continue
+            lanes = np.arange(L) if exe is None else exe
+            try:
+                go = op.run(st, lanes)
+            except MockFault as exc:
+                raise _annotated(exc, entry, st, op, pc, exe) from None
+            st.push_call(lanes, pc)
+            whole = exe is cur or (cur is not None and len(exe) == len(cur))
+            if pcs is None and whole and (go == go[0]).all():
+                pc = int(go[0])
+            else:
+                if pcs is None:
+                    pcs = np.full(L, _EXITED, np.int32)
+                    pcs[np.arange(L) if cur is None else cur] = pc + 1
+                else:
+                    pcs[cur] = pc + 1
+                pcs[lanes] = go
         elif kind == "bra" or kind == "call":
             if kind == "call" and (exe is None or len(exe)):
                 lanes = np.arange(L) if exe is None else exe

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import builtins
-from .ast import Function, Param, Sym, Variable
-from .calls import CallSite, Frame, build_call, build_ret, callees, frame_of, rebase
+from .ast import Function, Param, Reg, Sym, Variable
+from .calls import (CallSite, Frame, build_call, build_indirect_call, build_ret, callees, frame_of, function_address,
+                    rebase)
 from .decode import Ctx, Op, decode
 from .errors import IllegalInstruction, PTXError
 from .operands import Symbols
 from .parser import ParsedModule, parse_text
-from .types import storage_dtype
+from .types import TYPES, storage_dtype
 
 # Make every instruction family register its builders.
 from . import (ops_arith, ops_atom, ops_bits, ops_cmp, ops_mbarrier, ops_mem, ops_mma, ops_mov,  # noqa: F401,E402
@@ -70,6 +71,24 @@ class Module:
     def global_variables(self) -> dict[str, Variable]:
         return {k: v for k, v in self.variables.items() if v.space == "global"}
 
+    def global_image(self, name: str, addresses: dict[str, int]) -> bytes:
+        """The initial bytes of .global variable ``name`` with its address initialisers
+        resolved (what a loader writes after placing the variables at ``addresses``): a
+        variable's device address, or a function's code address (``calls.function_address``)."""
+        v = self.variables[name]
+        image = bytearray(v.init or bytes(v.size))
+        funcs = {f: k for k, f in enumerate(self.parsed.functions)}
+        for off, sym, addend, _generic in v.address_inits:
+            if sym in funcs:
+                value = function_address(funcs[sym])
+            elif sym in addresses:
+                value = addresses[sym]               # generic(x) of a .global x is its address
+            else:
+                raise PTXError(v.line, f"initializer of {name} needs the address of {sym}, which was not given")
+            size = v.type.size
+            image[off:off + size] = ((value + addend) & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        return bytes(image)
+
 
 def _layout(vars_: list[Variable], start: int = 0) -> tuple[dict[str, int], int]:
     out, off = {}, start
@@ -101,17 +120,24 @@ def _symbols(fn: Function, pm: ParsedModule, const_layout: dict[str, int], share
     # a kernel's frame is at local offset 0; a .func's moves with the frame pointer
     for name, off in frame.offsets.items():
         syms.add(name, "local" if fn.is_entry else "frame", off)
+    for k, name in enumerate(pm.functions):
+        if name not in syms.where:
+            syms.add(name, "func", function_address(k))
     for lab, idx in labels.items():
         syms.add(lab, "label", idx)
     return syms
 
 
 def _reachable(fn: Function, pm: ParsedModule) -> list[Function]:
-    """``fn`` and every function with a body it can call, in breadth-first order."""
+    """``fn`` and every function with a body it can call, in breadth-first order; with an
+    indirect call among them, every function of the module (any may be the target)."""
     out, seen = [fn], {fn.name}
     k = 0
     while k < len(out):
-        for name in callees(out[k]):
+        names = callees(out[k])
+        if any(i.opcode == "call" and len(i.operands) > 1 and isinstance(i.operands[1], Reg) for i in out[k].instrs):
+            names += list(pm.functions)
+        for name in names:
             f = pm.functions.get(name)
             if f is not None and f.has_body and not f.is_entry and name not in seen:
                 seen.add(name)
@@ -217,8 +243,17 @@ def _decode_call(ins, ctx: Ctx, f: Function, frames: dict[str, Frame], pm: Parse
                  sites: dict[int, CallSite], pc: int, unsupported: list[PTXError]) -> Op:
     ctx.line, ctx.ins = ins.line, ins
     try:
+        if len(ins.operands) > 1 and isinstance(ins.operands[1], Reg):
+            ctx.check_mods(ins, set())
+            index = {name: k for k, name in enumerate(pm.functions)}
+            targets = {function_address(index[g]): (g, frames[g], pc_base[g]) for g in frames
+                       if not pm.functions[g].is_entry}
+            run, site = build_indirect_call(ins, frames[f.name], ctx.rd(ins.operands[1], TYPES["u64"]), targets, ins.line)
+            sites[pc] = site
+            guard = None if ins.guard is None else (ins.guard[0].slot, ins.guard[1])
+            return Op(run, "icall", ins.line, ins.text, guard, -1, "call")
         if len(ins.operands) < 2 or not isinstance(ins.operands[1], Sym):
-            raise PTXError(ins.line, "indirect calls (through a register and .callprototype) are not supported")
+            raise PTXError(ins.line, "call needs a function name or a register holding a function's address")
         name = ins.operands[1].name
         callee = pm.functions.get(name)
         if callee is None or callee.is_entry:
