@@ -62,7 +62,7 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
     module's .const image). ``global_addresses``: device addresses of module .global variables.
     ``max_steps`` (scheduler issue steps), ``deadline`` (a time.monotonic() value) and
     ``cancel`` stop a runaway kernel with LaunchTimeout. ``stack_size``: bytes of stack per
-    thread for a kernel that calls .func bodies (default DEFAULT_STACK_SIZE). Faults propagate as
+    thread for a kernel that calls functions or allocas (default DEFAULT_STACK_SIZE). Faults propagate as
     MockFault subclasses annotated with CTA, thread, warp, lane, PC, PTX line and instruction; a
     kernel holding an instruction the interpreter cannot run faults with IllegalInstruction
     before any thread runs."""
@@ -182,7 +182,7 @@ def _run_chunk(entry, st: State, budget: list, deadline, cancel, steps_before: i
         kind = op.kind
         if kind == "op" or kind == "bar":
             if exe is None or len(exe):
-                try:
+                try:                                  # (inline: the hot path; see _execute)
                     op.run(st, exe)
                 except MockFault as exc:
                     raise _annotated(exc, entry, st, op, pc, exe) from None
@@ -195,7 +195,8 @@ def _run_chunk(entry, st: State, budget: list, deadline, cancel, steps_before: i
                 pc += 1
             else:
                 pcs[cur] = pc + 1
-        elif kind == "fret":
+        elif kind == "fret" or kind == "icall":
+            # a return, or a call through a register: each lane may go somewhere else
             if exe is not None and len(exe) == 0:
                 if pcs is None:
                     pc += 1
@@ -203,30 +204,9 @@ def _run_chunk(entry, st: State, budget: list, deadline, cancel, steps_before: i
                     pcs[cur] = pc + 1
                 continue
             lanes = np.arange(L) if exe is None else exe
-            back = op.run(st, lanes)
-            whole = exe is cur or (cur is not None and len(exe) == len(cur))
-            if pcs is None and whole and (back == back[0]).all():
-                pc = int(back[0])
-            else:
-                if pcs is None:
-                    pcs = np.full(L, _EXITED, np.int32)
-                    pcs[np.arange(L) if cur is None else cur] = pc + 1
-                else:
-                    pcs[cur] = pc + 1
-                pcs[lanes] = back
-        elif kind == "icall":
-            if exe is not None and len(exe) == 0:
-                if pcs is None:
-                    pc += 1
-                else:
-                    pcs[cur] = pc + 1
-                continue
-            lanes = np.arange(L) if exe is None else exe
-            try:
-                go = op.run(st, lanes)
-            except MockFault as exc:
-                raise _annotated(exc, entry, st, op, pc, exe) from None
-            st.push_call(lanes, pc)
+            go = _execute(op, st, lanes, entry, pc)
+            if kind == "icall":
+                st.push_call(lanes, pc)
             whole = exe is cur or (cur is not None and len(exe) == len(cur))
             if pcs is None and whole and (go == go[0]).all():
                 pc = int(go[0])
@@ -240,10 +220,7 @@ def _run_chunk(entry, st: State, budget: list, deadline, cancel, steps_before: i
         elif kind == "bra" or kind == "call":
             if kind == "call" and (exe is None or len(exe)):
                 lanes = np.arange(L) if exe is None else exe
-                try:
-                    op.run(st, lanes)
-                except MockFault as exc:
-                    raise _annotated(exc, entry, st, op, pc, exe) from None
+                _execute(op, st, lanes, entry, pc)
                 st.push_call(lanes, pc)
             taken_all = exe is cur or (exe is not None and cur is not None and len(exe) == len(cur))
             if pcs is None:
@@ -275,6 +252,20 @@ def _run_chunk(entry, st: State, budget: list, deadline, cancel, steps_before: i
                     pcs[exe] = _EXITED
                     n_live -= n_exit
     return ti, steps
+
+
+def _execute(op, st: State, lanes, entry, pc: int):
+    """``op.run(st, lanes)``, its faults annotated with where they happened; a Python exception
+    inside it is an InterpreterDefect (a bug of the mock), never a fault of the kernel."""
+    try:
+        return op.run(st, lanes)
+    except MockFault as exc:
+        raise _annotated(exc, entry, st, op, pc, lanes) from None
+    except HwdrvError:
+        raise
+    except Exception as exc:
+        err = InterpreterDefect(f"interpreter defect executing `{op.text}`: {exc!r}", op.text, op.line)
+        raise _annotated(err, entry, st, op, pc, lanes) from exc
 
 
 def _next_in_call_order(st: State, pcs: np.ndarray) -> tuple[int, np.ndarray]:
