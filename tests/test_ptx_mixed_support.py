@@ -1,6 +1,6 @@
 """A module loads if it parses: tests/data/nvcc_corpus/mixed_support.cu (nvcc 13, sm_90) holds
-kernels the mock cannot run (device malloc, texture and surface objects, clusters) next to
-kernels it can (printf, assert, function pointers, virtual calls, libdevice math,
+kernels the mock cannot run (texture and surface objects, clusters) next to kernels it can
+(printf, assert, device malloc/free, function pointers, virtual calls, libdevice math,
 cooperative-groups tile reductions, clock64, programmatic dependent launch). Every kernel that can run does; each one
 that cannot fails only its own launch, naming the instruction, kernel and PTX line."""
 from __future__ import annotations
@@ -20,10 +20,10 @@ from test_ptx_helpers import Gpu, assert_launch_refused
 PTX = (Path(__file__).parent / "data" / "nvcc_corpus" / "mixed_support.ptx").read_text()
 # kernel -> (how its first refused instruction starts, a word near it, the word the fault names)
 REFUSED = {"texobj": ("tex.", "tex.", "tex"),
-           "surfobj": ("sust.", "sust.", "sust"), "heap": ("call", "malloc", "malloc"),
+           "surfobj": ("sust.", "sust.", "sust"),
            "clustered": ("barrier.cluster", "barrier.cluster", "barrier")}
-RUNS = {"printer", "asserter", "printf_formats", "fnptr", "fnptr_divergent", "virtual_calls", "mathy", "mathd",
-        "tiles", "clocks", "pdl"}
+RUNS = {"printer", "asserter", "printf_formats", "fnptr", "fnptr_divergent", "virtual_calls", "heap", "heap_keep",
+        "heap_sum_free", "mathy", "mathd", "tiles", "clocks", "pdl"}
 
 
 def _line_of(kernel: str) -> int:
@@ -77,6 +77,39 @@ def test_function_pointers_and_virtual_calls(module):
         x64 = x.astype(np.float64)
         want = np.where(t % 3 == 0, x64 * x64, 3 * x64 * x64).astype(np.float32)
         np.testing.assert_allclose(g.download(out, np.float32, 64), want, rtol=1e-6)
+    finally:
+        g.close()
+
+
+def test_device_heap_lives_across_launches(module):
+    """malloc in one kernel, free in the next, from one heap the launcher keeps; blocks are
+    16-byte aligned and disjoint; a heap too small gives NULL, as CUDA's malloc does."""
+    g = Gpu(8 << 20)
+    try:
+        heap_va = g.alloc(1 << 16)
+        heap = ptx.DeviceHeap(heap_va, 1 << 16)
+        slot, out, n = g.alloc(8 * 64), g.alloc(4 * 64), 20
+        g.run(module, "heap_keep", 1, 64, [slot, n], heap=heap)
+        ptrs = g.download(slot, np.uint64, 64)
+        assert all(p % 16 == 0 and heap_va <= p < heap_va + (1 << 16) for p in ptrs.tolist())
+        assert len(set(ptrs.tolist())) == 64 and np.diff(np.sort(ptrs)).min() >= n * 4
+        g.run(module, "heap_sum_free", 1, 64, [slot, out, n], heap=heap)
+        assert g.download(out, np.int32, 64).tolist() == [t * n * (n - 1) // 2 for t in range(64)]
+        assert heap.free_blocks == [(heap_va, 1 << 16)] and not heap.used        # all returned
+        small = ptx.DeviceHeap(heap_va, 10 * 80)                                 # room for 10 blocks of 80
+        g.run(module, "heap_keep", 1, 64, [slot, n], heap=small)
+        assert int((g.download(slot, np.uint64, 64) != 0).sum()) == 10
+    finally:
+        g.close()
+
+
+def test_free_of_a_foreign_pointer_is_illegal(module):
+    g = Gpu(1 << 20)
+    try:
+        heap = ptx.DeviceHeap(g.alloc(4096), 4096)
+        slot = g.upload(np.full(32, 0x2000_0040, np.uint64))
+        with pytest.raises(ptx.IllegalInstruction, match="not a pointer malloc returned"):
+            g.run(module, "heap_sum_free", 1, 32, [slot, g.alloc(128), 0], heap=heap)
     finally:
         g.close()
 

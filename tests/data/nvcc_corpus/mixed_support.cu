@@ -38,6 +38,18 @@ extern "C" __global__ void tiles(int* out) {
 }
 extern "C" __global__ void clocks(long long* out) { long long a = clock64(); __nanosleep(10); out[threadIdx.x] = clock64() - a > 0; }
 extern "C" __global__ void heap(int* out) { int* p = (int*)malloc(16); p[0] = 5; out[0] = p[0]; free(p); }
+extern "C" __global__ void heap_keep(int** slot, int n) {
+  int* p = (int*)malloc(n * sizeof(int));
+  if (p) for (int k = 0; k < n; ++k) p[k] = k * threadIdx.x;
+  slot[threadIdx.x] = p;
+}
+extern "C" __global__ void heap_sum_free(int** slot, int* out, int n) {
+  int* p = slot[threadIdx.x];
+  int s = -1;
+  if (p) { s = 0; for (int k = 0; k < n; ++k) s += p[k]; }
+  out[threadIdx.x] = s;
+  free(p);
+}
 extern "C" __global__ void __cluster_dims__(2, 1, 1) clustered(int* out) {
   cg::cluster_group c = cg::this_cluster();
   out[blockIdx.x * blockDim.x + threadIdx.x] = c.block_rank();

@@ -18,12 +18,12 @@ Kernels run vectorised with numpy over whole CTAs. Faults raise MockFault subcla
 (the page table's MemoryFault, AddressSpaceFault, IllegalInstruction, LaunchTimeout) carrying
 cta/thread/warp/lane/pc/line/instruction attributes for the SM error state."""
 from .ast import Param, Variable
-from .builtins import DeviceAssert
+from .builtins import DeviceAssert, DeviceHeap
 from .errors import AddressSpaceFault, IllegalInstruction, InterpreterDefect, LaunchTimeout, PTXError
 from .executor import LaunchResult, launch
 from .memory import LOCAL_WINDOW, PARAM_WINDOW, SHARED_WINDOW, WINDOW_SIZE, GlobalMemory
 from .module import Entry, Module, parse
 
 __all__ = ["parse", "launch", "Module", "Entry", "Param", "Variable", "LaunchResult", "PTXError",
-           "IllegalInstruction", "DeviceAssert", "InterpreterDefect", "LaunchTimeout", "AddressSpaceFault", "GlobalMemory", "SHARED_WINDOW",
+           "IllegalInstruction", "DeviceAssert", "DeviceHeap", "InterpreterDefect", "LaunchTimeout", "AddressSpaceFault", "GlobalMemory", "SHARED_WINDOW",
            "LOCAL_WINDOW", "PARAM_WINDOW", "WINDOW_SIZE"]

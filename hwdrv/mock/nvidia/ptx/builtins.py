@@ -1,6 +1,11 @@
 """Functions of the CUDA device runtime that a module calls without defining them: ``vprintf``
-(printf) and ``__assertfail`` (assert). On the GPU the driver supplies them; here calls to them
-run in the interpreter. ``malloc``/``free`` (the device heap) are not provided.
+(printf), ``__assertfail`` (assert), ``malloc`` and ``free`` (the device heap). On the GPU the
+driver supplies them; here calls to them run in the interpreter.
+
+malloc/free: allocations come from a :class:`DeviceHeap` — a range of GPU memory the launcher
+owns and passes to every launch (``launch(..., heap=)``), so that memory malloc'd by one kernel
+can be freed by another, as on the GPU. Without a heap, malloc returns NULL, as CUDA's does
+when the heap is exhausted.
 
 printf: each executing lane formats its line (the format string and arguments are read from
 the thread's memory as the GPU's would be) and the lines are appended, in lane order, to
@@ -22,6 +27,48 @@ _SPEC = re.compile(r"%([-+ #0]*)(\d+)?(?:\.(\d+))?(hh|h|ll|l|z|j|t|L)?([diouxXeE
 
 class DeviceAssert(IllegalInstruction):
     """A device-side assert failed (``__assertfail``): the GPU traps the kernel."""
+
+
+class DeviceHeap:
+    """The device heap: first-fit allocation of 16-byte aligned blocks from [va, va + size)."""
+
+    ALIGN = 16
+
+    def __init__(self, va: int, size: int):
+        if va % self.ALIGN or size < 0:
+            raise ValueError(f"heap at {va:#x} of {size} bytes: needs a 16-byte aligned start")
+        self.va, self.size = va, size
+        self.free_blocks: list[tuple[int, int]] = [(va, size)] if size else []   # (start, length), sorted
+        self.used: dict[int, int] = {}                                          # start -> length
+
+    def malloc(self, n: int) -> int:
+        """An address of ``n`` free bytes, or 0 when no block is large enough."""
+        n = max(self.ALIGN, (n + self.ALIGN - 1) // self.ALIGN * self.ALIGN)
+        for k, (start, length) in enumerate(self.free_blocks):
+            if length >= n:
+                if length == n:
+                    del self.free_blocks[k]
+                else:
+                    self.free_blocks[k] = (start + n, length - n)
+                self.used[start] = n
+                return start
+        return 0
+
+    def free(self, address: int) -> None:
+        """Return a block malloc gave (0 is ignored); neighbouring free blocks merge."""
+        if address == 0:
+            return
+        n = self.used.pop(address, None)
+        if n is None:
+            raise IllegalInstruction(f"free({address:#x}): not a pointer malloc returned (or freed twice)")
+        blocks = sorted(self.free_blocks + [(address, n)])
+        merged: list[tuple[int, int]] = []
+        for start, length in blocks:
+            if merged and merged[-1][0] + merged[-1][1] == start:
+                merged[-1] = (merged[-1][0], merged[-1][1] + length)
+            else:
+                merged.append((start, length))
+        self.free_blocks = merged
 
 
 def _read_string(s, address: int, lane: int) -> str:
@@ -138,4 +185,33 @@ def build_assertfail(arg_offsets: list[int]):
         exc = DeviceAssert(f"{text[1]}:{line}: {text[2]}: Assertion `{text[0]}` failed.")
         exc.chunk_lane = lane
         raise exc
+    return run
+
+
+def build_malloc(arg_offsets: list[int], ret_offset: int | None):
+    """run(s, lanes) for ``call (ret), malloc, (size)``: lanes allocate in lane order."""
+    def run(s, lanes):
+        base = s.local.lane_base[lanes] + s.fp[lanes]
+        q = s.local.data.view(np.uint64)
+        sizes = q[(base + arg_offsets[0]) // 8]
+        got = np.array([s.heap.malloc(int(n)) if s.heap is not None else 0 for n in sizes.tolist()], np.uint64)
+        if ret_offset is not None:
+            q[(base + ret_offset) // 8] = got
+    return run
+
+
+def build_free(arg_offsets: list[int]):
+    """run(s, lanes) for ``call free, (ptr)``."""
+    def run(s, lanes):
+        base = s.local.lane_base[lanes] + s.fp[lanes]
+        ptrs = s.local.data.view(np.uint64)[(base + arg_offsets[0]) // 8]
+        for lane, p in zip(lanes.tolist(), ptrs.tolist()):
+            if p and s.heap is None:
+                raise IllegalInstruction(f"free({p:#x}) with no device heap")
+            try:
+                if s.heap is not None:
+                    s.heap.free(int(p))
+            except MockFault as exc:
+                exc.chunk_lane = lane
+                raise
     return run

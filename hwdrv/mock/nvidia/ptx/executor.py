@@ -15,6 +15,7 @@ import numpy as np
 
 from hwdrv.errors import HwdrvError, MockFault, ProgramError
 
+from .builtins import DeviceHeap
 from .calls import DEFAULT_STACK_SIZE
 from .errors import IllegalInstruction, InterpreterDefect, LaunchTimeout, annotate
 from .memory import GlobalMemory, GlobalSpace
@@ -54,7 +55,8 @@ def _dims(v, what: str) -> tuple[int, int, int]:
 def launch(module: Module, name: str, grid, block, params: bytes, memory: GlobalMemory, dynamic_shared: int = 0,
            const_banks: dict[int, bytes] | None = None, *, global_addresses: dict[str, int] | None = None,
            max_steps: int | None = None, deadline: float | None = None, cancel: threading.Event | None = None,
-           chunk_threads: int = DEFAULT_CHUNK_THREADS, stack_size: int | None = None) -> LaunchResult:
+           chunk_threads: int = DEFAULT_CHUNK_THREADS, stack_size: int | None = None,
+           heap: "DeviceHeap | None" = None) -> LaunchResult:
     """Run kernel ``name`` of ``module`` over ``grid`` x ``block``.
 
     ``params``: the kernel parameter bytes (constant bank 0 from offset 0x210). ``memory``: the
@@ -62,7 +64,9 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
     module's .const image). ``global_addresses``: device addresses of module .global variables.
     ``max_steps`` (scheduler issue steps), ``deadline`` (a time.monotonic() value) and
     ``cancel`` stop a runaway kernel with LaunchTimeout. ``stack_size``: bytes of stack per
-    thread for a kernel that calls functions or allocas (default DEFAULT_STACK_SIZE). Faults propagate as
+    thread for a kernel that calls functions or allocas (default DEFAULT_STACK_SIZE). ``heap``:
+    the device heap malloc/free use (a DeviceHeap the caller keeps across launches; without
+    one, malloc returns NULL). Faults propagate as
     MockFault subclasses annotated with CTA, thread, warp, lane, PC, PTX line and instruction; a
     kernel holding an instruction the interpreter cannot run faults with IllegalInstruction
     before any thread runs."""
@@ -112,7 +116,7 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
                        n_ctas=min(per_chunk, n_ctas - cta0), global_space=gspace, shared_size=shared,
                        dynamic_shared=dynamic_shared, local_size=local_size, params=params,
                        const_banks=banks_np, global_addresses=dict(global_addresses or {}),
-                       calls=entry.has_calls, frame_size=entry.frame_size)
+                       calls=entry.has_calls, frame_size=entry.frame_size, heap=heap)
             try:
                 ti, steps = _run_chunk(entry, st, budget, deadline, cancel, total_steps)
             except MockFault as exc:

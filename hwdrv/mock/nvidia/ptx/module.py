@@ -221,18 +221,23 @@ def build_entry(fn: Function, pm: ParsedModule, const_layout: dict[str, int]) ->
 
 def _builtin_call(ins, ctx: Ctx, caller: Frame, name: str) -> Op | None:
     """A call of a device-runtime function the interpreter provides (builtins.py), or None."""
-    if name not in ("vprintf", "__assertfail"):
+    want = {"vprintf": (2, 1), "__assertfail": (5, 0), "malloc": (1, 1), "free": (1, 0)}.get(name)
+    if want is None:
         return None
     rets, args = ins.operands[0].items, ins.operands[2].items
-    want = (2, 1) if name == "vprintf" else (5, 0)
     if len(args) != want[0] or len(rets) > want[1]:
         raise PTXError(ins.line, f"call of {name} with {len(args)} arguments and {len(rets)} return slots")
     for x in list(args) + list(rets):
         if not isinstance(x, Sym) or x.name not in caller.offsets:
             raise PTXError(ins.line, f"call slot {x!r} is not a .param variable of the caller")
     offs = [caller.offsets[x.name] for x in args]
+    ret = caller.offsets[rets[0].name] if rets else None
     if name == "vprintf":
-        run = builtins.build_vprintf(offs, caller.offsets[rets[0].name] if rets else None)
+        run = builtins.build_vprintf(offs, ret)
+    elif name == "malloc":
+        run = builtins.build_malloc(offs, ret)
+    elif name == "free":
+        run = builtins.build_free(offs)
     else:
         run = builtins.build_assertfail(offs)
     guard = None if ins.guard is None else (ins.guard[0].slot, ins.guard[1])
@@ -263,7 +268,7 @@ def _decode_call(ins, ctx: Ctx, f: Function, frames: dict[str, Frame], pm: Parse
             if builtin is not None:
                 return builtin
             raise PTXError(ins.line, f"call of external function {name} (no body in this module, and the "
-                                     f"mock's device runtime has only vprintf and __assertfail)")
+                                     f"mock's device runtime has only vprintf, __assertfail, malloc and free)")
         ctx.check_mods(ins, set())
         run, site = build_call(ins, frames[f.name], frames[name], name, ins.line)
     except PTXError as err:

@@ -18,7 +18,7 @@ class State:
     def __init__(self, *, regs_dtypes: list[np.dtype], grid: tuple[int, int, int], block: tuple[int, int, int],
                  cta0: int, n_ctas: int, global_space: GlobalSpace, shared_size: int, dynamic_shared: int,
                  local_size: int, params: np.ndarray, const_banks: dict[int, np.ndarray],
-                 global_addresses: dict[str, int], calls: bool = False, frame_size: int = 0):
+                 global_addresses: dict[str, int], calls: bool = False, frame_size: int = 0, heap=None):
         self.grid, self.block, self.cta0, self.n_ctas = grid, block, cta0, n_ctas
         self.nthreads = block[0] * block[1] * block[2]
         self.cta_lanes = (self.nthreads + 31) // 32 * 32
@@ -44,6 +44,7 @@ class State:
         self.generic = GenericSpace(global_space, self.shared, self.local, self.param)
         self.global_addresses = global_addresses
         self.output: list[str] = []           # printf lines (builtins.py)
+        self.heap = heap                      # the device heap of malloc/free (builtins.DeviceHeap)
         if calls:                             # device-function calls (see calls.py)
             self.fp = np.zeros(L, np.int64)               # frame pointer: local offset of the frame
             self.top = np.full(L, frame_size, np.int64)   # end of the stack in use (frames, alloca)
