@@ -48,3 +48,21 @@ def test_bmsk(gpu, mode, a, b, want):
 def test_packed_16x2(gpu, op, t, a, b, want):
     (d,) = run_op(gpu, f"{op}.{t} %d, %a, %b;", [np.array([a], np.uint32), np.array([b], np.uint32)], [np.uint32])
     assert hex(int(d[0])) == hex(want)
+
+
+@pytest.mark.parametrize("instr, a, b, c, want", [
+    # bytes (lowest first) a = (10, 200, 5, 128), b = (20, 100, 5, 1)
+    ("vabsdiff4.u32.u32.u32", 0x8005C80A, 0x01056414, 0, 0x7F00640A),
+    ("vabsdiff4.u32.u32.u32.add", 0x8005C80A, 0x01056414, 1000, 1000 + 10 + 100 + 0 + 127),
+    ("vadd4.u32.u32.u32.sat", 0x8005C80A, 0x01056414, 0, 0x810AFF1E),        # 200 + 100 saturates at 255
+    ("vadd4.u32.u32.u32", 0x8005C80A, 0x01056414, 0, 0x810A2C1E),            # ... or wraps to 44
+    # signed bytes a = (10, -56, 5, -128): 10-20 = -10, -56-100 -> -128, 0, -128-1 -> -128
+    ("vsub4.s32.s32.s32.sat", 0x8005C80A, 0x01056414, 0, 0x800080F6),
+    ("vmin4.s32.s32.s32", 0x8005C80A, 0x01056414, 0, 0x8005C80A),            # signed: 128 is -128, 200 is -56
+    ("vavrg2.u32.u32.u32", 0x0003FFFF, 0x00040001, 0, 0x00048000),           # (3+4+1)>>1 = 4, (65535+1+1)>>1 = 32768
+    ("vmax2.s32.s32.s32.add", 0xFFFF0005, 0x0002FFF0, 7, 7 + 5 + 2),
+])
+def test_video_simd(gpu, instr, a, b, c, want):
+    (d,) = run_op(gpu, f"{instr} %d, %a, %b, %c;", [np.array([a], np.uint32), np.array([b], np.uint32),
+                                                   np.array([c], np.uint32)], [np.uint32])
+    assert hex(int(d[0])) == hex(want)

@@ -89,3 +89,18 @@ extern "C" __global__ void int_math(const int* a, const int* b, int* out, int n)
     out[4 * i + 3] = abs(x) >> (y & 7);
   }
 }
+
+extern "C" __global__ void simd_video(const unsigned* a, const unsigned* b, unsigned* out, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) {
+    unsigned x = a[i], y = b[i];
+    out[8 * i + 0] = __vabsdiffu4(x, y);
+    out[8 * i + 1] = __vsadu4(x, y);
+    out[8 * i + 2] = __vabsdiffu2(x, y);
+    out[8 * i + 3] = __vsadu2(x, y);
+    out[8 * i + 4] = __vabsdiffs4(x, y);
+    out[8 * i + 5] = __vmaxu4(x, y);
+    out[8 * i + 6] = __vavgu4(x, y);
+    out[8 * i + 7] = __vaddus4(x, y);
+  }
+}

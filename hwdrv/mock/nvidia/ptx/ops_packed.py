@@ -106,3 +106,47 @@ def build_pmevent(ctx: Ctx, ins):
         raise ctx.error(f"pmevent.{'.'.join(ins.mods)} is not supported")
     ctx.nops(ins, 1)
     return lambda s, i: None
+
+
+_VOPS = {"vadd": lambda a, b: a + b, "vsub": lambda a, b: a - b, "vavrg": lambda a, b: (a + b + 1) >> 1,
+         "vabsdiff": lambda a, b: np.abs(a - b), "vmin": np.minimum, "vmax": np.maximum}
+
+
+@family(*[f"{op}{n}" for op in _VOPS for n in (2, 4)])
+def build_video_simd(ctx: Ctx, ins):
+    """vop4 / vop2 (vadd, vsub, vavrg, vabsdiff, vmin, vmax on 4 bytes or 2 halves):
+    ``vop.dtype.atype.btype{.sat} d, a, b, c`` gives each element's result (clamped to the
+    destination type's element range with .sat, else its low bits); ``.add`` instead gives c plus
+    the sum of the element results. Elements are sign- or zero-extended as a's and b's types
+    say. Only the default selectors and mask (all elements, in order) are supported."""
+    op, n = ins.opcode[:-1], int(ins.opcode[-1])
+    types = [m for m in ins.mods if m in ("u32", "s32")]
+    extra = set(ins.mods) - {"u32", "s32", "sat", "add"}
+    if len(types) != 3 or extra or ("sat" in ins.mods and "add" in ins.mods):
+        raise ctx.error(f"{ins.opcode} needs .dtype.atype.btype (.u32/.s32) and optionally .sat or .add")
+    ctx.nops(ins, 4)
+    dsigned, asigned, bsigned = (t == "s32" for t in types)
+    w = ctx.wr(ins.operands[0], TYPES["b32"])
+    ra, rb, rc = (ctx.rd(o, TYPES["b32"]) for o in ins.operands[1:])
+    bits = 32 // n
+    sat, acc, f = "sat" in ins.mods, "add" in ins.mods, _VOPS[op]
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if dsigned else (0, (1 << bits) - 1)
+
+    def elements(v, signed):
+        v = np.asarray(v).astype(np.int64) & 0xFFFFFFFF
+        e = np.stack([(v >> (bits * k)) & ((1 << bits) - 1) for k in range(n)])
+        return np.where(e >= 1 << (bits - 1), e - (1 << bits), e) if signed else e
+
+    def run(s, i):
+        a, b = elements(ra(s, i), asigned), elements(rb(s, i), bsigned)
+        r = f(a, b)
+        c = np.asarray(rc(s, i)).astype(np.int64)
+        if acc:
+            out = c + r.sum(axis=0)
+        else:
+            if sat:
+                r = np.clip(r, lo, hi)
+            r = r & ((1 << bits) - 1)
+            out = sum(r[k] << (bits * k) for k in range(n))
+        w(s, i, (np.asarray(out) & 0xFFFFFFFF).astype(np.uint32))
+    return run
