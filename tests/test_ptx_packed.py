@@ -66,3 +66,18 @@ def test_video_simd(gpu, instr, a, b, c, want):
     (d,) = run_op(gpu, f"{instr} %d, %a, %b, %c;", [np.array([a], np.uint32), np.array([b], np.uint32),
                                                    np.array([c], np.uint32)], [np.uint32])
     assert hex(int(d[0])) == hex(want)
+
+
+def test_set_on_half_pairs(gpu):
+    """set.CmpOp.f16x2.f16x2: 1.0 or 0.0 per half (CUDA's __hgt2); .u32 destination: 0xffff per
+    half; the unordered forms are true on NaN."""
+    a = np.array([1.0, 0.25, -3, 0.5, np.nan, 0.75, 2, 0.5], np.float16).view(np.uint32)
+    b = np.full(8, 0.5, np.float16).view(np.uint32)
+    d, = run_op(gpu, "set.gt.f16x2.f16x2 %d, %a, %b;", [a, b], [np.uint32])
+    assert d[:4].view(np.float16).tolist() == [1, 0, 0, 0, 0, 1, 1, 0]
+    d, = run_op(gpu, "set.gtu.u32.f16x2 %d, %a, %b;", [a, b], [np.uint32])
+    assert [hex(x) for x in d[:4].tolist()] == ["0xffff", "0x0", "0xffffffff", "0xffff"]
+    bf = (np.array([2.0, -1.0], np.float32).view(np.uint32) >> 16).astype(np.uint16).view(np.uint32)
+    one = (np.array([1.0, 1.0], np.float32).view(np.uint32) >> 16).astype(np.uint16).view(np.uint32)
+    d, = run_op(gpu, "set.ge.bf16x2.bf16x2 %d, %a, %b;", [bf, one], [np.uint32])
+    assert hex(int(d[0])) == "0x3f80"          # 2 >= 1 -> bf16 1.0 in the low half; -1 >= 1 false
