@@ -15,6 +15,9 @@ registers are saved in its frame and restored on return: this is what makes a re
 activation leave its caller's values alone (registers of other functions live in other slots).
 A frame or allocation that does not fit in the stack faults like an out-of-range local access.
 
+A function's address is a code address (``function_address``); an indirect call sends each
+lane to the function its register names, setting up that function's frame.
+
 ``cstack`` keeps, per lane, the PC of every call site on its way down; the scheduler orders
 lanes by that path so that lanes still outside a call catch up with the lanes inside it before
 anyone moves past the call (see executor)."""
