@@ -233,3 +233,70 @@ def test_alloca_stacksave_stackrestore(gpu):
     assert got[:, 2].tolist() == list(range(32))    # ... holding what was stored there
     with pytest.raises(ptx.AddressSpaceFault, match="stack overflow: alloca"):
         gpu.run(m, "k", 1, 32, [out, 1 << 20], stack_size=4096)
+
+
+TWO_SITES = HEAD + """
+.func (.param .b32 ret) scale(.param .b32 a, .param .b32 k)
+{
+    .reg .b32 %r<4>;
+    .reg .pred %p<2>;
+    ld.param.u32 %r1, [a];
+    ld.param.u32 %r2, [k];
+    setp.eq.u32 %p1, %r2, 0;
+    @%p1 exit;
+    mul.lo.s32 %r3, %r1, %r2;
+    st.param.b32 [ret+0], %r3;
+    ret;
+}
+
+.visible .entry k(.param .u64 out)
+{
+    .reg .b32 %r<8>;
+    .reg .b64 %rd<4>;
+    .reg .pred %p<3>;
+    ld.param.u64 %rd1, [out];
+    mov.u32 %r1, %tid.x;
+    mul.wide.u32 %rd2, %r1, 4;
+    add.s64 %rd3, %rd1, %rd2;
+    and.b32 %r2, %r1, 3;
+    setp.eq.u32 %p1, %r2, 0;
+    setp.eq.u32 %p2, %r2, 1;
+    mov.u32 %r5, 1;
+    @%p1 bra SITE_A;
+    @%p2 bra DONE;
+    {
+    .param .b32 param0;
+    st.param.b32 [param0+0], %r1;
+    .param .b32 param1;
+    st.param.b32 [param1+0], %r2;
+    .param .b32 retval0;
+    call.uni (retval0), scale, (param0, param1);
+    ld.param.b32 %r5, [retval0+0];
+    }
+    bra.uni DONE;
+SITE_A:
+    {
+    .param .b32 param0;
+    st.param.b32 [param0+0], %r1;
+    .param .b32 param1;
+    st.param.b32 [param1+0], 0;
+    .param .b32 retval0;
+    call.uni (retval0), scale, (param0, param1);
+    ld.param.b32 %r5, [retval0+0];
+    }
+DONE:
+    st.global.u32 [%rd3], %r5;
+    ret;
+}
+"""
+
+
+def test_one_function_from_two_call_sites_and_exit_inside_it(gpu):
+    """Lanes t%4 == 2, 3 call scale(t, t%4) at one site; lanes t%4 == 0 call scale(t, 0) at
+    another, which exits the thread inside the function (its output stays untouched); the
+    others skip. Each return goes back to its own call site."""
+    m = ptx.parse(TWO_SITES)
+    out = gpu.upload(np.full(64, 0xDEAD, np.uint32))
+    gpu.run(m, "k", 1, 64, [out])
+    want = [0xDEAD if t % 4 == 0 else 1 if t % 4 == 1 else t * (t % 4) for t in range(64)]
+    assert gpu.download(out, np.uint32, 64).tolist() == want
