@@ -27,6 +27,12 @@ class Symbols:
     def add(self, name: str, space: str, offset: int) -> None:
         self.where[name] = (space, offset)
 
+    def is_call_slot(self, op) -> bool:
+        """``[x]`` names a .param slot of a call sequence or a .func's own parameter: these live
+        in the thread's frame (local memory), not in the kernel's parameter bank."""
+        return (isinstance(op, Addr) and isinstance(op.base, Sym) and
+                self.where.get(op.base.name, ("", 0))[0] in ("frame", "local"))
+
     def lookup(self, name: str, line: int) -> tuple[str, int]:
         try:
             return self.where[name]
@@ -225,6 +231,15 @@ def symbol_address_reader(op: Sym, t: PType, syms: Symbols | None, line: int) ->
         return rd
     if space == "label":
         raise PTXError(line, f"label {op.name} used as a value")
+    if space == "func":              # a function's address: what the loader made it for this launch
+        name, default = op.name, off
+
+        def rd(s, i):
+            return np.array((s.function_address(name, default) + op.offset) & mask, UNSIGNED[t.size]).view(dt)[()]
+        return rd
+    if space == "frame":             # a .func's local variable: its frame moves with each call
+        o, ut = np.int64(off + op.offset), UNSIGNED[t.size]
+        return lambda s, i: ((s.fp if i is None else s.fp[i]) + o).astype(ut).view(dt)
     c = np.array((off + op.offset) & mask, UNSIGNED[t.size]).view(dt)[()]
     return lambda s, i: c
 
@@ -265,6 +280,13 @@ def address(op, space: str, syms: Symbols, line: int) -> Reader:
             return rd
         if sp == "label":
             raise PTXError(line, f"label {op.base.name} used as an address")
+        if sp == "frame":
+            if space not in ("local", "param", "generic"):
+                raise PTXError(line, f"{op.base.name} is in .local, accessed as .{space}")
+            o = u64(base + total)
+            if space == "generic":           # generic = the launch's local cvta base + the local address
+                return lambda s, i: (s.fp if i is None else s.fp[i]).astype(u64) + o + u64(s.cvta_base("local"))
+            return lambda s, i: (s.fp if i is None else s.fp[i]).astype(u64) + o
         if space == "generic" and sp in WINDOWS:
             rel = base + total              # generic = the launch's cvta base + the space address
             return lambda s, i: u64((s.cvta_base(sp) + rel) & (2**64 - 1))

@@ -54,6 +54,8 @@ def build_ld(ctx: Ctx, ins):
     ctx.check_mods(ins, set(SPACE_MODS) | {"v2", "v4"})
     if "nc" in ins.mods and space != "global":
         raise ctx.error("ld.nc is for .global only")
+    if space == "param" and ctx.syms.is_call_slot(ins.operands[1] if len(ins.operands) > 1 else None):
+        space = "local"
     t = ctx.one_type(ins)
     if t.kind == "p":
         raise ctx.error("ld.pred does not exist")
@@ -106,6 +108,8 @@ def build_ld(ctx: Ctx, ins):
 def build_st(ctx: Ctx, ins):
     space = space_of(ctx, ins)
     ctx.check_mods(ins, set(SPACE_MODS) | {"v2", "v4"})
+    if space == "param" and ins.operands and ctx.syms.is_call_slot(ins.operands[0]):
+        space = "local"
     if space in ("const", "param"):
         raise ctx.error(f"st.{space}: that state space is read-only for a kernel")
     t = ctx.one_type(ins)
@@ -157,6 +161,9 @@ def build_cp_async(ctx: Ctx, ins):
     rest = ins.mods[1:]
     if rest and rest[0] in ("commit_group", "wait_group", "wait_all"):
         return lambda s, i: None
+    if rest and rest[0] == "mbarrier":
+        from .ops_mbarrier import build_cp_async_arrive     # (ops_mbarrier imports this module)
+        return build_cp_async_arrive(ctx, ins)
     if "bulk" in rest:
         raise ctx.error("cp.async.bulk (TMA) is not supported")
     ctx.check_mods(ins, {"async", "shared", "global", "shared::cta"})

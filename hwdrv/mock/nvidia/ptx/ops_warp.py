@@ -287,3 +287,13 @@ def build_fence(ctx: Ctx, ins):
     elif ins.operands:
         raise ctx.error(f"{ins.opcode} takes no operands")
     return lambda s, i: None
+
+
+@family("griddepcontrol")
+def build_griddepcontrol(ctx: Ctx, ins):
+    # Programmatic dependent launch: .wait waits until the grids this one depends on have
+    # completed and flushed their memory, .launch_dependents lets dependents start early. The
+    # mock runs one grid at a time, in order, so prerequisites are always complete: both are no-ops.
+    if list(ins.mods) not in (["wait"], ["launch_dependents"]) or ins.operands:
+        raise ctx.error("griddepcontrol takes .wait or .launch_dependents and no operands")
+    return lambda s, i: None

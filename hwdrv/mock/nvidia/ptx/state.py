@@ -18,7 +18,8 @@ class State:
     def __init__(self, *, regs_dtypes: list[np.dtype], grid: tuple[int, int, int], block: tuple[int, int, int],
                  cta0: int, n_ctas: int, global_space: GlobalSpace, shared_size: int, dynamic_shared: int,
                  local_size: int, params: np.ndarray, const_banks: dict[int, np.ndarray],
-                 global_addresses: dict[str, int], config: AddressConfig = DEFAULT_CONFIG):
+                 global_addresses: dict[str, int], config: AddressConfig = DEFAULT_CONFIG,
+                 calls: bool = False, heap=None, function_addresses: dict[str, int] | None = None):
         self.grid, self.block, self.cta0, self.n_ctas = grid, block, cta0, n_ctas
         self.nthreads = block[0] * block[1] * block[2]
         self.cta_lanes = (self.nthreads + 31) // 32 * 32
@@ -50,6 +51,33 @@ class State:
         self.global_ = global_space
         self.generic = GenericSpace(global_space, self.shared, self.local, self.param, config, self.frame_base)
         self.global_addresses = global_addresses
+        self.output: list[str] = []           # printf lines (builtins.py)
+        self.heap = heap                      # the device heap of malloc/free (builtins.DeviceHeap)
+        # function addresses the loader gave (name -> value), else the interpreter's own
+        self.function_addresses = function_addresses or {}
+        self._code_names: dict[int, str] = {v: k for k, v in self.function_addresses.items()}
+        if calls:                             # device-function calls (see calls.py)
+            self.fp = np.zeros(L, np.int64)               # frame pointer: local offset of the frame
+            self.sp = np.zeros(L, np.int64)               # stack pointer: lowest local offset in use
+            self.depth = np.zeros(L, np.int32)            # calls in progress
+            self.cstack = np.zeros((4, L), np.int32)      # PC of each call site, outermost first
+
+    def push_call(self, lanes: np.ndarray, pc: int) -> None:
+        """Record that ``lanes`` called from ``pc`` (grows the call-site stack as needed)."""
+        d = self.depth[lanes]
+        if int(d.max()) >= self.cstack.shape[0]:
+            self.cstack = np.concatenate([self.cstack, np.zeros_like(self.cstack)])
+        self.cstack[d, lanes] = pc
+        self.depth[lanes] = d + 1
+
+    def function_address(self, name: str, default: int) -> int:
+        """The address of function ``name`` in this launch (``default``: the interpreter's own,
+        ``calls.function_address``, when the loader gave none)."""
+        return self.function_addresses.get(name, default)
+
+    def function_at(self, address: int) -> str | None:
+        """The function the loader placed at ``address`` (None: not one of the loader's)."""
+        return self._code_names.get(address)
 
     def space(self, name: str):
         return {"global": self.global_, "shared": self.shared, "local": self.local, "param": self.param,
