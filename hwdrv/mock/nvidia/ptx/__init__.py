@@ -9,8 +9,10 @@ Beyond the binding signature, launch() takes keyword-only ``global_addresses`` (
 module .global variables; ``Module.global_image`` gives their initial bytes), ``max_steps``,
 ``deadline`` (time.monotonic() value) and ``cancel`` (threading.Event) to stop a hung kernel
 with LaunchTimeout, ``chunk_threads`` (how many threads, in whole CTAs, run as one numpy
-vector; default 65536), ``stack_size`` (per-thread stack of kernels that call or alloca) and
-``heap`` (the DeviceHeap of device malloc/free). ``LaunchResult.output`` holds printf lines.
+vector; default 65536), ``stack_size`` (per-thread stack of kernels that call or alloca, when no
+``address_config`` gives local memory), ``heap`` (the DeviceHeap of device malloc/free) and
+``function_addresses`` (the loader's address of each function: what function pointers hold).
+``LaunchResult.output`` holds printf lines.
 
 A module loads if it parses; a kernel holding an instruction the interpreter cannot execute is
 listed in ``Entry.unsupported`` and its launch faults with IllegalInstruction before any thread
