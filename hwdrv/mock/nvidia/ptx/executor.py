@@ -56,7 +56,7 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
            const_banks: dict[int, bytes] | None = None, *, global_addresses: dict[str, int] | None = None,
            max_steps: int | None = None, deadline: float | None = None, cancel: threading.Event | None = None,
            chunk_threads: int = DEFAULT_CHUNK_THREADS, stack_size: int | None = None,
-           heap: "DeviceHeap | None" = None) -> LaunchResult:
+           heap: "DeviceHeap | None" = None, cluster=None) -> LaunchResult:
     """Run kernel ``name`` of ``module`` over ``grid`` x ``block``.
 
     ``params``: the kernel parameter bytes (constant bank 0 from offset 0x210). ``memory``: the
@@ -66,7 +66,8 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
     ``cancel`` stop a runaway kernel with LaunchTimeout. ``stack_size``: bytes of stack per
     thread for a kernel that calls functions or allocas (default DEFAULT_STACK_SIZE). ``heap``:
     the device heap malloc/free use (a DeviceHeap the caller keeps across launches; without
-    one, malloc returns NULL). Faults propagate as
+    one, malloc returns NULL). ``cluster``: thread-block-cluster dimensions of a cluster launch
+    (default: the kernel's own ``.reqnctapercluster``, else no clusters). Faults propagate as
     MockFault subclasses annotated with CTA, thread, warp, lane, PC, PTX line and instruction; a
     kernel holding an instruction the interpreter cannot run faults with IllegalInstruction
     before any thread runs."""
@@ -98,6 +99,14 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
     n_ctas = grid[0] * grid[1] * grid[2]
     cta_lanes = (nthreads + 31) // 32 * 32
     per_chunk = max(1, chunk_threads // cta_lanes)
+    cluster = _dims(cluster, "cluster") if cluster is not None else entry.cluster_dims
+    if cluster is not None:
+        if any(g % c for g, c in zip(grid, cluster)):
+            raise ProgramError(f"grid {grid} is not a whole number of clusters {cluster}")
+        size = cluster[0] * cluster[1] * cluster[2]
+        if size > 16:
+            raise ProgramError(f"cluster {cluster} has {size} CTAs; sm_90 allows at most 16")
+        per_chunk = max(size, per_chunk // size * size)      # whole clusters run in lock step
     local_size = entry.local_size
     if entry.has_calls:
         local_size = DEFAULT_STACK_SIZE if stack_size is None else int(stack_size)
@@ -116,7 +125,7 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
                        n_ctas=min(per_chunk, n_ctas - cta0), global_space=gspace, shared_size=shared,
                        dynamic_shared=dynamic_shared, local_size=local_size, params=params,
                        const_banks=banks_np, global_addresses=dict(global_addresses or {}),
-                       calls=entry.has_calls, frame_size=entry.frame_size, heap=heap)
+                       calls=entry.has_calls, frame_size=entry.frame_size, heap=heap, cluster=cluster)
             try:
                 ti, steps = _run_chunk(entry, st, budget, deadline, cancel, total_steps)
             except MockFault as exc:

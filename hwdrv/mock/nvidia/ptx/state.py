@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .memory import ArraySpace, GenericSpace, GlobalSpace
+from .memory import ArraySpace, ClusterSharedSpace, GenericSpace, GlobalSpace
 
 NUM_SMS = 132          # H100 SXM
 MAX_WARPS_PER_SM = 64
@@ -18,8 +18,13 @@ class State:
     def __init__(self, *, regs_dtypes: list[np.dtype], grid: tuple[int, int, int], block: tuple[int, int, int],
                  cta0: int, n_ctas: int, global_space: GlobalSpace, shared_size: int, dynamic_shared: int,
                  local_size: int, params: np.ndarray, const_banks: dict[int, np.ndarray],
-                 global_addresses: dict[str, int], calls: bool = False, frame_size: int = 0, heap=None):
+                 global_addresses: dict[str, int], calls: bool = False, frame_size: int = 0, heap=None,
+                 cluster: tuple[int, int, int] | None = None):
         self.grid, self.block, self.cta0, self.n_ctas = grid, block, cta0, n_ctas
+        # A cluster launch runs whole clusters per chunk, their CTAs consecutive in rank order
+        self.cluster = cluster or (1, 1, 1)
+        self.explicit_cluster = cluster is not None
+        self.cluster_size = self.cluster[0] * self.cluster[1] * self.cluster[2]
         self.nthreads = block[0] * block[1] * block[2]
         self.cta_lanes = (self.nthreads + 31) // 32 * 32
         self.L = L = n_ctas * self.cta_lanes
@@ -35,7 +40,11 @@ class State:
         self.dynamic_shared = dynamic_shared
         sstride = max(16, (shared_size + 15) // 16 * 16)
         lstride = max(16, (local_size + 15) // 16 * 16)
-        self.shared = ArraySpace("shared", np.zeros(n_ctas * sstride, np.uint8), shared_size, self.lane_cta * sstride)
+        if cluster is None:
+            self.shared = ArraySpace("shared", np.zeros(n_ctas * sstride, np.uint8), shared_size, self.lane_cta * sstride)
+        else:
+            self.shared = ClusterSharedSpace(np.zeros(n_ctas * sstride, np.uint8), shared_size, self.lane_cta * sstride,
+                                             sstride, self.geo("cluster_ctarank").astype(np.int64), self.cluster_size)
         self.local = ArraySpace("local", np.zeros(L * lstride, np.uint8) if local_size else np.zeros(16, np.uint8),
                                 local_size, lane * lstride if local_size else np.zeros(L, np.int64))
         self.param = ArraySpace("param", _padded(params), len(params), None, writable=False)
@@ -78,11 +87,34 @@ class State:
             g = self._geo[name] = self._make_geo(name)
         return g
 
+    def linear_cta(self, launch_index):
+        """Linear CTA id (x + gx*(y + gy*z)) of the CTA at ``launch_index`` in launch order:
+        the identity, except in a cluster launch, where clusters run one after another with
+        their CTAs in rank order."""
+        if self.cluster_size == 1:
+            return launch_index
+        cx, cy, cz = self.cluster
+        gx, gy, _ = self.grid
+        nx, ny = gx // cx, gy // cy
+        c, r = launch_index // self.cluster_size, launch_index % self.cluster_size
+        x = (c % nx) * cx + r % cx
+        y = ((c // nx) % ny) * cy + (r // cx) % cy
+        z = (c // (nx * ny)) * cz + r // (cx * cy)
+        return x + gx * (y + gy * z)
+
     def _make_geo(self, name: str) -> np.ndarray:
         bx, by, _ = self.block
         gx, gy, _ = self.grid
-        t, cta = self.lane_t, self.lane_cta + self.cta0
+        t, cta = self.lane_t, self.linear_cta(self.lane_cta + self.cta0)
         u32 = np.uint32
+        cx, cy, cz = self.cluster
+        if name == "cluster_ctarank":
+            return ((self.lane_cta + self.cta0) % self.cluster_size).astype(u32)
+        if name.startswith("cluster_ctaid_") or name.startswith("clusterid_"):
+            axis = name[-1]
+            v = self.geo("ctaid_" + axis)
+            d = {"x": cx, "y": cy, "z": cz}[axis]
+            return (v % d if name.startswith("cluster_ctaid_") else v // d).astype(u32)
         if name == "tid_x":
             return (t % bx).astype(u32)
         if name == "tid_y":
@@ -114,7 +146,7 @@ class State:
         raise KeyError(name)
 
     def cta_of(self, lane: int) -> tuple[int, int, int]:
-        c = int(self.lane_cta[lane]) + self.cta0
+        c = int(self.linear_cta(int(self.lane_cta[lane]) + self.cta0))
         gx, gy, _ = self.grid
         return (c % gx, (c // gx) % gy, c // (gx * gy))
 
