@@ -87,11 +87,12 @@ def build_mbarrier(ctx: Ctx, ins):
     space = space_of(ctx, ins)
     if space not in ("shared", "generic"):
         raise ctx.error(f"mbarrier objects live in shared memory, not .{space}")
-    known = {"shared", "shared::cta", "b64", "release", "acquire", "relaxed", "cta", "parity", "noComplete"}
+    known = {"shared", "shared::cta", "shared::cluster", "b64", "release", "acquire", "relaxed", "cta", "cluster",
+             "parity", "noComplete"}
     extra = set(mods[1:]) - known
     if extra:
         raise ctx.error(f"mbarrier.{what} modifiers {sorted(extra)} are not supported "
-                        "(.shared::cluster and transaction counts need TMA/clusters)")
+                        "(transaction counts need the TMA engine, which the mock does not model)")
     line, text = ins.line, ins.text
 
     def locate(s, i, addr):
