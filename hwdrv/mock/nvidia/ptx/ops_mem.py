@@ -163,8 +163,9 @@ def build_cp_async(ctx: Ctx, ins):
     if rest and rest[0] == "mbarrier":
         from .ops_mbarrier import build_cp_async_arrive     # (ops_mbarrier imports this module)
         return build_cp_async_arrive(ctx, ins)
-    if "bulk" in rest:
-        raise ctx.error("cp.async.bulk (TMA) is not supported")
+    if rest and rest[0] == "bulk":
+        from .ops_mbarrier import build_cp_async_bulk     # (ops_mbarrier imports this module)
+        return build_cp_async_bulk(ctx, ins)
     ctx.check_mods(ins, {"async", "shared", "global", "shared::cta"})
     if len(ins.operands) not in (3, 4):
         raise ctx.error("cp.async takes [dst], [src], size[, src_size]")

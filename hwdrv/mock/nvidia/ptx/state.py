@@ -54,6 +54,7 @@ class State:
         self.global_addresses = global_addresses
         self.output: list[str] = []           # printf lines (builtins.py)
         self.heap = heap                      # the device heap of malloc/free (builtins.DeviceHeap)
+        self.mbarrier_tx: dict[int, int] = {}  # transaction counts of mbarriers (ops_mbarrier.py)
         if calls:                             # device-function calls (see calls.py)
             self.fp = np.zeros(L, np.int64)               # frame pointer: local offset of the frame
             self.top = np.full(L, frame_size, np.int64)   # end of the stack in use (frames, alloca)
