@@ -1,4 +1,4 @@
-"""The nvcc corpus on the mock: 72 ordinary CUDA kernels (tests/data/nvcc_corpus/*.cu), compiled
+"""The nvcc corpus on the mock: 73 ordinary CUDA kernels (tests/data/nvcc_corpus/*.cu), compiled
 by nvcc 13 to PTX (committed with build.sh), run on ``mock:nvidia`` through the public API and
 checked against numpy. ``tests/hardware/test_nvcc_corpus_hw.py`` runs the committed sm_90 cubins
 of the same sources on the GPU with the same checks (``run_case`` below).

@@ -77,8 +77,8 @@ def gpu():
 
 def assert_launch_refused(module: ptx.Module, kernel: str, line: int, word: str) -> ptx.IllegalInstruction:
     """``kernel`` of a module that loaded holds an instruction the mock cannot run: its launch
-    faults with IllegalInstruction naming the kernel, the PTX line and ``word`` before any
-    thread runs (nothing is written), and the reason is listed on the entry."""
+    faults with IllegalInstruction (not an InterpreterDefect) naming the kernel, the PTX line
+    and ``word``, and the reason is listed on the entry."""
     entry = module.entries[kernel]
     assert entry.unsupported and entry.unsupported[0].line == line, [str(u) for u in entry.unsupported]
     g = Gpu(1 << 20)

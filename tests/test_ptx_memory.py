@@ -268,7 +268,7 @@ def test_unsupported_memory_forms_refuse_the_launch():
     from test_ptx_helpers import assert_launch_refused
     for bad, word in (("st.param.u32 [out], %r0;", "read-only"), ("st.const.u32 [%rd0], %r0;", "read-only"),
                       ("ld.global.v8.u32 {%r0,%r1,%r2,%r3,%r4,%r5,%r6,%r7}, [%rd0];", ".v8"),
-                      ("atom.global.add.s64 %rd1, [%rd0], %rd1;", "s64"), ("ld.shared::cluster.u32 %r0, [%r1];", "cluster")):
+                      ("atom.global.add.s64 %rd1, [%rd0], %rd1;", "s64")):
         m = kernel(bad)
         line = next(i.line for i in m.entries["k"].function.instrs if i.text.startswith(bad.split()[0]))
         assert_launch_refused(m, "k", line, word)

@@ -1,6 +1,6 @@
 """A module loads if it parses: tests/data/nvcc_corpus/mixed_support.cu (nvcc 13, sm_90) holds
-kernels the mock cannot run (texture and surface objects, clusters) next to kernels it can
-(printf, assert, device malloc/free, function pointers, virtual calls, libdevice math,
+kernels the mock cannot run (texture and surface objects) next to kernels it can (printf,
+assert, device malloc/free, function pointers, virtual calls, clusters, libdevice math,
 cooperative-groups tile reductions, clock64, programmatic dependent launch). Every kernel that can run does; each one
 that cannot fails only its own launch, naming the instruction, kernel and PTX line."""
 from __future__ import annotations
@@ -20,10 +20,9 @@ from test_ptx_helpers import Gpu, assert_launch_refused
 PTX = (Path(__file__).parent / "data" / "nvcc_corpus" / "mixed_support.ptx").read_text()
 # kernel -> (how its first refused instruction starts, a word near it, the word the fault names)
 REFUSED = {"texobj": ("tex.", "tex.", "tex"),
-           "surfobj": ("sust.", "sust.", "sust"),
-           "clustered": ("barrier.cluster", "barrier.cluster", "barrier")}
+           "surfobj": ("sust.", "sust.", "sust")}
 RUNS = {"printer", "asserter", "printf_formats", "fnptr", "fnptr_divergent", "virtual_calls", "heap", "heap_keep",
-        "heap_sum_free", "mathy", "mathd", "tiles", "clocks", "pdl"}
+        "heap_sum_free", "clustered", "mathy", "mathd", "tiles", "clocks", "pdl"}
 
 
 def _line_of(kernel: str) -> int:
@@ -165,10 +164,12 @@ def test_supported_kernels_of_the_same_module_run(module):
         g.run(module, "mathd", 1, 64, [bufd], global_addresses=ga)
         refd = [math.sin(v) + math.exp(v) + math.log(v + 2) + v ** 1.5 + math.erf(v) for v in x]
         np.testing.assert_allclose(g.download(bufd, np.float64, 64), refd, rtol=1e-14)
-        out = g.alloc(4 * 64)
+        out = g.alloc(4 * 256)
         g.run(module, "tiles", 1, 64, [out], global_addresses=ga)
         ranks = np.arange(64)
         assert g.download(out, np.int32, 64).tolist() == [int(ranks[r // 8 * 8:r // 8 * 8 + 8].sum()) for r in ranks]
+        g.run(module, "clustered", 4, 64, [out], global_addresses=ga)     # __cluster_dims__(2, 1, 1)
+        assert g.download(out, np.int32, 4 * 64).reshape(4, 64)[:, 0].tolist() == [0, 1, 0, 1]
         clk = g.alloc(8 * 32)
         g.run(module, "clocks", 1, 32, [clk])
         assert g.download(clk, np.int64, 32).tolist() == [1] * 32        # clock64 advanced

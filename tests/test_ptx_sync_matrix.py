@@ -223,3 +223,43 @@ def test_cp_async_mbarrier_arrive(gpu, noinc):
     out = gpu.alloc(256)
     gpu.run(ptx.parse(text), "k", 1, 64, [gpu.upload(src), out])
     assert gpu.download(out, np.uint32, 64).tolist() == [int(src[t ^ 1]) + int(noinc) for t in range(64)]
+
+
+TX = HEAD + """
+.visible .entry k(.param .u64 out)
+{
+    .reg .b32 %r<8>;
+    .reg .b64 %rd<8>;
+    .reg .pred %p<4>;
+    .shared .align 8 .b8 bar[8];
+    ld.param.u64 %rd1, [out];
+    mov.u32 %r1, %tid.x;
+    mov.u32 %r2, bar;
+    setp.eq.u32 %p1, %r1, 0;
+    @%p1 mbarrier.init.shared.b64 [%r2], 32;
+    bar.sync 0;
+    mbarrier.arrive.expect_tx.shared.b64 %rd2, [%r2], 16;
+    mbarrier.test_wait.parity.shared.b64 %p2, [%r2], 0;
+    @%p1 mbarrier.complete_tx.shared.b64 [%r2], 500;
+    mbarrier.test_wait.parity.shared.b64 %p3, [%r2], 0;
+    @%p1 mbarrier.complete_tx.shared.b64 [%r2], 12;
+    mbarrier.test_wait.parity.shared.b64 %p1, [%r2], 0;
+    selp.u32 %r3, 1, 0, %p2;
+    selp.u32 %r4, 2, 0, %p3;
+    selp.u32 %r5, 4, 0, %p1;
+    or.b32 %r6, %r3, %r4;
+    or.b32 %r6, %r6, %r5;
+    mul.wide.u32 %rd3, %r1, 4;
+    add.s64 %rd4, %rd1, %rd3;
+    st.global.u32 [%rd4], %r6;
+    ret;
+}
+"""
+
+
+def test_mbarrier_phase_waits_for_its_transactions(gpu):
+    """32 arrivals that each expect 16 bytes leave 512 bytes of transactions pending: the phase
+    completes only when complete_tx has accounted for all 512 (500, then 12)."""
+    out = gpu.alloc(4 * 32)
+    gpu.run(ptx.parse(TX), "k", 1, 32, [out])
+    assert set(gpu.download(out, np.uint32, 32).tolist()) == {4}

@@ -102,3 +102,18 @@ extern "C" __global__ void fence_sleep(const int* in, int* out, int* flag) {
   __nanosleep(100);
   if (t == 0) atomicExch(flag, 1);
 }
+
+// libcu++ memcpy_async with a block barrier: on sm_90 a bulk copy that completes a transaction
+// count on the barrier's mbarrier (cp.async.bulk + mbarrier.expect_tx). Every thread issues the
+// (same) copy: 128 threads x 2 KiB keeps the expected bytes within the tx-count's 2^20 - 1.
+extern "C" __global__ void bulk_copy_barrier(const int4* in, int4* out) {
+  using barrier = cuda::barrier<cuda::thread_scope_block>;
+  __shared__ alignas(16) int4 buf[128];
+  __shared__ barrier bar;
+  if (threadIdx.x == 0) init(&bar, blockDim.x);
+  __syncthreads();
+  cuda::memcpy_async(buf, in + blockIdx.x * 128, cuda::aligned_size_t<16>(sizeof(int4) * 128), bar);
+  bar.arrive_and_wait();
+  int4 v = buf[127 - threadIdx.x];
+  out[blockIdx.x * 128 + threadIdx.x] = make_int4(v.x + 1, v.y + 2, v.z + 3, v.w + 4);
+}

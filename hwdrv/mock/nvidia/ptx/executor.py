@@ -57,7 +57,8 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
            max_steps: int | None = None, deadline: float | None = None, cancel: threading.Event | None = None,
            chunk_threads: int = DEFAULT_CHUNK_THREADS, address_config: AddressConfig = DEFAULT_CONFIG,
            shared_bytes: int | None = None, stack_size: int | None = None,
-           heap: "DeviceHeap | None" = None, function_addresses: dict[str, int] | None = None) -> LaunchResult:
+           heap: "DeviceHeap | None" = None, function_addresses: dict[str, int] | None = None,
+           cluster=None) -> LaunchResult:
     """Run kernel ``name`` of ``module`` over ``grid`` x ``block``.
 
     ``params``: the kernel parameter bytes (constant bank 0 from offset 0x210). ``memory``: the
@@ -74,7 +75,8 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
     including its frame. ``heap``: the device heap malloc/free use (a DeviceHeap the caller keeps
     across launches; without one, malloc returns NULL). ``function_addresses``: the address the
     loader gave each function (what ``mov r, f`` yields and indirect calls accept; default: the
-    interpreter's own, ``calls.function_address``). Faults propagate as MockFault subclasses
+    interpreter's own, ``calls.function_address``). ``cluster``: thread-block-cluster dimensions
+    of a cluster launch (default: the kernel's own ``.reqnctapercluster``, else no clusters). Faults propagate as MockFault subclasses
     annotated with CTA, thread, warp, lane, PC, PTX line and instruction; a kernel holding an
     instruction the interpreter cannot run faults with IllegalInstruction before any thread runs."""
     try:
@@ -105,6 +107,14 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
     n_ctas = grid[0] * grid[1] * grid[2]
     cta_lanes = (nthreads + 31) // 32 * 32
     per_chunk = max(1, chunk_threads // cta_lanes)
+    cluster = _dims(cluster, "cluster") if cluster is not None else entry.cluster_dims
+    if cluster is not None:
+        if any(g % c for g, c in zip(grid, cluster)):
+            raise ProgramError(f"grid {grid} is not a whole number of clusters {cluster}")
+        size = cluster[0] * cluster[1] * cluster[2]
+        if size > 16:
+            raise ProgramError(f"cluster {cluster} has {size} CTAs; sm_90 allows at most 16")
+        per_chunk = max(size, per_chunk // size * size)      # whole clusters run in lock step
     local_size = entry.local_size
     if entry.has_calls:
         # the kernel's own frame (locals and call slots); callees' frames go below it
@@ -129,7 +139,7 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
                        dynamic_shared=dynamic_shared, local_size=local_size, params=params,
                        const_banks=banks_np, global_addresses=dict(global_addresses or {}),
                        config=address_config, calls=entry.has_calls, heap=heap,
-                       function_addresses=function_addresses)
+                       function_addresses=function_addresses, cluster=cluster)
             try:
                 ti, steps = _run_chunk(entry, st, budget, deadline, cancel, total_steps)
             except MockFault as exc:

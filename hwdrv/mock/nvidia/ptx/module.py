@@ -44,6 +44,7 @@ class Entry:
     maxntid: tuple | None = None
     function: Function | None = None
     has_calls: bool = False            # calls .func bodies or allocas: runs with a per-thread stack
+    cluster_dims: tuple | None = None  # .reqnctapercluster: launched as thread block clusters
     frame_size: int = 0                # the kernel's own frame (locals and call slots) on that stack
     unsupported: list[PTXError] = field(default_factory=list)   # instructions it cannot run
 
@@ -232,6 +233,9 @@ def build_entry(fn: Function, pm: ParsedModule, const_layout: dict[str, int]) ->
     # per-thread stack and frame pointers (calls.py)
     entry.has_calls = bool(sites) or any(i.opcode in ("alloca", "call") for f in funcs for i in f.instrs)
     entry.frame_size = frames[fn.name].size
+    req = fn.directives.get(".reqnctapercluster")
+    if req:
+        entry.cluster_dims = tuple(int(x) for x in req) + (1,) * (3 - len(req))
     entry.unsupported = unsupported
     return entry
 

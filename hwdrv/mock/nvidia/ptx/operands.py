@@ -177,21 +177,23 @@ def special_reader(name: str, t: PType, line: int) -> Reader:
         return lambda s, i: dt.type(s.block[axis])
     if base == "%nctaid":
         return lambda s, i: dt.type(s.grid[axis])
-    if base in ("%clusterid", "%nclusterid"):
-        # Launches here are never clustered: each CTA is its own 1-CTA cluster.
-        if base == "%clusterid":
-            g = f"ctaid_{comp}"
-            return lambda s, i: cast(s.geo(g) if i is None else s.geo(g)[i])
-        return lambda s, i: dt.type(s.grid[axis])
-    if base == "%cluster_ctaid":
-        return lambda s, i: dt.type(0)
+    if base in ("%clusterid", "%cluster_ctaid"):
+        g = f"{'clusterid' if base == '%clusterid' else 'cluster_ctaid'}_{comp}"
+        return lambda s, i: cast(s.geo(g) if i is None else s.geo(g)[i])
+    if base == "%nclusterid":
+        return lambda s, i: dt.type(s.grid[axis] // s.cluster[axis])
     if base == "%cluster_nctaid":
-        return lambda s, i: dt.type(1)
+        return lambda s, i: dt.type(s.cluster[axis])
+    if name == "%cluster_ctarank":
+        return lambda s, i: cast(s.geo("cluster_ctarank") if i is None else s.geo("cluster_ctarank")[i])
+    if name == "%cluster_nctarank":
+        return lambda s, i: dt.type(s.cluster_size)
+    if name == "%is_explicit_cluster":
+        return lambda s, i: dt.type(int(s.explicit_cluster))
     if name in ("%laneid", "%warpid", "%smid") or name.startswith("%lanemask_"):
         g = name[1:]
         return lambda s, i: cast(s.geo(g) if i is None else s.geo(g)[i])
-    consts = {"%nwarpid": 64, "%nsmid": 132, "%gridid": 1, "%cluster_ctarank": 0, "%cluster_nctarank": 1,
-              "%is_explicit_cluster": 0}
+    consts = {"%nwarpid": 64, "%nsmid": 132, "%gridid": 1}
     if name in consts:
         v = consts[name]
         return lambda s, i: dt.type(v)

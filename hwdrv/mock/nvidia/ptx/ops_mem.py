@@ -9,14 +9,13 @@ from .decode import Ctx, family
 from .memory import check_aligned
 from .types import TYPES, UNSIGNED
 
-SPACE_MODS = {"global": "global", "shared": "shared", "shared::cta": "shared", "local": "local",
-              "param": "param", "param::entry": "param", "const": "const"}
+SPACE_MODS = {"global": "global", "shared": "shared", "shared::cta": "shared", "shared::cluster": "shared",
+              "local": "local", "param": "param", "param::entry": "param", "const": "const"}
 
 
 def space_of(ctx: Ctx, ins) -> str:
+    # .shared::cluster addresses may name another CTA of the cluster (memory.ClusterSharedSpace)
     sp = [SPACE_MODS[m] for m in ins.mods if m in SPACE_MODS]
-    if "shared::cluster" in ins.mods:
-        raise ctx.error(".shared::cluster (distributed shared memory) is not supported")
     if len(sp) > 1:
         raise ctx.error("more than one state space")
     return sp[0] if sp else "generic"
@@ -164,8 +163,9 @@ def build_cp_async(ctx: Ctx, ins):
     if rest and rest[0] == "mbarrier":
         from .ops_mbarrier import build_cp_async_arrive     # (ops_mbarrier imports this module)
         return build_cp_async_arrive(ctx, ins)
-    if "bulk" in rest:
-        raise ctx.error("cp.async.bulk (TMA) is not supported")
+    if rest and rest[0] == "bulk":
+        from .ops_mbarrier import build_cp_async_bulk     # (ops_mbarrier imports this module)
+        return build_cp_async_bulk(ctx, ins)
     ctx.check_mods(ins, {"async", "shared", "global", "shared::cta"})
     if len(ins.operands) not in (3, 4):
         raise ctx.error("cp.async takes [dst], [src], size[, src_size]")

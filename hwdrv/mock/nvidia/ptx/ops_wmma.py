@@ -124,7 +124,6 @@ def _load_store(ctx: Ctx, ins, store: bool):
     major, minor = (r, c) if layout == "row" else (c, r)
     readers = [ctx.rd(x, rtype) for x in items] if store else None
     writers = None if store else [ctx.wr(x, rtype) for x in items]
-    line, text = ins.line, ins.text
 
     def addresses(s, i):
         lanes = np.arange(s.L) if i is None else i
