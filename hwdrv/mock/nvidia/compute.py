@@ -341,9 +341,10 @@ class ComputeEngine:
             m = _FUNC_HEAD_RE.match(kernel.text, off) if off < len(kernel.text) else None
             fn = kernel.module.parsed.functions.get(m.group(1).decode()) if m else None
             if fn is None or not fn.has_body or fn.is_entry:
-                raise self._launch_error(where, q.va, f"kernel {kernel.entry}: function descriptor {ADDRESS_SLOT * k:#x} "
-                                                      f"(constant bank {FUNCTION_DESCRIPTOR_BANK}) points at code offset "
-                                                      f"{off:#x}, which does not start a .func of the kernel")
+                raise self._launch_error(
+                    where, q.va, f"kernel {kernel.entry}: function descriptor {ADDRESS_SLOT * k:#x} (constant bank "
+                                 f"{FUNCTION_DESCRIPTOR_BANK}) points at code offset {off:#x}, which does not start a "
+                                 f".func of the kernel")
             out[fn.name] = ADDRESS_SLOT * k
         return out
 

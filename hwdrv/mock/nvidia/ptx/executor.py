@@ -76,9 +76,10 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
     across launches; without one, malloc returns NULL). ``function_addresses``: the address the
     loader gave each function (what ``mov r, f`` yields and indirect calls accept; default: the
     interpreter's own, ``calls.function_address``). ``cluster``: thread-block-cluster dimensions
-    of a cluster launch (default: the kernel's own ``.reqnctapercluster``, else no clusters). Faults propagate as MockFault subclasses
-    annotated with CTA, thread, warp, lane, PC, PTX line and instruction; a kernel holding an
-    instruction the interpreter cannot run faults with IllegalInstruction before any thread runs."""
+    of a cluster launch (default: the kernel's own ``.reqnctapercluster``, else no clusters).
+    Faults propagate as MockFault subclasses annotated with CTA, thread, warp, lane, PC, PTX line
+    and instruction; a kernel holding an instruction the interpreter cannot run faults with
+    IllegalInstruction before any thread runs."""
     try:
         entry = module.entries[name]
     except KeyError:
