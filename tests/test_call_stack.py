@@ -192,3 +192,20 @@ def test_local_variable_of_a_function_uses_the_launch_local_window(gpu):
                               stack_pointer=ptx.LOCAL_WINDOW_BYTES - STACK_RESERVE, local_high=STACK_RESERVE + 16)
     with pytest.raises(ptx.AddressSpaceFault, match="stack overflow"):
         gpu.run(m, "k", 1, 32, [out], address_config=small)
+
+
+def test_a_driver_that_gives_no_call_stack_fails_on_the_mock(dev):
+    """The planted mistake: no stack for a calling kernel (as before the driver read
+    ``KernelInfo.calls``) -- the corpus's recursive_fib faults instead of running."""
+    dev.stack_limit = 0
+    prog = dev.program(dev.compiler.compile((CORPUS / "funcs.ptx").read_text()), "recursive_fib")
+    assert prog.stack_bytes == 0
+    k = dev.alloc(4 * 32)
+    dev.upload(k, np.full(32, 6, np.int32))
+    out = dev.alloc(8 * 32)
+    sig = dev.signal(0)
+    dev.compute_queue().exec(prog, grid=(1,), block=(32,), args=[k, out, 32]).signal(sig, 1).submit()
+    with pytest.raises(hwdrv.GPUHang) as ei:
+        sig.wait(1, timeout=60)
+    # its call slots and frames lie outside the thread's local memory: OOR_ADDR, as on the GPU
+    assert "OOR_ADDR" in str(ei.value) and "recursive_fib" in str(ei.value)
