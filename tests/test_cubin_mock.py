@@ -189,7 +189,8 @@ def test_function_spans():
     (".version 8.0\n.target sm_90\n.entry k {}\n.entry k {}", "twice"),
     (".version 8.0\n.target sm_90\n.entry k { /* oops ", "never closed"),
     (".version 8.0\n.target sm_90\n.local .u32 x;\n.entry k { ret; }", "module-scope .local"),
-    (".version 8.0\n.target sm_90\n.global .u64 p = {f};\n.entry k { ret; }", "not a number"),
+    (".version 8.0\n.target sm_90\n.global .u64 p = {f};\n.entry k { ret; }", "not a function defined in the module"),
+    (".version 8.0\n.target sm_90\n.global .u64 p = {generic(x)};\n.entry k { ret; }", "neither a number nor a symbol"),
     (".version 8.0\n.target sm_90\n.entry k { ret; }\0", "NUL"),
     (b".version 8.0\n.target sm_90\n.entry k { ret; } \xff", "not UTF-8"),
 ])

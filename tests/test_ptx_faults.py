@@ -8,7 +8,7 @@ from hwdrv.errors import MockFault, ProgramError
 from hwdrv.mock import MemoryFault
 from hwdrv.mock.nvidia import ptx
 
-from test_ptx_helpers import gpu, load_ptx  # noqa: F401
+from test_ptx_helpers import Gpu, assert_launch_refused, gpu, load_ptx  # noqa: F401
 
 HEAD = ".version 8.0\n.target sm_90\n.address_size 64\n"
 
@@ -83,7 +83,7 @@ def test_trap_is_illegal_instruction(gpu):
 
 @pytest.mark.parametrize("line, word", [
     ("tex.2d.v4.f32.f32 {%f0, %f0, %f0, %f0}, [tex0, {%f0, %f0}];", "tex"),
-    ("call.uni foo, (%r0);", "call"),
+    ("call.uni foo, (%r0);", "foo"),
     ("wgmma.fence.sync.aligned;", "wgmma"),
     ("add.rn.s32 %r0, %r0, %r0;", ".rn"),
     ("add.f32.xyz %f0, %f0, %f0;", "xyz"),
@@ -93,7 +93,9 @@ def test_trap_is_illegal_instruction(gpu):
     ("bra NOWHERE;", "NOWHERE"),
     ("mov.u32 %r0, %envreg3;", "envreg3"),
 ])
-def test_unsupported_is_a_program_error_naming_it(line, word):
+def test_unsupported_fails_the_launch_naming_it(line, word):
+    """The module loads; the launch of the kernel holding the instruction faults, naming it; the
+    module's other kernels run."""
     text = HEAD + f""".visible .entry k()
 {{
     .reg .b32 %r0;
@@ -103,7 +105,37 @@ def test_unsupported_is_a_program_error_naming_it(line, word):
     {line}
     ret;
 }}
+.visible .entry fine(.param .u64 out)
+{{
+    .reg .b64 %rd0;
+    .reg .b32 %r0;
+    ld.param.u64 %rd0, [out];
+    mov.u32 %r0, 7;
+    st.global.u32 [%rd0], %r0;
+    ret;
+}}
 """
-    with pytest.raises(ProgramError) as ei:
-        ptx.parse(text)
-    assert ei.value.line == 10 and word in str(ei.value), str(ei.value)
+    m = ptx.parse(text)
+    assert_launch_refused(m, "k", 10, word)
+    assert not m.entries["fine"].unsupported
+    g = Gpu(1 << 20)
+    out = g.alloc(4)
+    g.run(m, "fine", 1, 1, [out])
+    assert g.download(out, np.uint32, 1)[0] == 7
+    g.close()
+
+
+def test_interpreter_exception_is_not_an_illegal_instruction(gpu):
+    """A Python error inside an instruction's implementation is a defect of the mock: it must
+    never read as the SM refusing the instruction (ESR ILLEGAL_INSTR_ENCODING)."""
+    m = ptx.parse(HEAD + ".visible .entry k()\n{\n    .reg .b32 %r0;\n    mov.u32 %r0, 1;\n    ret;\n}\n")
+    op = m.entries["k"].ops[0]
+
+    def broken(s, i):
+        raise ZeroDivisionError("planted")
+    op.run = broken
+    with pytest.raises(MockFault) as ei:
+        gpu.run(m, "k", 1, 32, [])
+    assert type(ei.value) is ptx.InterpreterDefect and not isinstance(ei.value, ptx.IllegalInstruction)
+    assert "planted" in str(ei.value) and ei.value.line == 7
+    assert isinstance(ei.value.__cause__, ZeroDivisionError)

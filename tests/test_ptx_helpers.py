@@ -75,6 +75,26 @@ def gpu():
     g.close()
 
 
+def assert_launch_refused(module: ptx.Module, kernel: str, line: int, word: str) -> ptx.IllegalInstruction:
+    """``kernel`` of a module that loaded holds an instruction the mock cannot run: its launch
+    faults with IllegalInstruction (not an InterpreterDefect) naming the kernel, the PTX line
+    and ``word``, and the reason is listed on the entry."""
+    entry = module.entries[kernel]
+    assert entry.unsupported and entry.unsupported[0].line == line, [str(u) for u in entry.unsupported]
+    g = Gpu(1 << 20)
+    try:
+        with pytest.raises(ptx.IllegalInstruction) as ei:
+            params = [g.alloc(64) if p.size == 8 else 0 for p in entry.params]
+            g.run(module, kernel, 1, 32, params)
+    finally:
+        g.close()
+    e = ei.value
+    assert not isinstance(e, ptx.InterpreterDefect)
+    assert e.line == line and e.entry == kernel and word in str(e) and f"PTX line {line}" in str(e), str(e)
+    assert f"kernel {kernel}" in str(e)
+    return e
+
+
 def load_ptx(name: str) -> ptx.Module:
     return ptx.parse((DATA / f"{name}.ptx").read_text())
 

@@ -147,15 +147,13 @@ def test_min_max_relu_and_sad(gpu):
     assert s.tolist() == [wrap(abs(int(x) - int(y)) + 10, "s32") for x, y in zip(a.tolist(), b.tolist())]
 
 
-def test_int_errors_are_parse_errors():
+def test_bad_int_forms_refuse_the_launch():
     from hwdrv.mock.nvidia import ptx
-    from hwdrv.errors import ProgramError
+    from test_ptx_helpers import assert_launch_refused
     for bad, word in [("mul.s32 %r1, %r1, %r1;", "mul"), ("add.cc.f32 %r1, %r1, %r1;", "cc"),
                       ("add.sat.u32 %r1, %r1, %r1;", "sat"), ("mad.lo.s32 %r1, %r1, %r1;", "operands")]:
         text = f".version 8.0\n.target sm_90\n.address_size 64\n.visible .entry k()\n{{\n.reg .b32 %r<2>;\n{bad}\nret;\n}}\n"
-        with pytest.raises(ProgramError) as ei:
-            ptx.parse(text)
-        assert "line 7" in str(ei.value) and word in str(ei.value), str(ei.value)
+        assert_launch_refused(ptx.parse(text), "k", 7, word)
 
 
 def test_carry_chains_128bit(gpu):

@@ -8,7 +8,6 @@ import zlib
 import numpy as np
 import pytest
 
-from hwdrv.errors import ProgramError
 from hwdrv.mock.nvidia import ptx
 
 from test_ptx_helpers import gpu  # noqa: F401
@@ -265,11 +264,14 @@ def test_generic_atomics_and_f16x2_add(gpu):
     assert gpu.download(h, np.float16, 2).tolist() == [64.0, 64.0]
 
 
-def test_unsupported_memory_forms_are_parse_errors():
-    for bad in ("st.param.u32 [out], %r0;", "st.const.u32 [%rd0], %r0;", "ld.global.v8.u32 {%r0,%r1,%r2,%r3,%r4,%r5,%r6,%r7}, [%rd0];",
-                "atom.global.add.s64 %rd1, [%rd0], %rd1;", "ld.shared::cluster.u32 %r0, [%r1];"):
-        with pytest.raises(ProgramError):
-            kernel(bad)
+def test_unsupported_memory_forms_refuse_the_launch():
+    from test_ptx_helpers import assert_launch_refused
+    for bad, word in (("st.param.u32 [out], %r0;", "read-only"), ("st.const.u32 [%rd0], %r0;", "read-only"),
+                      ("ld.global.v8.u32 {%r0,%r1,%r2,%r3,%r4,%r5,%r6,%r7}, [%rd0];", ".v8"),
+                      ("atom.global.add.s64 %rd1, [%rd0], %rd1;", "s64")):
+        m = kernel(bad)
+        line = next(i.line for i in m.entries["k"].function.instrs if i.text.startswith(bad.split()[0]))
+        assert_launch_refused(m, "k", line, word)
 
 
 @pytest.mark.parametrize("op, tname", [("add", "u32"), ("add", "f32"), ("add", "f64"), ("inc", "u32"), ("dec", "u32"),

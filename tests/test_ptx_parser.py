@@ -72,17 +72,26 @@ def test_all_committed_ptx_parses():
     (HEAD + ".visible .entry k() { .reg .b32 %r; mov.u32 %r, %q; ret; }", "%q"),
     (HEAD + ".visible .entry k() { L: L: ret; }", "twice"),
     (HEAD + ".visible .entry k() { ret; ", "unterminated"),
-    (HEAD + ".visible .entry k() { .reg .b32 %r; add.u32 %r, %r; ret; }", "operands"),
     (HEAD + ".visible .entry k() { .reg .b32 %r; ld.global.u32 %r, [%r+]; ret; }", "ld.global.u32"),
-    (HEAD + ".visible .entry k() { .param .b32 x; ret; }", "calls"),
     (HEAD + ".visible .entry k() { ret; } .visible .entry k() { ret; }", "twice"),
     (HEAD + "@", "unexpected"),
-    (HEAD + ".visible .entry k() { .reg .b32 %r; mov.u32 %r, 1.5; ret; }", "floating-point literal"),
 ])
 def test_errors(text, word):
     with pytest.raises(ProgramError) as ei:
         ptx.parse(text)
     assert word in str(ei.value), str(ei.value)
+
+
+@pytest.mark.parametrize("body, word", [
+    ("add.u32 %r, %r;", "operands"),
+    ("mov.u32 %r, 1.5;", "floating-point literal"),
+    ("call.uni (x), f, ();", "f"),
+])
+def test_instructions_that_cannot_run_still_parse(body, word):
+    """Well-formed PTX loads; what the interpreter cannot execute is kept for the launch to refuse."""
+    m = ptx.parse(HEAD + f".visible .entry k() {{ .reg .b32 %r; .param .b32 x; {body} ret; }}")
+    (err,) = m.entries["k"].unsupported
+    assert word in err.message and err.function == "k"
 
 
 _ALPHABET = st.sampled_from(list(".%$_{}[]();,:@!|<>+-*/0123456789abcdefxru \n\t\"=") +

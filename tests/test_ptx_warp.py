@@ -10,40 +10,37 @@ from hwdrv.mock.nvidia import ptx
 from test_ptx_helpers import gpu, run_op  # noqa: F401
 
 
-def ref_shfl(mode, vals, b, c):
-    out, preds = [], []
-    seg = (c >> 8) & 31
-    cval = c & 31
+def cuda_shfl(mode: str, vals: list, b: int, width: int) -> tuple[list, list]:
+    """CUDA's __shfl_{up,down,xor,}_sync(mask, var, b, width) (CUDA C++ Programming Guide, "Warp
+    Shuffle Functions"): the warp is cut into segments of ``width`` lanes; a lane reads lane
+    ``lane - b`` (up), ``lane + b`` (down), ``lane ^ b`` (xor) or lane ``b % width`` of its segment
+    (idx) and keeps its own value when that lane is outside its segment. Written from segment
+    arithmetic, not from the PTX clamp/mask encoding the interpreter implements."""
+    out, ok = [], []
     for lane in range(32):
-        max_lane = (lane & seg) | (cval & ~seg)
-        min_lane = lane & seg
-        if mode == "up":
-            j = lane - b
-            ok = j >= max_lane
-        elif mode == "down":
-            j = lane + b
-            ok = j <= max_lane
-        elif mode == "bfly":
-            j = lane ^ b
-            ok = j <= max_lane
-        else:
-            j = min_lane | (b & ~seg)
-            ok = j <= max_lane
-        if not ok:
-            j = lane
-        out.append(vals[j])
-        preds.append(ok)
-    return out, preds
+        first = lane // width * width
+        last = first + width - 1
+        src = {"up": lane - b, "down": lane + b, "bfly": lane ^ b, "idx": first + b % width}[mode]
+        valid = first <= src <= last
+        out.append(vals[src] if valid else vals[lane])
+        ok.append(valid)
+    return out, ok
 
 
-@pytest.mark.parametrize("mode", ["up", "down", "bfly", "idx"])
-@pytest.mark.parametrize("b, c", [(1, 0x1F), (3, 0x1F), (16, 0x1F), (5, 0x0), (2, 0x181F), (1, 0x1C07), (7, 0x181F), (0, 0x1F)])
-def test_shfl_modes(gpu, mode, b, c):
+# xor by b >= width leaves the segment: that case is the PTX clamp rule's (see KNOWN_SHFL)
+SHFL_CASES = [(mode, b, width) for mode in ("up", "down", "bfly", "idx")
+              for b, width in [(1, 32), (3, 32), (16, 32), (0, 32), (31, 32), (2, 8), (7, 8), (1, 4), (3, 16), (5, 16), (0, 1)]
+              if not (mode == "bfly" and b >= width)]
+
+
+@pytest.mark.parametrize("mode, b, width", SHFL_CASES)
+def test_shfl_modes(gpu, mode, b, width):
     vals = (np.arange(64, dtype=np.uint32) * 37 + 5)
-    cval = c if mode != "up" else (c & ~0x1F)          # up uses c[4:0] = 0 to mean "clamp at 0"
-    d, e = run_op(gpu, f"shfl.sync.{mode}.b32 %d|%e, %a, {b}, {cval}, 0xffffffff;", [vals], [np.uint32, bool])
+    # the c operand CUDA's headers pass: ((32 - width) << 8), with the clamp 0x1F except for up
+    c = ((32 - width) << 8) | (0 if mode == "up" else 0x1F)
+    d, e = run_op(gpu, f"shfl.sync.{mode}.b32 %d|%e, %a, {b}, {c}, 0xffffffff;", [vals], [np.uint32, bool])
     for w in range(2):
-        ro, rp = ref_shfl(mode, vals[32 * w:32 * w + 32].tolist(), b, cval)
+        ro, rp = cuda_shfl(mode, vals[32 * w:32 * w + 32].tolist(), b, width)
         assert d[32 * w:32 * w + 32].tolist() == ro
         assert e[32 * w:32 * w + 32].tolist() == rp
 
@@ -64,6 +61,11 @@ KNOWN_SHFL = [
     (("idx", 3, 0x181F), ([(i & ~7) | 3 for i in _L], [True] * 32)),
     # width 8, down by 2: the last two lanes of each segment keep their own value
     (("down", 2, 0x181F), ([i + 2 if i % 8 < 6 else i for i in _L], [i % 8 < 6 for i in _L])),
+    # PTX clamp that CUDA never passes: c = 5, no segments -> maxLane 5: lanes 0..4 read i+1
+    (("down", 1, 0x5), ([i + 1 for i in range(5)] + list(range(5, 32)), [True] * 5 + [False] * 27)),
+    # xor by 8 with width 4 (c = 0x1C1F): maxLane = segment end; lane^8 lies in another segment,
+    # valid by the PTX rule only when it is not above this segment's last lane
+    (("bfly", 8, 0x1C1F), ([i ^ 8 if (i ^ 8) <= (i | 3) else i for i in _L], [(i ^ 8) <= (i | 3) for i in _L])),
 ]
 
 

@@ -270,7 +270,8 @@ class CubinImage(CudaElf):
                                    if r.attr == EIATTR.CUDA_API_VERSION and r.words), None),
             barriers=self._hval(info, EIATTR.NUM_BARRIERS) or 0,
             symbol_index=sym.index, frame_size=fr.frame_size, min_stack=fr.min_stack,
-            max_stack=fr.max_stack)
+            max_stack=fr.max_stack,
+            calls=any(y.shndx == text.index and y.type == STT_FUNC and y.index != sym.index for y in self.symbols))
 
     def _info_for(self, section_name: str) -> int | None:
         s = self._by_name.get(section_name)

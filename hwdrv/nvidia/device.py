@@ -47,6 +47,8 @@ POOL_SLOTS = 14
 #: generic-address windows for shared and local memory: 4 GiB aligned, outside the pool
 SHARED_WINDOW = 0x100_0000_0000
 LOCAL_WINDOW = 0x101_0000_0000
+#: CUDA's default cudaLimitStackSize: per-thread call stack of kernels that call functions
+DEFAULT_STACK_LIMIT = 1024
 #: VA the driver maps a channel's context buffers into (UVM_REGISTER_CHANNEL)
 CHANNEL_CTX_VA_SIZE = 64 << 20
 _NOTIFIER_SIZE = 64 << 10
@@ -107,6 +109,11 @@ class NVDevice(Device):
     timestamp_hz = 1_000_000_000
     shared_window = SHARED_WINDOW
     local_window = LOCAL_WINDOW
+    #: bytes of call stack per thread a kernel that calls device functions gets below its own
+    #: frame (beyond what its cubin reports), like CUDA's cudaLimitStackSize (default 1024).
+    #: Set it on the device before loading programs that need more (deep recursion); it
+    #: applies to programs loaded afterwards.
+    stack_limit = DEFAULT_STACK_LIMIT
 
     def __init__(self, kernel: Kernel, index: int, name: str):
         super().__init__(name, kernel)

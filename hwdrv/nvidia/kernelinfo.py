@@ -72,6 +72,9 @@ class KernelInfo:
     barriers: int = 0                # EIATTR_NUM_BARRIERS: named barriers the kernel uses
     min_stack: int = 0
     max_stack: int = 0
+    #: the kernel's code holds device functions it calls (FUNC symbols besides the kernel's in its
+    #: .text section, ptxas's ``$kernel$function`` copies): it needs a call stack (program.py)
+    calls: bool = False
 
     @property
     def shared_user(self) -> int:

@@ -23,9 +23,19 @@ links and places both the same way:
   variables. The mock GPU reads a variable's address from that slot of constant bank 4.
 * Module ``.const`` variables: ``.nv.constant3``, laid out in declaration order (what ptxas uses
   for ``__constant__``).
+* Function pointers, as ptxas 13.0 links them (tests/data/nvcc_corpus/mixed_support.cubin): a
+  function's address is a descriptor, the byte offset of its slot in constant bank 2; slot 0
+  holds 1, slot k the offset of the k-th address-taken function (declaration order) in the
+  kernel's code. Every kernel gets ``.nv.constant2.<k>`` with its own offsets (the text of each
+  kernel holds its own copy of the functions); ``.global`` initialisers naming functions hold
+  their descriptors in ``.nv.global.init``. The mock GPU reads bank 2 to map a descriptor to the
+  code it calls.
+* ``.nv.info``: MIN_STACK_SIZE 0 for a kernel that calls functions, as ptxas reports (the
+  driver adds its stack limit; :mod:`hwdrv.nvidia.program`).
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import struct
 from dataclasses import dataclass
@@ -57,6 +67,12 @@ KPARAM_SIZE_SHIFT = 18
 #: ([index, offset << 16 | ordinal, size], no flags; observed on tests/data/nvidia/big_params)
 KPARAM_V1_MAX_BLOCK = 4096
 GLOBAL_ADDRESS_BANK = 4
+FUNCTION_DESCRIPTOR_BANK = 2
+#: what ptxas 13.0 writes in slot 0 of the descriptor bank (observed; slot 0 is no function)
+DESCRIPTOR_SLOT0 = 1
+DESCRIPTOR_SLOT = 8
+_CALL_RE = re.compile(rb"\bcall(?:\.uni)?\s+(?:\([^)]*\)\s*,\s*)?(%?[A-Za-z_$][\w$]*)")
+_FUNC_ADDRESS_RE = re.compile(rb"\bmov\.[bu]64\s+[^,;]+,\s*([A-Za-z_$][\w$]*)\s*;")
 CONST_BANK = 3
 ADDRESS_SLOT = 8
 TEXT_ALIGN = 128
@@ -97,10 +113,37 @@ def build(ptx: bytes) -> bytes:
     return _Writer(ptx, text, kernels, funcs, module_vars).write()
 
 
+def _address_taken(text: bytes, module_vars) -> list[str]:
+    """Functions (with bodies) whose address the module takes -- named in a ``.global``
+    initialiser or moved into a register -- in definition order: the descriptor slots 1, 2, ..."""
+    named = {n for v in module_vars for _, n in v.symbol_inits}
+    named |= {m.group(1).decode() for m in _FUNC_ADDRESS_RE.finditer(text)}
+    return [f.name for f in ptxscan.functions(text) if not f.is_entry and f.name in named]
+
+
+def _resolve_function_inits(text: bytes, variables):
+    """``variables`` with each function named in an initialiser replaced by its descriptor."""
+    slots = {n: DESCRIPTOR_SLOT * (k + 1) for k, n in enumerate(_address_taken(text, variables))}
+    out = []
+    for v in variables:
+        if v.symbol_inits:
+            init = bytearray(v.init)
+            for off, name in v.symbol_inits:
+                if name not in slots:
+                    raise ProgramError(f".global {v.name}: initializer {name} is not a function defined in the "
+                                       f"module (the mock compiler resolves only function addresses)")
+                init[off:off + DESCRIPTOR_SLOT] = slots[name].to_bytes(DESCRIPTOR_SLOT, "little")
+            v = dataclasses.replace(v, init=bytes(init))
+        out.append(v)
+    return out
+
+
 class _Writer:
     def __init__(self, raw: bytes, text: bytes, kernels, funcs, module_vars):
         self.raw, self.text, self.kernels, self.funcs = raw, text, kernels, funcs
-        self.globals_ = [v for v in module_vars if v.space == "global" and not v.extern]
+        self.globals_ = _resolve_function_inits(text, [v for v in module_vars if v.space == "global" and not v.extern])
+        self.descriptors = _address_taken(text, module_vars)
+        self.reach: dict[str, set[str]] = {}          # device functions each kernel can call
         self.consts = [v for v in module_vars if v.space == "const"]
         self.mod_shared = [v for v in module_vars if v.space == "shared"]
         self.sections: list[_Section] = [_Section("", 0, 0, align=0)]
@@ -142,12 +185,19 @@ class _Writer:
         self._add(_Section(SHARED_RESERVED_SECTION, SHT_NOBITS, SHF_ALLOC | SHF_WRITE, size=0, align=1))
         self._variables(".nv.global", SHT_NOBITS, SHF_ALLOC | SHF_WRITE,
                         [v for v in self.globals_ if v.init is None])
+        for e in self.kernels:
+            self._function_symbols(e.name, texts[e.name])
         facts = {e.name: self._kernel_facts(e) for e in self.kernels}
         for e in self.kernels:
             if facts[e.name]["shared"]:
                 self._add(_Section(f".nv.shared.{e.name}", SHT_NOBITS, SHF_ALLOC | SHF_WRITE | SHF_INFO_LINK,
                                    size=SHARED_RESERVED_BYTES + facts[e.name]["shared"], align=16,
                                    info=texts[e.name]))
+        if self.descriptors:
+            for e in self.kernels:
+                self._add(_Section(f".nv.constant{FUNCTION_DESCRIPTOR_BANK}.{e.name}", SHT_PROGBITS,
+                                   SHF_ALLOC | SHF_INFO_LINK, self._descriptor_bank(self.sections[texts[e.name]].data),
+                                   align=4, info=texts[e.name]))
         for e in self.kernels:
             size = PARAM_BASE_BY_SM[MOCK_SM] + facts[e.name]["param_size"]
             c0 = self._add(_Section(f".nv.constant0.{e.name}", SHT_PROGBITS, SHF_ALLOC | SHF_INFO_LINK,
@@ -192,6 +242,32 @@ class _Writer:
         self.local_syms.append((name, STT_SECTION, ix, 0, 0))
         self.local_syms += [(v.name, STT_OBJECT, ix, offs[v.name], v.size) for v in variables]
 
+    def _function_symbols(self, kernel: str, shndx: int) -> None:
+        """A local FUNC symbol ``$kernel$function`` in the kernel's text for each device function
+        the kernel can call, as ptxas names its per-kernel copies (the driver reads from them
+        that the kernel calls, and sizes its stack)."""
+        text = ptxscan.blank_comments(self.sections[shndx].data.rstrip(b"\0"))
+        funcs = {f.name: f for f in ptxscan.functions(text)}
+        reach, todo = set(), [kernel]
+        while todo:
+            f = funcs[todo.pop()]
+            for m in _CALL_RE.finditer(text[f.body:f.end - 1]):
+                targets = self.descriptors if m.group(1).startswith(b"%") else [m.group(1).decode()]
+                for t in targets:
+                    if t in funcs and not funcs[t].is_entry and t not in reach:
+                        reach.add(t)
+                        todo.append(t)
+        self.reach[kernel] = reach
+        for name, f in funcs.items():
+            if name in reach:
+                self.local_syms.append((f"${kernel}${name}", STT_FUNC, shndx, f.start, f.end - f.start))
+
+    def _descriptor_bank(self, kernel_text: bytes) -> bytes:
+        """Constant bank 2 of a kernel: slot 0, then each address-taken function's code offset."""
+        starts = {f.name: f.start for f in ptxscan.functions(ptxscan.blank_comments(kernel_text.rstrip(b"\0")))
+                  if not f.is_entry}
+        return struct.pack(f"<{1 + len(self.descriptors)}Q", DESCRIPTOR_SLOT0, *(starts[n] for n in self.descriptors))
+
     # -- per-kernel facts -------------------------------------------------------------------
     def _kernel_facts(self, e) -> dict:
         fn = self.funcs[e.name]
@@ -200,7 +276,13 @@ class _Writer:
         own = ptxscan.body_variables(self.text, fn)
         static = [v for v in self.mod_shared + own if v.space == "shared" and not v.extern]
         _, shared_end = ptxscan.layout(static)
+        # the kernel's frame: its .local variables, and the .param slots of its call sequences
+        # where it calls only the device runtime (printf, malloc, ...): the mock keeps them in
+        # local memory. A kernel that calls device functions has a call stack for them
+        # (program.py), as ptxas leaves them out of its frame.
         local = [v for v in own if v.space == "local"]
+        if not self.reach[e.name]:
+            local += ptxscan.body_call_slots(self.text, fn)
         _, local_end = ptxscan.layout(local)
         regs = ptxscan.estimate_registers(body)
         # callees' registers and stack count too: the kernel runs them on its own registers/stack

@@ -74,8 +74,12 @@ class NVProgram(Program):
                          LOCAL_WINDOW_SIZE - STACK_RESERVE)
         self.cb0_template = np.frombuffer(bytes(tmpl), np.uint8).copy()
         self.param_base = info.param_base
-        self.slm_per_thread = (-(-(self.local_per_thread + STACK_RESERVE) // 16) * 16
-                               if self.local_per_thread else 0)
+        # A kernel that calls device functions gets a call stack below its frame, as CUDA gives
+        # one: ptxas reports 0 stack for recursion (and for calls that pass arguments in
+        # registers), so the device's stack limit is the floor, as cudaLimitStackSize is.
+        self.stack_bytes = device.stack_limit if info.calls else 0
+        per_thread = max(self.local_per_thread, info.frame_size + self.stack_bytes)
+        self.slm_per_thread = -(-(per_thread + STACK_RESERVE) // 16) * 16 if per_thread else 0
         self._templates: dict[tuple, np.ndarray] = {}
         #: byte offset of the parameters in a launch template
         self.args_offset = QMD_WORDS * 4 + self.param_base
@@ -102,16 +106,27 @@ class NVProgram(Program):
     def _memory(self) -> list:
         return [b for b in (self._code, self._globals) if b is not None]
 
+    def _ptx_source(self) -> str | None:
+        """This kernel's code as PTX text (the mock's binaries), None for SASS."""
+        text = self.image.section(f".text.{self.name}")
+        if text is None or not text.data.endswith(b"\0"):
+            return None
+        try:
+            return text.data[:-1].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    @property
+    def is_ptx(self) -> bool:
+        """Whether this kernel's code is PTX text (the mock's cubins) rather than SASS."""
+        return self._ptx_source() is not None
+
     def source_line(self, pc: int) -> str:
         """The PTX line at GPU address ``pc`` when this kernel's code is PTX text (the mock's
         binaries: its SM error PCs point at the faulting line); "" otherwise."""
-        text = self.image.section(f".text.{self.name}")
+        src = self._ptx_source()
         off = pc - self.program_va
-        if text is None or not 0 <= off < len(text.data) or not text.data.endswith(b"\0"):
+        if src is None or not 0 <= off < len(src):
             return ""
-        try:
-            src = text.data[:-1].decode("utf-8")
-        except UnicodeDecodeError:
-            return ""          # SASS, not PTX
         line_no = src.count("\n", 0, off) + 1
         return f"PTX line {line_no}: {src.splitlines()[line_no - 1].strip()}"

@@ -178,12 +178,14 @@ def decode_utf8(raw: bytes) -> str:
 
 # ---- state-space variables, bodies, registers ---------------------------------------------------
 
+_PARAM_DECL_RE = re.compile(rb"\.param\s+([^;()]*);")
 _DECL_RE = re.compile(rb"((?:\.(?:visible|extern|weak)\s+)*)\.(global|const|shared|local)\s+([^;]*);")
 _FUNC_RE = re.compile(rb"(?:(?:\.visible|\.weak|\.extern)\s+)*\.(?:func|entry)\b")
 _REG_DECL_RE = re.compile(rb"\.reg\s+((?:\.v\d\s+)?\.\w+)\s+([^;]*);")
 _REG_USE_RE = re.compile(rb"%[A-Za-z_$][\w$]*")
 _LABEL_RE = re.compile(rb"^\s*([A-Za-z_$][\w$]*)\s*:")
 _BRANCH_RE = re.compile(rb"\bbra(?:\.uni)?\s+([A-Za-z_$][\w$]*)")
+_SYMBOL_RE = re.compile(r"[A-Za-z_$%][\w$]*$")
 _VAR_NAME_RE = re.compile(r"([A-Za-z_$%][\w$]*)((?:\s*\[\s*\d*\s*\])*)$")
 _NUMBER_RE = re.compile(r"-?(?:0[fF][0-9a-fA-F]{8}|0[dD][0-9a-fA-F]{16}|0[xX][0-9a-fA-F]+|\d+\.\d*(?:[eE][-+]?\d+)?"
                         r"|\d+[eE][-+]?\d+|\d+)$")
@@ -193,13 +195,16 @@ _NUMBER_RE = re.compile(r"-?(?:0[fF][0-9a-fA-F]{8}|0[dD][0-9a-fA-F]{16}|0[xX][0-
 class PtxVariable:
     """A state-space variable declaration (``.global``/``.const``/``.shared``/``.local``).
     ``size`` is 0 for an unsized ``.extern`` array; ``init`` holds the initial bytes (zero padded to
-    ``size``) of an initialised variable."""
+    ``size``) of an initialised variable; ``symbol_inits`` the (byte offset, name) of each element
+    initialised with a symbol's address (``{_Z4addfii, ...}``), zero in ``init`` until a writer
+    resolves it."""
     name: str
     space: str
     size: int
     align: int
     init: bytes | None = None
     extern: bool = False
+    symbol_inits: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -273,6 +278,19 @@ def body_variables(text: bytes, fn: PtxFunction) -> list[PtxVariable]:
     return [v for _, v in _declarations(text[fn.body:fn.end - 1])]
 
 
+def body_call_slots(text: bytes, fn: PtxFunction) -> list[PtxVariable]:
+    """``.param`` variables declared inside ``fn``'s body (the argument and return slots of its
+    call sequences; ``.callprototype`` lines declare none)."""
+    body = text[fn.body:fn.end - 1]
+    out = []
+    for m in _PARAM_DECL_RE.finditer(body):
+        line = body[body.rfind(b"\n", 0, m.start()) + 1:m.start()].rstrip()
+        if line and line[-1:] not in (b";", b"{", b"}"):
+            continue
+        out.append(_variable("param", b"", m.group(1).decode()))
+    return out
+
+
 def _declarations(text: bytes):
     for m in _DECL_RE.finditer(text):
         line = text[text.rfind(b"\n", 0, m.start()) + 1:m.start()].rstrip()
@@ -317,17 +335,22 @@ def _variable(space: str, linkage: bytes, decl: str) -> PtxVariable:
     size = 0 if unsized else elem * count
     if values is not None and unsized:
         size = PTX_TYPE_SIZES[ptype] * len(values)
-    init = _init_bytes(where, ptype, values, size) if values is not None else None
-    return PtxVariable(m.group(1), space, size, align or elem, init, extern=b".extern" in linkage)
+    symbols = tuple((k * PTX_TYPE_SIZES[ptype], v) for k, v in enumerate(values or ()) if _SYMBOL_RE.match(v))
+    if symbols and PTX_TYPE_SIZES[ptype] != 8:
+        raise ProgramError(f"{where}: address initializers need a 64-bit element type")
+    numbers = [("0" if _SYMBOL_RE.match(v) else v) for v in values] if values is not None else None
+    init = _init_bytes(where, ptype, numbers, size) if numbers is not None else None
+    return PtxVariable(m.group(1), space, size, align or elem, init, extern=b".extern" in linkage,
+                       symbol_inits=symbols)
 
 
 def _initializer(where: str, text: str) -> list[str]:
     items = [t.strip() for t in text.replace("{", ",").replace("}", ",").split(",")]
     values = [t for t in items if t]
     for v in values:
-        if not _NUMBER_RE.match(v):
-            raise ProgramError(f"{where}: initializer {v!r} is not a number (address initializers "
-                               f"are not supported by the mock compiler)")
+        if not _NUMBER_RE.match(v) and not _SYMBOL_RE.match(v):
+            raise ProgramError(f"{where}: initializer {v!r} is neither a number nor a symbol (generic() "
+                               f"and symbol+offset initializers are not supported by the mock compiler)")
     return values
 
 

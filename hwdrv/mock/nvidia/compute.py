@@ -25,6 +25,7 @@ After the grid, the QMD's release semaphores are applied and enabled dependent Q
 from __future__ import annotations
 
 import os
+import re
 import struct
 import time
 from typing import TYPE_CHECKING
@@ -50,6 +51,10 @@ CB0_STACK_POINTER = 0x28      # ... and the initial stack pointer (a local windo
 SHARED_WINDOW_ALIGN = 1 << 32  # Hopper: the shared window is 4 GiB aligned and nonzero
 LOCAL_WINDOW_ALIGN = 16 << 20
 GLOBAL_ADDRESS_BANK = 4       # ptxas puts the addresses of __device__ variables in c[4]
+#: ptxas's function pointers are byte offsets into c[2], whose 8-byte slots hold the code offset
+#: of each address-taken function in the kernel's code (slot 0 is no function)
+FUNCTION_DESCRIPTOR_BANK = 2
+_FUNC_HEAD_RE = re.compile(rb"(?:\.(?:visible|weak)\s+)*\.func\s*(?:\([^)]*\))?\s*([A-Za-z_$][\w$]*)")
 ADDRESS_SLOT = 8
 CONST_BANK = 3
 SLM_WARP_GRANULE = 0x200      # SLM is handed out per warp in 512-byte steps
@@ -231,6 +236,7 @@ class ComputeEngine:
                                                 f"QMD's BARRIER_COUNT is {q.barriers} (mock-detected)")
         config = self._address_config(q, cb0, where)
         global_addresses = self._global_addresses(q, kernel, banks, where)
+        function_addresses = self._function_addresses(q, kernel, banks, where)
         if kernel.module.const_layout and CONST_BANK not in banks:
             raise self._launch_error(where, q.va, f"kernel {kernel.entry} reads .const variables from constant "
                                                   f"bank {CONST_BANK}, which the QMD does not bind")
@@ -240,6 +246,7 @@ class ComputeEngine:
             result = ptx.launch(kernel.module, kernel.entry, grid=q.grid, block=q.block,
                                 params=cb0[PARAM_OFFSET:], memory=ch.pt, const_banks=banks,
                                 global_addresses=global_addresses, address_config=config, shared_bytes=shared,
+                                function_addresses=function_addresses,
                                 deadline=time.monotonic() + ch.gpu.kernel_timeout, cancel=ch.cancel)
         except MockFault as f:
             # the SM reports a PC (a GPU address): the faulting PTX line in the kernel's text
@@ -319,6 +326,27 @@ class ComputeEngine:
                                                   f"variables from constant bank {GLOBAL_ADDRESS_BANK}, which the QMD "
                                                   f"does not bind with {ADDRESS_SLOT * len(names)} bytes")
         return {n: struct.unpack_from("<Q", bank, ADDRESS_SLOT * i)[0] for i, n in enumerate(names)}
+
+    def _function_addresses(self, q: Qmd, kernel, banks: dict[int, bytes], where: str) -> dict[str, int]:
+        """Function pointers of this launch: descriptor ``8 * k`` names the function whose code
+        starts at the offset in slot k of constant bank 2 (the code there is its ``.func``)."""
+        bank = banks.get(FUNCTION_DESCRIPTOR_BANK)
+        if bank is None:
+            return {}
+        out = {}
+        for k in range(1, len(bank) // ADDRESS_SLOT):
+            off = struct.unpack_from("<Q", bank, ADDRESS_SLOT * k)[0]
+            if off == 0:          # past the table: the bank is bound in 16-byte units (offset 0 is no .func)
+                continue
+            m = _FUNC_HEAD_RE.match(kernel.text, off) if off < len(kernel.text) else None
+            fn = kernel.module.parsed.functions.get(m.group(1).decode()) if m else None
+            if fn is None or not fn.has_body or fn.is_entry:
+                raise self._launch_error(
+                    where, q.va, f"kernel {kernel.entry}: function descriptor {ADDRESS_SLOT * k:#x} (constant bank "
+                                 f"{FUNCTION_DESCRIPTOR_BANK}) points at code offset {off:#x}, which does not start a "
+                                 f".func of the kernel")
+            out[fn.name] = ADDRESS_SLOT * k
+        return out
 
     def _releases(self, q: Qmd) -> None:
         for r in q.releases:

@@ -51,6 +51,12 @@ class Vec:
 
 
 @dataclass(frozen=True)
+class Group:
+    """``(a, b, ...)``: the return and argument lists of ``call``."""
+    items: tuple
+
+
+@dataclass(frozen=True)
 class Pair:
     """``p|q``: the two predicate destinations of setp and friends."""
     first: object
@@ -72,7 +78,10 @@ class Sink:
 @dataclass
 class Variable:
     """A ``.global/.const/.shared/.local`` variable. ``size`` in bytes (0 for an unsized extern);
-    ``init`` the initializer bytes (None: zero-filled / uninitialised)."""
+    ``init`` the initializer bytes (None: zero-filled / uninitialised). ``address_inits`` lists
+    the elements initialised with an address, ``(byte offset, symbol, addend, generic)``: their
+    bytes in ``init`` are 0 until a loader writes the symbol's address there (a relocation).
+    ``managed``: declared ``.attribute(.managed)`` (CUDA __managed__)."""
     name: str
     space: str
     type: PType
@@ -82,6 +91,8 @@ class Variable:
     init: bytes | None = None
     extern: bool = False
     visibility: str = ""
+    address_inits: list = field(default_factory=list)
+    managed: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,3 +133,5 @@ class Function:
     variables: dict[str, Variable] = field(default_factory=dict)
     directives: dict[str, tuple] = field(default_factory=dict)
     has_body: bool = False
+    returns: list[Param] = field(default_factory=list)     # a .func's return parameters
+    prototypes: set[str] = field(default_factory=set)      # labels of .callprototype declarations

@@ -25,6 +25,16 @@ class IllegalInstruction(MockFault):
         super().__init__(message)
 
 
+class InterpreterDefect(MockFault):
+    """A Python exception inside the interpreter while executing an instruction: a bug in the
+    mock, not a fault of the kernel. Kept apart from IllegalInstruction so that no test (and no
+    hang report) can mistake an interpreter crash for the SM refusing an instruction."""
+
+    def __init__(self, message: str, instruction: str = "", line: int = 0):
+        self.message, self.instruction, self.line = message, instruction, line
+        super().__init__(message)
+
+
 class LaunchTimeout(MockFault):
     """The kernel ran past its step budget or deadline, or was cancelled: a hung kernel."""
 

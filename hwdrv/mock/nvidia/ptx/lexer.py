@@ -2,7 +2,7 @@
 
 Comments (// and /* */) are dropped. Identifiers keep their dots (``ld.global.u32``,
 ``%tid.x``, ``.reg``) and ``::`` sub-qualifiers (``.shared::cta``); ``$`` and ``%`` may start
-one. Numbers are classified here so the parser never re-scans text."""
+one. Directives written together (``.reg.b16``) become one token each. Numbers are classified here so the parser never re-scans text."""
 from __future__ import annotations
 
 import re
@@ -72,6 +72,9 @@ def tokenize(text: str) -> list[Token]:
                 toks.append(Token("int", s, line, int(digits, base)))
             except ValueError:
                 raise PTXError(line, f"bad integer literal {s!r}") from None
+        elif kind == "id" and s[0] == "." and "." in s[1:]:
+            # `.reg.b16` (inline asm is written so): directives glued together are separate
+            toks += [Token("id", "." + part, line) for part in s[1:].split(".")]
         else:
             toks.append(Token(kind, s, line))
     toks.append(Token("eof", "", line))

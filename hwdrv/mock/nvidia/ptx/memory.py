@@ -192,6 +192,55 @@ class ArraySpace:
         view[flat // values.dtype.itemsize] = values
 
 
+CLUSTER_RANK_SHIFT = 24       # shared::cluster address of CTA r's memory: offset | (r + 1) << 24
+
+
+class ClusterSharedSpace(ArraySpace):
+    """Shared memory of a cluster launch (distributed shared memory). An address with a rank
+    field (bits 24 and up = rank + 1, as ``mapa`` makes them) reaches that CTA of the lane's
+    cluster; an address without one is the lane's own CTA's shared memory, as on sm_90 where
+    the CTA's shared window lies inside the cluster's."""
+
+    def __init__(self, data: np.ndarray, limit: int, lane_base: np.ndarray, stride: int, own_rank: np.ndarray,
+                 cluster_size: int):
+        super().__init__("shared", data, limit, lane_base)
+        self.stride, self.own_rank, self.cluster_size = stride, own_rank, cluster_size
+
+    def _resolve(self, addrs: np.ndarray, lanes, access: str) -> tuple[np.ndarray, np.ndarray]:
+        addrs = np.asarray(addrs, np.uint64)
+        field = (addrs >> np.uint64(CLUSTER_RANK_SHIFT)).astype(np.int64)
+        base = self.lane_base if lanes is None else self.lane_base[lanes]
+        if not field.any():
+            return addrs, base
+        bad = field > self.cluster_size
+        if bad.any():
+            k = int(np.argmax(bad))
+            exc = AddressSpaceFault(int(addrs[k]), access, f"no CTA of rank {int(field[k]) - 1} in a cluster of "
+                                                           f"{self.cluster_size}", "shared")
+            exc.chunk_lane = int(lanes[k]) if lanes is not None else k
+            raise exc
+        rank = self.own_rank if lanes is None else self.own_rank[lanes]
+        base = np.where(field > 0, base + (field - 1 - rank) * self.stride, base)
+        return addrs & np.uint64((1 << CLUSTER_RANK_SHIFT) - 1), base
+
+    def key(self, addrs: np.ndarray, lanes) -> np.ndarray:
+        off, base = self._resolve(addrs, lanes, "read")
+        return base.astype(np.uint64) * np.uint64(WINDOW_SIZE) + off
+
+    def _flat(self, addrs: np.ndarray, lanes, size: int, access: str) -> np.ndarray:
+        addrs = np.asarray(addrs, np.uint64)
+        check_aligned(addrs, size, lanes, self.name, access)
+        off, base = self._resolve(addrs, lanes, access)
+        if off.size:
+            bad = off > np.uint64(self.limit - size) if self.limit >= size else np.ones(off.shape, bool)
+            if bad.any():
+                k = int(np.argmax(bad))
+                exc = AddressSpaceFault(int(addrs[k]), access, "out-of-range", self.name)
+                exc.chunk_lane = int(lanes[k]) if lanes is not None else k
+                raise exc
+        return base + off.astype(np.int64)
+
+
 def classify_generic(addrs: np.ndarray, windows: tuple = (
         (1, SHARED_WINDOW, WINDOW_SIZE, 0), (2, LOCAL_WINDOW, WINDOW_SIZE, 0),
         (3, PARAM_WINDOW, WINDOW_SIZE, 0))) -> tuple[np.ndarray, np.ndarray]:

@@ -27,6 +27,12 @@ class Symbols:
     def add(self, name: str, space: str, offset: int) -> None:
         self.where[name] = (space, offset)
 
+    def is_call_slot(self, op) -> bool:
+        """``[x]`` names a .param slot of a call sequence or a .func's own parameter: these live
+        in the thread's frame (local memory), not in the kernel's parameter bank."""
+        return (isinstance(op, Addr) and isinstance(op.base, Sym) and
+                self.where.get(op.base.name, ("", 0))[0] in ("frame", "local"))
+
     def lookup(self, name: str, line: int) -> tuple[str, int]:
         try:
             return self.where[name]
@@ -171,21 +177,23 @@ def special_reader(name: str, t: PType, line: int) -> Reader:
         return lambda s, i: dt.type(s.block[axis])
     if base == "%nctaid":
         return lambda s, i: dt.type(s.grid[axis])
-    if base in ("%clusterid", "%nclusterid"):
-        # Launches here are never clustered: each CTA is its own 1-CTA cluster.
-        if base == "%clusterid":
-            g = f"ctaid_{comp}"
-            return lambda s, i: cast(s.geo(g) if i is None else s.geo(g)[i])
-        return lambda s, i: dt.type(s.grid[axis])
-    if base == "%cluster_ctaid":
-        return lambda s, i: dt.type(0)
+    if base in ("%clusterid", "%cluster_ctaid"):
+        g = f"{'clusterid' if base == '%clusterid' else 'cluster_ctaid'}_{comp}"
+        return lambda s, i: cast(s.geo(g) if i is None else s.geo(g)[i])
+    if base == "%nclusterid":
+        return lambda s, i: dt.type(s.grid[axis] // s.cluster[axis])
     if base == "%cluster_nctaid":
-        return lambda s, i: dt.type(1)
+        return lambda s, i: dt.type(s.cluster[axis])
+    if name == "%cluster_ctarank":
+        return lambda s, i: cast(s.geo("cluster_ctarank") if i is None else s.geo("cluster_ctarank")[i])
+    if name == "%cluster_nctarank":
+        return lambda s, i: dt.type(s.cluster_size)
+    if name == "%is_explicit_cluster":
+        return lambda s, i: dt.type(int(s.explicit_cluster))
     if name in ("%laneid", "%warpid", "%smid") or name.startswith("%lanemask_"):
         g = name[1:]
         return lambda s, i: cast(s.geo(g) if i is None else s.geo(g)[i])
-    consts = {"%nwarpid": 64, "%nsmid": 132, "%gridid": 1, "%cluster_ctarank": 0, "%cluster_nctarank": 1,
-              "%is_explicit_cluster": 0}
+    consts = {"%nwarpid": 64, "%nsmid": 132, "%gridid": 1}
     if name in consts:
         v = consts[name]
         return lambda s, i: dt.type(v)
@@ -225,6 +233,15 @@ def symbol_address_reader(op: Sym, t: PType, syms: Symbols | None, line: int) ->
         return rd
     if space == "label":
         raise PTXError(line, f"label {op.name} used as a value")
+    if space == "func":              # a function's address: what the loader made it for this launch
+        name, default = op.name, off
+
+        def rd(s, i):
+            return np.array((s.function_address(name, default) + op.offset) & mask, UNSIGNED[t.size]).view(dt)[()]
+        return rd
+    if space == "frame":             # a .func's local variable: its frame moves with each call
+        o, ut = np.int64(off + op.offset), UNSIGNED[t.size]
+        return lambda s, i: ((s.fp if i is None else s.fp[i]) + o).astype(ut).view(dt)
     c = np.array((off + op.offset) & mask, UNSIGNED[t.size]).view(dt)[()]
     return lambda s, i: c
 
@@ -265,6 +282,13 @@ def address(op, space: str, syms: Symbols, line: int) -> Reader:
             return rd
         if sp == "label":
             raise PTXError(line, f"label {op.base.name} used as an address")
+        if sp == "frame":
+            if space not in ("local", "param", "generic"):
+                raise PTXError(line, f"{op.base.name} is in .local, accessed as .{space}")
+            o = u64(base + total)
+            if space == "generic":           # generic = the launch's local cvta base + the local address
+                return lambda s, i: (s.fp if i is None else s.fp[i]).astype(u64) + o + u64(s.cvta_base("local"))
+            return lambda s, i: (s.fp if i is None else s.fp[i]).astype(u64) + o
         if space == "generic" and sp in WINDOWS:
             rel = base + total              # generic = the launch's cvta base + the space address
             return lambda s, i: u64((s.cvta_base(sp) + rel) & (2**64 - 1))

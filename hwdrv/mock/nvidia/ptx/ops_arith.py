@@ -1,7 +1,7 @@
 """Dispatch of the arithmetic opcodes to the integer or floating-point implementation by type."""
 from __future__ import annotations
 
-from . import ops_float, ops_int
+from . import ops_float, ops_int, ops_packed
 from .decode import Ctx, family
 
 
@@ -14,6 +14,8 @@ def build_arith(ctx: Ctx, ins):
         return ops_float.build_testp(ctx, ins)
     if op in ("dp4a", "dp2a"):
         return ops_int.build_dp(ctx, ins)
+    if any(m in ops_packed.PACKED for m in ins.mods):
+        return ops_packed.build_packed16(ctx, ins, op)
     ts = ctx.types(ins)
     if len(ts) != 1:
         raise ctx.error(f"{op} needs exactly one type")

@@ -110,6 +110,8 @@ def build_set(ctx: Ctx, ins):
     if len(ts) != 2:
         raise ctx.error("set needs a destination and a source type")
     dt, t = ts
+    if t.name in ("f16x2", "bf16x2") or dt.name in ("f16", "bf16"):
+        return _set_half(ctx, ins, dt, t, op, bop)
     if dt.name not in ("u32", "s32", "f32"):
         raise ctx.error(f"set.{dt.name} is not supported")
     ctx.check_mods(ins, _FLT_CMP | _INT_CMP | set(_BOOL) | {"ftz"})
@@ -130,6 +132,43 @@ def build_set(ctx: Ctx, ins):
         if comb is not None:
             r = comb(r, c(s, i))
         w(s, i, np.where(r, one, zero).astype(dt.dtype))
+    return run
+
+
+# 1.0 in each 16-bit format
+_HALF_ONE = {"f16": 0x3C00, "f16x2": 0x3C00, "bf16": 0x3F80, "bf16x2": 0x3F80}
+
+
+def _set_half(ctx: Ctx, ins, dt, t, op: str, bop):
+    """set with half-precision operands: per half (for .f16x2/.bf16x2 sources) 1.0 in the
+    destination's format for true and 0.0 for false, or all ones / 0 for .u32/.s32 results."""
+    pair = t.name in ("f16x2", "bf16x2")
+    fmt = {"f16x2": "f16", "bf16x2": "bf16"}.get(t.name, t.name)
+    if fmt not in ("f16", "bf16") or dt.name not in ("u32", "s32", "f16", "bf16", "f16x2", "bf16x2") \
+            or (dt.name.endswith("x2") != pair and dt.name not in ("u32", "s32")):
+        raise ctx.error(f"set.{dt.name}.{t.name} is not supported")
+    ctx.check_mods(ins, _FLT_CMP | set(_BOOL) | {"ftz"})
+    if "ftz" in ins.mods:
+        raise ctx.error("set.ftz on half-precision operands is not supported")
+    ctx.nops(ins, 4 if bop else 3)
+    a, b = ctx.rd(ins.operands[1], t), ctx.rd(ins.operands[2], t)
+    c = ctx.rd(ins.operands[3], TYPES["pred"]) if bop else None
+    bits = TYPES["b32"] if dt.size == 4 else TYPES["b16"]
+    w = ctx.wr(ins.operands[0], bits)                    # written as raw bits
+    comb = _BOOL[bop] if bop else None
+    one = 0xFFFF if dt.name in ("u32", "s32") else _HALF_ONE[dt.name]
+
+    def run(s, i):
+        xs, ys = unpack(t, a(s, i)), unpack(t, b(s, i))
+        out = 0
+        for k, (x, y) in enumerate(zip(xs, ys)):
+            r = compare(op, x, y, True)
+            if comb is not None:
+                r = comb(r, c(s, i))
+            out = out | (np.where(r, one, 0).astype(np.uint32) << np.uint32(16 * k))
+        if not pair and dt.name in ("u32", "s32"):
+            out = np.where(out != 0, np.uint32(0xFFFFFFFF), np.uint32(0))
+        w(s, i, np.asarray(out).astype(bits.dtype))
     return run
 
 

@@ -9,14 +9,13 @@ from .decode import Ctx, family
 from .memory import check_aligned
 from .types import TYPES, UNSIGNED
 
-SPACE_MODS = {"global": "global", "shared": "shared", "shared::cta": "shared", "local": "local",
-              "param": "param", "param::entry": "param", "const": "const"}
+SPACE_MODS = {"global": "global", "shared": "shared", "shared::cta": "shared", "shared::cluster": "shared",
+              "local": "local", "param": "param", "param::entry": "param", "const": "const"}
 
 
 def space_of(ctx: Ctx, ins) -> str:
+    # .shared::cluster addresses may name another CTA of the cluster (memory.ClusterSharedSpace)
     sp = [SPACE_MODS[m] for m in ins.mods if m in SPACE_MODS]
-    if "shared::cluster" in ins.mods:
-        raise ctx.error(".shared::cluster (distributed shared memory) is not supported")
     if len(sp) > 1:
         raise ctx.error("more than one state space")
     return sp[0] if sp else "generic"
@@ -54,6 +53,8 @@ def build_ld(ctx: Ctx, ins):
     ctx.check_mods(ins, set(SPACE_MODS) | {"v2", "v4"})
     if "nc" in ins.mods and space != "global":
         raise ctx.error("ld.nc is for .global only")
+    if space == "param" and ctx.syms.is_call_slot(ins.operands[1] if len(ins.operands) > 1 else None):
+        space = "local"
     t = ctx.one_type(ins)
     if t.kind == "p":
         raise ctx.error("ld.pred does not exist")
@@ -106,6 +107,8 @@ def build_ld(ctx: Ctx, ins):
 def build_st(ctx: Ctx, ins):
     space = space_of(ctx, ins)
     ctx.check_mods(ins, set(SPACE_MODS) | {"v2", "v4"})
+    if space == "param" and ins.operands and ctx.syms.is_call_slot(ins.operands[0]):
+        space = "local"
     if space in ("const", "param"):
         raise ctx.error(f"st.{space}: that state space is read-only for a kernel")
     t = ctx.one_type(ins)
@@ -157,8 +160,12 @@ def build_cp_async(ctx: Ctx, ins):
     rest = ins.mods[1:]
     if rest and rest[0] in ("commit_group", "wait_group", "wait_all"):
         return lambda s, i: None
-    if "bulk" in rest:
-        raise ctx.error("cp.async.bulk (TMA) is not supported")
+    if rest and rest[0] == "mbarrier":
+        from .ops_mbarrier import build_cp_async_arrive     # (ops_mbarrier imports this module)
+        return build_cp_async_arrive(ctx, ins)
+    if rest and rest[0] == "bulk":
+        from .ops_mbarrier import build_cp_async_bulk     # (ops_mbarrier imports this module)
+        return build_cp_async_bulk(ctx, ins)
     ctx.check_mods(ins, {"async", "shared", "global", "shared::cta"})
     if len(ins.operands) not in (3, 4):
         raise ctx.error("cp.async takes [dst], [src], size[, src_size]")

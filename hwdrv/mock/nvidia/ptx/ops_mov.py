@@ -155,8 +155,101 @@ def int_to_int(v, st: PType, dt: PType, sat: bool) -> np.ndarray:
     return v.view(UNSIGNED[st.size]).astype(UNSIGNED[dt.size]).view(dt.dtype)
 
 
+def _cvt_tf32(ctx: Ctx, ins):
+    """cvt.{rna,rn,rz}{.relu}{.satfinite}.tf32.f32: an f32 pattern rounded to tf32's 10 fraction
+    bits (the low 13 bits cleared), held in a .b32 register."""
+    mods = list(ins.mods)
+    if mods[-2:] != ["tf32", "f32"]:
+        raise ctx.error("cvt to .tf32 takes an .f32 source")
+    rnd = [m for m in mods if m in ("rna", "rn", "rz")]
+    extra = set(mods) - {"rna", "rn", "rz", "relu", "satfinite", "tf32", "f32"}
+    if len(rnd) != 1 or extra:
+        raise ctx.error("cvt.tf32.f32 needs one of .rna .rn .rz (and optionally .relu .satfinite)")
+    ctx.nops(ins, 2)
+    w = ctx.wr(ins.operands[0], TYPES["b32"])
+    src = ctx.rd(ins.operands[1], TYPES["b32"])
+    mode, relu, satfinite = rnd[0], "relu" in mods, "satfinite" in mods
+    low = np.uint32(0x1FFF)
+
+    def run(s, i):
+        b = np.asarray(src(s, i), np.uint32)
+        nan = (b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+        if relu:
+            b = np.where((b >> np.uint32(31)).astype(bool) & ~nan, np.uint32(0), b)
+        if mode == "rna":            # magnitude + half an ulp: ties away from zero
+            r = b + np.uint32(0x1000)
+        elif mode == "rn":           # ties to even
+            r = b + np.uint32(0xFFF) + ((b >> np.uint32(13)) & np.uint32(1))
+        else:
+            r = b
+        inf_in = (b & np.uint32(0x7FFFFFFF)) == np.uint32(0x7F800000)
+        r = np.where(inf_in, b, r) & ~low
+        if satfinite:
+            big = ((r & np.uint32(0x7FFFFFFF)) == np.uint32(0x7F800000))
+            r = np.where(big, (r & np.uint32(0x80000000)) | np.uint32(0x7F7FE000), r)
+        w(s, i, np.where(nan, np.uint32(0x7FFFFFFF), r).astype(np.uint32))
+    return run
+
+
+def _cvt_fp8(ctx: Ctx, ins):
+    """cvt.rn{.relu}.satfinite.{e4m3x2,e5m2x2}.f32 d, a, b (d[15:8] from a, d[7:0] from b),
+    cvt.rn{.relu}.satfinite.{e4m3x2,e5m2x2}.f16x2 d, a, and cvt.rn{.relu}.f16x2.{e4m3x2,e5m2x2} d, a."""
+    from . import fp8
+    mods = list(ins.mods)
+    f8 = [m for m in mods if m in ("e4m3x2", "e5m2x2")]
+    relu, sat = "relu" in mods, "satfinite" in mods
+    rest = [m for m in mods if m not in ("rn", "relu", "satfinite")]
+    if len(f8) != 1 or "rn" not in mods or len(rest) != 2:
+        raise ctx.error(f"cvt.{'.'.join(mods)} is not supported")
+    fmt = f8[0][:4]
+
+    def relu_of(x):
+        return np.where(np.isnan(x), x, np.maximum(x, 0.0)) if relu else x
+    if rest[0] == f8[0]:                                   # to fp8
+        if not sat:
+            raise ctx.error("conversions to e4m3x2/e5m2x2 need .satfinite")
+        w = ctx.wr(ins.operands[0], TYPES["b16"])
+        if rest[1] == "f32":
+            ctx.nops(ins, 3)
+            ra, rb = (ctx.rd(o, TYPES["f32"]) for o in ins.operands[1:])
+
+            def run(s, i):
+                hi = fp8.encode(relu_of(np.asarray(ra(s, i), np.float64)), fmt, True).astype(np.uint16)
+                lo = fp8.encode(relu_of(np.asarray(rb(s, i), np.float64)), fmt, True).astype(np.uint16)
+                w(s, i, (hi << np.uint16(8)) | lo)
+            return run
+        if rest[1] == "f16x2":
+            ctx.nops(ins, 2)
+            ra = ctx.rd(ins.operands[1], TYPES["b32"])
+
+            def run(s, i):
+                v = np.asarray(ra(s, i), np.uint32)
+                lo = (v & np.uint32(0xFFFF)).astype(np.uint16).view(np.float16).astype(np.float64)
+                hi = (v >> np.uint32(16)).astype(np.uint16).view(np.float16).astype(np.float64)
+                w(s, i, (fp8.encode(relu_of(hi), fmt, True).astype(np.uint16) << np.uint16(8))
+                  | fp8.encode(relu_of(lo), fmt, True).astype(np.uint16))
+            return run
+        raise ctx.error(f"cvt to .{f8[0]} from .{rest[1]} is not supported")
+    if rest[0] == "f16x2" and rest[1] == f8[0]:            # from fp8: exact in f16
+        ctx.nops(ins, 2)
+        w = ctx.wr(ins.operands[0], TYPES["b32"])
+        ra = ctx.rd(ins.operands[1], TYPES["b16"])
+
+        def run(s, i):
+            v = np.asarray(ra(s, i), np.uint16)
+            lo = relu_of(fp8.decode((v & np.uint16(0xFF)).astype(np.uint8), fmt)).astype(np.float16).view(np.uint16)
+            hi = relu_of(fp8.decode((v >> np.uint16(8)).astype(np.uint8), fmt)).astype(np.float16).view(np.uint16)
+            w(s, i, lo.astype(np.uint32) | (hi.astype(np.uint32) << np.uint32(16)))
+        return run
+    raise ctx.error(f"cvt.{'.'.join(mods)} is not supported")
+
+
 @family("cvt")
 def build_cvt(ctx: Ctx, ins):
+    if "tf32" in ins.mods:
+        return _cvt_tf32(ctx, ins)
+    if "e4m3x2" in ins.mods or "e5m2x2" in ins.mods:
+        return _cvt_fp8(ctx, ins)
     ts = ctx.types(ins)
     if len(ts) != 2:
         raise ctx.error("cvt needs a destination and a source type")

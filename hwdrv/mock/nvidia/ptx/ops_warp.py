@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ast import Pair
+from .errors import IllegalInstruction
 from .decode import Ctx, family
 from .types import TYPES
 
@@ -242,6 +243,13 @@ def build_bar(ctx: Ctx, ins):
         return lambda s, i: None
     if "red" in mods:
         return _bar_red(ctx, ins)
+    if "cluster" in mods:
+        # barrier.cluster.arrive / .wait: a chunk runs whole clusters in lock step, so every
+        # thread of the cluster has arrived by the time any thread waits
+        if ins.opcode != "barrier" or not mods & {"arrive", "wait"} or ins.operands or \
+                mods - {"cluster", "arrive", "wait", "aligned", "relaxed", "release", "acquire"}:
+            raise ctx.error("barrier.cluster takes .arrive or .wait (with .aligned, .relaxed, .release, .acquire)")
+        return lambda s, i: None
     ctx.check_mods(ins, {"arrive", "cta"})
     if len(ins.operands) not in (1, 2):
         raise ctx.error(f"{ins.opcode} takes a barrier id and optionally a thread count")
@@ -287,3 +295,70 @@ def build_fence(ctx: Ctx, ins):
     elif ins.operands:
         raise ctx.error(f"{ins.opcode} takes no operands")
     return lambda s, i: None
+
+
+@family("griddepcontrol")
+def build_griddepcontrol(ctx: Ctx, ins):
+    # Programmatic dependent launch: .wait waits until the grids this one depends on have
+    # completed and flushed their memory, .launch_dependents lets dependents start early. The
+    # mock runs one grid at a time, in order, so prerequisites are always complete: both are no-ops.
+    if list(ins.mods) not in (["wait"], ["launch_dependents"]) or ins.operands:
+        raise ctx.error("griddepcontrol takes .wait or .launch_dependents and no operands")
+    return lambda s, i: None
+
+
+@family("mapa")
+def build_mapa(ctx: Ctx, ins):
+    """mapa{.shared::cluster}.{u32,u64} d, a, rank: the address of the same shared variable in
+    CTA ``rank`` of the cluster (generic addresses without a space; memory.ClusterSharedSpace
+    gives the encoding). A CTA's own rank maps to its plain shared address."""
+    from .memory import CLUSTER_RANK_SHIFT
+    t = ctx.one_type(ins, {"u32", "u64"})
+    generic = "shared::cluster" not in ins.mods
+    ctx.check_mods(ins, {"shared::cluster"})
+    ctx.nops(ins, 3)
+    w = ctx.wr(ins.operands[0], t)
+    ra, rr = ctx.rd(ins.operands[1], t), ctx.rd(ins.operands[2], TYPES["u32"])
+    low = np.uint64((1 << CLUSTER_RANK_SHIFT) - 1)
+    line, text = ins.line, ins.text
+
+    def run(s, i):
+        a = np.asarray(ra(s, i)).astype(np.uint64)
+        rank = np.asarray(rr(s, i)).astype(np.uint64)
+        n = s.L if i is None else len(i)
+        a, rank = np.broadcast_to(a, (n,)), np.broadcast_to(rank, (n,))
+        base = np.uint64(s.cvta_base("shared"))             # the launch's generic shared base
+        lo, hi = s.window("shared")
+        off = a - base if generic else a
+        if generic and ((a < np.uint64(lo)) | (a >= np.uint64(hi))).any():
+            raise IllegalInstruction("mapa of an address outside shared memory", text, line)
+        if (rank >= np.uint64(s.cluster_size)).any():
+            raise IllegalInstruction(f"mapa to a CTA rank beyond the cluster of {s.cluster_size}", text, line)
+        own = s.geo("cluster_ctarank").astype(np.uint64)
+        own = own if i is None else own[i]
+        off = off & low
+        r = np.where(rank == own, off, off | ((rank + np.uint64(1)) << np.uint64(CLUSTER_RANK_SHIFT)))
+        w(s, i, (r + base if generic else r).astype(t.dtype))
+    return run
+
+
+@family("getctarank")
+def build_getctarank(ctx: Ctx, ins):
+    """getctarank{.shared::cluster}.u32 d, a: the cluster rank of the CTA whose shared memory
+    ``a`` addresses."""
+    from .memory import CLUSTER_RANK_SHIFT
+    ctx.check_mods(ins, {"shared::cluster", "u32", "u64"})
+    ctx.nops(ins, 2)
+    w = ctx.wr(ins.operands[0], TYPES["u32"])
+    generic = "shared::cluster" not in ins.mods
+    ra = ctx.rd(ins.operands[1], TYPES["u64"] if generic else TYPES["u32"])
+
+    def run(s, i):
+        a = np.asarray(ra(s, i)).astype(np.uint64)
+        if generic:
+            a = a - np.uint64(s.cvta_base("shared"))
+        field = (a >> np.uint64(CLUSTER_RANK_SHIFT)).astype(np.int64)
+        own = s.geo("cluster_ctarank")
+        own = own if i is None else own[i]
+        w(s, i, np.where(field > 0, field - 1, own).astype(np.uint32))
+    return run

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .ast import Addr, Function, Imm, Instr, Not, Pair, Param, Reg, Sink, Special, Sym, Variable, Vec
+from .ast import Addr, Function, Group, Imm, Instr, Not, Pair, Param, Reg, Sink, Special, Sym, Variable, Vec
 from .errors import PTXError
 from .lexer import Token, tokenize
 from .types import PType, ptype
@@ -29,9 +29,19 @@ SPECIAL_SCALAR = {"%laneid", "%warpid", "%nwarpid", "%smid", "%nsmid", "%gridid"
                   "%cluster_nctarank", "%is_explicit_cluster"}
 
 
+# Special registers the interpreter does not model (a launch of a kernel reading one is refused).
+SPECIAL_NUMBERED = (("%envreg", 32), ("%pm", 8))
+SPECIAL_OTHER = {"%reserved_smem_offset_begin", "%reserved_smem_offset_end", "%reserved_smem_offset_cap",
+                 "%reserved_smem_offset_0", "%reserved_smem_offset_1", "%current_graph_exec",
+                 "%pm0_64", "%pm1_64", "%pm2_64", "%pm3_64", "%pm4_64", "%pm5_64", "%pm6_64", "%pm7_64"}
+
+
 def is_special(name: str) -> bool:
-    if name in SPECIAL_SCALAR:
+    if name in SPECIAL_SCALAR or name in SPECIAL_OTHER:
         return True
+    for prefix, n in SPECIAL_NUMBERED:
+        if name.startswith(prefix) and name[len(prefix):].isdigit() and int(name[len(prefix):]) < n:
+            return True
     base, _, comp = name.rpartition(".")
     return base in SPECIAL_VECTOR and comp in ("x", "y", "z")
 
@@ -198,7 +208,7 @@ class _Parser:
     # ---- variables ------------------------------------------------------------------------
     def _variable(self, space: str, vis: str = "") -> Variable:
         line = self.tok.line
-        align, vec, typ, ptr = 0, 1, None, False
+        align, vec, typ, ptr, managed = 0, 1, None, False, False
         while self.tok.kind == "id" and self.tok.text.startswith("."):
             d = self.next().text
             if d == ".align":
@@ -213,6 +223,16 @@ class _Parser:
                 ptr = True
             elif ptr and d in (".global", ".const", ".shared", ".local"):
                 pass
+            elif d == ".attribute":
+                self.expect("(")
+                attrs = [self.expect_id("attribute").text]
+                while self.accept(","):
+                    attrs.append(self.expect_id("attribute").text)
+                self.expect(")")
+                bad = [a for a in attrs if a not in (".managed", ".unified")]
+                if bad:
+                    raise self.error(f"unknown variable attribute {bad[0]}")
+                managed = ".managed" in attrs
             elif ptype(d[1:]) is not None:
                 typ = ptype(d[1:])
             else:
@@ -232,11 +252,17 @@ class _Parser:
             self.expect("]")
         elem = typ.size * vec
         var = Variable(name, space, typ, 0 if unsized else elem * count, align or elem, line,
-                       extern=(vis == ".extern"), visibility=vis)
+                       extern=(vis == ".extern"), visibility=vis, managed=managed)
         if self.accept("="):
             values = self._initializer()
             if unsized:
                 var.size = elem * len(values)
+            for k, v in enumerate(values):
+                if isinstance(v, _AddressInit):
+                    if typ.size not in (4, 8) or typ.kind == "f":
+                        raise PTXError(line, f"address initializer {v.symbol} in a .{typ.name} variable")
+                    var.address_inits.append((k * typ.size, v.symbol, v.addend, v.generic))
+                    values[k] = 0
             var.init = self._init_bytes(values, typ, var.size, line)
         return var
 
@@ -259,7 +285,14 @@ class _Parser:
             v = self.next().value
             return [("dec", -v[1], None)]
         if t.kind == "id":
-            raise self.error(f"address initializers ({t.text}) are not supported")
+            # `f`, `var`, `var+8`, `generic(var)`, `generic(var)+8`: an address (a relocation)
+            self.next()
+            generic = t.text == "generic" and self.accept("(")
+            name = self.expect_id("symbol").text if generic else t.text
+            if generic:
+                self.expect(")")
+            addend = self.const_expr() if self.tok.text in ("+", "-") and self.tok.kind == "op" else 0
+            return [_AddressInit(name, addend, bool(generic))]
         return [self.const_expr()]
 
     def _init_bytes(self, values: list, typ: PType, size: int, line: int) -> bytes:
@@ -281,11 +314,12 @@ class _Parser:
     def _function(self, vis: str) -> None:
         kw = self.next()
         is_entry = kw.text == ".entry"
+        returns = Function("", False, kw.line)
         if not is_entry and self.tok.text == "(":
-            # return parameters of a .func
-            self._param_list(Function("", False, kw.line))
+            self._param_list(returns)          # return parameters of a .func
         name_tok = self.expect_id("function name")
         fn = Function(name_tok.text, is_entry, kw.line)
+        fn.returns = returns.params
         if self.tok.text == "(":
             self._param_list(fn)
         while self.tok.kind == "id" and self.tok.text in _PERF_DIRECTIVES:
@@ -337,6 +371,7 @@ class _Parser:
 
     def _body(self, fn: Function) -> None:
         scopes: list[dict[str, Reg]] = [{}]
+        last_label = None
         while True:
             t = self.tok
             if t.kind == "eof":
@@ -357,6 +392,7 @@ class _Parser:
                 if t.text in fn.labels:
                     raise self.error(f"label {t.text} defined twice", t)
                 fn.labels[t.text] = len(fn.instrs)
+                last_label = t.text
                 continue
             if t.text == ".reg":
                 self.next()
@@ -371,7 +407,31 @@ class _Parser:
                 fn.variables[var.name] = var
                 continue
             if t.text == ".param":
-                raise self.error("function calls (.param in a body) are not supported")
+                # the argument/return slots of a call sequence; each `{ // callseq }` block
+                # declares its own, so a name may recur: keep one slot big enough for all
+                self.next()
+                var = self._variable("param")
+                self.expect(";")
+                old = fn.variables.get(var.name)
+                if old is not None and old.space != "param":
+                    raise self.error(f"variable {var.name} declared twice", t)
+                if old is None or var.size > old.size or var.align > old.align:
+                    if old is not None:
+                        var.size, var.align = max(var.size, old.size), max(var.align, old.align)
+                    fn.variables[var.name] = var
+                continue
+            if t.text == ".callprototype":
+                # `label: .callprototype (...) _ (...);` types an indirect call; the label was
+                # recorded as a code label just above
+                self.next()
+                if last_label is None or fn.labels.get(last_label) != len(fn.instrs):
+                    raise self.error(".callprototype needs a label", t)
+                fn.prototypes.add(last_label)
+                del fn.labels[last_label]
+                while not self.accept(";"):
+                    if self.next().kind == "eof":
+                        raise self.error("unterminated .callprototype")
+                continue
             if t.text == ".pragma":
                 self.next()
                 while self.tok.kind == "str":
@@ -436,7 +496,9 @@ class _Parser:
             raise self.error(f"unexpected {op.text!r}", op)
         operands: list = []
         try:
-            if not self.accept(";"):
+            if parts[0] == "call":
+                operands = self._call_operands(scopes)
+            elif not self.accept(";"):
                 while True:
                     operands.append(self._operand(scopes))
                     if self.accept(";"):
@@ -446,6 +508,35 @@ class _Parser:
             # name the instruction: its operand syntax is what we could not read
             raise PTXError(exc.line, f"{op.text}: {exc.message}") from None
         return Instr(parts[0], tuple(parts[1:]), operands, guard, op.line, self._text(start, self.i))
+
+    def _call_operands(self, scopes: list[dict[str, Reg]]) -> list:
+        """``call (ret), f, (args);``, ``call f, (args);``, ``call f;``, ``call (ret), %r, (args), proto;``
+        -> [Group(rets), target, Group(args), prototype?]: both lists always present."""
+        ops: list = []
+        if self.tok.text == "(":
+            ops.append(self._group(scopes))
+            self.expect(",")
+        else:
+            ops.append(Group(()))
+        ops.append(self._operand(scopes))
+        ops.append(Group(()))
+        if self.accept(","):
+            ops[2] = self._group(scopes)
+            if self.accept(","):
+                ops.append(self._operand(scopes))
+        self.expect(";")
+        return ops
+
+    def _group(self, scopes: list[dict[str, Reg]]) -> Group:
+        self.expect("(")
+        items = []
+        if not self.accept(")"):
+            while True:
+                items.append(self._operand(scopes))
+                if self.accept(")"):
+                    break
+                self.expect(",")
+        return Group(tuple(items))
 
     def _text(self, a: int, b: int) -> str:
         """Canonical text of the instruction in tokens [a, b): '@%p bra L;', 'add.s32 %r1, %r2, 4;'."""
@@ -510,7 +601,7 @@ class _Parser:
             return r
         return Imm(self.const_expr())
 
-    def _address(self, scopes: list[dict[str, Reg]]) -> Addr:
+    def _address(self, scopes: list[dict[str, Reg]]) -> Addr | Group:
         base = None
         off = 0
         if self.tok.kind == "id":
@@ -519,10 +610,26 @@ class _Parser:
                 raise self.error("special register as an address base")
             if self.tok.text in ("+", "-"):
                 off = self.const_expr()       # "[%r1+-4]", "[%r1+4+8]": a signed sum after the base
+            if self.accept(","):
+                # texture/surface operand: [tex, {coords}] or [tex, sampler, {coords}]
+                items = [base]
+                while True:
+                    items.append(self._operand(scopes))
+                    if not self.accept(","):
+                        break
+                self.expect("]")
+                return Group(tuple(items))
         else:
             off = self.const_expr()
         self.expect("]")
         return Addr(base, off)
+
+
+@dataclass(frozen=True)
+class _AddressInit:
+    symbol: str
+    addend: int
+    generic: bool
 
 
 def _float_bytes(typ: PType, value: float, bits: int | None) -> bytes:

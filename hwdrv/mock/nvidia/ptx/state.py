@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .memory import DEFAULT_CONFIG, PARAM_WINDOW, WINDOW_SIZE, AddressConfig, ArraySpace, GenericSpace, GlobalSpace
+from .memory import (DEFAULT_CONFIG, PARAM_WINDOW, WINDOW_SIZE, AddressConfig, ArraySpace, ClusterSharedSpace,
+                     GenericSpace, GlobalSpace)
 
 NUM_SMS = 132          # H100 SXM
 MAX_WARPS_PER_SM = 64
@@ -18,8 +19,14 @@ class State:
     def __init__(self, *, regs_dtypes: list[np.dtype], grid: tuple[int, int, int], block: tuple[int, int, int],
                  cta0: int, n_ctas: int, global_space: GlobalSpace, shared_size: int, dynamic_shared: int,
                  local_size: int, params: np.ndarray, const_banks: dict[int, np.ndarray],
-                 global_addresses: dict[str, int], config: AddressConfig = DEFAULT_CONFIG):
+                 global_addresses: dict[str, int], config: AddressConfig = DEFAULT_CONFIG,
+                 calls: bool = False, heap=None, function_addresses: dict[str, int] | None = None,
+                 cluster: tuple[int, int, int] | None = None):
         self.grid, self.block, self.cta0, self.n_ctas = grid, block, cta0, n_ctas
+        # A cluster launch runs whole clusters per chunk, their CTAs consecutive in rank order
+        self.cluster = cluster or (1, 1, 1)
+        self.explicit_cluster = cluster is not None
+        self.cluster_size = self.cluster[0] * self.cluster[1] * self.cluster[2]
         self.nthreads = block[0] * block[1] * block[2]
         self.cta_lanes = (self.nthreads + 31) // 32 * 32
         self.L = L = n_ctas * self.cta_lanes
@@ -34,7 +41,11 @@ class State:
         self.shared_size = shared_size
         self.dynamic_shared = dynamic_shared
         sstride = max(16, (shared_size + 15) // 16 * 16)
-        self.shared = ArraySpace("shared", np.zeros(n_ctas * sstride, np.uint8), shared_size, self.lane_cta * sstride)
+        if cluster is None:
+            self.shared = ArraySpace("shared", np.zeros(n_ctas * sstride, np.uint8), shared_size, self.lane_cta * sstride)
+        else:
+            self.shared = ClusterSharedSpace(np.zeros(n_ctas * sstride, np.uint8), shared_size, self.lane_cta * sstride,
+                                             sstride, self.geo("cluster_ctarank").astype(np.int64), self.cluster_size)
         # Local memory: the thread's frame sits below the stack pointer inside the part of the
         # local window the launch gave each thread; local addresses are frame-relative.
         self.config = config
@@ -50,6 +61,34 @@ class State:
         self.global_ = global_space
         self.generic = GenericSpace(global_space, self.shared, self.local, self.param, config, self.frame_base)
         self.global_addresses = global_addresses
+        self.output: list[str] = []           # printf lines (builtins.py)
+        self.heap = heap                      # the device heap of malloc/free (builtins.DeviceHeap)
+        self.mbarrier_tx: dict[int, int] = {}  # transaction counts of mbarriers (ops_mbarrier.py)
+        # function addresses the loader gave (name -> value), else the interpreter's own
+        self.function_addresses = function_addresses or {}
+        self._code_names: dict[int, str] = {v: k for k, v in self.function_addresses.items()}
+        if calls:                             # device-function calls (see calls.py)
+            self.fp = np.zeros(L, np.int64)               # frame pointer: local offset of the frame
+            self.sp = np.zeros(L, np.int64)               # stack pointer: lowest local offset in use
+            self.depth = np.zeros(L, np.int32)            # calls in progress
+            self.cstack = np.zeros((4, L), np.int32)      # PC of each call site, outermost first
+
+    def push_call(self, lanes: np.ndarray, pc: int) -> None:
+        """Record that ``lanes`` called from ``pc`` (grows the call-site stack as needed)."""
+        d = self.depth[lanes]
+        if int(d.max()) >= self.cstack.shape[0]:
+            self.cstack = np.concatenate([self.cstack, np.zeros_like(self.cstack)])
+        self.cstack[d, lanes] = pc
+        self.depth[lanes] = d + 1
+
+    def function_address(self, name: str, default: int) -> int:
+        """The address of function ``name`` in this launch (``default``: the interpreter's own,
+        ``calls.function_address``, when the loader gave none)."""
+        return self.function_addresses.get(name, default)
+
+    def function_at(self, address: int) -> str | None:
+        """The function the loader placed at ``address`` (None: not one of the loader's)."""
+        return self._code_names.get(address)
 
     def space(self, name: str):
         return {"global": self.global_, "shared": self.shared, "local": self.local, "param": self.param,
@@ -88,11 +127,34 @@ class State:
             g = self._geo[name] = self._make_geo(name)
         return g
 
+    def linear_cta(self, launch_index):
+        """Linear CTA id (x + gx*(y + gy*z)) of the CTA at ``launch_index`` in launch order:
+        the identity, except in a cluster launch, where clusters run one after another with
+        their CTAs in rank order."""
+        if self.cluster_size == 1:
+            return launch_index
+        cx, cy, cz = self.cluster
+        gx, gy, _ = self.grid
+        nx, ny = gx // cx, gy // cy
+        c, r = launch_index // self.cluster_size, launch_index % self.cluster_size
+        x = (c % nx) * cx + r % cx
+        y = ((c // nx) % ny) * cy + (r // cx) % cy
+        z = (c // (nx * ny)) * cz + r // (cx * cy)
+        return x + gx * (y + gy * z)
+
     def _make_geo(self, name: str) -> np.ndarray:
         bx, by, _ = self.block
         gx, gy, _ = self.grid
-        t, cta = self.lane_t, self.lane_cta + self.cta0
+        t, cta = self.lane_t, self.linear_cta(self.lane_cta + self.cta0)
         u32 = np.uint32
+        cx, cy, cz = self.cluster
+        if name == "cluster_ctarank":
+            return ((self.lane_cta + self.cta0) % self.cluster_size).astype(u32)
+        if name.startswith("cluster_ctaid_") or name.startswith("clusterid_"):
+            axis = name[-1]
+            v = self.geo("ctaid_" + axis)
+            d = {"x": cx, "y": cy, "z": cz}[axis]
+            return (v % d if name.startswith("cluster_ctaid_") else v // d).astype(u32)
         if name == "tid_x":
             return (t % bx).astype(u32)
         if name == "tid_y":
@@ -124,7 +186,7 @@ class State:
         raise KeyError(name)
 
     def cta_of(self, lane: int) -> tuple[int, int, int]:
-        c = int(self.lane_cta[lane]) + self.cta0
+        c = int(self.linear_cta(int(self.lane_cta[lane]) + self.cta0))
         gx, gy, _ = self.grid
         return (c % gx, (c // gx) % gy, c // (gx * gy))
 
