@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
@@ -90,3 +91,44 @@ def test_decoder_never_crashes(raw):
     except IllegalInstruction:
         return
     assert 1 <= m.rank <= 5 and len(m.dims) == m.rank and len(m.strides) == m.rank - 1
+
+
+# ---- an encoder written from the bit table of nvidia-perf.md 2.2 (the tests' own, to build maps;
+# checked below against libcuda's encodings, libcuda-only fields included) ----------------------
+CU_TO_PTX_CODE = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 8, 7, 8]     # CUtensorMapDataType -> PTX elemtype code
+PTX_CODES = {"u8": 0, "u16": 1, "u32": 2, "s32": 3, "u64": 4, "s64": 5, "f16": 6, "f32": 7, "f32.ftz": 8,
+             "f64": 9, "bf16": 10}
+ELEM_BYTES = {0: 1, 1: 2, 2: 4, 3: 4, 4: 8, 5: 8, 6: 2, 7: 4, 8: 4, 9: 8, 10: 2}
+SMEM_ALIGN = [16, 256, 512, 1024]                             # by swizzle code (libcuda-only field)
+
+
+def encode_tensor_map(addr: int, code: int, dims, strides, box, estr=None, *, interleave: int = 0,
+                      swizzle: int = 0, oob: int = 0, l2: int = 0, tf32: bool = False) -> bytes:
+    """A tiled tensor map: ``code`` is the PTX element-type code, ``swizzle``/``interleave``/
+    ``l2`` the CUtensorMap enum values, ``strides`` the byte strides of dimensions 1..rank-1."""
+    rank = len(dims)
+    estr = estr or [1] * rank
+    v = addr | (rank - 1) << 68 | code << 71 | interleave << 75 | swizzle << 77 | oob << 79 | int(tf32) << 80 | l2 << 81
+    for i, st_ in enumerate(strides):
+        v |= ((st_ >> 4) & 0xFFFFFFFF) << (96 + 32 * i) | (st_ >> 36) << (224 + 4 * i)
+    for i in range(rank):
+        v |= (dims[i] - 1) << (256 + 32 * i) | (estr[i] - 1) << (416 + 3 * i) | (box[i] - 1) << (440 + 8 * i)
+    nbox = ELEM_BYTES[code] * int(np.prod([b // e for b, e in zip(box, estr)]))
+    v |= nbox << 512 | SMEM_ALIGN[swizzle] << 576
+    return v.to_bytes(128, "little")
+
+
+def _encode_record(rec: dict) -> bytes:
+    return encode_tensor_map(rec["addr"], CU_TO_PTX_CODE[rec["dtype"]], rec["dims"], rec["strides"][:rec["rank"] - 1],
+                             rec["box"], rec["estr"], interleave=rec["interleave"], swizzle=rec["swizzle"],
+                             oob=rec["oob"], l2=rec["l2"], tf32=rec["dtype"] in (11, 12))
+
+
+@pytest.mark.parametrize("rec", VECTORS)
+def test_test_encoder_matches_committed_vectors(rec):
+    assert _encode_record(rec).hex() == rec["hex"]
+
+
+def test_test_encoder_matches_every_libcuda_encoding():
+    bad = [r["name"] for r in _dump_records() if _encode_record(r).hex() != r["hex"]]
+    assert not bad

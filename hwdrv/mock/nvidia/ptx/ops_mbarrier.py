@@ -1,6 +1,6 @@
 """mbarrier: split arrive/wait barrier objects in shared memory (init, arrive, arrive_drop,
 test_wait, try_wait, their .parity forms, expect_tx, complete_tx, inval) and the bulk copies
-that complete transactions on them (cp.async.bulk, not .tensor).
+that complete transactions on them (cp.async.bulk; .tensor copies are in ops_tma.py).
 
 The ISA makes the 64-bit object opaque; the mock keeps in it (bit fields of its own choosing)
 the pending arrival count, the expected count and the phase number (its low 24 bits); the
@@ -88,7 +88,8 @@ def build_cp_async_bulk(ctx: Ctx, ins):
     mods = list(ins.mods)
     rest = mods[2:]
     if "tensor" in rest:
-        raise ctx.error("cp.async.bulk.tensor needs tensor maps (TMA), which the mock does not model")
+        from .ops_tma import build_tensor_copy      # (ops_tma imports this module)
+        return build_tensor_copy(ctx, ins)
     if rest and rest[0] in ("commit_group", "wait_group", "wait_group.read") or rest[:1] == ["prefetch"]:
         return lambda s, i: None
     spaces = [m for m in rest if m in ("shared::cluster", "shared::cta", "global")]
