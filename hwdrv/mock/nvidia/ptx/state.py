@@ -55,6 +55,7 @@ class State:
         self.output: list[str] = []           # printf lines (builtins.py)
         self.heap = heap                      # the device heap of malloc/free (builtins.DeviceHeap)
         self.mbarrier_tx: dict[int, int] = {}  # transaction counts of mbarriers (ops_mbarrier.py)
+        self.mbarrier_waiting: np.ndarray | None = None   # lanes whose last mbarrier wait failed
         if calls:                             # device-function calls (see calls.py)
             self.fp = np.zeros(L, np.int64)               # frame pointer: local offset of the frame
             self.top = np.full(L, frame_size, np.int64)   # end of the stack in use (frames, alloca)
