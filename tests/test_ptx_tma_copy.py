@@ -6,6 +6,9 @@ shared-memory image is a numpy model of the swizzle written from what was measur
 rows, (row/4) % 2 for 32-byte rows). The PTX below assembles with ``ptxas -arch=sm_90a`` (13.0)."""
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -50,6 +53,7 @@ SYNC:
     cvta.param.u64 %rd6, %rd6;
     prefetch.tensormap [%rd6];
     mbarrier.arrive.expect_tx.shared::cta.b64 %rd1, [bar], %r5;
+    cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%rd6, {%r3, %r4}];
     cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [tile], [%rd6, {%r3, %r4}], [bar];
 WAIT:
     mbarrier.try_wait.parity.shared::cta.b64 %p2, [bar], 0;
@@ -173,6 +177,23 @@ SWIZZLE_CODE = {0: 0, 32: 1, 64: 2, 128: 3}
 ROWS, COLS = 40, 72                      # the f16 tensor: 40 rows of 72 elements (144-byte rows)
 
 
+
+
+def _three_d(src: str) -> str:
+    """The by-value 2-D load kernel made 3-D (a third coordinate parameter)."""
+    k = src[src.index(".visible .entry tma_load_2d("):src.index(".visible .entry tma_load_2d_global_map")]
+    for old, new in ((".entry tma_load_2d(", ".entry tma_load_3d("),
+                     (".param .u32 c1,", ".param .u32 c1,\n    .param .u32 c2,"),
+                     ("ld.param.u32 %r4, [c1];", "ld.param.u32 %r4, [c1];\n    ld.param.u32 %r13, [c2];"),
+                     (".2d.", ".3d."), ("{%r3, %r4}", "{%r3, %r4, %r13}")):
+        assert old in k
+        k = k.replace(old, new)
+    return src + "\n" + k
+
+
+PTX = _three_d(PTX)
+
+
 @pytest.fixture(scope="module")
 def module():
     return ptx.parse(PTX)
@@ -284,3 +305,31 @@ def test_short_expect_tx_never_completes_the_phase(gpu, module):
     out = gpu.alloc(2048)
     with pytest.raises(ptx.LaunchTimeout):
         gpu.run(module, "tma_load_2d", 1, 128, [tm, out, 0, 0, 1024], max_steps=20_000)
+
+
+def test_three_d_box_with_oob(gpu, module):
+    rng = np.random.default_rng(9)
+    t = rng.integers(0, 2**16, (5, 12, 24), dtype=np.uint16)          # z, y, x
+    va = gpu.upload(t)
+    box = (8, 4, 3)
+    tm = encode_tensor_map(va, PTX_CODES["u16"], [24, 12, 5], [48, 48 * 12], list(box))
+    nbytes = 8 * 4 * 3 * 2
+    out = gpu.alloc(nbytes)
+    gpu.run(module, "tma_load_3d", 1, 128, [tm, out, 20, -1, 3, nbytes])
+    want = np.zeros((3, 4, 8), np.uint16)
+    for z in range(3):
+        for y in range(4):
+            for x in range(8):
+                zz, yy, xx = 3 + z, -1 + y, 20 + x
+                if zz < 5 and 0 <= yy < 12 and xx < 24:
+                    want[z, y, x] = t[zz, yy, xx]
+    assert np.array_equal(gpu.download(out, np.uint16, nbytes // 2).reshape(3, 4, 8), want)
+
+
+@pytest.mark.skipif(shutil.which("ptxas") is None, reason="ptxas (CUDA toolkit) not installed")
+def test_kernels_assemble(tmp_path):
+    p = tmp_path / "tma.ptx"
+    p.write_text(PTX)
+    r = subprocess.run(["ptxas", "-arch=sm_90a", str(p), "-o", str(tmp_path / "tma.cubin")], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr

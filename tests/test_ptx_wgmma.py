@@ -32,7 +32,7 @@ def desc(start: int = 0, lbo: int = 0, sbo: int = 0, swizzle: int = 0, base_offs
 
 
 def kernel(n: int, atype: str, btype: str, ksteps: int, step_a: int, step_b: int, *, a_regs=False,
-           trans_b=0, scale_a=1, scale_b=1, wait=True, fence=True, a_bytes=8192, b_bytes=32768) -> str:
+           trans_a=0, trans_b=0, scale_a=1, scale_b=1, wait=True, fence=True, a_bytes=8192, b_bytes=32768) -> str:
     """One warpgroup: copy the A and B images to shared memory, load C, D = A*B (+ C), store D
     as fragments (thread t's register i at out[t * N/2 + i])."""
     nd = n // 2
@@ -73,7 +73,7 @@ def kernel(n: int, atype: str, btype: str, ksteps: int, step_a: int, step_b: int
     for s in range(ksteps):
         lines += [f"    add.s64 %rd14, %rd10, {s * step_a >> 4};", f"    add.s64 %rd15, %rd11, {s * step_b >> 4};"]
         a = "{%r10, %r11, %r12, %r13}" if a_regs else "%rd14"
-        imms = f"{scale_a}, {scale_b}" + ((f", {trans_b}" if a_regs else f", 0, {trans_b}") if trans else "")
+        imms = f"{scale_a}, {scale_b}" + ((f", {trans_b}" if a_regs else f", {trans_a}, {trans_b}") if trans else "")
         lines.append(f"    wgmma.mma_async.sync.aligned.m64n{n}k{k}.f32.{atype}.{btype} {{{dregs}}}, {a}, %rd15, "
                      f"{'%p2' if s == 0 else '%p3'}, {imms};")
     lines.append("    wgmma.commit_group.sync.aligned;")
@@ -173,6 +173,20 @@ def test_gemm_b_n_major_128b(gpu):
     src = kernel(64, "bf16", "bf16", 4, 32, 16 * 128, trans_b=1)
     got = frag_to_matrix(_run(gpu, src, swizzled_image(a_raw, 128), swizzled_image(bt, 128),
                               desc(sbo=1024, swizzle=128), desc(sbo=1024, swizzle=128), 64), 64)
+    np.testing.assert_allclose(got, a @ b.T, rtol=1e-6, atol=1e-6)
+
+
+def test_gemm_a_m_major_128b(gpu):
+    """A stored M-contiguous (imm-trans-a 1): one 128-byte swizzled row of 64 M-elements per k."""
+    rng = np.random.default_rng(14)
+    a_raw, a = _random((64, 32), "f16", rng)
+    b_raw, b = _random((64, 64), "f16", rng)
+    b = b[:, :32]
+    b_raw = np.ascontiguousarray(b_raw[:, :32])
+    at = np.ascontiguousarray(a_raw.T)                     # K x M in memory
+    src = kernel(64, "f16", "f16", 2, 16 * 128, 32, trans_a=1)
+    got = frag_to_matrix(_run(gpu, src, swizzled_image(at, 128), swizzled_image(b_raw, 64),
+                              desc(sbo=1024, swizzle=128), desc(sbo=512, swizzle=64), 64), 64)
     np.testing.assert_allclose(got, a @ b.T, rtol=1e-6, atol=1e-6)
 
 
@@ -291,6 +305,7 @@ def _ptxas(src: str, tmp_path) -> subprocess.CompletedProcess:
 @pytest.mark.skipif(shutil.which("ptxas") is None, reason="ptxas (CUDA toolkit) not installed")
 def test_generated_ptx_assembles(tmp_path):
     for src in (kernel(64, "f16", "f16", 4, 32, 32), kernel(128, "bf16", "bf16", 1, 32, 32, a_regs=True, trans_b=1),
+                kernel(64, "f16", "f16", 2, 2048, 32, trans_a=1),
                 kernel(64, "tf32", "tf32", 4, 32, 32), kernel(64, "e4m3", "e5m2", 4, 32, 32, scale_a=-1),
                 SETMAXNREG):
         r = _ptxas(src, tmp_path)
