@@ -32,7 +32,7 @@ _RAW = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 # Canonical NaN bit patterns per element size (PTX's canonical NaN: sign 0, all exponent and
 # mantissa bits set); the exact pattern the TMA unit writes was not measured.
 _NAN_BITS = {2: 0x7FFF, 4: 0x7FFFFFFF, 8: 0x7FFFFFFFFFFFFFFF}
-_IGNORED = {"async", "bulk", "tensor", "tile", "L2::cache_hint", "cta_group::1"}
+_IGNORED = {"async", "bulk", "tensor", "tile", "L2::cache_hint"}
 
 
 def _tensor_operand(ctx, op, rank: int):
