@@ -48,7 +48,8 @@ def kernel(n: int, atype: str, btype: str, ksteps: int, step_a: int, step_b: int
         if src == "a_img" and a_regs:
             continue
         lines += [f"    ld.param.u64 %rd1, [{src}];", "    cvta.to.global.u64 %rd1, %rd1;", f"    mov.u32 %r3, {dst};",
-                  "    mov.u32 %r4, %r2;", f"CP_{dst}:", f"    setp.ge.u32 %p1, %r4, {size};", f"    @%p1 bra END_{dst};",
+                  "    mov.u32 %r4, %r2;", f"CP_{dst}:", f"    setp.ge.u32 %p1, %r4, {size};",
+                  f"    @%p1 bra END_{dst};",
                   "    cvt.u64.u32 %rd2, %r4;", "    add.s64 %rd3, %rd1, %rd2;",
                   "    ld.global.v4.u32 {%r5, %r6, %r7, %r8}, [%rd3];", "    add.u32 %r9, %r3, %r4;",
                   "    st.shared.v4.u32 [%r9], {%r5, %r6, %r7, %r8};", "    add.u32 %r4, %r4, 2048;",

@@ -297,7 +297,8 @@ def _build_mma(ctx: Ctx, ins):
     def operand(s, lanes, desc_rd, i, rows, trans_, etype):
         descs = np.broadcast_to(np.asarray(desc_rd(s, i)).astype(np.uint64), (lanes.size,)).reshape(lanes.shape)
         if (descs != descs[:, :1]).any():
-            raise IllegalInstruction(f"{name}: the threads of a warpgroup hold different matrix descriptors", text, line)
+            raise IllegalInstruction(f"{name}: the threads of a warpgroup hold different matrix descriptors",
+                                     text, line)
         out = []
         for gi in range(lanes.shape[0]):
             d = decode_descriptor(int(descs[gi, 0]))
