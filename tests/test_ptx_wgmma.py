@@ -318,7 +318,8 @@ _FIELDS = st.tuples(st.integers(0, 2**14 - 1), st.integers(0, 2**14 - 1), st.int
                     st.integers(0, 7), st.integers(0, 3))
 
 
-@given(st.one_of(st.integers(0, 2**64 - 1), _FIELDS.map(lambda f: f[0] | f[1] << 16 | f[2] << 32 | f[3] << 49 | f[4] << 62)))
+@given(st.one_of(st.integers(0, 2**64 - 1),
+                 _FIELDS.map(lambda f: f[0] | f[1] << 16 | f[2] << 32 | f[3] << 49 | f[4] << 62)))
 def test_descriptor_decode_fuzz(value):
     """Any 64-bit value either is refused or decodes to fields that encode back to it."""
     from hwdrv.mock.nvidia.ptx.ops_wgmma import decode_descriptor
