@@ -84,7 +84,7 @@ def test_trap_is_illegal_instruction(gpu):
 @pytest.mark.parametrize("line, word", [
     ("tex.2d.v4.f32.f32 {%f0, %f0, %f0, %f0}, [tex0, {%f0, %f0}];", "tex"),
     ("call.uni foo, (%r0);", "foo"),
-    ("wgmma.fence.sync.aligned;", "wgmma"),
+    ("tensormap.replace.tile.global_address.global.b1024.b64 [%r0], %fd0;", "tensormap"),
     ("add.rn.s32 %r0, %r0, %r0;", ".rn"),
     ("add.f32.xyz %f0, %f0, %f0;", "xyz"),
     ("cvt.f32.f64 %f0, %fd0;", "rounding"),

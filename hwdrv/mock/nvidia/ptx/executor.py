@@ -171,8 +171,16 @@ def _run_chunk(entry, st: State, budget: list, deadline, cancel, steps_before: i
             if calls:
                 m, cur = _next_in_call_order(st, pcs)
             else:
-                m = int(pcs.min())
-                cur = np.flatnonzero(pcs == m)
+                sel = pcs
+                waiting = st.mbarrier_waiting
+                if waiting is not None and waiting.any():
+                    # lanes whose mbarrier wait failed yield to every other live lane until an
+                    # mbarrier changes (ops_mbarrier.py), so producer and consumer roles interleave
+                    alt = np.where(waiting, _EXITED, pcs)
+                    if (alt != _EXITED).any():
+                        sel = alt
+                m = int(sel.min())
+                cur = np.flatnonzero(sel == m)
             pc = m
             if len(cur) == n_live:                    # everyone is here: converged again
                 pcs = None

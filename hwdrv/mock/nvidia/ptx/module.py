@@ -18,7 +18,7 @@ from .types import TYPES, storage_dtype
 
 # Make every instruction family register its builders.
 from . import (ops_arith, ops_atom, ops_bits, ops_cmp, ops_mbarrier, ops_mem, ops_mma, ops_mov,  # noqa: F401,E402
-               ops_packed, ops_warp, ops_wmma)
+               ops_packed, ops_warp, ops_wmma, ops_wgmma)
 
 USER_CONST_BANK = 3      # ptxas places module .const variables in c[0x3]
 
@@ -207,6 +207,7 @@ def build_entry(fn: Function, pm: ParsedModule, const_layout: dict[str, int]) ->
     sites: dict[int, CallSite] = {}
     unsupported: list[PTXError] = []
     ops: list[Op] = []
+    decoded = []                      # (index in ops, instruction): for ops_wgmma's register guard
     for f in funcs:
         labels = {k: v + pc_base[f.name] for k, v in f.labels.items()}
         ctx = Ctx(_symbols(f, pm, const_layout, s_layout, frames[f.name], labels), labels, f.name)
@@ -218,6 +219,7 @@ def build_entry(fn: Function, pm: ParsedModule, const_layout: dict[str, int]) ->
                 op = _decode_or_fault(ins, ctx, unsupported)
                 if op.kind == "exit" and op.opcode == "ret" and not f.is_entry:
                     op = Op(build_ret(frames[f.name], sites), "fret", op.line, op.text, op.guard, -1, "ret")
+            decoded.append((len(ops), ins))
             ops.append(op)
         end_line = f.instrs[-1].line if f.instrs else f.line
         if f.is_entry:
@@ -225,6 +227,7 @@ def build_entry(fn: Function, pm: ParsedModule, const_layout: dict[str, int]) ->
             ops.append(Op(None, "exit", end_line, "(end of kernel)", None, -1, "exit"))
         else:
             ops.append(Op(build_ret(frames[f.name], sites), "fret", end_line, f"(end of {f.name})", None, -1, "ret"))
+    ops_wgmma.guard_async_registers(ops, decoded)
     reg_dtypes = [storage_dtype(r.type) for f in funcs for r in f.registers]
     entry = Entry(fn.name, fn.params, max((p.offset + p.size for p in fn.params), default=0), ops, reg_dtypes,
                   s_end, dyn_off, l_end, s_layout, dict(frames[fn.name].offsets), fn.directives.get(".reqntid"),

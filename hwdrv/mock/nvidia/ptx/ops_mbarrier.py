@@ -1,6 +1,6 @@
 """mbarrier: split arrive/wait barrier objects in shared memory (init, arrive, arrive_drop,
 test_wait, try_wait, their .parity forms, expect_tx, complete_tx, inval) and the bulk copies
-that complete transactions on them (cp.async.bulk, not .tensor).
+that complete transactions on them (cp.async.bulk; .tensor copies are in ops_tma.py).
 
 The ISA makes the 64-bit object opaque; the mock keeps in it (bit fields of its own choosing)
 the pending arrival count, the expected count and the phase number (its low 24 bits); the
@@ -8,7 +8,9 @@ transaction count is kept beside it. A phase completes when no arrival is pendin
 state an arrive returns is the phase it arrived in; a wait on a state succeeds once that phase has completed, a wait on
 a parity once the barrier's current phase has the other parity. Lanes run in lockstep, so every
 lane executing one arrive arrives at once; a phase completes when its pending count reaches 0.
-try_wait returns at once (the interpreter never suspends a lane), as test_wait does."""
+try_wait returns at once, as test_wait does; a lane whose wait failed yields to every other
+lane of its chunk until some mbarrier changes (the executor's scheduler reads
+State.mbarrier_waiting), so a consumer spinning on a barrier lets the producer run."""
 from __future__ import annotations
 
 import numpy as np
@@ -70,6 +72,8 @@ def update(s, sp, lanes: np.ndarray, ad: np.ndarray, arrivals: np.ndarray, tx: n
     pend = np.where(done, exp, pend)
     for k, v in zip(uk.tolist(), txc.tolist()):
         s.mbarrier_tx[int(k)] = v
+    if s.mbarrier_waiting is not None:        # a barrier changed: waiting lanes may check again
+        s.mbarrier_waiting[:] = False
     sp.store(ad[first], lanes[first], _word(pend, exp, phase))
     return token
 
@@ -88,7 +92,8 @@ def build_cp_async_bulk(ctx: Ctx, ins):
     mods = list(ins.mods)
     rest = mods[2:]
     if "tensor" in rest:
-        raise ctx.error("cp.async.bulk.tensor needs tensor maps (TMA), which the mock does not model")
+        from .ops_tma import build_tensor_copy      # (ops_tma imports this module)
+        return build_tensor_copy(ctx, ins)
     if rest and rest[0] in ("commit_group", "wait_group", "wait_group.read") or rest[:1] == ["prefetch"]:
         return lambda s, i: None
     spaces = [m for m in rest if m in ("shared::cluster", "shared::cta", "global")]
@@ -247,6 +252,9 @@ def build_mbarrier(ctx: Ctx, ins):
             _, _, phase = _fields(sp.load(ad, lanes, np.uint64))
             v = np.broadcast_to(np.asarray(st(s, i)).astype(np.int64), (len(lanes),))
             ok = ((phase & 1) != (v & 1)) if parity else (phase != (v & _PHASE_MASK))
+            if s.mbarrier_waiting is None:
+                s.mbarrier_waiting = np.zeros(s.L, bool)
+            s.mbarrier_waiting[lanes] = ~ok   # the scheduler runs other lanes first (executor.py)
             wr(s, i, ok)
         return run
 

@@ -290,8 +290,12 @@ def build_fence(ctx: Ctx, ins):
     # Memory ordering: every access here is performed in program order and immediately visible,
     # which satisfies every fence (proxy fences included: there is one proxy); nanosleep may
     # sleep for zero time.
+    # fence.proxy.tensormap::generic.acquire orders a tensor-map object ([addr], 128) before
+    # the tensor copies that use it: copies read the map from memory when they run.
     if ins.opcode == "nanosleep":
         ctx.nops(ins, 1)
+    elif "proxy" in ins.mods and "tensormap::generic" in ins.mods and ins.operands:
+        ctx.nops(ins, 2)
     elif ins.operands:
         raise ctx.error(f"{ins.opcode} takes no operands")
     return lambda s, i: None

@@ -67,6 +67,7 @@ class State:
         # function addresses the loader gave (name -> value), else the interpreter's own
         self.function_addresses = function_addresses or {}
         self._code_names: dict[int, str] = {v: k for k, v in self.function_addresses.items()}
+        self.mbarrier_waiting: np.ndarray | None = None   # lanes whose last mbarrier wait failed
         if calls:                             # device-function calls (see calls.py)
             self.fp = np.zeros(L, np.int64)               # frame pointer: local offset of the frame
             self.sp = np.zeros(L, np.int64)               # stack pointer: lowest local offset in use
