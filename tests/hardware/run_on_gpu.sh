@@ -7,18 +7,20 @@
 set -uo pipefail
 what=${1:-all}; base=${2:-}
 FINAL=${OUT:-gpu-out}; OUT="$FINAL/logs"; mkdir -p "$OUT"
+# everything in one archive, whatever step ends the run (the device tool returns at most 8 files)
+trap 'tar -czf "$FINAL/logs.tgz" -C "$FINAL" logs && rm -rf "$OUT"' EXIT
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,driver_version,pci.bus_id --format=csv > "$OUT/gpu.txt" 2>&1
 if [ "$what" = suite ] || [ "$what" = all ]; then
-  python3 -m pytest -m hardware tests/hardware -q -p no:cacheprovider -rfE > "$OUT/hw_suite.log" 2>&1
+  timeout "${SUITE_S:-300}" python3 -m pytest -m hardware tests/hardware -q -p no:cacheprovider -rfEs > "$OUT/hw_suite.log" 2>&1
   echo "suite rc=$?"; tail -3 "$OUT/hw_suite.log"
   python3 tests/hardware/smoke.py nvidia:0 > "$OUT/smoke.log" 2>&1; echo "smoke rc=$?"
-  python3 -m hwdrv diagnose --device nvidia:0 > "$OUT/diagnose.log" 2>&1; echo "diagnose rc=$?"
-  python3 -m hwdrv diagnose --device nvidia:0 --json > "$OUT/diagnose.json" 2>&1; echo "diagnose json rc=$?"
+  timeout 120 python3 -m hwdrv diagnose --device nvidia:0 > "$OUT/diagnose.log" 2>&1; echo "diagnose rc=$?"
+  timeout 120 python3 -m hwdrv diagnose --device nvidia:0 --json > "$OUT/diagnose.json" 2>&1; echo "diagnose json rc=$?"
 fi
 if [ "$what" = tensor ] || [ "$what" = all ]; then
-  python3 bench/tensor_bench.py --repeat 10 > "$OUT/tensor_bench.txt" 2>&1; echo "tensor bench rc=$?"
+  timeout "${TENSOR_S:-200}" python3 bench/tensor_bench.py --repeat 10 > "$OUT/tensor_bench.txt" 2>&1; echo "tensor bench rc=$?"
   TENSOR_PROFILE="$OUT/demo_trace.json" python3 -m hwdrv demo > "$OUT/demo.log" 2>&1; echo "demo rc=$?"
 fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
@@ -30,5 +32,3 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
     fi
   done
 fi
-# everything in one archive (the device tool returns at most 8 files)
-tar -czf "$FINAL/logs.tgz" -C "$FINAL" logs && rm -rf "$OUT"
