@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import collections
-import math
 import threading
 import time
 import weakref
@@ -38,6 +37,8 @@ _SIGNAL_PAGE = 4096
 _POLL_SLEEP_S = 0.0002
 #: open devices, closed at interpreter exit if the program did not close them
 _OPEN: "weakref.WeakSet[Device]" = weakref.WeakSet()
+#: submissions whose launches a hang report can name (the newest are kept)
+SUBMISSION_RECORD = 64
 #: no allocation is larger (2**48 bytes: beyond any GPU's address space)
 _MAX_ALLOC = 1 << 48
 
@@ -177,6 +178,11 @@ class Device(ABC):
         self._recover_pending = False
         #: when set (``start_trace()``), uploads, downloads and tensor launches record GPU spans
         self.trace: Trace | None = None
+        # diagnosis state every backend keeps: loaded programs (PC -> kernel), the launches of
+        # recent submissions (the backend decides the record's shape), what each recovery lost
+        self.programs: weakref.WeakSet[Program] = weakref.WeakSet()
+        self.submissions: collections.deque = collections.deque(maxlen=SUBMISSION_RECORD)
+        self.recoveries: list[str] = []
 
     # ---- set-up by the backend, once its memory works -----------------------------------
     def _init_core(self) -> None:

@@ -12,8 +12,6 @@ reference 2.6). Every allocation sits at the same address for the CPU and the GP
 """
 from __future__ import annotations
 
-import collections
-import weakref
 
 from ..device import Device
 from ..errors import DeviceNotFound, HwdrvError, UnsupportedDriver
@@ -57,7 +55,6 @@ DOORBELL_SLICE = KP.KFD_MAX_NUM_OF_QUEUES_PER_PROCESS * 8
 EVENT_PAGE_SIZE = K.KFD_SIGNAL_EVENT_LIMIT * 8
 #: queue priority in KFD's 0..KFD_MAX_QUEUE_PRIORITY range: the middle (ROCr's normal priority)
 QUEUE_PRIORITY = 7
-SUBMISSION_RECORD = 64
 _VRAM = (K.KFD_IOC_ALLOC_MEM_FLAGS_WRITABLE | K.KFD_IOC_ALLOC_MEM_FLAGS_EXECUTABLE
          | K.KFD_IOC_ALLOC_MEM_FLAGS_NO_SUBSTITUTE | K.KFD_IOC_ALLOC_MEM_FLAGS_VRAM)
 _GTT = (K.KFD_IOC_ALLOC_MEM_FLAGS_WRITABLE | K.KFD_IOC_ALLOC_MEM_FLAGS_EXECUTABLE
@@ -122,9 +119,6 @@ class AMDDevice(Device):
         self._doorbells: int | None = None            # the process doorbell page, mapped once
         self._builtins: dict[str, AMDProgram] = {}
         #: (timeline value, launches) of recent compute submissions, for hang reports
-        self.submissions: collections.deque = collections.deque(maxlen=SUBMISSION_RECORD)
-        self.programs: weakref.WeakSet[AMDProgram] = weakref.WeakSet()
-        self.recoveries: list[str] = []
         try:
             self._bring_up(index)
         except BaseException:

@@ -9,7 +9,6 @@ object), the UVM fds, the VA pool and every fd.
 """
 from __future__ import annotations
 
-import collections
 import os
 import weakref
 from typing import Any
@@ -60,8 +59,6 @@ MAX_THREADS_PER_BLOCK = 1024
 MAX_BLOCK_DIMS = (1024, 1024, 64)
 MAX_GRID_DIMS = ((1 << 31) - 1, 65535, 65535)
 WARP_SIZE = 32
-#: compute submissions whose launches a hang report can name (the newest are kept)
-SUBMISSION_RECORD = 64
 GR_INFO_WANTED = ("SM_VERSION", "LITTER_NUM_GPCS", "LITTER_NUM_TPC_PER_GPC", "LITTER_NUM_SM_PER_TPC",
                   "MAX_WARPS_PER_SM", "GPU_CORE_COUNT", "MAX_SP_PER_SM")
 
@@ -126,14 +123,10 @@ class NVDevice(Device):
         self._slm_per_thread = 0
         self._slm_per_tpc = 0
         self._broken = False
-        # diagnosis (hwdrv.nvidia.diagnose): loaded programs (PC -> kernel), recent compute
-        # submissions as (timeline value, launches), the GT200_DEBUGGER made on first use, the
-        # context VA UVM holds per channel, and what each recovery lost
-        self.programs: weakref.WeakSet[NVProgram] = weakref.WeakSet()
-        self.submissions: collections.deque = collections.deque(maxlen=SUBMISSION_RECORD)
+        # diagnosis (hwdrv.nvidia.diagnose): the GT200_DEBUGGER made on first use and the
+        # context VA UVM holds per channel
         self._h_debugger = 0
         self._ctx_vas: dict[int, int] = {}
-        self.recoveries: list[str] = []
         try:
             self._bring_up(index)
         except BaseException:

@@ -12,7 +12,6 @@ later call answers EDEADLK, which is what recovery keys on), TYPE_CL, default pr
 """
 from __future__ import annotations
 
-import collections
 import errno
 import time
 
@@ -42,7 +41,6 @@ MEM_FLAGS = 12 << K.KGSL_MEMALIGN_SHIFT
 #: the always-on counter's rate (CP_ALWAYS_ON_COUNTER, qcom.md 2.4)
 ALWAYS_ON_HZ = 19_200_000
 CMD_RING_SIZE = 4 << 20
-SUBMISSION_RECORD = 64
 _STATUS_NAMES = {K.KGSL_CTX_STAT_NO_ERROR: "NO_ERROR", K.KGSL_CTX_STAT_GUILTY_CONTEXT_RESET_EXT: "GUILTY_CONTEXT_RESET",
                  K.KGSL_CTX_STAT_INNOCENT_CONTEXT_RESET_EXT: "INNOCENT_CONTEXT_RESET",
                  K.KGSL_CTX_STAT_UNKNOWN_CONTEXT_RESET_EXT: "UNKNOWN_CONTEXT_RESET"}
@@ -105,9 +103,7 @@ class QcomDevice(Device):
         self._cpu_maps: dict[int, int] = {}
         self._builtins: dict[str, QcomProgram] = {}
         self._pvt: Buffer | None = None
-        self.submissions: collections.deque = collections.deque(maxlen=SUBMISSION_RECORD)
         self.last_ts = 0
-        self.recoveries: list[str] = []
         try:
             self._bring_up()
         except BaseException:

@@ -18,7 +18,6 @@ import threading
 from typing import Callable
 
 from hwdrv.ioctl import hostmem
-from hwdrv.mock.gpumem import GpuPageTable, MemoryFault
 from hwdrv.mock.kernel import KernelLog
 
 from . import faults as X
