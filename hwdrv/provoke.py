@@ -82,6 +82,9 @@ def provoke_oob_store(dev) -> tuple[HangReport | None, str, dict]:
     q = dev.compute_queue().exec(prog, grid=(1,), block=(32,), args=[Var("bad"), 0xDEAD]).signal(s, 1)
     gone = dev.alloc(2 << 20)
     bad = gone.va + (1 << 20)
+    # free() releases the memory once all earlier work has finished: with the device idle that
+    # is at once, so nothing is mapped at ``bad`` when the kernel runs
+    dev.synchronize()
     gone.free()
     q.submit(bad=bad)
     rep, msg = _expect_hang(lambda: s.wait(1, timeout=WAIT_S))
