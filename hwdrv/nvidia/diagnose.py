@@ -418,8 +418,14 @@ def _control(dev: "NVDevice", handle: int, cmd: int, params: Any, name: str,
 
 
 def sm_count(dev: "NVDevice") -> int | None:
-    """SMs on the GPU, as bring-up read them from GR_GET_INFO (None if RM did not say)."""
-    return getattr(dev, "sm_count", 0) or None
+    """SMs on the GPU, as bring-up read them from GR_GET_INFO (None if RM did not say), at most
+    GPCs x TPCs per GPC x SMs per TPC (on the H200, 2026-12-05, the core-count quotient came
+    out near 16896 and a report made 169 READ_ALL_SM_ERROR_STATES calls, all but one refused)."""
+    n = getattr(dev, "sm_count", 0) or None
+    gr = getattr(dev, "gr", {}) or {}
+    litter = (gr.get("LITTER_NUM_GPCS", 0) * gr.get("LITTER_NUM_TPC_PER_GPC", 0)
+              * gr.get("LITTER_NUM_SM_PER_TPC", 0))
+    return min(n, litter) if n and litter else n
 
 
 def sm_error_registers(sm: int, s: Any) -> list[Register]:
@@ -452,7 +458,7 @@ def _sm_errors(dev: "NVDevice", dbg: int, report: HangReport, programs: list) ->
         p.numSMsToRead = min(per, count - start)
         if _control(dev, dbg, nv.NV83DE_CTRL_CMD_DEBUG_READ_ALL_SM_ERROR_STATES, p,
                     f"NV83DE_CTRL_CMD_DEBUG_READ_ALL_SM_ERROR_STATES(startingSM={start})", report) is None:
-            continue
+            break           # RM refuses the rest the same way: one note is enough
         mmu_valid |= bool(p.mmuFault.valid)
         for i in range(p.numSMsToRead):
             s = p.smErrorStateArray[i]
