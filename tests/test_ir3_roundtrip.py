@@ -205,6 +205,12 @@ def test_mutated_lines_fail_cleanly_or_round_trip(v, at, ch, op):
         assert str(e).startswith("line 1")
         return
     text = ir3.disassemble(code, gpu_id=v["gpu_id"])[0]
+    if text.startswith("raw"):
+        # Mesa prints a word with no instruction as "raw" + the low and high words unpadded,
+        # which is ambiguous (docs/ir3.md); such words are outside the round-trip property, as in
+        # test_random_instructions_round_trip. They must still print as raw again:
+        assert ir3.disassemble(ir3.assemble(text, gpu_id=v["gpu_id"]), gpu_id=v["gpu_id"])[0].startswith("raw")
+        return
     again = ir3.assemble(text, gpu_id=v["gpu_id"])
     if again != code:
         assert re.search(r"\d\.\d{6}", text), f"{s!r} -> {text!r} does not assemble back to the same bits"
