@@ -21,6 +21,7 @@ if [ "$what" = suite ] || [ "$what" = all ]; then
 fi
 if [ "$what" = tensor ] || [ "$what" = all ]; then
   timeout "${TENSOR_S:-200}" python3 bench/tensor_bench.py --repeat 10 > "$OUT/tensor_bench.txt" 2>&1; echo "tensor bench rc=$?"
+  cp bench/results/tensor_bench_*.json "$OUT/" 2>/dev/null
   TENSOR_PROFILE="$OUT/demo_trace.json" python3 -m hwdrv demo > "$OUT/demo.log" 2>&1; echo "demo rc=$?"
 fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
@@ -32,3 +33,7 @@ if [ "$what" = bench ] || [ "$what" = all ]; then
     fi
   done
 fi
+# the ratios as a chart: PNG where matplotlib is installed, else SVG (needs nothing)
+ls "$OUT"/tensor_bench_*.json "$OUT"/nv_bench_new_*.json >/dev/null 2>&1 && {
+  python3 bench/chart.py "$OUT"/tensor_bench_*.json "$OUT"/nv_bench_new_1.json --out "$FINAL/chart.png" 2>/dev/null ||
+    python3 bench/chart.py "$OUT"/tensor_bench_*.json "$OUT"/nv_bench_new_1.json --out "$FINAL/chart.svg"; }
