@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .errors import InvalidArgument, QueueBusy
+from .program import Program
 from .signal import check_timeout
 from .var import IntArg, VarExpr
 
 if TYPE_CHECKING:
     from .device import Device
     from .memory.buffer import Buffer
-    from .program import Program
     from .signal import Signal, Timeline
 
 _U32 = 0xFFFFFFFF
@@ -160,7 +160,6 @@ class Queue(ABC):
         self._check_building()
         if self.kind != "compute":
             raise InvalidArgument(f"exec needs a compute queue; this is a {self.kind} queue")
-        from .program import Program
         if not isinstance(program, Program):
             raise InvalidArgument(f"exec: program must be a Program from dev.program(), got "
                                   f"{type(program).__name__}")

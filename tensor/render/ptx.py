@@ -8,6 +8,7 @@ Registers are named by the defining instruction's index and its register type: `
 ``%t7``/``%q7`` (scratch b32 / pred)."""
 from __future__ import annotations
 
+import os
 import struct
 from typing import Callable
 
@@ -17,6 +18,12 @@ from ..ir import Inst, Kernel
 PTX_VERSION = "8.0"
 BLOCK = 256             # threads per block of an elementwise / reduce launch
 VEC_BYTES = 16          # one vector access of an elementwise kernel (LDG.E.128 / STG.E.128)
+#: 16-byte accesses per thread of the narrowest buffer of an elementwise kernel (more bytes in
+#: flight per thread), and the cache hint of its stores ("" or ".cs": streaming, evict first).
+#: Tuned on the GPU with bench/elementwise_sweep.py, which sets them per process through the
+#: TENSOR_NV_ACCESSES / TENSOR_NV_STORE_HINT environment variables.
+ACCESSES = int(os.environ.get("TENSOR_NV_ACCESSES", "1"))
+STORE_HINT = os.environ.get("TENSOR_NV_STORE_HINT", "")
 ROW_SHARED = "rowred"   # one word per warp: a block-wide row's warp results meet here (one
                         # array per ALLREDUCE, suffixed with its instruction number)
 
@@ -33,7 +40,7 @@ def vector_width(kernel: Kernel) -> int:
     if special is None or insts[special].arg[0] != "gidx":
         return 1
     sizes = [insts[ins.src[0]].arg[1].itemsize for ins in insts if _own_index(ins, special)]
-    return VEC_BYTES // min(sizes, default=VEC_BYTES // 4)
+    return VEC_BYTES * ACCESSES // min(sizes, default=VEC_BYTES // 4)
 
 
 def _own_index(ins: Inst, special: int) -> bool:
@@ -196,14 +203,14 @@ class PTXRenderer:
         if store_t in (float16, bfloat16):
             return [f"cvt.rn.{store_t.ptx}.f32 %h{r}, {v};" for r, v in zip(lanes, vals)] + \
                 [f"mov.b32 %t{a}, {{%h{a}, %h{b}}};" for a, b in zip(lanes[0::2], lanes[1::2])] + \
-                [f"st.global.v4.b32 {addr}, {{{', '.join(f'%t{w}' for w in lanes[0::2])}}};"]
+                [f"st.global{STORE_HINT}.v4.b32 {addr}, {{{', '.join(f'%t{w}' for w in lanes[0::2])}}};"]
         if store_t == bool_:
             lines = [f"selp.u32 %t{r}, 1, 0, {v};" for r, v in zip(lanes, vals)]
             for w in range(4):
                 quad = lanes[4 * w:4 * w + 4]
                 lines += [f"bfi.b32 %t{quad[0]}, %t{quad[b]}, %t{quad[0]}, {8 * b}, 8;" for b in (1, 2, 3)]
-            return lines + [f"st.global.v4.b32 {addr}, {{{', '.join(f'%t{w}' for w in lanes[0::4])}}};"]
-        return [f"st.global.v4.{store_t.ptx} {addr}, {{{', '.join(vals)}}};"]
+            return lines + [f"st.global{STORE_HINT}.v4.b32 {addr}, {{{', '.join(f'%t{w}' for w in lanes[0::4])}}};"]
+        return [f"st.global{STORE_HINT}.v4.{store_t.ptx} {addr}, {{{', '.join(vals)}}};"]
 
     # ---- one instruction ---------------------------------------------------------------
     def _inst(self, i: int, ins: Inst, insts: list[Inst], ren: Callable[[int], int]) -> list[str]:
