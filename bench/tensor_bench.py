@@ -3,6 +3,11 @@ the first axis (GB/s) and matmul (TFLOPS), as ratios to PyTorch. Prints a table 
 to bench/results/.
 
     python bench/tensor_bench.py [--device nvidia:0] [--repeat 20] [--quick | --small]
+    python bench/tensor_bench.py --matmul-configs [--quick | --small]
+
+``--matmul-configs``: instead of the cases, time f16 and bf16 matmul at 8192 (4096 with
+--quick) with each config of MATMUL_SWEEP (wgmma tile shapes and the mma.sync kernel) and print
+one table; every result is checked against numpy on sampled rows and columns.
 
 ``--small``: tiny sizes that the mock GPU runs in seconds (``--device mock:nvidia``), to check
 the script end to end; its numbers mean nothing. Our times are GPU timestamps around each
@@ -23,31 +28,58 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tensor import Tensor, dtypes, runtime  # noqa: E402
+from tensor.matmul import MmaConfig, WgmmaConfig  # noqa: E402
 
 TARGETS = {"add": 1.0, "softmax": 1.0, "sum last": None, "sum first": None, "matmul f32": 0.9,
            "matmul f16": 0.95, "matmul bf16": 0.95}
 
 
-def cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple, object]]:
-    """(name, kind, shape, dtype); sizes per the issue unless --quick (1/16) or --small (mock)."""
+#: configs --matmul-configs tries (None: the default path, wgmma on sm_90)
+MATMUL_SWEEP = [None, WgmmaConfig(stages=3), WgmmaConfig(bn=128, stages=6), WgmmaConfig(bn=256, consumers=1),
+                WgmmaConfig(bn=192, consumers=3, stages=3), WgmmaConfig(group=16), WgmmaConfig(group=4),
+                MmaConfig()]
+
+
+def cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple, object, object]]:
+    """(name, kind, shape, dtype, matmul config or None); sizes per the issue unless --quick
+    (1/16) or --small (mock). Matmul shapes are (m, n, k)."""
     if small:       # odd sizes on purpose: vector tails, ragged rows, a padded split
-        return [("add small f32", "add", (4 * 256 * 3 + 5,), dtypes.float32),
-                ("softmax 4x1000 f32", "softmax", (4, 1000), dtypes.float32),
-                ("sum last 8x3000 f32", "sum last", (8, 3000), dtypes.float32),
-                ("sum first 3000x40 f32", "sum first", (3000, 40), dtypes.float32),
-                ("matmul 64 f16", "matmul f16", (64, 64, 64), dtypes.float16),
-                ("matmul 64 f32", "matmul f32", (64, 64, 64), dtypes.float32)]
+        return [("add small f32", "add", (4 * 256 * 3 + 5,), dtypes.float32, None),
+                ("softmax 4x1000 f32", "softmax", (4, 1000), dtypes.float32, None),
+                ("sum last 8x3000 f32", "sum last", (8, 3000), dtypes.float32, None),
+                ("sum first 3000x40 f32", "sum first", (3000, 40), dtypes.float32, None),
+                ("matmul 64 f16", "matmul f16", (64, 64, 64), dtypes.float16, None),
+                ("matmul 64 f16 mma.sync", "matmul f16", (64, 64, 64), dtypes.float16, MmaConfig()),
+                ("matmul 200x136x72 bf16", "matmul bf16", (200, 136, 72), dtypes.bfloat16, None),
+                ("matmul 64 f32", "matmul f32", (64, 64, 64), dtypes.float32, None)]
     s = 16 if quick else 1
     add_n = (1 << 28) // s                 # 1 GiB of f32
-    return [("add 1GiB f32", "add", (add_n,), dtypes.float32),
-            ("softmax 8192x8192 f32", "softmax", (8192 // s, 8192), dtypes.float32),
-            ("sum last 8192x8192 f32", "sum last", (8192 // s, 8192), dtypes.float32),
-            ("sum first 8192x8192 f32", "sum first", (8192 // s, 8192), dtypes.float32),
-            ("matmul 4096 f16", "matmul f16", (4096 // s,) * 3, dtypes.float16),
-            ("matmul 8192 f16", "matmul f16", (8192 // s,) * 3, dtypes.float16),
-            ("matmul 4096 bf16", "matmul bf16", (4096 // s,) * 3, dtypes.bfloat16),
-            ("matmul 8192 bf16", "matmul bf16", (8192 // s,) * 3, dtypes.bfloat16),
-            ("matmul 4096 f32", "matmul f32", (4096 // s,) * 3, dtypes.float32)]
+    return [("add 1GiB f32", "add", (add_n,), dtypes.float32, None),
+            ("softmax 8192x8192 f32", "softmax", (8192 // s, 8192), dtypes.float32, None),
+            ("sum last 8192x8192 f32", "sum last", (8192 // s, 8192), dtypes.float32, None),
+            ("sum first 8192x8192 f32", "sum first", (8192 // s, 8192), dtypes.float32, None),
+            ("matmul 4096 f16", "matmul f16", (4096 // s,) * 3, dtypes.float16, None),
+            ("matmul 8192 f16", "matmul f16", (8192 // s,) * 3, dtypes.float16, None),
+            ("matmul 4096 bf16", "matmul bf16", (4096 // s,) * 3, dtypes.bfloat16, None),
+            ("matmul 8192 bf16", "matmul bf16", (8192 // s,) * 3, dtypes.bfloat16, None),
+            # the mma.sync kernel sm_90 used before wgmma, for comparison in the same run
+            ("matmul 8192 f16 mma.sync", "matmul f16", (8192 // s,) * 3, dtypes.float16, MmaConfig()),
+            # ragged tiles in every dimension (M % 128, N % 256, K % 64)
+            ("matmul 6000x5000x4104 f16", "matmul f16", (6000 // s, 5000 // s, 4104 // s // 8 * 8),
+             dtypes.float16, None),
+            ("matmul 4096 f32", "matmul f32", (4096 // s,) * 3, dtypes.float32, None)]
+
+
+def sweep_cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple, object, object]]:
+    """The --matmul-configs cases: f16 and bf16 at 8192 (4096 with --quick, 200x136x72 with
+    --small) with each config of MATMUL_SWEEP."""
+    shape = (200, 136, 72) if small else (4096,) * 3 if quick else (8192,) * 3
+    out = []
+    for dt in (dtypes.float16, dtypes.bfloat16):
+        for cfg in MATMUL_SWEEP:
+            tag = "default" if cfg is None else f"{'wgmma' if isinstance(cfg, WgmmaConfig) else 'mma'} {cfg.tag()}"
+            out.append((f"matmul {'x'.join(map(str, shape))} {dt.name} {tag}", f"matmul {dt.name.replace('float', 'f')}", shape, dt, cfg))
+    return out
 
 
 def work(kind: str, shape: tuple, itemsize: int) -> tuple[float, str]:
@@ -62,8 +94,8 @@ def work(kind: str, shape: tuple, itemsize: int) -> tuple[float, str]:
     return 2 * m * n * k, "TFLOPS"
 
 
-def ours(device: str, kind: str, shape: tuple, dt, repeat: int) -> float:
-    """Median GPU seconds of the kernels one run launches."""
+def ours(device: str, kind: str, shape: tuple, dt, repeat: int, config=None) -> float:
+    """Median GPU seconds of the kernels one run launches (``config``: the matmul config to use)."""
     rt = runtime(device)
     rng = np.random.default_rng(0)
     if kind == "add":
@@ -82,10 +114,35 @@ def ours(device: str, kind: str, shape: tuple, dt, repeat: int) -> float:
         a = Tensor(rng.random((m, k), np.float32), dt, device)
         b = Tensor(rng.random((k, n), np.float32), dt, device)
         run = lambda: (a @ b).realize()  # noqa: E731
-    seconds = gpu_seconds(rt, run, repeat)   # the first run compiles
-    if not kind.startswith("matmul"):        # a fast wrong kernel must not count
-        check(kind, shape, run().numpy(), *((a, b) if kind == "add" else (x,)))
+    saved = dict(rt.matmul_configs)
+    if config is not None:
+        rt.matmul_configs[dt.name] = config
+    try:
+        seconds = gpu_seconds(rt, run, repeat)   # the first run compiles
+        # a fast wrong kernel must not count
+        if kind.startswith("matmul"):
+            check_matmul(run().numpy(), a, b, dt)
+        else:
+            check(kind, shape, run().numpy(), *((a, b) if kind == "add" else (x,)))
+    finally:
+        rt.matmul_configs.clear()
+        rt.matmul_configs.update(saved)
     return seconds
+
+
+def check_matmul(got: np.ndarray, a: Tensor, b: Tensor, dt, samples: int = 32) -> None:
+    """Raise when sampled rows and columns of ``got`` differ from numpy's product of the same
+    (rounded) inputs; tolerances of the output type, scaled with sqrt(K)."""
+    ha, hb = a.numpy().astype(np.float64), b.numpy().astype(np.float64)
+    rng = np.random.default_rng(1)
+    rows = rng.integers(0, ha.shape[0], samples)
+    cols = rng.integers(0, hb.shape[1], samples)
+    rtol = {dtypes.float16: 1e-2, dtypes.bfloat16: 3e-2}.get(dt, 1e-4)
+    atol = rtol * np.sqrt(ha.shape[1]) * max(1.0, float(np.abs(ha).max() * np.abs(hb).max()))
+    np.testing.assert_allclose(got[rows].astype(np.float64), ha[rows] @ hb, rtol=rtol, atol=atol,
+                               err_msg=f"matmul {ha.shape} @ {hb.shape} rows")
+    np.testing.assert_allclose(got[:, cols].astype(np.float64), ha @ hb[:, cols], rtol=rtol, atol=atol,
+                               err_msg=f"matmul {ha.shape} @ {hb.shape} columns")
 
 
 def check(kind: str, shape: tuple, got: np.ndarray, *inputs: Tensor) -> None:
@@ -157,14 +214,18 @@ def main(argv: list[str] | None = None) -> int:
     size.add_argument("--quick", action="store_true", help="1/16 of the sizes (a smoke run)")
     size.add_argument("--small", action="store_true",
                       help="tiny sizes the mock runs (--device mock:nvidia): checks the script only")
+    ap.add_argument("--matmul-configs", action="store_true",
+                    help="time f16/bf16 matmul with each config of MATMUL_SWEEP instead of the cases")
     args = ap.parse_args(argv)
     rt = runtime(args.device)
     rows = []
-    print(f"{'case':<24}{'ours':>14}{'torch':>14}{'ratio':>8}{'target':>8}")
-    for name, kind, shape, dt in cases(args.quick, args.small):
+    todo = sweep_cases(args.quick, args.small) if args.matmul_configs else cases(args.quick, args.small)
+    width = max(24, max(len(c[0]) for c in todo) + 2)
+    print(f"{'case':<{width}}{'ours':>14}{'torch':>14}{'ratio':>8}{'target':>8}")
+    for name, kind, shape, dt, config in todo:
         amount, unit = work(kind, shape, dt.itemsize)
         scale = 1e9 if unit == "GB/s" else 1e12
-        t_ours = ours(rt.name, kind, shape, dt, args.repeat)
+        t_ours = ours(rt.name, kind, shape, dt, args.repeat, config)
         t_torch = torch_time(kind, shape, dt, args.repeat)
         r_ours = amount / t_ours / scale if t_ours > 0 else float("nan")
         r_torch = amount / t_torch / scale if t_torch else None
@@ -172,12 +233,13 @@ def main(argv: list[str] | None = None) -> int:
         target = TARGETS[kind]
         rows.append({"case": name, "unit": unit, "ours": r_ours, "torch": r_torch, "ratio": ratio,
                      "target": target, "ours_seconds": t_ours, "torch_seconds": t_torch})
-        print(f"{name:<24}{r_ours:>9.2f} {unit:<4}" +
+        print(f"{name:<{width}}{r_ours:>9.2f} {unit:<4}" +
               (f"{r_torch:>9.2f} {unit:<4}{ratio:>8.2f}" if r_torch else f"{'-':>14}{'-':>8}") +
               f"{target if target else '-':>8}")
     out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
     os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, f"tensor_bench_{time.strftime('%Y%m%d_%H%M%S')}.json")
+    prefix = "tensor_bench_matmul_configs" if args.matmul_configs else "tensor_bench"
+    path = os.path.join(out_dir, f"{prefix}_{time.strftime('%Y%m%d_%H%M%S')}.json")
     with open(path, "w") as f:
         json.dump({"device": rt.device.name, "arch": rt.device.arch, "repeat": args.repeat,
                    "quick": args.quick, "small": args.small, "rows": rows}, f, indent=2)

@@ -2,36 +2,56 @@
 tile shape a case gets. Shapes are baked into the PTX, so each (shape, dtype, config) is its
 own cached program.
 
+* ``wgmma`` (``matmul_wgmma.py``, f16/bf16 on sm_90 with K and N multiples of 8): TMA loads
+  into a ring of swizzled stages, a producer warpgroup and consumer warpgroups issuing
+  ``wgmma.mma_async``, persistent grid. Assembled for ``sm_90a``; the host encodes the tensor
+  maps per call (``MatmulKernel.tensor_maps``).
 * ``mma`` (``matmul_mma.py``, f16/bf16 on sm_80+ with K and N multiples of 8): pipelined
-  ``cp.async`` + ``ldmatrix`` + ``mma.sync.m16n8k16``.
+  ``cp.async`` + ``ldmatrix`` + ``mma.sync.m16n8k16``. What sm_80/89 get, and sm_90 when an
+  MmaConfig is asked for.
 * ``simt`` (``matmul_simt.py``, f32 and the other narrow-float shapes): register-tiled FMAs."""
 from __future__ import annotations
 
 from .dtype import DType, bfloat16, float16
 from .matmul_mma import MmaConfig, mma_kernel
-from .matmul_ptx import MatmulKernel
+from .matmul_ptx import MatmulKernel, TensorMapSpec
 from .matmul_simt import SimtConfig, simt_kernel
+from .matmul_wgmma import WgmmaConfig, wgmma_kernel
 
 #: the tile shapes a case gets unless a config is passed (the fastest measured/predicted)
+DEFAULT_WGMMA = WgmmaConfig()
 DEFAULT_MMA = MmaConfig()
 DEFAULT_SIMT = SimtConfig()
+Config = WgmmaConfig | MmaConfig | SimtConfig
+
+
+def _sm(arch: str) -> int:
+    return int(arch.removeprefix("sm_").rstrip("af") or 0)
 
 
 def uses_tensor_cores(arch: str, dtype: DType, k: int, n: int) -> bool:
-    """Whether ``matmul_kernel`` picks mma.sync for this case."""
-    sm = int(arch.removeprefix("sm_").rstrip("a") or 0)
-    return dtype in (float16, bfloat16) and sm >= 80 and k % 8 == 0 and n % 8 == 0
+    """Whether ``matmul_kernel`` picks a tensor-core kernel (wgmma or mma.sync) for this case."""
+    return dtype in (float16, bfloat16) and _sm(arch) >= 80 and k % 8 == 0 and n % 8 == 0
+
+
+def uses_wgmma(arch: str, dtype: DType, m: int, n: int, k: int) -> bool:
+    """Whether ``matmul_kernel`` picks the wgmma kernel for this case (when no MmaConfig is
+    asked for): f16/bf16 on sm_90 (wgmma is sm_90a-only: not on later SMs), with K and N
+    multiples of 8 (the tensor maps' 16-byte row strides). Any M: TMA zero-fills past the edge."""
+    return dtype in (float16, bfloat16) and _sm(arch) == 90 and k % 8 == 0 and n % 8 == 0 and m > 0
 
 
 def matmul_kernel(arch: str, dtype: DType, m: int, n: int, k: int,
-                  config: MmaConfig | SimtConfig | None = None) -> MatmulKernel:
-    """The kernel for a (m, k) @ (k, n) matmul of ``dtype`` on ``arch``. ``config`` sets the
-    tile shape when it is for the path the case takes (an MmaConfig for tensor cores, a
-    SimtConfig otherwise); else the default of that path is used."""
+                  config: Config | None = None) -> MatmulKernel:
+    """The kernel for a (m, k) @ (k, n) matmul of ``dtype`` on ``arch``. ``config`` picks the
+    path when it names one the case can take (a WgmmaConfig or MmaConfig for tensor cores, a
+    SimtConfig otherwise) and sets its tile shape; else the case gets its best path's default."""
+    if uses_wgmma(arch, dtype, m, n, k) and not isinstance(config, MmaConfig):
+        return wgmma_kernel(dtype, m, n, k, config if isinstance(config, WgmmaConfig) else DEFAULT_WGMMA)
     if uses_tensor_cores(arch, dtype, k, n):
         return mma_kernel(arch, dtype, m, n, k, config if isinstance(config, MmaConfig) else DEFAULT_MMA)
     return simt_kernel(arch, dtype, m, n, k, config if isinstance(config, SimtConfig) else DEFAULT_SIMT)
 
 
-__all__ = ["MatmulKernel", "MmaConfig", "SimtConfig", "matmul_kernel", "uses_tensor_cores",
-           "DEFAULT_MMA", "DEFAULT_SIMT"]
+__all__ = ["MatmulKernel", "TensorMapSpec", "WgmmaConfig", "MmaConfig", "SimtConfig", "matmul_kernel",
+           "uses_tensor_cores", "uses_wgmma", "DEFAULT_WGMMA", "DEFAULT_MMA", "DEFAULT_SIMT"]

@@ -9,14 +9,31 @@ from .render.ptx import PTX_VERSION
 
 
 @dataclass(frozen=True)
+class TensorMapSpec:
+    """A tiled tensor map the host encodes for a kernel launch (hwdrv.nvidia.tensormap's
+    ``encode_tiled``) over ``operand`` ("a" or "b"), once its address is known."""
+    operand: str
+    dtype: str                          # PTX element type name
+    dims: tuple[int, ...]               # dimension 0 (contiguous) first
+    strides: tuple[int, ...]            # bytes, dimensions 1..rank-1
+    box: tuple[int, ...]
+    swizzle: int = 0                    # bytes
+
+
+@dataclass(frozen=True)
 class MatmulKernel:
     """A generated matmul: its PTX, entry name and launch geometry (``shared``: dynamic shared
-    bytes to launch with). Parameters: C, A, B."""
+    bytes to launch with). Parameters: C, A, B - or, when ``tensor_maps`` is not empty, C and
+    the address of those maps (128 bytes each, in that order, 64-byte aligned) in global
+    memory. ``target``: the SM name ptxas must assemble it for when it differs from the
+    device's (``sm_90a`` for wgmma)."""
     name: str
     ptx: str
     grid: tuple[int, int, int]
     block: tuple[int, int, int]
     shared: int = 0
+    target: str | None = None
+    tensor_maps: tuple[TensorMapSpec, ...] = ()
 
 
 class Ptx:

@@ -9,6 +9,7 @@ import os
 import sys
 import time
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from hwdrv.trace import Span
 from .dtype import DType, bfloat16, bool_, bf16_bits_to_f32, f32_to_bf16_bits
 from .lazy import LazyNode
 from .lower import lower
-from .matmul import MmaConfig, SimtConfig, matmul_kernel
+from .matmul import Config, MatmulKernel, matmul_kernel
 from .ops import Op
 from .profile import maybe_start
 from .render import renderer_for
@@ -75,7 +76,10 @@ class Runtime:
         self.stats = Stats()
         #: matmul tile shapes by dtype name, overriding matmul.py's defaults where they suit
         #: the case's path (bench/tensor_variants.py sets these)
-        self.matmul_configs: dict[str, MmaConfig | SimtConfig] = {}
+        self.matmul_configs: dict[str, Config] = {}
+        #: tensor-map buffers of TMA matmuls by (kernel, A address, B address), newest last
+        self.tensor_maps: OrderedDict[tuple, Any] = OrderedDict()
+        self._compilers: dict[str, Any] = {}    # ptxas for kernels that need another target
         maybe_start(self)
 
     def __repr__(self) -> str:
@@ -133,6 +137,7 @@ class Runtime:
                                {"shape": list(c.launch.shape), "grid": list(c.launch.grid),
                                 "block": list(c.launch.block)}))
         done.wait(1)
+        self._trim_tensor_maps()                 # only now: no launch of this batch still reads them
         hz = self.device.timestamp_hz
         for c, (start, end) in zip(calls, stamps):
             c.launch.seconds = max(0, end.timestamp - start.timestamp) / hz
@@ -157,10 +162,14 @@ class Runtime:
             if key not in self.programs:
                 own = getattr(self.renderer, "matmul_kernel", None)    # the target's generator
                 mk = own(node.dtype, m, n, k, cfg) if own else matmul_kernel(self.device.arch, node.dtype, m, n, k, cfg)
-                self.programs[key] = (self._compile(mk.ptx, mk.name, f"matmul {m}x{k}x{n}"), mk)
+                self.programs[key] = (self._compile(mk.ptx, mk.name, f"matmul {m}x{k}x{n}", mk.target), mk)
             prog, mk = self.programs[key]
             launch = Launch(mk.name, node.shape, mk.grid, mk.block)
-            return _Call(node, prog, [out, buf(a), buf(b)], launch, mk.shared)
+            if mk.tensor_maps:
+                args = [out, self._tensor_map_buffer(mk, buf(a), buf(b))]
+            else:
+                args = [out, buf(a), buf(b)]
+            return _Call(node, prog, args, launch, mk.shared)
         kernel, inputs = lower(node, planned)
         key = ("ir", kernel.text())
         if key not in self.programs:
@@ -172,15 +181,53 @@ class Runtime:
         launch = Launch(kernel.name, node.shape, grid, (BLOCK, 1, 1))
         return _Call(node, self.programs[key], [out] + [buf(i) for i in inputs], launch)
 
-    def _compile(self, src: str, name: str, ir_text: str) -> Any:
+    def _tensor_map_buffer(self, mk: MatmulKernel, a: Any, b: Any) -> Any:
+        """A device buffer holding the tensor maps ``mk`` reads for operands ``a``, ``b`` (encoded
+        and uploaded once per kernel and pair of buffer addresses; a map holds only addresses and
+        shapes, so a reused address gets a correct map)."""
+        from hwdrv.nvidia.tensormap import TENSOR_MAP_BYTES, encode_tiled
+        key = (mk.name, a.va, b.va)
+        hit = self.tensor_maps.get(key)
+        if hit is not None:
+            self.tensor_maps.move_to_end(key)
+            return hit
+        vas = {"a": a.va, "b": b.va}
+        raw = b"".join(encode_tiled(vas[t.operand], t.dtype, t.dims, t.strides, t.box, swizzle=t.swizzle)
+                       for t in mk.tensor_maps)
+        buf = self.device.alloc(len(mk.tensor_maps) * TENSOR_MAP_BYTES)
+        self.device.upload(buf, np.frombuffer(raw, np.uint8))
+        self.tensor_maps[key] = buf
+        return buf
+
+    def _trim_tensor_maps(self) -> None:
+        while len(self.tensor_maps) > TENSOR_MAP_CACHE:
+            _free(self.tensor_maps.popitem(last=False)[1])
+
+    def _compile(self, src: str, name: str, ir_text: str, target: str | None = None) -> Any:
         t0 = time.perf_counter()
-        binary = self.device.compiler.compile(src)
+        binary = self._compiler(target).compile(src)
         prog = self.device.program(binary, name)
         self.stats.compiles += 1
         if debug_level() >= 2:
             print(f"tensor: compiled {name} in {(time.perf_counter() - t0) * 1e3:.1f} ms\n"
                   f"{ir_text}\n{src}", file=sys.stderr)
         return prog
+
+
+    def _compiler(self, target: str | None) -> Any:
+        """The device's compiler, or for a kernel that needs another target (sm_90a) than the
+        device's ptxas assembles for, a ptxas compiler for that target."""
+        dev = self.device.compiler
+        if target is None or getattr(dev, "arch", target) == target or not hasattr(dev, "ptxas"):
+            return dev                     # the mock's compiler keeps the PTX as it is
+        if target not in self._compilers:
+            from hwdrv.nvidia.compiler import PtxasCompiler
+            self._compilers[target] = PtxasCompiler(arch=target, ptxas=dev.ptxas)
+        return self._compilers[target]
+
+
+#: tensor-map buffers a runtime keeps (256 bytes each)
+TENSOR_MAP_CACHE = 256
 
 
 def _free(buf: Any) -> None:

@@ -15,7 +15,7 @@ import pytest
 from hwdrv.mock.nvidia import ptx
 
 from test_ptx_helpers import gpu  # noqa: F401
-from test_ptx_tma_tensormap import PTX_CODES, encode_tensor_map
+from hwdrv.nvidia.tensormap import encode_tiled
 
 PTX = r"""
 .version 8.5
@@ -173,7 +173,6 @@ DONE:
 }
 """
 
-SWIZZLE_CODE = {0: 0, 32: 1, 64: 2, 128: 3}
 ROWS, COLS = 40, 72                      # the f16 tensor: 40 rows of 72 elements (144-byte rows)
 
 
@@ -222,8 +221,8 @@ def _tensor(gpu, oob_nan=False, swizzle=0, box=(64, 16)):
     rng = np.random.default_rng(7)
     t = rng.standard_normal((ROWS, COLS)).astype(np.float16)
     va = gpu.upload(t)
-    tm = encode_tensor_map(va, PTX_CODES["f16"], [COLS, ROWS], [COLS * 2], list(box),
-                           swizzle=SWIZZLE_CODE[swizzle], oob=int(oob_nan))
+    tm = encode_tiled(va, "f16", [COLS, ROWS], [COLS * 2], list(box),
+                      swizzle=swizzle, oob_nan=oob_nan)
     return t, va, tm
 
 
@@ -288,10 +287,10 @@ def test_misaligned_global_map_faults(gpu, module):
 def test_map_rank_and_box_checks(gpu, module):
     va = gpu.upload(np.zeros((ROWS, COLS), np.float16))
     out = gpu.alloc(8192)
-    rank1 = encode_tensor_map(va, PTX_CODES["f16"], [COLS * ROWS], [], [64])
+    rank1 = encode_tiled(va, "f16", [COLS * ROWS], [], [64])
     with pytest.raises(ptx.IllegalInstruction, match="2d tensor copy with a rank-1"):
         gpu.run(module, "tma_load_2d", 1, 128, [rank1, out, 0, 0, 128])
-    narrow = encode_tensor_map(va, PTX_CODES["f16"], [COLS, ROWS], [COLS * 2], [32, 8], swizzle=SWIZZLE_CODE[128])
+    narrow = encode_tiled(va, "f16", [COLS, ROWS], [COLS * 2], [32, 8], swizzle=128)
     with pytest.raises(ptx.IllegalInstruction, match="only boxes exactly as wide"):
         gpu.run(module, "tma_load_2d", 1, 128, [narrow, out, 0, 0, 512])
     with pytest.raises(ptx.IllegalInstruction, match="reserved bits"):
@@ -312,7 +311,7 @@ def test_three_d_box_with_oob(gpu, module):
     t = rng.integers(0, 2**16, (5, 12, 24), dtype=np.uint16)          # z, y, x
     va = gpu.upload(t)
     box = (8, 4, 3)
-    tm = encode_tensor_map(va, PTX_CODES["u16"], [24, 12, 5], [48, 48 * 12], list(box))
+    tm = encode_tiled(va, "u16", [24, 12, 5], [48, 48 * 12], list(box))
     nbytes = 8 * 4 * 3 * 2
     out = gpu.alloc(nbytes)
     gpu.run(module, "tma_load_3d", 1, 128, [tm, out, 20, -1, 3, nbytes])

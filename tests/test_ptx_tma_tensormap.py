@@ -1,21 +1,24 @@
-"""The mock's CUtensorMap decoder against 143 encodings made by libcuda's cuTensorMapEncodeTiled
-on an H100 (driver 580.159.04): decoding each ``hex`` must give back the parameters libcuda was
-called with. The dump lives beside the repository (shared/reference/data/, see
-nvidia-perf.md section 2.2); five of its records are kept here as vectors so the test also runs
-without it."""
+"""CUtensorMap encodings made by libcuda's cuTensorMapEncodeTiled on an H100 (driver 580.159.04),
+committed as tests/data/nvidia/tmap_libcuda_580.159.04.jsonl (measured data, see
+shared/reference/nvidia-perf.md section 2.2), against our two readers and writers of the format:
+the mock's decoder must give back the parameters libcuda was called with, and the public
+encoder (hwdrv.nvidia.tensormap) must reproduce every one of the 143 objects bit for bit.
+The encoder's parameter checks (the driver API's documented rules) are tested here too."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
 from hwdrv.mock.nvidia.ptx import IllegalInstruction
 from hwdrv.mock.nvidia.ptx.tensormap import decode_tensor_map
 
-DUMP = Path(__file__).resolve().parents[2] / "shared" / "reference" / "data" / "tmap_libcuda_580.159.04.jsonl"
+from hwdrv.errors import InvalidArgument
+from hwdrv.nvidia.tensormap import CU_DATA_TYPES, cu_encode_tiled, encode_tiled
+
+DUMP = Path(__file__).resolve().parent / "data" / "nvidia" / "tmap_libcuda_580.159.04.jsonl"
 
 # CUtensorMapDataType (CUDA driver API, cuda.h) -> the element-type name the decoder reports
 CU_DTYPES = ["u8", "u16", "u32", "s32", "u64", "s64", "f16", "f32", "f64", "bf16", "f32.ftz", "tf32", "tf32.ftz"]
@@ -54,8 +57,6 @@ def test_decode_committed_vectors(rec):
 
 
 def _dump_records() -> list[dict]:
-    if not DUMP.exists():
-        pytest.skip(f"libcuda tensor-map dump not present at ../shared/reference/data/{DUMP.name}")
     recs = [json.loads(line) for line in DUMP.read_text().splitlines() if line.strip()]
     return [r for r in recs if r.get("kind") == "enc" and r.get("rc") == 0]
 
@@ -93,42 +94,58 @@ def test_decoder_never_crashes(raw):
     assert 1 <= m.rank <= 5 and len(m.dims) == m.rank and len(m.strides) == m.rank - 1
 
 
-# ---- an encoder written from the bit table of nvidia-perf.md 2.2 (the tests' own, to build maps;
-# checked below against libcuda's encodings, libcuda-only fields included) ----------------------
-CU_TO_PTX_CODE = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 8, 7, 8]     # CUtensorMapDataType -> PTX elemtype code
-PTX_CODES = {"u8": 0, "u16": 1, "u32": 2, "s32": 3, "u64": 4, "s64": 5, "f16": 6, "f32": 7, "f32.ftz": 8,
-             "f64": 9, "bf16": 10}
-ELEM_BYTES = {0: 1, 1: 2, 2: 4, 3: 4, 4: 8, 5: 8, 6: 2, 7: 4, 8: 4, 9: 8, 10: 2}
-SMEM_ALIGN = [16, 256, 512, 1024]                             # by swizzle code (libcuda-only field)
-
-
-def encode_tensor_map(addr: int, code: int, dims, strides, box, estr=None, *, interleave: int = 0,
-                      swizzle: int = 0, oob: int = 0, l2: int = 0, tf32: bool = False) -> bytes:
-    """A tiled tensor map: ``code`` is the PTX element-type code, ``swizzle``/``interleave``/
-    ``l2`` the CUtensorMap enum values, ``strides`` the byte strides of dimensions 1..rank-1."""
-    rank = len(dims)
-    estr = estr or [1] * rank
-    v = addr | (rank - 1) << 68 | code << 71 | interleave << 75 | swizzle << 77 | oob << 79 | int(tf32) << 80 | l2 << 81
-    for i, st_ in enumerate(strides):
-        v |= ((st_ >> 4) & 0xFFFFFFFF) << (96 + 32 * i) | (st_ >> 36) << (224 + 4 * i)
-    for i in range(rank):
-        v |= (dims[i] - 1) << (256 + 32 * i) | (estr[i] - 1) << (416 + 3 * i) | (box[i] - 1) << (440 + 8 * i)
-    nbox = ELEM_BYTES[code] * int(np.prod([b // e for b, e in zip(box, estr)]))
-    v |= nbox << 512 | SMEM_ALIGN[swizzle] << 576
-    return v.to_bytes(128, "little")
-
-
+# ---- the public encoder ----------------------------------------------------------------------
 def _encode_record(rec: dict) -> bytes:
-    return encode_tensor_map(rec["addr"], CU_TO_PTX_CODE[rec["dtype"]], rec["dims"], rec["strides"][:rec["rank"] - 1],
-                             rec["box"], rec["estr"], interleave=rec["interleave"], swizzle=rec["swizzle"],
-                             oob=rec["oob"], l2=rec["l2"], tf32=rec["dtype"] in (11, 12))
+    return cu_encode_tiled(rec["addr"], rec["dtype"], rec["dims"], rec["strides"][:rec["rank"] - 1], rec["box"],
+                           rec["estr"], rec["interleave"], rec["swizzle"], rec["l2"], rec["oob"])
 
 
 @pytest.mark.parametrize("rec", VECTORS)
-def test_test_encoder_matches_committed_vectors(rec):
+def test_encoder_matches_committed_vectors(rec):
     assert _encode_record(rec).hex() == rec["hex"]
 
 
-def test_test_encoder_matches_every_libcuda_encoding():
-    bad = [r["name"] for r in _dump_records() if _encode_record(r).hex() != r["hex"]]
-    assert not bad
+def test_encoder_matches_every_libcuda_encoding():
+    recs = _dump_records()
+    bad = [r["name"] for r in recs if _encode_record(r).hex() != r["hex"]]
+    assert not bad, f"{len(bad)}/{len(recs)} encodings differ from libcuda's: {bad}"
+
+
+def test_encoder_round_trips_through_the_mock_decoder():
+    m = decode_tensor_map(encode_tiled(0x7F0000001000, "bf16", [4096, 300], [8192], [64, 128],
+                                       swizzle=128, l2_promotion=256))
+    assert (m.elemtype, list(m.dims), list(m.strides), list(m.box), m.swizzle, m.l2_promotion) == \
+        ("bf16", [4096, 300], [8192], [64, 128], 128, 256)
+
+
+GOOD = dict(address=0x10000, dtype="f16", dims=[1024, 512], strides=[2048], box=[64, 32])
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(box=[64, 257]), "box\\[1\\] = 257 must be 1..256"),
+    (dict(box=[0, 32]), "box\\[0\\] = 0"),
+    (dict(box=[12, 32]), "box\\[0\\] \\* element size = 24 bytes must be a multiple of 16"),
+    (dict(box=[128, 32], swizzle=128), "inner box row \\(256 bytes\\) must fit the 128-byte swizzle"),
+    (dict(box=[32, 32], swizzle=32), "inner box row \\(64 bytes\\) must fit the 32-byte swizzle"),
+    (dict(strides=[2040]), "strides\\[0\\] = 2040 .* multiple of 16"),
+    (dict(strides=[1 << 40]), "below 2\\^40"),
+    (dict(address=0x10008), "global address 0x10008 must be 16-byte aligned"),
+    (dict(dims=[0, 512]), "dims\\[0\\] = 0"),
+    (dict(dims=[(1 << 32) + 1, 512]), "dims\\[0\\]"),
+    (dict(dims=[8] * 6, strides=[16] * 5, box=[8] * 6), "rank 6 must be 1..5"),
+    (dict(strides=[]), "takes 2 box sizes, 2 element strides and 1 byte strides"),
+    (dict(element_strides=[1, 9]), "element_strides\\[1\\] = 9"),
+    (dict(swizzle=48), "swizzle 48"),
+    (dict(interleave=16), "interleaved map needs rank >= 3"),
+    (dict(dtype="u16", oob_nan=True), "NaN out-of-bound fill needs a float element type"),
+    (dict(dtype="f8"), "element type 'f8'"),
+])
+def test_encoder_refuses_what_the_driver_api_forbids(change, message):
+    with pytest.raises(InvalidArgument, match=message):
+        encode_tiled(**{**GOOD, **change})
+
+
+def test_encoder_accepts_the_limits():
+    encode_tiled(**{**GOOD, "box": [64, 256], "swizzle": 128})          # 128-byte rows, 256 of them
+    encode_tiled(**{**GOOD, "dims": [1 << 32, 512], "strides": [(1 << 40) - 16]})
+    assert len(CU_DATA_TYPES) == 13

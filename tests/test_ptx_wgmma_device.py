@@ -11,8 +11,8 @@ import hwdrv
 
 from test_nvcc_corpus import SIGNAL_TIMEOUT
 from test_ptx_tma_copy import PTX as TMA_PTX
-from test_ptx_tma_copy import ROWS, COLS, SWIZZLE_CODE, swizzled_image
-from test_ptx_tma_tensormap import PTX_CODES, encode_tensor_map
+from test_ptx_tma_copy import ROWS, COLS, swizzled_image
+from hwdrv.nvidia.tensormap import encode_tiled
 from test_ptx_wgmma import _random, desc, frag_to_matrix, kernel, kmajor_plain
 
 # (N, element type, swizzle bytes, B N-major)
@@ -69,7 +69,7 @@ def run_tma_case(dev, compile_ptx, swizzle: int, box: tuple[int, int], coords: t
     rng = np.random.default_rng(swizzle)
     t = rng.standard_normal((ROWS, COLS)).astype(np.float16)
     tb = _buf(dev, t)
-    tm = encode_tensor_map(tb.va, PTX_CODES["f16"], [COLS, ROWS], [COLS * 2], list(box), swizzle=SWIZZLE_CODE[swizzle])
+    tm = encode_tiled(tb.va, "f16", [COLS, ROWS], [COLS * 2], list(box), swizzle=swizzle)
     mb = _buf(dev, np.frombuffer(tm, np.uint8))
     nbytes = box[0] * box[1] * 2
     out = _buf(dev, np.zeros(nbytes, np.uint8))

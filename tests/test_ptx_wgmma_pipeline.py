@@ -18,10 +18,9 @@ import pytest
 from hwdrv.mock.nvidia import ptx
 
 from test_ptx_helpers import gpu  # noqa: F401
-from test_ptx_tma_tensormap import PTX_CODES, encode_tensor_map
+from hwdrv.nvidia.tensormap import encode_tiled
 
 MN = K = 128
-SWIZZLE_128B = 3                          # CU_TENSOR_MAP_SWIZZLE_128B
 
 PTX = r"""
 .version 8.5
@@ -389,8 +388,8 @@ PRODUCER_DONE:
 def _maps(gpu, a, b):
     k = a.shape[1]
     a_va, b_va = gpu.upload(a), gpu.upload(b)
-    ta = encode_tensor_map(a_va, PTX_CODES["f16"], [k, MN], [k * 2], [64, 64], swizzle=SWIZZLE_128B)
-    tb = encode_tensor_map(b_va, PTX_CODES["f16"], [k, MN], [k * 2], [64, 64], swizzle=SWIZZLE_128B)
+    ta = encode_tiled(a_va, "f16", [k, MN], [k * 2], [64, 64], swizzle=128)
+    tb = encode_tiled(b_va, "f16", [k, MN], [k * 2], [64, 64], swizzle=128)
     return ta, tb
 
 

@@ -1,0 +1,379 @@
+"""The Hopper matmul for f16/bf16: C[M,N] = A[M,K] @ B[K,N], row-major, f32 accumulation, on
+sm_90a's asynchronous tensor cores (``wgmma.mma_async``) fed by the tensor-memory accelerator
+(TMA, ``cp.async.bulk.tensor``).
+
+Structure (the fast.cu / CUTLASS "warp-specialized persistent" shape, nvidia-perf.md 6):
+
+* A persistent grid (at most ``sms`` blocks) walks the output tiles ``bm`` x ``bn`` in the
+  grouped order of ``matmul_ptx.raster`` (``group`` tile rows at a time, so the panels of A and B
+  a group uses stay in L2), every block taking tiles ``ctaid, ctaid + nctaid, ...``.
+* Warpgroup 0 is the producer: it gives registers back (``setmaxnreg.dec``) and one elected
+  thread issues the TMA loads of each k-tile (A: ``bm`` x 64, B: 64 x ``bn`` as ``bn``/64 boxes
+  of 64 x 64) into a ring of ``stages`` shared-memory stages, 128-byte swizzled. Each stage has a
+  *full* mbarrier (armed with the stage's byte count by ``arrive.expect_tx``; the copies
+  complete it) and an *empty* mbarrier (one arrival per consumer warpgroup). Both sides track
+  the ring with phase-parity waits; the producer starts on parity 1, which a fresh barrier
+  reports as complete, so no initial release is needed.
+* Warpgroups 1..``consumers`` take more registers (``setmaxnreg.inc``) and each multiplies a
+  64-row slice of the tile: per k-tile four ``wgmma.mma_async.m64n{bn}k16`` on shared-memory
+  descriptors (A K-major, B N-major with ``imm-trans-b``; 128B swizzle), committed and retired
+  with ``wgmma.wait_group 0`` before the stage is handed back. The first k-step of a tile uses
+  scale-d = false instead of zeroing the accumulators.
+* The epilogue rounds the f32 accumulators to the output type in pairs and stores them with
+  ``st.global.b32`` (predicated against M and N for tiles on the ragged edge) while the producer
+  already streams the next tile's stages.
+
+The maps are tiled tensor maps (``hwdrv.nvidia.tensormap``) the host encodes per call from the
+operands' addresses (:attr:`MatmulKernel.tensor_maps`); the kernel takes them from global
+memory through a pointer (``pmaps``: A's map, then B's, 128 bytes each; the form that needs no
+driver-filled constant-bank slot, nvidia-perf.md 2.4) after ``fence.proxy.tensormap``. Rows
+past M or N and k past K read as zeros (TMA out-of-bound fill), so any M works; K and N must
+be multiples of 8 (the maps' 16-byte row strides)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .dtype import DType
+from .matmul_ptx import MatmulKernel, Ptx, TensorMapSpec, cdiv
+
+TARGET = "sm_90a"                 # wgmma and setmaxnreg exist only on sm_90a (PTX ISA target notes)
+PTX_VERSION = "8.3"               # fence.proxy.tensormap needs PTX ISA 8.3
+BK = 64                           # k per stage: one 128-byte swizzle row of 2-byte elements
+SWIZZLE = 128                     # bytes: tensor-map swizzle span, and the wgmma descriptor's mode
+SLAB = 64                         # N columns per B box (one 128-byte swizzled row)
+WG = 128                          # threads per warpgroup
+WG_M = 64                         # rows of one wgmma
+K_STEP = 16                       # k of one wgmma (16-bit types)
+REGS = 65536                      # registers per SM (sm_90)
+PRODUCER_REGS = 40                # what the producer warpgroup keeps after setmaxnreg.dec
+SMEM_LIMIT = 227 << 10            # dynamic shared memory a block may have on sm_90
+ALIGN = 1024                      # 128B-swizzle atoms repeat every 8 rows of 128 bytes
+# wgmma shared-memory descriptor (PTX ISA 9.7.15.5.1.2.2; nvidia-perf.md 1.1)
+_DESC_LBO_BIT, _DESC_SBO_BIT, _DESC_SWIZZLE_BIT = 16, 32, 62
+_DESC_SWIZZLE_128B = 1
+_DESC_SHIFT = 4                   # fields hold byte values >> 4
+SWIZZLE_ROWS = 8                  # rows of one swizzle atom: SBO is the stride of 8-row groups
+
+
+@dataclass(frozen=True)
+class WgmmaConfig:
+    """Tile shape and pipeline of the wgmma kernel: ``consumers`` warpgroups of 64 rows each
+    (bm = 64 * consumers), ``bn`` columns per wgmma (a multiple of 64 up to 256), ``stages``
+    shared-memory stages, ``group`` tile rows per raster group, at most ``sms`` persistent
+    blocks (132: the SM count of H100 SXM / H200)."""
+    bn: int = 256
+    consumers: int = 2
+    stages: int = 4
+    group: int = 8
+    sms: int = 132
+
+    @property
+    def bm(self) -> int:
+        return WG_M * self.consumers
+
+    @property
+    def threads(self) -> int:
+        return WG * (1 + self.consumers)
+
+    @property
+    def a_bytes(self) -> int:
+        return self.bm * BK * 2
+
+    @property
+    def stage_bytes(self) -> int:
+        return self.a_bytes + self.bn * BK * 2
+
+    @property
+    def shared(self) -> int:
+        """Dynamic shared bytes: the stages, 2 mbarriers per stage, and slack to align the base."""
+        return ALIGN + self.stages * self.stage_bytes + 16 * self.stages
+
+    @property
+    def launch_regs(self) -> int:
+        """Registers per thread at launch (.maxnreg): an equal share of the file, multiple of 8."""
+        return min(REGS // self.threads // 8 * 8, 248)
+
+    @property
+    def consumer_regs(self) -> int:
+        """What each consumer thread raises to: the file minus the producer's share."""
+        return min((REGS - WG * PRODUCER_REGS) // (WG * self.consumers) // 8 * 8, 248)
+
+    def check(self) -> None:
+        """Raise ValueError unless the kernel can be built (wgmma N, shared memory, registers)."""
+        ok = (self.bn % SLAB == 0 and SLAB <= self.bn <= 256 and 1 <= self.consumers <= 3
+              and self.stages >= 2 and self.group >= 1 and self.sms >= 1 and self.shared <= SMEM_LIMIT
+              and self.consumer_regs >= self.bn // 2 + 24)        # accumulators + addresses
+        if not ok:
+            raise ValueError(f"unsupported wgmma tile config {self}")
+
+    def tag(self) -> str:
+        return f"{self.bm}x{self.bn}x{BK}_c{self.consumers}_s{self.stages}_g{self.group}_p{self.sms}"
+
+
+def _desc_template(lbo: int, sbo: int) -> int:
+    """The constant bits of a 128B-swizzled descriptor (the start address is added per use)."""
+    return ((lbo >> _DESC_SHIFT) << _DESC_LBO_BIT | (sbo >> _DESC_SHIFT) << _DESC_SBO_BIT
+            | _DESC_SWIZZLE_128B << _DESC_SWIZZLE_BIT)
+
+
+def wgmma_kernel(dtype: DType, m: int, n: int, k: int, cfg: WgmmaConfig) -> MatmulKernel:
+    """The warp-specialized TMA + wgmma kernel for an (m, k) @ (k, n) matmul of f16/bf16.
+    Parameters: C, then the address of A's and B's tensor maps (see module doc)."""
+    cfg.check()
+    if k % 8 or n % 8:
+        raise ValueError(f"the wgmma kernel needs K and N multiples of 8 (16-byte rows), got K={k} N={n}")
+    name = f"matmul_wgmma_{dtype.name}_{m}_{n}_{k}_{cfg.tag()}"
+    g = _Gen(dtype, m, n, k, cfg)
+    g.emit()
+    tiles = cdiv(m, cfg.bm) * cdiv(n, cfg.bn)
+    t = dtype.ptx
+    maps = (TensorMapSpec("a", t, (k, m), (k * 2,), (BK, cfg.bm), SWIZZLE),
+            TensorMapSpec("b", t, (n, k), (n * 2,), (SLAB, BK), SWIZZLE))
+    return MatmulKernel(name, g.text(name), (min(tiles, cfg.sms), 1, 1), (cfg.threads, 1, 1), cfg.shared,
+                        target=TARGET, tensor_maps=maps)
+
+
+class _Gen:
+    """Emits one kernel; registers are named after what they hold."""
+
+    def __init__(self, dtype: DType, m: int, n: int, k: int, cfg: WgmmaConfig):
+        self.t, self.m, self.n, self.k, self.c = dtype.ptx, m, n, k, cfg
+        self.grid_m, self.grid_n = cdiv(m, cfg.bm), cdiv(n, cfg.bn)
+        self.tiles = self.grid_m * self.grid_n
+        self.ktiles = cdiv(k, BK)
+        self.ragged = bool(m % cfg.bm or n % cfg.bn)
+        self.e = Ptx()
+
+    def text(self, name: str) -> str:
+        c = self.c
+        head = [f".version {PTX_VERSION}", f".target {TARGET}", ".address_size 64", "",
+                f".extern .shared .align {ALIGN} .b8 smem[];", "",
+                f".visible .entry {name}(", "\t.param .u64 pc,", "\t.param .u64 pmaps", ")",
+                f".maxntid {c.threads}, 1, 1", f".maxnreg {c.launch_regs}", "{"]
+        return "\n".join(head + ["\t" + r for r in self.e.regs] + self.e.lines + ["\tret;", "}", ""])
+
+    def emit(self) -> None:
+        e, c = self.e, self.c
+        e.reg("pred", "p", "pw")
+        e.reg("b32", "thr", "wg", "sbase", "full", "empty", "stage", "ph", "tile", "tile_m", "tile_n",
+              "grp", "gin", "gsz", "row0", "col0", "x", "y", "kt")
+        e("mov.u32 %thr, %tid.x;")
+        e("shr.u32 %wg, %thr, 7;")
+        # the stages need a 1024-byte aligned base (swizzle atoms); the extern array gets 16
+        e("mov.u32 %sbase, smem;")
+        e(f"add.u32 %sbase, %sbase, {ALIGN - 1};")
+        e(f"and.b32 %sbase, %sbase, {-ALIGN & 0xFFFFFFFF};")
+        e(f"add.u32 %full, %sbase, {c.stages * c.stage_bytes};")     # full[s] at full + 8 s
+        e(f"add.u32 %empty, %full, {8 * c.stages};")                  # empty[s] at empty + 8 s
+        e("setp.ne.u32 %p, %thr, 0;")
+        e("@%p bra $INIT_DONE;")
+        for s in range(c.stages):
+            e(f"mbarrier.init.shared::cta.b64 [%full+{8 * s}], 1;")
+            e(f"mbarrier.init.shared::cta.b64 [%empty+{8 * s}], {c.consumers};")
+        e("fence.mbarrier_init.release.cluster;")
+        e("$INIT_DONE:")
+        e("bar.sync 0;")
+        e("setp.ne.u32 %p, %wg, 0;")
+        e("@%p bra $CONSUMER;")
+        self.producer()
+        e("$CONSUMER:")
+        self.consumer()
+
+    # ---- shared pieces ---------------------------------------------------------------------
+    def tile_coords(self) -> None:
+        """%row0 / %col0 of tile %tile in the grouped raster (matmul_ptx.raster's order)."""
+        e, c = self.e, self.c
+        g = max(1, min(c.group, self.grid_m))
+        width = g * self.grid_n
+        e(f"div.u32 %grp, %tile, {width};")
+        e(f"rem.u32 %gin, %tile, {width};")
+        e(f"mul.lo.u32 %tile_m, %grp, {g};")
+        e(f"sub.u32 %gsz, {self.grid_m}, %tile_m;")
+        e(f"min.u32 %gsz, %gsz, {g};")
+        e("rem.u32 %tile_n, %gin, %gsz;")
+        e("add.u32 %tile_m, %tile_m, %tile_n;")
+        e("div.u32 %tile_n, %gin, %gsz;")
+        e(f"mul.lo.u32 %row0, %tile_m, {c.bm};")
+        e(f"mul.lo.u32 %col0, %tile_n, {c.bn};")
+
+    def next_stage(self) -> None:
+        """Advance %stage around the ring, flipping the phase parity %ph at the wrap."""
+        e = self.e
+        e("add.u32 %stage, %stage, 1;")
+        e(f"setp.eq.u32 %pw, %stage, {self.c.stages};")
+        e("selp.u32 %stage, 0, %stage, %pw;")
+        e("xor.b32 %x, %ph, 1;")
+        e("selp.u32 %ph, %x, %ph, %pw;")
+
+    def wait(self, label: str, bar: str, parity: str) -> None:
+        e = self.e
+        e("shl.b32 %x, %stage, 3;")
+        e(f"add.u32 %x, %x, {bar};")
+        e(f"{label}:")
+        e(f"mbarrier.try_wait.parity.shared::cta.b64 %p, [%x], {parity};")
+        e(f"@!%p bra {label};")
+
+    # ---- warpgroup 0: TMA producer ---------------------------------------------------------
+    def producer(self) -> None:
+        e, c = self.e, self.c
+        e.reg("b32", "kc", "sa", "sb", "bar", "elected")
+        e.reg("b64", "pmaps", "map_a", "map_b")
+        e(f"setmaxnreg.dec.sync.aligned.u32 {PRODUCER_REGS};")
+        e("setp.ge.u32 %p, %thr, 32;")
+        e("@%p bra $DONE;")
+        e("elect.sync %elected|%p, 0xffffffff;")
+        e("@!%p bra $DONE;")
+        e("ld.param.u64 %pmaps, [pmaps];")
+        e("mov.b64 %map_a, %pmaps;")
+        e("add.s64 %map_b, %pmaps, 128;")
+        # the maps were written by the host: order them before the copies that read them
+        e("fence.proxy.tensormap::generic.acquire.gpu [%map_a], 128;")
+        e("fence.proxy.tensormap::generic.acquire.gpu [%map_b], 128;")
+        e("mov.u32 %stage, 0;")
+        e("mov.u32 %ph, 0;")
+        e("mov.u32 %tile, %ctaid.x;")
+        e("$P_TILE:")
+        e(f"setp.ge.u32 %p, %tile, {self.tiles};")
+        e("@%p bra $DONE;")
+        self.tile_coords()
+        e("mov.u32 %kc, 0;")
+        e("$P_K:")
+        e("xor.b32 %y, %ph, 1;")                     # a fresh empty barrier passes parity 1
+        self.wait("$P_WAIT", "%empty", "%y")
+        e("shl.b32 %bar, %stage, 3;")
+        e("add.u32 %bar, %bar, %full;")
+        e(f"mbarrier.arrive.expect_tx.shared::cta.b64 _, [%bar], {c.stage_bytes};")
+        e(f"mul.lo.u32 %sa, %stage, {c.stage_bytes};")
+        e("add.u32 %sa, %sa, %sbase;")
+        e(f"add.u32 %sb, %sa, {c.a_bytes};")
+        tma = "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+        e(f"{tma} [%sa], [%map_a, {{%kc, %row0}}], [%bar];")
+        for j in range(c.bn // SLAB):
+            e(f"add.u32 %y, %col0, {j * SLAB};")
+            e(f"{tma} [%sb+{j * SLAB * BK * 2}], [%map_b, {{%y, %kc}}], [%bar];")
+        self.next_stage()
+        e(f"add.u32 %kc, %kc, {BK};")
+        e(f"setp.lt.u32 %p, %kc, {self.k};")
+        e("@%p bra $P_K;")
+        e("mov.u32 %x, %nctaid.x;")
+        e("add.u32 %tile, %tile, %x;")
+        e("bra.uni $P_TILE;")
+
+    # ---- warpgroups 1..consumers: wgmma -------------------------------------------------------
+    def consumer(self) -> None:
+        e, c, t = self.e, self.c, self.t
+        nacc = c.bn // 2
+        acc = [f"%d{i}" for i in range(nacc)]
+        e.reg("f32", *[a[1:] for a in acc])
+        e.reg("pred", "pd", "pt")
+        e.reg("b32", "wt", "sa_c", "lead")
+        e.reg("b64", "da", "db", "dai", "dbi")
+        e(f"setmaxnreg.inc.sync.aligned.u32 {c.consumer_regs};")
+        e("sub.u32 %wt, %thr, 128;")                 # thread within the consumer warpgroups
+        e("shr.u32 %x, %wt, 7;")                     # consumer index: which 64 rows
+        e(f"mul.lo.u32 %sa_c, %x, {WG_M * BK * 2};")
+        e("add.u32 %sa_c, %sa_c, %sbase;")           # this consumer's rows of A in stage 0
+        e("and.b32 %lead, %wt, 127;")                # thread 0 of each warpgroup releases stages
+        e("setp.eq.u32 %pt, %lead, 0;")
+        e("mov.u32 %stage, 0;")
+        e("mov.u32 %ph, 0;")
+        e("mov.u32 %tile, %ctaid.x;")
+        e("$C_TILE:")
+        e(f"setp.ge.u32 %p, %tile, {self.tiles};")
+        e("@%p bra $DONE;")
+        e("mov.u32 %kt, 0;")
+        e("$C_K:")
+        self.wait("$C_WAIT", "%full", "%ph")
+        # descriptors of this stage: A K-major (SBO: 8 rows of 128 B), B N-major (LBO: the
+        # next 64-column slab, SBO: the next 8 k-rows)
+        e(f"mul.lo.u32 %x, %stage, {c.stage_bytes};")
+        e("add.u32 %y, %x, %sa_c;")
+        e(f"shr.u32 %y, %y, {_DESC_SHIFT};")
+        e("cvt.u64.u32 %da, %y;")
+        e(f"or.b64 %da, %da, {_desc_template(16, SWIZZLE_ROWS * SWIZZLE)};")
+        e("add.u32 %y, %x, %sbase;")
+        e(f"add.u32 %y, %y, {c.a_bytes};")
+        e(f"shr.u32 %y, %y, {_DESC_SHIFT};")
+        e("cvt.u64.u32 %db, %y;")
+        e(f"or.b64 %db, %db, {_desc_template(SLAB * BK * 2, SWIZZLE_ROWS * SWIZZLE)};")
+        e("setp.ne.u32 %pd, %kt, 0;")                # the tile's first k-step overwrites
+        e("wgmma.fence.sync.aligned;")
+        dvec = "{" + ", ".join(acc) + "}"
+        for ks in range(BK // K_STEP):
+            scale = "%pd" if ks == 0 else "1"
+            if ks:
+                e(f"add.s64 %dai, %da, {ks * K_STEP * 2 >> _DESC_SHIFT};")           # 32 B along k
+                e(f"add.s64 %dbi, %db, {ks * K_STEP * SWIZZLE >> _DESC_SHIFT};")     # 16 k-rows
+            a, b = ("%dai", "%dbi") if ks else ("%da", "%db")
+            e(f"wgmma.mma_async.sync.aligned.m64n{c.bn}k{K_STEP}.f32.{t}.{t} {dvec}, {a}, {b}, {scale}, 1, 1, 0, 1;")
+        e("wgmma.commit_group.sync.aligned;")
+        e("wgmma.wait_group.sync.aligned 0;")
+        e("shl.b32 %x, %stage, 3;")
+        e("add.u32 %x, %x, %empty;")
+        e("@%pt mbarrier.arrive.shared::cta.b64 _, [%x];")
+        self.next_stage()
+        e("add.u32 %kt, %kt, 1;")
+        e(f"setp.lt.u32 %p, %kt, {self.ktiles};")
+        e("@%p bra $C_K;")
+        self.tile_coords()
+        self.epilogue(acc)
+        e("mov.u32 %x, %nctaid.x;")
+        e("add.u32 %tile, %tile, %x;")
+        e("bra.uni $C_TILE;")
+        e("$DONE:")
+
+    def epilogue(self, acc: list[str]) -> None:
+        """Accumulator i of a thread (warp w, lane l of its warpgroup) is row 16 w + l/4 (+8
+        when i % 4 >= 2), column 8 (i / 4) + 2 (l % 4) + i % 2 of the warpgroup's 64 x bn
+        slice: pairs (i, i+1) are one 32-bit store."""
+        e, c, t = self.e, self.c, self.t
+        e.reg("b32", "crow", "ccol", "pk")
+        e.reg("b64", "ptr")
+        e("and.b32 %x, %wt, 127;")
+        e("shr.u32 %y, %x, 5;")                     # warp in the warpgroup
+        e("shl.b32 %y, %y, 4;")
+        e("and.b32 %x, %x, 31;")
+        e("shr.u32 %crow, %x, 2;")
+        e("add.u32 %crow, %crow, %y;")
+        e("shr.u32 %y, %wt, 7;")
+        e(f"mad.lo.u32 %crow, %y, {WG_M}, %crow;")
+        e("add.u32 %crow, %crow, %row0;")
+        e("and.b32 %x, %x, 3;")
+        e("shl.b32 %x, %x, 1;")
+        e("add.u32 %ccol, %x, %col0;")
+        e(f"mul.wide.u32 %ptr, %crow, {self.n * 2};")
+        e("cvt.u64.u32 %da, %ccol;")
+        e("shl.b64 %da, %da, 1;")
+        e("add.s64 %ptr, %ptr, %da;")
+        e("ld.param.u64 %da, [pc];")
+        e("cvta.to.global.u64 %da, %da;")
+        e("add.s64 %ptr, %ptr, %da;")
+        if self.ragged:
+            e.reg("pred", "pr0", "pr1", "pv")
+            # whole tiles store without checks; the edge tiles check every pair
+            e(f"add.u32 %x, %row0, {c.bm};")
+            e(f"add.u32 %y, %col0, {c.bn};")
+            e(f"setp.le.u32 %p, %x, {self.m};")
+            e(f"setp.le.and.u32 %p, %y, {self.n}, %p;")
+            e("@!%p bra $EDGE;")
+        self.stores(acc, False)
+        if self.ragged:
+            e("bra.uni $STORED;")
+            e("$EDGE:")
+            e(f"setp.lt.u32 %pr0, %crow, {self.m};")
+            e("add.u32 %x, %crow, 8;")
+            e(f"setp.lt.u32 %pr1, %x, {self.m};")
+            self.stores(acc, True)
+            e("$STORED:")
+
+    def stores(self, acc: list[str], checked: bool) -> None:
+        e, t = self.e, self.t
+        for i in range(0, len(acc), 2):
+            dr, dc = 8 * ((i % 4) // 2), 8 * (i // 4)
+            e(f"cvt.rn.{t}x2.f32 %pk, {acc[i + 1]}, {acc[i]};")
+            guard = ""
+            if checked:                             # N is even: a pair is in when its first column is
+                e(f"add.u32 %x, %ccol, {dc};")
+                e(f"setp.lt.and.u32 %pv, %x, {self.n}, {'%pr1' if dr else '%pr0'};")
+                guard = "@%pv "
+            e(f"{guard}st.global.b32 [%ptr+{(dr * self.n + dc) * 2}], %pk;")

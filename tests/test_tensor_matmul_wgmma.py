@@ -1,0 +1,139 @@
+"""The Hopper wgmma + TMA matmul (tensor/matmul_wgmma.py) against numpy on mock:nvidia, whose
+PTX interpreter executes the TMA copies (hand-encoded tensor maps in global memory), the
+mbarrier rings, setmaxnreg/elect and wgmma.mma_async on swizzled descriptors. Cases cover full
+tiles, ragged M/N/K (zero-filled loads, predicated stores), K tiles that wrap the stage ring,
+persistent blocks that take several tiles, and each consumer count. Sizes stay small: the mock
+interprets every thread. The kernels also go through ptxas -arch=sm_90a (when ptxas is found:
+PATH, $CUDA_HOME or the `nvidia` extra's wheel) at the benchmark's sizes."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+
+import numpy as np
+import pytest
+
+import tensor
+from tensor import Tensor, dtypes
+from tensor.matmul import (MmaConfig, SimtConfig, WgmmaConfig, matmul_kernel, uses_tensor_cores,
+                           uses_wgmma)
+from tensor.runtime import TENSOR_MAP_CACHE
+from test_tensor_helpers import rounded
+
+DEVICE = "mock:nvidia"
+TOL = {dtypes.float16: (2e-3, 2e-2), dtypes.bfloat16: (1.6e-2, 1e-1)}
+
+# (config, m, k, n): small configs with the structure of the default one
+CASES = [
+    (WgmmaConfig(), 128, 128, 256),                                       # the default tile, one tile
+    (WgmmaConfig(bn=128, stages=2, sms=2), 200, 328, 136),                # 6 k-tiles over 2 stages, ragged
+    (WgmmaConfig(bn=64, consumers=1, stages=3, sms=3), 130, 200, 264),    # 15 tiles on 3 blocks
+    (WgmmaConfig(bn=192, consumers=3, stages=2, group=2, sms=4), 384, 72, 200),
+    (WgmmaConfig(bn=64, stages=4, group=1, sms=1), 72, 8, 8),             # K and N of one 16-byte row
+]
+
+
+def run(dt, m: int, k: int, n: int, cfg=None) -> tuple[np.ndarray, np.ndarray, str]:
+    """(got, want, kernel name) of an (m, k) @ (k, n) matmul on the mock."""
+    rt = tensor.runtime(DEVICE)
+    rng = np.random.default_rng(m * 7 + n * 3 + k)
+    a = rounded(rng.standard_normal((m, k), np.float32), dt).astype(np.float32)
+    b = rounded(rng.standard_normal((k, n), np.float32), dt).astype(np.float32)
+    saved = dict(rt.matmul_configs)
+    if cfg is not None:
+        rt.matmul_configs[dt.name] = cfg
+    try:
+        got = (Tensor(a, dt, DEVICE) @ Tensor(b, dt, DEVICE)).numpy().astype(np.float32)
+    finally:
+        rt.matmul_configs.clear()
+        rt.matmul_configs.update(saved)
+    want = rounded(a.astype(np.float64) @ b.astype(np.float64), dt).astype(np.float32)
+    return got, want, rt.stats.history[-1].name
+
+
+@pytest.mark.parametrize("dt", [dtypes.float16, dtypes.bfloat16], ids=lambda d: d.name)
+@pytest.mark.parametrize("cfg, m, k, n", CASES, ids=[c[0].tag() + f"-{c[1]}x{c[2]}x{c[3]}" for c in CASES])
+def test_wgmma_matmul_on_mock(dt, cfg, m, k, n):
+    got, want, name = run(dt, m, k, n, cfg)
+    assert name.startswith("matmul_wgmma_"), name
+    np.testing.assert_allclose(got, want, rtol=TOL[dt][0], atol=TOL[dt][1])
+
+
+def test_default_path_is_wgmma_on_sm90():
+    got, want, name = run(dtypes.float16, 136, 48, 264)
+    assert name.startswith("matmul_wgmma_") and name.endswith(WgmmaConfig().tag())
+    np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-2)
+
+
+def test_selection():
+    f16, bf16, f32 = dtypes.float16, dtypes.bfloat16, dtypes.float32
+    assert uses_wgmma("sm_90", f16, 1, 8, 8) and uses_wgmma("sm_90a", bf16, 4096, 4096, 4096)
+    assert not uses_wgmma("sm_90", f32, 64, 64, 64)                 # f32: SIMT (or the TF32 opt-in)
+    assert not uses_wgmma("sm_90", f16, 64, 12, 64)                 # N % 8: no 16-byte map rows
+    assert not uses_wgmma("sm_90", f16, 64, 64, 12)
+    assert not uses_wgmma("sm_80", f16, 64, 64, 64) and not uses_wgmma("sm_100", f16, 64, 64, 64)
+    assert uses_tensor_cores("sm_80", f16, 64, 64)
+    k = matmul_kernel("sm_90", f16, 64, 64, 64)
+    assert k.name.startswith("matmul_wgmma_") and k.target == "sm_90a" and len(k.tensor_maps) == 2
+    assert matmul_kernel("sm_90", f16, 64, 64, 64, MmaConfig()).name.startswith("matmul_mma_")
+    assert matmul_kernel("sm_89", f16, 64, 64, 64).name.startswith("matmul_mma_")
+    assert matmul_kernel("sm_90", f16, 64, 12, 64, WgmmaConfig()).name.startswith("matmul_simt_")
+    assert matmul_kernel("sm_90", f32, 64, 64, 64, SimtConfig()).target is None
+
+
+def test_tensor_maps_describe_the_operands():
+    k = matmul_kernel("sm_90", dtypes.bfloat16, 300, 520, 200, WgmmaConfig(bn=128))
+    a, b = k.tensor_maps
+    assert (a.operand, a.dtype, a.dims, a.strides, a.box, a.swizzle) == ("a", "bf16", (200, 300), (400,), (64, 128), 128)
+    assert (b.operand, b.dims, b.strides, b.box) == ("b", (520, 200), (1040,), (64, 64))
+    assert k.grid == (3 * 5, 1, 1) and k.block == (384, 1, 1)
+
+
+def test_tensor_maps_are_cached_per_buffer_pair():
+    rt = tensor.runtime(DEVICE)
+    a = Tensor(np.ones((64, 64), np.float32), dtypes.float16, DEVICE)
+    b = Tensor(np.ones((64, 64), np.float32), dtypes.float16, DEVICE)
+    (a @ b).realize()
+    n = len(rt.tensor_maps)
+    c = (a @ b).numpy()
+    assert len(rt.tensor_maps) == n                   # same kernel, same buffers: the same maps
+    np.testing.assert_array_equal(c, np.full((64, 64), 64, np.float32))
+    (b @ a).realize()
+    assert len(rt.tensor_maps) == min(n + 1, TENSOR_MAP_CACHE)
+
+
+def test_bad_configs_are_refused():
+    for cfg in (WgmmaConfig(bn=96), WgmmaConfig(bn=320), WgmmaConfig(consumers=4), WgmmaConfig(stages=1),
+                WgmmaConfig(stages=5)):                 # 5 x 48 KiB stages do not fit 227 KiB
+        with pytest.raises(ValueError, match="unsupported wgmma tile config"):
+            matmul_kernel("sm_90", dtypes.float16, 256, 256, 256, cfg)
+
+
+# ---- ptxas ---------------------------------------------------------------------------------------
+BIG = [WgmmaConfig(), WgmmaConfig(stages=3), WgmmaConfig(bn=128, stages=6), WgmmaConfig(bn=256, consumers=1, stages=4),
+       WgmmaConfig(bn=192, consumers=3, stages=3), WgmmaConfig(group=16)]
+
+
+def _ptxas(src: str) -> str:
+    from hwdrv.nvidia.compiler import find_ptxas
+    exe = find_ptxas()
+    if exe is None:
+        pytest.skip("no ptxas found (install the `nvidia` extra: pip install -e '.[nvidia]')")
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "k.ptx")
+        with open(path, "w") as f:
+            f.write(src)
+        r = subprocess.run([exe, "-arch=sm_90a", "-v", path, "-o", os.path.join(d, "k.cubin")],
+                           capture_output=True, text=True)
+    assert r.returncode == 0, f"ptxas rejected the kernel:\n{r.stderr}"
+    return r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("cfg", BIG + [c[0] for c in CASES], ids=lambda c: c.tag())
+def test_kernels_assemble_for_sm90a_without_spills(cfg):
+    for dt, (m, n, k) in ((dtypes.bfloat16, (4096, 4096, 4096)), (dtypes.float16, (8192, 8200, 1000))):
+        log = _ptxas(matmul_kernel("sm_90", dt, m, n, k, cfg).ptx)
+        assert re.search(r"0 bytes spill stores, 0 bytes spill loads", log), log
+        assert "serialized" not in log, log          # ptxas warns when it must serialize wgmma
