@@ -1,6 +1,7 @@
 """Shared pieces of the reliability and stress suites: the devices they run on, two small
-kernels (PTX and ir3 assembly here, the AMD build in tests/data/amd/stress), and a runner that executes code in a child process so a segfault or a hang is
-observed and counted instead of killing pytest."""
+kernels (PTX and ir3 assembly here, the AMD build in tests/data/amd/stress), and a runner that
+executes code in a child process so a segfault or a hang is observed and counted instead of
+killing pytest."""
 from __future__ import annotations
 
 import os

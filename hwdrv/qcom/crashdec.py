@@ -487,7 +487,8 @@ def latched(report: HangReport) -> str:
     registers ("|"-joined; "" when none): the evidence whatever ``report.error`` holds (a backend
     puts kgsl's reset status there)."""
     bits = [f for r in report.registers if r.name in ("CP_INTERRUPT_STATUS", "RBBM_INT_0_STATUS")
-            for f, v in r.fields.items() if v and (r.name == "CP_INTERRUPT_STATUS" or any(w in f for w in _ERROR_WORDS))]
+            for f, v in r.fields.items()
+            if v and (r.name == "CP_INTERRUPT_STATUS" or any(w in f for w in _ERROR_WORDS))]
     return "|".join(bits)
 
 

@@ -324,10 +324,10 @@ class QcomDevice(Device):
         if parsed is not None:
             crashdec.fill_report(report, parsed, faults=faults, read_memory=self._read_gpu,
                                  context=REPORT_CONTEXT, program_names=names)
-            if report.cause == "error":
+            if report.cause == "error":    # the kind of stop, from the snapshot's evidence
                 report.cause = crashdec.classify(parsed, faults)[0]
-                if report.faults and report.cause == "exception" and not parsed.regs.get(crashdec.A.CP_INTERRUPT_STATUS):
-                    report.cause = "mmu_fault"
+                if report.faults and report.cause == "exception" and not crashdec.latched(report):
+                    report.cause = "mmu_fault"      # a memory access inferred from the stalled packet
         else:
             report.faults.extend(faults)
             if report.cause == "error":

@@ -183,7 +183,8 @@ class CommandProcessor:
         try:
             return np.frombuffer(self.mem.read(addr, 4 * n), dtype=np.uint32)
         except MemoryFault as e:
-            raise self._fault("pagefault", f"{what}: {e}", address=e.address, access=e.access, reason=e.reason) from None
+            raise self._fault("pagefault", f"{what}: {e}", address=e.address,
+                              access=e.access, reason=e.reason) from None
 
     def _step(self) -> bool:
         fr = self._frame()
@@ -338,7 +339,8 @@ class CommandProcessor:
         try:
             self.mem.write(addr, data)
         except MemoryFault as e:
-            raise self._fault("pagefault", f"{what}: {e}", address=e.address, access=e.access, reason=e.reason) from None
+            raise self._fault("pagefault", f"{what}: {e}", address=e.address,
+                              access=e.access, reason=e.reason) from None
 
     def _read_u32(self, addr: int, what: str) -> int:
         return int(self._read_dwords(addr, 1, what)[0])
@@ -461,7 +463,8 @@ class CommandProcessor:
             try:
                 self.mem.translate(base, 4 * size, "read")
             except MemoryFault as e:
-                raise self._fault("pagefault", f"IB{level} fetch: {e}", address=e.address, access=e.access, reason=e.reason) from None
+                raise self._fault("pagefault", f"IB{level} fetch: {e}", address=e.address,
+                                  access=e.access, reason=e.reason) from None
             self.stack.append(_Frame(level, base, size, 0))
             self._publish_ibs()
 
@@ -605,7 +608,8 @@ class CommandProcessor:
         try:
             run(st)
         except MemoryFault as e:
-            raise self._fault("pagefault", f"shader memory access: {e}", address=e.address, access=e.access, reason=e.reason) from None
+            raise self._fault("pagefault", f"shader memory access: {e}", address=e.address,
+                              access=e.access, reason=e.reason) from None
         except CpFault:
             raise
         except MockFault as e:
