@@ -519,7 +519,7 @@ def headline(report: HangReport) -> str:
         return f"the CP stopped with {name} at {packet or 'an unknown packet'}"
     if report.cause == "timeout" and launch:
         spin = f"; it can only spin at pc {wave.pc} ({wave.source_line}), its one backward branch" \
-            if wave is not None and wave.pc is not None else ""
+            if wave is not None and wave.pc is not None and "backward branch" in wave.error else ""
         return f"kernel {launch} did not finish in time and kgsl reported no fault{spin}"
     if launch and wave is not None:
         return f"kernel {launch} stopped{at}: {wave.error.split(' (', 1)[0]}"

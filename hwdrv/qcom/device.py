@@ -312,8 +312,9 @@ class QcomDevice(Device):
             snap, source = self._read_snapshot()
         self._kernel_log(report)
         faults = list(rec.page_faults) if rec is not None else []
-        if rec is not None and not faults:
-            faults = crashdec.faults_from_dmesg("\n".join(report.kernel_log))
+        if rec is not None and not faults:     # kgsl's lines about this context only
+            faults = [f for f in crashdec.faults_from_dmesg("\n".join(report.kernel_log))
+                      if f.source.endswith(f"drawctxt {rec.ctx}")]
             if rec.page_fault_source:
                 report.notes.append(rec.page_fault_source)
         guilty = rec.last_ts if rec is not None else None
@@ -453,7 +454,7 @@ class QcomDevice(Device):
                 lines = disassemble(code, gpu_id=600)
                 pcs, why = crashdec.suspect_pcs(lines, report, prog.code.va, len(code))
                 if len(pcs) == 1:
-                    report.wave_errors.append(WaveError(error=f"{why}? (inferred from the program: kgsl reports no "
+                    report.wave_errors.append(WaveError(error=f"{why} (inferred from the program: kgsl reports no "
                                                               "shader PC)", pc=pcs[0], kernel=prog.name,
                                                         offset=crashdec.IR3_INSTR * pcs[0], source_line=lines[pcs[0]]))
                 report.notes.append(f"shader {prog.name}: {len(lines)} instructions (this process's copy)")
