@@ -80,6 +80,8 @@ def test_out_of_bounds_store(provoked):
     # the in-flight dispatch and its shader, the fault PC marked at the emulator's instruction
     (launch,) = rep.launches
     assert launch.kernel == "oob_store" and launch.grid == (1, 1, 1) and launch.block == (32, 1, 1)
+    # its arguments, read from the constants the IB loaded: the store's address is the faulting one
+    assert launch.args == [f"addr={info['address']:#x}", "value=0xdead"]
     assert _reg(rep, "SP_CS_OBJ_START").value == launch.program_address
     (w,) = rep.wave_errors
     pc = _index_of(samples.OOB_STORE, "stg")
@@ -116,6 +118,9 @@ def test_endless_loop(provoked):
     (q,) = rep.queues
     assert "as submitted" in q.name and not any(c.stalled for c in q.commands)
     assert any(c.text.startswith("CP_EXEC_CS") for c in q.commands)
+    (launch,) = rep.launches
+    assert launch.kernel == "endless_loop" and len(launch.args) == 1 and re.fullmatch(r"flag=0x[0-9a-f]{6,}",
+                                                                                      launch.args[0])
     (w,) = rep.wave_errors
     assert w.pc == _index_of(samples.ENDLESS, "br p0.x, #-3") and w.source_line == "br p0.x, #-3"
     assert "did not finish" in rep.headline

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..hang import Command, ErrorCode, Fault, HangReport, Launch, QueueState, Register, WaveError
 from .gen import a6xx as A
+from .gen import adreno_pm4 as P
 from .gen import kgsl as K
 from .pm4decode import REG_FIELDS, Packet, header_name, reg_fields, resync, walk
 from .snapshot import Snapshot, parse
@@ -44,6 +45,8 @@ IB_CALL_LOOKBACK = 256
 INSTRLEN_UNIT = 128
 #: bytes per ir3 instruction
 IR3_INSTR = 8
+#: bytes per const-file unit (a vec4 of 32-bit values: CP_LOAD_STATE6's DST_OFF and NUM_UNIT count them)
+CONST_VEC4 = 16
 DISPATCHES = ("CP_EXEC_CS", "CP_RUN_OPENCL", "CP_EXEC_CS_INDIRECT")
 
 _CP_REGS = ("RBBM_STATUS", "RBBM_STATUS1", "RBBM_STATUS2", "RBBM_STATUS3", "RBBM_INT_0_STATUS",
@@ -107,19 +110,22 @@ def faults_from_dmesg(text: str) -> list[Fault]:
 def report_from_snapshot(data: bytes | Snapshot, *, device: str = "qcom (kgsl snapshot)",
                          faults: Iterable[Fault] = (), fault_pc: int | None = None,
                          read_memory: Callable[[int, int], bytes | None] | None = None,
-                         context: int = 6, program_names: dict[int, str] | None = None) -> HangReport:
+                         context: int = 6, program_names: dict[int, str] | None = None,
+                         program_params: dict[int, list[tuple[int, int, str]]] | None = None) -> HangReport:
     """A HangReport from a kgsl snapshot (bytes or parsed). ``faults``: kgsl's page-fault records
     (see :func:`faults_from_report`); ``fault_pc``: the faulting shader's PC in instructions, when
     known (else it is inferred from the shader where the evidence allows: :func:`suspect_pcs`);
     ``read_memory(addr, n)``: GPU memory the snapshot lacks (e.g. the shader), or None;
     ``context``: packets shown either side of a stalled one; ``program_names``: kernel names by
-    program address (SP_CS_OBJ_START), for the caller's own programs."""
+    program address (SP_CS_OBJ_START), for the caller's own programs; ``program_params``: their
+    parameters by program address, as (byte offset in the const file, size, name), to show the
+    dispatch's arguments as read from the constants its IB loaded."""
     snap = data if isinstance(data, Snapshot) else parse(data)
     faults = list(faults)
     cause, error = classify(snap, faults)
     report = HangReport(device=device, cause=cause, error=error, unit_name="SP")
     fill_report(report, snap, faults=faults, fault_pc=fault_pc, read_memory=read_memory, context=context,
-                program_names=program_names)
+                program_names=program_names, program_params=program_params)
     if report.faults and not error.code:
         report.cause = "mmu_fault"     # nothing latched, but the stalled packet's access explains the stop
     report.headline = headline(report)
@@ -178,7 +184,8 @@ def _u64(regs: dict[int, int], reg: int) -> int:
 
 def fill_report(report: HangReport, snap: Snapshot, *, faults: Iterable[Fault] = (), fault_pc: int | None = None,
                 read_memory: Callable[[int, int], bytes | None] | None = None, context: int = 6,
-                program_names: dict[int, str] | None = None) -> None:
+                program_names: dict[int, str] | None = None,
+                program_params: dict[int, list[tuple[int, int, str]]] | None = None) -> None:
     """Add what ``snap`` says to ``report`` (queues, faults, registers, launches, wave errors, notes);
     ``report.error`` is set from the interrupt bits when the caller left it empty. Arguments as
     :func:`report_from_snapshot`'s."""
@@ -219,7 +226,7 @@ def fill_report(report: HangReport, snap: Snapshot, *, faults: Iterable[Fault] =
     _registers(report, regs, src, sqe)
     # --- the in-flight dispatch
     if innermost is not None:
-        _launch(report, snap, regs, innermost, fault_pc, read_memory, program_names or {})
+        _launch(report, snap, regs, innermost, fault_pc, read_memory, program_names or {}, program_params or {})
     for sec in snap.unknown:
         report.notes.append(f"snapshot section {sec.name} at offset {sec.offset:#x} ({sec.size} bytes) not decoded")
 
@@ -375,7 +382,8 @@ def _registers(report: HangReport, regs: dict[int, int], src: dict[int, str], sq
 
 
 def _launch(report: HangReport, snap: Snapshot, regs: dict[int, int], innermost, fault_pc: int | None,
-            read_memory, program_names: dict[int, str]) -> None:
+            read_memory, program_names: dict[int, str],
+            program_params: dict[int, list[tuple[int, int, str]]]) -> None:
     qname, pkts, stalled = innermost
     if stalled is None:
         return
@@ -403,7 +411,9 @@ def _launch(report: HangReport, snap: Snapshot, regs: dict[int, int], innermost,
     if not report.faults and report.error is not None and not report.error.code:
         report.notes.append(f"nothing is latched in the CP while {disp.name} ran: the stop is the shader's (an IOMMU "
                             "fault from the SP/TP, or a shader that never ends); kgsl's fault report names the address")
-    report.launches.append(Launch(name, grid, block, [], prog,
+    args = dispatch_args(pkts[:pkts.index(disp)], program_params.get(prog),
+                         lambda a, n: snap.read(a, n) or (read_memory(a, n) if read_memory is not None else None))
+    report.launches.append(Launch(name, grid, block, args, prog,
                                   f"{qname}: {disp.name} at {disp.addr:#x}"
                                   + (" (the stalled packet)" if disp is stalled else "")))
     code, where = snap.read(prog, nbytes), "snapshot"
@@ -436,6 +446,29 @@ def _launch(report: HangReport, snap: Snapshot, regs: dict[int, int], innermost,
     for i, text in enumerate(lines):
         mark = ">>" if i == fault_pc else "?>" if i in suspects else "  "
         report.notes.append(f"{mark} {i:04d} {prog + IR3_INSTR * i:#x}: {text}")
+
+
+def dispatch_args(before: list[Packet], params: list[tuple[int, int, str]] | None,
+                  read: Callable[[int, int], bytes | None]) -> list[str]:
+    """A dispatch's kernel arguments (``name=0x...``), as it saw them: read (``read(addr, n)``) from
+    where the last CP_LOAD_STATE6_FRAG of CS constants in ``before`` (the packets before the dispatch;
+    indirect: EXT_SRC_ADDR, to const vec4 DST_OFF) loaded the const file. [] when unknown."""
+    if not params:
+        return []
+    ld = next((p for p in reversed(before) if p.name == "CP_LOAD_STATE6_FRAG"
+               and p.field_values().get("STATE_TYPE") == P.ST6_CONSTANTS
+               and p.field_values().get("STATE_SRC") == P.SS6_INDIRECT
+               and p.field_values().get("STATE_BLOCK") == P.SB6_CS_SHADER), None)
+    if ld is None:
+        return []
+    fv = ld.field_values()
+    base = fv.get("EXT_SRC_ADDR", 0) - CONST_VEC4 * fv.get("DST_OFF", 0)
+    n = max(o + size for o, size, _ in params)
+    raw = read(base, n)
+    if not raw:
+        return []
+    return [(f"{name}=" if name else "") + (hex(int.from_bytes(raw[o:o + size], "little")) if size <= 8
+                                            else f"<{size} bytes>") for o, size, name in params]
 
 
 #: ir3 instructions that access memory through the IOMMU (global, image/SSBO, private, UBO), by

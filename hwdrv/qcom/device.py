@@ -321,10 +321,11 @@ class QcomDevice(Device):
         mine = [r for r in self.submissions if r[0] == self.ctx and (r[1] == guilty if guilty is not None
                                                                       else r[1] > retired)]
         names = {prog.code.va: prog.name for r in mine for prog, _, _ in r[3]}
+        params = {prog.code.va: [(p.offset, p.size, p.name) for p in prog.params] for r in mine for prog, _, _ in r[3]}
         parsed = self._parse_snapshot(report, snap, source, rec)
         if parsed is not None:
             crashdec.fill_report(report, parsed, faults=faults, read_memory=self._read_gpu,
-                                 context=REPORT_CONTEXT, program_names=names)
+                                 context=REPORT_CONTEXT, program_names=names, program_params=params)
             if report.cause == "error":    # the kind of stop, from the snapshot's evidence
                 report.cause = crashdec.classify(parsed, faults)[0]
                 if report.faults and report.cause == "exception" and not crashdec.latched(report):
@@ -437,6 +438,7 @@ class QcomDevice(Device):
         """Without a snapshot: the in-flight submissions' IBs as hwdrv wrote them (the CP's position is
         unknown, so nothing is marked stalled) and their shaders, with the instructions that can make
         a dispatch never end marked."""
+        from .ir3 import disassemble      # the assembler package loads only when a report needs it
         for ctx, ts, value, launches, ib, nbytes in mine[:2]:
             words = self._read_gpu(ib, nbytes)
             if words is None:
@@ -446,11 +448,15 @@ class QcomDevice(Device):
                                             nbytes // 4, "dwords", [Command(p.addr, p.text()) for p in pkts]))
             report.notes.append(f"timestamp {ts}: the CP's position in its IB is unknown (kgsl wrote no snapshot): "
                                 "the IB is shown as submitted")
-            for prog, grid, block in launches:
+            disps = [i for i, p in enumerate(pkts) if p.name in crashdec.DISPATCHES]
+            for k, (prog, grid, block) in enumerate(launches):     # the IB's dispatches are its launches, in order
+                args = crashdec.dispatch_args(pkts[:disps[k]], [(p.offset, p.size, p.name) for p in prog.params],
+                                              self._read_gpu) if len(disps) == len(launches) else []
+                report.launches.append(Launch(prog.name, tuple(grid), tuple(block), args, prog.code.va,
+                                              f"kgsl context {ctx} timestamp {ts}"))
                 code = self._read_gpu(prog.code.va, prog.instrlen * crashdec.INSTRLEN_UNIT)
                 if code is None:
                     continue
-                from .ir3 import disassemble
                 lines = disassemble(code, gpu_id=600)
                 pcs, why = crashdec.suspect_pcs(lines, report, prog.code.va, len(code))
                 if len(pcs) == 1:
