@@ -50,8 +50,11 @@ def _reg(report, name: str):
 @pytest.fixture(scope="module")
 def provoked():
     """Each provocation in diagnose's order, on one device: (report, message, info, the mock's fault
-    record, whether a vecadd afterwards was correct)."""
-    d = hwdrv.open_device("mock:qcom")
+    record, whether a vecadd afterwards was correct). The mock GPU runs on its own thread, as a real
+    one runs beside the host (HWDRV_MOCK_SYNC=1 would run the endless loop inside its submit)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HWDRV_MOCK_SYNC", "0")
+        d = hwdrv.open_device("mock:qcom")
     out = {}
     try:
         for kind, fn in provoke.PROVOCATIONS.items():
