@@ -175,6 +175,23 @@ def test_unreadable_snapshot_is_reported_with_the_reason():
         d.close()
 
 
+def test_snapshot_from_devcoredump():
+    """kgsl built with CONFIG_QCOM_KGSL_DEVCOREDUMP: the sysfs dump file gone, the snapshot is read
+    from /sys/class/devcoredump/devcd<N>/data (recognised by its magic)."""
+    d = hwdrv.open_device("mock:qcom")
+    try:
+        k = d.kernel
+        k.add_file("/sys/class/devcoredump/devcd1/data", b"not a kgsl snapshot")      # another driver's dump
+        k.add_file("/sys/class/devcoredump/devcd2/data", k.qcom._read_snapshot)
+        k.remove_file(qdev.SNAPSHOT_DUMP)
+        rep, _, info = provoke.provoke_oob_store(d)
+        assert any(n == f"kgsl snapshot: {n.split()[2]} bytes from /sys/class/devcoredump/devcd2/data"
+                   for n in rep.notes), rep.notes
+        assert _stalled(rep, "IB1").text.startswith("CP_EXEC_CS") and rep.faults[0].address == info["address"]
+    finally:
+        d.close()
+
+
 def test_page_faults_from_the_kernel_log_without_get_fault_report():
     """An older kgsl (no GET_FAULT_REPORT, FAULT_INFO dropped): the fault comes from kgsl's log lines."""
     d = hwdrv.open_device("mock:qcom")
