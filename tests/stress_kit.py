@@ -1,6 +1,7 @@
 """Shared pieces of the reliability and stress suites: the devices they run on, two small
-kernels (PTX here, the AMD build in tests/data/amd/stress), and a runner that executes code in a child process so a segfault or a hang is
-observed and counted instead of killing pytest."""
+kernels (PTX and ir3 assembly here, the AMD build in tests/data/amd/stress), and a runner that
+executes code in a child process so a segfault or a hang is observed and counted instead of
+killing pytest."""
 from __future__ import annotations
 
 import os
@@ -8,8 +9,8 @@ import subprocess
 import sys
 import textwrap
 
-#: devices the stress suites run on; the AMD and Qualcomm mocks join as their backends land
-DEVICES = ["mock:nvidia", "mock:amd"]
+#: devices the stress suites run on
+DEVICES = ["mock:nvidia", "mock:amd", "mock:qcom"]
 
 #: out[i] = in[i] + k for i < n (u32)
 ADD_PTX = r"""
@@ -55,6 +56,53 @@ LOOP:
 """
 
 
+#: the Qualcomm build of the same kernels: ir3 assembly (Mesa's syntax) that hwdrv.qcom.ir3 assembles
+#: at test time. Const file (hwdrv.qcom.binary): c0.xyz workgroup counts, c1.xyz workgroup size,
+#: parameters from c2.x (a pointer takes two scalars). Scheduling as the mock's hazard rules want:
+#: an ALU result is read 3 instructions later at the earliest, a load is waited for with (sy).
+QCOM_STRESS = r"""
+.kernel add_k
+.param dst 8
+.param src 8
+.param k 4
+.param n 4
+.branchstack 1
+mov.u32u32 r1.x, c2.x
+mov.u32u32 r1.y, c2.y
+mov.u32u32 r1.z, c2.z
+mov.u32u32 r1.w, c2.w
+mad.u24 r0.y, c1.x, r48.x, r0.x
+(rpt2)nop
+cmps.u.lt p0.x, r0.y, c3.y
+(rpt5)nop
+br !p0.x, #5
+ldg.a.u32 r2.x, g[r1.z+(r0.y)<<2], 1
+(sy)add.u r2.y, r2.x, c3.x
+(rpt2)nop
+stg.a.u32 g[r1.x+(r0.y)<<2], r2.y, 1
+(jp)end
+nop
+
+.kernel spin_then_write
+.param flag 8
+.param iters 4
+.param val 4
+mov.u32u32 r1.x, c2.x
+mov.u32u32 r1.y, c2.y
+mov.u32u32 r1.z, c2.w
+mov.u32u32 r2.x, 0
+(rpt2)nop
+(jp)add.u r2.x, r2.x, 1
+(rpt2)nop
+cmps.u.lt p0.x, r2.x, c2.z
+(rpt5)nop
+br p0.x, #-4
+stg.u32 g[r1.x], r1.z, 1
+end
+nop
+"""
+
+
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: the AMD build of the same kernels (OpenCL C, tests/data/amd/stress/stress.cl)
 AMD_STRESS = os.path.join(_ROOT, "tests", "data", "amd", "stress", "stress.hsaco")
@@ -67,6 +115,8 @@ def stress_binary(dev) -> bytes:
     if dev.kind == "amd":
         with open(AMD_STRESS, "rb") as f:
             return f.read()
+    if dev.kind == "qcom":
+        return dev.compiler.compile(QCOM_STRESS)
     raise LookupError(f"no stress kernels for {dev.kind}: add its build to tests/stress_kit.py")
 
 

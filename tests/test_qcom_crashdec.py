@@ -189,6 +189,22 @@ def test_crashdec_on_the_synthetic_snapshot():
     assert ">> 0x4000020070  CP_RUN_OPENCL" in text
 
 
+def test_fault_pc_inferred_from_the_program_when_none_is_given():
+    """No fault_pc: the write fault at FAULT_ADDR (kgsl's record), the stalled RUN_OPENCL, and a program
+    whose only global store is at STG_PC (index in PROGRAM above) give that PC, marked as inferred."""
+    rep = crashdec.report_from_snapshot(synthetic_snapshot(), faults=crashdec.faults_from_report(pagefault_report()))
+    (w,) = rep.wave_errors
+    assert w.pc == STG_PC and w.address == FAULT_ADDR and "pc inferred" in w.error
+    assert w.source_line == PROGRAM.splitlines()[STG_PC]
+    assert rep.headline.startswith(f"kernel cs@{SHADER:#x} faulted on a write at {FAULT_ADDR:#x}")
+    # a read fault: the program has no load, so nothing is marked and the note says why
+    read = crashdec.faults_from_report(pagefault_report())
+    read[0].access = "read"
+    rep = crashdec.report_from_snapshot(synthetic_snapshot(), faults=read, program_names={SHADER: "k"})
+    assert not rep.wave_errors and rep.launches[0].kernel == "k"
+    assert not any(n.startswith((">>", "?>")) for n in rep.notes)
+
+
 def test_faults_from_kgsl_dmesg_lines():
     # the dev_crit formats of kgsl_iommu_print_fault (kgsl_iommu.c), with C's %lX / %llx as Python's %X / %x
     log = ("kgsl kgsl-3d0: GPU PAGE FAULT: addr = %X pid= %d name=%s drawctxt=%d context pid = %d\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import subprocess
 import sys
@@ -237,7 +238,8 @@ def _bad_inputs(dev):
         add(f"submit(n={v!r})", "n", lambda v=v: cq().signal(sig, nv).submit(n=v))
     add("submit(missing Var)", "n", lambda: cq().signal(sig, nv).submit())
     add("verb after submit", "submitted", lambda: cq().submit().signal(sig, 1))
-    add("exec on a copy queue", "compute", lambda: dev.copy_queue().exec(prog, (1,), (32,), [buf, buf, 0, 1]))
+    if "copy" in dev.engines:   # without a copy engine a copy queue is a compute queue (Device.copy_queue)
+        add("exec on a copy queue", "compute", lambda: dev.copy_queue().exec(prog, (1,), (32,), [buf, buf, 0, 1]))
     for n in ("", None, 5, "a b", "1x"):
         add(f"Var({n!r})", "name", lambda n=n: Var(n))
     for v in (None, 1.5, "x"):
@@ -316,7 +318,7 @@ def test_cli_bad_arguments_exit_cleanly(tmp_path):
 _FUZZ_WORKER = r"""
 import sys, random, numpy as np, hwdrv
 sys.path.insert(0, "tests")
-from stress_kit import ADD_PTX, AMD_STRESS, stress_program
+from stress_kit import ADD_PTX, AMD_STRESS, QCOM_STRESS, stress_program
 from hwdrv.errors import HwdrvError
 kind, seed, start, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 dev = hwdrv.open_device(sys.argv[5])
@@ -328,6 +330,10 @@ if kind == "cubin":
     base = bytearray(pathlib.Path("tests/data/nvidia/globals_rdc.cubin").read_bytes()); entry = "use_globals"
 elif kind == "hsaco":
     base = bytearray(open(AMD_STRESS, "rb").read()); entry = "add_k"
+elif kind == "ir3":
+    base = bytearray(QCOM_STRESS.encode()); entry = "add_k"
+elif kind == "ir3bin":
+    base = bytearray(dev.compiler.compile(QCOM_STRESS)); entry = "add_k"
 else:
     base = bytearray(ADD_PTX.encode()); entry = "add_k"
 TOKENS = [b"%r1", b"%rd9", b"u32", b"s64", b"[%rd4+4096]", b"bra", b"@%p1", b"ret;", b"}", b"{", b";",
@@ -342,6 +348,23 @@ SWAPS = [(rb"\badd\.s32", [b"sub.s32", b"mul.lo.s32", b"and.b32", b"xor.b32", b"
          (rb"ld\.global", [b"ld.shared", b"ld.local", b"ld.param", b"ld.const", b"ld"]),
          (rb"st\.global", [b"st.shared", b"st.local", b"st"]),
          (rb"@%p1 bra DONE;", [b"bra DONE;", b"@!%p1 bra DONE;", b"", b"bra.uni LOOP;"])]
+# ir3 (Mesa syntax): opcodes, registers, consts, branch targets, repeats, sync flags, directives
+IR3_TOKENS = [b"r0.x", b"hr2.y", b"c9.w", b"(sy)", b"(ss)", b"(rpt3)", b"(jp)", b"nop", b"end", b"#-2", b"p0.x",
+              b"a0.x", b"\n", b",", b"g[", b"]", b".param", b".kernel", b"br p0.x, #0\n", b"ldl.u32 r2.x, l[r0.x], 1\n"]
+IR3_SWAPS = [(rb"\badd\.u\b", [b"sub.u", b"mul.u24", b"and.b", b"xor.b", b"shl.b", b"max.u", b"absneg.s", b"bary.f"]),
+             (rb"\br\d+\.[xyzw]", [b"r0.x", b"r1.w", b"r47.w", b"r63.w", b"hr1.x", b"r48.x", b"p0.x", b"a0.x"]),
+             (rb"\bc\d+\.[xyzw]", [b"c0.x", b"c1.w", b"c255.w", b"c9.y", b"c2.x"]),
+             (rb"#-?\d+", [b"#0", b"#1", b"#-1", b"#-6", b"#100", b"#-100"]),
+             (rb"\(rpt\d\)", [b"(rpt0)", b"(rpt1)", b"(rpt5)", b"(rpt7)", b""]),
+             (rb"\((sy|jp)\)", [b"", b"(ss)", b"(sy)(ss)"]),
+             (rb"ldg\.a\.u32", [b"ldg.u32", b"ldl.u32", b"ldp.u32", b"ldg.a.u16", b"ldg.a.f32", b"ldc.u32"]),
+             (rb"stg\.a\.u32", [b"stg.u32", b"stl.u32", b"stp.u32", b"stg.a.u8", b"stg.a.f16"]),
+             (rb"cmps\.u\.lt", [b"cmps.u.ge", b"cmps.s.lt", b"cmps.f.lt", b"cmpv.u.lt"]),
+             (rb"\.param \w+ \d", [b".param x 4", b".param x 8", b".param x 0", b".param x 16"]),
+             (rb"\b\d+\b", [b"0", b"1", b"3", b"63", b"256", b"4294967295"]),
+             (rb"\n(\(jp\))?end\n", [b"\n", b"\nnop\n"])]
+if kind == "ir3":
+    TOKENS, SWAPS = IR3_TOKENS, IR3_SWAPS
 def semantic(rng, d):
     pat, repl = rng.choice(SWAPS)
     hits = list(re.finditer(pat, d))
@@ -350,16 +373,21 @@ def semantic(rng, d):
     m = rng.choice(hits)
     return d[:m.start()] + rng.choice(repl) + d[m.end():]
 def mutate(rng):
-    if kind == "ptx" and rng.random() < 0.6:
+    if kind in ("ptx", "ir3") and rng.random() < 0.6:
         d = bytes(base)
         for _ in range(rng.randint(1, 3)):
             d = semantic(rng, d)
         return d
     d = bytearray(base)
+    if kind == "ir3bin" and rng.random() < 0.7:   # the machine code (after the JSON metadata): flip bits
+        code = 16 + int.from_bytes(base[12:16], "little")
+        for _ in range(rng.randint(1, 4)):
+            d[rng.randrange(code, len(d))] ^= 1 << rng.randrange(8)
+        return bytes(d)
     for _ in range(rng.randint(1, 4)):
         op = rng.random()
         i = rng.randrange(len(d))
-        if kind == "ptx" and op < 0.4:
+        if kind in ("ptx", "ir3") and op < 0.4:
             t = rng.choice(TOKENS); d[i:i] = t
         elif op < 0.7:
             d[i] = rng.randrange(256)
@@ -375,7 +403,7 @@ for k in range(start, start + count):
     outcome = "ok"
     stage = "compile"
     try:
-        binary = dev.compiler.compile(data.decode("latin-1")) if kind == "ptx" else data
+        binary = dev.compiler.compile(data.decode("latin-1")) if kind in ("ptx", "ir3") else data
         stage = "program"
         prog = dev.program(binary, entry)
         stage = "exec"
@@ -402,6 +430,12 @@ print("DONE", flush=True)
 """
 
 
+#: per device, environment for the fuzz workers: the mock Adreno's shader watchdog (its stand-in for
+#: hang detection, 5 s by default) at 1 s, so a mutated program that never ends is stopped well inside
+#: the case's 5 s wait
+FUZZ_ENV = {"mock:qcom": {"HWDRV_MOCK_QCOM_SHADER_TIMEOUT": "1"}}
+
+
 def fuzz(kind: str, name: str, count: int, seed: int, case_timeout: float = 30.0,
          worker: str = _FUZZ_WORKER) -> dict:
     """Run ``count`` mutations in worker processes; a worker that dies (signal) or stops making
@@ -411,7 +445,8 @@ def fuzz(kind: str, name: str, count: int, seed: int, case_timeout: float = 30.0
     k = 0
     while k < count:
         p = subprocess.Popen([sys.executable, "-c", worker, kind, str(seed), str(k), str(count - k), name],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                             env=dict(os.environ, **FUZZ_ENV.get(name, {})))
         current = None
         timer = threading.Timer(case_timeout, p.kill)
         timer.start()
@@ -463,8 +498,10 @@ for k in range(start, start + count):
     assert (s["ok"], s["crash"], s["hang"]) == (3, 1, 1), s
 
 
-#: (device, what is mutated): PTX text and cubins on NVIDIA, code objects on AMD
-FUZZ_KINDS = [("mock:nvidia", "ptx"), ("mock:nvidia", "cubin"), ("mock:amd", "hsaco")]
+#: (device, what is mutated): PTX text and cubins on NVIDIA, code objects on AMD, ir3 assembly
+#: and hwdrv's ir3 binaries (metadata and machine code) on Qualcomm
+FUZZ_KINDS = [("mock:nvidia", "ptx"), ("mock:nvidia", "cubin"), ("mock:amd", "hsaco"), ("mock:qcom", "ir3"),
+              ("mock:qcom", "ir3bin")]
 
 
 @pytest.mark.parametrize("name,kind", FUZZ_KINDS)

@@ -143,7 +143,15 @@ class Ir3Compiler:
         self.arch = arch
 
     def compile(self, source: str | bytes) -> bytes:
-        text = source.decode() if isinstance(source, (bytes, bytearray)) else source
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            try:
+                source = bytes(source).decode()
+            except UnicodeDecodeError as e:
+                raise ProgramError(f"ir3 compiler: the source is not UTF-8 text (byte {e.start}); pass ir3 "
+                                   "assembly") from None
+        if not isinstance(source, str):
+            raise ProgramError(f"ir3 compiler: cannot compile a {type(source).__name__}; pass ir3 assembly (str)")
+        text = source
         kernels: list[_Kernel] = []
         for n, raw in enumerate(text.splitlines()):
             line = raw.split(";", 1)[0].strip()

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..hang import Command, ErrorCode, Fault, HangReport, Launch, QueueState, Register, WaveError
 from .gen import a6xx as A
+from .gen import adreno_pm4 as P
 from .gen import kgsl as K
 from .pm4decode import REG_FIELDS, Packet, header_name, reg_fields, resync, walk
 from .snapshot import Snapshot, parse
@@ -44,6 +45,8 @@ IB_CALL_LOOKBACK = 256
 INSTRLEN_UNIT = 128
 #: bytes per ir3 instruction
 IR3_INSTR = 8
+#: bytes per const-file unit (a vec4 of 32-bit values: CP_LOAD_STATE6's DST_OFF and NUM_UNIT count them)
+CONST_VEC4 = 16
 DISPATCHES = ("CP_EXEC_CS", "CP_RUN_OPENCL", "CP_EXEC_CS_INDIRECT")
 
 _CP_REGS = ("RBBM_STATUS", "RBBM_STATUS1", "RBBM_STATUS2", "RBBM_STATUS3", "RBBM_INT_0_STATUS",
@@ -107,18 +110,25 @@ def faults_from_dmesg(text: str) -> list[Fault]:
 def report_from_snapshot(data: bytes | Snapshot, *, device: str = "qcom (kgsl snapshot)",
                          faults: Iterable[Fault] = (), fault_pc: int | None = None,
                          read_memory: Callable[[int, int], bytes | None] | None = None,
-                         context: int = 6) -> HangReport:
+                         context: int = 6, program_names: dict[int, str] | None = None,
+                         program_params: dict[int, list[tuple[int, int, str]]] | None = None) -> HangReport:
     """A HangReport from a kgsl snapshot (bytes or parsed). ``faults``: kgsl's page-fault records
     (see :func:`faults_from_report`); ``fault_pc``: the faulting shader's PC in instructions, when
-    known; ``read_memory(addr, n)``: GPU memory the snapshot lacks (e.g. the shader), or None;
-    ``context``: packets shown either side of a stalled one."""
+    known (else it is inferred from the shader where the evidence allows: :func:`suspect_pcs`);
+    ``read_memory(addr, n)``: GPU memory the snapshot lacks (e.g. the shader), or None;
+    ``context``: packets shown either side of a stalled one; ``program_names``: kernel names by
+    program address (SP_CS_OBJ_START), for the caller's own programs; ``program_params``: their
+    parameters by program address, as (byte offset in the const file, size, name), to show the
+    dispatch's arguments as read from the constants its IB loaded."""
     snap = data if isinstance(data, Snapshot) else parse(data)
     faults = list(faults)
     cause, error = classify(snap, faults)
     report = HangReport(device=device, cause=cause, error=error, unit_name="SP")
-    fill_report(report, snap, faults=faults, fault_pc=fault_pc, read_memory=read_memory, context=context)
+    fill_report(report, snap, faults=faults, fault_pc=fault_pc, read_memory=read_memory, context=context,
+                program_names=program_names, program_params=program_params)
     if report.faults and not error.code:
         report.cause = "mmu_fault"     # nothing latched, but the stalled packet's access explains the stop
+    report.headline = headline(report)
     return report
 
 
@@ -173,9 +183,12 @@ def _u64(regs: dict[int, int], reg: int) -> int:
 
 
 def fill_report(report: HangReport, snap: Snapshot, *, faults: Iterable[Fault] = (), fault_pc: int | None = None,
-                read_memory: Callable[[int, int], bytes | None] | None = None, context: int = 6) -> None:
+                read_memory: Callable[[int, int], bytes | None] | None = None, context: int = 6,
+                program_names: dict[int, str] | None = None,
+                program_params: dict[int, list[tuple[int, int, str]]] | None = None) -> None:
     """Add what ``snap`` says to ``report`` (queues, faults, registers, launches, wave errors, notes);
-    ``report.error`` is set from the interrupt bits when the caller left it empty."""
+    ``report.error`` is set from the interrupt bits when the caller left it empty. Arguments as
+    :func:`report_from_snapshot`'s."""
     regs, src = merged_registers(snap)
     if report.error is None:
         report.error = classify(snap, faults)[1]
@@ -213,7 +226,7 @@ def fill_report(report: HangReport, snap: Snapshot, *, faults: Iterable[Fault] =
     _registers(report, regs, src, sqe)
     # --- the in-flight dispatch
     if innermost is not None:
-        _launch(report, snap, regs, innermost, fault_pc, read_memory)
+        _launch(report, snap, regs, innermost, fault_pc, read_memory, program_names or {}, program_params or {})
     for sec in snap.unknown:
         report.notes.append(f"snapshot section {sec.name} at offset {sec.offset:#x} ({sec.size} bytes) not decoded")
 
@@ -341,7 +354,7 @@ def _faults(report: HangReport, snap: Snapshot, faults: list[Fault], innermost) 
     if acc is None:
         return
     addr, access = acc
-    bits = report.error.name if report.error else ""
+    bits = classify(snap)[1].name
     if any(w in bits for w in ("OPCODE", "PROTECTION", "HANG", "UCODE", "ILLEGAL")):
         report.notes.append(f"the stalled {pkt.name} {'reads' if access != 'write' else 'writes'} {addr:#x}")
         return
@@ -369,7 +382,8 @@ def _registers(report: HangReport, regs: dict[int, int], src: dict[int, str], sq
 
 
 def _launch(report: HangReport, snap: Snapshot, regs: dict[int, int], innermost, fault_pc: int | None,
-            read_memory) -> None:
+            read_memory, program_names: dict[int, str],
+            program_params: dict[int, list[tuple[int, int, str]]]) -> None:
     qname, pkts, stalled = innermost
     if stalled is None:
         return
@@ -393,11 +407,13 @@ def _launch(report: HangReport, snap: Snapshot, regs: dict[int, int], innermost,
         grid = ("indirect", fv.get("ADDR", 0))
     prog = _u64(state, A.SP_CS_OBJ_START)
     nbytes = A.SP_CS_INSTRLEN_VALUE.decode(state.get(A.SP_CS_INSTRLEN, 0)) * INSTRLEN_UNIT
-    name = f"cs@{prog:#x}"
+    name = program_names.get(prog, f"cs@{prog:#x}")
     if not report.faults and report.error is not None and not report.error.code:
         report.notes.append(f"nothing is latched in the CP while {disp.name} ran: the stop is the shader's (an IOMMU "
                             "fault from the SP/TP, or a shader that never ends); kgsl's fault report names the address")
-    report.launches.append(Launch(name, grid, block, [], prog,
+    args = dispatch_args(pkts[:pkts.index(disp)], program_params.get(prog),
+                         lambda a, n: snap.read(a, n) or (read_memory(a, n) if read_memory is not None else None))
+    report.launches.append(Launch(name, grid, block, args, prog,
                                   f"{qname}: {disp.name} at {disp.addr:#x}"
                                   + (" (the stalled packet)" if disp is stalled else "")))
     code, where = snap.read(prog, nbytes), "snapshot"
@@ -409,11 +425,137 @@ def _launch(report: HangReport, snap: Snapshot, regs: dict[int, int], innermost,
         return
     from .ir3 import disassemble
     lines = disassemble(bytes(code[:len(code) // IR3_INSTR * IR3_INSTR]), gpu_id=600)
+    suspects: list[int] = []
     if fault_pc is not None:
         text = lines[fault_pc] if 0 <= fault_pc < len(lines) else "(past the end of the program)"
         report.wave_errors.append(WaveError(error="shader fault", pc=fault_pc, kernel=name,
                                             offset=IR3_INSTR * fault_pc, source_line=text))
+    elif disp is stalled:
+        suspects, why = suspect_pcs(lines, report, prog, nbytes)
+        if len(suspects) == 1:
+            fault_pc = suspects[0]
+            addr = report.faults[0].address if report.faults and why.startswith(("write", "read")) else None
+            report.wave_errors.append(WaveError(error=f"{why} (pc inferred from the program: kgsl reports no shader "
+                                                      "PC)", pc=fault_pc, address=addr, kernel=name,
+                                                offset=IR3_INSTR * fault_pc, source_line=lines[fault_pc]))
+        elif suspects:
+            report.notes.append(f"shader {name}: kgsl reports no shader PC; {why} could be any of the instructions "
+                                f"marked ?> (pc {', '.join(map(str, suspects))})")
     report.notes.append(f"shader {name}: {len(lines)} instructions (SP_CS_INSTRLEN x {INSTRLEN_UNIT} bytes, from the "
                         f"{where})" + (f", fault pc {fault_pc}" if fault_pc is not None else ""))
     for i, text in enumerate(lines):
-        report.notes.append(f"{'>>' if i == fault_pc else '  '} {i:04d} {prog + IR3_INSTR * i:#x}: {text}")
+        mark = ">>" if i == fault_pc else "?>" if i in suspects else "  "
+        report.notes.append(f"{mark} {i:04d} {prog + IR3_INSTR * i:#x}: {text}")
+
+
+def dispatch_args(before: list[Packet], params: list[tuple[int, int, str]] | None,
+                  read: Callable[[int, int], bytes | None]) -> list[str]:
+    """A dispatch's kernel arguments (``name=0x...``), as it saw them: read (``read(addr, n)``) from
+    where the last CP_LOAD_STATE6_FRAG of CS constants in ``before`` (the packets before the dispatch;
+    indirect: EXT_SRC_ADDR, to const vec4 DST_OFF) loaded the const file. [] when unknown."""
+    if not params:
+        return []
+    ld = next((p for p in reversed(before) if p.name == "CP_LOAD_STATE6_FRAG"
+               and p.field_values().get("STATE_TYPE") == P.ST6_CONSTANTS
+               and p.field_values().get("STATE_SRC") == P.SS6_INDIRECT
+               and p.field_values().get("STATE_BLOCK") == P.SB6_CS_SHADER), None)
+    if ld is None:
+        return []
+    fv = ld.field_values()
+    base = fv.get("EXT_SRC_ADDR", 0) - CONST_VEC4 * fv.get("DST_OFF", 0)
+    n = max(o + size for o, size, _ in params)
+    raw = read(base, n)
+    if not raw:
+        return []
+    return [(f"{name}=" if name else "") + (hex(int.from_bytes(raw[o:o + size], "little")) if size <= 8
+                                            else f"<{size} bytes>") for o, size, name in params]
+
+
+#: ir3 instructions that access memory through the IOMMU (global, image/SSBO, private, UBO), by
+#: direction; local memory (ldl/stl/ldlw/stlw) is on-chip and cannot page-fault
+_IR3_WRITES = ("stg", "stib", "stp", "stgb", "atomic")
+_IR3_READS = ("ldg", "ldib", "ldp", "ldgb", "ldc", "atomic", "isam", "sam", "resinfo")
+#: flow control that can jump backwards (a loop)
+_IR3_BRANCHES = ("br", "brao", "braa", "brac", "bany", "ball", "jump", "getone", "shps")
+_PREFIXES = re.compile(r"^(\([a-z0-9]+\))*")
+
+
+def _mnemonic(line: str) -> str:
+    return _PREFIXES.sub("", line).split(" ", 1)[0]
+
+
+def suspect_pcs(lines: list[str], report: HangReport, prog: int, nbytes: int) -> tuple[list[int], str]:
+    """The instructions of a stalled dispatch's program that can explain the stop, and what they did.
+    kgsl records no shader PC (no register, snapshot section or fault record holds one), so the
+    program is searched for the instructions that can cause the evidence: a page fault of the
+    shader's data (not its instruction fetch) -> the global/image/private stores (write) or loads
+    (read); an error with no page fault and nothing latched in the CP -> the words the disassembler
+    cannot decode (the SP stops at an illegal instruction); a hang -> the backward branches. Only
+    instructions up to the program's first ``end`` count."""
+    body = []
+    for i, text in enumerate(lines):
+        body.append((i, _mnemonic(text), text))
+        if _mnemonic(text) == "end":
+            break
+    shader_faults = [f for f in report.faults if not prog <= f.address < prog + max(nbytes, IR3_INSTR)]
+    if shader_faults:
+        access = shader_faults[0].access
+        ops = _IR3_WRITES if access == "write" else _IR3_READS if access == "read" else _IR3_WRITES + _IR3_READS
+        pcs = [i for i, m, _ in body if m.split(".", 1)[0] in ops or m.startswith(ops)]
+        return pcs, f"{access or 'memory'} fault at {shader_faults[0].address:#x}"
+    if report.faults:
+        return [], "instruction fetch fault"
+    name = latched(report)
+    if "RBBM_HANG_DETECT" in name or report.cause == "timeout":
+        pcs = [i for i, m, t in body if m in _IR3_BRANCHES and re.search(r"#-\d+", t)]
+        return pcs, "a loop that does not end (a backward branch)"
+    if report.error is not None and not any(w in name for w in _ERROR_WORDS) and "OPCODE" not in name:
+        pcs = [i for i, m, _ in body if m == "raw"]
+        return pcs, "an illegal instruction (no ir3 instruction has this encoding)"
+    return [], ""
+
+
+def latched(report: HangReport) -> str:
+    """The error bits latched in CP_INTERRUPT_STATUS and RBBM_INT_0_STATUS, as listed in the report's
+    registers ("|"-joined; "" when none): the evidence whatever ``report.error`` holds (a backend
+    puts kgsl's reset status there)."""
+    bits = [f for r in report.registers if r.name in ("CP_INTERRUPT_STATUS", "RBBM_INT_0_STATUS")
+            for f, v in r.fields.items()
+            if v and (r.name == "CP_INTERRUPT_STATUS" or any(w in f for w in _ERROR_WORDS))]
+    return "|".join(bits)
+
+
+def headline(report: HangReport) -> str:
+    """One sentence from the evidence: which kernel, which instruction or packet, which address and
+    access, and why it stopped (HangReport.headline)."""
+    launch = report.launches[0].kernel if report.launches else ""
+    wave = report.wave_errors[0] if report.wave_errors else None
+    at = f" at pc {wave.pc} ({wave.source_line})" if wave is not None and wave.pc is not None else ""
+    stalled = next((c.text for q in reversed(report.queues) for c in q.commands if c.stalled), "")
+    packet = stalled.split(" (", 1)[0] if stalled else ""
+    if report.faults:
+        f = report.faults[0]
+        where = f" ({f.kind})" if f.kind else ""
+        who = f"kernel {launch}" if launch and (wave is not None or packet in DISPATCHES) else \
+            f"the CP's {packet}" if packet else "the GPU"
+        return f"{who} {'faulted on a ' + f.access if f.access else 'faulted on an access'} at {f.address:#x}" \
+            f"{where}{at}"
+    name = latched(report)
+    if "RBBM_HANG_DETECT" in name:
+        if packet in DISPATCHES and launch:
+            return f"kernel {launch} never finished: the CP waited on it until RBBM hang detect fired{at}"
+        polls = next((m.group(1) for m in (re.search(rf"the stalled {packet} reads (0x[0-9a-f]+)", n)
+                                           for n in report.notes) if m), "") if packet else ""
+        return f"the CP hung at {packet or 'an unknown packet'}" + (f" waiting on memory at {polls}" if polls else "") \
+            + " until RBBM hang detect fired"
+    if any(w in name for w in _ERROR_WORDS) or "OPCODE" in name:
+        return f"the CP stopped with {name} at {packet or 'an unknown packet'}"
+    if report.cause == "timeout" and launch:
+        spin = f"; it can only spin at pc {wave.pc} ({wave.source_line}), its one backward branch" \
+            if wave is not None and wave.pc is not None and "backward branch" in wave.error else ""
+        return f"kernel {launch} did not finish in time and kgsl reported no fault{spin}"
+    if launch and wave is not None:
+        return f"kernel {launch} stopped{at}: {wave.error.split(' (', 1)[0]}"
+    if launch:
+        return f"kernel {launch} stopped the GPU (the CP latched no error)"
+    return ""

@@ -8,22 +8,33 @@ for host-visible buffers, MAP_USER_MEM for the signal pages (host memory the GPU
 
 Context flags: PREAMBLE | NO_GMEM_ALLOC (kgsl refuses contexts without them), NO_FAULT_TOLERANCE (as
 tinygrad: a fault invalidates the context at once, so no replay re-runs a faulting kernel and every
-later call answers EDEADLK, which is what recovery keys on), TYPE_CL, default priority.
+later call answers EDEADLK, which is what recovery keys on), FAULT_INFO (newer kgsl keeps the page
+faults for GET_FAULT_REPORT; older kgsl drops the flag silently), TYPE_CL, default priority.
+
+Hang reports (``_backend_fill_report``) are crashdec's analysis (hwdrv.qcom.crashdec) of the snapshot
+kgsl wrote for the fault: read once from /sys/class/kgsl/kgsl-3d0/snapshot/dump (or a devcoredump)
+when the fault is seen, with the page faults from GET_FAULT_REPORT or kgsl's kernel-log lines, and
+the shader read from this process's own mapping of its code. Where kgsl wrote none (a wait that
+timed out with no fault), or it cannot be read, the report says why and shows the in-flight
+submission's own IB and shader instead.
 """
 from __future__ import annotations
 
 import errno
 import time
+from dataclasses import dataclass, field
 
+import numpy as np
 
 from ..device import Device
-from ..errors import DeviceNotFound, IoctlError, UnsupportedDevice
-from ..hang import ErrorCode, HangReport, Launch
+from ..errors import DeviceNotFound, HwdrvError, IoctlError, UnsupportedDevice
+from ..hang import Command, ErrorCode, Fault, HangReport, Launch, QueueState, WaveError
 from ..ioctl.kernel import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE, Kernel
 from ..limits import DeviceLimits
 from ..memory.buffer import Buffer
 from ..queue import Queue
 from ..registry import DeviceInfo
+from . import crashdec, pm4decode, snapshot
 from .cmdring import CmdRing
 from .compiler import Ir3Compiler
 from .gen import kgsl as K
@@ -34,8 +45,14 @@ from .samples import COPY, SAMPLES
 
 DEVICE_PATH = "/dev/kgsl-3d0"
 SNAPSHOT_DUMP = "/sys/class/kgsl/kgsl-3d0/snapshot/dump"
+#: where kgsl built with CONFIG_QCOM_KGSL_DEVCOREDUMP also hands the snapshot (devcd<N>/data)
+DEVCOREDUMP = "/sys/class/devcoredump"
 CONTEXT_FLAGS = (K.KGSL_CONTEXT_PREAMBLE | K.KGSL_CONTEXT_NO_GMEM_ALLOC | K.KGSL_CONTEXT_NO_FAULT_TOLERANCE
-                 | (K.KGSL_CONTEXT_TYPE_CL << K.KGSL_CONTEXT_TYPE_SHIFT))
+                 | K.KGSL_CONTEXT_FAULT_INFO | (K.KGSL_CONTEXT_TYPE_CL << K.KGSL_CONTEXT_TYPE_SHIFT))
+#: how kgsl's lines in the kernel log can be told from others (dev_crit/dev_err on kgsl-3d0)
+KGSL_LOG_TAG = "kgsl-3d0"
+#: packets shown either side of a stalled one in a report
+REPORT_CONTEXT = 6
 #: MEMALIGN: log2 of the alignment kgsl gives an object (4 KiB)
 MEM_FLAGS = 12 << K.KGSL_MEMALIGN_SHIFT
 #: the always-on counter's rate (CP_ALWAYS_ON_COUNTER, qcom.md 2.4)
@@ -44,6 +61,20 @@ CMD_RING_SIZE = 4 << 20
 _STATUS_NAMES = {K.KGSL_CTX_STAT_NO_ERROR: "NO_ERROR", K.KGSL_CTX_STAT_GUILTY_CONTEXT_RESET_EXT: "GUILTY_CONTEXT_RESET",
                  K.KGSL_CTX_STAT_INNOCENT_CONTEXT_RESET_EXT: "INNOCENT_CONTEXT_RESET",
                  K.KGSL_CTX_STAT_UNKNOWN_CONTEXT_RESET_EXT: "UNKNOWN_CONTEXT_RESET"}
+
+
+@dataclass
+class KgslFault:
+    """What kgsl said about one fault of this device's context, gathered when the fault was seen
+    (the context's fault records go with the context, the snapshot is handed out once)."""
+    ctx: int
+    status: int                    # GPU_RESET_STAT
+    count: int                     # CONTEXT_PROPERTY(FAULTS): total faults
+    last_ts: int                   # ... and the timestamp of the last faulted command
+    page_faults: list[Fault] = field(default_factory=list)
+    page_fault_source: str = ""    # why there are none, or where they came from
+    snapshot: bytes = b""
+    snapshot_source: str = ""      # the file it came from, or why there is none
 
 
 def _chip(chip_id: int) -> tuple[int, int, int]:
@@ -97,8 +128,13 @@ class QcomDevice(Device):
         super().__init__(name, kernel)
         self.fd = -1
         self.ctx = 0
-        self._fault: tuple[int, int, int] | None = None      # (reset status, faults, last faulted ts)
+        self._fault: KgslFault | None = None
+        self._kmsg_seq = self._kmsg_last(kernel)    # kernel-log records before this are not this device's
         self._stale_contexts: list[int] = []
+        #: a snapshot read while looking for another context's (kept for the fault it belongs to)
+        self._held_snapshot: tuple[bytes, str] | None = None
+        #: what became of abandoned contexts since the last report (its notes)
+        self._reaped: list[str] = []
         #: CPU mappings of live buffers (address -> bytes): the device's close unmaps what is left
         self._cpu_maps: dict[int, int] = {}
         self._builtins: dict[str, QcomProgram] = {}
@@ -221,7 +257,7 @@ class QcomDevice(Device):
             else:
                 raise
         self.last_ts = ts
-        self.submissions.append((self.ctx, ts, value, list(launches)))
+        self.submissions.append((self.ctx, ts, value, list(launches), ib, nbytes))
 
     # ---- waiting, errors, recovery -----------------------------------------------------
     def _backend_sleep(self, signal, value: int, seconds: float) -> None:
@@ -238,6 +274,8 @@ class QcomDevice(Device):
     def _backend_error_pending(self) -> bool:
         if self._fault is not None:
             return True
+        if self._stale_contexts:
+            self._reap_stale()
         try:
             status = self.kgsl.reset_status(self.ctx)       # clears on read: keep what it said
         except IoctlError:
@@ -245,7 +283,14 @@ class QcomDevice(Device):
         if status in (K.KGSL_CTX_STAT_NO_ERROR, K.KGSL_CTX_STAT_INNOCENT_CONTEXT_RESET_EXT):
             return False
         faults, last = self.kgsl.fault_stats(self.ctx)
-        self._fault = (status, faults, last)
+        rec = KgslFault(self.ctx, status, faults, last)
+        try:
+            rec.page_faults = crashdec.faults_from_report(self.kgsl.fault_report(self.ctx))
+            rec.page_fault_source = "" if rec.page_faults else "kgsl GET_FAULT_REPORT: no page fault recorded"
+        except HwdrvError as e:    # older kgsl (ENOTTY) or a context without FAULT_INFO (EINVAL)
+            rec.page_fault_source = f"GET_FAULT_REPORT gave nothing ({e}); kgsl's kernel-log lines are used instead"
+        rec.snapshot, rec.snapshot_source = self._read_snapshot()
+        self._fault = rec
         return True
 
     def _backend_broken(self) -> bool:
@@ -255,26 +300,201 @@ class QcomDevice(Device):
         report.unit_name = "SP"
         retired = self.kgsl.read_timestamp(self.ctx)
         report.notes.append(f"kgsl context {self.ctx}: last queued timestamp {self.last_ts}, retired {retired}")
-        guilty = None
-        if self._fault is not None:
-            status, faults, last = self._fault
-            report.error = ErrorCode("qcom", "kgsl fault", status, _STATUS_NAMES.get(status, "?"))
-            report.notes.append(f"kgsl CONTEXT_PROPERTY(FAULTS): {faults} fault(s), last faulted command has "
-                                f"timestamp {last}")
-            guilty = last
-        for ctx, ts, value, launches in self.submissions:
-            if ctx != self.ctx or (guilty is not None and ts != guilty) or (guilty is None and ts <= retired):
-                continue
+        rec = self._fault
+        if rec is not None:
+            report.error = ErrorCode("qcom", "kgsl fault", rec.status, _STATUS_NAMES.get(rec.status, "?"))
+            report.notes.append(f"kgsl CONTEXT_PROPERTY(FAULTS): {rec.count} fault(s), last faulted command has "
+                                f"timestamp {rec.last_ts}")
+            snap, source = rec.snapshot, rec.snapshot_source
+        else:          # no fault: kgsl may still have taken one (e.g. a hang it detected but did not pin on us)
+            if self._stale_contexts:
+                self._reap_stale()
+            snap, source = self._read_snapshot()
+        self._kernel_log(report)
+        faults = list(rec.page_faults) if rec is not None else []
+        if rec is not None and not faults:     # kgsl's lines about this context only
+            faults = [f for f in crashdec.faults_from_dmesg("\n".join(report.kernel_log))
+                      if f.source.endswith(f"drawctxt {rec.ctx}")]
+            if rec.page_fault_source:
+                report.notes.append(rec.page_fault_source)
+        guilty = rec.last_ts if rec is not None else None
+        mine = [r for r in self.submissions if r[0] == self.ctx and (r[1] == guilty if guilty is not None
+                                                                      else r[1] > retired)]
+        names = {prog.code.va: prog.name for r in mine for prog, _, _ in r[3]}
+        params = {prog.code.va: [(p.offset, p.size, p.name) for p in prog.params] for r in mine for prog, _, _ in r[3]}
+        parsed = self._parse_snapshot(report, snap, source, rec)
+        if parsed is not None:
+            crashdec.fill_report(report, parsed, faults=faults, read_memory=self._read_gpu,
+                                 context=REPORT_CONTEXT, program_names=names, program_params=params)
+            if report.cause == "error":    # the kind of stop, from the snapshot's evidence
+                report.cause = crashdec.classify(parsed, faults)[0]
+                if report.faults and report.cause == "exception" and not crashdec.latched(report):
+                    report.cause = "mmu_fault"      # a memory access inferred from the stalled packet
+        else:
+            report.faults.extend(faults)
+            if report.cause == "error":
+                report.cause = "mmu_fault" if faults else "exception"
+            self._own_stream(report, mine)
+        shown = {ln.program_address for ln in report.launches}
+        for ctx, ts, value, launches, ib, nbytes in mine:
             for prog, grid, block in launches:
-                report.launches.append(Launch(prog.name, tuple(grid), tuple(block), program_address=prog.code.va,
-                                              queue=f"kgsl context {ctx} timestamp {ts}"))
+                if prog.code.va not in shown:
+                    report.launches.append(Launch(prog.name, tuple(grid), tuple(block), program_address=prog.code.va,
+                                                  queue=f"kgsl context {ctx} timestamp {ts}"))
+        report.notes.extend(self.recoveries[-3:])
+        report.notes.extend(self._reaped)
+        self._reaped.clear()
+        report.headline = crashdec.headline(report)
+
+    def _reap_stale(self) -> None:
+        """Abandoned contexts (recover() left their stuck work running) that kgsl has since reset:
+        note it, destroy them, and take the snapshot kgsl wrote (kgsl keeps one snapshot until it is
+        read, so a stale one would take the place of the next fault's); one that is not theirs is
+        held for the fault it belongs to."""
+        for ctx in list(self._stale_contexts):
+            try:
+                status = self.kgsl.reset_status(ctx)
+            except IoctlError:
+                continue
+            if status in (K.KGSL_CTX_STAT_NO_ERROR, K.KGSL_CTX_STAT_INNOCENT_CONTEXT_RESET_EXT):
+                continue
+            self._stale_contexts.remove(ctx)
+            try:
+                self.kgsl.context_destroy(ctx)
+            except IoctlError:
+                pass       # already detached by kgsl
+            data, source = self._read_snapshot()
+            what = ""
+            if data:
+                try:
+                    snap = snapshot.parse(data)
+                    cur = snap.os.current_context if snap.os is not None else None
+                except HwdrvError:
+                    cur = None
+                if cur is not None and cur != ctx:
+                    self._held_snapshot = (data, source)
+                else:
+                    what = f"; its kgsl snapshot ({len(data)} bytes from {source}) was read and set aside"
+            self._reaped.append(f"abandoned kgsl context {ctx} was reset by kgsl "
+                                   f"({_STATUS_NAMES.get(status, status)}) and destroyed{what}")
+
+    def _read_snapshot(self) -> tuple[bytes, str]:
+        """The snapshot kgsl holds (read whole from offset 0, which releases it): (bytes, the file),
+        or (b"", why there is none)."""
+        if self._held_snapshot is not None:
+            held, self._held_snapshot = self._held_snapshot, None
+            return held
+        k = self.kernel
         try:
-            if self.kernel.exists(SNAPSHOT_DUMP):
-                snap = self.kernel.read_file(SNAPSHOT_DUMP)
-                if snap:
-                    report.notes.append(f"kgsl wrote a {len(snap)}-byte snapshot ({SNAPSHOT_DUMP})")
-        except OSError:
-            pass
+            if k.exists(SNAPSHOT_DUMP):
+                data = k.read_file(SNAPSHOT_DUMP)
+                if data:
+                    return data, SNAPSHOT_DUMP
+                why = f"{SNAPSHOT_DUMP} is empty (kgsl took no snapshot, or it was read already)"
+            else:
+                why = f"{SNAPSHOT_DUMP} does not exist (kgsl without snapshot support)"
+        except HwdrvError as e:
+            why = f"kgsl's snapshot is unreadable: {e} (root only on most devices: run as root, or save it with " \
+                  f"'adb shell cat {SNAPSHOT_DUMP} > s.bin' and run 'python -m hwdrv decode --vendor qcom s.bin')"
+        try:      # CONFIG_QCOM_KGSL_DEVCOREDUMP: the same snapshot, handed to devcoredump
+            for d in (k.listdir(DEVCOREDUMP) if k.exists(DEVCOREDUMP) else []):
+                data = k.read_file(f"{DEVCOREDUMP}/{d}/data")
+                if snapshot.is_snapshot(data):
+                    return data, f"{DEVCOREDUMP}/{d}/data"
+        except HwdrvError as e:
+            why += f"; {DEVCOREDUMP} unreadable: {e}"
+        return b"", why
+
+    def _parse_snapshot(self, report: HangReport, data: bytes, source: str, rec: KgslFault | None):
+        """The snapshot parsed, if it is this fault's: kgsl keeps the first snapshot until it is read,
+        so one left by an earlier fault (an abandoned context's, another process's) is named and set
+        aside."""
+        if not data:
+            report.notes.append(f"no kgsl snapshot: {source}")
+            return None
+        try:
+            snap = snapshot.parse(data)
+        except HwdrvError as e:
+            report.notes.append(f"the kgsl snapshot from {source} ({len(data)} bytes) could not be read: {e}")
+            return None
+        want = rec.ctx if rec is not None else self.ctx
+        cur = snap.os.current_context if snap.os is not None else None
+        if cur is not None and cur != want:
+            report.notes.append(f"kgsl's snapshot from {source} is of context {cur}, not this fault's context {want} "
+                                "(an earlier fault's): set aside")
+            return None
+        report.notes.append(f"kgsl snapshot: {len(data)} bytes from {source}")
+        return snap
+
+    def _read_gpu(self, addr: int, n: int) -> bytes | None:
+        """``n`` bytes of GPU memory at ``addr`` through this process's mapping of the buffer holding
+        them (the shader code is host-visible), or None."""
+        for buf in list(self._buffers):
+            if buf.cpu_addr is not None and buf._va <= addr and addr + n <= buf._va + buf.size:
+                return bytes(buf.view(np.uint8, addr - buf._va, n))
+        return None
+
+    def _own_stream(self, report: HangReport, mine: list) -> None:
+        """Without a snapshot: the in-flight submissions' IBs as hwdrv wrote them (the CP's position is
+        unknown, so nothing is marked stalled) and their shaders, with the instructions that can make
+        a dispatch never end marked."""
+        from .ir3 import disassemble      # the assembler package loads only when a report needs it
+        for ctx, ts, value, launches, ib, nbytes in mine[:2]:
+            words = self._read_gpu(ib, nbytes)
+            if words is None:
+                continue
+            pkts = pm4decode.walk(np.frombuffer(words, "<u4"), ib)
+            report.queues.append(QueueState(f"IB of kgsl context {ctx} timestamp {ts} (as submitted)", None,
+                                            nbytes // 4, "dwords", [Command(p.addr, p.text()) for p in pkts]))
+            report.notes.append(f"timestamp {ts}: the CP's position in its IB is unknown (kgsl wrote no snapshot): "
+                                "the IB is shown as submitted")
+            disps = [i for i, p in enumerate(pkts) if p.name in crashdec.DISPATCHES]
+            for k, (prog, grid, block) in enumerate(launches):     # the IB's dispatches are its launches, in order
+                args = crashdec.dispatch_args(pkts[:disps[k]], [(p.offset, p.size, p.name) for p in prog.params],
+                                              self._read_gpu) if len(disps) == len(launches) else []
+                report.launches.append(Launch(prog.name, tuple(grid), tuple(block), args, prog.code.va,
+                                              f"kgsl context {ctx} timestamp {ts}"))
+                code = self._read_gpu(prog.code.va, prog.instrlen * crashdec.INSTRLEN_UNIT)
+                if code is None:
+                    continue
+                lines = disassemble(code, gpu_id=600)
+                pcs, why = crashdec.suspect_pcs(lines, report, prog.code.va, len(code))
+                if len(pcs) == 1:
+                    report.wave_errors.append(WaveError(error=f"{why} (inferred from the program: kgsl reports no "
+                                                              "shader PC)", pc=pcs[0], kernel=prog.name,
+                                                        offset=crashdec.IR3_INSTR * pcs[0], source_line=lines[pcs[0]]))
+                report.notes.append(f"shader {prog.name}: {len(lines)} instructions (this process's copy)")
+                report.notes.extend(f"{'?>' if i in pcs else '  '} {i:04d} {prog.code.va + crashdec.IR3_INSTR * i:#x}: "
+                                    f"{t}" for i, t in enumerate(lines))
+
+    def _kernel_log(self, report: HangReport) -> None:
+        """kgsl's kernel-log lines since the device opened or the last report (dmesg may be refused)."""
+        try:
+            raw = self.kernel.read_kmsg()
+        except HwdrvError as e:
+            report.kernel_log_error = f"the kernel log is unreadable: {e}"
+            return
+        lines = []
+        for r in raw:
+            head, _, text = r.partition(";")
+            parts = head.split(",")
+            if len(parts) < 3 or not parts[1].isdigit():
+                continue
+            seq, usec, text = int(parts[1]), int(parts[2]) if parts[2].isdigit() else 0, text.split("\n", 1)[0]
+            if seq > self._kmsg_seq and KGSL_LOG_TAG in text:
+                lines.append(f"[{usec // 1_000_000:6d}.{usec % 1_000_000:06d}] {text}")
+            self._kmsg_seq = max(self._kmsg_seq, seq)
+        report.kernel_log = lines
+
+    @staticmethod
+    def _kmsg_last(kernel: Kernel) -> int:
+        """The sequence number of the kernel log's newest record now (-1: none, or unreadable)."""
+        try:
+            raw = kernel.read_kmsg()
+        except HwdrvError:
+            return -1
+        head = raw[-1].partition(";")[0].split(",") if raw else []
+        return int(head[1]) if len(head) > 1 and head[1].isdigit() else -1
 
     def _backend_recover(self) -> None:
         """A new draw context (kgsl invalidates a faulted one; a stuck one is abandoned). Lost: every
@@ -286,7 +506,8 @@ class QcomDevice(Device):
     def _new_context(self, lost_upto: int) -> None:
         tl = self._timelines["compute"]
         lost = (tl.signal.value, lost_upto)
-        old, fault = self.ctx, self._fault
+        old, rec = self.ctx, self._fault
+        fault = (rec.status,) if rec is not None else None
         self.ctx = self.kgsl.context_create(CONTEXT_FLAGS)
         if fault is not None:
             self.kgsl.context_destroy(old)     # invalidated: kgsl detaches it at once

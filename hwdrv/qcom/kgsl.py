@@ -90,3 +90,26 @@ class Kgsl:
     def read_timestamp(self, ctx: int, which: int = K.KGSL_TIMESTAMP_RETIRED) -> int:
         return int(self._io(K.IOCTL_KGSL_CMDSTREAM_READTIMESTAMP_CTXTID, "struct kgsl_cmdstream_readtimestamp_ctxtid",
                             "CMDSTREAM_READTIMESTAMP_CTXTID", context_id=ctx, type=which).timestamp)
+
+    def fault_report(self, ctx: int) -> bytes:
+        """GET_FAULT_REPORT (newer kgsl; ``ctx`` made with KGSL_CONTEXT_FAULT_INFO and invalidated by its
+        fault): the ``struct kgsl_pagefault_report`` records of its page faults, back to back. Three
+        calls, as kgsl wants: the number of fault types, then each type's count, then the records."""
+        name = "GET_FAULT_REPORT"
+        n = int(self._io(K.IOCTL_KGSL_GET_FAULT_REPORT, "struct kgsl_fault_report", name, context_id=ctx).faultnents)
+        if n <= 0:
+            return b""
+        fsize = K.ffi.sizeof("struct kgsl_fault")
+        kinds = K.ffi.new("struct kgsl_fault[]", n)
+        self._io(K.IOCTL_KGSL_GET_FAULT_REPORT, "struct kgsl_fault_report", name, faultlist=addressof(kinds),
+                 faultnents=n, faultsize=fsize, context_id=ctx)
+        pf = next((k for k in kinds if k.type == K.KGSL_FAULT_TYPE_PAGEFAULT and k.count), None)
+        if pf is None:
+            return b""
+        rsize = K.ffi.sizeof("struct kgsl_pagefault_report")
+        recs = K.ffi.new("struct kgsl_pagefault_report[]", int(pf.count))
+        ask = K.ffi.new("struct kgsl_fault[]", 1)
+        ask[0].fault, ask[0].type, ask[0].count, ask[0].size = addressof(recs), pf.type, pf.count, rsize
+        self._io(K.IOCTL_KGSL_GET_FAULT_REPORT, "struct kgsl_fault_report", name, faultlist=addressof(ask),
+                 faultnents=1, faultsize=fsize, context_id=ctx)
+        return bytes(K.ffi.buffer(recs))

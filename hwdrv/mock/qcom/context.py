@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import errno as E
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hwdrv.mock.kernel import Errno
 from hwdrv.qcom.gen import kgsl as K
@@ -68,6 +68,8 @@ class DrawContext:
     reset_status: int = K.KGSL_CTX_STAT_NO_ERROR
     total_fault_count: int = 0
     last_faulted_ts: int = 0
+    #: kgsl_add_fault's list (FAULT_INFO contexts): (KGSL_FAULT_TYPE_*, struct kgsl_pagefault_report bytes)
+    faults: list[tuple[int, bytes]] = field(default_factory=list)
 
     @property
     def priority(self) -> int:

@@ -43,12 +43,13 @@ class CpFault(MockFault):
     """A GPU fault the CP raised. ``kind``: "opcode" (invalid/unknown packet), "pagefault", "protect",
     "hang", "shader" (the emulator failed); ``address``: the faulting GPU address for page faults;
     ``ib``: (level, base, size_dwords) of the innermost IB, level 0 = ring; ``packet_addr``: GPU
-    address of the packet header; ``header``: the packet's header dword."""
+    address of the packet header; ``header``: the packet's header dword; ``reason``: for page faults,
+    the page table's ("unmapped", "read-only", "out-of-range")."""
 
     def __init__(self, kind: str, msg: str, *, packet_addr: int = 0, header: int = 0, address: int = 0,
-                 access: str = "", ib: tuple[int, int, int] = (0, 0, 0)):
-        self.kind, self.packet_addr, self.header, self.address, self.access, self.ib = (
-            kind, packet_addr, header, address, access, ib)
+                 access: str = "", ib: tuple[int, int, int] = (0, 0, 0), reason: str = ""):
+        self.kind, self.packet_addr, self.header, self.address, self.access, self.ib, self.reason = (
+            kind, packet_addr, header, address, access, ib, reason)
         super().__init__(msg)
 
 
@@ -182,7 +183,8 @@ class CommandProcessor:
         try:
             return np.frombuffer(self.mem.read(addr, 4 * n), dtype=np.uint32)
         except MemoryFault as e:
-            raise self._fault("pagefault", f"{what}: {e}", address=e.address, access=e.access) from None
+            raise self._fault("pagefault", f"{what}: {e}", address=e.address,
+                              access=e.access, reason=e.reason) from None
 
     def _step(self) -> bool:
         fr = self._frame()
@@ -337,7 +339,8 @@ class CommandProcessor:
         try:
             self.mem.write(addr, data)
         except MemoryFault as e:
-            raise self._fault("pagefault", f"{what}: {e}", address=e.address, access=e.access) from None
+            raise self._fault("pagefault", f"{what}: {e}", address=e.address,
+                              access=e.access, reason=e.reason) from None
 
     def _read_u32(self, addr: int, what: str) -> int:
         return int(self._read_dwords(addr, 1, what)[0])
@@ -460,7 +463,8 @@ class CommandProcessor:
             try:
                 self.mem.translate(base, 4 * size, "read")
             except MemoryFault as e:
-                raise self._fault("pagefault", f"IB{level} fetch: {e}", address=e.address, access=e.access) from None
+                raise self._fault("pagefault", f"IB{level} fetch: {e}", address=e.address,
+                                  access=e.access, reason=e.reason) from None
             self.stack.append(_Frame(level, base, size, 0))
             self._publish_ibs()
 
@@ -598,13 +602,14 @@ class CommandProcessor:
         except MemoryFault as e:
             raise self._fault("pagefault", f"SP instruction fetch (SP_CS_INSTRLEN = {st.instrlen} x 128 bytes from "
                                            f"SP_CS_OBJ_START {st.shader_iova:#x}): {e}", address=e.address,
-                              access=e.access) from None
+                              access=e.access, reason=e.reason) from None
         run = self._run_cs or _default_run_cs()
         self.dispatches += 1
         try:
             run(st)
         except MemoryFault as e:
-            raise self._fault("pagefault", f"shader memory access: {e}", address=e.address, access=e.access) from None
+            raise self._fault("pagefault", f"shader memory access: {e}", address=e.address,
+                              access=e.access, reason=e.reason) from None
         except CpFault:
             raise
         except MockFault as e:

@@ -12,6 +12,7 @@ write pointer; a context's retired timestamp is what the CP wrote into its memst
 """
 from __future__ import annotations
 
+import collections
 import errno as E
 import os
 import struct
@@ -43,6 +44,13 @@ SNAPSHOT_DUMP = "/sys/class/kgsl/kgsl-3d0/snapshot/dump"
 MEMSTORE_REC = sizeof(K.ffi, "struct kgsl_devmemstore")
 _SOP = K.ffi.offsetof("struct kgsl_devmemstore", "soptimestamp")
 _EOP = K.ffi.offsetof("struct kgsl_devmemstore", "eoptimestamp")
+#: how kgsl's log lines begin (dev_crit/dev_err on the kgsl-3d0 device of the kgsl driver)
+DEV_PREFIX = "kgsl kgsl-3d0: "
+#: the process name the mock's log lines and snapshots give (kgsl uses the task's comm)
+COMM = "hwdrv"
+#: the process page table's base address the mock reports (TTBR0 in the fault lines, ptbase in the snapshot):
+#: the mock has no physical page table, so it names one fixed, page-aligned value
+PTBASE = 0x1_0000_0000
 RB_GPUADDR = F.MEMSTORE_TOKEN_ADDRESS - 16 * PAGE   # a kernel global below the memstore (kgsl globals sit there)
 WAIT_FOREVER_CAP = 60.0
 _IOC_IN, _IOC_OUT = 1 << 30, 2 << 30   # asm-generic ioctl.h direction bits (_IOC_WRITE / _IOC_READ)   # the mock's bound on "wait forever" (timeout 0): every mock wait ends
@@ -328,6 +336,10 @@ class KgslDevice:
             self.faults.append(f)
             s = self._guilty()
             c = self.contexts.get(s.ctx) if s else None
+            if f.kind == "pagefault":
+                self._page_fault(c, f)
+            if c is not None:
+                self._fault_header(c, s)
             if c is not None and not c.flags & K.KGSL_CONTEXT_NO_SNAPSHOT and self.pending_snapshot is None:
                 self.pending_snapshot = self._snapshot(c, f)
             if c is None:
@@ -355,6 +367,76 @@ class KgslDevice:
             self.cp.resume_at(s.ring_end)
             self.cv.notify_all()
 
+    def _printk(self, text: str) -> None:
+        """dev_crit/dev_err(device->dev, ...): the device's prefix, then the text."""
+        self.kernel.kmsg.printk(f"{DEV_PREFIX}{text}", level=2)
+
+    def _page_fault(self, c: DrawContext | None, f: CpFault) -> None:
+        """kgsl_iommu_fault_handler for a translation (nothing mapped) or permission (read-only page)
+        fault: kgsl_iommu_add_fault_info (FAULT_INFO contexts) and kgsl_iommu_print_fault's lines."""
+        kind = "permission" if f.reason == "read-only" else "translation"
+        write = f.access in ("write", "atomic")
+        if c is not None and c.flags & K.KGSL_CONTEXT_FAULT_INFO:
+            ftype = (K.KGSL_PAGEFAULT_TYPE_PERMISSION if kind == "permission" else K.KGSL_PAGEFAULT_TYPE_TRANSLATION) \
+                | (K.KGSL_PAGEFAULT_TYPE_WRITE if write else K.KGSL_PAGEFAULT_TYPE_READ)
+            rec = K.ffi.new("struct kgsl_pagefault_report *", {"fault_addr": f.address, "fault_type": ftype})
+            c.faults.append((K.KGSL_FAULT_TYPE_PAGEFAULT, bytes(K.ffi.buffer(rec))))
+        self._printk(f"GPU PAGE FAULT: addr = {f.address:X} pid= {os.getpid()} name={COMM} "
+                     f"drawctxt={c.id if c else 0} context pid = {os.getpid() if c else 0}")
+        self._printk(f"context=gfx3d_user TTBR0=0x{PTBASE:x} ({'write' if write else 'read'} {kind} fault)")
+
+    def _fault_header(self, c: DrawContext, s: Submission) -> None:
+        """adreno_fault_header: pr_fault (``comm[pid]: ``) with the CP's position."""
+        r = self.cp.reg
+        ib1, ib2 = r(A.CP_IB1_BASE) | r(A.CP_IB1_BASE + 1) << 32, r(A.CP_IB2_BASE) | r(A.CP_IB2_BASE + 1) << 32
+        ctype = "CL" if (c.flags & K.KGSL_CONTEXT_TYPE_MASK) >> K.KGSL_CONTEXT_TYPE_SHIFT == K.KGSL_CONTEXT_TYPE_CL \
+            else "ANY"
+        who = f"{COMM}[{os.getpid()}]: "
+        self._printk(f"{who}gpu fault ctx {c.id} ctx_type {ctype} ts {s.timestamp} status {r(A.RBBM_STATUS):08X} "
+                     f"rb {self.cp.rptr:04x}/{self.wptr:04x} ib1 {ib1:016X}/{r(A.CP_IB1_REM_SIZE):04x} "
+                     f"ib2 {ib2:016X}/{r(A.CP_IB2_REM_SIZE):04x}")
+        self._printk(f"{who}cmdline: {COMM}")
+
+    def fault_report(self, st: FdState, p: Any) -> None:
+        """kgsl_ioctl_get_fault_report: only for an invalidated FAULT_INFO context of this fd. No list:
+        the number of fault types. A list of all-zero ``kgsl_fault``: their type and count. A list
+        with pointers: the records copied there (at most ``size`` bytes each)."""
+        c = self.get_owner(st, int(p.context_id))
+        if c is None or not c.flags & K.KGSL_CONTEXT_FAULT_INFO or not c.invalid:
+            raise Errno(E.EINVAL, f"kgsl_ioctl_get_fault_report: context {int(p.context_id)} is not an invalidated "
+                                  "FAULT_INFO context of this fd")
+        if not p.faultlist:
+            p.faultnents = K.KGSL_FAULT_TYPE_MAX
+            return
+        ksize = sizeof(K.ffi, "struct kgsl_fault")
+        size, n, ptr = min(ksize, int(p.faultsize)), int(p.faultnents), int(p.faultlist)
+        entries = []
+        for i in range(n):
+            e = K.ffi.new("struct kgsl_fault *")
+            K.ffi.memmove(e, MockDriver.read_arg(ptr + i * int(p.faultsize), size), size)
+            entries.append(e)
+        if all(not e.fault for e in entries):         # kgsl_update_fault_count
+            counts = collections.Counter(t for t, _ in c.faults)
+            at = ptr
+            for t in range(1, K.KGSL_FAULT_TYPE_MAX):
+                if counts[t] and (at - ptr) // int(p.faultsize) < n:
+                    e = K.ffi.new("struct kgsl_fault *", {"type": t, "count": counts[t]})
+                    MockDriver.write_arg(at, bytes(K.ffi.buffer(e))[:size])
+                    at += int(p.faultsize)
+            return
+        by_type = {}                                      # kgsl_update_fault_details
+        for e in entries:
+            if e.type >= K.KGSL_FAULT_TYPE_MAX:
+                raise Errno(E.EINVAL, f"kgsl_update_fault_details: fault type {e.type}")
+            by_type[int(e.type)] = e
+        done = collections.Counter()
+        for t, rec in c.faults:
+            e = by_type.get(t)
+            if e is None or done[t] >= e.count:
+                continue
+            MockDriver.write_arg(int(e.fault) + done[t] * int(e.size), rec[:min(len(rec), int(e.size))])
+            done[t] += 1
+
     def _snapshot(self, c: DrawContext, f: CpFault) -> bytes:
         """kgsl_device_snapshot: header, OS (contexts), REGS, RB_V2, the IBs (IB_V2), the memstore."""
         ring = [int(x) for x in self.ring.view(dtype="<u4")]
@@ -372,10 +454,13 @@ class KgslDevice:
         ctxs = [snap.ContextRecord(x.id, x.timestamp, self.consumed(x), self.retired(x))
                 for x in sorted(self.contexts.values(), key=lambda x: x.id)]
         s = snap.Snapshot(gpuid=0xFFFFFFFF, chipid=F.A630["chip_id"], seconds=int(time.time()), current_context=c.id,
-                          pid=os.getpid(), comm="hwdrv", contexts=ctxs, regs=dict(self.cp.regs), rb=rb, ibs=ibs,
+                          pid=os.getpid(), comm=COMM, contexts=ctxs, regs=dict(self.cp.regs), rb=rb, ibs=ibs,
                           objects=[(S.SNAPSHOT_GPU_OBJECT_GLOBAL, F.MEMSTORE_TOKEN_ADDRESS,
-                                    bytes(self.memstore.view()))])
-        return snap.build(s)
+                                    bytes(self.memstore.view()))],
+                          memlist=[(e.gpuaddr, e.size, (e.flags & K.KGSL_MEMTYPE_MASK) >> K.KGSL_MEMTYPE_SHIFT)
+                                   for e in sorted(self.mem.entries.values(), key=lambda e: e.gpuaddr)
+                                   if not e.pending_free])
+        return snap.build(s, ptbase=PTBASE)
 
     def _read_snapshot(self) -> bytes:
         """/sys/class/kgsl/kgsl-3d0/snapshot/dump: reading it whole releases it (empty when none)."""
@@ -420,6 +505,7 @@ class KgslDriver(MockDriver):
             K.IOCTL_KGSL_DEVICE_WAITTIMESTAMP_CTXTID: ("struct kgsl_device_waittimestamp_ctxtid", self.waittimestamp),
             K.IOCTL_KGSL_CMDSTREAM_READTIMESTAMP_CTXTID: ("struct kgsl_cmdstream_readtimestamp_ctxtid",
                                                           self.readtimestamp),
+            K.IOCTL_KGSL_GET_FAULT_REPORT: ("struct kgsl_fault_report", lambda st, p: dev.fault_report(st, p)),
         }
         self._by_nr = {cmd & 0xFF: (cmd, typ, fn) for cmd, (typ, fn) in self._ioctls.items()}
 

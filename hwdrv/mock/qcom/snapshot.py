@@ -11,6 +11,8 @@ section. The section bodies are kgsl_snapshot.h's ``__packed`` structs, written 
 * RB_V2 (``kgsl_snapshot_rb_v2`` + the ring dwords)
 * IB_V2 (``kgsl_snapshot_ib_v2 {gpuaddr, ptbase, size in dwords}`` + the IB dwords)
 * GPU_OBJECT_V2 (``kgsl_snapshot_gpu_object_v2 {type, gpuaddr, ptbase, size dwords}`` + data)
+* MEMLIST_V2 (``kgsl_snapshot_mem_list_v2 {num_entries, ptbase}`` + adreno_snapshot.c's packed
+  ``mem_entry {u64 gpuaddr, u64 size, u32 type}`` per buffer of the faulting process)
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ REGS = struct.Struct("<I")                           # kgsl_snapshot_regs
 RB_V2 = struct.Struct("<iiiiiiIIQI")                 # kgsl_snapshot_rb_v2
 IB_V2 = struct.Struct("<QQQ")                        # kgsl_snapshot_ib_v2
 GPU_OBJECT_V2 = struct.Struct("<iQQQ")               # kgsl_snapshot_gpu_object_v2
+MEMLIST_V2 = struct.Struct("<iQ")                    # kgsl_snapshot_mem_list_v2
+MEM_ENTRY = struct.Struct("<QQI")                    # adreno_snapshot.c struct mem_entry
 
 
 @dataclass
@@ -53,6 +57,7 @@ class Snapshot:
     rb: dict | None = None                  # {start, end, rbsize, wptr, rptr, count, ts_queued, ts_retired, gpuaddr, id, data}
     ibs: list[tuple[int, list[int]]] = field(default_factory=list)          # (gpuaddr, dwords)
     objects: list[tuple[int, int, bytes]] = field(default_factory=list)     # (type, gpuaddr, data)
+    memlist: list[tuple[int, int, int]] = field(default_factory=list)       # (gpuaddr, size bytes, memtype)
     unknown_sections: list[int] = field(default_factory=list)
 
 
@@ -85,6 +90,9 @@ def build(s: Snapshot, ptbase: int = 0) -> bytes:
         pad = data + b"\0" * (-len(data) % 4)
         out.append(_section(S.KGSL_SNAPSHOT_SECTION_GPU_OBJECT_V2,
                             GPU_OBJECT_V2.pack(typ, addr, ptbase, len(pad) // 4) + pad))
+    if s.memlist:
+        out.append(_section(S.KGSL_SNAPSHOT_SECTION_MEMLIST_V2, MEMLIST_V2.pack(len(s.memlist), ptbase) + b"".join(
+            MEM_ENTRY.pack(a, n, t) for a, n, t in s.memlist)))
     out.append(SECTION.pack(S.SNAPSHOT_SECTION_MAGIC, S.KGSL_SNAPSHOT_SECTION_END, SECTION.size))
     return b"".join(out)
 
@@ -129,5 +137,8 @@ def parse(data: bytes) -> Snapshot:
         elif sid == S.KGSL_SNAPSHOT_SECTION_GPU_OBJECT_V2:
             typ, addr, _, n = GPU_OBJECT_V2.unpack_from(body, 0)
             s.objects.append((typ, addr, bytes(body[GPU_OBJECT_V2.size:GPU_OBJECT_V2.size + 4 * n])))
+        elif sid == S.KGSL_SNAPSHOT_SECTION_MEMLIST_V2:
+            n, _ = MEMLIST_V2.unpack_from(body, 0)
+            s.memlist = [MEM_ENTRY.unpack_from(body, MEMLIST_V2.size + i * MEM_ENTRY.size) for i in range(n)]
         else:
             s.unknown_sections.append(sid)
