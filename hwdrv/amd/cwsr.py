@@ -11,7 +11,8 @@ The control stack (read top-down, as ROCdbgapi's gfx10/gfx11 ``control_stack_ite
 first ``CONTROL_STACK_SKIP_WORDS`` words are PM4, then COMPUTE_RELAUNCH words: IS_EVENT words are
 skipped, an IS_STATE word is followed by a COMPUTE_RELAUNCH2 word and describes the waves after
 it (VGPR blocks, wave32, LDS size, shared VGPRs), and every other word is one wave (SE id,
-first/last wave of its workgroup, scratch). The first wave listed owns the highest record; each
+first/last wave of its workgroup, scratch). The control stack ends where the wave records begin
+(ROCdbgapi checks the same). The first wave listed owns the highest record; each
 record ends where the previous one began, and the last one must start at ``wave_state_offset -
 wave_state_size``.
 
@@ -180,9 +181,9 @@ def parse(read: Callable[[int, int], bytes], area_size: int) -> SaveArea:
         raise SaveAreaError(f"context-save header: control stack at {cs_off:#x} overlaps the header")
     if wv_size > wv_end:
         raise SaveAreaError(f"context-save header: wave state size {wv_size:#x} > its end offset {wv_end:#x}")
-    if cs_off + cs_size > wv_end - wv_size:
-        raise SaveAreaError(f"context-save header: control stack {cs_off:#x}+{cs_size:#x} runs into the wave "
-                            f"records at {wv_end - wv_size:#x}")
+    if cs_off + cs_size != wv_end - wv_size:
+        raise SaveAreaError(f"context-save header: the control stack {cs_off:#x}+{cs_size:#x} and the wave records "
+                            f"from {wv_end - wv_size:#x} are not contiguous (both grow from ctl_stack_size)")
     stack = _words(rd(cs_off, cs_size)) if cs_size else _words(b"")
     inside(wv_end - wv_size, wv_size)
     if cs_size and len(stack) < C.CONTROL_STACK_SKIP_WORDS:

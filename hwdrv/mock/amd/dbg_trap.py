@@ -196,6 +196,8 @@ def _resume_queues(driver, p, a, st) -> None:
             ids[i] = qid | K.KFD_DBG_QUEUE_ERROR_MASK
         else:
             q.suspended = False
+            if q.error is None:
+                q.stopped_wave = None           # a preempted dispatch runs again (from its DISPATCH_DIRECT)
             driver.gpu.ring_doorbell(q, 0)     # the CP looks at the queue again
     _write_ids(r.queue_array_ptr, ids)
 
