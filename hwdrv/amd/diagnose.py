@@ -164,7 +164,8 @@ def _halted_or_trapped(w: SavedWave) -> bool:
 def _wave_error(dev, w: SavedWave, exceptions: list[str]) -> tuple[WaveError, str]:
     pc = w.pc
     trapsts = w.fields("TRAPSTS")
-    we = WaveError(unit=w.se_id, wave=w.wave_in_group, status={f"SQ_WAVE_{n}": w.hwregs[n] for n in SHOWN}, pc=pc)
+    # the save area names no CU or wave slot (HW_ID is not saved): the error text says SE, workgroup, record
+    we = WaveError(status={f"SQ_WAVE_{n}": w.hwregs[n] for n in SHOWN}, pc=pc)
     prog = _program_at(dev, pc)
     mnemonic = ""
     if prog is not None:
@@ -239,7 +240,7 @@ def _wave_state(dev, report: HangReport) -> None:
         if k == 0:
             for n in SHOWN:
                 report.registers.append(Register(f"SQ_WAVE_{n}", w.hwregs[n], w.fields(n),
-                                                 f"wave {we.wave}, KFD context-save area (CWSR trap handler record)"))
+                                                 f"context-save record {w.index} (CWSR trap handler)"))
     if len(waves) > MAX_WAVES_SHOWN:
         report.notes.append(f"KFD debugger: {len(waves)} waves were saved; the first {MAX_WAVES_SHOWN} are listed")
     if not waves:
