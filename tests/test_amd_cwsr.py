@@ -100,6 +100,26 @@ def test_a_full_area_keeps_whole_workgroups_that_fit():
     assert len(area.waves) == 6 and {sw.workgroup[0] for sw in area.waves} == {0, 1, 2}
 
 
+def test_a_wave64_record_is_sized_and_read_by_its_state_word():
+    """A hand-built wave64 area (the emulator runs wave32 only): 3 VGPR blocks of 4, 64 lanes."""
+    rng = np.random.default_rng(9)
+    f = C.RELAUNCH_FIELDS
+    state = C.COMPUTE_RELAUNCH_IS_STATE[1] | (2 << C.STATE_VGPR_BLOCKS[1])          # W32_EN = 0
+    wave = 1 << f["WAVE_FIRST_WAVE"][1] | 1 << f["WAVE_LAST_WAVE"][1] | 3 << f["WAVE_SE_ID"][1]
+    v = rng.integers(0, 1 << 32, (12, 64), dtype=np.uint64).astype("<u4")
+    s = rng.integers(0, 1 << 32, C.SGPR_AREA_BYTES // 4, dtype=np.uint64).astype("<u4")
+    hw = np.zeros(C.HWREG_AREA_BYTES // 4, "<u4")
+    hw[C.HWREG_SLOTS.index("EXEC_LO")], hw[C.HWREG_SLOTS.index("EXEC_HI")] = 0x89ABCDEF, 0x01234567
+    rec = v.tobytes() + s.tobytes() + hw.tobytes()
+    stack = np.array([0, 0, state, 0, wave], "<u4").tobytes()
+    head = np.array([CTL - len(stack), len(stack), CTL + len(rec), len(rec)], "<u4").tobytes()
+    buf = bytearray(CTL + len(rec))
+    buf[:16], buf[CTL - len(stack):CTL], buf[CTL:] = head, stack, rec
+    [w] = cwsr.parse_bytes(bytes(buf)).waves
+    assert w.lanes == 64 and np.array_equal(w.vgprs, v) and w.exec == 0x0123456789ABCDEF and w.se_id == 3
+    assert np.array_equal(w.sgprs, s[:C.SGPRS_SAVED]) and w.lds is None
+
+
 def _captured(monkeypatch) -> list:
     seen = []
     real = dbg_trap.saved_waves
@@ -152,6 +172,16 @@ def test_suspended_running_waves_on_mock():
         assert sorted((w.workgroup, w.wave_in_group) for w in area.waves) == [
             ((g, 0, 0), k) for g in range(2) for k in range(2)]
         assert D.vecadd_check(dev)
+
+
+def test_a_kernel_that_writes_no_header_gives_a_note_not_stale_waves(monkeypatch):
+    with hwdrv.open_device("mock:amd") as dev:
+        rep, _, _ = D.provoke_illegal_instruction(dev)           # leaves a saved wave in the area
+        assert rep.wave_errors
+        monkeypatch.setattr(dbg_trap, "save_area", lambda *a: [])  # a pre-6.4 KFD: no header, no copy
+        monkeypatch.setattr(D, "WAIT_S", 0.5)
+        rep, _, _ = D.provoke_unset_signal(dev)
+        assert rep.wave_errors == [] and any("no context-save area header" in n for n in rep.notes)
 
 
 def _good_area(seed: int = 1) -> bytes:

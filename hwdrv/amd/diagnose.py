@@ -22,7 +22,7 @@ from ..errors import HwdrvError
 from ..hang import Command, Fault, HangReport, Register, WaveError
 from ..ioctl import hostmem
 from ..ioctl.bindings import addressof
-from .cwsr import SaveArea, SavedWave
+from .cwsr import WAVE_STATE_BYTES, SaveArea, SavedWave
 from .cwsr import parse as parse_save_area
 from .disasm import describe
 from .gen import gc11 as G
@@ -221,14 +221,22 @@ def _wave_state(dev, report: HangReport) -> None:
     qid = dev._hw_queues.get("compute")
     if qid is None:
         return
+    cwsr_va = dev._qbufs["compute"]["cwsr"].va
+    # clear the header first: KFD writes it at suspend (from Linux 6.4 on) with wave_state_offset >=
+    # ctl_stack_size > 0, so a header still zero afterwards means this kernel writes none
+    hostmem.write(cwsr_va, bytes(WAVE_STATE_BYTES))
     flagged = dbg.suspend([qid])
     if flagged:
         report.notes.append(f"KFD debugger: SUSPEND_QUEUES refused queue {qid} ({flagged[0]:#x})")
         return
     try:
-        area = read_save_area(dev._qbufs["compute"]["cwsr"].va, dev.node.queue_sizes().cwsr_size)
+        area = read_save_area(cwsr_va, dev.node.queue_sizes().cwsr_size)
     finally:
         dbg.resume([qid])
+    if area.wave_state_offset == 0:
+        report.notes.append("KFD debugger: KFD wrote no context-save area header at SUSPEND_QUEUES (it does from "
+                            "Linux 6.4 on), so no wave state")
+        return
     wave_exc = [n for n in queue_exc.get(qid, []) if n.startswith("QUEUE_WAVE")]
     # stopped waves (halted, trapped) first: they are why the queue hangs
     waves = sorted(area.waves, key=lambda w: (not _halted_or_trapped(w), w.index))
