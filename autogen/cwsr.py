@@ -16,6 +16,10 @@ Three pinned sources, read by the generator (nothing is retyped):
   wave and state words, the control-stack words to skip, the VGPR and LDS granules, and where
   the workgroup ids / wave-in-group live among the saved TTMPs. Its HWREG slot numbers are
   checked against the trap handler's order (two independent sources must agree).
+- Linux 6.12.118 (the debugger ioctl's era): its trap handler must give the same facts as 6.1's;
+  ``kfd_mqd_manager_v11.c``'s get_wave_state must copy ``header.wave_state`` from the MQD; and
+  ``kfd_queue.c``'s ``kfd_queue_ctx_save_restore_size`` is compiled and run by gcc for a table
+  of gfx11 targets and CU counts (the sizes CREATE_QUEUE validates the CWSR area against).
 """
 from __future__ import annotations
 
@@ -25,12 +29,17 @@ import os
 import re
 import subprocess
 
-from . import pins
+from . import cc, pins
 from .manifest import REPOS
 
 ASM = "drivers/gpu/drm/amd/amdkfd/cwsr_trap_handler_gfx10.asm"
 SH_MASK = "drivers/gpu/drm/amd/include/asic_reg/gc/gc_11_0_0_sh_mask.h"
 ARCH = "src/architecture.cpp"
+MQD_V11 = "drivers/gpu/drm/amd/amdkfd/kfd_mqd_manager_v11.c"
+KFD_QUEUE = "drivers/gpu/drm/amd/amdkfd/kfd_queue.c"
+#: gfx11 targets (gfx_target_version) and CU counts the KFD queue-size table is evaluated for
+QUEUE_SIZE_GFX = (110000, 110001, 110002, 110003, 110500, 110501, 110502, 110503)
+QUEUE_SIZE_CUS = (2, 8, 12, 16, 20, 28, 32, 40, 48, 54, 60, 84, 96)
 ASIC = "CHIP_PLUM_BONITO"          # the trap handler's gfx11 build (its header comment)
 #: trap-handler operand names of the saved values -> SQ_WAVE_* register names
 _SAVED = {"s_save_m0": "M0", "s_save_pc_lo": "PC_LO", "s_save_pc_hi": "PC_HI", "s_save_exec_lo": "EXEC_LO",
@@ -44,9 +53,10 @@ class GenError(Exception):
 
 
 def _files(src: str) -> list[tuple[str, str, str]]:
-    lin, dbg = REPOS["linux61"].dir, REPOS["rocdbgapi"].dir
+    lin, dbg, new = REPOS["linux61"].dir, REPOS["rocdbgapi"].dir, REPOS["linux612"].dir
     return [(lin, ASM, os.path.join(src, lin, ASM)), (lin, SH_MASK, os.path.join(src, lin, SH_MASK)),
-            (dbg, ARCH, os.path.join(src, dbg, ARCH))]
+            (dbg, ARCH, os.path.join(src, dbg, ARCH)), (new, ASM, os.path.join(src, new, ASM)),
+            (new, MQD_V11, os.path.join(src, new, MQD_V11)), (new, KFD_QUEUE, os.path.join(src, new, KFD_QUEUE))]
 
 
 def source_paths(src: str) -> list[str]:
@@ -90,14 +100,14 @@ def _asm_facts(path: str) -> dict:
         seg = _need(label_re + r"(.*?)s_mov_b32\s+s_save_buf_rsrc2,\s*0x1000000", text, label_re, re.S).group(1)
         return re.findall(r"get_(vgpr|svgpr|sgpr|hwreg)_size_bytes", seg)
     before = {"SGPR": summed(r"s_mov_b32\s+exec_lo,\s*0xFFFFFFFF\s*(?=get_vgpr_size_bytes\(s_save_mem_offset)"),
-              "HWREG": summed(r"L_SAVE_HWREG:"), "LDS": summed(r"s_lshl_b32\s+s_save_alloc_size,\s*s_save_alloc_size,"
-                                                               r"\s*2\s")}
+              "HWREG": summed(r"L_SAVE_HWREG:"), "LDS": summed(r"L_SAVE_LDS_NORMAL:")}
     order = ["VGPR", "SVGPR"]
     for area in sorted(before, key=lambda a: len(before[a])):
         if [x.upper() for x in before[area]] != order:
             raise GenError(f"the {area} area follows {before[area]}, not {order}")
         order.append(area)
     f["AREA_ORDER"] = tuple(order)
+    aliases = dict(re.findall(r"^var (\w+)\s*=\s*(\w+)$", text, re.M))
     # HWREG slots: what each write_hwreg_to_mem stores, in order
     seg = _need(r"L_SAVE_HWREG:(.*?)buffer_store_dword\s+v2", text, "hwreg stores", re.S).group(1)
     holds: dict[str, str] = {}
@@ -105,7 +115,7 @@ def _asm_facts(path: str) -> dict:
     for ln in seg.splitlines():
         m = re.match(r"s_getreg_b32\s+(\w+),\s*hwreg\((\w+)\)$", ln)
         if m:
-            holds[m.group(1)] = _HWREG[m.group(2)]
+            holds[m.group(1)] = _HWREG[aliases.get(m.group(2), m.group(2))]
             continue
         m = re.match(r"s_(?:andn2|and|mov)_b32\s+(\w+),\s*(\w+)", ln)
         if m and m.group(2) in _SAVED:
@@ -199,6 +209,49 @@ def _dbgapi_facts(path: str) -> dict:
     return f
 
 
+def _header_written(path: str) -> None:
+    """kfd_mqd_manager_v11.c's get_wave_state copies header.wave_state from the MQD (Linux >= 6.4)."""
+    body = _need(r"static int get_wave_state\((.*?)\n\}", open(path).read(), "v11 get_wave_state", re.S).group(1)
+    for line in ("header.wave_state.control_stack_size = *ctl_stack_used_size;",
+                 "header.wave_state.wave_state_size = *save_area_used_size;",
+                 "header.wave_state.wave_state_offset = m->cp_hqd_wg_state_offset;",
+                 "header.wave_state.control_stack_offset = m->cp_hqd_cntl_stack_offset;",
+                 "copy_to_user(ctl_stack, &header, sizeof(header.wave_state))"):
+        if line not in body:
+            raise GenError(f"kfd_mqd_manager_v11.c get_wave_state: {line!r} not found")
+
+
+def _queue_sizes(path: str) -> dict:
+    """kfd_queue.c's kfd_queue_ctx_save_restore_size, compiled by gcc with stand-in node structs and
+    run for every (gfx target, CU count) of QUEUE_SIZE_GFX x QUEUE_SIZE_CUS (2 SIMDs per CU, 1 XCC)."""
+    text = open(path).read()
+    start = text.index("#define SGPR_SIZE_PER_CU")
+    end = text.index("\n}\n", text.index("void kfd_queue_ctx_save_restore_size")) + 3
+    prog = ["#include <stdio.h>", "#include <stdint.h>", "typedef uint32_t u32;", "#define PAGE_SIZE 4096",
+            "#define ALIGN(x, a) (((x) + (a) - 1) / (a) * (a))", "#define min(a, b) ((a) < (b) ? (a) : (b))",
+            "#define NUM_XCC(m) __builtin_popcount(m)",
+            "struct kfd_node_properties { u32 gfx_target_version, simd_count, simd_per_cu, array_count,",
+            "  simd_arrays_per_engine, lds_size_in_kb, ctl_stack_size, debug_memory_size, cwsr_size, eop_buffer_size; };",
+            "struct kfd_node { u32 xcc_mask; };",
+            "struct kfd_topology_device { struct kfd_node_properties node_props; struct kfd_node *gpu; };",
+            text[start:end], "int main(void) {", "struct kfd_node g = { 1 };"]
+    for v in QUEUE_SIZE_GFX:
+        for cu in QUEUE_SIZE_CUS:
+            prog += ["{ struct kfd_topology_device d = { { 0 }, &g };",
+                     f"d.node_props.gfx_target_version = {v}; d.node_props.simd_count = {2 * cu};",
+                     "d.node_props.simd_per_cu = 2; d.node_props.array_count = 12; d.node_props.simd_arrays_per_engine = 2;",
+                     "d.node_props.lds_size_in_kb = 64; kfd_queue_ctx_save_restore_size(&d);",
+                     f'printf("{v} {cu} %u %u %u %u\\n", d.node_props.ctl_stack_size, d.node_props.cwsr_size, '
+                     "d.node_props.debug_memory_size, d.node_props.eop_buffer_size); }"]
+    prog += ["return 0;", "}"]
+    out = cc.compile_and_run("\n".join(prog) + "\n", [])
+    table = {}
+    for line in out.splitlines():
+        v, cu, *vals = (int(x) for x in line.split())
+        table[(v, cu)] = tuple(vals)
+    return table
+
+
 def _cross_check(a: dict, d: dict) -> None:
     """The trap handler's HWREG order against the slots ROCdbgapi reads."""
     want = {"m0": "M0", "pc": "PC_LO", "exec_lo": "EXEC_LO", "exec_hi": "EXEC_HI", "status": "STATUS",
@@ -223,9 +276,13 @@ def generate(src: str) -> str:
     if bad:
         raise GenError("; ".join(bad))
     a = _asm_facts(files[0][2])
+    if _asm_facts(files[3][2]) != a:
+        raise GenError("the gfx11 trap handler of Linux 6.12 saves waves in another layout than 6.1's")
     rl = _relaunch_fields(files[1][2])
     d = _dbgapi_facts(files[2][2])
     _cross_check(a, d)
+    _header_written(files[4][2])
+    sizes = _queue_sizes(files[5][2])
     L = ['"""gfx11 context-save (CWSR) area layout: the per-wave record the KFD trap handler writes, the',
          "control stack's COMPUTE_RELAUNCH words and their payload fields.", "",
          "Generated by `python -m autogen generate cwsr` (autogen/cwsr.py); do not edit.", "Sources:"]
@@ -248,5 +305,10 @@ def generate(src: str) -> str:
     for k in ("STATE_VGPR_BLOCKS", "CONTROL_STACK_SKIP_WORDS", "VGPR_GRANULE_W32", "VGPR_GRANULE_W64", "SHARED_VGPR_GRANULE",
               "SGPR_COUNT", "LDS_GRANULE_DWORDS", "TTMP_GROUP_IDS", "TTMP_WAVE_IN_GROUP", "TTMP_WAVE_IN_GROUP_FIELD"):
         L.append(f"{k} = {d[k]!r}")
-    L.append("")
+    L += ["", "# kfd_queue.c kfd_queue_ctx_save_restore_size (Linux 6.12, run by gcc): (gfx_target_version, CUs) ->",
+          "# (ctl_stack_size, cwsr_size, debug_memory_size, eop_buffer_size), 2 SIMDs per CU, 1 XCC",
+          "KFD_QUEUE_SIZES = {"]
+    for k, v in sizes.items():
+        L.append(f"    {k!r}: ({', '.join(f'{x:#x}' for x in v)}),")
+    L += ["}", ""]
     return "\n".join(L)

@@ -31,12 +31,17 @@ REPOS = {
     "mesa_aco": Repo("mesa", "mesa/mesa", None, "4399c7bac3138624db33b133c8562ea00cb63995"),
     # AMDHSAKernelDescriptor.h (also shipped verbatim by Debian llvm-19-dev 1:19.1.7-3~deb12u1).
     "llvm19": Repo("llvm-19", "llvm/llvm-project", "llvmorg-19.1.7", "cd708029e0b2869e80abe31ddb175f7c35361f90"),
-    # amdgpu headers (gfx11 registers, PM4 nvd.h, SDMA v6 packets): Linux 6.1.192 as Debian ships it in
-    # linux-source-6.1 6.1.192-3 (the source index holds these files only at scattered commits); the
-    # "commit" is the sha256 of that package's linux-source-6.1.tar.xz. See README.md for the extraction.
     # ROCm's debugger library: how a gfx10/gfx11 control stack and wave save record are read
     # (src/architecture.cpp); newest commit of the stored snapshot (2024-10-15).
     "rocdbgapi": Repo("rocdbgapi", "ROCm/ROCdbgapi", None, "61dfa5620c988e633feeb45e4f4d25aefcd8655d"),
+    # Linux 6.12.118 as Debian ships it in linux-source-6.12 6.12.118-1~deb12u1 (bookworm-security): the KFD
+    # of the debugger ioctl era (kfd_queue.c size rules, v11 get_wave_state, gfx11 trap handler); the
+    # "commit" is the sha256 of that package's linux-source-6.12.tar.xz.
+    "linux612": Repo("linux-6.12.118", "debian/linux-source-6.12", "6.12.118-1~deb12u1",
+                     "sha256:c93391b6a4884e6428ffbfbb8ce6340229ad28dc421e9f19bc081740b1ab34b2"),
+    # amdgpu headers (gfx11 registers, PM4 nvd.h, SDMA v6 packets): Linux 6.1.192 as Debian ships it in
+    # linux-source-6.1 6.1.192-3 (the source index holds these files only at scattered commits); the
+    # "commit" is the sha256 of that package's linux-source-6.1.tar.xz. See README.md for the extraction.
     "linux61": Repo("linux-6.1.192", "debian/linux-source-6.1", "6.1.192-3",
                     "sha256:cacdc3830989309d042083be3307969e55600ed7f908cf00df544c5ff50759a1"),
     # Qualcomm's kgsl driver (msm_kgsl.h UAPI 3.14); newest commit of the stored snapshot (2025-06-03).
@@ -339,7 +344,7 @@ CWSR = PyTarget(
     doc="gfx11 context-save area: the per-wave record of the KFD CWSR trap handler (cwsr_trap_handler_gfx10.asm "
         "built for gfx11), COMPUTE_RELAUNCH control-stack words (gc_11_0_0_sh_mask.h) and their payload fields "
         "(ROCdbgapi architecture.cpp).",
-    repos=["linux61", "rocdbgapi"], module="autogen.cwsr",
+    repos=["linux61", "rocdbgapi", "linux612"], module="autogen.cwsr",
 )
 
 KGSL = Target(

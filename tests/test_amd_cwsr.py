@@ -32,6 +32,34 @@ def test_generated_layout_matches_the_trap_handler_and_rocdbgapi():
     assert C.TTMP_OFFSET + 4 * 16 == C.HWREG_AREA_BYTES
 
 
+def _node_props(gfxv: int, cu: int) -> dict:
+    return {"gfx_target_version": gfxv, "simd_count": 2 * cu, "simd_per_cu": 2, "num_xcc": 1, "array_count": 12,
+            "simd_arrays_per_engine": 2, "lds_size_in_kb": 64}
+
+
+@pytest.mark.parametrize("key", sorted(C.KFD_QUEUE_SIZES))
+def test_mock_kfd_queue_sizes_are_the_kernels(key):
+    """The mock KFD validates CREATE_QUEUE with the sizes Linux 6.12's kfd_queue_ctx_save_restore_size
+    gives (that function compiled and run by gcc at generation)."""
+    from hwdrv.mock.amd.topology import queue_sizes
+    q = queue_sizes(_node_props(*key))
+    assert (q.ctl_stack_size, q.cwsr_size, q.debug_memory_size, q.eop_buffer_size) == C.KFD_QUEUE_SIZES[key]
+
+
+# the backend's rule (hwdrv/amd/topology.py) misses gfx1151 in the 0x60000 VGPR class that 6.12.y has:
+# its CWSR area would be smaller than the node's cwsr_size and CREATE_QUEUE would refuse it
+_BACKEND_BEHIND = {k for k in C.KFD_QUEUE_SIZES if k[0] == 110501}
+
+
+@pytest.mark.parametrize("key", [pytest.param(k, marks=pytest.mark.xfail(
+    strict=True, reason="hwdrv/amd/topology.py lacks gfx1151 (110501) in kfd_queue.c's 0x60000 VGPR class"))
+    if k in _BACKEND_BEHIND else k for k in sorted(C.KFD_QUEUE_SIZES)])
+def test_backend_allocates_the_cwsr_sizes_kfd_checks(key):
+    from hwdrv.amd.topology import Node
+    q = Node(1, 0x1234, _node_props(*key)).queue_sizes()
+    assert (q.ctl_stack_size, q.cwsr_size, q.debug_memory_size, q.eop_buffer_size) == C.KFD_QUEUE_SIZES[key]
+
+
 def _state(n_wg: int, wpg: int, nvgpr: int, lds_bytes: int, seed: int) -> tuple[WaveState, np.ndarray]:
     rng = np.random.default_rng(seed)
     W = n_wg * wpg
