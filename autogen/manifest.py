@@ -31,6 +31,14 @@ REPOS = {
     "mesa_aco": Repo("mesa", "mesa/mesa", None, "4399c7bac3138624db33b133c8562ea00cb63995"),
     # AMDHSAKernelDescriptor.h (also shipped verbatim by Debian llvm-19-dev 1:19.1.7-3~deb12u1).
     "llvm19": Repo("llvm-19", "llvm/llvm-project", "llvmorg-19.1.7", "cd708029e0b2869e80abe31ddb175f7c35361f90"),
+    # ROCm's debugger library: how a gfx10/gfx11 control stack and wave save record are read
+    # (src/architecture.cpp); newest commit of the stored snapshot (2024-10-15).
+    "rocdbgapi": Repo("rocdbgapi", "ROCm/ROCdbgapi", None, "61dfa5620c988e633feeb45e4f4d25aefcd8655d"),
+    # Linux 6.12.118 as Debian ships it in linux-source-6.12 6.12.118-1~deb12u1 (bookworm-security): the KFD
+    # of the debugger ioctl era (kfd_queue.c size rules, v11 get_wave_state, gfx11 trap handler); the
+    # "commit" is the sha256 of that package's linux-source-6.12.tar.xz.
+    "linux612": Repo("linux-6.12.118", "debian/linux-source-6.12", "6.12.118-1~deb12u1",
+                     "sha256:c93391b6a4884e6428ffbfbb8ce6340229ad28dc421e9f19bc081740b1ab34b2"),
     # amdgpu headers (gfx11 registers, PM4 nvd.h, SDMA v6 packets): Linux 6.1.192 as Debian ships it in
     # linux-source-6.1 6.1.192-3 (the source index holds these files only at scattered commits); the
     # "commit" is the sha256 of that package's linux-source-6.1.tar.xz. See README.md for the extraction.
@@ -331,6 +339,14 @@ KFD_PRIV = PyTarget(
     repos=["linux61"], module="autogen.kfd_priv",
 )
 
+CWSR = PyTarget(
+    name="cwsr", group="amd", output="hwdrv/amd/gen/cwsr.py",
+    doc="gfx11 context-save area: the per-wave record of the KFD CWSR trap handler (cwsr_trap_handler_gfx10.asm "
+        "built for gfx11), COMPUTE_RELAUNCH control-stack words (gc_11_0_0_sh_mask.h) and their payload fields "
+        "(ROCdbgapi architecture.cpp).",
+    repos=["linux61", "rocdbgapi", "linux612"], module="autogen.cwsr",
+)
+
 KGSL = Target(
     name="kgsl", group="qcom", output="hwdrv/qcom/gen/kgsl.py",
     doc="Qualcomm kgsl ioctl ABI (include/uapi/linux/msm_kgsl.h): structs, request numbers, flags, properties.",
@@ -397,12 +413,12 @@ ADRENO_PM4 = RnnTarget(
            "event_write_dst", "a6xx_marker", "set_marker_mode", "a6xx_ifpc_mode"],
 )
 
-TARGETS = {t.name: t for t in (NV580, HOPPER, KFD, RDNA3, AMDHSA, GC11, PM4, SDMA6, KFD_PRIV,
+TARGETS = {t.name: t for t in (NV580, HOPPER, KFD, RDNA3, AMDHSA, GC11, PM4, SDMA6, KFD_PRIV, CWSR,
                                KGSL, KGSL_SNAPSHOT, A6XX, ADRENO_PM4)}
 GROUPS = {"nvidia": ["nv580", "hopper"], "kfd": ["kfd", "kfd_priv"],
-          "amd": ["rdna3", "amdhsa", "gc11", "pm4", "sdma6", "kfd_priv"],
+          "amd": ["rdna3", "amdhsa", "gc11", "pm4", "sdma6", "kfd_priv", "cwsr"],
           "qcom": ["kgsl", "kgsl_snapshot", "a6xx", "adreno_pm4"],
-          "all": ["nv580", "hopper", "kfd", "rdna3", "amdhsa", "gc11", "pm4", "sdma6", "kfd_priv",
+          "all": ["nv580", "hopper", "kfd", "rdna3", "amdhsa", "gc11", "pm4", "sdma6", "kfd_priv", "cwsr",
                   "kgsl", "kgsl_snapshot", "a6xx", "adreno_pm4"]}
 
 

@@ -138,7 +138,7 @@ def test_dbg_trap_rules(dev):
     assert rings[qid] == (dev.rings["compute"].ring_va, dev.rings["compute"].size)
     assert dev.debugger.suspend([qid, 999]) == [999 | K.KFD_DBG_QUEUE_INVALID_MASK]
     assert dev.debugger.suspend([qid]) == [qid | K.KFD_DBG_QUEUE_ERROR_MASK]   # already suspended
-    assert DG.read_waves(dev._qbufs["compute"]["cwsr"].va) == []
+    assert DG.read_save_area(dev._qbufs["compute"]["cwsr"].va, dev.node.queue_sizes().cwsr_size).waves == []
     assert dev.debugger.resume([qid]) == []
     assert D.vecadd_check(dev)
 

@@ -5,16 +5,13 @@
 - Wave state through KFD's debugger interface (AMDKFD_IOC_DBG_TRAP on this process, which KFD
   lets a process do to itself): GET_QUEUE_SNAPSHOT (the queues' raised exceptions),
   QUERY_EXCEPTION_INFO (the device memory violation's address), SUSPEND_QUEUES (the waves go to the
-  queue's context-save area, read through its kfd_context_save_area_header) and RESUME_QUEUES.
-  Each saved wave becomes a WaveError: PC -> kernel+offset, EXEC, STATUS, TRAPSTS, IB_STS, HW_ID1
-  (decoded with the gc11 field tables) and the instruction at the PC described from the program's
-  own code (disasm.py); a memory fault's access (read / write / atomic) comes from that instruction.
+  queue's context-save area: control stack + the trap handler's wave records, read by cwsr.py)
+  and RESUME_QUEUES. Each saved wave becomes a WaveError: PC -> kernel+offset, EXEC, STATUS,
+  TRAPSTS, MODE, M0 (decoded with the gc11 field tables), its SE and workgroup, and the
+  instruction at the PC described from the program's own code (disasm.py); a memory fault's
+  access (read / write / atomic) comes from that instruction. The mock KFD writes the same
+  layout from the emulator's registers, so both take this path.
 - As root on real hardware: the §7.3 status registers through debugfs ``amdgpu_regs``.
-
-The wave records are read in amdgpu's debugfs ``amdgpu_wave`` order (gfx_v11_0_read_wave_data);
-the mock KFD saves its waves that way (hwdrv/mock/amd/dbg_trap.py). A real gfx11 context-save area
-holds the CWSR trap handler's layout instead, which this module does not parse yet: on hardware the
-wave records it finds are checked (type word 3, a PC inside a loaded program) and ignored otherwise.
 """
 from __future__ import annotations
 
@@ -25,18 +22,19 @@ from ..errors import HwdrvError
 from ..hang import Command, Fault, HangReport, Register, WaveError
 from ..ioctl import hostmem
 from ..ioctl.bindings import addressof
+from .cwsr import WAVE_STATE_BYTES, SaveArea, SavedWave
+from .cwsr import parse as parse_save_area
 from .disasm import describe
 from .gen import gc11 as G
 from .gen import kfd as K
 from .kfd import ffi
 from .pm4decode import decode_ring
 
-#: SQ wave registers of a record, in gfx_v11_0_read_wave_data's order after its type word
-WAVE_REGS = ("STATUS", "PC_LO", "PC_HI", "EXEC_LO", "EXEC_HI", "HW_ID1", "HW_ID2", "GPR_ALLOC", "LDS_ALLOC",
-             "TRAPSTS", "IB_STS", "IB_STS2", "IB_DBG1", "M0", "MODE")
-WAVE_DATA_TYPE = 3
-#: registers shown per wave (the issue's list) and in the report's register section
-SHOWN = ("EXEC_LO", "STATUS", "TRAPSTS", "IB_STS", "HW_ID1")
+#: saved registers shown per wave and in the report's register section (the save area has no
+#: HW_ID or IB_STS: the trap handler does not store them)
+SHOWN = ("EXEC_LO", "STATUS", "TRAPSTS", "MODE", "M0")
+#: waves a report lists one by one (a hung dispatch may leave thousands resident)
+MAX_WAVES_SHOWN = 8
 #: every exception a report asks KFD about
 _ALL_EXCEPTIONS = (1 << K.EC_MAX) - 1
 _EC_NAMES = {v: k[3:] for k, v in vars(K).items() if k.startswith("EC_") and isinstance(v, int)
@@ -130,23 +128,9 @@ class Debugger:
         return [int(arr[i]) for i in range(len(ids)) if arr[i] & flags]
 
 
-def read_waves(ctx_save_va: int) -> list[dict]:
-    """The wave records of a suspended queue's context-save area (see the module docstring)."""
-    hsize = ffi.sizeof("struct kfd_context_save_area_header")
-    h = ffi.from_buffer("struct kfd_context_save_area_header *", bytearray(hostmem.read(ctx_save_va, hsize)))
-    off, size = h.wave_state.wave_state_offset, h.wave_state.wave_state_size
-    raw = hostmem.read(ctx_save_va + off, size) if size else b""
-    words = [int.from_bytes(raw[i:i + 4], "little") for i in range(0, len(raw) - len(raw) % 4, 4)]
-    out, i = [], 0
-    while i + 1 + len(WAVE_REGS) + 4 <= len(words) and words[i] == WAVE_DATA_TYPE:
-        regs = dict(zip(WAVE_REGS, words[i + 1:i + 1 + len(WAVE_REGS)]))
-        j = i + 1 + len(WAVE_REGS)
-        wg = tuple(words[j:j + 3])
-        nsgpr = words[j + 3]
-        sgprs = words[j + 4:j + 4 + nsgpr]
-        out.append({"regs": regs, "workgroup": wg, "sgprs": sgprs})
-        i = j + 4 + nsgpr
-    return out
+def read_save_area(ctx_save_va: int, size: int) -> SaveArea:
+    """Parse a suspended queue's context-save area (``size`` bytes, CPU-mapped at ``ctx_save_va``)."""
+    return parse_save_area(lambda off, n: hostmem.read(ctx_save_va + off, n) if n else b"", size)
 
 
 def decode_register(name: str, value: int) -> dict:
@@ -173,13 +157,15 @@ def _access(mnemonic: str) -> str:
     return ""
 
 
-def _wave_error(dev, w: dict, exceptions: list[str]) -> tuple[WaveError, str]:
-    r = w["regs"]
-    pc = r["PC_HI"] << 32 | r["PC_LO"]
-    hw = r["HW_ID1"]
-    trapsts = decode_register("TRAPSTS", r["TRAPSTS"])
-    we = WaveError(unit=G.SQ_WAVE_HW_ID1__WGP_ID.decode(hw), wave=G.SQ_WAVE_HW_ID1__WAVE_ID.decode(hw),
-                   status={f"SQ_WAVE_{n}": r[n] for n in SHOWN}, pc=pc)
+def _halted_or_trapped(w: SavedWave) -> bool:
+    return bool(w.fields("STATUS").get("HALT") or w.fields("TRAPSTS").get("EXCP") or w.hwregs["TRAPSTS"])
+
+
+def _wave_error(dev, w: SavedWave, exceptions: list[str]) -> tuple[WaveError, str]:
+    pc = w.pc
+    trapsts = w.fields("TRAPSTS")
+    # the save area names no CU or wave slot (HW_ID is not saved): the error text says SE, workgroup, record
+    we = WaveError(status={f"SQ_WAVE_{n}": w.hwregs[n] for n in SHOWN}, pc=pc)
     prog = _program_at(dev, pc)
     mnemonic = ""
     if prog is not None:
@@ -191,9 +177,11 @@ def _wave_error(dev, w: dict, exceptions: list[str]) -> tuple[WaveError, str]:
         d = describe(words)
         mnemonic = d.name
         we.source_line = d.text
-    why = [n for n in exceptions] or [k for k in trapsts] or (["halted"] if decode_register("STATUS", r["STATUS"])
-                                                              .get("HALT") else ["running"])
-    we.error = f"{'/'.join(why)} (workgroup {w['workgroup']})"
+    stopped = _halted_or_trapped(w)
+    why = (exceptions if stopped else []) or [k for k in trapsts] or (["halted"] if w.fields("STATUS").get("HALT")
+                                                                     else ["running"])
+    we.error = (f"{'/'.join(why)} (SE {w.se_id}, workgroup {w.workgroup} wave {w.wave_in_group}, wave{w.lanes}, "
+                f"{w.vgprs.shape[0]} VGPRs, context-save record {w.index})")
     return we, mnemonic
 
 
@@ -233,25 +221,36 @@ def _wave_state(dev, report: HangReport) -> None:
     qid = dev._hw_queues.get("compute")
     if qid is None:
         return
+    cwsr_va = dev._qbufs["compute"]["cwsr"].va
+    # clear the header first: KFD writes it at suspend (from Linux 6.4 on) with wave_state_offset >=
+    # ctl_stack_size > 0, so a header still zero afterwards means this kernel writes none
+    hostmem.write(cwsr_va, bytes(WAVE_STATE_BYTES))
     flagged = dbg.suspend([qid])
     if flagged:
         report.notes.append(f"KFD debugger: SUSPEND_QUEUES refused queue {qid} ({flagged[0]:#x})")
         return
     try:
-        waves = read_waves(dev._qbufs["compute"]["cwsr"].va)
+        area = read_save_area(cwsr_va, dev.node.queue_sizes().cwsr_size)
     finally:
         dbg.resume([qid])
+    if area.wave_state_offset == 0:
+        report.notes.append("KFD debugger: KFD wrote no context-save area header at SUSPEND_QUEUES (it does from "
+                            "Linux 6.4 on), so no wave state")
+        return
     wave_exc = [n for n in queue_exc.get(qid, []) if n.startswith("QUEUE_WAVE")]
+    # stopped waves (halted, trapped) first: they are why the queue hangs
+    waves = sorted(area.waves, key=lambda w: (not _halted_or_trapped(w), w.index))
     mnemonic = ""
-    for w in waves:
+    for k, w in enumerate(waves[:MAX_WAVES_SHOWN]):
         we, m = _wave_error(dev, w, wave_exc)
-        if we.kernel == "" and not dev.kernel.is_mock:
-            continue                                # not a record this module can read (module docstring)
         mnemonic = mnemonic or m
         report.wave_errors.append(we)
-        for n in SHOWN:
-            report.registers.append(Register(f"SQ_WAVE_{n}", w["regs"][n], decode_register(n, w["regs"][n]),
-                                             f"wave {we.wave}, KFD debugger wave save area"))
+        if k == 0:
+            for n in SHOWN:
+                report.registers.append(Register(f"SQ_WAVE_{n}", w.hwregs[n], w.fields(n),
+                                                 f"context-save record {w.index} (CWSR trap handler)"))
+    if len(waves) > MAX_WAVES_SHOWN:
+        report.notes.append(f"KFD debugger: {len(waves)} waves were saved; the first {MAX_WAVES_SHOWN} are listed")
     if not waves:
         report.notes.append(f"KFD debugger: queue {qid} had no wave to save (nothing was executing)")
     access = _access(mnemonic)

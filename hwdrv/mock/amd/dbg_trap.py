@@ -20,15 +20,12 @@ need the target's RUNTIME_ENABLE (EPERM). Ops:
 - GET_QUEUE_SNAPSHOT (pqm_get_queue_snapshot): ``struct kfd_queue_snapshot_entry`` per queue,
   reporting and clearing the exception bits of ``exception_mask``.
 
-The context-save area after SUSPEND_QUEUES: ``struct kfd_context_save_area_header`` at its start
-(control stack offset/size, wave state offset/size). Mock deviation: the wave state holds one
-record per saved wave in the dword order of amdgpu's debugfs ``amdgpu_wave`` read
-(gfx_v11_0_read_wave_data, "type 3": 3, STATUS, PC_LO, PC_HI, EXEC_LO, EXEC_HI, HW_ID1, HW_ID2,
-GPR_ALLOC, LDS_ALLOC, TRAPSTS, IB_STS, IB_STS2, IB_DBG1, M0, MODE), then the workgroup id (3
-dwords), the SGPR count and the SGPRs, instead of the gfx11 CWSR trap handler's layout; the control
-stack is empty. Registers the emulator does not hold (IB_STS*, IB_DBG1, GPR/LDS_ALLOC, HW_ID2,
-MODE) are 0. The emulator cannot save a wave mid-flight and restore it: a dispatch preempted by
-SUSPEND_QUEUES stops, and RESUME_QUEUES runs its DISPATCH_DIRECT again from the start.
+The context-save area after SUSPEND_QUEUES holds what a gfx11 context save leaves there: the
+control stack, one trap-handler record per resident wave, and KFD's
+``kfd_context_save_area_header.wave_state`` at its start (cwsr_save.py), from the registers the
+RDNA3 emulator holds for the stopped batch (rdna3/snapshot.py). The emulator cannot restore a
+saved wave: a dispatch preempted by SUSPEND_QUEUES stops, and RESUME_QUEUES runs its
+DISPATCH_DIRECT again from the start.
 """
 from __future__ import annotations
 
@@ -41,14 +38,10 @@ from hwdrv.ioctl import hostmem
 from hwdrv.mock.gpumem import MemoryFault
 from hwdrv.mock.kernel import Errno
 
+from .cwsr_save import save_area
+
 F = K.ffi
-_SQ_WAVE_ORDER = ("STATUS", "PC_LO", "PC_HI", "EXEC_LO", "EXEC_HI", "HW_ID1", "HW_ID2", "GPR_ALLOC", "LDS_ALLOC",
-                  "TRAPSTS", "IB_STS", "IB_STS2", "IB_DBG1", "M0", "MODE")
-WAVE_DATA_TYPE = 3                     # gfx_v11_0_read_wave_data's record type
-SGPRS_SAVED = 106                      # s0..s105 (gfx11 SGPR file visible to a wave)
-HEADER = "struct kfd_context_save_area_header"
 PREEMPT_TIMEOUT_S = 10.0
-_M0 = 125                              # SGPR file index of M0 (gfx11 operand encoding)
 
 
 def ec_mask(code: int) -> int:
@@ -82,23 +75,20 @@ def record_stop(queue, fault: BaseException) -> None:
                           "read_only": fault.reason == "read-only"}
 
 
-def wave_record(fault: BaseException) -> list[int]:
-    """One saved wave (module docstring layout) from the state the emulator attached to ``fault``."""
-    pc = int(getattr(fault, "pc", 0) or 0)
-    ex = int(getattr(fault, "exec", 0) or 0)
-    sgprs = [int(x) & 0xFFFFFFFF for x in (getattr(fault, "sgprs", None) or [])][:SGPRS_SAVED]
-    sgprs += [0] * (SGPRS_SAVED - len(sgprs))
-    regs = {"STATUS": int(getattr(fault, "status", 0)), "PC_LO": pc & 0xFFFFFFFF, "PC_HI": pc >> 32,
-            "EXEC_LO": ex & 0xFFFFFFFF, "EXEC_HI": ex >> 32, "HW_ID1": int(getattr(fault, "hw_id", 0)),
-            "TRAPSTS": int(getattr(fault, "trapsts", 0)), "M0": sgprs[_M0] if _M0 < len(sgprs) else 0}
+def saved_waves(fault: BaseException) -> list:
+    """The resident waves the emulator left when ``fault`` stopped the dispatch (none for a
+    dispatch refused before any wave started). A memory violation sets the faulting wave's
+    TRAPSTS.EXCP MEM_VIOL bit (the KFD debug trap masks mirror the EXCP bits:
+    KFD_DBG_TRAP_MASK_DBG_MEMORY_VIOLATION)."""
+    snap = getattr(fault, "snapshot", None)
+    if snap is None:
+        return []
+    waves = snap.waves()
     if isinstance(fault, MemoryFault):
-        # a memory violation halts the wave with the MEM_VIOL bit of TRAPSTS.EXCP (the KFD debug trap
-        # masks mirror the EXCP bits: KFD_DBG_TRAP_MASK_DBG_MEMORY_VIOLATION)
-        regs["STATUS"] |= G.SQ_WAVE_STATUS__HALT.mask
-        regs["TRAPSTS"] |= K.KFD_DBG_TRAP_MASK_DBG_MEMORY_VIOLATION << G.SQ_WAVE_TRAPSTS__EXCP.shift
-    wg = tuple(getattr(fault, "workgroup", (0, 0, 0)) or (0, 0, 0))
-    return [WAVE_DATA_TYPE] + [regs.get(n, 0) & 0xFFFFFFFF for n in _SQ_WAVE_ORDER] + [int(x) for x in wg] \
-        + [SGPRS_SAVED] + sgprs
+        for w in waves:
+            if w.wave == fault.wave:
+                w.trapsts |= K.KFD_DBG_TRAP_MASK_DBG_MEMORY_VIOLATION << G.SQ_WAVE_TRAPSTS__EXCP.shift
+    return waves
 
 
 def _state(p) -> dict:
@@ -109,20 +99,11 @@ def _state(p) -> dict:
 
 
 def _save_waves(gpu, q) -> None:
-    """Write the CWSR header and the saved wave records into ``q``'s context-save area."""
+    """Context-save ``q``'s resident waves into its CWSR area (cwsr_save.py)."""
     fault = getattr(q, "stopped_wave", None)
-    records = wave_record(fault) if fault is not None and getattr(fault, "pc", None) is not None else []
-    nbytes = 4 * len(records)
-    hsize = F.sizeof(HEADER)
-    if q.ctx_save_size < hsize + nbytes:
-        raise Errno(E.ENOSPC, f"SUSPEND_QUEUES: queue {q.queue_id}'s context-save area ({q.ctx_save_size:#x} bytes) "
-                              "cannot hold its waves")
-    h = F.new(HEADER + " *")
-    h.wave_state.control_stack_offset, h.wave_state.control_stack_size = hsize, 0
-    h.wave_state.wave_state_offset, h.wave_state.wave_state_size = hsize, nbytes
-    gpu.page_table.write(q.ctx_save_addr, bytes(F.buffer(h)))
-    if records:
-        gpu.page_table.write(q.ctx_save_addr + hsize, b"".join(w.to_bytes(4, "little") for w in records))
+    waves = saved_waves(fault) if fault is not None else []
+    for off, data in save_area(waves, q.ctx_save_addr, q.ctl_stack_size, q.ctx_save_size):
+        gpu.page_table.write(q.ctx_save_addr + off, data)
 
 
 def _suspend(driver, p, q) -> None:
@@ -215,6 +196,8 @@ def _resume_queues(driver, p, a, st) -> None:
             ids[i] = qid | K.KFD_DBG_QUEUE_ERROR_MASK
         else:
             q.suspended = False
+            if q.error is None:
+                q.stopped_wave = None           # a preempted dispatch runs again (from its DISPATCH_DIRECT)
             driver.gpu.ring_doorbell(q, 0)     # the CP looks at the queue again
     _write_ids(r.queue_array_ptr, ids)
 

@@ -64,7 +64,9 @@ def queue_sizes(props: dict[str, int]) -> QueueSizes:
     gfxv = props["gfx_target_version"]
     cu = props["simd_count"] // props["simd_per_cu"] // props["num_xcc"]
     wave_num = cu * 32 if gfxv >= 100100 else min(cu * 40, props["array_count"] // props["simd_arrays_per_engine"] * 512)
-    vgpr = 0x80000 if gfxv in (90402, 90010, 90008, 90500) else 0x60000 if gfxv in (110000, 110001, 120000, 120001) else 0x40000
+    # gfx1151 (110501) joined the 0x60000 class in 6.12.y (checked against gen/cwsr.py KFD_QUEUE_SIZES)
+    vgpr = 0x80000 if gfxv in (90402, 90010, 90008, 90500) else \
+        0x60000 if gfxv in (110000, 110001, 110501, 120000, 120001) else 0x40000
     lds = props["lds_size_in_kb"] << 10 if gfxv == 90500 else 0x10000
     wg_data = _align(cu * (vgpr + 0x4000 + lds + 0x1000), PAGE)
     ctl = _align(40 + wave_num * (12 if gfxv >= 100100 else 8) + 8, PAGE)

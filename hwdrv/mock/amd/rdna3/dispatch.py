@@ -45,6 +45,7 @@ import numpy as np
 from ....amd.gen import rdna3_isa as isa
 from ...gpumem import GpuPageTable, MemoryFault
 from .decode import DecodeError, Inst, decode, disasm
+from .snapshot import WaveSnapshot
 from .faults import ShaderFault, ShaderTimeout, Unsupported
 from .salu import compile_salu, compile_smem
 from .state import EXEC, LANES, WaveState
@@ -130,6 +131,7 @@ class _Ctx:
     def __init__(self, mem, pgm_addr):
         self.mem, self.pgm_addr = mem, pgm_addr
         self.batch = None   # (first wave index, workgroup ids (W, 3)) of the running batch
+        self.wpg = 1        # waves per workgroup
         self.prog: Program | None = None
 
     def hw_id1(self, st: WaveState) -> np.ndarray:
@@ -148,10 +150,11 @@ class _Ctx:
                 text = o.inst.name
         first, wgids = self.batch
         cls = ShaderTimeout if kind == "timeout" else ShaderFault
+        status, trapsts = _STATUS_HALT if kind != "timeout" else 0, _TRAPSTS.get(kind, 0)
+        snap = WaveSnapshot(st, self.pgm_addr, first, wgids, self.wpg, w, status, trapsts)
         return cls(kind, message, pc=self.pgm_addr + pc, wave=first + w, workgroup=tuple(int(x) for x in wgids[w]),
-                   disasm=text, exec_mask=int(st.s[EXEC][w]), status=_STATUS_HALT if kind != "timeout" else 0,
-                   trapsts=_TRAPSTS.get(kind, 0), hw_id=int(self.hw_id1(st)[w]),
-                   sgprs=[int(x) for x in st.s[:106, w]])
+                   disasm=text, exec_mask=int(st.s[EXEC][w]), status=status, trapsts=trapsts,
+                   hw_id=int(self.hw_id1(st)[w]), sgprs=[int(x) for x in st.s[:106, w]], snapshot=snap)
 
 
 # STATUS.HALT (bit 13) and TRAPSTS exception bits as gfx11 reports them (SQ_WAVE_STATUS / TRAPSTS:
@@ -193,6 +196,7 @@ def dispatch(mem: GpuPageTable, *, pgm_addr: int, rsrc1: int, rsrc2: int, rsrc3:
     n_wg = gx * gy * gz
     wg_per_batch = max(1, MAX_BATCH_LANES // (wpg * LANES))
     ctx = _Ctx(mem, pgm_addr)
+    ctx.wpg = wpg
     prog = Program(mem, pgm_addr, ctx)
     ctx.prog = prog
     total_wi = 0
@@ -296,3 +300,4 @@ def _annotate(e: MemoryFault, st: WaveState, ctx: _Ctx, p: int) -> None:
     address; a debugger reads the PC and wave from the SQ)."""
     f = ctx.fault(st, "memory", str(e), p)
     e.pc, e.wave, e.workgroup, e.disasm, e.exec = f.pc, f.wave, f.workgroup, f.disasm, f.exec
+    e.snapshot = f.snapshot
