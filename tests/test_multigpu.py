@@ -362,3 +362,30 @@ def test_warnings_module_clean():
     finally:
         b.close()
         a.close()
+
+
+def _pt(dev):
+    """The mock GPU page table of ``dev``'s VA space (mock internals, for mapping checks)."""
+    uvm = dev.kernel.nvidia.uvm
+    st = next(s for s in uvm.fds if dev.uuid in s.vaspace)
+    return st.vaspace[dev.uuid].pt
+
+
+def test_uvm_unmap_external_and_disable_peer_drop_peer_mappings(machine):
+    from hwdrv.mock.gpumem import MemoryFault
+    a, b = machine(0, "pcie"), machine(1)
+    a.enable_peer(b)
+    x = a.alloc(1 << 16)
+    b._use_foreign(x, "test")
+    _pt(b).translate(x.va, 16, "read")
+    # uvm_api_unmap_external: only B's mapping goes
+    assert _uvm_status(b, "UVM_UNMAP_EXTERNAL", base=x.meta.va, length=x.meta.size, gpuUuid=b.uuid) == "NV_OK"
+    with pytest.raises(MemoryFault):
+        _pt(b).translate(x.va, 16, "read")
+    _pt(a).translate(x.va, 16, "read")
+    b.uvm.map_on_this_gpu(a.rm.fd, a.rm.client, x.meta.handle, x.meta.va, x.meta.size)
+    # uvm_api_disable_peer_access: the pair's peer mappings go with it
+    assert _uvm_status(a, "UVM_DISABLE_PEER_ACCESS", gpuUuidA=a.uuid, gpuUuidB=b.uuid) == "NV_OK"
+    with pytest.raises(MemoryFault):
+        _pt(b).translate(x.va, 16, "read")
+    _pt(a).translate(x.va, 16, "read")

@@ -80,8 +80,9 @@ def _build_version(rm: "RmServer", obj: Client, p: Any) -> None:
 def _id_info(rm: "RmServer", obj: Client, p: Any) -> None:
     gpu = rm.gpu_by_id(p.gpuId)
     if gpu is None:
+        ids = ", ".join(f"{g.ident.gpu_id:#x}" for g in rm.gpus)
         raise RmStatus("NV_ERR_INVALID_ARGUMENT", f"gpuId {p.gpuId:#x} is not a GPU of this system "
-                                                  f"(CARD_INFO lists {', '.join(f'{g.ident.gpu_id:#x}' for g in rm.gpus)})")
+                                                  f"(CARD_INFO lists {ids})")
     if rm.dev_fds_by_gpu[gpu.ident.index] == 0:
         raise RmStatus("NV_ERR_INVALID_STATE", f"open /dev/nvidia{gpu.ident.minor} before GPU_GET_ID_INFO_V2 "
                                                f"(newer modules need it)")
@@ -102,6 +103,7 @@ def _p2p_caps(rm: "RmServer", obj: Client, p: Any) -> None:
     if n == 0 or n > NV.NV0000_CTRL_SYSTEM_MAX_ATTACHED_GPUS:
         raise RmStatus("NV_ERR_INVALID_ARGUMENT", f"gpuCount {n}: 1..{NV.NV0000_CTRL_SYSTEM_MAX_ATTACHED_GPUS}")
     ids = [int(p.gpuIds[i]) for i in range(n)]
+    invalid = NV.NV0000_CTRL_SYSTEM_GET_P2P_CAPS_INVALID_PEER
     if n == 2 and ids[0] == ids[1]:
         ids, n = ids[:1], 1                 # bLoopback: asked as one GPU
     p.p2pCaps = p.p2pOptimalReadCEs = p.p2pOptimalWriteCEs = 0
@@ -116,8 +118,8 @@ def _p2p_caps(rm: "RmServer", obj: Client, p: Any) -> None:
     for x, a in enumerate(gpus):
         for y, b in enumerate(gpus):
             linked = a != b and rm.link(a, b) != "none"
-            p.busPeerIds[x * n + y] = (b if b < a else b - 1) if linked else NV.NV0000_CTRL_SYSTEM_GET_P2P_CAPS_INVALID_PEER
-            p.busEgmPeerIds[x * n + y] = NV.NV0000_CTRL_SYSTEM_GET_P2P_CAPS_INVALID_PEER
+            p.busPeerIds[x * n + y] = (b if b < a else b - 1) if linked else invalid
+            p.busEgmPeerIds[x * n + y] = invalid
     kinds = {rm.link(a, b) for a in gpus for b in gpus if a != b}
     connectivity = "none" if not kinds or "none" in kinds else ("pcie" if "pcie" in kinds else "nvlink")
     ok, status = NV.NV0000_P2P_CAPS_STATUS_OK, p.p2pCapsStatus
