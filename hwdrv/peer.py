@@ -56,8 +56,8 @@ class PeerLink:
 
 def copy(dst: "Buffer", src: "Buffer", size: int | None = None, *, timeout: float = 30.0) -> str:
     """Copy ``size`` bytes (default: all of ``src``) from ``src`` to ``dst`` on another (or the
-    same) device and wait for it. Direct where the devices are peers (one copy on ``src``'s copy
-    engine, writing into ``dst``); otherwise staged through host memory: ``src``'s copy engine
+    same) device and wait for it. Direct where ``enable_peer`` made the devices direct peers (one
+    copy on ``src``'s copy engine, writing into ``dst``); otherwise staged through host memory: ``src``'s copy engine
     fills a host-visible slot, ``dst``'s copy queue waits on ``src``'s signal and drains it, two
     slots in flight; where the devices share no memory at all, through the CPU. Returns
     "direct", "staged" or "host"."""
@@ -67,7 +67,8 @@ def copy(dst: "Buffer", src: "Buffer", size: int | None = None, *, timeout: floa
         raise InvalidArgument(f"peer copy: size {n!r} must be a positive int within both buffers "
                               f"({src.size} and {dst.size} bytes)")
     deadline = time.perf_counter() + timeout
-    if sdev is ddev or sdev.peer_link(ddev).direct and ddev in sdev._peers:
+    link = sdev._peers.get(ddev)
+    if sdev is ddev or (link is not None and link.direct):
         sdev.copy_queue().copy(dst, src, n).submit().synchronize(timeout)
         return "direct"
     if not sdev._backend_can_map_host(ddev):
