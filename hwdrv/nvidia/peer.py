@@ -69,9 +69,10 @@ def peer_link(dev: "NVDevice", other) -> PeerLink:
 
 
 def enable_peer(dev: "NVDevice", other: "NVDevice", link: PeerLink) -> None:
-    """Peer access between the two GPUs in the shared UVM VA space (PCIe pairs: UVM call)."""
-    if link.kind == "pcie":
-        dev.uvm.enable_peer_access(other.uuid)
+    """Peer access between the two GPUs in the shared UVM VA space. UVM_ENABLE_PEER_ACCESS is
+    what PCIe pairs need; an NVLink pair is enabled at registration, and the call (made anyway,
+    as tinygrad makes it for every pair) then answers NV_ERR_INVALID_DEVICE, taken as done."""
+    dev.uvm.enable_peer_access(other.uuid, nvlink=link.kind == "nvlink")
 
 
 def map_foreign(dev: "NVDevice", buf: "Buffer") -> None:

@@ -105,14 +105,17 @@ class UVM:
         self.uuid = uuid
         self.space.gpus.add(uuid)
 
-    def enable_peer_access(self, other: bytes) -> None:
-        """UVM_ENABLE_PEER_ACCESS between this device's GPU and ``other`` (PCIe peers; NVLink
-        peers of one VA space are enabled by UVM at registration). Once per pair and space."""
+    def enable_peer_access(self, other: bytes, nvlink: bool) -> None:
+        """UVM_ENABLE_PEER_ACCESS between this device's GPU and ``other``, once per pair and
+        space. It is meant for PCIe peers: UVM enables NVLink peers of one VA space itself when
+        the second GPU registers, and answers this call for them with NV_ERR_INVALID_DEVICE
+        (uvm_gpu_retain_pcie_peer_access), which for an NVLink pair means "already enabled"."""
         pair = frozenset((self.uuid, other))
         if pair in self.space.peers:
             return
+        ok = (self.ok, status_code(self.nv, "NV_ERR_INVALID_DEVICE")) if nvlink else ()
         self._call("UVM_ENABLE_PEER_ACCESS", self.nv.UVM_ENABLE_PEER_ACCESS,
-                   "UVM_ENABLE_PEER_ACCESS_PARAMS", gpuUuidA=self.uuid, gpuUuidB=other)
+                   "UVM_ENABLE_PEER_ACCESS_PARAMS", ok=ok, gpuUuidA=self.uuid, gpuUuidB=other)
         self.space.peers.add(pair)
 
     def map_on_this_gpu(self, ctl_fd: int, client: int, memory: int, va: int, size: int) -> None:
