@@ -103,7 +103,8 @@ def mock_machine(vendor: str) -> Kernel:
 def reset_mock_machine(vendor: str, **kw) -> Kernel:
     """Build a fresh shared mock machine of ``vendor`` (``make_kernel(**kw)``, e.g. ``gpus=4,
     link="pcie"`` for NVIDIA); devices already open on the old one keep using it."""
-    mock_machine(vendor)
+    if vendor not in _BACKENDS:
+        raise DeviceNotFound(f"no mock vendor {vendor!r}; vendors: {', '.join(_BACKENDS)}")
     _MACHINES[vendor] = importlib.import_module(_BACKENDS[vendor][1]).make_kernel(**kw)
     return _MACHINES[vendor]
 
