@@ -389,3 +389,19 @@ def test_uvm_unmap_external_and_disable_peer_drop_peer_mappings(machine):
     with pytest.raises(MemoryFault):
         _pt(b).translate(x.va, 16, "read")
     _pt(a).translate(x.va, 16, "read")
+
+
+def test_a_fault_on_gpu1_is_gpu1s_alone(machine):
+    """An MMU fault on GPU 1: NVRM's Xid line names GPU 1's PCI address, GPU 1 recovers, and
+    GPU 0 (same machine, same kernel log) keeps working with no error of its own."""
+    from hwdrv.provoke import sample, vecadd_check
+    a, b = machine(0), machine(1)
+    prog = sample(b, "oob_store")
+    sig = b.signal(0)
+    b.compute_queue().exec(prog, grid=(1,), block=(1,), args=[0xDEAD0000, 7]).signal(sig, 1).submit()
+    with pytest.raises(hwdrv.GPUHang):
+        sig.wait(1, 10)
+    tag = f"PCI:0000:{0x42 + 1:02x}:00"
+    assert any(f"NVRM: Xid ({tag})" in r for r in b.kernel.kmsg.records())
+    assert not any("NVRM: Xid (PCI:0000:42:00)" in r for r in a.kernel.kmsg.records())
+    assert vecadd_check(a) and vecadd_check(b)
