@@ -405,3 +405,14 @@ def test_a_fault_on_gpu1_is_gpu1s_alone(machine):
     assert any(f"NVRM: Xid ({tag})" in r for r in b.kernel.kmsg.records())
     assert not any("NVRM: Xid (PCI:0000:42:00)" in r for r in a.kernel.kmsg.records())
     assert vecadd_check(a) and vecadd_check(b)
+
+
+def test_each_gpu_has_its_own_video_memory(machine):
+    a, b = machine(0), machine(1)
+    gpus = a.kernel.nvidia.gpus
+    before = [g.vram.used for g in gpus]
+    x = b.alloc(8 << 20)
+    assert gpus[1].vram.used - before[1] >= 8 << 20 and gpus[0].vram.used == before[0]
+    x.free()
+    b.synchronize()
+    assert gpus[1].vram.used == before[1]

@@ -115,7 +115,7 @@ def _memory(rm, h, cls, parent, client, params) -> Memory:
     page = _HUGE if NV.NVOS32_ATTR_PAGE_SIZE.decode(p.attr) == NV.NVOS32_ATTR_PAGE_SIZE_HUGE else PAGE_SIZE
     gran = max(page, align if p.flags & NV.NVOS32_ALLOC_FLAGS_ALIGNMENT_FORCE else PAGE_SIZE)
     size = -(-int(p.size) // gran) * gran
-    mem = MemBacking("vidmem" if vid else "sysmem", size, pool=rm.vram if vid else rm.sysmem,
+    mem = MemBacking("vidmem" if vid else "sysmem", size, pool=parent.ancestor(Device).gpu.vram if vid else rm.sysmem,
                      name=f"hwdrv-mock-nv-{'vid' if vid else 'sys'}mem-{h:#x}")
     p.size, p.limit = size, size - 1
     phys = rm.phys_address(size, max(align, page))

@@ -24,7 +24,9 @@ from . import faults as X
 from . import semaphore as S
 from .compute import DEFAULT_KERNEL_TIMEOUT, ComputeEngine
 from .copy import CopyEngine
-from .facts import HW, GpuIdentity
+from hwdrv.mock.physmem import PhysPool
+
+from .facts import HW, VRAM_SIZE, GpuIdentity
 from .fifo import Channel
 from .image import ImageCache
 from .backing import MemBacking
@@ -39,6 +41,8 @@ class MockGpu:
 
     def __init__(self, kernel_timeout: float | None = None, ident: GpuIdentity | None = None):
         self.ident = ident if ident is not None else GpuIdentity(0)
+        #: this GPU's video memory (each GPU of a machine has its own)
+        self.vram = PhysPool(VRAM_SIZE, f"vram of GPU {self.ident.index}")
         self.images = ImageCache()
         self.kernel_timeout = DEFAULT_KERNEL_TIMEOUT if kernel_timeout is None else kernel_timeout
         self._lock = threading.RLock()

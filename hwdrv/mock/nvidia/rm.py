@@ -57,7 +57,7 @@ class RmServer:
         self.dev_fds_by_gpu = [0] * len(self.gpus)
         self.lock = threading.RLock()
         self.clients: dict[int, Client] = {}
-        self.vram = PhysPool(F.VRAM_SIZE, "vram")
+        self.vram = self.gpu.vram                # GPU 0's (each GPU has its own: gpus[i].vram)
         self.sysmem = PhysPool(F.SYSMEM_POOL_SIZE, "sysmem")
         self.next_client = 0xC1D00001
         self.next_phys = 0x1_0000_0000          # fake physical addresses reported for vidmem

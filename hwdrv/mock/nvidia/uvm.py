@@ -329,7 +329,7 @@ class UvmDriver(MockDriver):
         if st.overlapping(base, length):
             raise RmStatus("NV_ERR_UVM_ADDRESS_IN_USE", f"[{base:#x}, +{length:#x}) overlaps a UVM range")
         # the channel's GR context buffers really live there: back the range with video memory
-        mem = MemBacking("vidmem", length, pool=self.rm.vram, name=f"hwdrv-mock-nv-ctxbuf-{p.hChannel:#x}")
+        mem = MemBacking("vidmem", length, pool=self.rm.gpu_by_uuid(uuid).vram, name=f"hwdrv-mock-nv-ctxbuf-{p.hChannel:#x}")
         pt.map(base, mem.host_addr, length)
         st.add_range(Range(base, length, "channel", [(base, length, None, pt)], mem, ch, uuid))
 
