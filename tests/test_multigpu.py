@@ -416,3 +416,16 @@ def test_each_gpu_has_its_own_video_memory(machine):
     x.free()
     b.synchronize()
     assert gpus[1].vram.used == before[1]
+
+
+def test_mock_machine_argument_errors(monkeypatch):
+    with pytest.raises(hwdrv.InvalidArgument, match="1..8 GPUs"):
+        registry.reset_mock_machine("nvidia", gpus=9)
+    with pytest.raises(hwdrv.InvalidArgument, match="link"):
+        registry.reset_mock_machine("nvidia", gpus=2, link="infiniband")
+    k = registry.reset_mock_machine("nvidia", gpus=2)
+    with pytest.raises(hwdrv.InvalidArgument, match="no GPU pair"):
+        k.nvidia.set_link(0, 0, "pcie")
+    monkeypatch.setenv("HWDRV_MOCK_GPUS", "two")
+    with pytest.raises(hwdrv.InvalidArgument, match="HWDRV_MOCK_GPUS"):
+        hwdrv.devices()

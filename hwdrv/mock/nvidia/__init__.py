@@ -12,6 +12,7 @@ copy.py (copy engine), semaphore.py, faults.py (Xids, fault records), backing.py
 """
 from __future__ import annotations
 
+from hwdrv.errors import InvalidArgument
 from hwdrv.mock.kernel import MockKernel
 
 from . import facts as F
@@ -29,8 +30,11 @@ def make_kernel(kernel_timeout: float | None = None, gpus: int = 1, link: str = 
     pair with ``k.nvidia.set_link(a, b, kind)``). `kernel_timeout` (seconds) bounds how long one
     kernel may run before the mock's watchdog stops it (default: HWDRV_MOCK_NV_KERNEL_TIMEOUT or
     10 s)."""
-    if not 1 <= gpus <= F.MAX_MOCK_GPUS:
-        raise ValueError(f"a mock NVIDIA machine holds 1..{F.MAX_MOCK_GPUS} GPUs, not {gpus}")
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or not 1 <= gpus <= F.MAX_MOCK_GPUS:
+        raise InvalidArgument(f"a mock NVIDIA machine holds 1..{F.MAX_MOCK_GPUS} GPUs, not {gpus!r} "
+                              f"(HWDRV_MOCK_GPUS or make_kernel(gpus=...))")
+    if link not in F.LINKS:
+        raise InvalidArgument(f"link {link!r}: one of {', '.join(F.LINKS)}")
     k = MockKernel()
     boards = [MockGpu(kernel_timeout, F.GpuIdentity(i)) for i in range(gpus)]
     for gpu in boards:

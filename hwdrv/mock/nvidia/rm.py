@@ -12,7 +12,7 @@ import errno as E
 import threading
 from typing import Any
 
-from hwdrv.errors import OutOfMemory
+from hwdrv.errors import InvalidArgument, OutOfMemory
 from hwdrv.ioctl import hostmem
 from hwdrv.ioctl.ioc import decode
 from hwdrv.ioctl.kernel import MAP_FIXED, MAP_FIXED_NOREPLACE
@@ -71,9 +71,9 @@ class RmServer:
         """Mock-only: the link between GPUs ``a`` and ``b`` (how the machine is built; set it
         before the GPUs are registered with UVM, as a board's wiring is fixed before boot)."""
         if kind not in F.LINKS:
-            raise ValueError(f"link kind {kind!r}: one of {F.LINKS}")
+            raise InvalidArgument(f"link kind {kind!r}: one of {', '.join(F.LINKS)}")
         if a == b or not (0 <= a < len(self.gpus) and 0 <= b < len(self.gpus)):
-            raise ValueError(f"no GPU pair ({a}, {b}) on a {len(self.gpus)}-GPU mock machine")
+            raise InvalidArgument(f"no GPU pair ({a}, {b}) on a {len(self.gpus)}-GPU mock machine")
         self.links[frozenset((a, b))] = kind
 
     def link(self, a: int, b: int) -> str:
