@@ -18,7 +18,10 @@ def gpus(request):
     registry.reset_mock_machine("nvidia", gpus=n, link=link)
     names = [f"mock:nvidia:{i}" for i in range(n)]
     yield names
-    tdev.close_all()
+    for name in names:                 # only ours: other modules' runtimes stay open
+        rt = tdev._RUNTIMES.pop(name, None)
+        if rt is not None:
+            rt.device.close()
 
 
 def test_to_moves_device_to_device(gpus):
