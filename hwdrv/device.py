@@ -12,6 +12,7 @@ import atexit
 import collections
 import threading
 import time
+import warnings
 import weakref
 from abc import ABC, abstractmethod
 from typing import Any, Callable
@@ -25,6 +26,7 @@ from .hang import HangReport
 from .ioctl.kernel import Kernel
 from .limits import DeviceLimits
 from .memory.buffer import Buffer
+from .peer import PeerAccessError, PeerFallbackWarning, PeerLink
 from .program import Program
 from .queue import Queue, QueueLife
 from .trace import Span, Trace
@@ -183,6 +185,9 @@ class Device(ABC):
         self.programs: weakref.WeakSet[Program] = weakref.WeakSet()
         self.submissions: collections.deque = collections.deque(maxlen=SUBMISSION_RECORD)
         self.recoveries: list[str] = []
+        #: peers this device enabled (enable_peer) and other devices' buffers mapped here
+        self._peers: "weakref.WeakKeyDictionary[Device, PeerLink]" = weakref.WeakKeyDictionary()
+        self._foreign: "weakref.WeakSet[Buffer]" = weakref.WeakSet()
 
     # ---- set-up by the backend, once its memory works -----------------------------------
     def _init_core(self) -> None:
@@ -378,6 +383,54 @@ class Device(ABC):
         tr.add(Span(name, "copy", q.kind, start, end, {"bytes": size}))
         return q.timestamp(start).copy(dst, src, size).timestamp(end)
 
+    # ---- peers (hwdrv/peer.py, docs/multi-gpu.md) ---------------------------------------------
+    def peer_link(self, other: "Device") -> PeerLink:
+        """How this device reaches ``other``'s memory (a :class:`~hwdrv.peer.PeerLink`)."""
+        if not isinstance(other, Device) or other is self:
+            raise InvalidArgument(f"peer_link: expected another open Device, got {other!r}")
+        self._check_open()
+        other._check_open()
+        return self._backend_peer_link(other)
+
+    def can_access_peer(self, other: "Device") -> bool:
+        """Whether this device's engines can reach ``other``'s device memory directly."""
+        return self.peer_link(other).direct
+
+    def enable_peer(self, other: "Device") -> PeerLink:
+        """Let each of the two devices use the other's buffers and signals in its queues. Where
+        P2P is refused this warns (:class:`~hwdrv.peer.PeerFallbackWarning`) and returns a link
+        with ``direct`` False: then only signals and host-visible buffers cross, and
+        :func:`hwdrv.peer.copy` stages device memory through the host."""
+        link = self.peer_link(other)
+        with self._lock:
+            if link.direct and other not in self._peers:
+                self._backend_enable_peer(other, link)
+            self._peers[other] = link
+            other._peers[self] = link
+        if not link.direct:
+            warnings.warn(PeerFallbackWarning(f"no P2P between {self.name} and {other.name}: "
+                                              f"{link.reason}; copies between them stage through "
+                                              f"host memory (hwdrv.peer.copy)"), stacklevel=2)
+        return link
+
+    def _use_foreign(self, buf: Buffer, what: str) -> None:
+        """``buf`` belongs to another device: map it here (once) if this device may use it."""
+        owner = buf.device
+        owner._check_open()
+        if buf in self._foreign:
+            return
+        link = self._peers.get(owner)
+        if not (buf.host_visible and self._backend_can_map_host(owner)) \
+                and not (link is not None and link.direct):
+            why = ("call dev.enable_peer(other) first" if link is None else
+                   f"there is no P2P between them ({link.reason}); move the data with "
+                   f"hwdrv.peer.copy(dst, src), which stages through host memory")
+            raise PeerAccessError(f"{what}: {buf!r} belongs to {owner.name}, and {self.name} cannot "
+                                  f"reach its {'host' if buf.host_visible else 'device'} memory: {why}")
+        with self._lock:
+            self._backend_map_foreign(buf)
+            self._foreign.add(buf)
+
     def diagnose(self) -> HangReport:
         """A report of the device's state now (queues, faults, SM state)."""
         with self._lock:
@@ -465,18 +518,22 @@ class Device(ABC):
                                   f"{type(buf).__name__}")
         if buf.freed:
             raise BufferFreed(f"{what}: {buf!r} was freed; allocate a new buffer")
-        if buf.device is not self:
-            raise InvalidArgument(f"{what}: {buf!r} belongs to {buf.device.name}, "
-                                  f"not {self.name}")
         self._check_open()
+        if buf.device is not self:
+            self._use_foreign(buf, what)
 
     def _check_signal(self, sig: Signal, what: str = "signal") -> None:
         if not isinstance(sig, Signal):
             raise InvalidArgument(f"{what}: expected a Signal from dev.signal(), got "
                                   f"{type(sig).__name__}")
         if sig.device is not self:
-            raise InvalidArgument(f"{what}: signal {sig.va:#x} belongs to {sig.device.name}, "
-                                  f"not {self.name}")
+            # a signal of another device: its page is host memory, mapped here on first use
+            owner = sig.device
+            owner._check_open()
+            page = next((p for p in owner._signal_pages if p.va <= sig.va < p.va + p.size), None)
+            if page is None:
+                raise InvalidArgument(f"{what}: signal {sig.va:#x} of {owner.name} has no signal page")
+            self._use_foreign(page, f"{what} (signal of {owner.name})")
 
     # ---- buffer release: after the work that may use it, and after its last view -------------
     def _free_buffer(self, buf: Buffer) -> None:
@@ -657,6 +714,22 @@ class Device(ABC):
 
     def _backend_close(self) -> None:
         pass
+
+    def _backend_peer_link(self, other: "Device") -> PeerLink:
+        raise HwdrvError(f"{self.name}: using another device's memory or signals is not supported "
+                         f"by the {self.kind} backend yet; copy through the host instead "
+                         f"(other.upload(dst, dev.download(src))) and synchronize on the CPU")
+
+    def _backend_enable_peer(self, other: "Device", link: PeerLink) -> None:
+        """Turn on direct access between the two devices (``link.direct`` is True)."""
+
+    def _backend_can_map_host(self, other: "Device") -> bool:
+        """Whether host memory of ``other`` (its signals, host-visible buffers) can be mapped here."""
+        return False
+
+    def _backend_map_foreign(self, buf: Buffer) -> None:
+        """Map ``buf`` of another device here, at ``buf.va``."""
+        self._backend_peer_link(buf.device)
 
     def _backend_forget_views(self) -> None:
         """Close time: drop the backend's references to numpy views of device buffers (and to

@@ -135,10 +135,10 @@ class Tensor:
         return self.numpy().item()
 
     def to(self, device: str) -> "Tensor":
-        """This tensor on another device (through host memory)."""
-        if devices.runtime(device) is self.runtime:
-            return self
-        return Tensor(self.numpy(), self.dtype, device)
+        """This tensor on another device: device to device where both are on one machine
+        (tensor/multi.py), through host memory otherwise."""
+        from .multi import to_device
+        return to_device(self, device)
 
     # ---- elementwise -------------------------------------------------------------------
     def _const(self, x: "Tensor | Scalar", dtype: DType | None = None) -> "Tensor":

@@ -147,7 +147,6 @@ class NVDevice(Device):
         self.nv = nv = abi.bindings_for(self.driver_version)
         ctl = self._open(CTL_PATH)
         self.rm = rm = RM(k, nv, ctl)
-        self.uvm = uvm = UVM(k, nv)
         cards = _card_info(k, nv, ctl)
         if not 0 <= index < len(cards):
             raise DeviceNotFound(f"{self.name}: there are {len(cards)} NVIDIA GPU(s); index {index} "
@@ -176,7 +175,7 @@ class NVDevice(Device):
         self._check_classes()
 
         self.h_usermode = rm.alloc(self.h_subdevice, nv.HOPPER_USERMODE_A)
-        self.mem = NVMemory(k, nv, rm, uvm, self._pool, dev_path, self.h_device, b"", dev_fd)
+        self.mem = NVMemory(k, nv, rm, None, self._pool, dev_path, self.h_device, b"", dev_fd)
         self._usermode_va = self.mem.map_usermode(self.h_usermode, 0x10000)
         self._doorbell = self._usermode_va + hw.NVC361_NOTIFY_CHANNEL_PENDING
         if os.environ.get("HWDRV_NV_PERF_BOOST", "1") != "0":
@@ -192,6 +191,8 @@ class NVDevice(Device):
         rm.control(self.h_subdevice, nv.NV2080_CTRL_CMD_GPU_GET_GID_INFO, gid, "GPU_GET_GID_INFO")
         self.uuid = bytes(gid.data[0:16])
         self.mem.uuid = self.uuid
+        # the process's one UVM VA space, where GPUs can be peers (uvm.py)
+        self.uvm = self.mem.uvm = uvm = UVM(k, nv, uuid=self.uuid)
         uvm.register_gpu(self.uuid, rm.client)
         uvm.register_vaspace(self.uuid, ctl, rm.client, self.h_vaspace)
         self.gr = self._gr_info()
@@ -475,13 +476,32 @@ class NVDevice(Device):
         self.recoveries.append(f"recovered {self.name}{after}; lost {what or 'no submissions'}"
                                + "".join(f"; {n}" for n in notes))
 
+    # ---- peers (hwdrv/nvidia/peer.py) ----------------------------------------------------
+    def _backend_peer_link(self, other: Device):
+        from .peer import peer_link
+        return peer_link(self, other)
+
+    def _backend_enable_peer(self, other: Device, link) -> None:
+        from .peer import enable_peer
+        enable_peer(self, other, link)
+
+    def _backend_can_map_host(self, other: Device) -> bool:
+        # host memory of any GPU in this UVM VA space maps on this GPU, peers or not
+        return (isinstance(other, NVDevice) and other.uvm is not None and self.uvm is not None
+                and other.uvm.space is self.uvm.space and other.uuid != self.uuid)
+
+    def _backend_map_foreign(self, buf: Buffer) -> None:
+        from .peer import map_foreign
+        map_foreign(self, buf)
+
     def _backend_close(self) -> None:
         self._teardown()
 
     def _teardown(self) -> None:
         """Release everything bring-up acquired, whatever stage it reached."""
         errors = []
-        for step in (lambda: self.rm and self.rm.close(),
+        for step in (lambda: self.uvm and self.uvm.leave(),
+                     lambda: self.rm and self.rm.close(),
                      lambda: self.uvm and self.uvm.close(),
                      lambda: self._pool and self._pool.close()):
             try:

@@ -54,6 +54,7 @@ class KfdProcess:
         self.trap_handler = (0, 0)
         self.memory_policy = None
         self.closed = False
+        self.opens = 1                                   # fds sharing this process (kfd_open)
 
     # helpers ------------------------------------------------------------------------------------------
     def bound(self, gpu_id: int, what: str, errno: int = E.ENODEV) -> None:
@@ -124,13 +125,23 @@ class KfdDriver(MockDriver):
         self.processes: list[KfdProcess] = []
 
     def open(self, path: str, flags: int) -> KfdProcess:
+        # kfd_open -> kfd_create_process: one kfd_process per mm; "a prior open of /dev/kfd could
+        # have already created the process", then this open shares it (one reference per fd).
+        # A mock kernel serves one process, so every open shares its one KfdProcess.
+        live = [p for p in self.processes if not p.closed]
+        if live:
+            live[0].opens += 1
+            return live[0]
         p = KfdProcess(self)
         self.processes.append(p)
         return p
 
     def close(self, state: KfdProcess) -> None:
-        state.close()
-        self.processes.remove(state)
+        # kfd_release -> kfd_unref_process: the process goes with its last reference
+        state.opens -= 1
+        if state.opens == 0:
+            state.close()
+            self.processes.remove(state)
 
     # --- dispatch (kfd_ioctl) -------------------------------------------------------------------------
     def ioctl(self, state: KfdProcess, request: int, arg: int) -> int:

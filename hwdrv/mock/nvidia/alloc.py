@@ -72,11 +72,14 @@ def rm_alloc(rm: "RmServer", state: "FdState", p: Any, params: int) -> None:
 
 def _device(rm, h, cls, parent, client, params) -> Device:
     p = _params(params, "NV0080_ALLOC_PARAMETERS", False, cls)
-    if p.deviceId != F.DEVICE_INSTANCE:
-        raise RmStatus("NV_ERR_INVALID_ARGUMENT", f"deviceId {p.deviceId}: this system has one GPU, device 0")
-    if rm.dev_fds_open == 0:
-        raise RmStatus("NV_ERR_INVALID_STATE", "open /dev/nvidia0 (and register it) before allocating the device")
-    return Device(h, cls, parent, client, device_id=p.deviceId)
+    if not 0 <= p.deviceId < len(rm.gpus):
+        raise RmStatus("NV_ERR_INVALID_ARGUMENT", f"deviceId {p.deviceId}: this system has {len(rm.gpus)} "
+                                                  f"GPU(s), devices 0..{len(rm.gpus) - 1}")
+    gpu = rm.gpus[p.deviceId]
+    if rm.dev_fds_by_gpu[p.deviceId] == 0:
+        raise RmStatus("NV_ERR_INVALID_STATE", f"open /dev/nvidia{gpu.ident.minor} (and register it) before "
+                                               f"allocating the device")
+    return Device(h, cls, parent, client, device_id=p.deviceId, gpu=gpu)
 
 
 def _subdevice(rm, h, cls, parent, client, params) -> Subdevice:
@@ -91,8 +94,9 @@ def _usermode(rm, h, cls, parent, client, params) -> Usermode:
     if params:
         bar1 = bool(ffi.cast("NV_HOPPER_USERMODE_A_PARAMS *", params).bBar1Mapping)
     mem = MemBacking("usermode", F.HW.NVC361_NV_USERMODE__SIZE, name="hwdrv-mock-nv-usermode")
-    rm.gpu.add_usermode(mem)
-    return Usermode(h, cls, parent, client, mem=mem, bar1=bar1)
+    gpu = parent.ancestor(Device).gpu
+    gpu.add_usermode(mem)
+    return Usermode(h, cls, parent, client, mem=mem, bar1=bar1, gpu=gpu)
 
 
 def _memory(rm, h, cls, parent, client, params) -> Memory:
@@ -111,7 +115,7 @@ def _memory(rm, h, cls, parent, client, params) -> Memory:
     page = _HUGE if NV.NVOS32_ATTR_PAGE_SIZE.decode(p.attr) == NV.NVOS32_ATTR_PAGE_SIZE_HUGE else PAGE_SIZE
     gran = max(page, align if p.flags & NV.NVOS32_ALLOC_FLAGS_ALIGNMENT_FORCE else PAGE_SIZE)
     size = -(-int(p.size) // gran) * gran
-    mem = MemBacking("vidmem" if vid else "sysmem", size, pool=rm.vram if vid else rm.sysmem,
+    mem = MemBacking("vidmem" if vid else "sysmem", size, pool=parent.ancestor(Device).gpu.vram if vid else rm.sysmem,
                      name=f"hwdrv-mock-nv-{'vid' if vid else 'sys'}mem-{h:#x}")
     p.size, p.limit = size, size - 1
     phys = rm.phys_address(size, max(align, page))
@@ -206,7 +210,7 @@ def _channel(rm, h, cls, parent, client, params) -> Channel:
         vas = _vaspace_of(client, p.hVASpace, "hVASpace")
         pt = vas.pt if vas is not None else parent.ancestor(Device).vaspace()
     et = p.engineType or parent.engine_type
-    ch = rm.gpu.new_channel(pt=pt, ring_va=int(p.gpFifoOffset), entries=n, userd=userd.mem, userd_offset=uoff,
+    ch = parent.ancestor(Device).gpu.new_channel(pt=pt, ring_va=int(p.gpFifoOffset), entries=n, userd=userd.mem, userd_offset=uoff,
                             notifier=notifier.mem, engine_type=et, tsg=parent,
                             sem_addr_hi=(F.HW.NVC86F_SEM_ADDR_HI_OFFSET if cls == NV.HOPPER_CHANNEL_GPFIFO_A
                                          else F.HW.NVC56F_SEM_ADDR_HI_OFFSET),

@@ -55,6 +55,11 @@ def rm_control(rm: "RmServer", h_client: int, h_object: int, cmd: int, params: i
     fn(rm, obj, facts.ffi.cast(struct + " *", params))
 
 
+def _gpu(obj: RmObject) -> Any:
+    """The mock GPU an object below a device belongs to."""
+    return obj.ancestor(Device).gpu
+
+
 def _put_str(dst: Any, text: str, n: int) -> None:
     b = text.encode()[:n - 1] + b"\0"
     ffi.memmove(dst, b, len(b))
@@ -73,15 +78,69 @@ def _build_version(rm: "RmServer", obj: Client, p: Any) -> None:
 
 @control(NV.NV0000_CTRL_CMD_GPU_GET_ID_INFO_V2, Client, "NV0000_CTRL_GPU_GET_ID_INFO_V2_PARAMS")
 def _id_info(rm: "RmServer", obj: Client, p: Any) -> None:
-    if p.gpuId != F.GPU_ID:
+    gpu = rm.gpu_by_id(p.gpuId)
+    if gpu is None:
+        ids = ", ".join(f"{g.ident.gpu_id:#x}" for g in rm.gpus)
         raise RmStatus("NV_ERR_INVALID_ARGUMENT", f"gpuId {p.gpuId:#x} is not a GPU of this system "
-                                                  f"(CARD_INFO lists {F.GPU_ID:#x})")
-    if rm.dev_fds_open == 0:
-        raise RmStatus("NV_ERR_INVALID_STATE", "open /dev/nvidia0 before GPU_GET_ID_INFO_V2 (newer modules need it)")
+                                                  f"(CARD_INFO lists {ids})")
+    if rm.dev_fds_by_gpu[gpu.ident.index] == 0:
+        raise RmStatus("NV_ERR_INVALID_STATE", f"open /dev/nvidia{gpu.ident.minor} before GPU_GET_ID_INFO_V2 "
+                                               f"(newer modules need it)")
     p.gpuFlags = 0
-    p.deviceInstance, p.subDeviceInstance = F.DEVICE_INSTANCE, F.SUBDEVICE_INSTANCE
-    p.sliStatus, p.boardId, p.gpuInstance = 0, F.BOARD_ID, 0
+    # one device per GPU (no SLI): device instance = the GPU's index, subdevice 0
+    p.deviceInstance, p.subDeviceInstance = gpu.ident.index, F.SUBDEVICE_INSTANCE
+    p.sliStatus, p.boardId, p.gpuInstance = 0, gpu.ident.board_id, gpu.ident.index
     p.numaId = -1                         # NV0000_CTRL_NO_NUMA_NODE
+
+
+@control(NV.NV0000_CTRL_CMD_SYSTEM_GET_P2P_CAPS_V2, Client, "NV0000_CTRL_SYSTEM_GET_P2P_CAPS_V2_PARAMS")
+def _p2p_caps(rm: "RmServer", obj: Client, p: Any) -> None:
+    """CliGetSystemP2pCaps (src/kernel/rmapi/client_resource.c, 580.142): the caps common to
+    every pair of the listed GPUs, over the mock bus's links. Peer ids are the mock's own
+    numbering (the peer's index among the other GPUs); loopback is not modelled (a GPU alone
+    reports no caps)."""
+    n = int(p.gpuCount)
+    if n == 0 or n > NV.NV0000_CTRL_SYSTEM_MAX_ATTACHED_GPUS:
+        raise RmStatus("NV_ERR_INVALID_ARGUMENT", f"gpuCount {n}: 1..{NV.NV0000_CTRL_SYSTEM_MAX_ATTACHED_GPUS}")
+    ids = [int(p.gpuIds[i]) for i in range(n)]
+    invalid = NV.NV0000_CTRL_SYSTEM_GET_P2P_CAPS_INVALID_PEER
+    if n == 2 and ids[0] == ids[1]:
+        ids, n = ids[:1], 1                 # bLoopback: asked as one GPU
+    p.p2pCaps = p.p2pOptimalReadCEs = p.p2pOptimalWriteCEs = 0
+    for i in range(NV.NV0000_CTRL_P2P_CAPS_INDEX_TABLE_SIZE):
+        p.p2pCapsStatus[i] = NV.NV0000_P2P_CAPS_STATUS_NOT_SUPPORTED
+    gpus = []
+    for g in ids:
+        gpu = rm.gpu_by_id(g)
+        if gpu is None:
+            raise RmStatus("NV_ERR_INVALID_ARGUMENT", f"GPU ID not found: {g:#x}")
+        gpus.append(gpu.ident.index)
+    for x, a in enumerate(gpus):
+        for y, b in enumerate(gpus):
+            linked = a != b and rm.link(a, b) != "none"
+            p.busPeerIds[x * n + y] = (b if b < a else b - 1) if linked else invalid
+            p.busEgmPeerIds[x * n + y] = invalid
+    kinds = {rm.link(a, b) for a in gpus for b in gpus if a != b}
+    connectivity = "none" if not kinds or "none" in kinds else ("pcie" if "pcie" in kinds else "nvlink")
+    ok, status = NV.NV0000_P2P_CAPS_STATUS_OK, p.p2pCapsStatus
+    rw = ok if connectivity != "none" else NV.NV0000_P2P_CAPS_STATUS_IOH_TOPOLOGY_NOT_SUPPORTED
+    caps = 0
+    if connectivity == "nvlink":
+        # NVLink peers: reads, writes and native atomics
+        caps = (NV.NV0000_CTRL_SYSTEM_GET_P2P_CAPS_NVLINK_SUPPORTED.encode(1)
+                | NV.NV0000_CTRL_SYSTEM_GET_P2P_CAPS_ATOMICS_SUPPORTED.encode(1)
+                | NV.NV0000_CTRL_SYSTEM_GET_P2P_CAPS_READS_SUPPORTED.encode(1)
+                | NV.NV0000_CTRL_SYSTEM_GET_P2P_CAPS_WRITES_SUPPORTED.encode(1))
+        status[NV.NV0000_CTRL_P2P_CAPS_INDEX_NVLINK] = status[NV.NV0000_CTRL_P2P_CAPS_INDEX_ATOMICS] = ok
+    elif connectivity == "pcie":
+        # P2P_CONNECTIVITY_PCIE_PROPRIETARY, no PCIe atomics between the mock's GPUs
+        caps = (NV.NV0000_CTRL_SYSTEM_GET_P2P_CAPS_READS_SUPPORTED.encode(1)
+                | NV.NV0000_CTRL_SYSTEM_GET_P2P_CAPS_WRITES_SUPPORTED.encode(1)
+                | NV.NV0000_CTRL_SYSTEM_GET_P2P_CAPS_PCI_SUPPORTED.encode(1)
+                | NV.NV0000_CTRL_SYSTEM_GET_P2P_CAPS_PROP_SUPPORTED.encode(1))
+        status[NV.NV0000_CTRL_P2P_CAPS_INDEX_PCI] = status[NV.NV0000_CTRL_P2P_CAPS_INDEX_PROP] = ok
+    p.p2pCaps = caps
+    status[NV.NV0000_CTRL_P2P_CAPS_INDEX_READ] = status[NV.NV0000_CTRL_P2P_CAPS_INDEX_WRITE] = rw
 
 
 # ---- NV0080 (device) ---------------------------------------------------------------------------
@@ -102,10 +161,11 @@ def _classlist(rm: "RmServer", obj: Device, p: Any) -> None:
 @control(NV.NV2080_CTRL_CMD_GPU_GET_GID_INFO, Subdevice, "NV2080_CTRL_GPU_GET_GID_INFO_PARAMS")
 def _gid(rm: "RmServer", obj: Subdevice, p: Any) -> None:
     fmt = NV.NV2080_GPU_CMD_GPU_GET_GID_FLAGS_FORMAT.decode(p.flags)
+    uuid = _gpu(obj).ident.uuid
     if fmt == NV.NV2080_GPU_CMD_GPU_GET_GID_FLAGS_FORMAT_BINARY:
-        data = F.UUID
+        data = uuid
     elif fmt == NV.NV2080_GPU_CMD_GPU_GET_GID_FLAGS_FORMAT_ASCII:
-        u = F.UUID.hex()
+        u = uuid.hex()
         data = f"GPU-{u[:8]}-{u[8:12]}-{u[12:16]}-{u[16:20]}-{u[20:]}".encode() + b"\0"
     else:
         raise RmStatus("NV_ERR_INVALID_ARGUMENT", f"GID format {fmt} is unknown")
@@ -154,12 +214,12 @@ def _perf_boost(rm: "RmServer", obj: Subdevice, p: Any) -> None:
         raise RmStatus("NV_ERR_INVALID_ARGUMENT", f"PERF_BOOST command {cmd}")
     if p.duration > NV.NV2080_CTRL_PERF_BOOST_DURATION_MAX and p.duration != NV.NV2080_CTRL_PERF_BOOST_DURATION_INFINITE:
         raise RmStatus("NV_ERR_INVALID_ARGUMENT", f"PERF_BOOST duration {p.duration} s")
-    rm.gpu.perf_boost.append((int(p.flags), int(p.duration)))
+    _gpu(obj).perf_boost.append((int(p.flags), int(p.duration)))
 
 
 @control(NV.NV2080_CTRL_CMD_RC_GET_ERROR_COUNT, Subdevice, "NV2080_CTRL_RC_GET_ERROR_COUNT_PARAMS")
 def _rc_count(rm: "RmServer", obj: Subdevice, p: Any) -> None:
-    p.errorCount = len(rm.gpu.rc_log)
+    p.errorCount = len(_gpu(obj).rc_log)
 
 
 @control(NV.NV2080_CTRL_CMD_RC_READ_VIRTUAL_MEM, Subdevice, "NV2080_CTRL_RC_READ_VIRTUAL_MEM_PARAMS")
@@ -267,11 +327,11 @@ def _read_mmu(rm: "RmServer", dbg: Debugger, p: Any) -> None:
 
 
 # ---- register operations (regs.py: the registers, and RM's rules for who may read them) -------
-def _reg_ops(rm: "RmServer", arr: Any, count: int, non_transactional: bool) -> None:
+def _reg_ops(gpu: Any, arr: Any, count: int, non_transactional: bool) -> None:
     """Validate then execute ``count`` ops in place, as RM does: every regStatus starts SUCCESS;
     gpuValidateRegOps marks offsets this client may not read INVALID_OFFSET and, for a
     transactional request, fails the whole control with NV_ERR_INVALID_ARGUMENT."""
-    regs = rm.gpu.regs
+    regs = gpu.regs
     for i in range(count):
         arr[i].regStatus = NV.NV2080_CTRL_GPU_REG_OP_STATUS_SUCCESS
     for i in range(count):
@@ -296,7 +356,7 @@ def _dbg_reg_ops(rm: "RmServer", dbg: Debugger, p: Any) -> None:
     # ksmdbgssnCtrlCmdDebugExecRegOps: at most NV83DE_CTRL_GPU_EXEC_REG_OPS_MAX_OPS (the array's length)
     if p.regOpCount > len(p.regOps):
         raise RmStatus("NV_ERR_INVALID_ARGUMENT", f"regOpCount {p.regOpCount} > {len(p.regOps)}")
-    _reg_ops(rm, p.regOps, int(p.regOpCount), bool(p.bNonTransactional))
+    _reg_ops(_gpu(dbg), p.regOps, int(p.regOpCount), bool(p.bNonTransactional))
 
 
 @control(NV.NV2080_CTRL_CMD_GPU_EXEC_REG_OPS, Subdevice, "NV2080_CTRL_GPU_EXEC_REG_OPS_PARAMS")
@@ -309,7 +369,7 @@ def _gpu_reg_ops(rm: "RmServer", obj: Subdevice, p: Any) -> None:
         raise RmStatus("NV_ERR_INVALID_PARAM_STRUCT", "hClientTarget and hChannelTarget must both be set or both 0")
     if p.hClientTarget:
         rm.obj(rm.client(p.hClientTarget), p.hChannelTarget, Channel, "hChannelTarget")
-    _reg_ops(rm, ffi.cast("NV2080_CTRL_GPU_REG_OP *", ptr), int(p.regOpCount), bool(p.bNonTransactional))
+    _reg_ops(_gpu(obj), ffi.cast("NV2080_CTRL_GPU_REG_OP *", ptr), int(p.regOpCount), bool(p.bNonTransactional))
 
 
 @control(R.NV2080_CTRL_CMD_GPU_GET_ENGINE_RUNLIST_PRI_BASE, Subdevice,

@@ -33,6 +33,29 @@ BOARD_ID = 0x4200
 #: 16-byte binary GPU UUID ("GPU-" + this, as RM prints it); mock-specific bytes
 UUID = bytes.fromhex("6d6f636b2d6877647276000000004200")   # "mock-hwdrv" + zeros + gpu id
 
+
+
+class GpuIdentity:
+    """Who GPU number ``index`` of a mock machine is: PCI address, RM gpuId, device-node minor,
+    UUID. GPU 0 is the constants above; GPU i sits on PCI bus PCI_BUS + i (an HGX board's GPUs
+    sit on distinct buses), and its gpuId and UUID follow from that bus as RM derives them."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.pci_domain, self.pci_bus, self.pci_slot = PCI_DOMAIN, PCI_BUS + index, PCI_SLOT
+        self.gpu_id = (self.pci_domain << 16) | (self.pci_bus << 8) | self.pci_slot
+        self.minor = MINOR + index
+        self.board_id = BOARD_ID + (index << 8)
+        self.uuid = UUID[:-2] + self.gpu_id.to_bytes(2, "big")
+        self.pci_tag = f"PCI:{self.pci_domain:04x}:{self.pci_bus:02x}:{self.pci_slot:02x}"
+
+
+#: the most GPUs one mock machine holds (RM's NV0000_CTRL_SYSTEM_MAX_ATTACHED_GPUS is 32; eight
+#: is an HGX board, and each GPU costs the mock threads and address space)
+MAX_MOCK_GPUS = 8
+#: kinds of link between two mock GPUs: what RM's P2P caps and UVM's peer rules see
+LINKS = ("nvlink", "pcie", "none")
+
 # GH100 (H100 SXM) topology as GR_GET_INFO reports it: 8 GPCs x 9 TPCs x 2 SMs = 144 SM slots,
 # 132 SMs enabled.
 NUM_SMS = 132

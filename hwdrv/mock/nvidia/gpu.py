@@ -24,20 +24,25 @@ from . import faults as X
 from . import semaphore as S
 from .compute import DEFAULT_KERNEL_TIMEOUT, ComputeEngine
 from .copy import CopyEngine
-from .facts import HW, PCI_BUS, PCI_DOMAIN, PCI_SLOT
+from hwdrv.mock.physmem import PhysPool
+
+from .facts import HW, VRAM_SIZE, GpuIdentity
 from .fifo import Channel
 from .image import ImageCache
 from .backing import MemBacking
 from .regs import RegisterFile
 
-#: how NVRM names a GPU in its log lines
-PCI_TAG = f"PCI:{PCI_DOMAIN:04x}:{PCI_BUS:02x}:{PCI_SLOT:02x}"
+#: how NVRM names GPU 0 in its log lines (each GPU's is ``gpu.ident.pci_tag``)
+PCI_TAG = GpuIdentity(0).pci_tag
 
 
 class MockGpu:
-    """One mock H100 (minor 0)."""
+    """One mock H100 (GPU ``ident.index`` of its machine, minor ``ident.minor``)."""
 
-    def __init__(self, kernel_timeout: float | None = None):
+    def __init__(self, kernel_timeout: float | None = None, ident: GpuIdentity | None = None):
+        self.ident = ident if ident is not None else GpuIdentity(0)
+        #: this GPU's video memory (each GPU of a machine has its own)
+        self.vram = PhysPool(VRAM_SIZE, f"vram of GPU {self.ident.index}")
         self.images = ImageCache()
         self.kernel_timeout = DEFAULT_KERNEL_TIMEOUT if kernel_timeout is None else kernel_timeout
         self._lock = threading.RLock()
@@ -84,7 +89,7 @@ class MockGpu:
         with open("/proc/self/comm") as f:      # the task name NVRM prints (the kernel's comm)
             name = f.read().strip()
         # one printk call: the event's lines reach the log together
-        self.kmsg.printk("\n".join(f"NVRM: Xid ({PCI_TAG}): {err.xid}, {line}"
+        self.kmsg.printk("\n".join(f"NVRM: Xid ({self.ident.pci_tag}): {err.xid}, {line}"
                                    for line in X.kernel_log_lines(err, ch.chid, os.getpid(), name)))
 
     def class_engine(self, cls: int, ch: Channel) -> object:

@@ -68,11 +68,12 @@ class Client(RmObject):
 
 
 class Device(RmObject):
-    """NV01_DEVICE_0 (one GPU). Owns the device's default VA space (RM makes one on demand)."""
+    """NV01_DEVICE_0 (one GPU, ``gpu``). Owns the device's default VA space (RM makes one on
+    demand)."""
 
-    def __init__(self, *a, device_id: int = 0):
+    def __init__(self, *a, device_id: int = 0, gpu: Any = None):
         super().__init__(*a)
-        self.device_id = device_id
+        self.device_id, self.gpu = device_id, gpu
         self.default_vaspace: GpuPageTable | None = None
 
     def vaspace(self) -> GpuPageTable:
@@ -88,9 +89,9 @@ class Subdevice(RmObject):
 class Usermode(RmObject):
     """HOPPER_USERMODE_A: the 64 KiB doorbell/timer page (`mem` is its backing)."""
 
-    def __init__(self, *a, mem: MemBacking, bar1: bool = False):
+    def __init__(self, *a, mem: MemBacking, bar1: bool = False, gpu: Any = None):
         super().__init__(*a)
-        self.mem, self.bar1 = mem, bar1
+        self.mem, self.bar1, self.gpu = mem, bar1, gpu
         self.cpu_maps: list[int] = []               # addresses where the caller mapped it
 
     def on_free(self) -> None:
@@ -103,6 +104,8 @@ class Memory(RmObject):
     def __init__(self, *a, mem: MemBacking, attr: int = 0, attr2: int = 0, flags: int = 0):
         super().__init__(*a)
         self.mem, self.attr, self.attr2, self.flags = mem, attr, attr2, flags
+        #: the GPU whose device the object was allocated under (UVM's "owning GPU")
+        self.gpu = self.ancestor(Device).gpu
         self.gpu_maps: list[tuple[GpuPageTable, int, int]] = []    # (page table, va, size) via UVM
 
     @property

@@ -12,7 +12,7 @@ import errno as E
 import threading
 from typing import Any
 
-from hwdrv.errors import OutOfMemory
+from hwdrv.errors import InvalidArgument, OutOfMemory
 from hwdrv.ioctl import hostmem
 from hwdrv.ioctl.ioc import decode
 from hwdrv.ioctl.kernel import MAP_FIXED, MAP_FIXED_NOREPLACE
@@ -31,23 +31,33 @@ ffi = NV.ffi
 
 
 class FdState:
-    """Per-open state of /dev/nvidiactl (kind "ctl") or /dev/nvidia0 (kind "dev")."""
+    """Per-open state of /dev/nvidiactl (kind "ctl") or /dev/nvidiaN (kind "dev", GPU ``gpu``)."""
 
-    def __init__(self, kind: str):
-        self.kind = kind
+    def __init__(self, kind: str, gpu: int = -1):
+        self.kind, self.gpu = kind, gpu
         self.registered_ctl: FdState | None = None     # REGISTER_FD link (device fds)
         self.mmap_ctx: tuple[RmObject, int, int, int] | None = None  # (object, offset, length, cookie)
         self.closed = False
 
 
 class RmServer:
-    """All RM state of the mock driver: clients, memory pools, the GPU."""
+    """All RM state of the mock driver: clients, memory pools, the GPUs on its bus.
 
-    def __init__(self, kernel: MockKernel, gpu: MockGpu):
-        self.kernel, self.gpu = kernel, gpu
+    ``gpus[i]`` is GPU i (/dev/nvidia<i>); ``gpu`` is GPU 0. ``links`` holds the link between
+    each pair of GPUs ("nvlink", "pcie" or "none"; facts.LINKS): what RM's P2P caps report and
+    what UVM's peer rules follow."""
+
+    def __init__(self, kernel: MockKernel, gpus: "MockGpu | list[MockGpu]", link: str = "nvlink"):
+        self.gpus: list[MockGpu] = list(gpus) if isinstance(gpus, (list, tuple)) else [gpus]
+        self.kernel, self.gpu = kernel, self.gpus[0]
+        self.links: dict[frozenset[int], str] = {}
+        for i in range(len(self.gpus)):
+            for j in range(i + 1, len(self.gpus)):
+                self.set_link(i, j, link)
+        self.dev_fds_by_gpu = [0] * len(self.gpus)
         self.lock = threading.RLock()
         self.clients: dict[int, Client] = {}
-        self.vram = PhysPool(F.VRAM_SIZE, "vram")
+        self.vram = self.gpu.vram                # GPU 0's (each GPU has its own: gpus[i].vram)
         self.sysmem = PhysPool(F.SYSMEM_POOL_SIZE, "sysmem")
         self.next_client = 0xC1D00001
         self.next_phys = 0x1_0000_0000          # fake physical addresses reported for vidmem
@@ -55,6 +65,26 @@ class RmServer:
         self.dev_fds_open = 0
         self.mmio: dict[int, Usermode] = {}    # CPU address of a usermode mapping -> object
         self.uvm: Any = None                    # the UVM driver (uvm.py), for reverse lookups
+
+    # ---- the bus ---------------------------------------------------------------------------------
+    def set_link(self, a: int, b: int, kind: str) -> None:
+        """Mock-only: the link between GPUs ``a`` and ``b`` (how the machine is built; set it
+        before the GPUs are registered with UVM, as a board's wiring is fixed before boot)."""
+        if kind not in F.LINKS:
+            raise InvalidArgument(f"link kind {kind!r}: one of {', '.join(F.LINKS)}")
+        if a == b or not (0 <= a < len(self.gpus) and 0 <= b < len(self.gpus)):
+            raise InvalidArgument(f"no GPU pair ({a}, {b}) on a {len(self.gpus)}-GPU mock machine")
+        self.links[frozenset((a, b))] = kind
+
+    def link(self, a: int, b: int) -> str:
+        """The link between GPUs ``a`` and ``b`` ("nvlink", "pcie", "none")."""
+        return self.links[frozenset((a, b))]
+
+    def gpu_by_id(self, gpu_id: int) -> MockGpu | None:
+        return next((g for g in self.gpus if g.ident.gpu_id == gpu_id), None)
+
+    def gpu_by_uuid(self, uuid: bytes) -> MockGpu | None:
+        return next((g for g in self.gpus if g.ident.uuid == uuid), None)
 
     # ---- lookups -------------------------------------------------------------------------------
     def client(self, h: int) -> Client:
@@ -110,7 +140,7 @@ class RmServer:
             if isinstance(obj, Usermode):
                 for addr in obj.cpu_maps:
                     self._drop_mmio(addr)
-                self.gpu.remove_usermode(obj.mem)
+                obj.gpu.remove_usermode(obj.mem)
             obj.client.objects.pop(obj.handle, None)
             obj.client.freed_handles.add(obj.handle)
             if obj.parent is not None:
@@ -144,23 +174,28 @@ class RmServer:
     def close(self) -> None:
         for c in list(self.clients.values()):
             self.free(c)
-        self.gpu.close()
+        for g in self.gpus:
+            g.close()
 
 
 class NvidiaDriver(MockDriver):
-    """/dev/nvidiactl and /dev/nvidia0: one driver, the path says which kind of fd."""
+    """/dev/nvidiactl and /dev/nvidia<minor> of every GPU: one driver, the path says which kind
+    of fd (and which GPU)."""
 
     name = "nvidia"
 
-    def __init__(self, server: RmServer, ctl_path: str = "/dev/nvidiactl", dev_path: str = "/dev/nvidia0"):
+    def __init__(self, server: RmServer, ctl_path: str = "/dev/nvidiactl"):
         self.rm = server
-        self.ctl_path, self.dev_path = ctl_path, dev_path
+        self.ctl_path = ctl_path
+        self.dev_paths = {f"/dev/nvidia{g.ident.minor}": i for i, g in enumerate(server.gpus)}
 
     def open(self, path: str, flags: int) -> FdState:
-        st = FdState("ctl" if path == self.ctl_path else "dev")
-        if st.kind == "dev":
-            with self.rm.lock:
-                self.rm.dev_fds_open += 1
+        if path == self.ctl_path:
+            return FdState("ctl")
+        st = FdState("dev", self.dev_paths[path])
+        with self.rm.lock:
+            self.rm.dev_fds_open += 1
+            self.rm.dev_fds_by_gpu[st.gpu] += 1
         return st
 
     def close(self, state: FdState) -> None:
@@ -168,6 +203,7 @@ class NvidiaDriver(MockDriver):
             state.closed = True
             if state.kind == "dev":
                 self.rm.dev_fds_open -= 1
+                self.rm.dev_fds_by_gpu[state.gpu] -= 1
             else:
                 # closing the control fd frees every client it allocated (RM's fd-close cleanup)
                 for c in [c for c in self.rm.clients.values() if c.fd is state]:
@@ -227,16 +263,22 @@ class NvidiaDriver(MockDriver):
         if size == 0 or size % one:
             raise Errno(E.EINVAL, f"NV_ESC_CARD_INFO: size {size} is not a whole number of {one}-byte card infos")
         hostmem.write(arg, b"\0" * size)
-        c = ffi.cast("nv_ioctl_card_info_t *", arg)
-        c.valid = 1
-        c.pci_info.domain, c.pci_info.bus, c.pci_info.slot = F.PCI_DOMAIN, F.PCI_BUS, F.PCI_SLOT
-        c.pci_info.vendor_id, c.pci_info.device_id = F.PCI_VENDOR, F.PCI_DEVICE
-        c.gpu_id = F.GPU_ID
-        c.minor_number = F.MINOR
-        c.fb_size = F.VRAM_SIZE
-        c.reg_size = BAR0_SIZE
-        name = b"nvidia0"
-        ffi.memmove(c.dev_name, name, len(name))
+        if size // one < len(self.rm.gpus):
+            # nvidia_read_card_info: fewer entries than GPUs is -EINVAL
+            raise Errno(E.EINVAL, f"NV_ESC_CARD_INFO: room for {size // one} cards, "
+                                  f"{len(self.rm.gpus)} GPUs")
+        cards = ffi.cast("nv_ioctl_card_info_t *", arg)
+        for i, gpu in enumerate(self.rm.gpus):
+            c, ident = cards[i], gpu.ident
+            c.valid = 1
+            c.pci_info.domain, c.pci_info.bus, c.pci_info.slot = ident.pci_domain, ident.pci_bus, ident.pci_slot
+            c.pci_info.vendor_id, c.pci_info.device_id = F.PCI_VENDOR, F.PCI_DEVICE
+            c.gpu_id = ident.gpu_id
+            c.minor_number = ident.minor
+            c.fb_size = F.VRAM_SIZE
+            c.reg_size = BAR0_SIZE
+            name = f"nvidia{ident.minor}".encode()
+            ffi.memmove(c.dev_name, name, len(name))
 
     def esc_register_fd(self, state: FdState, arg: int, size: int) -> None:
         if state.kind != "dev":
@@ -347,7 +389,7 @@ class NvidiaDriver(MockDriver):
             got = o.mem.map_cpu(addr, size, prot, bool(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)), off)
             if isinstance(o, Usermode):
                 self.rm._drop_mmio(got)
-                self.rm.kernel.register_mmio(got, size, lambda a, v, w, base=got: self.rm.gpu.doorbell(base, a, v, w))
+                self.rm.kernel.register_mmio(got, size, lambda a, v, w, base=got, gpu=o.gpu: gpu.doorbell(base, a, v, w))
                 self.rm.mmio[got] = o
                 o.cpu_maps.append(got)
             return got

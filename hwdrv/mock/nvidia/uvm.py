@@ -5,6 +5,13 @@ through rmStatus while the ioctl succeeds. Until UVM_INITIALIZE succeeds on an f
 command answers NV_ERR_ILLEGAL_ACTION (UVM_MM_INITIALIZE is the one meant for a second,
 uninitialized fd; on an initialized fd it is NV_ERR_IN_USE). Registered GPU VA spaces are the RM
 FERMI_VASPACE_A page tables; MAP_EXTERNAL_ALLOCATION maps RM memory into them.
+
+Peers (uvm_va_space.c / uvm_map_external.c of 580.142): a VA space holding several GPUs of one
+mock machine enables NVLink pairs by itself when the second GPU registers (register_gpu_peers);
+PCIe pairs need UVM_ENABLE_PEER_ACCESS, which answers NV_ERR_INVALID_DEVICE for an unregistered
+GPU, a GPU paired with itself, an NVLink pair or a pair already enabled, and NV_ERR_NOT_SUPPORTED
+where the bus has no P2P link (parent_peers_init). Mapping another GPU's video memory needs the
+pair enabled (NV_ERR_INVALID_DEVICE otherwise); system memory maps on any registered GPU.
 """
 from __future__ import annotations
 
@@ -32,9 +39,10 @@ class Range:
     base: int
     length: int
     kind: str
-    maps: list[tuple[int, int, Any]] = field(default_factory=list)   # (va, size, owner)
+    maps: list[tuple[int, int, Any, Any]] = field(default_factory=list)   # (va, size, owner, page table)
     backing: MemBacking | None = None
     channel: Channel | None = None
+    gpu: bytes = b""          # channel ranges: the GPU whose channel it is
 
 
 class UvmFd:
@@ -45,6 +53,8 @@ class UvmFd:
         self.flags = 0
         self.gpus: set[bytes] = set()
         self.vaspace: dict[bytes, VaSpace] = {}
+        #: GPU pairs with peer access in this VA space (NVLink: automatic; PCIe: ENABLE_PEER_ACCESS)
+        self.peers: set[frozenset[bytes]] = set()
         #: UVM ranges sorted by base (they never overlap), with their bases for bisection:
         #: lookups stay O(log n) with thousands of live allocations
         self.ranges: list[Range] = []
@@ -120,6 +130,9 @@ class UvmDriver(MockDriver):
             NV.UVM_CREATE_EXTERNAL_RANGE: ("UVM_CREATE_EXTERNAL_RANGE_PARAMS", self._create_range),
             NV.UVM_MAP_EXTERNAL_ALLOCATION: ("UVM_MAP_EXTERNAL_ALLOCATION_PARAMS", self._map_external),
             NV.UVM_FREE: ("UVM_FREE_PARAMS", self._free),
+            NV.UVM_ENABLE_PEER_ACCESS: ("UVM_ENABLE_PEER_ACCESS_PARAMS", self._enable_peer),
+            NV.UVM_DISABLE_PEER_ACCESS: ("UVM_DISABLE_PEER_ACCESS_PARAMS", self._disable_peer),
+            NV.UVM_UNMAP_EXTERNAL: ("UVM_UNMAP_EXTERNAL_PARAMS", self._unmap_external),
         }
 
     def open(self, path: str, flags: int) -> UvmFd:
@@ -185,12 +198,16 @@ class UvmDriver(MockDriver):
 
     def _register_gpu(self, st: UvmFd, p: Any) -> None:
         uuid = bytes(ffi.buffer(p.gpu_uuid.uuid))
-        if uuid != F.UUID:
+        if self.rm.gpu_by_uuid(uuid) is None:
             raise RmStatus("NV_ERR_GPU_UUID_NOT_FOUND", f"no GPU with UUID {uuid.hex()}")
         if uuid in st.gpus:
             raise RmStatus("NV_ERR_INVALID_DEVICE", "GPU already registered with this VA space")
         if p.rmCtrlFd != -1:
             self.rm.fd_state(p.rmCtrlFd)
+        # register_gpu_peers: NVLink peers of the new GPU are enabled at once
+        for other in st.gpus:
+            if self._link(uuid, other) == "nvlink":
+                st.peers.add(frozenset((uuid, other)))
         st.gpus.add(uuid)
         p.numaEnabled, p.numaNodeId = 0, -1
 
@@ -198,8 +215,71 @@ class UvmDriver(MockDriver):
         uuid = bytes(ffi.buffer(p.gpu_uuid.uuid))
         if uuid not in st.gpus:
             raise RmStatus("NV_ERR_INVALID_DEVICE", "GPU is not registered")
+        vas = st.vaspace.pop(uuid, None)
+        if vas is not None:
+            self._drop_gpu_maps(st, vas.pt)
+            vas.uvm_owner = None
+        st.peers = {pair for pair in st.peers if uuid not in pair}
+        # uvm_va_space_unregister_gpu: the GPU's channels are unregistered with it
+        for r in [r for r in st.ranges if r.kind == "channel" and r.gpu == uuid]:
+            self._drop_range(st, r)
         st.gpus.discard(uuid)
-        st.vaspace.pop(uuid, None)
+
+    def _link(self, a: bytes, b: bytes) -> str:
+        ga, gb = self.rm.gpu_by_uuid(a), self.rm.gpu_by_uuid(b)
+        return self.rm.link(ga.ident.index, gb.ident.index)
+
+    def _peer_pair(self, st: UvmFd, p: Any) -> tuple[bytes, bytes]:
+        a, b = bytes(ffi.buffer(p.gpuUuidA.uuid)), bytes(ffi.buffer(p.gpuUuidB.uuid))
+        if a not in st.gpus or b not in st.gpus:
+            raise RmStatus("NV_ERR_INVALID_DEVICE", "both GPUs must be registered in this VA space")
+        if a == b:
+            raise RmStatus("NV_ERR_INVALID_DEVICE", "a GPU cannot be its own peer")
+        return a, b
+
+    def _enable_peer(self, st: UvmFd, p: Any) -> None:
+        """uvm_api_enable_peer_access: PCIe peers only (NVLink peers are enabled at
+        registration), each pair once."""
+        a, b = self._peer_pair(st, p)
+        link = self._link(a, b)
+        if link == "none":
+            raise RmStatus("NV_ERR_NOT_SUPPORTED", "the GPUs have no P2P link (nvUvmInterfaceGetP2PCaps: "
+                                                   "no PCIe or NVLink peer connectivity)")
+        if link != "pcie":
+            raise RmStatus("NV_ERR_INVALID_DEVICE", f"the GPUs are {link} peers (enabled when registered); "
+                                                    f"UVM_ENABLE_PEER_ACCESS is for PCIe peers")
+        pair = frozenset((a, b))
+        if pair in st.peers:
+            raise RmStatus("NV_ERR_INVALID_DEVICE", "peer access between these GPUs is already enabled")
+        st.peers.add(pair)
+
+    def _disable_peer(self, st: UvmFd, p: Any) -> None:
+        """uvm_api_disable_peer_access: PCIe pairs enabled before; peer mappings go away."""
+        a, b = self._peer_pair(st, p)
+        pair = frozenset((a, b))
+        if self._link(a, b) != "pcie" or pair not in st.peers:
+            raise RmStatus("NV_ERR_INVALID_DEVICE", "no PCIe peer access enabled between these GPUs")
+        st.peers.discard(pair)
+        for uuid, other in ((a, b), (b, a)):
+            vas = st.vaspace.get(uuid)
+            if vas is None:
+                continue
+            owner_gpu = self.rm.gpu_by_uuid(other)
+            for r in st.ranges:
+                for va, n, owner, pt in list(r.maps):
+                    if pt is vas.pt and isinstance(owner, Memory) and owner.mem.kind == "vidmem" \
+                            and owner.gpu is owner_gpu:
+                        self._unmap(pt, r, va, n)
+
+    def _unmap_external(self, st: UvmFd, p: Any) -> None:
+        """uvm_api_unmap_external: drop one GPU's mappings in [base, base + length)."""
+        base, length = int(p.base), int(p.length)
+        self._check_range(base, length)
+        r = st.containing(base, length)
+        if r is None or r.kind != "external":
+            raise RmStatus("NV_ERR_INVALID_ADDRESS", f"[{base:#x}, +{length:#x}) is not inside one external range")
+        pt = st.pt(bytes(ffi.buffer(p.gpuUuid.uuid)))
+        self._unmap(pt, r, base, length)
 
     def _rm_object(self, fd: int, h_client: int, h: int, kind: type, what: str) -> Any:
         ctl = self.rm.fd_state(fd)
@@ -227,6 +307,7 @@ class UvmDriver(MockDriver):
         vas = st.vaspace.pop(uuid, None)
         if vas is None:
             raise RmStatus("NV_ERR_INVALID_DEVICE", "no VA space registered for this GPU")
+        self._drop_gpu_maps(st, vas.pt)
         vas.uvm_owner = None
 
     @staticmethod
@@ -248,9 +329,9 @@ class UvmDriver(MockDriver):
         if st.overlapping(base, length):
             raise RmStatus("NV_ERR_UVM_ADDRESS_IN_USE", f"[{base:#x}, +{length:#x}) overlaps a UVM range")
         # the channel's GR context buffers really live there: back the range with video memory
-        mem = MemBacking("vidmem", length, pool=self.rm.vram, name=f"hwdrv-mock-nv-ctxbuf-{p.hChannel:#x}")
+        mem = MemBacking("vidmem", length, pool=self.rm.gpu_by_uuid(uuid).vram, name=f"hwdrv-mock-nv-ctxbuf-{p.hChannel:#x}")
         pt.map(base, mem.host_addr, length)
-        st.add_range(Range(base, length, "channel", [(base, length, None)], mem, ch))
+        st.add_range(Range(base, length, "channel", [(base, length, None, pt)], mem, ch, uuid))
 
     def _unregister_channel(self, st: UvmFd, p: Any) -> None:
         ch = self.rm.obj(self.rm.client(p.hClient), p.hChannel, Channel, "hChannel")
@@ -283,6 +364,20 @@ class UvmDriver(MockDriver):
         if offset % 4096 or offset + length > mem.size:
             raise RmStatus("NV_ERR_INVALID_LIMIT", f"offset {offset:#x} + length {length:#x} exceeds the "
                                                    f"{mem.size:#x}-byte allocation")
+        # set_ext_gpu_map_location: the owning GPU must be registered here, and another GPU
+        # maps the owner's video memory only as an enabled peer
+        owner = next((u for u in st.gpus if self.rm.gpu_by_uuid(u) is mem.gpu), None)
+        if owner is None:
+            raise RmStatus("NV_ERR_INVALID_DEVICE", f"the GPU owning memory {p.hMemory:#x} is not registered "
+                                                    f"in this VA space")
+        for i in range(n):
+            a = p.perGpuAttributes[i]
+            uuid = bytes(ffi.buffer(a.gpuUuid.uuid))
+            pt = st.pt(uuid)
+            if uuid != owner and mem.mem.kind == "vidmem" and frozenset((uuid, owner)) not in st.peers:
+                raise RmStatus("NV_ERR_INVALID_DEVICE", f"GPU {uuid.hex()} maps video memory of GPU {owner.hex()} "
+                                                        f"without peer access (UVM_ENABLE_PEER_ACCESS, or an "
+                                                        f"NVLink pair)")
         for i in range(n):
             a = p.perGpuAttributes[i]
             uuid = bytes(ffi.buffer(a.gpuUuid.uuid))
@@ -290,7 +385,7 @@ class UvmDriver(MockDriver):
             writable = a.gpuMappingType != NV.UvmGpuMappingTypeReadOnly
             self._unmap(pt, r, base, length)          # a new mapping replaces what was there
             pt.map(base, mem.mem.host_addr + offset, length, writable)
-            r.maps.append((base, length, mem))
+            r.maps.append((base, length, mem, pt))
             mem.gpu_maps.append((pt, base, length))
             st.by_mem.setdefault(id(mem), []).append(r)
 
@@ -304,25 +399,29 @@ class UvmDriver(MockDriver):
     # ---- helpers ---------------------------------------------------------------------------------
     @staticmethod
     def _unmap(pt: GpuPageTable, r: Range, base: int, length: int) -> None:
+        """Drop ``pt``'s mappings in ``r`` that overlap [base, base + length)."""
         keep = []
-        for va, n, owner in r.maps:
-            if va < base + length and base < va + n:
+        for va, n, owner, mpt in r.maps:
+            if mpt is pt and va < base + length and base < va + n:
                 try:
                     pt.unmap(va, n)
                 except Exception:  # noqa: BLE001 - freed with its RM object already
                     pass
                 if isinstance(owner, Memory):
-                    owner.gpu_maps[:] = [m for m in owner.gpu_maps if m[1] != va]
+                    owner.gpu_maps[:] = [m for m in owner.gpu_maps if not (m[0] is pt and m[1] == va)]
             else:
-                keep.append((va, n, owner))
+                keep.append((va, n, owner, mpt))
         r.maps = keep
 
+    def _drop_gpu_maps(self, st: UvmFd, pt: GpuPageTable) -> None:
+        """A GPU VA space leaves: every mapping in it goes (ranges stay for the other GPUs)."""
+        for r in st.ranges:
+            if r.kind == "external":
+                self._unmap(pt, r, r.base, r.length)
+
     def _drop_range(self, st: UvmFd, r: Range) -> None:
-        pts = set(id(v.pt) for v in st.vaspace.values())
-        for vas in st.vaspace.values():
-            if id(vas.pt) in pts:
-                self._unmap(vas.pt, r, r.base, r.length)
-                pts.discard(id(vas.pt))
+        for pt in {id(m[3]): m[3] for m in r.maps}.values():
+            self._unmap(pt, r, r.base, r.length)
         if r.channel is not None:
             try:
                 r.channel.gpu.pt.unmap(r.base, r.length)
@@ -345,7 +444,7 @@ class UvmDriver(MockDriver):
             for r in candidates:
                 if r.channel is obj:
                     # the context buffers go with the channel: unmap before the pages are freed
-                    for va, n, _ in r.maps:
+                    for va, n, _, _ in r.maps:
                         try:
                             obj.gpu.pt.unmap(va, n)
                         except Exception:  # noqa: BLE001 - unmapped already
