@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One device-machine run: the hardware suite, the smoke run, the diagnosis CLI and nv_bench,
 # logs under $OUT (default ./gpu-out). Needs the wheels of ../shared/tools/gpu-wheels.sh in .whl/.
-#   bash tests/hardware/run_on_gpu.sh [suite|tensor|bench|all] [baseline-tree]
+#   bash tests/hardware/run_on_gpu.sh [suite|tensor|bench|probes|all] [baseline-tree]
+# probes: the launch-path profile (against the baseline tree when given), the TMA box probe, the
+# QMD pre-exit (PDL) probe, the elementwise and matmul config sweeps.
 # With a baseline tree (an older checkout's hwdrv/ and bench/), nv_bench runs alternately on it
 # and on this tree, so the two are compared on the same GPU in the same run.
 set -uo pipefail
@@ -18,6 +20,15 @@ if [ "$what" = suite ] || [ "$what" = all ]; then
   python3 tests/hardware/smoke.py nvidia:0 > "$OUT/smoke.log" 2>&1; echo "smoke rc=$?"
   timeout 120 python3 -m hwdrv diagnose --device nvidia:0 > "$OUT/diagnose.log" 2>&1; echo "diagnose rc=$?"
   timeout 120 python3 -m hwdrv diagnose --device nvidia:0 --json > "$OUT/diagnose.json" 2>&1; echo "diagnose json rc=$?"
+fi
+if [ "$what" = probes ]; then
+  timeout 60 python3 tests/hardware/profile_submit.py nvidia:0 > "$OUT/prof_new.txt" 2>&1
+  [ -n "$base" ] && (cd "$base" && PYTHONPATH=/tmp/site:$PWD timeout 60 python3 "$OLDPWD/tests/hardware/profile_submit.py" nvidia:0) > "$OUT/prof_base.txt" 2>&1
+  grep "per call" "$OUT"/prof_*.txt
+  timeout 80 python3 tests/hardware/tma_swizzle_probe.py > "$OUT/tma.txt" 2>&1; cut -c1-110 "$OUT/tma.txt"
+  timeout 60 python3 tests/hardware/pdl_probe.py > "$OUT/pdl.txt" 2>&1; cut -c1-200 "$OUT/pdl.txt"
+  OUT="$OUT" timeout 100 python3 bench/elementwise_sweep.py --repeat 10 > "$OUT/ew_sweep.txt" 2>&1; cat "$OUT/ew_sweep.txt"
+  timeout 150 python3 bench/tensor_bench.py --matmul-configs --repeat 5 > "$OUT/mm_sweep.txt" 2>&1; cat "$OUT/mm_sweep.txt"
 fi
 if [ "$what" = tensor ] || [ "$what" = all ]; then
   timeout "${TENSOR_S:-200}" python3 bench/tensor_bench.py --repeat 10 > "$OUT/tensor_bench.txt" 2>&1; echo "tensor bench rc=$?"
