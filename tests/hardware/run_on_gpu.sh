@@ -25,10 +25,10 @@ if [ "$what" = probes ]; then
   timeout 60 python3 tests/hardware/profile_submit.py nvidia:0 > "$OUT/prof_new.txt" 2>&1
   [ -n "$base" ] && (cd "$base" && PYTHONPATH=/tmp/site:$PWD timeout 60 python3 "$OLDPWD/tests/hardware/profile_submit.py" nvidia:0) > "$OUT/prof_base.txt" 2>&1
   grep "per call" "$OUT"/prof_*.txt
+  timeout 150 python3 bench/tensor_bench.py --matmul-configs --repeat 5 > "$OUT/mm_sweep.txt" 2>&1; cat "$OUT/mm_sweep.txt"
   timeout 80 python3 tests/hardware/tma_swizzle_probe.py > "$OUT/tma.txt" 2>&1; cut -c1-110 "$OUT/tma.txt"
   timeout 60 python3 tests/hardware/pdl_probe.py > "$OUT/pdl.txt" 2>&1; cut -c1-200 "$OUT/pdl.txt"
   OUT="$OUT" timeout 100 python3 bench/elementwise_sweep.py --repeat 10 > "$OUT/ew_sweep.txt" 2>&1; cat "$OUT/ew_sweep.txt"
-  timeout 150 python3 bench/tensor_bench.py --matmul-configs --repeat 5 > "$OUT/mm_sweep.txt" 2>&1; cat "$OUT/mm_sweep.txt"
 fi
 if [ "$what" = tensor ] || [ "$what" = all ]; then
   timeout "${TENSOR_S:-200}" python3 bench/tensor_bench.py --repeat 10 > "$OUT/tensor_bench.txt" 2>&1; echo "tensor bench rc=$?"
