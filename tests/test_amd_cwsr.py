@@ -46,14 +46,7 @@ def test_mock_kfd_queue_sizes_are_the_kernels(key):
     assert (q.ctl_stack_size, q.cwsr_size, q.debug_memory_size, q.eop_buffer_size) == C.KFD_QUEUE_SIZES[key]
 
 
-# the backend's rule (hwdrv/amd/topology.py) misses gfx1151 in the 0x60000 VGPR class that 6.12.y has:
-# its CWSR area would be smaller than the node's cwsr_size and CREATE_QUEUE would refuse it
-_BACKEND_BEHIND = {k for k in C.KFD_QUEUE_SIZES if k[0] == 110501}
-
-
-@pytest.mark.parametrize("key", [pytest.param(k, marks=pytest.mark.xfail(
-    strict=True, reason="hwdrv/amd/topology.py lacks gfx1151 (110501) in kfd_queue.c's 0x60000 VGPR class"))
-    if k in _BACKEND_BEHIND else k for k in sorted(C.KFD_QUEUE_SIZES)])
+@pytest.mark.parametrize("key", sorted(C.KFD_QUEUE_SIZES))
 def test_backend_allocates_the_cwsr_sizes_kfd_checks(key):
     from hwdrv.amd.topology import Node
     q = Node(1, 0x1234, _node_props(*key)).queue_sizes()

@@ -356,10 +356,15 @@ def test_mock_alloc_does_not_slow_down_with_live_buffers(dev):
     """alloc went from 0.6 ms to 9 ms as live buffers grew from 1k to 11k (the mock page table
     was rebuilt in Python for every mapping)."""
     def per_alloc(n):
-        t = time.perf_counter()
-        for _ in range(n):
-            keep.append(dev.alloc(4096))
-        return (time.perf_counter() - t) / n
+        # the fastest of several batches: robust against this process being preempted on a
+        # busy machine (the regression was 15x, far beyond scheduling noise)
+        best = float("inf")
+        for _ in range(5):
+            t = time.perf_counter()
+            for _ in range(n // 5):
+                keep.append(dev.alloc(4096))
+            best = min(best, (time.perf_counter() - t) / (n // 5))
+        return best
     keep = []
     early = per_alloc(300)
     per_alloc(3000)
