@@ -12,6 +12,8 @@ own cached program.
 * ``simt`` (``matmul_simt.py``, f32 and the other narrow-float shapes): register-tiled FMAs."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .dtype import DType, bfloat16, float16
 from .matmul_mma import MmaConfig, mma_kernel
 from .matmul_ptx import MatmulKernel, TensorMapSpec
@@ -42,12 +44,16 @@ def uses_wgmma(arch: str, dtype: DType, m: int, n: int, k: int) -> bool:
 
 
 def matmul_kernel(arch: str, dtype: DType, m: int, n: int, k: int,
-                  config: Config | None = None) -> MatmulKernel:
+                  config: Config | None = None, sms: int | None = None) -> MatmulKernel:
     """The kernel for a (m, k) @ (k, n) matmul of ``dtype`` on ``arch``. ``config`` picks the
     path when it names one the case can take (a WgmmaConfig or MmaConfig for tensor cores, a
-    SimtConfig otherwise) and sets its tile shape; else the case gets its best path's default."""
+    SimtConfig otherwise) and sets its tile shape; else the case gets its best path's default.
+    ``sms``: the device's SM count, the persistent grid of the default wgmma config (one block
+    per SM: its shared memory allows no second)."""
     if uses_wgmma(arch, dtype, m, n, k) and not isinstance(config, MmaConfig):
-        return wgmma_kernel(dtype, m, n, k, config if isinstance(config, WgmmaConfig) else DEFAULT_WGMMA)
+        if not isinstance(config, WgmmaConfig):
+            config = replace(DEFAULT_WGMMA, sms=sms) if sms else DEFAULT_WGMMA
+        return wgmma_kernel(dtype, m, n, k, config)
     if uses_tensor_cores(arch, dtype, k, n):
         return mma_kernel(arch, dtype, m, n, k, config if isinstance(config, MmaConfig) else DEFAULT_MMA)
     return simt_kernel(arch, dtype, m, n, k, config if isinstance(config, SimtConfig) else DEFAULT_SIMT)

@@ -161,7 +161,8 @@ class Runtime:
             key = ("matmul", node.dtype.name, m, n, k, cfg)
             if key not in self.programs:
                 own = getattr(self.renderer, "matmul_kernel", None)    # the target's generator
-                mk = own(node.dtype, m, n, k, cfg) if own else matmul_kernel(self.device.arch, node.dtype, m, n, k, cfg)
+                mk = own(node.dtype, m, n, k, cfg) if own else \
+                    matmul_kernel(self.device.arch, node.dtype, m, n, k, cfg, getattr(self.device, "sm_count", None))
                 self.programs[key] = (self._compile(mk.ptx, mk.name, f"matmul {m}x{k}x{n}", mk.target), mk)
             prog, mk = self.programs[key]
             launch = Launch(mk.name, node.shape, mk.grid, mk.block)
