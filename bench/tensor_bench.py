@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tensor import Tensor, dtypes, runtime  # noqa: E402
-from tensor.matmul import MmaConfig, WgmmaConfig  # noqa: E402
+from tensor.matmul import MmaConfig, Tf32Config, WgmmaConfig  # noqa: E402
 
 TARGETS = {"add": 1.0, "softmax": 1.0, "sum last": None, "sum first": None, "matmul f32": 0.9,
            "matmul f16": 0.95, "matmul bf16": 0.95}
@@ -51,7 +51,8 @@ def cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple, objec
                 ("matmul 64 f16", "matmul f16", (64, 64, 64), dtypes.float16, None),
                 ("matmul 64 f16 mma.sync", "matmul f16", (64, 64, 64), dtypes.float16, MmaConfig()),
                 ("matmul 200x136x72 bf16", "matmul bf16", (200, 136, 72), dtypes.bfloat16, None),
-                ("matmul 64 f32", "matmul f32", (64, 64, 64), dtypes.float32, None)]
+                ("matmul 64 f32", "matmul f32", (64, 64, 64), dtypes.float32, None),
+                ("matmul 64 f32 tf32", "matmul f32", (64, 64, 64), dtypes.float32, Tf32Config())]
     s = 16 if quick else 1
     add_n = (1 << 28) // s                 # 1 GiB of f32
     return [("add 1GiB f32", "add", (add_n,), dtypes.float32, None),
@@ -67,7 +68,10 @@ def cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple, objec
             # ragged tiles in every dimension (M % 128, N % 256, K % 64)
             ("matmul 6000x5000x4104 f16", "matmul f16", (6000 // s, 5000 // s, 4104 // s // 8 * 8),
              dtypes.float16, None),
-            ("matmul 4096 f32", "matmul f32", (4096 // s,) * 3, dtypes.float32, None)]
+            ("matmul 4096 f32", "matmul f32", (4096 // s,) * 3, dtypes.float32, None),
+            # the opt-in TF32 path (matmul_precision("tf32")); torch's column is exact f32 unless
+            # torch.backends.cuda.matmul.allow_tf32 is set
+            ("matmul 4096 f32 tf32", "matmul f32", (4096 // s,) * 3, dtypes.float32, Tf32Config())]
 
 
 def sweep_cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple, object, object]]:
@@ -138,6 +142,8 @@ def check_matmul(got: np.ndarray, a: Tensor, b: Tensor, dt, samples: int = 32) -
     rows = rng.integers(0, ha.shape[0], samples)
     cols = rng.integers(0, hb.shape[1], samples)
     rtol = {dtypes.float16: 1e-2, dtypes.bfloat16: 3e-2}.get(dt, 1e-4)
+    if "matmul_tf32_" in runtime(a.device).stats.history[-1].name:
+        rtol = 2e-3                     # inputs rounded to 10 fraction bits
     atol = rtol * np.sqrt(ha.shape[1]) * max(1.0, float(np.abs(ha).max() * np.abs(hb).max()))
     np.testing.assert_allclose(got[rows].astype(np.float64), ha[rows] @ hb, rtol=rtol, atol=atol,
                                err_msg=f"matmul {ha.shape} @ {hb.shape} rows")

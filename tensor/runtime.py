@@ -20,7 +20,7 @@ from hwdrv.trace import Span
 from .dtype import DType, bfloat16, bool_, bf16_bits_to_f32, f32_to_bf16_bits
 from .lazy import LazyNode
 from .lower import lower
-from .matmul import Config, MatmulKernel, matmul_kernel
+from .matmul import Config, MatmulKernel, matmul_kernel, matmul_precision
 from .ops import Op
 from .profile import maybe_start
 from .render import renderer_for
@@ -158,11 +158,13 @@ class Runtime:
             a, b = (s.node for s in node.srcs)
             (m, k), n = node.srcs[0].shape, node.shape[1]     # views: a prefix of their node
             cfg = self.matmul_configs.get(node.dtype.name)
-            key = ("matmul", node.dtype.name, m, n, k, cfg)
+            precision = matmul_precision()
+            key = ("matmul", node.dtype.name, m, n, k, cfg, precision)
             if key not in self.programs:
                 own = getattr(self.renderer, "matmul_kernel", None)    # the target's generator
                 mk = own(node.dtype, m, n, k, cfg) if own else \
-                    matmul_kernel(self.device.arch, node.dtype, m, n, k, cfg, getattr(self.device, "sm_count", None))
+                    matmul_kernel(self.device.arch, node.dtype, m, n, k, cfg, getattr(self.device, "sm_count", None),
+                                  precision)
                 self.programs[key] = (self._compile(mk.ptx, mk.name, f"matmul {m}x{k}x{n}", mk.target), mk)
             prog, mk = self.programs[key]
             launch = Launch(mk.name, node.shape, mk.grid, mk.block)
