@@ -17,8 +17,9 @@ Structure (the fast.cu / CUTLASS "warp-specialized persistent" shape, nvidia-per
 * Warpgroups 1..``consumers`` take more registers (``setmaxnreg.inc``) and each multiplies a
   64-row slice of the tile: per k-tile four ``wgmma.mma_async.m64n{bn}k16`` on shared-memory
   descriptors (A K-major, B N-major with ``imm-trans-b``; 128B swizzle), committed and retired
-  with ``wgmma.wait_group 0`` before the stage is handed back. The first k-step of a tile uses
-  scale-d = false instead of zeroing the accumulators.
+  with ``wgmma.wait_group`` before the stage is handed back (``lag``: right away, or one
+  k-tile later). The first k-step of a tile uses scale-d = false instead of zeroing the
+  accumulators.
 * The epilogue rounds the f32 accumulators to the output type in pairs and stores them with
   ``st.global.b32`` (predicated against M and N for tiles on the ragged edge) while the producer
   already streams the next tile's stages.
@@ -53,6 +54,7 @@ _DESC_LBO_BIT, _DESC_SBO_BIT, _DESC_SWIZZLE_BIT = 16, 32, 62
 _DESC_SWIZZLE_128B = 1
 _DESC_SHIFT = 4                   # fields hold byte values >> 4
 SWIZZLE_ROWS = 8                  # rows of one swizzle atom: SBO is the stride of 8-row groups
+L2_PROMOTION = 256                # bytes: tile rows are 128 B, neighbouring rows share L2 sectors
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,15 @@ class WgmmaConfig:
     """Tile shape and pipeline of the wgmma kernel: ``consumers`` warpgroups of 64 rows each
     (bm = 64 * consumers), ``bn`` columns per wgmma (a multiple of 64 up to 256), ``stages``
     shared-memory stages, ``group`` tile rows per raster group, at most ``sms`` persistent
-    blocks (132: the SM count of H100 SXM / H200)."""
+    blocks (132: the SM count of H100 SXM / H200). ``lag`` 1 keeps one k-tile's wgmmas in flight
+    (``wait_group 1``) and hands its stage back one k-tile later (CUTLASS's order); 0 retires
+    every k-tile before the next is issued (fast.cu's order)."""
     bn: int = 256
     consumers: int = 2
     stages: int = 4
     group: int = 8
     sms: int = 132
+    lag: int = 0
 
     @property
     def bm(self) -> int:
@@ -101,13 +106,14 @@ class WgmmaConfig:
     def check(self) -> None:
         """Raise ValueError unless the kernel can be built (wgmma N, shared memory, registers)."""
         ok = (self.bn % SLAB == 0 and SLAB <= self.bn <= 256 and 1 <= self.consumers <= 3
-              and self.stages >= 2 and self.group >= 1 and self.sms >= 1 and self.shared <= SMEM_LIMIT
+              and self.stages >= 2 + self.lag and self.lag in (0, 1) and self.group >= 1 and self.sms >= 1 and self.shared <= SMEM_LIMIT
               and self.consumer_regs >= self.bn // 2 + 24)        # accumulators + addresses
         if not ok:
             raise ValueError(f"unsupported wgmma tile config {self}")
 
     def tag(self) -> str:
-        return f"{self.bm}x{self.bn}x{BK}_c{self.consumers}_s{self.stages}_g{self.group}_p{self.sms}"
+        return (f"{self.bm}x{self.bn}x{BK}_c{self.consumers}_s{self.stages}_g{self.group}_p{self.sms}"
+                + (f"_l{self.lag}" if self.lag else ""))
 
 
 def _desc_template(lbo: int, sbo: int) -> int:
@@ -127,8 +133,8 @@ def wgmma_kernel(dtype: DType, m: int, n: int, k: int, cfg: WgmmaConfig) -> Matm
     g.emit()
     tiles = cdiv(m, cfg.bm) * cdiv(n, cfg.bn)
     t = dtype.ptx
-    maps = (TensorMapSpec("a", t, (k, m), (k * 2,), (BK, cfg.bm), SWIZZLE),
-            TensorMapSpec("b", t, (n, k), (n * 2,), (SLAB, BK), SWIZZLE))
+    maps = (TensorMapSpec("a", t, (k, m), (k * 2,), (BK, cfg.bm), SWIZZLE, L2_PROMOTION),
+            TensorMapSpec("b", t, (n, k), (n * 2,), (SLAB, BK), SWIZZLE, L2_PROMOTION))
     return MatmulKernel(name, g.text(name), (min(tiles, cfg.sms), 1, 1), (cfg.threads, 1, 1), cfg.shared,
                         target=TARGET, tensor_maps=maps)
 
@@ -265,8 +271,8 @@ class _Gen:
         nacc = c.bn // 2
         acc = [f"%d{i}" for i in range(nacc)]
         e.reg("f32", *[a[1:] for a in acc])
-        e.reg("pred", "pd", "pt")
-        e.reg("b32", "wt", "sa_c", "lead")
+        e.reg("pred", "pd", "pt", "pr")
+        e.reg("b32", "wt", "sa_c", "lead", "prev")
         e.reg("b64", "da", "db", "dai", "dbi")
         e(f"setmaxnreg.inc.sync.aligned.u32 {c.consumer_regs};")
         e("sub.u32 %wt, %thr, 128;")                 # thread within the consumer warpgroups
@@ -307,14 +313,23 @@ class _Gen:
             a, b = ("%dai", "%dbi") if ks else ("%da", "%db")
             e(f"wgmma.mma_async.sync.aligned.m64n{c.bn}k{K_STEP}.f32.{t}.{t} {dvec}, {a}, {b}, {scale}, 1, 1, 0, 1;")
         e("wgmma.commit_group.sync.aligned;")
-        e("wgmma.wait_group.sync.aligned 0;")
-        e("shl.b32 %x, %stage, 3;")
-        e("add.u32 %x, %x, %empty;")
-        e("@%pt mbarrier.arrive.shared::cta.b64 _, [%x];")
+        e(f"wgmma.wait_group.sync.aligned {c.lag};")
+        if c.lag:                                   # the previous k-tile is retired: free its stage
+            e("setp.ne.and.u32 %pr, %kt, 0, %pt;")
+            e("@%pr mbarrier.arrive.shared::cta.b64 _, [%prev];")
+            e("shl.b32 %prev, %stage, 3;")
+            e("add.u32 %prev, %prev, %empty;")
+        else:
+            e("shl.b32 %x, %stage, 3;")
+            e("add.u32 %x, %x, %empty;")
+            e("@%pt mbarrier.arrive.shared::cta.b64 _, [%x];")
         self.next_stage()
         e("add.u32 %kt, %kt, 1;")
         e(f"setp.lt.u32 %p, %kt, {self.ktiles};")
         e("@%p bra $C_K;")
+        if c.lag:
+            e("wgmma.wait_group.sync.aligned 0;")
+            e("@%pt mbarrier.arrive.shared::cta.b64 _, [%prev];")
         self.tile_coords()
         self.epilogue(acc)
         e("mov.u32 %x, %nctaid.x;")

@@ -195,8 +195,8 @@ class Runtime:
             self.tensor_maps.move_to_end(key)
             return hit
         vas = {"a": a.va, "b": b.va}
-        raw = b"".join(encode_tiled(vas[t.operand], t.dtype, t.dims, t.strides, t.box, swizzle=t.swizzle)
-                       for t in mk.tensor_maps)
+        raw = b"".join(encode_tiled(vas[t.operand], t.dtype, t.dims, t.strides, t.box, swizzle=t.swizzle,
+                                    l2_promotion=t.l2_promotion) for t in mk.tensor_maps)
         buf = self.device.alloc(len(mk.tensor_maps) * TENSOR_MAP_BYTES)
         self.device.upload(buf, np.frombuffer(raw, np.uint8))
         self.tensor_maps[key] = buf
