@@ -139,3 +139,26 @@ def test_kernels_assemble_for_sm90a_without_spills(cfg):
         log = _ptxas(matmul_kernel("sm_90", dt, m, n, k, cfg).ptx)
         assert re.search(r"0 bytes spill stores, 0 bytes spill loads", log), log
         assert "serialized" not in log, log          # ptxas warns when it must serialize wgmma
+
+
+def test_runtime_assembles_sm90a_kernels_with_an_sm90a_ptxas():
+    """On a real device (a PtxasCompiler for sm_90) the runtime hands .target sm_90a kernels to
+    a ptxas for sm_90a (ptxas refuses sm_90a PTX for -arch=sm_90); the mock's compiler keeps
+    the PTX as it is."""
+    from hwdrv.nvidia.compiler import PtxasCompiler, find_ptxas
+    from tensor.runtime import Runtime
+
+    class Device:
+        compiler = PtxasCompiler(arch="sm_90", ptxas=find_ptxas() or "ptxas")
+
+    class Fake:
+        device = Device()
+        _compilers: dict = {}
+    got = Runtime._compiler(Fake, "sm_90a")
+    assert isinstance(got, PtxasCompiler) and got.arch == "sm_90a"
+    assert Runtime._compiler(Fake, "sm_90a") is got and Runtime._compiler(Fake, None) is Device.compiler
+    mock = tensor.runtime(DEVICE)
+    assert mock._compiler("sm_90a") is mock.device.compiler
+    if find_ptxas() is None:
+        pytest.skip("no ptxas found (install the `nvidia` extra)")
+    assert got.compile(matmul_kernel("sm_90", dtypes.float16, 256, 256, 256).ptx)[:4] == b"\x7fELF"
