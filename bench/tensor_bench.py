@@ -37,7 +37,9 @@ TARGETS = {"add": 1.0, "softmax": 1.0, "sum last": None, "sum first": None, "mat
 #: configs --matmul-configs tries (None: the default path, wgmma on sm_90)
 MATMUL_SWEEP = [None, WgmmaConfig(stages=3), WgmmaConfig(bn=128, stages=6), WgmmaConfig(bn=256, consumers=1),
                 WgmmaConfig(bn=192, consumers=3, stages=3), WgmmaConfig(group=16), WgmmaConfig(group=4),
-                WgmmaConfig(lag=1), WgmmaConfig(stages=3, lag=1), MmaConfig()]
+                WgmmaConfig(lag=1), WgmmaConfig(stages=3, lag=1), WgmmaConfig(stages=3, store="tma"),
+                WgmmaConfig(stages=3, lag=1, store="tma"), WgmmaConfig(bn=128, stages=5, lag=1, store="tma"),
+                MmaConfig()]
 
 
 def cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple, object, object]]:

@@ -21,12 +21,14 @@ Structure (the fast.cu / CUTLASS "warp-specialized persistent" shape, nvidia-per
   k-tile later). The first k-step of a tile uses scale-d = false instead of zeroing the
   accumulators.
 * The epilogue rounds the f32 accumulators to the output type in pairs and stores them with
-  ``st.global.b32`` (predicated against M and N for tiles on the ragged edge) while the producer
-  already streams the next tile's stages.
+  ``st.global.b32`` (predicated against M and N for tiles on the ragged edge), or (store
+  "tma") into a swizzled shared buffer that TMA writes out, while the producer already streams
+  the next tile's stages.
 
 The maps are tiled tensor maps (``hwdrv.nvidia.tensormap``) the host encodes per call from the
 operands' addresses (:attr:`MatmulKernel.tensor_maps`); the kernel takes them from global
-memory through a pointer (``pmaps``: A's map, then B's, 128 bytes each; the form that needs no
+memory through a pointer (``pmaps``: A's map, then B's, then C's for TMA stores, 128 bytes
+each; the form that needs no
 driver-filled constant-bank slot, nvidia-perf.md 2.4) after ``fence.proxy.tensormap``. Rows
 past M or N and k past K read as zeros (TMA out-of-bound fill), so any M works; K and N must
 be multiples of 8 (the maps' 16-byte row strides)."""
@@ -64,13 +66,17 @@ class WgmmaConfig:
     shared-memory stages, ``group`` tile rows per raster group, at most ``sms`` persistent
     blocks (132: the SM count of H100 SXM / H200). ``lag`` 1 keeps one k-tile's wgmmas in flight
     (``wait_group 1``) and hands its stage back one k-tile later (CUTLASS's order); 0 retires
-    every k-tile before the next is issued (fast.cu's order)."""
+    every k-tile before the next is issued (fast.cu's order). ``store`` "direct": each thread
+    stores its accumulator pairs with st.global; "tma": the pairs go to a 128B-swizzled
+    shared buffer per consumer that one thread writes out with TMA tensor stores (clipped at
+    the edges), which drain while the next tile is multiplied."""
     bn: int = 256
     consumers: int = 2
     stages: int = 4
     group: int = 8
     sms: int = 132
     lag: int = 0
+    store: str = "direct"
 
     @property
     def bm(self) -> int:
@@ -89,8 +95,22 @@ class WgmmaConfig:
         return self.a_bytes + self.bn * BK * 2
 
     @property
+    def c_offset(self) -> int:
+        """Offset of the C staging buffers (store "tma") from the aligned base: after the
+        stages and their 2 mbarriers each, 1024-aligned for the swizzle."""
+        return -(-(self.stages * self.stage_bytes + 16 * self.stages) // ALIGN) * ALIGN
+
+    @property
+    def c_bytes(self) -> int:
+        """One consumer's C staging buffer: 64 rows x bn, as bn/64 boxes of 64 x 64."""
+        return WG_M * self.bn * 2 if self.store == "tma" else 0
+
+    @property
     def shared(self) -> int:
-        """Dynamic shared bytes: the stages, 2 mbarriers per stage, and slack to align the base."""
+        """Dynamic shared bytes: slack to align the base, the stages with 2 mbarriers each, and
+        the C staging buffers of store "tma"."""
+        if self.store == "tma":
+            return ALIGN + self.c_offset + self.consumers * self.c_bytes
         return ALIGN + self.stages * self.stage_bytes + 16 * self.stages
 
     @property
@@ -106,14 +126,15 @@ class WgmmaConfig:
     def check(self) -> None:
         """Raise ValueError unless the kernel can be built (wgmma N, shared memory, registers)."""
         ok = (self.bn % SLAB == 0 and SLAB <= self.bn <= 256 and 1 <= self.consumers <= 3
-              and self.stages >= 2 + self.lag and self.lag in (0, 1) and self.group >= 1 and self.sms >= 1 and self.shared <= SMEM_LIMIT
+              and self.stages >= 2 + self.lag and self.lag in (0, 1) and self.store in ("direct", "tma")
+              and self.group >= 1 and self.sms >= 1 and self.shared <= SMEM_LIMIT
               and self.consumer_regs >= self.bn // 2 + 24)        # accumulators + addresses
         if not ok:
             raise ValueError(f"unsupported wgmma tile config {self}")
 
     def tag(self) -> str:
         return (f"{self.bm}x{self.bn}x{BK}_c{self.consumers}_s{self.stages}_g{self.group}_p{self.sms}"
-                + (f"_l{self.lag}" if self.lag else ""))
+                + (f"_l{self.lag}" if self.lag else "") + ("_tma" if self.store == "tma" else ""))
 
 
 def _desc_template(lbo: int, sbo: int) -> int:
@@ -135,6 +156,8 @@ def wgmma_kernel(dtype: DType, m: int, n: int, k: int, cfg: WgmmaConfig) -> Matm
     t = dtype.ptx
     maps = (TensorMapSpec("a", t, (k, m), (k * 2,), (BK, cfg.bm), SWIZZLE, L2_PROMOTION),
             TensorMapSpec("b", t, (n, k), (n * 2,), (SLAB, BK), SWIZZLE, L2_PROMOTION))
+    if cfg.store == "tma":
+        maps += (TensorMapSpec("c", t, (n, m), (n * 2,), (SLAB, WG_M), SWIZZLE),)
     return MatmulKernel(name, g.text(name), (min(tiles, cfg.sms), 1, 1), (cfg.threads, 1, 1), cfg.shared,
                         target=TARGET, tensor_maps=maps)
 
@@ -286,7 +309,7 @@ class _Gen:
         e("mov.u32 %tile, %ctaid.x;")
         e("$C_TILE:")
         e(f"setp.ge.u32 %p, %tile, {self.tiles};")
-        e("@%p bra $DONE;")
+        e(f"@%p bra {'$C_END' if c.store == 'tma' else '$DONE'};")
         e("mov.u32 %kt, 0;")
         e("$C_K:")
         self.wait("$C_WAIT", "%full", "%ph")
@@ -331,10 +354,16 @@ class _Gen:
             e("wgmma.wait_group.sync.aligned 0;")
             e("@%pt mbarrier.arrive.shared::cta.b64 _, [%prev];")
         self.tile_coords()
-        self.epilogue(acc)
+        if c.store == "tma":
+            self.tma_epilogue(acc)
+        else:
+            self.epilogue(acc)
         e("mov.u32 %x, %nctaid.x;")
         e("add.u32 %tile, %tile, %x;")
         e("bra.uni $C_TILE;")
+        if c.store == "tma":
+            e("$C_END:")                            # the shared buffers must outlive the stores
+            e("@%pt cp.async.bulk.wait_group 0;")
         e("$DONE:")
 
     def epilogue(self, acc: list[str]) -> None:
@@ -392,3 +421,49 @@ class _Gen:
                 e(f"setp.lt.and.u32 %pv, %x, {self.n}, {'%pr1' if dr else '%pr0'};")
                 guard = "@%pv "
             e(f"{guard}st.global.b32 [%ptr+{(dr * self.n + dc) * 2}], %pk;")
+
+    def tma_epilogue(self, acc: list[str]) -> None:
+        """Store "tma": accumulator pairs into this consumer's shared buffer as TMA's 128B
+        swizzle lays out a 64 x 64 box (row r, 16-byte chunk q%8 of box q/8 at chunk (q%8) ^ (r%8):
+        the 8 rows a warp writes at once land in distinct banks), then one thread stores the
+        bn/64 boxes with cp.async.bulk.tensor (out-of-bound rows and columns are not written)."""
+        e, c, t = self.e, self.c, self.t
+        e.reg("b32", "cbuf", "crow8", "xg", "bid", "pk")
+        e.reg("b64", "map_c")
+        e("shr.u32 %x, %wt, 7;")                     # consumer index
+        e("add.u32 %bid, %x, 1;")                    # named barrier 1 + consumer: its 128 threads
+        e(f"mad.lo.u32 %cbuf, %x, {c.c_bytes}, %sbase;")
+        e(f"add.u32 %cbuf, %cbuf, {c.c_offset};")
+        # the previous tile's stores must have read the buffer before it is overwritten
+        e("@%pt cp.async.bulk.wait_group.read 0;")
+        e("bar.sync %bid, 128;")
+        e("and.b32 %x, %wt, 127;")
+        e("shr.u32 %y, %x, 5;")                      # warp
+        e("and.b32 %x, %x, 31;")                     # lane
+        e("and.b32 %xg, %x, 3;")
+        e("shl.b32 %xg, %xg, 2;")                    # 4 t: the pair's bytes in its chunk
+        e("shr.u32 %x, %x, 2;")                      # g
+        e("shl.b32 %y, %y, 4;")
+        e("add.u32 %y, %y, %x;")                     # row 16 w + g
+        e(f"mad.lo.u32 %crow8, %y, {SWIZZLE}, %cbuf;")
+        e("add.u32 %crow8, %crow8, %xg;")
+        e("shl.b32 %xg, %x, 4;")                     # g * 16: the swizzle XOR of rows g and g + 8
+        box = SLAB * WG_M * 2
+        for i in range(0, len(acc), 2):
+            q, h = i // 4, (i % 4) // 2
+            e(f"cvt.rn.{t}x2.f32 %pk, {acc[i + 1]}, {acc[i]};")
+            e(f"xor.b32 %x, %xg, {(q % 8) * 16};")
+            e("add.u32 %x, %x, %crow8;")
+            e(f"st.shared.b32 [%x+{(q // 8) * box + h * 8 * SWIZZLE}], %pk;")
+        e("fence.proxy.async.shared::cta;")          # generic-proxy writes before TMA reads them
+        e("bar.sync %bid, 128;")
+        e("@!%pt bra $C_STORED;")
+        e("ld.param.u64 %map_c, [pmaps];")
+        e("add.s64 %map_c, %map_c, 256;")
+        e("shr.u32 %x, %wt, 7;")
+        e(f"mad.lo.u32 %y, %x, {WG_M}, %row0;")
+        for j in range(c.bn // SLAB):
+            e(f"add.u32 %x, %col0, {j * SLAB};")
+            e(f"cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%map_c, {{%x, %y}}], [%cbuf+{j * box}];")
+        e("cp.async.bulk.commit_group;")
+        e("$C_STORED:")

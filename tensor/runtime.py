@@ -77,7 +77,7 @@ class Runtime:
         #: matmul tile shapes by dtype name, overriding matmul.py's defaults where they suit
         #: the case's path (bench/tensor_variants.py sets these)
         self.matmul_configs: dict[str, Config] = {}
-        #: tensor-map buffers of TMA matmuls by (kernel, A address, B address), newest last
+        #: tensor-map buffers of TMA matmuls by (kernel, operand addresses), newest last
         self.tensor_maps: OrderedDict[tuple, Any] = OrderedDict()
         self._compilers: dict[str, Any] = {}    # ptxas for kernels that need another target
         maybe_start(self)
@@ -169,7 +169,7 @@ class Runtime:
             prog, mk = self.programs[key]
             launch = Launch(mk.name, node.shape, mk.grid, mk.block)
             if mk.tensor_maps:
-                args = [out, self._tensor_map_buffer(mk, buf(a), buf(b))]
+                args = [out, self._tensor_map_buffer(mk, {"a": buf(a), "b": buf(b), "c": out})]
             else:
                 args = [out, buf(a), buf(b)]
             return _Call(node, prog, args, launch, mk.shared)
@@ -184,17 +184,17 @@ class Runtime:
         launch = Launch(kernel.name, node.shape, grid, (BLOCK, 1, 1))
         return _Call(node, self.programs[key], [out] + [buf(i) for i in inputs], launch)
 
-    def _tensor_map_buffer(self, mk: MatmulKernel, a: Any, b: Any) -> Any:
-        """A device buffer holding the tensor maps ``mk`` reads for operands ``a``, ``b`` (encoded
-        and uploaded once per kernel and pair of buffer addresses; a map holds only addresses and
-        shapes, so a reused address gets a correct map)."""
+    def _tensor_map_buffer(self, mk: MatmulKernel, operands: dict[str, Any]) -> Any:
+        """A device buffer holding the tensor maps ``mk`` reads over ``operands`` (buffers by
+        name: "a", "b", "c"), encoded and uploaded once per kernel and set of addresses (a map
+        holds only an address and a shape, so a reused address gets a correct map)."""
         from hwdrv.nvidia.tensormap import TENSOR_MAP_BYTES, encode_tiled
-        key = (mk.name, a.va, b.va)
+        vas = {t.operand: operands[t.operand].va for t in mk.tensor_maps}
+        key = (mk.name, *sorted(vas.items()))
         hit = self.tensor_maps.get(key)
         if hit is not None:
             self.tensor_maps.move_to_end(key)
             return hit
-        vas = {"a": a.va, "b": b.va}
         raw = b"".join(encode_tiled(vas[t.operand], t.dtype, t.dims, t.strides, t.box, swizzle=t.swizzle,
                                     l2_promotion=t.l2_promotion) for t in mk.tensor_maps)
         buf = self.device.alloc(len(mk.tensor_maps) * TENSOR_MAP_BYTES)

@@ -33,6 +33,8 @@ CASES = [
     (WgmmaConfig(bn=192, consumers=3, stages=2, group=2, sms=4), 384, 72, 200),
     (WgmmaConfig(bn=64, stages=4, group=1, sms=1), 72, 8, 8),             # K and N of one 16-byte row
     (WgmmaConfig(bn=128, stages=3, sms=2, lag=1), 136, 456, 264),         # stages handed back a k-tile late
+    (WgmmaConfig(stages=3, sms=2, store="tma"), 264, 72, 520),            # TMA stores, clipped at the edges
+    (WgmmaConfig(bn=64, consumers=1, stages=3, sms=3, lag=1, store="tma"), 130, 200, 264),
 ]
 
 
@@ -90,6 +92,8 @@ def test_tensor_maps_describe_the_operands():
     assert (a.operand, a.dtype, a.dims, a.strides, a.box, a.swizzle) == ("a", "bf16", (200, 300), (400,), (64, 128), 128)
     assert (b.operand, b.dims, b.strides, b.box) == ("b", (520, 200), (1040,), (64, 64))
     assert a.l2_promotion == b.l2_promotion == 256
+    c, = matmul_kernel("sm_90", dtypes.bfloat16, 300, 520, 200, WgmmaConfig(stages=3, store="tma")).tensor_maps[2:]
+    assert (c.operand, c.dims, c.strides, c.box, c.swizzle) == ("c", (520, 300), (1040,), (64, 64), 128)
     assert k.grid == (3 * 5, 1, 1) and k.block == (384, 1, 1)
 
 
@@ -108,14 +112,16 @@ def test_tensor_maps_are_cached_per_buffer_pair():
 
 def test_bad_configs_are_refused():
     for cfg in (WgmmaConfig(bn=96), WgmmaConfig(bn=320), WgmmaConfig(consumers=4), WgmmaConfig(stages=1),
-                WgmmaConfig(stages=5), WgmmaConfig(stages=2, lag=1), WgmmaConfig(lag=2)):                 # 5 x 48 KiB stages do not fit 227 KiB
+                WgmmaConfig(stages=5), WgmmaConfig(stages=2, lag=1), WgmmaConfig(lag=2),
+                WgmmaConfig(store="tma"), WgmmaConfig(stages=3, store="smem")):  # 4 stages + C buffers: too big                 # 5 x 48 KiB stages do not fit 227 KiB
         with pytest.raises(ValueError, match="unsupported wgmma tile config"):
             matmul_kernel("sm_90", dtypes.float16, 256, 256, 256, cfg)
 
 
 # ---- ptxas ---------------------------------------------------------------------------------------
 BIG = [WgmmaConfig(), WgmmaConfig(stages=3), WgmmaConfig(bn=128, stages=6), WgmmaConfig(bn=256, consumers=1, stages=4),
-       WgmmaConfig(bn=192, consumers=3, stages=3), WgmmaConfig(group=16), WgmmaConfig(lag=1)]
+       WgmmaConfig(bn=192, consumers=3, stages=3), WgmmaConfig(group=16), WgmmaConfig(lag=1),
+       WgmmaConfig(stages=3, store="tma"), WgmmaConfig(bn=128, stages=5, lag=1, store="tma")]
 
 
 def _ptxas(src: str) -> str:
