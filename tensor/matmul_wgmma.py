@@ -36,6 +36,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hwdrv.nvidia.tensormap import TENSOR_MAP_BYTES
+
 from .dtype import DType
 from .matmul_ptx import MatmulKernel, Ptx, TensorMapSpec, cdiv
 
@@ -48,6 +50,8 @@ WG = 128                          # threads per warpgroup
 WG_M = 64                         # rows of one wgmma
 K_STEP = 16                       # k of one wgmma (16-bit types)
 REGS = 65536                      # registers per SM (sm_90)
+MAX_THREAD_REGS = 248             # the largest multiple of 8 (setmaxnreg's unit) below 255
+MBARRIER_BYTES = 8
 PRODUCER_REGS = 40                # what the producer warpgroup keeps after setmaxnreg.dec
 SMEM_LIMIT = 227 << 10            # dynamic shared memory a block may have on sm_90
 ALIGN = 1024                      # 128B-swizzle atoms repeat every 8 rows of 128 bytes
@@ -98,7 +102,7 @@ class WgmmaConfig:
     def c_offset(self) -> int:
         """Offset of the C staging buffers (store "tma") from the aligned base: after the
         stages and their 2 mbarriers each, 1024-aligned for the swizzle."""
-        return -(-(self.stages * self.stage_bytes + 16 * self.stages) // ALIGN) * ALIGN
+        return -(-(self.stages * (self.stage_bytes + 2 * MBARRIER_BYTES)) // ALIGN) * ALIGN
 
     @property
     def c_bytes(self) -> int:
@@ -111,17 +115,17 @@ class WgmmaConfig:
         the C staging buffers of store "tma"."""
         if self.store == "tma":
             return ALIGN + self.c_offset + self.consumers * self.c_bytes
-        return ALIGN + self.stages * self.stage_bytes + 16 * self.stages
+        return ALIGN + self.stages * (self.stage_bytes + 2 * MBARRIER_BYTES)
 
     @property
     def launch_regs(self) -> int:
         """Registers per thread at launch (.maxnreg): an equal share of the file, multiple of 8."""
-        return min(REGS // self.threads // 8 * 8, 248)
+        return min(REGS // self.threads // 8 * 8, MAX_THREAD_REGS)
 
     @property
     def consumer_regs(self) -> int:
         """What each consumer thread raises to: the file minus the producer's share."""
-        return min((REGS - WG * PRODUCER_REGS) // (WG * self.consumers) // 8 * 8, 248)
+        return min((REGS - WG * PRODUCER_REGS) // (WG * self.consumers) // 8 * 8, MAX_THREAD_REGS)
 
     def check(self) -> None:
         """Raise ValueError unless the kernel can be built (wgmma N, shared memory, registers)."""
@@ -193,12 +197,12 @@ class _Gen:
         e(f"add.u32 %sbase, %sbase, {ALIGN - 1};")
         e(f"and.b32 %sbase, %sbase, {-ALIGN & 0xFFFFFFFF};")
         e(f"add.u32 %full, %sbase, {c.stages * c.stage_bytes};")     # full[s] at full + 8 s
-        e(f"add.u32 %empty, %full, {8 * c.stages};")                  # empty[s] at empty + 8 s
+        e(f"add.u32 %empty, %full, {MBARRIER_BYTES * c.stages};")     # empty[s] at empty + 8 s
         e("setp.ne.u32 %p, %thr, 0;")
         e("@%p bra $INIT_DONE;")
         for s in range(c.stages):
-            e(f"mbarrier.init.shared::cta.b64 [%full+{8 * s}], 1;")
-            e(f"mbarrier.init.shared::cta.b64 [%empty+{8 * s}], {c.consumers};")
+            e(f"mbarrier.init.shared::cta.b64 [%full+{MBARRIER_BYTES * s}], 1;")
+            e(f"mbarrier.init.shared::cta.b64 [%empty+{MBARRIER_BYTES * s}], {c.consumers};")
         e("fence.mbarrier_init.release.cluster;")
         e("$INIT_DONE:")
         e("bar.sync 0;")
@@ -236,8 +240,7 @@ class _Gen:
 
     def wait(self, label: str, bar: str, parity: str) -> None:
         e = self.e
-        e("shl.b32 %x, %stage, 3;")
-        e(f"add.u32 %x, %x, {bar};")
+        e(f"mad.lo.u32 %x, %stage, {MBARRIER_BYTES}, {bar};")
         e(f"{label}:")
         e(f"mbarrier.try_wait.parity.shared::cta.b64 %p, [%x], {parity};")
         e(f"@!%p bra {label};")
@@ -254,10 +257,10 @@ class _Gen:
         e("@!%p bra $DONE;")
         e("ld.param.u64 %pmaps, [pmaps];")
         e("mov.b64 %map_a, %pmaps;")
-        e("add.s64 %map_b, %pmaps, 128;")
+        e(f"add.s64 %map_b, %pmaps, {TENSOR_MAP_BYTES};")
         # the maps were written by the host: order them before the copies that read them
-        e("fence.proxy.tensormap::generic.acquire.gpu [%map_a], 128;")
-        e("fence.proxy.tensormap::generic.acquire.gpu [%map_b], 128;")
+        e(f"fence.proxy.tensormap::generic.acquire.gpu [%map_a], {TENSOR_MAP_BYTES};")
+        e(f"fence.proxy.tensormap::generic.acquire.gpu [%map_b], {TENSOR_MAP_BYTES};")
         e("mov.u32 %stage, 0;")
         e("mov.u32 %ph, 0;")
         e("mov.u32 %tile, %ctaid.x;")
@@ -269,8 +272,7 @@ class _Gen:
         e("$P_K:")
         e("xor.b32 %y, %ph, 1;")                     # a fresh empty barrier passes parity 1
         self.wait("$P_WAIT", "%empty", "%y")
-        e("shl.b32 %bar, %stage, 3;")
-        e("add.u32 %bar, %bar, %full;")
+        e(f"mad.lo.u32 %bar, %stage, {MBARRIER_BYTES}, %full;")
         e(f"mbarrier.arrive.expect_tx.shared::cta.b64 _, [%bar], {c.stage_bytes};")
         e(f"mul.lo.u32 %sa, %stage, {c.stage_bytes};")
         e("add.u32 %sa, %sa, %sbase;")
@@ -340,11 +342,9 @@ class _Gen:
         if c.lag:                                   # the previous k-tile is retired: free its stage
             e("setp.ne.and.u32 %pr, %kt, 0, %pt;")
             e("@%pr mbarrier.arrive.shared::cta.b64 _, [%prev];")
-            e("shl.b32 %prev, %stage, 3;")
-            e("add.u32 %prev, %prev, %empty;")
+            e(f"mad.lo.u32 %prev, %stage, {MBARRIER_BYTES}, %empty;")
         else:
-            e("shl.b32 %x, %stage, 3;")
-            e("add.u32 %x, %x, %empty;")
+            e(f"mad.lo.u32 %x, %stage, {MBARRIER_BYTES}, %empty;")
             e("@%pt mbarrier.arrive.shared::cta.b64 _, [%x];")
         self.next_stage()
         e("add.u32 %kt, %kt, 1;")
@@ -459,7 +459,7 @@ class _Gen:
         e("bar.sync %bid, 128;")
         e("@!%pt bra $C_STORED;")
         e("ld.param.u64 %map_c, [pmaps];")
-        e("add.s64 %map_c, %map_c, 256;")
+        e(f"add.s64 %map_c, %map_c, {2 * TENSOR_MAP_BYTES};")   # after A's and B's
         e("shr.u32 %x, %wt, 7;")
         e(f"mad.lo.u32 %y, %x, {WG_M}, %row0;")
         for j in range(c.bn // SLAB):
