@@ -73,7 +73,10 @@ class WgmmaConfig:
     every k-tile before the next is issued (fast.cu's order). ``store`` "direct": each thread
     stores its accumulator pairs with st.global; "tma": the pairs go to a 128B-swizzled
     shared buffer per consumer that one thread writes out with TMA tensor stores (clipped at
-    the edges), which drain while the next tile is multiplied."""
+    the edges), which drain while the next tile is multiplied. ``setmaxnreg`` False keeps every
+    warpgroup at the launch's register count (for a GPU or driver where register
+    reconfiguration misbehaves: whether the QMD needs more for it is not known,
+    nvidia-perf.md 1.3)."""
     bn: int = 256
     consumers: int = 2
     stages: int = 4
@@ -81,6 +84,7 @@ class WgmmaConfig:
     sms: int = 132
     lag: int = 0
     store: str = "direct"
+    setmaxnreg: bool = True
 
     @property
     def bm(self) -> int:
@@ -125,6 +129,8 @@ class WgmmaConfig:
     @property
     def consumer_regs(self) -> int:
         """What each consumer thread raises to: the file minus the producer's share."""
+        if not self.setmaxnreg:
+            return self.launch_regs
         return min((REGS - WG * PRODUCER_REGS) // (WG * self.consumers) // 8 * 8, MAX_THREAD_REGS)
 
     def check(self) -> None:
@@ -138,7 +144,8 @@ class WgmmaConfig:
 
     def tag(self) -> str:
         return (f"{self.bm}x{self.bn}x{BK}_c{self.consumers}_s{self.stages}_g{self.group}_p{self.sms}"
-                + (f"_l{self.lag}" if self.lag else "") + ("_tma" if self.store == "tma" else ""))
+                + (f"_l{self.lag}" if self.lag else "") + ("_tma" if self.store == "tma" else "")
+                + ("" if self.setmaxnreg else "_fixreg"))
 
 
 def _desc_template(lbo: int, sbo: int) -> int:
@@ -250,7 +257,8 @@ class _Gen:
         e, c = self.e, self.c
         e.reg("b32", "kc", "sa", "sb", "bar", "elected")
         e.reg("b64", "pmaps", "map_a", "map_b")
-        e(f"setmaxnreg.dec.sync.aligned.u32 {PRODUCER_REGS};")
+        if c.setmaxnreg:
+            e(f"setmaxnreg.dec.sync.aligned.u32 {PRODUCER_REGS};")
         e("setp.ge.u32 %p, %thr, 32;")
         e("@%p bra $DONE;")
         e("elect.sync %elected|%p, 0xffffffff;")
@@ -299,7 +307,8 @@ class _Gen:
         e.reg("pred", "pd", "pt", "pr")
         e.reg("b32", "wt", "sa_c", "lead", "prev")
         e.reg("b64", "da", "db", "dai", "dbi")
-        e(f"setmaxnreg.inc.sync.aligned.u32 {c.consumer_regs};")
+        if c.setmaxnreg:
+            e(f"setmaxnreg.inc.sync.aligned.u32 {c.consumer_regs};")
         e("sub.u32 %wt, %thr, 128;")                 # thread within the consumer warpgroups
         e("shr.u32 %x, %wt, 7;")                     # consumer index: which 64 rows
         e(f"mul.lo.u32 %sa_c, %x, {WG_M * BK * 2};")

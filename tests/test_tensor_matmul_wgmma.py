@@ -35,6 +35,7 @@ CASES = [
     (WgmmaConfig(bn=128, stages=3, sms=2, lag=1), 136, 456, 264),         # stages handed back a k-tile late
     (WgmmaConfig(stages=3, sms=2, store="tma"), 264, 72, 520),            # TMA stores, clipped at the edges
     (WgmmaConfig(bn=64, consumers=1, stages=3, sms=3, lag=1, store="tma"), 130, 200, 264),
+    (WgmmaConfig(bn=128, sms=2, setmaxnreg=False), 136, 136, 136),          # no register reconfiguration
 ]
 
 
@@ -110,6 +111,13 @@ def test_tensor_maps_are_cached_per_buffer_pair():
     assert len(rt.tensor_maps) == min(n + 1, TENSOR_MAP_CACHE)
 
 
+def test_setmaxnreg_option():
+    on = matmul_kernel("sm_90", dtypes.float16, 256, 256, 256, WgmmaConfig()).ptx
+    off = matmul_kernel("sm_90", dtypes.float16, 256, 256, 256, WgmmaConfig(setmaxnreg=False)).ptx
+    assert "setmaxnreg.dec.sync.aligned.u32 40;" in on and "setmaxnreg.inc.sync.aligned.u32 232;" in on
+    assert "setmaxnreg" not in off and ".maxnreg 168" in off
+
+
 def test_bad_configs_are_refused():
     for cfg in (WgmmaConfig(bn=96), WgmmaConfig(bn=320), WgmmaConfig(consumers=4), WgmmaConfig(stages=1),
                 WgmmaConfig(stages=5), WgmmaConfig(stages=2, lag=1), WgmmaConfig(lag=2),
@@ -121,7 +129,8 @@ def test_bad_configs_are_refused():
 # ---- ptxas ---------------------------------------------------------------------------------------
 BIG = [WgmmaConfig(), WgmmaConfig(stages=3), WgmmaConfig(bn=128, stages=6), WgmmaConfig(bn=256, consumers=1, stages=4),
        WgmmaConfig(bn=192, consumers=3, stages=3), WgmmaConfig(group=16), WgmmaConfig(lag=1),
-       WgmmaConfig(stages=3, store="tma"), WgmmaConfig(bn=128, stages=5, lag=1, store="tma")]
+       WgmmaConfig(stages=3, store="tma"), WgmmaConfig(bn=128, stages=5, lag=1, store="tma"),
+       WgmmaConfig(setmaxnreg=False), WgmmaConfig(stages=3, store="tma", setmaxnreg=False)]
 
 
 def _ptxas(src: str) -> str:
