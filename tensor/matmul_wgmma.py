@@ -53,7 +53,9 @@ REGS = 65536                      # registers per SM (sm_90)
 MAX_THREAD_REGS = 248             # the largest multiple of 8 (setmaxnreg's unit) below 255
 MBARRIER_BYTES = 8
 PRODUCER_REGS = 40                # what the producer warpgroup keeps after setmaxnreg.dec
-SMEM_LIMIT = 227 << 10            # dynamic shared memory a block may have on sm_90
+# shared memory a block may have on sm_90, less the 1 KiB ptxas reserves in the cubin's static
+# shared memory (counted in the same per-block limit)
+SMEM_LIMIT = (227 << 10) - 1024
 ALIGN = 1024                      # 128B-swizzle atoms repeat every 8 rows of 128 bytes
 # wgmma shared-memory descriptor (PTX ISA 9.7.15.5.1.2.2; nvidia-perf.md 1.1)
 _DESC_LBO_BIT, _DESC_SBO_BIT, _DESC_SWIZZLE_BIT = 16, 32, 62
