@@ -84,7 +84,8 @@ def sweep_cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple,
     for dt in (dtypes.float16, dtypes.bfloat16):
         for cfg in MATMUL_SWEEP:
             tag = "default" if cfg is None else f"{'wgmma' if isinstance(cfg, WgmmaConfig) else 'mma'} {cfg.tag()}"
-            out.append((f"matmul {'x'.join(map(str, shape))} {dt.name} {tag}", f"matmul {dt.name.replace('float', 'f')}", shape, dt, cfg))
+            kind = f"matmul {dt.name.replace('float', 'f')}"
+            out.append((f"matmul {'x'.join(map(str, shape))} {dt.name} {tag}", kind, shape, dt, cfg))
     return out
 
 

@@ -216,7 +216,6 @@ class Runtime:
                   f"{ir_text}\n{src}", file=sys.stderr)
         return prog
 
-
     def _compiler(self, target: str | None) -> Any:
         """The device's compiler, or for a kernel that needs another target (sm_90a) than the
         device's ptxas assembles for, a ptxas compiler for that target."""
@@ -229,7 +228,7 @@ class Runtime:
         return self._compilers[target]
 
 
-#: tensor-map buffers a runtime keeps (256 bytes each)
+#: tensor-map buffers a runtime keeps (128 bytes per map, 2 or 3 maps each)
 TENSOR_MAP_CACHE = 256
 
 

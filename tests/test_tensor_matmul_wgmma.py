@@ -90,7 +90,8 @@ def test_selection():
 def test_tensor_maps_describe_the_operands():
     k = matmul_kernel("sm_90", dtypes.bfloat16, 300, 520, 200, WgmmaConfig(bn=128))
     a, b = k.tensor_maps
-    assert (a.operand, a.dtype, a.dims, a.strides, a.box, a.swizzle) == ("a", "bf16", (200, 300), (400,), (64, 128), 128)
+    assert (a.operand, a.dtype, a.dims, a.strides, a.box, a.swizzle) == \
+        ("a", "bf16", (200, 300), (400,), (64, 128), 128)
     assert (b.operand, b.dims, b.strides, b.box) == ("b", (520, 200), (1040,), (64, 64))
     assert a.l2_promotion == b.l2_promotion == 256
     c, = matmul_kernel("sm_90", dtypes.bfloat16, 300, 520, 200, WgmmaConfig(stages=3, store="tma")).tensor_maps[2:]
@@ -119,9 +120,11 @@ def test_setmaxnreg_option():
 
 
 def test_bad_configs_are_refused():
+    # bn not a multiple of 64 or above 256; 4 consumer warpgroups; a 1-stage ring; 5 stages of
+    # 48 KiB; lag 1 with 2 stages; TMA stores' C buffers next to 4 stages; unknown store mode
     for cfg in (WgmmaConfig(bn=96), WgmmaConfig(bn=320), WgmmaConfig(consumers=4), WgmmaConfig(stages=1),
                 WgmmaConfig(stages=5), WgmmaConfig(stages=2, lag=1), WgmmaConfig(lag=2),
-                WgmmaConfig(store="tma"), WgmmaConfig(stages=3, store="smem")):  # 4 stages + C buffers: too big                 # 5 x 48 KiB stages do not fit 227 KiB
+                WgmmaConfig(store="tma"), WgmmaConfig(stages=3, store="smem")):
         with pytest.raises(ValueError, match="unsupported wgmma tile config"):
             matmul_kernel("sm_90", dtypes.float16, 256, 256, 256, cfg)
 
