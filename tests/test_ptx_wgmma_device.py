@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import hwdrv
+from hwdrv.nvidia.tensormap import encode_tiled
 
 from test_nvcc_corpus import SIGNAL_TIMEOUT
 from test_ptx_tma_copy import PTX as TMA_PTX
 from test_ptx_tma_copy import ROWS, COLS, swizzled_image
-from hwdrv.nvidia.tensormap import encode_tiled
 from test_ptx_wgmma import _random, desc, frag_to_matrix, kernel, kmajor_plain
 
 # (N, element type, swizzle bytes, B N-major)
