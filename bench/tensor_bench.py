@@ -39,7 +39,9 @@ MATMUL_SWEEP = [None, WgmmaConfig(stages=3), WgmmaConfig(bn=128, stages=6), Wgmm
                 WgmmaConfig(bn=192, consumers=3, stages=3), WgmmaConfig(group=16), WgmmaConfig(group=4),
                 WgmmaConfig(lag=1), WgmmaConfig(stages=3, lag=1), WgmmaConfig(stages=3, store="tma"),
                 WgmmaConfig(stages=3, lag=1, store="tma"), WgmmaConfig(bn=128, stages=5, lag=1, store="tma"),
-                WgmmaConfig(setmaxnreg=False), MmaConfig()]
+                WgmmaConfig(setmaxnreg=False), WgmmaConfig(bn=128, m_blocks=2),
+                WgmmaConfig(bn=128, m_blocks=2, lag=1), WgmmaConfig(bn=128, m_blocks=2, stages=3, store="tma"),
+                MmaConfig()]
 
 
 def cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple, object, object]]:

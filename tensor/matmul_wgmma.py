@@ -52,6 +52,7 @@ K_STEP = 16                       # k of one wgmma (16-bit types)
 REGS = 65536                      # registers per SM (sm_90)
 MAX_THREAD_REGS = 248             # the largest multiple of 8 (setmaxnreg's unit) below 255
 MBARRIER_BYTES = 8
+MAX_BOX = 256                     # elements per tensor-map box dimension (A's box is 64 x bm)
 PRODUCER_REGS = 40                # what the producer warpgroup keeps after setmaxnreg.dec
 # shared memory a block may have on sm_90, less the 1 KiB ptxas reserves in the cubin's static
 # shared memory (counted in the same per-block limit)
@@ -67,8 +68,9 @@ L2_PROMOTION = 256                # bytes: tile rows are 128 B, neighbouring row
 
 @dataclass(frozen=True)
 class WgmmaConfig:
-    """Tile shape and pipeline of the wgmma kernel: ``consumers`` warpgroups of 64 rows each
-    (bm = 64 * consumers), ``bn`` columns per wgmma (a multiple of 64 up to 256), ``stages``
+    """Tile shape and pipeline of the wgmma kernel: ``consumers`` warpgroups of ``m_blocks`` x 64
+    rows each (bm = 64 * m_blocks * consumers; m_blocks 2: two accumulator sets, two wgmmas per
+    k-step), ``bn`` columns per wgmma (a multiple of 64 up to 256), ``stages``
     shared-memory stages, ``group`` tile rows per raster group, at most ``sms`` persistent
     blocks (132: the SM count of H100 SXM / H200). ``lag`` 1 keeps one k-tile's wgmmas in flight
     (``wait_group 1``) and hands its stage back one k-tile later (CUTLASS's order); 0 retires
@@ -87,10 +89,16 @@ class WgmmaConfig:
     lag: int = 0
     store: str = "direct"
     setmaxnreg: bool = True
+    m_blocks: int = 1
+
+    @property
+    def rows(self) -> int:
+        """Rows of the tile one consumer owns."""
+        return WG_M * self.m_blocks
 
     @property
     def bm(self) -> int:
-        return WG_M * self.consumers
+        return self.rows * self.consumers
 
     @property
     def threads(self) -> int:
@@ -112,8 +120,8 @@ class WgmmaConfig:
 
     @property
     def c_bytes(self) -> int:
-        """One consumer's C staging buffer: 64 rows x bn, as bn/64 boxes of 64 x 64."""
-        return WG_M * self.bn * 2 if self.store == "tma" else 0
+        """One consumer's C staging buffer: its rows x bn, as boxes of 64 x 64."""
+        return self.rows * self.bn * 2 if self.store == "tma" else 0
 
     @property
     def shared(self) -> int:
@@ -129,25 +137,34 @@ class WgmmaConfig:
         return min(REGS // self.threads // 8 * 8, MAX_THREAD_REGS)
 
     @property
+    def reconfigures(self) -> bool:
+        """Whether the kernel moves registers from the producer to the consumers (setmaxnreg
+        asked for, and the consumers can get more than the launch gives them)."""
+        share = (REGS - WG * PRODUCER_REGS) // (WG * self.consumers) // 8 * 8
+        return self.setmaxnreg and min(share, MAX_THREAD_REGS) > self.launch_regs
+
+    @property
     def consumer_regs(self) -> int:
-        """What each consumer thread raises to: the file minus the producer's share."""
-        if not self.setmaxnreg:
+        """What each consumer thread has: the file minus the producer's share when the kernel
+        reconfigures registers, else the launch's count."""
+        if not self.reconfigures:
             return self.launch_regs
         return min((REGS - WG * PRODUCER_REGS) // (WG * self.consumers) // 8 * 8, MAX_THREAD_REGS)
 
     def check(self) -> None:
         """Raise ValueError unless the kernel can be built (wgmma N, shared memory, registers)."""
         ok = (self.bn % SLAB == 0 and SLAB <= self.bn <= 256 and 1 <= self.consumers <= 3
+              and self.m_blocks in (1, 2) and self.bm <= MAX_BOX
               and self.stages >= 2 + self.lag and self.lag in (0, 1) and self.store in ("direct", "tma")
               and self.group >= 1 and self.sms >= 1 and self.shared <= SMEM_LIMIT
-              and self.consumer_regs >= self.bn // 2 + 24)        # accumulators + addresses
+              and self.consumer_regs >= self.m_blocks * self.bn // 2 + 24)   # accumulators + addresses
         if not ok:
             raise ValueError(f"unsupported wgmma tile config {self}")
 
     def tag(self) -> str:
         return (f"{self.bm}x{self.bn}x{BK}_c{self.consumers}_s{self.stages}_g{self.group}_p{self.sms}"
                 + (f"_l{self.lag}" if self.lag else "") + ("_tma" if self.store == "tma" else "")
-                + ("" if self.setmaxnreg else "_fixreg"))
+                + ("" if self.setmaxnreg else "_fixreg") + (f"_m{self.m_blocks}" if self.m_blocks > 1 else ""))
 
 
 def _desc_template(lbo: int, sbo: int) -> int:
@@ -259,7 +276,7 @@ class _Gen:
         e, c = self.e, self.c
         e.reg("b32", "kc", "sa", "sb", "bar", "elected")
         e.reg("b64", "pmaps", "map_a", "map_b")
-        if c.setmaxnreg:
+        if c.reconfigures:
             e(f"setmaxnreg.dec.sync.aligned.u32 {PRODUCER_REGS};")
         e("setp.ge.u32 %p, %thr, 32;")
         e("@%p bra $DONE;")
@@ -304,16 +321,16 @@ class _Gen:
     def consumer(self) -> None:
         e, c, t = self.e, self.c, self.t
         nacc = c.bn // 2
-        acc = [f"%d{i}" for i in range(nacc)]
-        e.reg("f32", *[a[1:] for a in acc])
+        acc = [[f"%d{b * nacc + i}" for i in range(nacc)] for b in range(c.m_blocks)]
+        e.reg("f32", *[a[1:] for blk in acc for a in blk])
         e.reg("pred", "pd", "pt", "pr")
         e.reg("b32", "wt", "sa_c", "lead", "prev")
         e.reg("b64", "da", "db", "dai", "dbi")
-        if c.setmaxnreg:
+        if c.reconfigures:
             e(f"setmaxnreg.inc.sync.aligned.u32 {c.consumer_regs};")
         e("sub.u32 %wt, %thr, 128;")                 # thread within the consumer warpgroups
-        e("shr.u32 %x, %wt, 7;")                     # consumer index: which 64 rows
-        e(f"mul.lo.u32 %sa_c, %x, {WG_M * BK * 2};")
+        e("shr.u32 %x, %wt, 7;")                     # consumer index: which rows
+        e(f"mul.lo.u32 %sa_c, %x, {c.rows * BK * 2};")
         e("add.u32 %sa_c, %sa_c, %sbase;")           # this consumer's rows of A in stage 0
         e("and.b32 %lead, %wt, 127;")                # thread 0 of each warpgroup releases stages
         e("setp.eq.u32 %pt, %lead, 0;")
@@ -340,14 +357,17 @@ class _Gen:
         e(f"or.b64 %db, %db, {_desc_template(SLAB * BK * 2, SWIZZLE_ROWS * SWIZZLE)};")
         e("setp.ne.u32 %pd, %kt, 0;")                # the tile's first k-step overwrites
         e("wgmma.fence.sync.aligned;")
-        dvec = "{" + ", ".join(acc) + "}"
         for ks in range(BK // K_STEP):
             scale = "%pd" if ks == 0 else "1"
             if ks:
-                e(f"add.s64 %dai, %da, {ks * K_STEP * 2 >> _DESC_SHIFT};")           # 32 B along k
                 e(f"add.s64 %dbi, %db, {ks * K_STEP * SWIZZLE >> _DESC_SHIFT};")     # 16 k-rows
-            a, b = ("%dai", "%dbi") if ks else ("%da", "%db")
-            e(f"wgmma.mma_async.sync.aligned.m64n{c.bn}k{K_STEP}.f32.{t}.{t} {dvec}, {a}, {b}, {scale}, 1, 1, 0, 1;")
+            for blk in range(c.m_blocks):
+                off = (ks * K_STEP * 2 + blk * WG_M * SWIZZLE) >> _DESC_SHIFT       # 32 B along k, 64 rows
+                if off:
+                    e(f"add.s64 %dai, %da, {off};")
+                a, b = "%dai" if off else "%da", "%dbi" if ks else "%db"
+                dvec = "{" + ", ".join(acc[blk]) + "}"
+                e(f"wgmma.mma_async.sync.aligned.m64n{c.bn}k{K_STEP}.f32.{t}.{t} {dvec}, {a}, {b}, {scale}, 1, 1, 0, 1;")
         e("wgmma.commit_group.sync.aligned;")
         e(f"wgmma.wait_group.sync.aligned {c.lag};")
         if c.lag:                                   # the previous k-tile is retired: free its stage
@@ -377,10 +397,10 @@ class _Gen:
             e("@%pt cp.async.bulk.wait_group 0;")
         e("$DONE:")
 
-    def epilogue(self, acc: list[str]) -> None:
-        """Accumulator i of a thread (warp w, lane l of its warpgroup) is row 16 w + l/4 (+8
-        when i % 4 >= 2), column 8 (i / 4) + 2 (l % 4) + i % 2 of the warpgroup's 64 x bn
-        slice: pairs (i, i+1) are one 32-bit store."""
+    def epilogue(self, acc: list[list[str]]) -> None:
+        """Accumulator i of block b of a thread (warp w, lane l of its warpgroup) is row
+        64 b + 16 w + l/4 (+8 when i % 4 >= 2), column 8 (i / 4) + 2 (l % 4) + i % 2 of the
+        warpgroup's rows x bn slice: pairs (i, i+1) are one 32-bit store."""
         e, c, t = self.e, self.c, self.t
         e.reg("b32", "crow", "ccol", "pk")
         e.reg("b64", "ptr")
@@ -391,7 +411,7 @@ class _Gen:
         e("shr.u32 %crow, %x, 2;")
         e("add.u32 %crow, %crow, %y;")
         e("shr.u32 %y, %wt, 7;")
-        e(f"mad.lo.u32 %crow, %y, {WG_M}, %crow;")
+        e(f"mad.lo.u32 %crow, %y, {c.rows}, %crow;")
         e("add.u32 %crow, %crow, %row0;")
         e("and.b32 %x, %x, 3;")
         e("shl.b32 %x, %x, 1;")
@@ -411,33 +431,39 @@ class _Gen:
             e(f"setp.le.u32 %p, %x, {self.m};")
             e(f"setp.le.and.u32 %p, %y, {self.n}, %p;")
             e("@!%p bra $EDGE;")
-        self.stores(acc, False)
+        for blk in range(c.m_blocks):
+            self.stores(acc[blk], blk, False)
         if self.ragged:
             e("bra.uni $STORED;")
             e("$EDGE:")
-            e(f"setp.lt.u32 %pr0, %crow, {self.m};")
-            e("add.u32 %x, %crow, 8;")
-            e(f"setp.lt.u32 %pr1, %x, {self.m};")
-            self.stores(acc, True)
+            for blk in range(c.m_blocks):
+                e(f"add.u32 %x, %crow, {blk * WG_M};")
+                e(f"setp.lt.u32 %pr0, %x, {self.m};")
+                e("add.u32 %x, %x, 8;")
+                e(f"setp.lt.u32 %pr1, %x, {self.m};")
+                self.stores(acc[blk], blk, True)
             e("$STORED:")
 
-    def stores(self, acc: list[str], checked: bool) -> None:
+    def stores(self, acc: list[str], blk: int, checked: bool) -> None:
+        """The pairs of accumulator block ``blk`` (rows 64 blk on), predicated by %pr0 / %pr1
+        (rows in bounds) and the column when ``checked``."""
         e, t = self.e, self.t
         for i in range(0, len(acc), 2):
-            dr, dc = 8 * ((i % 4) // 2), 8 * (i // 4)
+            dr, dc = 8 * ((i % 4) // 2) + WG_M * blk, 8 * (i // 4)
             e(f"cvt.rn.{t}x2.f32 %pk, {acc[i + 1]}, {acc[i]};")
             guard = ""
             if checked:                             # N is even: a pair is in when its first column is
                 e(f"add.u32 %x, %ccol, {dc};")
-                e(f"setp.lt.and.u32 %pv, %x, {self.n}, {'%pr1' if dr else '%pr0'};")
+                e(f"setp.lt.and.u32 %pv, %x, {self.n}, {'%pr1' if (i % 4) // 2 else '%pr0'};")
                 guard = "@%pv "
             e(f"{guard}st.global.b32 [%ptr+{(dr * self.n + dc) * 2}], %pk;")
 
-    def tma_epilogue(self, acc: list[str]) -> None:
+    def tma_epilogue(self, acc: list[list[str]]) -> None:
         """Store "tma": accumulator pairs into this consumer's shared buffer as TMA's 128B
         swizzle lays out a 64 x 64 box (row r, 16-byte chunk q%8 of box q/8 at chunk (q%8) ^ (r%8):
         the 8 rows a warp writes at once land in distinct banks), then one thread stores the
-        bn/64 boxes with cp.async.bulk.tensor (out-of-bound rows and columns are not written)."""
+        boxes (bn/64 per 64-row block) with cp.async.bulk.tensor (out-of-bound rows and columns
+        are not written)."""
         e, c, t = self.e, self.c, self.t
         e.reg("b32", "cbuf", "crow8", "xg", "bid", "pk")
         e.reg("b64", "map_c")
@@ -459,22 +485,27 @@ class _Gen:
         e(f"mad.lo.u32 %crow8, %y, {SWIZZLE}, %cbuf;")
         e("add.u32 %crow8, %crow8, %xg;")
         e("shl.b32 %xg, %x, 4;")                     # g * 16: the swizzle XOR of rows g and g + 8
-        box = SLAB * WG_M * 2
-        for i in range(0, len(acc), 2):
-            q, h = i // 4, (i % 4) // 2
-            e(f"cvt.rn.{t}x2.f32 %pk, {acc[i + 1]}, {acc[i]};")
-            e(f"xor.b32 %x, %xg, {(q % 8) * 16};")
-            e("add.u32 %x, %x, %crow8;")
-            e(f"st.shared.b32 [%x+{(q // 8) * box + h * 8 * SWIZZLE}], %pk;")
+        box, boxes = SLAB * WG_M * 2, c.bn // SLAB
+        for blk in range(c.m_blocks):               # block blk's boxes follow block blk-1's
+            for i in range(0, len(acc[blk]), 2):
+                q, h = i // 4, (i % 4) // 2
+                e(f"cvt.rn.{t}x2.f32 %pk, {acc[blk][i + 1]}, {acc[blk][i]};")
+                e(f"xor.b32 %x, %xg, {(q % 8) * 16};")
+                e("add.u32 %x, %x, %crow8;")
+                e(f"st.shared.b32 [%x+{(blk * boxes + q // 8) * box + h * 8 * SWIZZLE}], %pk;")
         e("fence.proxy.async.shared::cta;")          # generic-proxy writes before TMA reads them
         e("bar.sync %bid, 128;")
         e("@!%pt bra $C_STORED;")
         e("ld.param.u64 %map_c, [pmaps];")
         e(f"add.s64 %map_c, %map_c, {2 * TENSOR_MAP_BYTES};")   # after A's and B's
         e("shr.u32 %x, %wt, 7;")
-        e(f"mad.lo.u32 %y, %x, {WG_M}, %row0;")
-        for j in range(c.bn // SLAB):
-            e(f"add.u32 %x, %col0, {j * SLAB};")
-            e(f"cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%map_c, {{%x, %y}}], [%cbuf+{j * box}];")
+        e(f"mad.lo.u32 %y, %x, {c.rows}, %row0;")    # the consumer's first row
+        for blk in range(c.m_blocks):
+            for j in range(boxes):
+                e(f"add.u32 %x, %col0, {j * SLAB};")
+                e("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%map_c, {%x, %y}], "
+                  f"[%cbuf+{(blk * boxes + j) * box}];")
+            if blk + 1 < c.m_blocks:
+                e(f"add.u32 %y, %y, {WG_M};")
         e("cp.async.bulk.commit_group;")
         e("$C_STORED:")

@@ -36,6 +36,8 @@ CASES = [
     (WgmmaConfig(stages=3, sms=2, store="tma"), 264, 72, 520),            # TMA stores, clipped at the edges
     (WgmmaConfig(bn=64, consumers=1, stages=3, sms=3, lag=1, store="tma"), 130, 200, 264),
     (WgmmaConfig(bn=128, sms=2, setmaxnreg=False), 136, 136, 136),          # no register reconfiguration
+    (WgmmaConfig(bn=128, m_blocks=2, stages=3, sms=2), 264, 136, 200),      # 256 x 128 tiles: 2 wgmmas a step
+    (WgmmaConfig(bn=64, consumers=1, m_blocks=2, stages=3, sms=2, store="tma"), 200, 72, 136),
 ]
 
 
@@ -117,14 +119,19 @@ def test_setmaxnreg_option():
     off = matmul_kernel("sm_90", dtypes.float16, 256, 256, 256, WgmmaConfig(setmaxnreg=False)).ptx
     assert "setmaxnreg.dec.sync.aligned.u32 40;" in on and "setmaxnreg.inc.sync.aligned.u32 232;" in on
     assert "setmaxnreg" not in off and ".maxnreg 168" in off
+    one = WgmmaConfig(consumers=1)                  # the launch already gives the most a thread may have
+    assert one.launch_regs == one.consumer_regs == 248 and not one.reconfigures
+    assert "setmaxnreg" not in matmul_kernel("sm_90", dtypes.float16, 256, 256, 256, one).ptx
 
 
 def test_bad_configs_are_refused():
     # bn not a multiple of 64 or above 256; 4 consumer warpgroups; a 1-stage ring; 5 stages of
-    # 48 KiB; lag 1 with 2 stages; TMA stores' C buffers next to 4 stages; unknown store mode
+    # 48 KiB; lag 1 with 2 stages; TMA stores' C buffers next to 4 stages; unknown store mode;
+    # 384 rows (A's box is at most 256); 2 x 128 accumulators in one warpgroup
     for cfg in (WgmmaConfig(bn=96), WgmmaConfig(bn=320), WgmmaConfig(consumers=4), WgmmaConfig(stages=1),
                 WgmmaConfig(stages=5), WgmmaConfig(stages=2, lag=1), WgmmaConfig(lag=2),
-                WgmmaConfig(store="tma"), WgmmaConfig(stages=3, store="smem")):
+                WgmmaConfig(store="tma"), WgmmaConfig(stages=3, store="smem"),
+                WgmmaConfig(bn=64, consumers=3, m_blocks=2), WgmmaConfig(consumers=1, m_blocks=2)):
         with pytest.raises(ValueError, match="unsupported wgmma tile config"):
             matmul_kernel("sm_90", dtypes.float16, 256, 256, 256, cfg)
 
@@ -133,7 +140,9 @@ def test_bad_configs_are_refused():
 BIG = [WgmmaConfig(), WgmmaConfig(stages=3), WgmmaConfig(bn=128, stages=6), WgmmaConfig(bn=256, consumers=1, stages=4),
        WgmmaConfig(bn=192, consumers=3, stages=3), WgmmaConfig(group=16), WgmmaConfig(lag=1),
        WgmmaConfig(stages=3, store="tma"), WgmmaConfig(bn=128, stages=5, lag=1, store="tma"),
-       WgmmaConfig(setmaxnreg=False), WgmmaConfig(stages=3, store="tma", setmaxnreg=False)]
+       WgmmaConfig(setmaxnreg=False), WgmmaConfig(stages=3, store="tma", setmaxnreg=False),
+       WgmmaConfig(bn=128, m_blocks=2), WgmmaConfig(bn=128, m_blocks=2, stages=3, store="tma"),
+       WgmmaConfig(bn=128, m_blocks=2, consumers=1)]
 
 
 def _ptxas(src: str) -> str:
