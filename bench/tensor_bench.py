@@ -41,7 +41,9 @@ MATMUL_SWEEP = [None, WgmmaConfig(stages=3), WgmmaConfig(bn=128, stages=6), Wgmm
                 WgmmaConfig(stages=3, lag=1, store="tma"), WgmmaConfig(bn=128, stages=5, lag=1, store="tma"),
                 WgmmaConfig(setmaxnreg=False), WgmmaConfig(bn=128, m_blocks=2),
                 WgmmaConfig(bn=128, m_blocks=2, lag=1), WgmmaConfig(bn=128, m_blocks=2, stages=3, store="tma"),
-                MmaConfig()]
+                WgmmaConfig(bn=128, m_blocks=2, stages=6, pingpong=True),
+                WgmmaConfig(bn=128, m_blocks=2, stages=4, store="tma", pingpong=True),
+                WgmmaConfig(bn=256, stages=3, store="tma", pingpong=True), MmaConfig()]
 
 
 def cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple, object, object]]:

@@ -80,7 +80,10 @@ class WgmmaConfig:
     the edges), which drain while the next tile is multiplied. ``setmaxnreg`` False keeps every
     warpgroup at the launch's register count (for a GPU or driver where register
     reconfiguration misbehaves: whether the QMD needs more for it is not known,
-    nvidia-perf.md 1.3)."""
+    nvidia-perf.md 1.3). ``pingpong``: each consumer takes every ``consumers``-th tile of the
+    block whole (tiles of rows x bn) instead of a slice of every tile, so one consumer's
+    epilogue runs while another multiplies (CUTLASS's ping-pong schedule); the stage ring is
+    consumed in tile order, which keeps their main loops apart."""
     bn: int = 256
     consumers: int = 2
     stages: int = 4
@@ -90,6 +93,7 @@ class WgmmaConfig:
     store: str = "direct"
     setmaxnreg: bool = True
     m_blocks: int = 1
+    pingpong: bool = False
 
     @property
     def rows(self) -> int:
@@ -98,7 +102,17 @@ class WgmmaConfig:
 
     @property
     def bm(self) -> int:
-        return self.rows * self.consumers
+        return self.rows if self.pingpong else self.rows * self.consumers
+
+    @property
+    def slice_rows(self) -> int:
+        """Row offset of consumer c's slice of a tile: c * slice_rows (ping-pong: whole tiles)."""
+        return 0 if self.pingpong else self.rows
+
+    @property
+    def releasers(self) -> int:
+        """Consumers that read (and hand back) each stage: the empty barriers' arrival count."""
+        return 1 if self.pingpong else self.consumers
 
     @property
     def threads(self) -> int:
@@ -113,10 +127,15 @@ class WgmmaConfig:
         return self.a_bytes + self.bn * BK * 2
 
     @property
+    def barrier_bytes(self) -> int:
+        """mbarriers: full and empty per stage; ping-pong adds one turn barrier per consumer."""
+        return MBARRIER_BYTES * (2 * self.stages + (self.consumers if self.pingpong else 0))
+
+    @property
     def c_offset(self) -> int:
         """Offset of the C staging buffers (store "tma") from the aligned base: after the
-        stages and their 2 mbarriers each, 1024-aligned for the swizzle."""
-        return -(-(self.stages * (self.stage_bytes + 2 * MBARRIER_BYTES)) // ALIGN) * ALIGN
+        stages and the mbarriers, 1024-aligned for the swizzle."""
+        return -(-(self.stages * self.stage_bytes + self.barrier_bytes) // ALIGN) * ALIGN
 
     @property
     def c_bytes(self) -> int:
@@ -125,11 +144,11 @@ class WgmmaConfig:
 
     @property
     def shared(self) -> int:
-        """Dynamic shared bytes: slack to align the base, the stages with 2 mbarriers each, and
-        the C staging buffers of store "tma"."""
+        """Dynamic shared bytes: slack to align the base, the stages, the mbarriers, and the C
+        staging buffers of store "tma"."""
         if self.store == "tma":
             return ALIGN + self.c_offset + self.consumers * self.c_bytes
-        return ALIGN + self.stages * (self.stage_bytes + 2 * MBARRIER_BYTES)
+        return ALIGN + self.stages * self.stage_bytes + self.barrier_bytes
 
     @property
     def launch_regs(self) -> int:
@@ -154,7 +173,7 @@ class WgmmaConfig:
     def check(self) -> None:
         """Raise ValueError unless the kernel can be built (wgmma N, shared memory, registers)."""
         ok = (self.bn % SLAB == 0 and SLAB <= self.bn <= 256 and 1 <= self.consumers <= 3
-              and self.m_blocks in (1, 2) and self.bm <= MAX_BOX
+              and self.m_blocks in (1, 2) and self.bm <= MAX_BOX and (not self.pingpong or self.consumers >= 2)
               and self.stages >= 2 + self.lag and self.lag in (0, 1) and self.store in ("direct", "tma")
               and self.group >= 1 and self.sms >= 1 and self.shared <= SMEM_LIMIT
               and self.consumer_regs >= self.m_blocks * self.bn // 2 + 24)   # accumulators + addresses
@@ -164,7 +183,8 @@ class WgmmaConfig:
     def tag(self) -> str:
         return (f"{self.bm}x{self.bn}x{BK}_c{self.consumers}_s{self.stages}_g{self.group}_p{self.sms}"
                 + (f"_l{self.lag}" if self.lag else "") + ("_tma" if self.store == "tma" else "")
-                + ("" if self.setmaxnreg else "_fixreg") + (f"_m{self.m_blocks}" if self.m_blocks > 1 else ""))
+                + ("" if self.setmaxnreg else "_fixreg") + (f"_m{self.m_blocks}" if self.m_blocks > 1 else "")
+                + ("_pp" if self.pingpong else ""))
 
 
 def _desc_template(lbo: int, sbo: int) -> int:
@@ -216,6 +236,8 @@ class _Gen:
         e.reg("pred", "p", "pw")
         e.reg("b32", "thr", "wg", "sbase", "full", "empty", "stage", "ph", "tile", "tile_m", "tile_n",
               "grp", "gin", "gsz", "row0", "col0", "x", "y", "kt")
+        if c.pingpong:
+            e.reg("b32", "turns", "my_turn", "next_turn", "turn_ph")
         e("mov.u32 %thr, %tid.x;")
         e("shr.u32 %wg, %thr, 7;")
         # the stages need a 1024-byte aligned base (swizzle atoms); the extern array gets 16
@@ -224,12 +246,19 @@ class _Gen:
         e(f"and.b32 %sbase, %sbase, {-ALIGN & 0xFFFFFFFF};")
         e(f"add.u32 %full, %sbase, {c.stages * c.stage_bytes};")     # full[s] at full + 8 s
         e(f"add.u32 %empty, %full, {MBARRIER_BYTES * c.stages};")     # empty[s] at empty + 8 s
+        if c.pingpong:
+            e(f"add.u32 %turns, %empty, {MBARRIER_BYTES * c.stages};")  # turn[c] at turns + 8 c
         e("setp.ne.u32 %p, %thr, 0;")
         e("@%p bra $INIT_DONE;")
         for s in range(c.stages):
             e(f"mbarrier.init.shared::cta.b64 [%full+{MBARRIER_BYTES * s}], 1;")
-            e(f"mbarrier.init.shared::cta.b64 [%empty+{MBARRIER_BYTES * s}], {c.consumers};")
+            e(f"mbarrier.init.shared::cta.b64 [%empty+{MBARRIER_BYTES * s}], {c.releasers};")
+        if c.pingpong:
+            for w in range(c.consumers):
+                e(f"mbarrier.init.shared::cta.b64 [%turns+{MBARRIER_BYTES * w}], 1;")
         e("fence.mbarrier_init.release.cluster;")
+        if c.pingpong:                             # consumer 0 has the first turn
+            e("mbarrier.arrive.shared::cta.b64 _, [%turns];")
         e("$INIT_DONE:")
         e("bar.sync 0;")
         e("setp.ne.u32 %p, %wg, 0;")
@@ -330,17 +359,39 @@ class _Gen:
             e(f"setmaxnreg.inc.sync.aligned.u32 {c.consumer_regs};")
         e("sub.u32 %wt, %thr, 128;")                 # thread within the consumer warpgroups
         e("shr.u32 %x, %wt, 7;")                     # consumer index: which rows
-        e(f"mul.lo.u32 %sa_c, %x, {c.rows * BK * 2};")
+        e(f"mul.lo.u32 %sa_c, %x, {c.slice_rows * BK * 2};")
         e("add.u32 %sa_c, %sa_c, %sbase;")           # this consumer's rows of A in stage 0
         e("and.b32 %lead, %wt, 127;")                # thread 0 of each warpgroup releases stages
         e("setp.eq.u32 %pt, %lead, 0;")
-        e("mov.u32 %stage, 0;")
-        e("mov.u32 %ph, 0;")
         e("mov.u32 %tile, %ctaid.x;")
+        if c.pingpong:
+            # main loops take turns in tile order: consumer c waits on turn[c] and passes the
+            # turn to the next consumer when its last wgmma retired. Without the turns a consumer
+            # could wait for a stage phase two ahead, which a parity wait cannot tell apart.
+            e(f"mad.lo.u32 %my_turn, %x, {MBARRIER_BYTES}, %turns;")
+            e("add.u32 %y, %x, 1;")
+            e(f"rem.u32 %y, %y, {c.consumers};")
+            e(f"mad.lo.u32 %next_turn, %y, {MBARRIER_BYTES}, %turns;")
+            e("mov.u32 %turn_ph, 0;")
+            # consumer c's first tile is the block's c-th: its stages start c * ktiles into the ring
+            e("mov.u32 %y, %nctaid.x;")
+            e("mad.lo.u32 %tile, %x, %y, %tile;")
+            e(f"mul.lo.u32 %y, %x, {self.ktiles};")
+            e(f"rem.u32 %stage, %y, {c.stages};")
+            e(f"div.u32 %y, %y, {c.stages};")
+            e("and.b32 %ph, %y, 1;")
+        else:
+            e("mov.u32 %stage, 0;")
+            e("mov.u32 %ph, 0;")
         e("$C_TILE:")
         e(f"setp.ge.u32 %p, %tile, {self.tiles};")
         e(f"@%p bra {'$C_END' if c.store == 'tma' else '$DONE'};")
         e("mov.u32 %kt, 0;")
+        if c.pingpong:
+            e("$C_TURN:")
+            e("mbarrier.try_wait.parity.shared::cta.b64 %p, [%my_turn], %turn_ph;")
+            e("@!%p bra $C_TURN;")
+            e("xor.b32 %turn_ph, %turn_ph, 1;")
         e("$C_K:")
         self.wait("$C_WAIT", "%full", "%ph")
         # descriptors of this stage: A K-major (SBO: 8 rows of 128 B), B N-major (LBO: the
@@ -384,13 +435,23 @@ class _Gen:
         if c.lag:
             e("wgmma.wait_group.sync.aligned 0;")
             e("@%pt mbarrier.arrive.shared::cta.b64 _, [%prev];")
+        if c.pingpong:                              # this tile's wgmmas are done: next consumer's turn
+            e("@%pt mbarrier.arrive.shared::cta.b64 _, [%next_turn];")
         self.tile_coords()
         if c.store == "tma":
             self.tma_epilogue(acc)
         else:
             self.epilogue(acc)
         e("mov.u32 %x, %nctaid.x;")
-        e("add.u32 %tile, %tile, %x;")
+        if c.pingpong:                              # skip the other consumers' tiles and stages
+            e(f"mad.lo.u32 %tile, %x, {c.consumers}, %tile;")
+            e(f"add.u32 %x, %stage, {(c.consumers - 1) * self.ktiles};")
+            e(f"rem.u32 %stage, %x, {c.stages};")
+            e(f"div.u32 %x, %x, {c.stages};")
+            e("and.b32 %x, %x, 1;")
+            e("xor.b32 %ph, %ph, %x;")
+        else:
+            e("add.u32 %tile, %tile, %x;")
         e("bra.uni $C_TILE;")
         if c.store == "tma":
             e("$C_END:")                            # the shared buffers must outlive the stores
@@ -411,7 +472,7 @@ class _Gen:
         e("shr.u32 %crow, %x, 2;")
         e("add.u32 %crow, %crow, %y;")
         e("shr.u32 %y, %wt, 7;")
-        e(f"mad.lo.u32 %crow, %y, {c.rows}, %crow;")
+        e(f"mad.lo.u32 %crow, %y, {c.slice_rows}, %crow;")
         e("add.u32 %crow, %crow, %row0;")
         e("and.b32 %x, %x, 3;")
         e("shl.b32 %x, %x, 1;")
@@ -499,7 +560,7 @@ class _Gen:
         e("ld.param.u64 %map_c, [pmaps];")
         e(f"add.s64 %map_c, %map_c, {2 * TENSOR_MAP_BYTES};")   # after A's and B's
         e("shr.u32 %x, %wt, 7;")
-        e(f"mad.lo.u32 %y, %x, {c.rows}, %row0;")    # the consumer's first row
+        e(f"mad.lo.u32 %y, %x, {c.slice_rows}, %row0;")   # the consumer's first row
         for blk in range(c.m_blocks):
             for j in range(boxes):
                 e(f"add.u32 %x, %col0, {j * SLAB};")

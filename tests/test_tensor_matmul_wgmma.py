@@ -38,6 +38,10 @@ CASES = [
     (WgmmaConfig(bn=128, sms=2, setmaxnreg=False), 136, 136, 136),          # no register reconfiguration
     (WgmmaConfig(bn=128, m_blocks=2, stages=3, sms=2), 264, 136, 200),      # 256 x 128 tiles: 2 wgmmas a step
     (WgmmaConfig(bn=64, consumers=1, m_blocks=2, stages=3, sms=2, store="tma"), 200, 72, 136),
+    # ping-pong: consumers take alternate tiles; 4 k-tiles over 3 stages make the skip wrap the ring
+    (WgmmaConfig(bn=128, m_blocks=2, stages=3, sms=2, pingpong=True), 300, 200, 264),
+    (WgmmaConfig(bn=64, stages=5, sms=3, lag=1, store="tma", pingpong=True), 200, 136, 200),
+    (WgmmaConfig(bn=64, consumers=3, stages=4, sms=2, pingpong=True), 136, 328, 200),
 ]
 
 
@@ -127,11 +131,12 @@ def test_setmaxnreg_option():
 def test_bad_configs_are_refused():
     # bn not a multiple of 64 or above 256; 4 consumer warpgroups; a 1-stage ring; 5 stages of
     # 48 KiB; lag 1 with 2 stages; TMA stores' C buffers next to 4 stages; unknown store mode;
-    # 384 rows (A's box is at most 256); 2 x 128 accumulators in one warpgroup
+    # 384 rows (A's box is at most 256); 2 x 128 accumulators in one warpgroup; ping-pong alone
     for cfg in (WgmmaConfig(bn=96), WgmmaConfig(bn=320), WgmmaConfig(consumers=4), WgmmaConfig(stages=1),
                 WgmmaConfig(stages=5), WgmmaConfig(stages=2, lag=1), WgmmaConfig(lag=2),
                 WgmmaConfig(store="tma"), WgmmaConfig(stages=3, store="smem"),
-                WgmmaConfig(bn=64, consumers=3, m_blocks=2), WgmmaConfig(consumers=1, m_blocks=2)):
+                WgmmaConfig(bn=64, consumers=3, m_blocks=2), WgmmaConfig(consumers=1, m_blocks=2),
+                WgmmaConfig(consumers=1, pingpong=True)):
         with pytest.raises(ValueError, match="unsupported wgmma tile config"):
             matmul_kernel("sm_90", dtypes.float16, 256, 256, 256, cfg)
 
@@ -142,7 +147,8 @@ BIG = [WgmmaConfig(), WgmmaConfig(stages=3), WgmmaConfig(bn=128, stages=6), Wgmm
        WgmmaConfig(stages=3, store="tma"), WgmmaConfig(bn=128, stages=5, lag=1, store="tma"),
        WgmmaConfig(setmaxnreg=False), WgmmaConfig(stages=3, store="tma", setmaxnreg=False),
        WgmmaConfig(bn=128, m_blocks=2), WgmmaConfig(bn=128, m_blocks=2, stages=3, store="tma"),
-       WgmmaConfig(bn=128, m_blocks=2, consumers=1)]
+       WgmmaConfig(bn=128, m_blocks=2, consumers=1), WgmmaConfig(bn=128, m_blocks=2, pingpong=True),
+       WgmmaConfig(bn=128, m_blocks=2, stages=6, pingpong=True), WgmmaConfig(bn=256, stages=3, store="tma", pingpong=True)]
 
 
 def _ptxas(src: str) -> str:
