@@ -15,9 +15,10 @@ Structure (the fast.cu / CUTLASS "warp-specialized persistent" shape, nvidia-per
   the ring with phase-parity waits; the producer starts on parity 1, which a fresh barrier
   reports as complete, so no initial release is needed.
 * Warpgroups 1..``consumers`` take more registers (``setmaxnreg.inc``) and each multiplies a
-  64-row slice of the tile: per k-tile four ``wgmma.mma_async.m64n{bn}k16`` on shared-memory
-  descriptors (A K-major, B N-major with ``imm-trans-b``; 128B swizzle), committed and retired
-  with ``wgmma.wait_group`` before the stage is handed back (``lag``: right away, or one
+  slice of ``m_blocks`` x 64 rows of the tile (or, ping-pong, whole tiles in turn): per k-tile
+  four ``wgmma.mma_async.m64n{bn}k16`` per 64-row block on shared-memory descriptors (A
+  K-major, B N-major with ``imm-trans-b``; 128B swizzle), committed and retired with
+  ``wgmma.wait_group`` before the stage is handed back (``lag``: right away, or one
   k-tile later). The first k-step of a tile uses scale-d = false instead of zeroing the
   accumulators.
 * The epilogue rounds the f32 accumulators to the output type in pairs and stores them with
@@ -28,8 +29,8 @@ Structure (the fast.cu / CUTLASS "warp-specialized persistent" shape, nvidia-per
 The maps are tiled tensor maps (``hwdrv.nvidia.tensormap``) the host encodes per call from the
 operands' addresses (:attr:`MatmulKernel.tensor_maps`); the kernel takes them from global
 memory through a pointer (``pmaps``: A's map, then B's, then C's for TMA stores, 128 bytes
-each; the form that needs no
-driver-filled constant-bank slot, nvidia-perf.md 2.4) after ``fence.proxy.tensormap``. Rows
+each; the form that needs no driver-filled constant-bank slot, nvidia-perf.md 2.4) after
+``fence.proxy.tensormap``. Rows
 past M or N and k past K read as zeros (TMA out-of-bound fill), so any M works; K and N must
 be multiples of 8 (the maps' 16-byte row strides)."""
 from __future__ import annotations
@@ -195,7 +196,8 @@ def _desc_template(lbo: int, sbo: int) -> int:
 
 def wgmma_kernel(dtype: DType, m: int, n: int, k: int, cfg: WgmmaConfig) -> MatmulKernel:
     """The warp-specialized TMA + wgmma kernel for an (m, k) @ (k, n) matmul of f16/bf16.
-    Parameters: C, then the address of A's and B's tensor maps (see module doc)."""
+    Parameters: C, then the address of the tensor maps (A's, B's, C's with store "tma"; see
+    the module doc)."""
     cfg.check()
     if k % 8 or n % 8:
         raise ValueError(f"the wgmma kernel needs K and N multiples of 8 (16-byte rows), got K={k} N={n}")
@@ -363,6 +365,11 @@ class _Gen:
         e("add.u32 %sa_c, %sa_c, %sbase;")           # this consumer's rows of A in stage 0
         e("and.b32 %lead, %wt, 127;")                # thread 0 of each warpgroup releases stages
         e("setp.eq.u32 %pt, %lead, 0;")
+        if c.store == "tma":                        # C's map: fenced like A's and B's before use
+            e.reg("b64", "map_c")
+            e("ld.param.u64 %map_c, [pmaps];")
+            e(f"add.s64 %map_c, %map_c, {2 * TENSOR_MAP_BYTES};")   # after A's and B's
+            e(f"@%pt fence.proxy.tensormap::generic.acquire.gpu [%map_c], {TENSOR_MAP_BYTES};")
         e("mov.u32 %tile, %ctaid.x;")
         if c.pingpong:
             # main loops take turns in tile order: consumer c waits on turn[c] and passes the
@@ -418,7 +425,8 @@ class _Gen:
                     e(f"add.s64 %dai, %da, {off};")
                 a, b = "%dai" if off else "%da", "%dbi" if ks else "%db"
                 dvec = "{" + ", ".join(acc[blk]) + "}"
-                e(f"wgmma.mma_async.sync.aligned.m64n{c.bn}k{K_STEP}.f32.{t}.{t} {dvec}, {a}, {b}, {scale}, 1, 1, 0, 1;")
+                e(f"wgmma.mma_async.sync.aligned.m64n{c.bn}k{K_STEP}.f32.{t}.{t} {dvec}, {a}, {b}, {scale}, "
+                  "1, 1, 0, 1;")
         e("wgmma.commit_group.sync.aligned;")
         e(f"wgmma.wait_group.sync.aligned {c.lag};")
         if c.lag:                                   # the previous k-tile is retired: free its stage
@@ -527,7 +535,6 @@ class _Gen:
         are not written)."""
         e, c, t = self.e, self.c, self.t
         e.reg("b32", "cbuf", "crow8", "xg", "bid", "pk")
-        e.reg("b64", "map_c")
         e("shr.u32 %x, %wt, 7;")                     # consumer index
         e("add.u32 %bid, %x, 1;")                    # named barrier 1 + consumer: its 128 threads
         e(f"mad.lo.u32 %cbuf, %x, {c.c_bytes}, %sbase;")
@@ -557,8 +564,6 @@ class _Gen:
         e("fence.proxy.async.shared::cta;")          # generic-proxy writes before TMA reads them
         e("bar.sync %bid, 128;")
         e("@!%pt bra $C_STORED;")
-        e("ld.param.u64 %map_c, [pmaps];")
-        e(f"add.s64 %map_c, %map_c, {2 * TENSOR_MAP_BYTES};")   # after A's and B's
         e("shr.u32 %x, %wt, 7;")
         e(f"mad.lo.u32 %y, %x, {c.slice_rows}, %row0;")   # the consumer's first row
         for blk in range(c.m_blocks):
