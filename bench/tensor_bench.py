@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tensor import Tensor, dtypes, runtime  # noqa: E402
-from tensor.matmul import MmaConfig, WgmmaConfig  # noqa: E402
+from tensor.matmul import MmaConfig, Tf32Config, WgmmaConfig  # noqa: E402
 
 TARGETS = {"add": 1.0, "softmax": 1.0, "sum last": None, "sum first": None, "matmul f32": 0.9,
            "matmul f16": 0.95, "matmul bf16": 0.95}
@@ -37,7 +37,13 @@ TARGETS = {"add": 1.0, "softmax": 1.0, "sum last": None, "sum first": None, "mat
 #: configs --matmul-configs tries (None: the default path, wgmma on sm_90)
 MATMUL_SWEEP = [None, WgmmaConfig(stages=3), WgmmaConfig(bn=128, stages=6), WgmmaConfig(bn=256, consumers=1),
                 WgmmaConfig(bn=192, consumers=3, stages=3), WgmmaConfig(group=16), WgmmaConfig(group=4),
-                MmaConfig()]
+                WgmmaConfig(lag=1), WgmmaConfig(stages=3, lag=1), WgmmaConfig(stages=3, store="tma"),
+                WgmmaConfig(stages=3, lag=1, store="tma"), WgmmaConfig(bn=128, stages=5, lag=1, store="tma"),
+                WgmmaConfig(setmaxnreg=False), WgmmaConfig(bn=128, m_blocks=2),
+                WgmmaConfig(bn=128, m_blocks=2, lag=1), WgmmaConfig(bn=128, m_blocks=2, stages=3, store="tma"),
+                WgmmaConfig(bn=128, m_blocks=2, stages=6, pingpong=True),
+                WgmmaConfig(bn=128, m_blocks=2, stages=4, store="tma", pingpong=True),
+                WgmmaConfig(bn=256, stages=3, store="tma", pingpong=True), MmaConfig()]
 
 
 def cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple, object, object]]:
@@ -51,7 +57,8 @@ def cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple, objec
                 ("matmul 64 f16", "matmul f16", (64, 64, 64), dtypes.float16, None),
                 ("matmul 64 f16 mma.sync", "matmul f16", (64, 64, 64), dtypes.float16, MmaConfig()),
                 ("matmul 200x136x72 bf16", "matmul bf16", (200, 136, 72), dtypes.bfloat16, None),
-                ("matmul 64 f32", "matmul f32", (64, 64, 64), dtypes.float32, None)]
+                ("matmul 64 f32", "matmul f32", (64, 64, 64), dtypes.float32, None),
+                ("matmul 64 f32 tf32", "matmul f32", (64, 64, 64), dtypes.float32, Tf32Config())]
     s = 16 if quick else 1
     add_n = (1 << 28) // s                 # 1 GiB of f32
     return [("add 1GiB f32", "add", (add_n,), dtypes.float32, None),
@@ -67,7 +74,10 @@ def cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple, objec
             # ragged tiles in every dimension (M % 128, N % 256, K % 64)
             ("matmul 6000x5000x4104 f16", "matmul f16", (6000 // s, 5000 // s, 4104 // s // 8 * 8),
              dtypes.float16, None),
-            ("matmul 4096 f32", "matmul f32", (4096 // s,) * 3, dtypes.float32, None)]
+            ("matmul 4096 f32", "matmul f32", (4096 // s,) * 3, dtypes.float32, None),
+            # the opt-in TF32 path (matmul_precision("tf32")); torch's column is exact f32 unless
+            # torch.backends.cuda.matmul.allow_tf32 is set
+            ("matmul 4096 f32 tf32", "matmul f32", (4096 // s,) * 3, dtypes.float32, Tf32Config())]
 
 
 def sweep_cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple, object, object]]:
@@ -78,7 +88,8 @@ def sweep_cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple,
     for dt in (dtypes.float16, dtypes.bfloat16):
         for cfg in MATMUL_SWEEP:
             tag = "default" if cfg is None else f"{'wgmma' if isinstance(cfg, WgmmaConfig) else 'mma'} {cfg.tag()}"
-            out.append((f"matmul {'x'.join(map(str, shape))} {dt.name} {tag}", f"matmul {dt.name.replace('float', 'f')}", shape, dt, cfg))
+            kind = f"matmul {dt.name.replace('float', 'f')}"
+            out.append((f"matmul {'x'.join(map(str, shape))} {dt.name} {tag}", kind, shape, dt, cfg))
     return out
 
 
@@ -132,16 +143,20 @@ def ours(device: str, kind: str, shape: tuple, dt, repeat: int, config=None) -> 
 
 def check_matmul(got: np.ndarray, a: Tensor, b: Tensor, dt, samples: int = 32) -> None:
     """Raise when sampled rows and columns of ``got`` differ from numpy's product of the same
-    (rounded) inputs; tolerances of the output type, scaled with sqrt(K)."""
-    ha, hb = a.numpy().astype(np.float64), b.numpy().astype(np.float64)
+    (rounded) inputs (computed in f32: a full f64 product at 8192 would take the host minutes);
+    tolerances of the output type, the absolute one scaled with sqrt(K)."""
+    ha, hb = a.numpy().astype(np.float32), b.numpy().astype(np.float32)
     rng = np.random.default_rng(1)
     rows = rng.integers(0, ha.shape[0], samples)
     cols = rng.integers(0, hb.shape[1], samples)
     rtol = {dtypes.float16: 1e-2, dtypes.bfloat16: 3e-2}.get(dt, 1e-4)
+    if "matmul_tf32_" in runtime(a.device).stats.history[-1].name:
+        rtol = 2e-3                     # inputs rounded to 10 fraction bits
     atol = rtol * np.sqrt(ha.shape[1]) * max(1.0, float(np.abs(ha).max() * np.abs(hb).max()))
-    np.testing.assert_allclose(got[rows].astype(np.float64), ha[rows] @ hb, rtol=rtol, atol=atol,
+    got = got.astype(np.float32)
+    np.testing.assert_allclose(got[rows], ha[rows] @ hb, rtol=rtol, atol=atol,
                                err_msg=f"matmul {ha.shape} @ {hb.shape} rows")
-    np.testing.assert_allclose(got[:, cols].astype(np.float64), ha @ hb[:, cols], rtol=rtol, atol=atol,
+    np.testing.assert_allclose(got[:, cols], ha @ hb[:, cols], rtol=rtol, atol=atol,
                                err_msg=f"matmul {ha.shape} @ {hb.shape} columns")
 
 

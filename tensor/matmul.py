@@ -9,20 +9,50 @@ own cached program.
 * ``mma`` (``matmul_mma.py``, f16/bf16 on sm_80+ with K and N multiples of 8): pipelined
   ``cp.async`` + ``ldmatrix`` + ``mma.sync.m16n8k16``. What sm_80/89 get, and sm_90 when an
   MmaConfig is asked for.
-* ``simt`` (``matmul_simt.py``, f32 and the other narrow-float shapes): register-tiled FMAs."""
+* ``simt`` (``matmul_simt.py``, f32 and the other narrow-float shapes): register-tiled FMAs.
+* ``tf32`` (``matmul_tf32.py``, f32 on sm_80+ with K and N multiples of 4, only after
+  ``matmul_precision("tf32")`` or with ``TENSOR_MATMUL_PRECISION=tf32``): inputs rounded to
+  TF32, ``mma.sync.m16n8k8`` with f32 accumulation."""
 from __future__ import annotations
 
-from .dtype import DType, bfloat16, float16
+import os
+from dataclasses import replace
+
+from .dtype import DType, bfloat16, float16, float32
 from .matmul_mma import MmaConfig, mma_kernel
 from .matmul_ptx import MatmulKernel, TensorMapSpec
 from .matmul_simt import SimtConfig, simt_kernel
+from .matmul_tf32 import Tf32Config, tf32_kernel
 from .matmul_wgmma import WgmmaConfig, wgmma_kernel
 
 #: the tile shapes a case gets unless a config is passed (the fastest measured/predicted)
 DEFAULT_WGMMA = WgmmaConfig()
 DEFAULT_MMA = MmaConfig()
 DEFAULT_SIMT = SimtConfig()
-Config = WgmmaConfig | MmaConfig | SimtConfig
+DEFAULT_TF32 = Tf32Config()
+Config = WgmmaConfig | MmaConfig | SimtConfig | Tf32Config
+
+PRECISION_ENV = "TENSOR_MATMUL_PRECISION"
+#: "highest": f32 matmuls are exact f32 FMAs; "tf32": they may round their inputs to TF32
+PRECISIONS = ("highest", "tf32")
+_precision: list[str] = []             # the value set by matmul_precision(), if any
+
+
+def matmul_precision(value: str | None = None) -> str:
+    """The f32 matmul precision, after setting it to ``value`` when given: ``"highest"`` (the
+    default: exact f32 on CUDA cores) or ``"tf32"`` (tensor cores on inputs rounded to TF32,
+    ~1e-3 relative error; sm_80+, K and N multiples of 4). Until set, the environment variable
+    TENSOR_MATMUL_PRECISION decides (unset: "highest")."""
+    if value is not None:
+        if value not in PRECISIONS:
+            raise ValueError(f"matmul precision {value!r} is not one of {PRECISIONS}")
+        _precision[:] = [value]
+    if _precision:
+        return _precision[0]
+    env = os.environ.get(PRECISION_ENV, "") or "highest"
+    if env not in PRECISIONS:
+        raise ValueError(f"{PRECISION_ENV}={env!r} is not one of {PRECISIONS}")
+    return env
 
 
 def _sm(arch: str) -> int:
@@ -41,17 +71,35 @@ def uses_wgmma(arch: str, dtype: DType, m: int, n: int, k: int) -> bool:
     return dtype in (float16, bfloat16) and _sm(arch) == 90 and k % 8 == 0 and n % 8 == 0 and m > 0
 
 
+def uses_tf32(arch: str, dtype: DType, k: int, n: int, precision: str | None = None) -> bool:
+    """Whether ``matmul_kernel`` picks the TF32 kernel for this f32 case at ``precision`` (default:
+    the current ``matmul_precision()``)."""
+    return ((precision or matmul_precision()) == "tf32" and dtype == float32 and _sm(arch) >= 80
+            and k % 4 == 0 and n % 4 == 0)
+
+
 def matmul_kernel(arch: str, dtype: DType, m: int, n: int, k: int,
-                  config: Config | None = None) -> MatmulKernel:
+                  config: Config | None = None, sms: int | None = None,
+                  precision: str | None = None) -> MatmulKernel:
     """The kernel for a (m, k) @ (k, n) matmul of ``dtype`` on ``arch``. ``config`` picks the
     path when it names one the case can take (a WgmmaConfig or MmaConfig for tensor cores, a
-    SimtConfig otherwise) and sets its tile shape; else the case gets its best path's default."""
+    SimtConfig otherwise) and sets its tile shape; else the case gets its best path's default.
+    ``sms``: the device's SM count, the persistent grid of the default wgmma config (one block
+    per SM: its shared memory allows no second). ``precision``: the f32 precision (default: the
+    current ``matmul_precision()``); a Tf32Config also asks for TF32."""
     if uses_wgmma(arch, dtype, m, n, k) and not isinstance(config, MmaConfig):
-        return wgmma_kernel(dtype, m, n, k, config if isinstance(config, WgmmaConfig) else DEFAULT_WGMMA)
+        if not isinstance(config, WgmmaConfig):
+            config = replace(DEFAULT_WGMMA, sms=sms) if sms else DEFAULT_WGMMA
+        return wgmma_kernel(dtype, m, n, k, config)
     if uses_tensor_cores(arch, dtype, k, n):
         return mma_kernel(arch, dtype, m, n, k, config if isinstance(config, MmaConfig) else DEFAULT_MMA)
+    if isinstance(config, Tf32Config):
+        precision = "tf32"
+    if uses_tf32(arch, dtype, k, n, precision) and not isinstance(config, SimtConfig):
+        return tf32_kernel(arch, m, n, k, config if isinstance(config, Tf32Config) else DEFAULT_TF32)
     return simt_kernel(arch, dtype, m, n, k, config if isinstance(config, SimtConfig) else DEFAULT_SIMT)
 
 
-__all__ = ["MatmulKernel", "TensorMapSpec", "WgmmaConfig", "MmaConfig", "SimtConfig", "matmul_kernel",
-           "uses_tensor_cores", "uses_wgmma", "DEFAULT_WGMMA", "DEFAULT_MMA", "DEFAULT_SIMT"]
+__all__ = ["MatmulKernel", "TensorMapSpec", "WgmmaConfig", "MmaConfig", "SimtConfig", "Tf32Config",
+           "matmul_kernel", "matmul_precision", "uses_tensor_cores", "uses_wgmma", "uses_tf32",
+           "DEFAULT_WGMMA", "DEFAULT_MMA", "DEFAULT_SIMT", "DEFAULT_TF32"]

@@ -18,6 +18,7 @@ class TensorMapSpec:
     strides: tuple[int, ...]            # bytes, dimensions 1..rank-1
     box: tuple[int, ...]
     swizzle: int = 0                    # bytes
+    l2_promotion: int = 0               # bytes
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from hwdrv.trace import Span
 from .dtype import DType, bfloat16, bool_, bf16_bits_to_f32, f32_to_bf16_bits
 from .lazy import LazyNode
 from .lower import lower
-from .matmul import Config, MatmulKernel, matmul_kernel
+from .matmul import Config, MatmulKernel, matmul_kernel, matmul_precision
 from .ops import Op
 from .profile import maybe_start
 from .render import renderer_for
@@ -77,7 +77,7 @@ class Runtime:
         #: matmul tile shapes by dtype name, overriding matmul.py's defaults where they suit
         #: the case's path (bench/tensor_variants.py sets these)
         self.matmul_configs: dict[str, Config] = {}
-        #: tensor-map buffers of TMA matmuls by (kernel, A address, B address), newest last
+        #: tensor-map buffers of TMA matmuls by (kernel, operand addresses), newest last
         self.tensor_maps: OrderedDict[tuple, Any] = OrderedDict()
         self._compilers: dict[str, Any] = {}    # ptxas for kernels that need another target
         maybe_start(self)
@@ -158,15 +158,18 @@ class Runtime:
             a, b = (s.node for s in node.srcs)
             (m, k), n = node.srcs[0].shape, node.shape[1]     # views: a prefix of their node
             cfg = self.matmul_configs.get(node.dtype.name)
-            key = ("matmul", node.dtype.name, m, n, k, cfg)
+            precision = matmul_precision()
+            key = ("matmul", node.dtype.name, m, n, k, cfg, precision)
             if key not in self.programs:
                 own = getattr(self.renderer, "matmul_kernel", None)    # the target's generator
-                mk = own(node.dtype, m, n, k, cfg) if own else matmul_kernel(self.device.arch, node.dtype, m, n, k, cfg)
+                mk = own(node.dtype, m, n, k, cfg) if own else \
+                    matmul_kernel(self.device.arch, node.dtype, m, n, k, cfg, getattr(self.device, "sm_count", None),
+                                  precision)
                 self.programs[key] = (self._compile(mk.ptx, mk.name, f"matmul {m}x{k}x{n}", mk.target), mk)
             prog, mk = self.programs[key]
             launch = Launch(mk.name, node.shape, mk.grid, mk.block)
             if mk.tensor_maps:
-                args = [out, self._tensor_map_buffer(mk, buf(a), buf(b))]
+                args = [out, self._tensor_map_buffer(mk, {"a": buf(a), "b": buf(b), "c": out})]
             else:
                 args = [out, buf(a), buf(b)]
             return _Call(node, prog, args, launch, mk.shared)
@@ -181,19 +184,19 @@ class Runtime:
         launch = Launch(kernel.name, node.shape, grid, (BLOCK, 1, 1))
         return _Call(node, self.programs[key], [out] + [buf(i) for i in inputs], launch)
 
-    def _tensor_map_buffer(self, mk: MatmulKernel, a: Any, b: Any) -> Any:
-        """A device buffer holding the tensor maps ``mk`` reads for operands ``a``, ``b`` (encoded
-        and uploaded once per kernel and pair of buffer addresses; a map holds only addresses and
-        shapes, so a reused address gets a correct map)."""
+    def _tensor_map_buffer(self, mk: MatmulKernel, operands: dict[str, Any]) -> Any:
+        """A device buffer holding the tensor maps ``mk`` reads over ``operands`` (buffers by
+        name: "a", "b", "c"), encoded and uploaded once per kernel and set of addresses (a map
+        holds only an address and a shape, so a reused address gets a correct map)."""
         from hwdrv.nvidia.tensormap import TENSOR_MAP_BYTES, encode_tiled
-        key = (mk.name, a.va, b.va)
+        vas = {t.operand: operands[t.operand].va for t in mk.tensor_maps}
+        key = (mk.name, *sorted(vas.items()))
         hit = self.tensor_maps.get(key)
         if hit is not None:
             self.tensor_maps.move_to_end(key)
             return hit
-        vas = {"a": a.va, "b": b.va}
-        raw = b"".join(encode_tiled(vas[t.operand], t.dtype, t.dims, t.strides, t.box, swizzle=t.swizzle)
-                       for t in mk.tensor_maps)
+        raw = b"".join(encode_tiled(vas[t.operand], t.dtype, t.dims, t.strides, t.box, swizzle=t.swizzle,
+                                    l2_promotion=t.l2_promotion) for t in mk.tensor_maps)
         buf = self.device.alloc(len(mk.tensor_maps) * TENSOR_MAP_BYTES)
         self.device.upload(buf, np.frombuffer(raw, np.uint8))
         self.tensor_maps[key] = buf
@@ -213,7 +216,6 @@ class Runtime:
                   f"{ir_text}\n{src}", file=sys.stderr)
         return prog
 
-
     def _compiler(self, target: str | None) -> Any:
         """The device's compiler, or for a kernel that needs another target (sm_90a) than the
         device's ptxas assembles for, a ptxas compiler for that target."""
@@ -226,7 +228,7 @@ class Runtime:
         return self._compilers[target]
 
 
-#: tensor-map buffers a runtime keeps (256 bytes each)
+#: tensor-map buffers a runtime keeps (128 bytes per map, 2 or 3 maps each)
 TENSOR_MAP_CACHE = 256
 
 

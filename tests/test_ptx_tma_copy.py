@@ -13,17 +13,18 @@ import numpy as np
 import pytest
 
 from hwdrv.mock.nvidia import ptx
+from hwdrv.nvidia.tensormap import encode_tiled
 
 from test_ptx_helpers import gpu  # noqa: F401
-from hwdrv.nvidia.tensormap import encode_tiled
 
 PTX = r"""
 .version 8.5
 .target sm_90a
 .address_size 64
 
-// One CTA loads a 2-D box with TMA into swizzled shared memory (map by value, or through a
-// global pointer), waits on the mbarrier with a parity wait, and copies the raw shared image out.
+// One CTA loads a 2-D box with TMA into swizzled shared memory (map by value; _variants adds
+// the same kernel with the map behind a global pointer, and a 3-D one), waits on the mbarrier
+// with a parity wait, and copies the raw shared image out.
 .visible .entry tma_load_2d(
     .param .align 64 .b8 tmap[128],
     .param .u64 out,
@@ -55,56 +56,6 @@ SYNC:
     mbarrier.arrive.expect_tx.shared::cta.b64 %rd1, [bar], %r5;
     cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%rd6, {%r3, %r4}];
     cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [tile], [%rd6, {%r3, %r4}], [bar];
-WAIT:
-    mbarrier.try_wait.parity.shared::cta.b64 %p2, [bar], 0;
-    @!%p2 bra WAIT;
-    ld.param.u64 %rd2, [out];
-    cvta.to.global.u64 %rd2, %rd2;
-    mov.u32 %r6, tile;
-    shl.b32 %r7, %r1, 4;
-COPY:
-    setp.ge.u32 %p3, %r7, %r5;
-    @%p3 bra DONE;
-    add.u32 %r8, %r6, %r7;
-    ld.shared.v4.u32 {%r9, %r10, %r11, %r12}, [%r8];
-    cvt.u64.u32 %rd3, %r7;
-    add.u64 %rd4, %rd2, %rd3;
-    st.global.v4.u32 [%rd4], {%r9, %r10, %r11, %r12};
-    add.u32 %r7, %r7, 2048;
-    bra COPY;
-DONE:
-    ret;
-}
-
-.visible .entry tma_load_2d_global_map(
-    .param .u64 tmap_ptr,
-    .param .u64 out,
-    .param .u32 c0,
-    .param .u32 c1,
-    .param .u32 nbytes
-)
-{
-    .reg .pred %p<4>;
-    .reg .b32 %r<16>;
-    .reg .b64 %rd<16>;
-    .shared .align 1024 .b8 tile[8192];
-    .shared .align 8 .b64 bar;
-
-    mov.u32 %r1, %tid.x;
-    ld.param.u32 %r5, [nbytes];
-    ld.param.u64 %rd5, [tmap_ptr];
-    setp.ne.u32 %p1, %r1, 0;
-    @%p1 bra SYNC;
-    mbarrier.init.shared::cta.b64 [bar], 1;
-    fence.mbarrier_init.release.cluster;
-SYNC:
-    bar.sync 0;
-    @%p1 bra WAIT;
-    ld.param.u32 %r3, [c0];
-    ld.param.u32 %r4, [c1];
-    fence.proxy.tensormap::generic.acquire.gpu [%rd5], 128;
-    mbarrier.arrive.expect_tx.shared::cta.b64 %rd1, [bar], %r5;
-    cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [tile], [%rd5, {%r3, %r4}], [bar];
 WAIT:
     mbarrier.try_wait.parity.shared::cta.b64 %p2, [bar], 0;
     @!%p2 bra WAIT;
@@ -176,21 +127,32 @@ DONE:
 ROWS, COLS = 40, 72                      # the f16 tensor: 40 rows of 72 elements (144-byte rows)
 
 
+def _variants(src: str) -> str:
+    """The by-value 2-D load kernel as two more kernels: with the map in global memory (a
+    pointer parameter, fence.proxy.tensormap before use) and 3-D (a third coordinate)."""
+    k = src[src.index(".visible .entry tma_load_2d("):src.index("// Shared image in")]
+    out = [src]
+    for changes in (
+            ((".entry tma_load_2d(", ".entry tma_load_2d_global_map("),
+             (".param .align 64 .b8 tmap[128],", ".param .u64 tmap_ptr,"),
+             ("ld.param.u32 %r5, [nbytes];", "ld.param.u32 %r5, [nbytes];\n    ld.param.u64 %rd5, [tmap_ptr];"),
+             ("mov.u64 %rd6, tmap;\n    cvta.param.u64 %rd6, %rd6;\n    prefetch.tensormap [%rd6];",
+              "fence.proxy.tensormap::generic.acquire.gpu [%rd5], 128;"),
+             ("    cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%rd6, {%r3, %r4}];\n", ""),
+             ("[%rd6, {%r3, %r4}]", "[%rd5, {%r3, %r4}]")),
+            ((".entry tma_load_2d(", ".entry tma_load_3d("),
+             (".param .u32 c1,", ".param .u32 c1,\n    .param .u32 c2,"),
+             ("ld.param.u32 %r4, [c1];", "ld.param.u32 %r4, [c1];\n    ld.param.u32 %r13, [c2];"),
+             (".2d.", ".3d."), ("{%r3, %r4}", "{%r3, %r4, %r13}"))):
+        v = k
+        for old, new in changes:
+            assert old in v
+            v = v.replace(old, new)
+        out.append(v)
+    return "\n".join(out)
 
 
-def _three_d(src: str) -> str:
-    """The by-value 2-D load kernel made 3-D (a third coordinate parameter)."""
-    k = src[src.index(".visible .entry tma_load_2d("):src.index(".visible .entry tma_load_2d_global_map")]
-    for old, new in ((".entry tma_load_2d(", ".entry tma_load_3d("),
-                     (".param .u32 c1,", ".param .u32 c1,\n    .param .u32 c2,"),
-                     ("ld.param.u32 %r4, [c1];", "ld.param.u32 %r4, [c1];\n    ld.param.u32 %r13, [c2];"),
-                     (".2d.", ".3d."), ("{%r3, %r4}", "{%r3, %r4, %r13}")):
-        assert old in k
-        k = k.replace(old, new)
-    return src + "\n" + k
-
-
-PTX = _three_d(PTX)
+PTX = _variants(PTX)
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,17 @@ import numpy as np
 import pytest
 
 import hwdrv
+from hwdrv.nvidia.tensormap import encode_tiled
 
 from test_nvcc_corpus import SIGNAL_TIMEOUT
 from test_ptx_tma_copy import PTX as TMA_PTX
 from test_ptx_tma_copy import ROWS, COLS, swizzled_image
-from hwdrv.nvidia.tensormap import encode_tiled
 from test_ptx_wgmma import _random, desc, frag_to_matrix, kernel, kmajor_plain
 
-# (N, element type, swizzle bytes, B N-major)
-GEMM_CASES = [(64, "f16", 128, 0), (128, "bf16", 64, 0), (8, "f16", 0, 0), (64, "bf16", 128, 1), (64, "f16", 32, 0)]
+# (N, element type, swizzle bytes, B N-major). N-major B wider than 64 spans several 64-column
+# slabs LBO apart: the layout of tensor/matmul_wgmma.py's B tiles
+GEMM_CASES = [(64, "f16", 128, 0), (128, "bf16", 64, 0), (8, "f16", 0, 0), (64, "bf16", 128, 1), (64, "f16", 32, 0),
+              (256, "f16", 128, 1), (128, "bf16", 128, 1)]
 
 
 def _launch(dev, binary: bytes, name: str, grid, block: int, args: list) -> None:
@@ -39,16 +41,18 @@ def run_gemm_case(dev, compile_ptx, n: int, atype: str, swizzle: int, trans_b: i
     k = swizzle // 2 if swizzle else 32
     a_raw, a = _random((64, k), atype, rng)
     b_raw, b = _random((n, k), atype, rng)
-    if trans_b:                                       # B N-major: one 128-byte row of N per k
-        assert swizzle == 128 and n == 64
-        b_img, step_b = swizzled_image(np.ascontiguousarray(b_raw.T), 128), 16 * 128
+    if trans_b:     # B N-major: per 64 columns a slab of k rows of 128 bytes, slabs LBO = k * 128 apart
+        assert swizzle == 128 and n % 64 == 0
+        bt = np.ascontiguousarray(b_raw.T)
+        b_img = np.concatenate([swizzled_image(np.ascontiguousarray(bt[:, j:j + 64]), 128) for j in range(0, n, 64)])
+        step_b = 16 * 128
     elif swizzle:
         b_img, step_b = swizzled_image(b_raw, swizzle), 32
     else:
         b_img, step_b = kmajor_plain(b_raw, 128, k // 8 * 128, n * k * 2), 256
     if swizzle:
         a_img, step_a, da = swizzled_image(a_raw, swizzle), 32, desc(sbo=8 * swizzle, swizzle=swizzle)
-        dbd = desc(sbo=1024 if trans_b else 8 * swizzle, swizzle=swizzle)
+        dbd = desc(lbo=k * 128, sbo=1024, swizzle=swizzle) if trans_b else desc(sbo=8 * swizzle, swizzle=swizzle)
     else:
         a_img, step_a = kmajor_plain(a_raw, 128, k // 8 * 128, 64 * k * 2), 256
         da = dbd = desc(lbo=128, sbo=k // 8 * 128)

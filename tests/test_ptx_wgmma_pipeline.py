@@ -9,6 +9,7 @@ A second kernel reuses two stages over four k-tiles with full/empty barrier ring
 assembles with ``ptxas -arch=sm_90a`` (13.0)."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -16,11 +17,38 @@ import numpy as np
 import pytest
 
 from hwdrv.mock.nvidia import ptx
-
-from test_ptx_helpers import gpu  # noqa: F401
 from hwdrv.nvidia.tensormap import encode_tiled
 
+from test_ptx_helpers import gpu  # noqa: F401
+
 MN = K = 128
+
+ACC = ", ".join(f"%f{i}" for i in range(32))           # a thread's 32 accumulators (m64n64, f32)
+
+
+def _mmas(base: int, scale_d: str) -> str:
+    """One 64-wide k-tile: four wgmma m64n64k16, the descriptors advanced 32 bytes (2 in their
+    16-byte units) per k-step from ``base``; the first k-step's scale-d is ``scale_d``."""
+    lines = []
+    for j in range(4):
+        lines += [f"    add.s64 %rd5, %rd3, {base + 2 * j};", f"    add.s64 %rd6, %rd4, {base + 2 * j};",
+                  f"    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {{{ACC}}}, %rd5, %rd6, "
+                  f"{scale_d if j == 0 else '%p7'}, 1, 1, 0, 0;"]
+    return "\n".join(lines)
+
+
+def _stores() -> str:
+    """A thread's accumulators to C (f32, 128 columns, at %rd9): register i holds row + 8 ((i%4)/2),
+    column 8 (i/4) + i%2 of its fragment."""
+    return "\n".join(f"    st.global.f32 [%rd9+{32 * (i // 4) + 4 * (i % 2) + 4096 * ((i % 4) // 2)}], %f{i};"
+                     for i in range(32))
+
+
+def _expand(src: str) -> str:
+    """The kernel text with its @MMA base scale-d@ and @STORES@ lines written out."""
+    src = src.replace("    @STORES@", _stores())
+    return re.sub(r"    @MMA (\d+) (%p\d)@", lambda mo: _mmas(int(mo.group(1)), mo.group(2)), src)
+
 
 PTX = r"""
 .version 8.5
@@ -92,36 +120,14 @@ WAIT0:
     mbarrier.try_wait.parity.shared::cta.b64 %p5, [full+0], 0;
     @!%p5 bra WAIT0;
     wgmma.fence.sync.aligned;
-    add.s64 %rd5, %rd3, 0;
-    add.s64 %rd6, %rd4, 0;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p6, 1, 1, 0, 0;
-    add.s64 %rd5, %rd3, 2;
-    add.s64 %rd6, %rd4, 2;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
-    add.s64 %rd5, %rd3, 4;
-    add.s64 %rd6, %rd4, 4;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
-    add.s64 %rd5, %rd3, 6;
-    add.s64 %rd6, %rd4, 6;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
+    @MMA 0 %p6@
     wgmma.commit_group.sync.aligned;
     wgmma.wait_group.sync.aligned 0;
 WAIT1:
     mbarrier.try_wait.parity.shared::cta.b64 %p5, [full+8], 0;
     @!%p5 bra WAIT1;
     wgmma.fence.sync.aligned;
-    add.s64 %rd5, %rd3, 512;
-    add.s64 %rd6, %rd4, 512;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
-    add.s64 %rd5, %rd3, 514;
-    add.s64 %rd6, %rd4, 514;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
-    add.s64 %rd5, %rd3, 516;
-    add.s64 %rd6, %rd4, 516;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
-    add.s64 %rd5, %rd3, 518;
-    add.s64 %rd6, %rd4, 518;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
+    @MMA 512 %p7@
     wgmma.commit_group.sync.aligned;
     wgmma.wait_group.sync.aligned 0;
     sub.u32 %r9, %r1, 128;
@@ -139,41 +145,11 @@ WAIT1:
     cvta.to.global.u64 %rd7, %rd7;
     mul.wide.u32 %rd8, %r15, 4;
     add.s64 %rd9, %rd7, %rd8;
-    st.global.f32 [%rd9+0], %f0;
-    st.global.f32 [%rd9+4], %f1;
-    st.global.f32 [%rd9+4096], %f2;
-    st.global.f32 [%rd9+4100], %f3;
-    st.global.f32 [%rd9+32], %f4;
-    st.global.f32 [%rd9+36], %f5;
-    st.global.f32 [%rd9+4128], %f6;
-    st.global.f32 [%rd9+4132], %f7;
-    st.global.f32 [%rd9+64], %f8;
-    st.global.f32 [%rd9+68], %f9;
-    st.global.f32 [%rd9+4160], %f10;
-    st.global.f32 [%rd9+4164], %f11;
-    st.global.f32 [%rd9+96], %f12;
-    st.global.f32 [%rd9+100], %f13;
-    st.global.f32 [%rd9+4192], %f14;
-    st.global.f32 [%rd9+4196], %f15;
-    st.global.f32 [%rd9+128], %f16;
-    st.global.f32 [%rd9+132], %f17;
-    st.global.f32 [%rd9+4224], %f18;
-    st.global.f32 [%rd9+4228], %f19;
-    st.global.f32 [%rd9+160], %f20;
-    st.global.f32 [%rd9+164], %f21;
-    st.global.f32 [%rd9+4256], %f22;
-    st.global.f32 [%rd9+4260], %f23;
-    st.global.f32 [%rd9+192], %f24;
-    st.global.f32 [%rd9+196], %f25;
-    st.global.f32 [%rd9+4288], %f26;
-    st.global.f32 [%rd9+4292], %f27;
-    st.global.f32 [%rd9+224], %f28;
-    st.global.f32 [%rd9+228], %f29;
-    st.global.f32 [%rd9+4320], %f30;
-    st.global.f32 [%rd9+4324], %f31;
+    @STORES@
     ret;
 }
 """
+PTX = _expand(PTX)
 
 RING_K = 256
 RING_PTX = r"""
@@ -231,18 +207,7 @@ CWAIT0:
     mbarrier.try_wait.parity.shared::cta.b64 %p5, [full+0], 0;
     @!%p5 bra CWAIT0;
     wgmma.fence.sync.aligned;
-    add.s64 %rd5, %rd3, 0;
-    add.s64 %rd6, %rd4, 0;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p6, 1, 1, 0, 0;
-    add.s64 %rd5, %rd3, 2;
-    add.s64 %rd6, %rd4, 2;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
-    add.s64 %rd5, %rd3, 4;
-    add.s64 %rd6, %rd4, 4;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
-    add.s64 %rd5, %rd3, 6;
-    add.s64 %rd6, %rd4, 6;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
+    @MMA 0 %p6@
     wgmma.commit_group.sync.aligned;
     wgmma.wait_group.sync.aligned 0;
     mbarrier.arrive.shared::cta.b64 _, [empty+0];
@@ -250,18 +215,7 @@ CWAIT1:
     mbarrier.try_wait.parity.shared::cta.b64 %p5, [full+8], 0;
     @!%p5 bra CWAIT1;
     wgmma.fence.sync.aligned;
-    add.s64 %rd5, %rd3, 512;
-    add.s64 %rd6, %rd4, 512;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
-    add.s64 %rd5, %rd3, 514;
-    add.s64 %rd6, %rd4, 514;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
-    add.s64 %rd5, %rd3, 516;
-    add.s64 %rd6, %rd4, 516;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
-    add.s64 %rd5, %rd3, 518;
-    add.s64 %rd6, %rd4, 518;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
+    @MMA 512 %p7@
     wgmma.commit_group.sync.aligned;
     wgmma.wait_group.sync.aligned 0;
     mbarrier.arrive.shared::cta.b64 _, [empty+8];
@@ -269,18 +223,7 @@ CWAIT2:
     mbarrier.try_wait.parity.shared::cta.b64 %p5, [full+0], 1;
     @!%p5 bra CWAIT2;
     wgmma.fence.sync.aligned;
-    add.s64 %rd5, %rd3, 0;
-    add.s64 %rd6, %rd4, 0;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
-    add.s64 %rd5, %rd3, 2;
-    add.s64 %rd6, %rd4, 2;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
-    add.s64 %rd5, %rd3, 4;
-    add.s64 %rd6, %rd4, 4;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
-    add.s64 %rd5, %rd3, 6;
-    add.s64 %rd6, %rd4, 6;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
+    @MMA 0 %p7@
     wgmma.commit_group.sync.aligned;
     wgmma.wait_group.sync.aligned 0;
     mbarrier.arrive.shared::cta.b64 _, [empty+0];
@@ -288,18 +231,7 @@ CWAIT3:
     mbarrier.try_wait.parity.shared::cta.b64 %p5, [full+8], 1;
     @!%p5 bra CWAIT3;
     wgmma.fence.sync.aligned;
-    add.s64 %rd5, %rd3, 512;
-    add.s64 %rd6, %rd4, 512;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
-    add.s64 %rd5, %rd3, 514;
-    add.s64 %rd6, %rd4, 514;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
-    add.s64 %rd5, %rd3, 516;
-    add.s64 %rd6, %rd4, 516;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
-    add.s64 %rd5, %rd3, 518;
-    add.s64 %rd6, %rd4, 518;
-    wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f0, %f1, %f2, %f3, %f4, %f5, %f6, %f7, %f8, %f9, %f10, %f11, %f12, %f13, %f14, %f15, %f16, %f17, %f18, %f19, %f20, %f21, %f22, %f23, %f24, %f25, %f26, %f27, %f28, %f29, %f30, %f31}, %rd5, %rd6, %p7, 1, 1, 0, 0;
+    @MMA 512 %p7@
     wgmma.commit_group.sync.aligned;
     wgmma.wait_group.sync.aligned 0;
     mbarrier.arrive.shared::cta.b64 _, [empty+8];
@@ -318,38 +250,7 @@ CWAIT3:
     cvta.to.global.u64 %rd7, %rd7;
     mul.wide.u32 %rd8, %r15, 4;
     add.s64 %rd9, %rd7, %rd8;
-    st.global.f32 [%rd9+0], %f0;
-    st.global.f32 [%rd9+4], %f1;
-    st.global.f32 [%rd9+4096], %f2;
-    st.global.f32 [%rd9+4100], %f3;
-    st.global.f32 [%rd9+32], %f4;
-    st.global.f32 [%rd9+36], %f5;
-    st.global.f32 [%rd9+4128], %f6;
-    st.global.f32 [%rd9+4132], %f7;
-    st.global.f32 [%rd9+64], %f8;
-    st.global.f32 [%rd9+68], %f9;
-    st.global.f32 [%rd9+4160], %f10;
-    st.global.f32 [%rd9+4164], %f11;
-    st.global.f32 [%rd9+96], %f12;
-    st.global.f32 [%rd9+100], %f13;
-    st.global.f32 [%rd9+4192], %f14;
-    st.global.f32 [%rd9+4196], %f15;
-    st.global.f32 [%rd9+128], %f16;
-    st.global.f32 [%rd9+132], %f17;
-    st.global.f32 [%rd9+4224], %f18;
-    st.global.f32 [%rd9+4228], %f19;
-    st.global.f32 [%rd9+160], %f20;
-    st.global.f32 [%rd9+164], %f21;
-    st.global.f32 [%rd9+4256], %f22;
-    st.global.f32 [%rd9+4260], %f23;
-    st.global.f32 [%rd9+192], %f24;
-    st.global.f32 [%rd9+196], %f25;
-    st.global.f32 [%rd9+4288], %f26;
-    st.global.f32 [%rd9+4292], %f27;
-    st.global.f32 [%rd9+224], %f28;
-    st.global.f32 [%rd9+228], %f29;
-    st.global.f32 [%rd9+4320], %f30;
-    st.global.f32 [%rd9+4324], %f31;
+    @STORES@
     ret;
 PRODUCER:
     setmaxnreg.dec.sync.aligned.u32 40;
@@ -383,6 +284,7 @@ PRODUCER_DONE:
     ret;
 }
 """
+RING_PTX = _expand(RING_PTX)
 
 
 def _maps(gpu, a, b):

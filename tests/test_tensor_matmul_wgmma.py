@@ -32,6 +32,16 @@ CASES = [
     (WgmmaConfig(bn=64, consumers=1, stages=3, sms=3), 130, 200, 264),    # 15 tiles on 3 blocks
     (WgmmaConfig(bn=192, consumers=3, stages=2, group=2, sms=4), 384, 72, 200),
     (WgmmaConfig(bn=64, stages=4, group=1, sms=1), 72, 8, 8),             # K and N of one 16-byte row
+    (WgmmaConfig(bn=128, stages=3, sms=2, lag=1), 136, 456, 264),         # stages handed back a k-tile late
+    (WgmmaConfig(stages=3, sms=2, store="tma"), 264, 72, 520),            # TMA stores, clipped at the edges
+    (WgmmaConfig(bn=64, consumers=1, stages=3, sms=3, lag=1, store="tma"), 130, 200, 264),
+    (WgmmaConfig(bn=128, sms=2, setmaxnreg=False), 136, 136, 136),          # no register reconfiguration
+    (WgmmaConfig(bn=128, m_blocks=2, stages=3, sms=2), 264, 136, 200),      # 256 x 128 tiles: 2 wgmmas a step
+    (WgmmaConfig(bn=64, consumers=1, m_blocks=2, stages=3, sms=2, store="tma"), 200, 72, 136),
+    # ping-pong: consumers take alternate tiles; 4 k-tiles over 3 stages make the skip wrap the ring
+    (WgmmaConfig(bn=128, m_blocks=2, stages=3, sms=2, pingpong=True), 300, 200, 264),
+    (WgmmaConfig(bn=64, stages=5, sms=3, lag=1, store="tma", pingpong=True), 200, 136, 200),
+    (WgmmaConfig(bn=64, consumers=3, stages=4, sms=2, pingpong=True), 136, 328, 200),
 ]
 
 
@@ -86,8 +96,12 @@ def test_selection():
 def test_tensor_maps_describe_the_operands():
     k = matmul_kernel("sm_90", dtypes.bfloat16, 300, 520, 200, WgmmaConfig(bn=128))
     a, b = k.tensor_maps
-    assert (a.operand, a.dtype, a.dims, a.strides, a.box, a.swizzle) == ("a", "bf16", (200, 300), (400,), (64, 128), 128)
+    assert (a.operand, a.dtype, a.dims, a.strides, a.box, a.swizzle) == \
+        ("a", "bf16", (200, 300), (400,), (64, 128), 128)
     assert (b.operand, b.dims, b.strides, b.box) == ("b", (520, 200), (1040,), (64, 64))
+    assert a.l2_promotion == b.l2_promotion == 256
+    c, = matmul_kernel("sm_90", dtypes.bfloat16, 300, 520, 200, WgmmaConfig(stages=3, store="tma")).tensor_maps[2:]
+    assert (c.operand, c.dims, c.strides, c.box, c.swizzle) == ("c", (520, 300), (1040,), (64, 64), 128)
     assert k.grid == (3 * 5, 1, 1) and k.block == (384, 1, 1)
 
 
@@ -104,16 +118,37 @@ def test_tensor_maps_are_cached_per_buffer_pair():
     assert len(rt.tensor_maps) == min(n + 1, TENSOR_MAP_CACHE)
 
 
+def test_setmaxnreg_option():
+    on = matmul_kernel("sm_90", dtypes.float16, 256, 256, 256, WgmmaConfig()).ptx
+    off = matmul_kernel("sm_90", dtypes.float16, 256, 256, 256, WgmmaConfig(setmaxnreg=False)).ptx
+    assert "setmaxnreg.dec.sync.aligned.u32 40;" in on and "setmaxnreg.inc.sync.aligned.u32 232;" in on
+    assert "setmaxnreg" not in off and ".maxnreg 168" in off
+    one = WgmmaConfig(consumers=1)                  # the launch already gives the most a thread may have
+    assert one.launch_regs == one.consumer_regs == 248 and not one.reconfigures
+    assert "setmaxnreg" not in matmul_kernel("sm_90", dtypes.float16, 256, 256, 256, one).ptx
+
+
 def test_bad_configs_are_refused():
+    # bn not a multiple of 64 or above 256; 4 consumer warpgroups; a 1-stage ring; 5 stages of
+    # 48 KiB; lag 1 with 2 stages; TMA stores' C buffers next to 4 stages; unknown store mode;
+    # 384 rows (A's box is at most 256); 2 x 128 accumulators in one warpgroup; ping-pong alone
     for cfg in (WgmmaConfig(bn=96), WgmmaConfig(bn=320), WgmmaConfig(consumers=4), WgmmaConfig(stages=1),
-                WgmmaConfig(stages=5)):                 # 5 x 48 KiB stages do not fit 227 KiB
+                WgmmaConfig(stages=5), WgmmaConfig(stages=2, lag=1), WgmmaConfig(lag=2),
+                WgmmaConfig(store="tma"), WgmmaConfig(stages=3, store="smem"),
+                WgmmaConfig(bn=64, consumers=3, m_blocks=2), WgmmaConfig(consumers=1, m_blocks=2),
+                WgmmaConfig(consumers=1, pingpong=True)):
         with pytest.raises(ValueError, match="unsupported wgmma tile config"):
             matmul_kernel("sm_90", dtypes.float16, 256, 256, 256, cfg)
 
 
 # ---- ptxas ---------------------------------------------------------------------------------------
 BIG = [WgmmaConfig(), WgmmaConfig(stages=3), WgmmaConfig(bn=128, stages=6), WgmmaConfig(bn=256, consumers=1, stages=4),
-       WgmmaConfig(bn=192, consumers=3, stages=3), WgmmaConfig(group=16)]
+       WgmmaConfig(bn=192, consumers=3, stages=3), WgmmaConfig(group=16), WgmmaConfig(lag=1),
+       WgmmaConfig(stages=3, store="tma"), WgmmaConfig(bn=128, stages=5, lag=1, store="tma"),
+       WgmmaConfig(setmaxnreg=False), WgmmaConfig(stages=3, store="tma", setmaxnreg=False),
+       WgmmaConfig(bn=128, m_blocks=2), WgmmaConfig(bn=128, m_blocks=2, stages=3, store="tma"),
+       WgmmaConfig(bn=128, m_blocks=2, consumers=1), WgmmaConfig(bn=128, m_blocks=2, pingpong=True),
+       WgmmaConfig(bn=128, m_blocks=2, stages=6, pingpong=True), WgmmaConfig(bn=256, stages=3, store="tma", pingpong=True)]
 
 
 def _ptxas(src: str) -> str:
@@ -137,3 +172,26 @@ def test_kernels_assemble_for_sm90a_without_spills(cfg):
         log = _ptxas(matmul_kernel("sm_90", dt, m, n, k, cfg).ptx)
         assert re.search(r"0 bytes spill stores, 0 bytes spill loads", log), log
         assert "serialized" not in log, log          # ptxas warns when it must serialize wgmma
+
+
+def test_runtime_assembles_sm90a_kernels_with_an_sm90a_ptxas():
+    """On a real device (a PtxasCompiler for sm_90) the runtime hands .target sm_90a kernels to
+    a ptxas for sm_90a (ptxas refuses sm_90a PTX for -arch=sm_90); the mock's compiler keeps
+    the PTX as it is."""
+    from hwdrv.nvidia.compiler import PtxasCompiler, find_ptxas
+    from tensor.runtime import Runtime
+
+    class Device:
+        compiler = PtxasCompiler(arch="sm_90", ptxas=find_ptxas() or "ptxas")
+
+    class Fake:
+        device = Device()
+        _compilers: dict = {}
+    got = Runtime._compiler(Fake, "sm_90a")
+    assert isinstance(got, PtxasCompiler) and got.arch == "sm_90a"
+    assert Runtime._compiler(Fake, "sm_90a") is got and Runtime._compiler(Fake, None) is Device.compiler
+    mock = tensor.runtime(DEVICE)
+    assert mock._compiler("sm_90a") is mock.device.compiler
+    if find_ptxas() is None:
+        pytest.skip("no ptxas found (install the `nvidia` extra)")
+    assert got.compile(matmul_kernel("sm_90", dtypes.float16, 256, 256, 256).ptx)[:4] == b"\x7fELF"

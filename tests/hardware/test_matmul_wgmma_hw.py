@@ -68,7 +68,12 @@ def test_odd_shapes(device, dt, m, k, n):
 
 
 SWEEP = [WgmmaConfig(stages=3), WgmmaConfig(bn=128, stages=6), WgmmaConfig(bn=256, consumers=1),
-         WgmmaConfig(bn=192, consumers=3, stages=3), WgmmaConfig(group=16), WgmmaConfig(sms=66)]
+         WgmmaConfig(bn=192, consumers=3, stages=3), WgmmaConfig(group=16), WgmmaConfig(sms=66),
+         WgmmaConfig(lag=1), WgmmaConfig(stages=3, lag=1), WgmmaConfig(stages=3, store="tma"),
+         WgmmaConfig(bn=128, stages=5, lag=1, store="tma"), WgmmaConfig(setmaxnreg=False),
+         WgmmaConfig(bn=128, m_blocks=2), WgmmaConfig(bn=128, m_blocks=2, stages=3, store="tma"),
+         WgmmaConfig(bn=128, m_blocks=2, stages=6, pingpong=True),
+         WgmmaConfig(bn=256, stages=3, store="tma", pingpong=True)]
 
 
 @pytest.mark.parametrize("cfg", SWEEP, ids=lambda c: c.tag())

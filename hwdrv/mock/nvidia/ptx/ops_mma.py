@@ -1,8 +1,11 @@
 """Tensor-core warp instructions: mma.sync.aligned m16n8k16 / m16n8k8 (.row.col, f16/bf16
-inputs, f32 or f16 accumulators) and ldmatrix.sync.aligned.m8n8 (.x1/.x2/.x4, .trans).
+inputs, f32 or f16 accumulators; m16n8k8 also with tf32 inputs and f32 accumulators) and
+ldmatrix.sync.aligned.m8n8 (.x1/.x2/.x4, .trans).
 
 Fragment layouts follow the PTX ISA ("Matrix Fragments for mma.m16n8k16 with floating point
-type"): groupID = laneid >> 2, threadID_in_group = laneid % 4."""
+type", "... for mma.m16n8k8" with .tf32 elements): groupID = laneid >> 2, threadID_in_group =
+laneid % 4. A tf32 operand register holds an f32 pattern; the tensor core reads its sign,
+exponent and top 10 fraction bits (the low 13 bits are ignored, as wgmma's tf32 does)."""
 from __future__ import annotations
 
 import numpy as np
@@ -34,6 +37,22 @@ def _b_layout(k: int):
     row = 2 * _T[:, None] + (i & 1) + 8 * (i >= 2)
     col = np.broadcast_to(_G[:, None], row.shape)
     return row, col
+
+
+def _tf32_layouts():
+    """(A rows, A cols), (B rows, B cols) of m16n8k8 .tf32: a0 (g, t), a1 (g+8, t), a2 (g, t+4),
+    a3 (g+8, t+4); b0 (t, g), b1 (t+4, g)."""
+    i = np.arange(4)[None, :]
+    arow, acol = _G[:, None] + 8 * (i % 2), _T[:, None] + 4 * (i // 2)
+    j = np.arange(2)[None, :]
+    brow = _T[:, None] + 4 * j
+    return (arow, acol), (brow, np.broadcast_to(_G[:, None], brow.shape))
+
+
+def _tf32(regs: list[np.ndarray]) -> np.ndarray:
+    """(W, 32) uint32 registers -> (W, 32, len) float64 tf32 values (low 13 bits dropped)."""
+    return np.stack([(r.astype(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32).astype(np.float64)
+                     for r in regs], axis=-1)
 
 
 def _c_layout():
@@ -69,15 +88,16 @@ def build_mma(ctx: Ctx, ins):
     if len(types) != 4:
         raise ctx.error("mma needs .dtype.atype.btype.ctype")
     dt, at, bt, ct = types
-    if at != bt or at not in ("f16", "bf16") or dt not in ("f16", "f32") or ct not in ("f16", "f32") \
-            or (at == "bf16" and (dt != "f32" or ct != "f32")):
-        raise ctx.error(f"mma .{dt}.{at}.{bt}.{ct} is not supported")
+    tf32 = at == "tf32"
+    if at != bt or at not in ("f16", "bf16", "tf32") or dt not in ("f16", "f32") or ct not in ("f16", "f32") \
+            or (at in ("bf16", "tf32") and (dt != "f32" or ct != "f32")) or (tf32 and k != 8):
+        raise ctx.error(f"mma.{shapes[0]} .{dt}.{at}.{bt}.{ct} is not supported")
     extra = set(mods) - {"sync", "aligned", "row", "col", shapes[0], dt, at, bt, ct}
     if extra:
         raise ctx.error(f"mma modifiers {sorted(extra)} are not supported")
     ctx.nops(ins, 4)
     d, a, b, c = ins.operands
-    na, nb = (4, 2) if k == 16 else (2, 1)
+    na, nb = (4, 2) if k == 16 or tf32 else (2, 1)
     nc = 4 if ct == "f32" else 2
     nd = 4 if dt == "f32" else 2
     for op, n, nm in ((d, nd, "d"), (a, na, "a"), (b, nb, "b"), (c, nc, "c")):
@@ -89,8 +109,7 @@ def build_mma(ctx: Ctx, ins):
     rb = [ctx.rd(x, b32) for x in b.items]
     rc = [ctx.rd(x, f32 if ct == "f32" else b32) for x in c.items]
     wd = [ctx.wr(x, f32 if dt == "f32" else b32) for x in d.items]
-    arow, acol = _a_layout(k)
-    brow, bcol = _b_layout(k)
+    (arow, acol), (brow, bcol) = _tf32_layouts() if tf32 else (_a_layout(k), _b_layout(k))
     crow, ccol = _c_layout()
     line, text = ins.line, ins.text
 
@@ -108,8 +127,9 @@ def build_mma(ctx: Ctx, ins):
         A = np.zeros((W, 16, k))
         B = np.zeros((W, k, 8))
         C = np.zeros((W, 16, 8))
-        av = _halves(grab(ra, np.uint32), at)                   # (W, 32, na*2)
-        bv = _halves(grab(rb, np.uint32), at)
+        unpack = _tf32 if tf32 else (lambda regs: _halves(regs, at))
+        av = unpack(grab(ra, np.uint32))                        # (W, 32, elements per lane)
+        bv = unpack(grab(rb, np.uint32))
         A[:, arow, acol] = av
         B[:, brow, bcol] = bv
         if ct == "f32":
