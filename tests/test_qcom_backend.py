@@ -213,7 +213,7 @@ def test_a_scheduling_hazard_is_a_gpu_fault_and_the_device_recovers(dev):
         sig.wait(1, timeout=10)
     rep = ei.value.report
     assert rep.error is not None and rep.error.kind == "kgsl fault" and rep.error.name == "GUILTY_CONTEXT_RESET"
-    assert [ln.kernel for ln in rep.launches] == ["racy"]
+    assert [ln.kernel for ln in rep.launches] == ["racy"], rep.to_text()
     assert provoke.vecadd_check(dev), "the next submit recovers with a new context"
 
 

@@ -430,7 +430,7 @@ class QcomDevice(Device):
         """``n`` bytes of GPU memory at ``addr`` through this process's mapping of the buffer holding
         them (the shader code is host-visible), or None."""
         for buf in list(self._buffers):
-            if buf.cpu_addr is not None and buf._va <= addr and addr + n <= buf._va + buf.size:
+            if buf.host_visible and buf._va <= addr and addr + n <= buf._va + buf.size:
                 return bytes(buf.view(np.uint8, addr - buf._va, n))
         return None
 

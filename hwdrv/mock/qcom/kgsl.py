@@ -346,9 +346,11 @@ class KgslDevice:
                 self.cp.resume_at(self.wptr)
                 self.cv.notify_all()
                 return
-            c.reset_status = K.KGSL_CTX_STAT_GUILTY_CONTEXT_RESET_EXT
+            # the fault record before the status that announces it: a reader that sees the status
+            # (the property ioctls do not take this lock) must see which timestamp faulted
             c.total_fault_count += 1
             c.last_faulted_ts = s.timestamp
+            c.reset_status = K.KGSL_CTX_STAT_GUILTY_CONTEXT_RESET_EXT
             if c.flags & (K.KGSL_CONTEXT_NO_FAULT_TOLERANCE | K.KGSL_CONTEXT_INVALIDATE_ON_FAULT):
                 c.invalid = True
                 for other in self.submissions:
