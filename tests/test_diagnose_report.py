@@ -209,3 +209,19 @@ def test_log_cursor_shows_new_lines_once():
     t = time.monotonic()
     assert c2.no_driver_lines and c2.take(wait_for_xid=31) == [] and c2.no_driver_lines
     assert time.monotonic() - t < kmsg.XID_LINE_WAIT_S / 2      # no waiting for lines that never come
+
+
+def test_headline_from_the_channel_fault_record_alone():
+    """The H100 report of 2026-12-06 (illegal_trap, Xid 13): RM refused the SM error states, but the
+    channel's MMU fault info held shaderProgramVA = illegal_trap+0x50, the `trap` itself; the
+    headline names that instruction and the kernel log's exception."""
+    from hwdrv.nvidia import explain
+    rep = HangReport(device="nvidia:0", cause="exception", error=ErrorCode("nvidia", "Xid", 13, "ROBUST_CHANNEL_GR_EXCEPTION"))
+    rep.wave_errors.append(WaveError(None, pc=0x2000035050, kernel="illegal_trap", offset=0x50,
+                                     error="shader exception (UNRECOGNIZED_FAULT) at the PC of the channel's fault record"))
+    rep.kernel_log.append("[  104.927826] NVRM: Xid (PCI:0000:00:06): 13, Graphics SM Warp Exception on "
+                          "(GPC 1, TPC 4, SM 0): Illegal Instruction Encoding")
+    assert explain.headline(rep) == ("Kernel illegal_trap stopped at illegal_trap+0x50: Illegal Instruction "
+                                     "Encoding (as the kernel log says) (Xid 13 ROBUST_CHANNEL_GR_EXCEPTION).")
+    rep.wave_errors[0].offset = 0            # at the program's first byte it may only name the program
+    assert explain.headline(rep).startswith("Kernel illegal_trap stopped: Illegal Instruction Encoding")

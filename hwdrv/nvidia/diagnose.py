@@ -525,7 +525,7 @@ def _sass_lines(dev: "NVDevice", report: HangReport, programs: list) -> None:
     """On the GPU (cubin programs): each wave error's SASS instruction, disassembled by nvdisasm
     from the kernel's code as the CPU can read it back."""
     todo = [w for w in report.wave_errors if w.kernel and w.offset is not None and not w.source_line
-            and w.unit is not None]
+            and (w.unit is not None or w.offset)]
     progs = {p.name: p for p in programs if not p.is_ptx}
     todo = [w for w in todo if w.kernel in progs]
     if not todo:
@@ -586,15 +586,15 @@ def _channel_mmu_faults(dev: "NVDevice", report: HangReport, programs: list, eng
             ftype = FAULT_TYPES.get(int(p.faultType))
             report.faults.append(Fault(addr, "", f"FAULT_{ftype}" if ftype else text, engine,
                                        f"NV906F_CTRL_CMD_GET_MMU_FAULT_INFO on the {kind} channel"))
-        # RM names the shader program that faulted here even when the SM error states cannot be
-        # read (the program's address, not the instruction's); merge_wave_errors drops the record
-        # where an SM's record says more
+        # RM records the faulting shader's PC here even when the SM error states cannot be read:
+        # on the H100 (2026-12-06) illegal_trap's `trap` faulted at illegal_trap+0x50, the
+        # instruction itself; merge_wave_errors drops this record where an SM's record says more
         for va in shader.values():
             k, off, _ = locate_pc(programs, va)
             report.wave_errors.append(WaveError(
                 None, pc=va, kernel=k or "", offset=off if k else None,
                 error=(f"shader exception ({text})" if text else "shader exception")
-                + "; the channel's fault record names the program, not the instruction",
+                + " at the PC of the channel's fault record",
                 address=addr or None))
 
 

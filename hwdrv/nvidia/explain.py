@@ -79,13 +79,14 @@ def _kernel(report: HangReport, w: WaveError | None) -> str:
 
 def headline(report: HangReport) -> str:
     """The report's first sentence (see the module doc)."""
-    # an SM's record names the instruction; a record without an SM (a channel's fault record)
-    # only names the kernel's program
+    # an SM's record names the instruction; so does a channel's fault record (no SM) whose PC
+    # lies past the start of its kernel (RM's shaderProgramVA is the faulting PC); at offset 0 it
+    # may only name the program
     w = next((x for x in report.wave_errors if x.kernel and x.unit is not None),
              next((x for x in report.wave_errors if x.kernel), report.wave_errors[0] if report.wave_errors else None))
     kernel = _kernel(report, w)
     err = f" ({report.error})" if report.error is not None else ""
-    where = instruction_text(w) if w is not None and w.unit is not None else ""
+    where = instruction_text(w) if w is not None and (w.unit is not None or w.offset) else ""
     if report.faults:
         f: Fault = report.faults[0]
         access = {"write": "a write to", "read": "a read of", "atomic": "an atomic on",
@@ -101,7 +102,8 @@ def headline(report: HangReport) -> str:
         at = f" at {where}" if where else ""
         addr = f" (address {w.address:#x})" if w.address is not None else ""
         logged = next((m.group(1) for m in map(_WARP_EXCEPTION.search, report.kernel_log) if m), "")
-        what = w.error or (f"{logged} (as the kernel log says)" if logged else "an SM exception")
+        what = (f"{logged} (as the kernel log says)" if logged and (w.unit is None or not w.error)
+                else w.error or "an SM exception")
         return f"{who} stopped{at}: {what}{addr}{err}."
     if report.cause == "timeout":
         sig = (f"signal {report.signal_va:#x} did not reach {report.expected}"
