@@ -89,7 +89,7 @@ def run_tma_case(dev, compile_ptx, swizzle: int, box: tuple[int, int], coords: t
         x.free()
 
 
-TMA_CASES = [(0, (64, 16), (40, -3)), (32, (16, 16), (-5, 30)), (64, (32, 16), (50, 32)), (128, (64, 16), (8, 4))]
+TMA_CASES = [(0, (64, 16), (40, -3)), (32, (16, 16), (-8, 30)), (64, (32, 16), (48, 32)), (128, (64, 16), (8, 4))]
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +107,21 @@ def test_wgmma_on_mock_device(mock_dev, case):
 @pytest.mark.parametrize("case", TMA_CASES, ids=[f"sw{c[0]}" for c in TMA_CASES])
 def test_tma_on_mock_device(mock_dev, case):
     run_tma_case(mock_dev, mock_dev.compiler.compile, *case)
+
+
+# What an H100 did with TMA boxes (driver 580.159.04, 2026-12-06, tests/hardware/tma_swizzle_probe.py):
+# (swizzle, box, start) -> loaded, or stopped with a shader exception. Every start whose first
+# coordinate is not 16-byte aligned faulted, whatever the swizzle.
+H100_TMA = [((32, (16, 16), (-5, 30)), False), ((32, (16, 16), (8, 20)), True), ((32, (16, 16), (3, 0)), False),
+            ((64, (32, 16), (50, 32)), False), ((64, (32, 16), (48, 16)), True), ((64, (32, 16), (4, 0)), False),
+            ((0, (64, 16), (41, -3)), False), ((0, (8, 16), (3, 0)), False), ((128, (64, 16), (9, 4)), False)]
+
+
+@pytest.mark.parametrize("case,loaded", H100_TMA, ids=[f"sw{c[0]}-{c[2][0]}_{c[2][1]}" for c, _ in H100_TMA])
+def test_tma_box_starts_as_on_the_h100(mock_dev, case, loaded):
+    if loaded:
+        run_tma_case(mock_dev, mock_dev.compiler.compile, *case)
+        return
+    with pytest.raises(hwdrv.GPUHang, match="cp.async.bulk.tensor"):
+        run_tma_case(mock_dev, mock_dev.compiler.compile, *case)
+    mock_dev.recover()

@@ -12,10 +12,16 @@ written by a store. The map's swizzle permutes 16-byte chunks by shared-memory a
 (tensormap.swizzle_offsets). Copies are done at once; a load's box bytes (out-of-bound ones
 included) complete on its mbarrier at once, as cp.async.bulk does (ops_mbarrier.py).
 
+A box whose first coordinate does not start on a 16-byte boundary (coordinate x element size
+not a multiple of 16, negative ones included) faults, whatever the swizzle: an H100 (driver
+580.159.04, 2026-12-06, tests/hardware/tma_swizzle_probe.py) stopped with a shader exception on
+each of 7 such loads (starts of -10, 6, 18, 82 and 100 bytes; swizzle none, 32B, 64B, 128B) and
+loaded every 16-byte-aligned one. Stores are held to the same rule (not measured).
+
 Not modelled, and refused with an IllegalInstruction naming the feature: im2col mode,
 .multicast::cluster, interleaved maps, element strides other than 1, and swizzled boxes whose
-inner dimension is narrower than the swizzle span (the hardware's padding of such rows was not
-measured)."""
+inner dimension is narrower than the swizzle span (the same H100 accepted three such loads but
+laid the rows out otherwise than full-span rows; that layout was not measured)."""
 from __future__ import annotations
 
 import numpy as np
@@ -97,6 +103,9 @@ def _check_map(tm: TensorMap, rank: int, fill: bool) -> None:
 def _box(tm: TensorMap, coords: list[int]):
     """Global addresses, in-bound mask and shared-memory byte offsets (before swizzle) of the
     box's elements in shared-memory order."""
+    if coords[0] * tm.elem_bytes % 16:
+        raise IllegalInstruction(f"tensor copy starting at inner coordinate {coords[0]} ({coords[0] * tm.elem_bytes} "
+                                 "bytes): the box must start on a 16-byte boundary")
     grids = np.indices(tm.box[::-1]).reshape(tm.rank, -1)[::-1]        # dimension 0 fastest
     c = grids.astype(np.int64) + np.asarray(coords, np.int64)[:, None]
     inb = np.all((c >= 0) & (c < np.asarray(tm.dims, np.int64)[:, None]), axis=0)
