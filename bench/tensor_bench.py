@@ -35,13 +35,14 @@ TARGETS = {"add": 1.0, "softmax": 1.0, "sum last": None, "sum first": None, "mat
 
 
 #: configs --matmul-configs tries (None: the default path, wgmma on sm_90)
-MATMUL_SWEEP = [None, WgmmaConfig(stages=3), WgmmaConfig(bn=128, stages=6), WgmmaConfig(bn=256, consumers=1),
-                WgmmaConfig(bn=192, consumers=3, stages=3), WgmmaConfig(group=16), WgmmaConfig(group=4),
-                WgmmaConfig(lag=1), WgmmaConfig(stages=3, lag=1), WgmmaConfig(stages=3, store="tma"),
-                WgmmaConfig(stages=3, lag=1, store="tma"), WgmmaConfig(bn=128, stages=5, lag=1, store="tma"),
-                WgmmaConfig(setmaxnreg=False), WgmmaConfig(bn=128, m_blocks=2),
-                WgmmaConfig(bn=128, m_blocks=2, lag=1), WgmmaConfig(bn=128, m_blocks=2, stages=3, store="tma"),
-                WgmmaConfig(bn=128, m_blocks=2, stages=6, pingpong=True),
+_D = {"store": "direct"}     # the configs below spell out what they were measured with
+MATMUL_SWEEP = [None, WgmmaConfig(stages=4, **_D), WgmmaConfig(stages=3, **_D), WgmmaConfig(bn=128, stages=6, **_D),
+                WgmmaConfig(bn=256, consumers=1, stages=4, **_D), WgmmaConfig(bn=192, consumers=3, stages=3, **_D),
+                WgmmaConfig(group=16), WgmmaConfig(group=4), WgmmaConfig(lag=1),
+                WgmmaConfig(stages=3, lag=1, **_D), WgmmaConfig(bn=128, stages=5, lag=1, store="tma"),
+                WgmmaConfig(setmaxnreg=False, stages=4, **_D), WgmmaConfig(bn=128, m_blocks=2, stages=4, **_D),
+                WgmmaConfig(bn=128, m_blocks=2, stages=3, store="tma"),
+                WgmmaConfig(bn=128, m_blocks=2, stages=6, pingpong=True, **_D),
                 WgmmaConfig(bn=128, m_blocks=2, stages=4, store="tma", pingpong=True),
                 WgmmaConfig(bn=256, stages=3, store="tma", pingpong=True), MmaConfig()]
 

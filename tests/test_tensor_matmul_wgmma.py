@@ -17,7 +17,7 @@ import pytest
 
 import tensor
 from tensor import Tensor, dtypes
-from tensor.matmul import (MmaConfig, SimtConfig, WgmmaConfig, matmul_kernel, uses_tensor_cores,
+from tensor.matmul import (DEFAULT_WGMMA, MmaConfig, SimtConfig, WgmmaConfig, matmul_kernel, uses_tensor_cores,
                            uses_wgmma)
 from tensor.runtime import TENSOR_MAP_CACHE
 from test_tensor_helpers import rounded
@@ -73,7 +73,8 @@ def test_wgmma_matmul_on_mock(dt, cfg, m, k, n):
 
 def test_default_path_is_wgmma_on_sm90():
     got, want, name = run(dtypes.float16, 136, 48, 264)
-    assert name.startswith("matmul_wgmma_") and name.endswith(WgmmaConfig().tag())
+    assert name.startswith("matmul_wgmma_") and name.endswith(DEFAULT_WGMMA.tag())
+    assert DEFAULT_WGMMA.store == "tma"             # the fastest on the H100 (tensor/matmul.py)
     np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-2)
 
 
@@ -86,7 +87,7 @@ def test_selection():
     assert not uses_wgmma("sm_80", f16, 64, 64, 64) and not uses_wgmma("sm_100", f16, 64, 64, 64)
     assert uses_tensor_cores("sm_80", f16, 64, 64)
     k = matmul_kernel("sm_90", f16, 64, 64, 64)
-    assert k.name.startswith("matmul_wgmma_") and k.target == "sm_90a" and len(k.tensor_maps) == 2
+    assert k.name.startswith("matmul_wgmma_") and k.target == "sm_90a" and len(k.tensor_maps) == 3   # A, B, C
     assert matmul_kernel("sm_90", f16, 64, 64, 64, MmaConfig()).name.startswith("matmul_mma_")
     assert matmul_kernel("sm_89", f16, 64, 64, 64).name.startswith("matmul_mma_")
     assert matmul_kernel("sm_90", f16, 64, 12, 64, WgmmaConfig()).name.startswith("matmul_simt_")
