@@ -1,5 +1,5 @@
 """Shared helpers of the tensor tests: the device fixture (each test runs on the mock NVIDIA
-GPU and on the mock AMD GPU, or only on the device named by TENSOR_TEST_DEVICE), per-dtype
+GPU, the mock AMD GPU and the mock Adreno, or only on the device named by TENSOR_TEST_DEVICE), per-dtype
 tolerances, and numpy references per dtype."""
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ def open_runtime(name: str):
         pytest.skip(f"{name} is not on this machine: {e}")
 
 
-#: the devices every device test runs on (both mocks execute the real ISA: PTX, RDNA3)
+#: the devices every device test runs on (the mocks execute the real ISA: PTX, RDNA3, ir3)
 DEVICES = [os.environ["TENSOR_TEST_DEVICE"]] if os.environ.get("TENSOR_TEST_DEVICE") else \
-    ["mock:nvidia", "mock:amd"]
+    ["mock:nvidia", "mock:amd", "mock:qcom"]
 
 
 @pytest.fixture(scope="session", params=DEVICES)
