@@ -31,6 +31,11 @@ SUPPORTED = (float32, float16, bfloat16, int32, bool_)
 IMM_MIN, IMM_MAX = -512, 511
 #: bytes of local memory per workgroup an ALLREDUCE exchanges through (one word per fiber)
 ROW_SHARED = BLOCK * 4
+#: distinct 32-bit constants kept in registers for the whole kernel (more are loaded where used)
+MAX_HOISTED = 24
+INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
+#: values below this are exact in f32 and fit the 24-bit multipliers (mul.u24)
+U24 = 1 << 24
 #: the word address bits of the 32-bit IBO element holding a 16- / 8-bit element
 _WORD_SHIFT = {2: 1, 1: 2}
 
@@ -64,6 +69,7 @@ class Selector:
         self.code: list[VInst] = []
         self.vals: dict[int, R] = {}
         self.consts: dict[int, object] = {}     # inst index -> python value of a CONST
+        self.bounds: dict[int, tuple[int, int]] = {}    # int values' known ranges (index math)
         self.mutable: set[int] = set()          # ACC / LOOP values (redefined in loops)
         self.n = 0
         self.labels = 0
@@ -77,6 +83,8 @@ class Selector:
         self.live: R | None = None  # row kernels: whether this thread's row exists
         self.end_label = "end"
         self.loop_labels: dict[int, str] = {}
+        self.prologue: list[VInst] = []         # the hoisted constants
+        self.imms: dict[int, R] = {}
 
     # ---- building blocks ---------------------------------------------------------------
     def reg(self, half: bool = False, width: int = 1) -> VReg:
@@ -94,8 +102,18 @@ class Selector:
         return d
 
     def imm(self, value: int) -> R:
-        """A register holding the 32-bit pattern ``value``."""
-        return self.op(f"mov.u32u32 {{d0}}, 0x{value & 0xFFFFFFFF:x}")
+        """A register holding the 32-bit pattern ``value``: one per distinct value, loaded once at
+        the kernel's start (before any branch, so every path sees it), up to MAX_HOISTED values."""
+        bits = value & 0xFFFFFFFF
+        if bits in self.imms:
+            return self.imms[bits]
+        text = f"mov.u32u32 {{d0}}, 0x{bits:x}"
+        if len(self.imms) >= MAX_HOISTED:
+            return self.op(text)
+        d = R(self.reg())
+        self.prologue.append(VInst(text, [d], []))
+        self.imms[bits] = d
+        return d
 
     def label(self) -> str:
         self.labels += 1
@@ -122,8 +140,51 @@ class Selector:
             self.inst(i, ins)
         self.emit("", [], [], "label", self.end_label)
         self.emit("end", [], [], "end")
+        self.code = self.prologue + self.code
 
     def inst(self, i: int, ins: Inst) -> None:
+        b = self.bound(ins)
+        if b is not None and INT32_MIN <= b[0] <= b[1] <= INT32_MAX:
+            self.bounds[i] = b
+        self.select(i, ins)
+
+    def bound(self, ins: Inst) -> tuple[int, int] | None:
+        """The range of an int / bool value, where the IR makes it known: constants, thread
+        indices, loop counters and arithmetic over them (what view index math is made of)."""
+        op, arg = ins.op, ins.arg
+        if ins.dtype == bool_:
+            return (0, 1)
+        if ins.dtype != int32:
+            return None
+        if op == "CONST":
+            return (arg, arg)
+        if op == "SPECIAL":
+            return (0, arg[1] - 1)
+        if op == "LOOP":
+            end = self.bounds.get(ins.src[0])
+            return (0, end[1] - 1) if end and end[1] >= 1 else None
+        if op == "CAST":
+            return (0, 1) if self.insts[ins.src[0]].dtype == bool_ else None
+        bs = [self.bounds.get(j) for j in ins.src]
+        if op == "WHERE":
+            return (min(bs[1][0], bs[2][0]), max(bs[1][1], bs[2][1])) if bs[1] and bs[2] else None
+        if any(x is None for x in bs) or op not in ("ADD", "SUB", "MUL", "MAX", "IDIV", "MOD"):
+            return None
+        (a0, a1), (b0, b1) = bs[0], bs[1]
+        if op == "ADD":
+            return (a0 + b0, a1 + b1)
+        if op == "SUB":
+            return (a0 - b1, a1 - b0)
+        if op == "MUL":
+            c = [a0 * b0, a0 * b1, a1 * b0, a1 * b1]
+            return (min(c), max(c))
+        if op == "MAX":
+            return (max(a0, b0), max(a1, b1))
+        if a0 >= 0 and b0 > 0:
+            return (a0 // b1, a1 // b0) if op == "IDIV" else (0, min(a1, b1 - 1))
+        return None
+
+    def select(self, i: int, ins: Inst) -> None:
         op, dt = ins.op, ins.dtype
         if op == "PARAM":
             return
@@ -144,7 +205,7 @@ class Selector:
         if op == "ACC":
             init = (f32_bits(0.0 if ins.arg == "sum" else float("-inf")) if dt.is_float else
                     0 if ins.arg == "sum" or dt == bool_ else -2**31)
-            self.vals[i] = self.imm(init)
+            self.vals[i] = self.op(f"mov.u32u32 {{d0}}, 0x{init & 0xFFFFFFFF:x}")   # redefined
             self.mutable.add(i)
             return
         if op == "ACCUM":
@@ -153,7 +214,7 @@ class Selector:
             self.emit(self.combine_text(dt, ins.arg), [d], [d, self.val(v)])
             return
         if op == "LOOP":
-            ctr = self.imm(0)
+            ctr = self.op("mov.u32u32 {d0}, 0x0")       # redefined: its own register
             lab = self.label()
             self.emit("", [], [], "label", lab)
             self.vals[i] = ctr
@@ -399,14 +460,42 @@ class Selector:
             if k is not None:
                 return self.op(f"shl.b {{d0}}, {{s0}}, {k}", self.val(x))
         ra, rb = self.val(a), self.val(b)
+        if self.u24(a) and self.u24(b):     # both in [0, 2^24): the product's low word
+            return self.op("mul.u24 {d0}, {s0}, {s1}", ra, rb)
         lo = self.op("mull.u {d0}, {s0}, {s1}", ra, rb)
         t = self.op("madsh.m16 {d0}, {s0}, {s1}, {s2}", ra, rb, lo, cls="mad")
         return self.op("madsh.m16 {d0}, {s0}, {s1}, {s2}", rb, ra, t, cls="mad")
+
+    def u24(self, j: int) -> bool:
+        """Whether instruction ``j``'s value is known to lie in [0, 2^24)."""
+        b = self.bounds.get(j)
+        return b is not None and b[0] >= 0 and b[1] < U24
 
     def mul32(self, x: R, y: R) -> R:
         lo = self.op("mull.u {d0}, {s0}, {s1}", x, y)
         t = self.op("madsh.m16 {d0}, {s0}, {s1}, {s2}", x, y, lo, cls="mad")
         return self.op("madsh.m16 {d0}, {s0}, {s1}, {s2}", y, x, t, cls="mad")
+
+    def small_udiv(self, a: R, d: int, mod: bool) -> R:
+        """a / d or a % d for a in [0, 2^24) and a constant d in (0, 2^24): f32(a) is exact, so
+        trunc(a * rcp(d)) is the quotient or one off; one compare each way fixes it."""
+        fa = self.op("cov.u32f32 {d0}, {s0}", a)
+        rcp = self.imm(f32_bits(np.float32(1.0) / np.float32(d)))
+        q = self.op("cov.f32s32 {d0}, {s0}", self.op("mul.f {d0}, {s0}, {s1}", fa, rcp))
+        dv = self.imm(d)
+        r = self.op("sub.u {d0}, {s0}, {s1}", a, self.op("mul.u24 {d0}, {s0}, {s1}", q, dv))
+        neg = self.op("cmps.s.lt {d0}, {s0}, 0", r)
+        big = self.op("cmps.s.ge {d0}, {s0}, {s1}", r, dv)
+        step = self.op("sub.u {d0}, {s0}, {s1}", big, neg)        # +1, -1 or 0
+        if not mod:
+            return self.op("add.u {d0}, {s0}, {s1}", q, step)
+        zero = self.imm(0)
+        up = self.op("sel.b32 {d0}, {s0}, {s1}, {s2}", dv, neg, zero)      # r < 0: add d
+        down = self.op("sel.b32 {d0}, {s0}, {s1}, {s2}", dv, big, zero)    # r >= d: take d
+        return self.op("sub.u {d0}, {s0}, {s1}", self.op("add.u {d0}, {s0}, {s1}", r, up), down)
+
+    def neg(self, v: R) -> R:
+        return self.op("absneg.s {d0}, (neg){s0}", v)
 
     def idiv(self, a: int, b: int, mod: bool) -> R:
         """Truncating int32 a / b or a % b (C / PTX div.s32, rem.s32 semantics).
@@ -419,6 +508,17 @@ class Selector:
         remainder with the dividend's sign). A divisor of 0 gives an unspecified value."""
         ra = self.val(a)
         k = self.pow2(b)
+        nonneg = self.bounds.get(a, (-1, 0))[0] >= 0
+        if k is not None and nonneg:
+            if not mod:
+                return self.op(f"shr.b {{d0}}, {{s0}}, {k}", ra)
+            mask = (1 << k) - 1
+            if mask <= IMM_MAX:
+                return self.op(f"and.b {{d0}}, {{s0}}, {mask}", ra)
+            return self.op("and.b {d0}, {s0}, {s1}", ra, self.imm(mask))
+        bv = self.consts.get(b)
+        if nonneg and self.u24(a) and isinstance(bv, int) and not isinstance(bv, bool) and 0 < bv < U24:
+            return self.small_udiv(ra, bv, mod)
         if k is not None:
             sign = self.op("ashr.b {d0}, {s0}, 31", ra)
             bias = self.op(f"shr.b {{d0}}, {{s0}}, {32 - k}", sign) if k else self.imm(0)
