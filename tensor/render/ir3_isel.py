@@ -48,6 +48,11 @@ def f32_bits(v: float) -> int:
     return struct.unpack("<I", struct.pack("<f", float(v)))[0]
 
 
+def mov_imm(bits: int) -> str:
+    """``mov.u32u32 {d0}, imm`` spelled as Mesa prints it (ir3-cat1.xml: hex above 0x1000)."""
+    return f"mov.u32u32 {{d0}}, {bits if bits <= 0x1000 else hex(bits)}"
+
+
 def check_dtypes(kernel: Kernel) -> None:
     """Refuse, by name, a kernel using a dtype outside :data:`SUPPORTED`."""
     for dt in list(kernel.params) + [ins.dtype for ins in kernel.insts]:
@@ -107,7 +112,7 @@ class Selector:
         bits = value & 0xFFFFFFFF
         if bits in self.imms:
             return self.imms[bits]
-        text = f"mov.u32u32 {{d0}}, 0x{bits:x}"
+        text = mov_imm(bits)
         if len(self.imms) >= MAX_HOISTED:
             return self.op(text)
         d = R(self.reg())
@@ -205,7 +210,7 @@ class Selector:
         if op == "ACC":
             init = (f32_bits(0.0 if ins.arg == "sum" else float("-inf")) if dt.is_float else
                     0 if ins.arg == "sum" or dt == bool_ else -2**31)
-            self.vals[i] = self.op(f"mov.u32u32 {{d0}}, 0x{init & 0xFFFFFFFF:x}")   # redefined
+            self.vals[i] = self.op(mov_imm(init & 0xFFFFFFFF))    # redefined: its own register
             self.mutable.add(i)
             return
         if op == "ACCUM":
@@ -214,7 +219,7 @@ class Selector:
             self.emit(self.combine_text(dt, ins.arg), [d], [d, self.val(v)])
             return
         if op == "LOOP":
-            ctr = self.op("mov.u32u32 {d0}, 0x0")       # redefined: its own register
+            ctr = self.op(mov_imm(0))       # redefined: its own register
             lab = self.label()
             self.emit("", [], [], "label", lab)
             self.vals[i] = ctr
