@@ -126,7 +126,12 @@ class Selector:
 
     def branch(self, cond: R, when: bool, target: str) -> None:
         """Branch to ``target`` where ``cond`` (a 0/1 register) is ``when``."""
-        self.emit("cmps.u.ne {d0}, {s0}, 0", [self.pred], [cond])
+        self.branch_if("cmps.u.ne {d0}, {s0}, 0", [cond], when, target)
+
+    def branch_if(self, compare: str, srcs: list[R], when: bool, target: str) -> None:
+        """Branch to ``target`` where the comparison ``compare`` of ``srcs`` is ``when`` (the
+        comparison written straight into p0.x)."""
+        self.emit(compare, [self.pred], srcs)
         self.emit(f"br {'' if when else '!'}{{s0}}, #@", [], [self.pred], "branch", target)
 
     def small(self, j: int) -> int | None:
@@ -231,8 +236,7 @@ class Selector:
             ctr = self.val(j)
             self.emit("add.u {d0}, {s0}, 1", [ctr], [ctr])
             end = self.insts[j].src[0]
-            more = self.op("cmps.s.lt {d0}, {s0}, {s1}", ctr, self.val(end))
-            self.branch(more, True, self.loop_labels[j])
+            self.branch_if("cmps.s.lt {d0}, {s0}, {s1}", [ctr, self.val(end)], True, self.loop_labels[j])
             return
         if op == "ALLREDUCE":
             self.vals[i] = self.allreduce(self.val(ins.src[0]), dt, *ins.arg)
@@ -253,8 +257,7 @@ class Selector:
         g = self.op("add.u {d0}, {s0}, {s1}", base, self.lid)
         limit = self.imm(size)
         if name == "gidx":
-            inside = self.op("cmps.s.lt {d0}, {s0}, {s1}", g, limit)
-            self.branch(inside, False, self.end_label)
+            self.branch_if("cmps.s.lt {d0}, {s0}, {s1}", [g, limit], False, self.end_label)
             self.exits = True
             return g
         assert name == "row", name
