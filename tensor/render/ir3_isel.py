@@ -19,6 +19,7 @@ from hwdrv.errors import ProgramError
 
 from ..dtype import DType, bfloat16, bool_, float16, float32, int32
 from ..ir import Inst, Kernel
+from .ir3_legalize import END_LABEL
 from .ir3_regs import LOCALID_SCALAR, PRED, WGID_SCALAR, R, VInst, VReg
 
 #: threads per workgroup (the runtime launches BLOCK-thread blocks for every renderer)
@@ -86,7 +87,7 @@ class Selector:
         self.exits = False          # threads past the end branch to the kernel's end
         self.gated = False          # some store branches around itself
         self.live: R | None = None  # row kernels: whether this thread's row exists
-        self.end_label = "end"
+        self.end_label = END_LABEL
         self.loop_labels: dict[int, str] = {}
         self.prologue: list[VInst] = []         # the hoisted constants
         self.imms: dict[int, R] = {}
@@ -142,6 +143,11 @@ class Selector:
         return None
 
     def val(self, j: int) -> R:
+        """Instruction ``j``'s value as a register (a constant is loaded on first use; one used
+        only as an immediate or a shift never is)."""
+        if j not in self.vals:
+            v = self.consts[j]
+            self.vals[j] = self.imm(f32_bits(v) if self.insts[j].dtype.is_float else int(v))
         return self.vals[j]
 
     # ---- the kernel --------------------------------------------------------------------
@@ -198,10 +204,8 @@ class Selector:
         op, dt = ins.op, ins.dtype
         if op == "PARAM":
             return
-        if op == "CONST":
+        if op == "CONST":           # loaded when first read as a register (val)
             self.consts[i] = ins.arg
-            bits = f32_bits(ins.arg) if dt.is_float else int(ins.arg)
-            self.vals[i] = self.imm(bits)
             return
         if op == "SPECIAL":
             self.vals[i] = self.special(ins.arg)
@@ -415,6 +419,11 @@ class Selector:
     def alu(self, i: int, ins: Inst) -> R:
         op = ins.op
         src_dt = self.insts[ins.src[0]].dtype
+        if src_dt == int32 and op in ("MUL", "IDIV", "DIV", "MOD"):    # constants may stay immediates
+            return self.imul(ins.src[0], ins.src[1]) if op == "MUL" else \
+                self.idiv(ins.src[0], ins.src[1], op == "MOD")
+        if src_dt == int32 and op == "ADD" and self.small(ins.src[1]) is not None:
+            return self.op(f"add.u {{d0}}, {{s0}}, {self.small(ins.src[1])}", self.val(ins.src[0]))
         s = [self.val(j) for j in ins.src]
         if op == "WHERE":
             return self.op("sel.b32 {d0}, {s0}, {s1}, {s2}", s[1], s[0], s[2])
@@ -442,12 +451,6 @@ class Selector:
         # int32
         if op in ("CMPLT", "CMPEQ", "CMPNE"):
             return self.op(f"cmps.s.{op[3:].lower()} {{d0}}, {{s0}}, {{s1}}", *s)
-        if op == "MUL":
-            return self.imul(ins.src[0], ins.src[1])
-        if op in ("IDIV", "DIV", "MOD"):
-            return self.idiv(ins.src[0], ins.src[1], op == "MOD")
-        if op == "ADD" and self.small(ins.src[1]) is not None:
-            return self.op(f"add.u {{d0}}, {{s0}}, {self.small(ins.src[1])}", s[0])
         text = {"ADD": "add.u {d0}, {s0}, {s1}", "SUB": "sub.u {d0}, {s0}, {s1}",
                 "MAX": "max.s {d0}, {s0}, {s1}", "AND": "and.b {d0}, {s0}, {s1}",
                 "NEG": "absneg.s {d0}, (neg){s0}", "ABS": "absneg.s {d0}, (abs){s0}"}[op]
@@ -536,14 +539,13 @@ class Selector:
                 return q
             back = self.op(f"shl.b {{d0}}, {{s0}}, {k}", q)
             return self.op("sub.u {d0}, {s0}, {s1}", ra, back)
-        rb = self.val(b)
         ua = self.op("absneg.s {d0}, (abs){s0}", ra)
         bv = self.consts.get(b)
         if isinstance(bv, int) and not isinstance(bv, bool) and bv != 0:
             ub = self.imm(abs(bv))
             rcp = self.imm(f32_bits(np.float32(1.0) / np.float32(abs(bv))))
         else:
-            ub = self.op("absneg.s {d0}, (abs){s0}", rb)
+            ub = self.op("absneg.s {d0}, (abs){s0}", self.val(b))
             fb = self.op("cov.u32f32 {d0}, {s0}", ub)
             rcp = self.op("rcp {d0}, {s0}", fb, cls="sfu")
         fa = self.op("cov.u32f32 {d0}, {s0}", ua)
@@ -564,7 +566,7 @@ class Selector:
             sa = self.op("cmps.s.lt {d0}, {s0}, 0", ra)
             nr = self.op("absneg.s {d0}, (neg){s0}", r)
             return self.op("sel.b32 {d0}, {s0}, {s1}, {s2}", nr, sa, r)
-        diff = self.op("xor.b {d0}, {s0}, {s1}", ra, rb)
+        diff = self.op("xor.b {d0}, {s0}, {s1}", ra, self.val(b))
         sd = self.op("cmps.s.lt {d0}, {s0}, 0", diff)
         nq = self.op("absneg.s {d0}, (neg){s0}", q)
         return self.op("sel.b32 {d0}, {s0}, {s1}, {s2}", nq, sd, q)

@@ -17,6 +17,8 @@ Rules (a6xx, ``ir3_compiler.c``: ``delay_slots.alu_to_alu = 3``, ``non_alu = 6``
   atomics) (``is_war_hazard_producer``, ``needs_ss_war``);
 * the instruction after a barrier takes ``(ss)(sy)``; cat6/cat7 cannot carry ``(ss)``: a
   ``(ss)nop`` goes before them (``supports_ss``);
+* ``end`` waits for nothing (``ir3_delayslots``: shader outputs need no delay), so the final
+  label before it is not flushed;
 * control flow: Mesa merges the state of a block's predecessors; here every block ends in a
   clean state instead (a nop that waits out every delay and carries the pending syncs before each
   branch and each label), which is the same condition made conservative; the first instruction of
@@ -33,6 +35,8 @@ HALF_PENALTY = 3
 MAX_NOP_REPEAT = 5          # (rpt5)nop: 6 cycles
 _CAN_SS = {"alu", "mad", "sfu", "branch", "end"}      # cat0-4 carry (ss); cat6/7 do not
 _ALU = {"alu", "mad"}
+#: the label of the kernel's final ``end`` (ir3_isel.Selector.end_label)
+END_LABEL = "end"
 
 
 class _State:
@@ -96,7 +100,8 @@ def legalize(code: list[VInst]) -> list[str]:
 
     for v in code:
         if v.cls == "label":
-            flush()
+            if v.target != END_LABEL:       # only `end` follows it, which waits for nothing
+                flush()
             labels[v.target] = len(out)
             jp = True
             continue
@@ -106,18 +111,21 @@ def legalize(code: list[VInst]) -> list[str]:
         if after_bar:
             flags_ss = flags_sy = True
             after_bar = False
-        for s in (r.scalar() for r in v.dsts + v.srcs):
-            if s in st.ss:
-                flags_ss = True
-            if s in st.sy:
-                flags_sy = True
-        for r in v.dsts:
-            if r.scalar() in st.ss_war or r.scalar() in st.any_war:
-                flags_ss = True
         if flags_ss:
             st.apply_ss()
         if flags_sy:
             st.apply_sy()
+        for s in (r.scalar() for r in v.dsts + v.srcs):     # Mesa's order: reads, then WAR
+            if s in st.ss:
+                flags_ss = True
+                st.apply_ss()
+            if s in st.sy:
+                flags_sy = True
+                st.apply_sy()
+        for r in v.dsts:
+            if r.scalar() in st.ss_war or r.scalar() in st.any_war:
+                flags_ss = True
+                st.apply_ss()
         if flags_ss and v.cls not in _CAN_SS:
             emit("(ss)nop")
             flags_ss = False
@@ -158,7 +166,6 @@ def legalize(code: list[VInst]) -> list[str]:
             st.any_war |= srcs
         if v.cls == "bar":
             after_bar = True
-    flush()
     for at, target in branches:
         out[at] = out[at].replace("#@", f"#{labels[target] - at}")
     return out
