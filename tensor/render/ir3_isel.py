@@ -27,9 +27,9 @@ from .ptx import BLOCK
 
 #: the dtypes a6xx computes and stores; anything else is refused by name
 SUPPORTED = (float32, float16, bfloat16, int32, bool_)
-#: signed immediates a cat2 source can hold (a 10-bit field with its sign: Mesa's
-#: ``ir3_valid_immediate``); larger constants go through a register
-IMM_MIN, IMM_MAX = -512, 511
+#: immediates an ALU source may hold as Mesa's compiler uses them (``ir3_valid_immediate``: "up
+#: to 10 bits, sign-extended", though the isaspec field is 11 bits); larger ones go in a register
+IMM_MIN, IMM_MAX = -511, 511
 #: bytes of local memory per workgroup an ALLREDUCE exchanges through (one word per fiber)
 ROW_SHARED = BLOCK * 4
 #: distinct 32-bit constants kept in registers for the whole kernel (more are loaded where used)
@@ -365,7 +365,8 @@ class Selector:
         while s:
             self.emit("stl.u32 l[{s0}], {s1}, 1", [], [addr, v], "store")
             self.emit("bar", [], [], "bar")
-            other = self.op(f"xor.b {{d0}}, {{s0}}, {4 * s}", addr)
+            other = self.op(f"xor.b {{d0}}, {{s0}}, {4 * s}", addr) if 4 * s <= IMM_MAX else \
+                self.op("xor.b {d0}, {s0}, {s1}", addr, self.imm(4 * s))
             x = self.op("ldl.u32 {d0}, l[{s0}], 1", other, cls="ldss")
             self.emit("bar", [], [], "bar")
             v = self.op(text, v, x)
