@@ -288,3 +288,22 @@ def test_ir3_legalized_code_is_what_the_mock_demands():
         short = [_shift_branch(ln, b, k) for b, ln in enumerate(lines[:k])] + lines[k + 1:]
         with pytest.raises(HazardFault):
             harness.launch(assemble("\n".join(short)), d, threadsize=64, buffers=[None, xs.view(np.uint32)])
+
+
+def test_ir3_more_constants_than_hoisted_stay_correct():
+    """A fused kernel with more distinct constants than MAX_HOISTED: the rest are loaded where
+    they are used, and the result still matches numpy."""
+    import numpy as np
+
+    import tensor
+    from tensor import Tensor
+    from tensor.render.ir3_isel import MAX_HOISTED
+    x = np.random.default_rng(5).standard_normal(300).astype(np.float32)
+    t = Tensor(x, device="mock:qcom")
+    got, want = t * 0, x * np.float32(0)
+    for k in range(MAX_HOISTED + 12):
+        c = np.float32(1.0 + k / 64)
+        got, want = got + (t > 0.1 * k - 1).where(t * float(c), t - float(c)), \
+            want + np.where(x > np.float32(0.1 * k - 1), x * c, x - c)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
+    assert tensor.runtime("mock:qcom").stats.history[-1].name.startswith("e_")

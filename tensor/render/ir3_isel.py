@@ -70,7 +70,6 @@ class Selector:
 
     def __init__(self, kernel: Kernel):
         check_dtypes(kernel)
-        self.kernel = kernel
         self.insts = kernel.insts
         self.code: list[VInst] = []
         self.vals: dict[int, R] = {}
@@ -145,10 +144,14 @@ class Selector:
     def val(self, j: int) -> R:
         """Instruction ``j``'s value as a register (a constant is loaded on first use; one used
         only as an immediate or a shift never is)."""
-        if j not in self.vals:
-            v = self.consts[j]
-            self.vals[j] = self.imm(f32_bits(v) if self.insts[j].dtype.is_float else int(v))
-        return self.vals[j]
+        if j in self.vals:
+            return self.vals[j]
+        v = self.consts[j]
+        bits = (f32_bits(v) if self.insts[j].dtype.is_float else int(v)) & 0xFFFFFFFF
+        r = self.imm(bits)
+        if bits in self.imms:       # hoisted: valid on every path; else loaded here, per use
+            self.vals[j] = r
+        return r
 
     # ---- the kernel --------------------------------------------------------------------
     def run(self) -> None:

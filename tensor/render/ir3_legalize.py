@@ -40,7 +40,12 @@ END_LABEL = "end"
 
 
 class _State:
+    """What the instructions so far leave pending (Mesa's ``ir3_legalize_state``)."""
+
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.written: dict[int, tuple[int, bool]] = {}   # scalar -> (cycle, half) of ALU writes
         self.ss: set[int] = set()
         self.sy: set[int] = set()
@@ -58,6 +63,7 @@ class _State:
 
 
 def _nop(cycles: int, flags: str = "") -> list[str]:
+    """Nops taking ``cycles`` cycles (``(rptN)nop``: N + 1), the first carrying ``flags``."""
     out = []
     while cycles > 0:
         n = min(cycles, MAX_NOP_REPEAT + 1)
@@ -95,7 +101,7 @@ def legalize(code: list[VInst]) -> list[str]:
         if wait > 0 or flags:
             for line in _nop(max(wait, 1), flags):
                 emit(line, _cycles(line))
-        st.__init__()
+        st.reset()
         after_bar = False
 
     for v in code:
