@@ -12,8 +12,10 @@ from .device import attach, runtime
 from .tensor import Tensor
 
 
-def run(device: str | None = None, out=sys.stdout) -> bool:
-    """Run the demo on ``device`` (default device if None); True when every result matches."""
+def run(device: str | None = None, out=None) -> bool:
+    """Run the demo on ``device`` (default device if None), printing to ``out`` (default: the
+    current sys.stdout, looked up per call); True when every result matches."""
+    out = sys.stdout if out is None else out
     rt = runtime(device)
     name = rt.device.name
     print(f"tensor demo on {name} ({rt.device.arch}{', mock' if rt.device.is_mock else ''})", file=out)

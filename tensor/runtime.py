@@ -87,8 +87,10 @@ class Runtime:
 
     # ---- memory ------------------------------------------------------------------------
     def alloc(self, node: LazyNode) -> Any:
-        """A buffer for ``node``'s values, freed when the node is."""
-        buf = self.device.alloc(max(node.numel * node.dtype.itemsize, 4))
+        """A buffer for ``node``'s values, freed when the node is. Sizes round up to whole
+        32-bit words: a renderer may move narrow elements as the word holding them (ir3's IBOs
+        are described in 32-bit elements, so a partial last word would be out of bounds)."""
+        buf = self.device.alloc(max(-(-node.numel * node.dtype.itemsize // 4) * 4, 4))
         weakref.finalize(node, _free, buf)
         return buf
 

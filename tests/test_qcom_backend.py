@@ -309,11 +309,14 @@ def test_info_lists_the_kgsl_mock_and_probe_reads_the_chip():
     assert info.available and "Adreno 630" in info.description and "0x06030001" in info.description
 
 
-def test_demo_on_mock_qcom_runs_the_sample_vecadd(capsys):
+def test_demo_on_mock_qcom_runs_the_tensor_program(capsys):
+    """tensor has an ir3 renderer (tensor/render/ir3.py): the demo runs its tensor program on the
+    mock Adreno and checks every result against numpy."""
     from hwdrv.cli import main
     assert main(["demo", "--device", "mock:qcom"]) == 0
     out = capsys.readouterr().out
-    assert "sample vecadd instead" in out and "matches numpy" in out
+    assert "tensor demo on mock:qcom (a630, mock)" in out and "MISMATCH" not in out
+    assert out.count(": OK (") == 3
 
 
 def test_a_submit_to_an_invalidated_context_gets_edeadlk_and_recovers():

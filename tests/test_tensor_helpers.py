@@ -1,5 +1,5 @@
 """Shared helpers of the tensor tests: the device fixture (each test runs on the mock NVIDIA
-GPU and on the mock AMD GPU, or only on the device named by TENSOR_TEST_DEVICE), per-dtype
+GPU, the mock AMD GPU and the mock Adreno, or only on the device named by TENSOR_TEST_DEVICE), per-dtype
 tolerances, and numpy references per dtype."""
 from __future__ import annotations
 
@@ -32,17 +32,83 @@ def open_runtime(name: str):
         pytest.skip(f"{name} is not on this machine: {e}")
 
 
-#: the devices every device test runs on (both mocks execute the real ISA: PTX, RDNA3)
+#: the devices every device test runs on (the mocks execute the real ISA: PTX, RDNA3, ir3)
 DEVICES = [os.environ["TENSOR_TEST_DEVICE"]] if os.environ.get("TENSOR_TEST_DEVICE") else \
-    ["mock:nvidia", "mock:amd"]
+    ["mock:nvidia", "mock:amd", "mock:qcom"]
 
 
-@pytest.fixture(scope="session", params=DEVICES)
+#: device tests that take long on mock:qcom (the ir3 emulator runs every fiber, and every new
+#: kernel's instructions go through the isaspec assembler): there they run only with
+#: TENSOR_QCOM_ALL=1, which docs/tensor-qcom.md reports (all pass); elsewhere they always run
+QCOM_LONG = frozenset({
+    "test_3d_and_views[mock:qcom]",
+    "test_bool_reductions[mock:qcom]",
+    "test_every_axis_one_pass[mock:qcom-1]",
+    "test_every_axis_one_pass[mock:qcom-2]",
+    "test_every_axis_one_pass[mock:qcom-None]",
+    "test_every_axis_one_pass[mock:qcom-axis4]",
+    "test_int_and_bool_rows[mock:qcom]",
+    "test_kept_intermediate[mock:qcom]",
+    "test_log_softmax_one_launch[mock:qcom-300]",
+    "test_log_softmax_one_launch[mock:qcom-9000]",
+    "test_long_row_softmax[mock:qcom-bfloat16]",
+    "test_long_row_softmax[mock:qcom-float16]",
+    "test_matmul_transposed_and_batched[mock:qcom]",
+    "test_mma_configs[mock:qcom-72-200-136-32x64x64_w1x2_s4_g3_pf-bfloat16]",
+    "test_mma_configs[mock:qcom-72-200-136-32x64x64_w1x2_s4_g3_pf-float16]",
+    "test_mma_configs[mock:qcom-72-200-136-64x128x32_w1x4_s2_g1_pf-bfloat16]",
+    "test_mma_configs[mock:qcom-72-200-136-64x64x16_w2x2_s3_g2-bfloat16]",
+    "test_mma_configs[mock:qcom-72-200-136-64x64x16_w2x2_s3_g2-float16]",
+    "test_mma_configs[mock:qcom-72-200-136-64x64x32_w2x2_s3_g2_pf-bfloat16]",
+    "test_mma_configs[mock:qcom-72-200-136-64x64x32_w2x2_s3_g2_pf-float16]",
+    "test_mma_configs[mock:qcom-72-200-136-64x64x64_w2x2_s2_g1-float16]",
+    "test_movement[mock:qcom]",
+    "test_reductions[mock:qcom-1-True-bfloat16]",
+    "test_reductions[mock:qcom-None-False-bfloat16]",
+    "test_reductions[mock:qcom-None-False-float16]",
+    "test_reductions[mock:qcom-None-False-float32]",
+    "test_reductions[mock:qcom-None-False-int32]",
+    "test_reductions[mock:qcom-axis3-False-bfloat16]",
+    "test_reductions[mock:qcom-axis3-False-float16]",
+    "test_reductions[mock:qcom-axis3-False-float32]",
+    "test_reductions[mock:qcom-axis3-False-int32]",
+    "test_row_sum_max_mean[mock:qcom-127]",
+    "test_row_sum_max_mean[mock:qcom-2048]",
+    "test_row_sum_max_mean[mock:qcom-2049]",
+    "test_row_sum_max_mean[mock:qcom-300]",
+    "test_rows_of_several_axes_with_prologue_and_epilogue[mock:qcom]",
+    "test_softmax[mock:qcom-bfloat16]",
+    "test_softmax[mock:qcom-float16]",
+    "test_softmax_narrow_floats[mock:qcom-2000-bfloat16]",
+    "test_softmax_one_launch[mock:qcom-10240]",
+    "test_softmax_one_launch[mock:qcom-1024]",
+    "test_softmax_one_launch[mock:qcom-1025]",
+    "test_softmax_one_launch[mock:qcom-300]",
+    "test_softmax_one_launch[mock:qcom-8192]",
+    "test_softmax_one_launch[mock:qcom-9000]",
+    "test_split_dtypes[mock:qcom-bfloat16]",
+    "test_split_dtypes[mock:qcom-bool]",
+    "test_split_dtypes[mock:qcom-float16]",
+    "test_split_dtypes[mock:qcom-int32]",
+    "test_split_sum_max_mean[mock:qcom-(1000, 40)-0-2]",
+    "test_split_sum_max_mean[mock:qcom-(2, 3000)--1-2]",
+    "test_split_sum_max_mean[mock:qcom-(4, 900, 6)-1-2]",
+    "test_split_sum_max_mean[mock:qcom-(70, 50)-(0, 1)-2]",
+    "test_split_sum_max_mean[mock:qcom-(96, 70)-None-2]",
+    "test_two_reductions_normalise[mock:qcom]",
+    "test_wide_vectors_with_broadcast_and_strided_inputs[mock:qcom-bfloat16]",
+    "test_wide_vectors_with_broadcast_and_strided_inputs[mock:qcom-float16]",
+})
+
+
+@pytest.fixture(params=DEVICES)
 def device(request) -> str:
     """Name of the device the tensor tests run on."""
     name = request.param
     if name.startswith("mock:amd"):
         pytest.importorskip("llvmlite", reason="the AMD renderer compiles with llvmlite (the `amd` extra)")
+    if name == "mock:qcom" and request.node.name in QCOM_LONG and not os.environ.get("TENSOR_QCOM_ALL"):
+        pytest.skip("long on the mock Adreno's emulator: run with TENSOR_QCOM_ALL=1")
     open_runtime(name)
     return name
 

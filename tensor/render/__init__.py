@@ -1,7 +1,7 @@
 """Renderers: a linear IR :class:`~tensor.ir.Kernel` in, source text for the device's compiler
 out. One per backend: PTX for NVIDIA (``ptx.py``), LLVM IR for AMD gfx11 (``llvm_amdgpu.py``,
-compiled by llvmlite); a Qualcomm one (ir3 assembly) would implement the same interface without
-touching the scheduler. A renderer may also provide ``matmul_kernel(dtype, m, n, k, config)``
+compiled by llvmlite), ir3 assembly for Qualcomm Adreno a6xx (``ir3.py``, assembled by
+hwdrv.qcom's compiler); each implements the same interface without touching the scheduler. A renderer may also provide ``matmul_kernel(dtype, m, n, k, config)``
 (a :class:`~tensor.matmul_ptx.MatmulKernel` whose ``ptx`` field holds its source); the runtime
 uses it instead of the PTX matmul generators."""
 from __future__ import annotations
@@ -31,6 +31,9 @@ def renderer_for(device_kind: str, arch: str) -> Renderer:
     if device_kind == "amd":
         from .llvm_amdgpu import LLVMAMDGPURenderer
         return LLVMAMDGPURenderer(arch)
+    if device_kind == "qcom":
+        from .ir3 import IR3Renderer
+        return IR3Renderer(arch)
     from hwdrv.errors import UnsupportedDevice
     raise UnsupportedDevice(f"tensor has no renderer for {device_kind!r} devices yet "
-                            "(nvidia: PTX, amd: LLVM IR); use an nvidia or amd device or their mocks")
+                            "(nvidia: PTX, amd: LLVM IR, qcom: ir3); use one of those or their mocks")
