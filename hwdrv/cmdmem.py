@@ -61,6 +61,11 @@ class CommandMemory:
         self._live[va] = (cls, view)
         return va, view[:nbytes]
 
+    def has_free(self, nbytes: int) -> bool:
+        """Whether a request of ``nbytes`` can be served without reclaiming or carving."""
+        cls = max(MIN_PIECE, 1 << (nbytes - 1).bit_length())
+        return cls <= MAX_PIECE and bool(self._free.get(cls))
+
     def _carve(self, cls: int) -> None:
         buf = self._alloc_chunk(CHUNK_SIZE)
         self._chunks.append(buf)

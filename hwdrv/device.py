@@ -111,6 +111,8 @@ def collect_dropped_devices(timeout: float = 10.0) -> None:
 
 
 _REAPER = _Reaper()
+#: dead queues whose command memory _cmd_alloc lets wait before handing it back in one go
+_DEAD_QUEUE_BATCH = 32
 
 
 class Device(ABC):
@@ -629,9 +631,14 @@ class Device(ABC):
         """Command memory owned by queue ``q`` until it dies."""
         with self._lock:
             self._check_open()
-            assert self._cmdmem is not None
-            self._collect_frees()
-            va, view = self._cmdmem.alloc(nbytes, align)
+            cm = self._cmdmem
+            assert cm is not None
+            # dead queues' pieces go back in batches (a piece per eager launch otherwise), and
+            # always before the pool would carve a new chunk
+            if self._orphans or self._pending_frees or self._unpinned or \
+                    len(self._dead_queues) >= _DEAD_QUEUE_BATCH or not cm.has_free(nbytes):
+                self._collect_frees()
+            va, view = cm.alloc(nbytes, align)
         q._life.vas.append(va)
         return va, view
 

@@ -45,6 +45,7 @@ class Program:
         self.max_threads = lim.max_threads_per_block if max_threads is None else max_threads
         self.shared_static = shared_static
         self.max_shared = lim.max_shared_per_block if max_shared is None else max_shared
+        self._launch_ok: set[tuple[tuple, int]] = set()     # (block, shared) pairs that passed
 
     def free(self) -> None:
         """Release the program's memory (code, globals) once the work submitted so far has
@@ -65,8 +66,14 @@ class Program:
             weakref.finalize(self, self.device._orphans.extend, bufs)
 
     def check_launch(self, grid: tuple, block: tuple, shared: int) -> None:
-        """Reject launch shapes the hardware would refuse, naming the limit."""
+        """Reject launch shapes the hardware would refuse, naming the limit. A (block, shared)
+        pair that passed once is not checked again (the submit path runs this per launch)."""
         lim = self.device.limits
+        mx, my, mz = lim.max_grid_dims
+        gx, gy, gz = grid
+        if type(shared) is int and (block, shared) in self._launch_ok and (not isinstance(gx, int) or gx <= mx) and \
+                (not isinstance(gy, int) or gy <= my) and (not isinstance(gz, int) or gz <= mz):
+            return
         for what, dims, top in (("block", block, lim.max_block_dims), ("grid", grid, lim.max_grid_dims)):
             for axis, d, m in zip("xyz", dims, top):
                 if isinstance(d, int) and d > m:
@@ -81,6 +88,7 @@ class Program:
         if self.shared_static + shared > self.max_shared:
             raise InvalidArgument(f"{self.name}: {self.shared_static} static + {shared} dynamic "
                                   f"bytes of shared memory exceed the {self.max_shared}-byte limit")
+        self._launch_ok.add((block, shared))
 
     def pack_args(self, args: Sequence[Any], out: bytearray | memoryview | np.ndarray,
                   base: int = 0) -> list[tuple[int, int, VarExpr]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import stat
+import importlib
 import sys
 from pathlib import Path
 
@@ -41,7 +42,9 @@ def test_search_order(clean_env, monkeypatch):
     assert find_ptxas() is None
     # the wheel layout: <site-packages>/nvidia/cu13/bin/ptxas, a namespace package
     wheel = fake_ptxas(tmp / "site" / "nvidia" / "cu13" / "bin" / "ptxas")
-    monkeypatch.syspath_prepend(str(tmp / "site"))
+    # not syspath_prepend: its undo would restore the path list clean_env stripped, for good
+    monkeypatch.setattr(sys, "path", [str(tmp / "site"), *sys.path])
+    importlib.invalidate_caches()
     sys.modules.pop("nvidia", None)
     assert find_ptxas() == str(wheel)
     cuda = fake_ptxas(tmp / "cuda" / "bin" / "ptxas")

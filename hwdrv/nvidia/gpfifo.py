@@ -114,6 +114,8 @@ class Channel:
         self._timeline_done, self._wait_timeline = timeline_done, wait_timeline
         self._stall_timeout, self._on_stall = stall_timeout, on_stall
         self.history: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=64)
+        self._release_va = -1                          # push_copy's timeline release template
+        self._release = np.zeros(SEMAPHORE_WORDS, np.uint32)
 
     @property
     def gp_get(self) -> int:
@@ -137,8 +139,15 @@ class Channel:
         nw = len(words)
         total = nw + SEMAPHORE_WORDS
         off = self._reserve(total, timeline_value)
-        self.pb[off:off + nw] = words
-        self.pb[off + nw:off + total] = semaphore(timeline_va, timeline_value, SEM_RELEASE)
+        pb = self.pb
+        pb[off:off + nw] = words
+        if self._release_va != timeline_va:          # the release's words but its payload, once
+            self._release_va = timeline_va
+            self._release = np.array(semaphore(timeline_va, 0, SEM_RELEASE), np.uint32)
+        rel = self._release
+        rel[3] = timeline_value & 0xFFFFFFFF
+        rel[4] = timeline_value >> 32
+        pb[off + nw:off + total] = rel
         self.push(self.pb_va + off * 4, total)
 
     def _reserve(self, nwords: int, timeline_value: int) -> int:
@@ -152,13 +161,15 @@ class Channel:
             off = 0
         end = off + nwords
         # wait until no earlier submission still occupies [off, end)
-        deadline = time.perf_counter() + self._stall_timeout()
-        while self._pb_inflight:
-            s, e, v = self._pb_inflight[0]
-            overlaps = s < end and off < e
+        deadline = None
+        inflight = self._pb_inflight
+        while inflight:
+            s, e, v = inflight[0]
             if self._timeline_done(v):
-                self._pb_inflight.popleft()
-            elif overlaps:
+                inflight.popleft()
+            elif s < end and off < e:
+                if deadline is None:
+                    deadline = time.perf_counter() + self._stall_timeout()
                 self._wait_timeline(v, max(0.0, deadline - time.perf_counter()))
             else:
                 break
