@@ -51,6 +51,11 @@ def bench_hwdrv(device: str) -> dict:
         if i > 1:
             per.append((t1.timestamp - t0.timestamp) / N_KERNELS / 1e3)
     res["gpu_us_per_kernel_1000_queue"] = _median(per)
+    # same with programmatic dependent launch: kernels that run griddepcontrol.launch_dependents,
+    # each launch allowed to start early (exec(..., early_start=True))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    from early_start_cases import us_per_empty_kernel
+    res["gpu_us_per_kernel_1000_early_start"] = us_per_empty_kernel(dev, N_KERNELS, early=True, rounds=10)
     # same, bound (the command stream uploaded once)
     qb = dev.compute_queue().timestamp(t0)
     for _ in range(N_KERNELS):
@@ -174,6 +179,8 @@ def bench_cuda() -> dict:
 ROWS = [  # (label, hwdrv key, cuda key, kind): kind "time" -> ratio cuda/hwdrv, "rate" -> hwdrv/cuda
     ("GPU us per empty kernel, queue of 1000", "gpu_us_per_kernel_1000_queue", "gpu_us_per_kernel_graph_1000", "time"),
     ("  same, bound queue", "gpu_us_per_kernel_1000_bound", "gpu_us_per_kernel_graph_1000", "time"),
+    ("  same, early_start (PDL) vs plain graph", "gpu_us_per_kernel_1000_early_start", "gpu_us_per_kernel_graph_1000",
+     "time"),
     ("CPU us per eager exec+submit", "cpu_us_per_eager_launch", "cpu_us_per_launch", "time"),
     ("CPU us per resubmit of a built queue", "cpu_us_per_resubmit", "cpu_us_per_launch", "time"),
     ("H2D GB/s, 1 GiB pinned", "h2d_GBps", "h2d_GBps", "rate"),

@@ -154,10 +154,18 @@ class Queue(ABC):
         return self
 
     def exec(self, program: "Program", grid: Sequence[IntArg], block: Sequence[int],
-             args: Sequence[Any] = (), shared: int = 0) -> "Queue":
+             args: Sequence[Any] = (), shared: int = 0, *, early_start: bool = False) -> "Queue":
         """Launch ``program`` over ``grid`` blocks of ``block`` threads with ``args``
-        packed from the kernel's parameter metadata; ``shared`` = dynamic shared bytes."""
+        packed from the kernel's parameter metadata; ``shared`` = dynamic shared bytes.
+
+        ``early_start=True`` (programmatic dependent launch): this launch may start once every
+        block of the exec just before it in this queue has run ``griddepcontrol.launch_dependents``
+        (PTX), before that kernel has finished; this kernel must then run ``griddepcontrol.wait``
+        before it reads anything the previous one wrote. It is a permission: a backend that runs
+        launches strictly in order ignores it."""
         self._check_building()
+        if not isinstance(early_start, bool):
+            raise InvalidArgument(f"exec: early_start must be True or False, got {early_start!r}")
         if self.kind != "compute":
             raise InvalidArgument(f"exec needs a compute queue; this is a {self.kind} queue")
         if not isinstance(program, Program):
@@ -176,6 +184,8 @@ class Queue(ABC):
                                   "and shared-memory allocation at build time)")
         program.check_launch(g, b, shared)
         self._q_exec(program, g, b, list(args), int(shared))
+        if early_start:
+            self._q_early_start()
         return self
 
     def memory_barrier(self) -> "Queue":
@@ -337,6 +347,10 @@ class Queue(ABC):
 
     def _q_exec(self, program: "Program", grid: tuple, block: tuple, args: list, shared: int) -> None:
         raise InvalidArgument(f"{type(self).__name__} does not support exec")
+
+    def _q_early_start(self) -> None:
+        """Let the launch just recorded start early (exec's ``early_start``); in-order backends
+        need nothing."""
 
     def _q_memory_barrier(self) -> None:
         raise InvalidArgument(f"{type(self).__name__} does not support memory_barrier")
