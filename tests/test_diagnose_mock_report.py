@@ -43,7 +43,7 @@ def test_oob_store_report(dev):
     line = ptx_line(OOB_STORE_PTX, "st.global.u32")
     a = exp["address"]
     assert rep.headline == (f"Kernel oob_store faulted at PTX line {line} (`st.global.u32 [%rd1], %r1;`): a write "
-                            f"to {a:#x}, which has no page mapped (FAULT_PTE, Xid 31 "
+                            f"to {a:#x}, which no page table covers (FAULT_PDE, Xid 31 "
                             f"ROBUST_CHANNEL_FIFO_ERROR_MMU_ERR_FLT).")
     assert rep.to_text().splitlines()[1] == "  " + rep.headline
     # one fault, one wave error: the channel's shader record and the SM's record are merged
@@ -53,7 +53,7 @@ def test_oob_store_report(dev):
     # the kernel log: NVRM's Xid 31 line for this GPU, in the driver's wording
     xid = [ln for ln in rep.kernel_log if "NVRM: Xid (PCI:0000:42:00): 31," in ln]
     assert xid and f"faulted @ {a >> 32:#x}_{a & 0xFFFFFFFF:08x}" in xid[0], rep.kernel_log
-    assert "MMU Fault: ENGINE GRAPHICS" in xid[0] and "Fault is of type FAULT_PTE ACCESS_TYPE_VIRT_WRITE" in xid[0]
+    assert "MMU Fault: ENGINE GRAPHICS" in xid[0] and "Fault is of type FAULT_PDE ACCESS_TYPE_VIRT_WRITE" in xid[0]
     assert re.match(r"\[\s*\d+\.\d{6}\] NVRM: ", xid[0])
     assert not rep.kernel_log_error
     # decoded registers

@@ -232,8 +232,9 @@ def test_out_of_bounds_store_faults_with_address(rig):
     assert notifier_xid(rig) == 31
     info = ffi.new("NV906F_CTRL_GET_MMU_FAULT_INFO_PARAMS *")
     assert rig.control(rig.compute["h"], nv.NV906F_CTRL_CMD_GET_MMU_FAULT_INFO, info) == 0
-    assert (info.addrHi << 32 | info.addrLo) == bad and info.faultType == nv.NV_PFAULT_FAULT_TYPE_PTE
-    assert ffi.string(info.faultString).startswith(b"FAULT_PTE ACCESS_TYPE_VIRT_WRIT")   # 32-byte field
+    # nothing mapped in its 2 MiB: no page table under the directory entry (as on the H100)
+    assert (info.addrHi << 32 | info.addrLo) == bad and info.faultType == nv.NV_PFAULT_FAULT_TYPE_PDE
+    assert ffi.string(info.faultString).startswith(b"FAULT_PDE ACCESS_TYPE_VIRT_WRIT")   # 32-byte field
     dbg = rig.ok_alloc(rig.device, nv.GT200_DEBUGGER, ffi.new(
         "NV83DE_ALLOC_PARAMETERS *", {"hAppClient": rig.client, "hClass3dObject": rig.compute["obj"]}))
     sm = ffi.new("NV83DE_CTRL_DEBUG_READ_ALL_SM_ERROR_STATES_PARAMS *",
@@ -280,3 +281,20 @@ def test_fresh_channel_works_after_an_error(rig):
     done = rig.heap_alloc(16, 16)
     submit(rig, ch, m(SUB_COMPUTE, hw.NVC86F_SET_OBJECT, nv.HOPPER_COMPUTE_A) + release(done, 4))
     wait_u64(done, 4)
+
+
+def test_fault_type_follows_the_page_table_region():
+    """FAULT_PTE where the 2 MiB region holds another mapping (its page table exists), FAULT_PDE
+    where it holds none (an H100 reported PDE for a freed buffer alone in its region)."""
+    from hwdrv.mock.gpumem import TABLE_REGION, GpuPageTable, MemoryFault
+    from hwdrv.mock.nvidia.faults import mmu_fault
+    pt = GpuPageTable("t")
+    host = np.zeros(8192, np.uint8)
+    base = 0x20_0000_0000
+    pt.map(base, host.ctypes.data, 4096)
+    for va, want in ((base + 4096, nv.NV_PFAULT_FAULT_TYPE_PTE), (base + TABLE_REGION - 8, nv.NV_PFAULT_FAULT_TYPE_PTE),
+                     (base + TABLE_REGION, nv.NV_PFAULT_FAULT_TYPE_PDE), (base - 8, nv.NV_PFAULT_FAULT_TYPE_PDE)):
+        for read in (lambda: pt.read(va, 4), lambda: pt.load(np.array([va], np.uint64), np.uint32)):
+            with pytest.raises(MemoryFault) as ei:
+                read()
+            assert mmu_fault(ei.value, "GPCCLIENT_T1_0", 0, "test").mmu.fault_type == want, hex(va)

@@ -28,14 +28,22 @@ class MemoryFault(MockFault):
     lane for vector accesses, else None), `.size` (bytes of the access)."""
 
     def __init__(self, address: int, access: str, reason: str, size: int = 0, lane: int | None = None,
-                 detail: str = ""):
+                 detail: str = "", no_table: bool = False):
         self.address, self.access, self.reason, self.size, self.lane = address, access, reason, size, lane
+        #: "unmapped" with nothing mapped in the address's whole last-level table region
+        #: (TABLE_REGION): no page table below the directory entry either
+        self.no_table = no_table
         msg = f"GPU memory fault: {access} of {size} bytes at {address:#x}: {reason}"
         if lane is not None:
             msg += f" (lane {lane})"
         if detail:
             msg += f"; {detail}"
         super().__init__(msg)
+
+
+#: bytes one last-level page table covers: a GH100 PD0 entry spans 2 MiB (an H100 reported
+#: FAULT_PDE, not FAULT_PTE, for a store to a freed buffer alone in its 2 MiB, 2026-12-06)
+TABLE_REGION = 2 << 20
 
 
 class Mapping(NamedTuple):
@@ -175,6 +183,13 @@ class GpuPageTable:
                 raise InvalidArgument(f"{self.name}: unmap [{va:#x}, {end:#x}) covers no mapping")
             self._state = st.replaced(i, j, new)
 
+    @staticmethod
+    def _no_table(st: "_State", va: int) -> bool:
+        """Whether no mapping touches the TABLE_REGION holding ``va``."""
+        lo = va & ~(TABLE_REGION - 1)
+        j = bisect_right(st.starts_l, lo + TABLE_REGION - 1) - 1
+        return not (j >= 0 and st.maps[j].va + st.maps[j].size > lo)
+
     def mappings(self) -> list[Mapping]:
         """All mappings in VA order (for dumps)."""
         return list(self._state.maps)
@@ -185,7 +200,8 @@ class GpuPageTable:
         st = self._state
         i = bisect_right(st.starts_l, va) - 1
         if i < 0 or va >= st.maps[i].va + st.maps[i].size:
-            raise MemoryFault(va, access, "unmapped", size, detail=self._near(st, va))
+            raise MemoryFault(va, access, "unmapped", size, detail=self._near(st, va),
+                              no_table=self._no_table(st, va))
         m = st.maps[i]
         if va + size > m.va + m.size:
             raise MemoryFault(va, access, "out-of-range", size,
@@ -220,7 +236,8 @@ class GpuPageTable:
             bad = np.flatnonzero(mask) if mask is not None else np.arange(a.size)
             if bad.size:
                 lane = int(bad[0])
-                raise MemoryFault(int(a[lane]), access, "unmapped", itemsize, lane, "no memory is mapped")
+                raise MemoryFault(int(a[lane]), access, "unmapped", itemsize, lane, "no memory is mapped",
+                                  no_table=True)
             return np.zeros(shape, np.int64)
         idx = np.searchsorted(st.starts, a, side="right").astype(np.intp) - 1
         safe = np.maximum(idx, 0)
@@ -234,7 +251,8 @@ class GpuPageTable:
             lane = int(np.flatnonzero(~ok)[0])
             addr = int(a[lane])
             if not ok_start[lane]:
-                raise MemoryFault(addr, access, "unmapped", itemsize, lane, self._near(st, addr))
+                raise MemoryFault(addr, access, "unmapped", itemsize, lane, self._near(st, addr),
+                                  no_table=self._no_table(st, addr))
             if addr + itemsize > int(st.ends[safe[lane]]):
                 raise MemoryFault(addr, access, "out-of-range", itemsize, lane)
             raise MemoryFault(addr, access, "read-only", itemsize, lane)

@@ -51,7 +51,7 @@ _ACCESS = {"read": NV.NV_PFAULT_ACCESS_TYPE_VIRT_READ, "fetch": NV.NV_PFAULT_ACC
 _ACCESS_NAMES = {NV.NV_PFAULT_ACCESS_TYPE_VIRT_READ: "ACCESS_TYPE_VIRT_READ",
                  NV.NV_PFAULT_ACCESS_TYPE_VIRT_WRITE: "ACCESS_TYPE_VIRT_WRITE",
                  NV.NV_PFAULT_ACCESS_TYPE_VIRT_ATOMIC: "ACCESS_TYPE_VIRT_ATOMIC"}
-_FAULT_NAMES = {NV.NV_PFAULT_FAULT_TYPE_PTE: "FAULT_PTE", NV.NV_PFAULT_FAULT_TYPE_RO_VIOLATION: "FAULT_RO_VIOLATION",
+_FAULT_NAMES = {NV.NV_PFAULT_FAULT_TYPE_PDE: "FAULT_PDE", NV.NV_PFAULT_FAULT_TYPE_PTE: "FAULT_PTE", NV.NV_PFAULT_FAULT_TYPE_RO_VIOLATION: "FAULT_RO_VIOLATION",
                 NV.NV_PFAULT_FAULT_TYPE_VA_LIMIT_VIOLATION: "FAULT_VA_LIMIT_VIOLATION"}
 
 
@@ -114,7 +114,8 @@ class ChannelError(MockFault):
 def mmu_fault(fault: MemoryFault, client: str, engine_type: int, what: str, program_va: int = 0,
               sm: SmError | None = None) -> ChannelError:
     """Xid 31 for a page-table fault of `client` while doing `what`."""
-    ftype = {"read-only": NV.NV_PFAULT_FAULT_TYPE_RO_VIOLATION}.get(fault.reason, NV.NV_PFAULT_FAULT_TYPE_PTE)
+    ftype = (NV.NV_PFAULT_FAULT_TYPE_RO_VIOLATION if fault.reason == "read-only" else
+             NV.NV_PFAULT_FAULT_TYPE_PDE if getattr(fault, "no_table", False) else NV.NV_PFAULT_FAULT_TYPE_PTE)
     rec = MmuFault(fault.address, ftype, _ACCESS.get(fault.access, NV.NV_PFAULT_ACCESS_TYPE_VIRT_READ),
                    client, engine_type, program_va)
     return ChannelError(XID_MMU_FAULT, f"MMU fault: {client} faulted @ {fault.address:#x} {rec.text()} "
