@@ -179,7 +179,8 @@ class Queue(ABC):
                                   f"not {self.device.name}")
         g = _dims(grid, "grid")
         b = _dims(block, "block")
-        if any(isinstance(x, VarExpr) for x in b):
+        if not (type(b[0]) is int and type(b[1]) is int and type(b[2]) is int) and \
+                any(isinstance(x, VarExpr) for x in b):
             raise InvalidArgument("block dimensions must be plain ints (they decide register "
                                   "and shared-memory allocation at build time)")
         program.check_launch(g, b, shared)
