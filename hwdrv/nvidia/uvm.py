@@ -122,18 +122,9 @@ class UVM:
         """Map RM memory ``memory`` (another device's, in its client) on this device's GPU, in
         the external range its owner made at ``va``: a peer mapping (UVM_MAP_EXTERNAL_ALLOCATION
         of one GPU on an existing range; the owner's own mapping stays)."""
-        nv = self.nv
-        p = self.ffi.new("UVM_MAP_EXTERNAL_ALLOCATION_PARAMS *")
-        p.base, p.length, p.offset = va, size, 0
-        p.perGpuAttributes[0].gpuUuid.uuid = list(self.uuid)
-        p.perGpuAttributes[0].gpuMappingType = nv.UvmGpuMappingTypeReadWriteAtomic
-        p.gpuAttributesCount = 1
-        p.rmCtrlFd, p.hClient, p.hMemory = ctl_fd, client, memory
-        self.kernel.ioctl(self.fd, nv.UVM_MAP_EXTERNAL_ALLOCATION, addressof(p),
-                          "UVM_MAP_EXTERNAL_ALLOCATION")
-        if p.rmStatus != self.ok:
-            sname, msg = nv.NV_STATUS.get(p.rmStatus, (f"NV_STATUS_{p.rmStatus:#x}", ""))
-            raise DriverStatusError("UVM_MAP_EXTERNAL_ALLOCATION (peer)", 0, msg, p.rmStatus, sname)
+        status = self._map_allocation(self.uuid, ctl_fd, client, memory, va, size)
+        if status is not None:
+            raise DriverStatusError("UVM_MAP_EXTERNAL_ALLOCATION (peer)", 0, *status)
 
     def register_vaspace(self, uuid: bytes, ctl_fd: int, client: int, vaspace: int) -> None:
         self._call("UVM_REGISTER_GPU_VASPACE", self.nv.UVM_REGISTER_GPU_VASPACE,
@@ -153,6 +144,16 @@ class UVM:
         self._call("UVM_CREATE_EXTERNAL_RANGE", nv.UVM_CREATE_EXTERNAL_RANGE,
                    "UVM_CREATE_EXTERNAL_RANGE_PARAMS", base=va, length=size)
         self.ranges[va] = size
+        status = self._map_allocation(uuid, ctl_fd, client, memory, va, size)
+        if status is not None:
+            self.free(va)
+            raise DriverStatusError("UVM_MAP_EXTERNAL_ALLOCATION", 0, *status)
+
+    def _map_allocation(self, uuid: bytes, ctl_fd: int, client: int, memory: int, va: int,
+                        size: int) -> tuple[str, int, str] | None:
+        """UVM_MAP_EXTERNAL_ALLOCATION of ``memory`` on GPU ``uuid`` at ``va`` (read/write/atomic);
+        None, or (message, status, status name) when RM refused."""
+        nv = self.nv
         p = self.ffi.new("UVM_MAP_EXTERNAL_ALLOCATION_PARAMS *")
         p.base, p.length, p.offset = va, size, 0
         p.perGpuAttributes[0].gpuUuid.uuid = list(uuid)
@@ -161,10 +162,10 @@ class UVM:
         p.rmCtrlFd, p.hClient, p.hMemory = ctl_fd, client, memory
         self.kernel.ioctl(self.fd, nv.UVM_MAP_EXTERNAL_ALLOCATION, addressof(p),
                           "UVM_MAP_EXTERNAL_ALLOCATION")
-        if p.rmStatus != self.ok:
-            self.free(va)
-            sname, msg = nv.NV_STATUS.get(p.rmStatus, (f"NV_STATUS_{p.rmStatus:#x}", ""))
-            raise DriverStatusError("UVM_MAP_EXTERNAL_ALLOCATION", 0, msg, p.rmStatus, sname)
+        if p.rmStatus == self.ok:
+            return None
+        sname, msg = nv.NV_STATUS.get(p.rmStatus, (f"NV_STATUS_{p.rmStatus:#x}", ""))
+        return msg, p.rmStatus, sname
 
     def free(self, va: int) -> None:
         """Drop the external range at ``va`` and its mappings."""
