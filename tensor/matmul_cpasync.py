@@ -10,10 +10,11 @@ checks; otherwise each 16-byte chunk is zero-filled past the edges (``cp.async``
 
 A kernel subclasses ``CpAsyncTiles`` for its config (element size and paddings) and
 ``CpAsyncGen`` for its generator, which keeps the kernel skeleton and the copies here; the
-subclass supplies what differs: fragment loads, mmas, the k-tile loop body and the epilogue."""
+subclass supplies what differs: fragment loads, the mma instruction, the k-tile loop body and
+the epilogue's addressing and store instruction (the predicated store loop is here)."""
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Iterator
 
 from .matmul_ptx import Ptx, cdiv, load_params, raster
 
@@ -140,8 +141,49 @@ class CpAsyncGen:
         raise NotImplementedError
 
     def epilogue(self, acc: list[str]) -> None:
-        """Store the accumulators ``acc`` into C."""
+        """Store the accumulators ``acc`` into C (``store_pairs`` once %ptr, %crow, %ccol are set)."""
         raise NotImplementedError
+
+    def pack_pair(self, lo: str, hi: str) -> None:
+        """Anything a column pair needs before its bounds check (nothing here)."""
+
+    def store_pair(self, guard: str, lo: str, hi: str, off: int) -> None:
+        """Store accumulators ``lo``, ``hi`` (two adjacent columns) at %ptr + ``off`` bytes."""
+        raise NotImplementedError
+
+    # ---- tensor cores --------------------------------------------------------------------
+    def serpentine(self) -> Iterator[tuple[int, int, str]]:
+        """(m-tile i, n-tile j, its 4 accumulators as an operand list) of the warp tile's mmas,
+        in serpentine order over n: consecutive mmas share a B fragment at the turn."""
+        for i in range(self.mt):
+            cols = range(self.nt) if i % 2 == 0 else range(self.nt - 1, -1, -1)
+            for j in cols:
+                yield i, j, ", ".join(f"%acc{(i * self.nt + j) * 4 + q}" for q in range(4))
+
+    # ---- registers -> C --------------------------------------------------------------------
+    def store_pairs(self, acc: list[str]) -> None:
+        """Store the accumulators: q of tile (i, j) is C[%crow + 16i + 8 (q/2), %ccol + 8j + q%2]
+        (%crow, %ccol: the lane's first element, %ptr its address). Ragged shapes predicate each
+        pair on its row and first column (N is a multiple of the 16-byte chunk, so even: a pair
+        is in bounds when its first column is)."""
+        e = self.e
+        if self.ragged:
+            e.reg("pred", "pr", "pv")
+        for i in range(self.mt):
+            for half in range(2):
+                dr = i * 16 + 8 * half
+                if self.ragged:
+                    e(f"add.u32 %x, %crow, {dr};")
+                    e(f"setp.lt.u32 %pr, %x, {self.m};")
+                for j in range(self.nt):
+                    base = (i * self.nt + j) * 4 + 2 * half
+                    self.pack_pair(acc[base], acc[base + 1])
+                    guard = ""
+                    if self.ragged:
+                        e(f"add.u32 %y, %ccol, {j * 8};")
+                        e(f"setp.lt.and.u32 %pv, %y, {self.n}, %pr;")
+                        guard = "@%pv "
+                    self.store_pair(guard, acc[base], acc[base + 1], (dr * self.n + j * 8) * self.es)
 
     # ---- global -> shared ----------------------------------------------------------------
     def copy_setup(self) -> None:

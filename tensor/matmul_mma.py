@@ -171,20 +171,16 @@ class _Gen(CpAsyncGen):
     def mmas(self, buf: int) -> None:
         """The warp tile's mmas on fragment buffer ``buf``."""
         e, t = self.e, self.t
-        for i in range(self.mt):
-            # serpentine over n: consecutive mmas share a B fragment at the turn
-            cols = range(self.nt) if i % 2 == 0 else range(self.nt - 1, -1, -1)
-            for j in cols:
-                acc = ", ".join(f"%acc{(i * self.nt + j) * 4 + q}" for q in range(4))
-                a = ", ".join(f"%a{buf}_{i}_{q}" for q in range(4))
-                e(f"mma.sync.aligned.m16n8k16.row.col.f32.{t}.{t}.f32 {{{acc}}}, {{{a}}}, "
-                  f"{{%b{buf}_{j}_0, %b{buf}_{j}_1}}, {{{acc}}};")
+        for i, j, acc in self.serpentine():
+            a = ", ".join(f"%a{buf}_{i}_{q}" for q in range(4))
+            e(f"mma.sync.aligned.m16n8k16.row.col.f32.{t}.{t}.f32 {{{acc}}}, {{{a}}}, "
+              f"{{%b{buf}_{j}_0, %b{buf}_{j}_1}}, {{{acc}}};")
 
     # ---- registers -> C --------------------------------------------------------------------
     def epilogue(self, acc: list[str]) -> None:
         """Accumulator q of tile (i, j) is C[g + 8*(q//2), 2*t4 + q%2] of that 16x8 tile (g =
         lane/4, t4 = lane%4): each pair of columns is rounded into one 32-bit store."""
-        e, c, t = self.e, self.c, self.t
+        e, c = self.e, self.c
         e.reg("b32", "crow", "ccol", "pk")
         e("shr.u32 %x, %lane, 2;")
         e(f"div.u32 %y, %warp, {c.warps_n};")
@@ -198,20 +194,12 @@ class _Gen(CpAsyncGen):
         e(f"mad.lo.u32 %x, %crow, {self.n}, %ccol;")
         e("mul.wide.u32 %ptr, %x, 2;")
         e("add.s64 %ptr, %ptr, %pc;")
-        if self.ragged:
-            e.reg("pred", "pr", "pv")
-        for i in range(self.mt):
-            for half in range(2):
-                dr = i * 16 + 8 * half
-                if self.ragged:
-                    e(f"add.u32 %x, %crow, {dr};")
-                    e(f"setp.lt.u32 %pr, %x, {self.m};")
-                for j in range(self.nt):
-                    base = (i * self.nt + j) * 4 + 2 * half
-                    e(f"cvt.rn.{t}x2.f32 %pk, {acc[base + 1]}, {acc[base]};")
-                    guard = ""
-                    if self.ragged:     # N is even: a pair is in bounds when its first column is
-                        e(f"add.u32 %y, %ccol, {j * 8};")
-                        e(f"setp.lt.and.u32 %pv, %y, {self.n}, %pr;")
-                        guard = "@%pv "
-                    e(f"{guard}st.global.b32 [%ptr+{(dr * self.n + j * 8) * 2}], %pk;")
+        self.store_pairs(acc)
+
+    def pack_pair(self, lo: str, hi: str) -> None:
+        """Round the pair into %pk (two halves, ``lo`` in the low one)."""
+        self.e(f"cvt.rn.{self.t}x2.f32 %pk, {hi}, {lo};")
+
+    def store_pair(self, guard: str, lo: str, hi: str, off: int) -> None:
+        """One 32-bit store of the packed pair."""
+        self.e(f"{guard}st.global.b32 [%ptr+{off}], %pk;")

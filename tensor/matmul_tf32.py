@@ -123,13 +123,10 @@ class _Gen(CpAsyncGen):
 
     def mmas(self) -> None:
         e = self.e
-        for i in range(self.mt):
-            cols = range(self.nt) if i % 2 == 0 else range(self.nt - 1, -1, -1)
-            for j in cols:
-                acc = ", ".join(f"%acc{(i * self.nt + j) * 4 + q}" for q in range(4))
-                a = ", ".join(f"%a{i}_{q}" for q in range(4))
-                e(f"mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {{{acc}}}, {{{a}}}, "
-                  f"{{%b{j}_0, %b{j}_1}}, {{{acc}}};")
+        for i, j, acc in self.serpentine():
+            a = ", ".join(f"%a{i}_{q}" for q in range(4))
+            e(f"mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {{{acc}}}, {{{a}}}, "
+              f"{{%b{j}_0, %b{j}_1}}, {{{acc}}};")
 
     # ---- registers -> C --------------------------------------------------------------------
     def epilogue(self, acc: list[str]) -> None:
@@ -148,20 +145,8 @@ class _Gen(CpAsyncGen):
         e("mul.wide.u32 %ga, %ccol, 4;")
         e("add.s64 %ptr, %ptr, %ga;")
         e("add.s64 %ptr, %ptr, %pc;")
-        if self.ragged:
-            e.reg("pred", "pr", "pv")
-        for i in range(self.mt):
-            for half in range(2):
-                dr = i * 16 + 8 * half
-                if self.ragged:
-                    e(f"add.u32 %x, %crow, {dr};")
-                    e(f"setp.lt.u32 %pr, %x, {self.m};")
-                for j in range(self.nt):
-                    base = (i * self.nt + j) * 4 + 2 * half
-                    guard = ""
-                    if self.ragged:     # N % 4 == 0: a pair is in bounds when its first column is
-                        e(f"add.u32 %y, %ccol, {j * 8};")
-                        e(f"setp.lt.and.u32 %pv, %y, {self.n}, %pr;")
-                        guard = "@%pv "
-                    e(f"{guard}st.global.v2.f32 [%ptr+{(dr * self.n + j * 8) * 4}], "
-                      f"{{{acc[base]}, {acc[base + 1]}}};")
+        self.store_pairs(acc)
+
+    def store_pair(self, guard: str, lo: str, hi: str, off: int) -> None:
+        """One 8-byte store of the f32 pair."""
+        self.e(f"{guard}st.global.v2.f32 [%ptr+{off}], {{{lo}, {hi}}};")
