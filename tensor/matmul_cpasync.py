@@ -14,6 +14,7 @@ subclass supplies what differs: fragment loads, the mma instruction, the k-tile 
 the epilogue's addressing and store instruction (the predicated store loop is here)."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import ClassVar, Iterator
 
 from .matmul_ptx import Ptx, cdiv, load_params, raster
@@ -70,7 +71,7 @@ class CpAsyncTiles:
                 and ctas * self.shared <= SHARED_LIMIT)
 
 
-class CpAsyncGen:
+class CpAsyncGen(ABC):
     """Emits one kernel around the cp.async pipeline; registers are named after what they
     hold. Subclasses implement ``fragment_setup``, ``k_tile`` and ``epilogue`` and may extend
     ``lane_setup`` / ``before_loop``."""
@@ -129,27 +130,27 @@ class CpAsyncGen:
     def lane_setup(self) -> None:
         """Fill ``LANE_REGS`` from %lane / %warp (none here)."""
 
+    @abstractmethod
     def fragment_setup(self) -> None:
         """Per-lane fragment addresses and the fragment registers."""
-        raise NotImplementedError
 
     def before_loop(self) -> None:
         """Anything between the prologue and the k-tile loop (nothing here)."""
 
+    @abstractmethod
     def k_tile(self) -> None:
         """One iteration of the k-tile loop: wait for stage %sr, copy the next tile, multiply."""
-        raise NotImplementedError
 
+    @abstractmethod
     def epilogue(self, acc: list[str]) -> None:
         """Store the accumulators ``acc`` into C (``store_pairs`` once %ptr, %crow, %ccol are set)."""
-        raise NotImplementedError
 
     def pack_pair(self, lo: str, hi: str) -> None:
         """Anything a column pair needs before its bounds check (nothing here)."""
 
+    @abstractmethod
     def store_pair(self, guard: str, lo: str, hi: str, off: int) -> None:
         """Store accumulators ``lo``, ``hi`` (two adjacent columns) at %ptr + ``off`` bytes."""
-        raise NotImplementedError
 
     # ---- tensor cores --------------------------------------------------------------------
     def serpentine(self) -> Iterator[tuple[int, int, str]]:
