@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+from hwdrv.qcom.samples import guarded_kernel
+
 #: devices the stress suites run on
 DEVICES = ["mock:nvidia", "mock:amd", "mock:qcom"]
 
@@ -57,32 +59,16 @@ LOOP:
 
 
 #: the Qualcomm build of the same kernels: ir3 assembly (Mesa's syntax) that hwdrv.qcom.ir3 assembles
-#: at test time. Const file (hwdrv.qcom.binary): c0.xyz workgroup counts, c1.xyz workgroup size,
-#: parameters from c2.x (a pointer takes two scalars). Scheduling as the mock's hazard rules want:
-#: an ALU result is read 3 instructions later at the earliest, a load is waited for with (sy).
-QCOM_STRESS = r"""
-.kernel add_k
-.param dst 8
-.param src 8
-.param k 4
-.param n 4
-.branchstack 1
-mov.u32u32 r1.x, c2.x
-mov.u32u32 r1.y, c2.y
-mov.u32u32 r1.z, c2.z
-mov.u32u32 r1.w, c2.w
-mad.u24 r0.y, c1.x, r48.x, r0.x
-(rpt2)nop
-cmps.u.lt p0.x, r0.y, c3.y
-(rpt5)nop
-br !p0.x, #5
-ldg.a.u32 r2.x, g[r1.z+(r0.y)<<2], 1
-(sy)add.u r2.y, r2.x, c3.x
-(rpt2)nop
-stg.a.u32 g[r1.x+(r0.y)<<2], r2.y, 1
-(jp)end
-nop
-
+#: at test time. ``add_k`` is the backend's element-wise frame (hwdrv.qcom.samples.guarded_kernel,
+#: as its vecadd and copy blits) around a load, add and store. Const file (hwdrv.qcom.binary): c0.xyz
+#: workgroup counts, c1.xyz workgroup size, parameters from c2.x (a pointer takes two scalars).
+#: Scheduling as the mock's hazard rules want: an ALU result is read 3 instructions later at the
+#: earliest, a load is waited for with (sy).
+QCOM_STRESS = "\n" + guarded_kernel("add_k", [("dst", 8), ("src", 8), ("k", 4), ("n", 4)], "n", [
+    "ldg.a.u32 r2.x, g[r1.z+(r0.y)<<2], 1",
+    "(sy)add.u r2.y, r2.x, c3.x",                   # + k
+    "(rpt2)nop",
+    "stg.a.u32 g[r1.x+(r0.y)<<2], r2.y, 1"]) + r"""
 .kernel spin_then_write
 .param flag 8
 .param iters 4
