@@ -61,6 +61,23 @@ def _guarded_load(b: Body, ptr: str, ty: str, idx: str, ok: str, zero: str) -> s
     return v
 
 
+def _tile_element(b: Body, src: str, row: tuple, col: tuple, lds: str, lrow: str, lcol: str, row_len: int) -> None:
+    """Copy element (row, col) of the row-major f16/bf16 matrix ``src`` (``row`` and ``col`` are
+    (index, bound) pairs; the row length is col's bound; 0 outside the bounds) to LDS array
+    ``lds`` at (lrow, lcol) of rows ``row_len`` long."""
+    (r, rows), (c, cols) = row, col
+    ok = _in_range(b, [(r, rows), (c, cols)])
+    off, idx = b.tmp(), b.tmp()
+    b(f"{off} = mul i32 {r}, {cols}")
+    b(f"{idx} = add i32 {off}, {c}")
+    v = _guarded_load(b, src, "i16", idx, ok, "0")
+    so, si, sp = b.tmp(), b.tmp(), b.tmp()
+    b(f"{so} = mul i32 {lrow}, {row_len}")
+    b(f"{si} = add i32 {so}, {lcol}")
+    b(f"{sp} = getelementptr i16, ptr addrspace(3) {lds}, i32 {si}")
+    b(f"store i16 {v}, ptr addrspace(3) {sp}")
+
+
 def _in_range(b: Body, pairs: list[tuple[str, int]]) -> str:
     """i1: every value < its bound."""
     ok = "true"
@@ -150,18 +167,10 @@ def _wmma(dtype: DType, m: int, n: int, k: int) -> MatmulKernel:
     grow = b.tmp()
     b(f"{grow} = add i32 {row0}, {arow}")
     for q in range(per):
-        kq, gk, off, idx = b.tmp(), b.tmp(), b.tmp(), b.tmp()
+        kq, gk = b.tmp(), b.tmp()
         b(f"{kq} = add i32 {akk}, {q}")
         b(f"{gk} = add i32 {k0}, {kq}")
-        ok = _in_range(b, [(grow, m), (gk, k)])
-        b(f"{off} = mul i32 {grow}, {k}")
-        b(f"{idx} = add i32 {off}, {gk}")
-        v = _guarded_load(b, "%a", "i16", idx, ok, "0")
-        so, si, sp = b.tmp(), b.tmp(), b.tmp()
-        b(f"{so} = mul i32 {arow}, {row_len}")
-        b(f"{si} = add i32 {so}, {kq}")
-        b(f"{sp} = getelementptr i16, ptr addrspace(3) @As, i32 {si}")
-        b(f"store i16 {v}, ptr addrspace(3) {sp}")
+        _tile_element(b, "%a", (grow, m), (gk, k), "@As", arow, kq, row_len)
     # B tile (BK x BN), stored transposed: LDS row = output column, k contiguous
     per_b = BK * BN // threads
     bk_, bcol = b.tmp(), b.tmp()
@@ -172,18 +181,10 @@ def _wmma(dtype: DType, m: int, n: int, k: int) -> MatmulKernel:
     gk = b.tmp()
     b(f"{gk} = add i32 {k0}, {bk_}")
     for q in range(per_b):
-        cq, gc, off, idx = b.tmp(), b.tmp(), b.tmp(), b.tmp()
+        cq, gc = b.tmp(), b.tmp()
         b(f"{cq} = add i32 {bcol}, {q}")
         b(f"{gc} = add i32 {col0}, {cq}")
-        ok = _in_range(b, [(gk, k), (gc, n)])
-        b(f"{off} = mul i32 {gk}, {n}")
-        b(f"{idx} = add i32 {off}, {gc}")
-        v = _guarded_load(b, "%b", "i16", idx, ok, "0")
-        so, si, sp = b.tmp(), b.tmp(), b.tmp()
-        b(f"{so} = mul i32 {cq}, {row_len}")
-        b(f"{si} = add i32 {so}, {bk_}")
-        b(f"{sp} = getelementptr i16, ptr addrspace(3) @Bs, i32 {si}")
-        b(f"store i16 {v}, ptr addrspace(3) {sp}")
+        _tile_element(b, "%b", (gk, k), (gc, n), "@Bs", cq, bk_, row_len)
     _barrier(b)
     frags = {}
     for name, count, base, arr in (("a", FRAG_M, wrow, "@As"), ("b", FRAG_N, wcol, "@Bs")):
