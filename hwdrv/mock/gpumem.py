@@ -41,8 +41,10 @@ class MemoryFault(MockFault):
         super().__init__(msg)
 
 
-#: bytes one last-level page table covers: a GH100 PD0 entry spans 2 MiB (an H100 reported
-#: FAULT_PDE, not FAULT_PTE, for a store to a freed buffer alone in its 2 MiB, 2026-12-06)
+#: bytes one last-level page table covers: a GH100 dual PDE0 entry spans 2 MiB (open-gpu-kernel-
+#: modules 580, kernel-open/nvidia-uvm/uvm_hopper_mmu.c: a 2 MiB page is a depth-4 entry, 4K and
+#: 64K pages sit in a PTE table below one). An H100 reported FAULT_PDE, not FAULT_PTE, for a
+#: store to a freed buffer alone in its 2 MiB (2026-12-06).
 TABLE_REGION = 2 << 20
 
 
