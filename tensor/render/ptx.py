@@ -22,8 +22,16 @@ VEC_BYTES = 16          # one vector access of an elementwise kernel (LDG.E.128 
 #: flight per thread), and the cache hint of its stores ("" or ".cs": streaming, evict first).
 #: Tuned on the GPU with bench/elementwise_sweep.py, which sets them per process through the
 #: TENSOR_NV_ACCESSES / TENSOR_NV_STORE_HINT environment variables.
-ACCESSES = int(os.environ.get("TENSOR_NV_ACCESSES", "1"))
-STORE_HINT = os.environ.get("TENSOR_NV_STORE_HINT", "")
+def _tunable(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default)
+    if value not in allowed:
+        from hwdrv.errors import InvalidArgument
+        raise InvalidArgument(f"{name}={value!r}: expected one of {', '.join(map(repr, allowed))}")
+    return value
+
+
+ACCESSES = int(_tunable("TENSOR_NV_ACCESSES", "1", ("1", "2", "4")))
+STORE_HINT = _tunable("TENSOR_NV_STORE_HINT", "", ("", ".cs"))
 ROW_SHARED = "rowred"   # one word per warp: a block-wide row's warp results meet here (one
                         # array per ALLREDUCE, suffixed with its instruction number)
 
