@@ -27,6 +27,7 @@ import numpy as np
 from .dtype import DType, bf16_bits_to_f32, bfloat16, bool_, f32_to_bf16_bits, float16
 from .ir import IrOp, Kernel, Node, alu, const, linearize, loop, node, special
 from .lazy import LazyNode, LazyView
+from .matmul_epilogue import COL, OUT_DTYPES, ROW, Epilogue, live
 from .ops import REDUCE, Op
 from .view import unravel
 
@@ -306,5 +307,40 @@ def lower(out: LazyNode, realized: set[int]) -> tuple[Kernel, list[LazyNode]]:
     return kernel, b.inputs
 
 
+def fused_matmul(out: LazyNode, realized: set[int]) -> LazyNode | None:
+    """The MATMUL computed inside ``out``'s kernel (the scheduler fused ``out`` into it as its
+    epilogue), or None."""
+    stack, seen = [out], {id(out)}
+    while stack:
+        n = stack.pop()
+        if n.op == Op.MATMUL:
+            return n
+        for s in n.srcs:
+            m = s.node
+            if not (m.realized or id(m) in realized or id(m) in seen):
+                seen.add(id(m))
+                stack.append(m)
+    return None
+
+
+def lower_epilogue(out: LazyNode, mm: LazyNode, realized: set[int]) -> tuple[Epilogue, list[LazyNode]]:
+    """The epilogue of matmul ``mm`` fused into ``out``'s kernel, and the realized nodes it
+    reads (``Epilogue.inputs`` in order). ``out`` is computed at the element (``mrow``,
+    ``mcol``), ``mm`` read there as if it were a buffer: that load is the accumulator slot."""
+    if out.dtype not in OUT_DTYPES:
+        raise ValueError(f"a fused matmul epilogue stores one of {[d.name for d in OUT_DTYPES]}, "
+                         f"not {out.dtype.name}")
+    rows, cols = mm.shape
+    b = _Builder(out, realized | {id(mm)})
+    value = b.compute(out, [special(ROW, rows), special(COL, cols)])
+    kernel = linearize(f"epilogue_{rows}_{cols}", [value], b.params, rows * cols, out.shape)
+    slot = 1 + b.inputs.index(mm)               # mm's parameter number (0 is the output)
+    acc = next(i for i, ins in enumerate(kernel.insts)
+               if ins.op == "LOAD" and kernel.insts[ins.src[0]].arg[0] == slot)
+    need = live(kernel, acc)
+    inputs = tuple(sorted(ins.arg[0] for i, ins in enumerate(kernel.insts) if ins.op == "PARAM" and i in need))
+    return Epilogue(kernel, acc, out.dtype, inputs), [b.inputs[k - 1] for k in inputs]
+
+
 __all__ = ["lower", "const_value", "kernel_name", "kernel_reduces", "row_group", "is_fused_row",
-           "fused_group"]
+           "fused_group", "fused_matmul", "lower_epilogue"]

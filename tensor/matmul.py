@@ -19,6 +19,7 @@ import os
 from dataclasses import replace
 
 from .dtype import DType, bfloat16, float16, float32
+from .matmul_epilogue import Epilogue
 from .matmul_mma import MmaConfig, mma_kernel
 from .matmul_ptx import MatmulKernel, TensorMapSpec
 from .matmul_simt import SimtConfig, simt_kernel
@@ -80,28 +81,50 @@ def uses_tf32(arch: str, dtype: DType, k: int, n: int, precision: str | None = N
             and k % 4 == 0 and n % 4 == 0)
 
 
+#: the generators that take a fused elementwise epilogue (``matmul_epilogue.py``); a case on
+#: another path keeps its epilogue in a kernel of its own
+EPILOGUE_PATHS = ("wgmma", "simt")
+
+
+def matmul_path(arch: str, dtype: DType, m: int, n: int, k: int, config: Config | None = None,
+                precision: str | None = None) -> str:
+    """The generator ``matmul_kernel`` uses for this case: "wgmma", "mma", "tf32" or "simt"."""
+    if uses_wgmma(arch, dtype, m, n, k) and not isinstance(config, MmaConfig):
+        return "wgmma"
+    if uses_tensor_cores(arch, dtype, k, n):
+        return "mma"
+    if isinstance(config, Tf32Config):
+        precision = "tf32"
+    if uses_tf32(arch, dtype, k, n, precision) and not isinstance(config, SimtConfig):
+        return "tf32"
+    return "simt"
+
+
 def matmul_kernel(arch: str, dtype: DType, m: int, n: int, k: int,
                   config: Config | None = None, sms: int | None = None,
-                  precision: str | None = None) -> MatmulKernel:
+                  precision: str | None = None, epilogue: Epilogue | None = None) -> MatmulKernel:
     """The kernel for a (m, k) @ (k, n) matmul of ``dtype`` on ``arch``. ``config`` picks the
     path when it names one the case can take (a WgmmaConfig or MmaConfig for tensor cores, a
     SimtConfig otherwise) and sets its tile shape; else the case gets its best path's default.
     ``sms``: the device's SM count, the persistent grid of the default wgmma config (one block
     per SM: its shared memory allows no second). ``precision``: the f32 precision (default: the
-    current ``matmul_precision()``); a Tf32Config also asks for TF32."""
-    if uses_wgmma(arch, dtype, m, n, k) and not isinstance(config, MmaConfig):
+    current ``matmul_precision()``); a Tf32Config also asks for TF32. ``epilogue``: elementwise
+    work fused into the kernel's store (only on the EPILOGUE_PATHS: ValueError elsewhere)."""
+    path = matmul_path(arch, dtype, m, n, k, config, precision)
+    if epilogue is not None and path not in EPILOGUE_PATHS:
+        raise ValueError(f"the {path} matmul kernel takes no fused epilogue (only {', '.join(EPILOGUE_PATHS)} do)")
+    if path == "wgmma":
         if not isinstance(config, WgmmaConfig):
             config = replace(DEFAULT_WGMMA, sms=sms) if sms else DEFAULT_WGMMA
-        return wgmma_kernel(dtype, m, n, k, config)
-    if uses_tensor_cores(arch, dtype, k, n):
+        return wgmma_kernel(dtype, m, n, k, config, epilogue)
+    if path == "mma":
         return mma_kernel(arch, dtype, m, n, k, config if isinstance(config, MmaConfig) else DEFAULT_MMA)
-    if isinstance(config, Tf32Config):
-        precision = "tf32"
-    if uses_tf32(arch, dtype, k, n, precision) and not isinstance(config, SimtConfig):
+    if path == "tf32":
         return tf32_kernel(arch, m, n, k, config if isinstance(config, Tf32Config) else DEFAULT_TF32)
-    return simt_kernel(arch, dtype, m, n, k, config if isinstance(config, SimtConfig) else DEFAULT_SIMT)
+    return simt_kernel(arch, dtype, m, n, k, config if isinstance(config, SimtConfig) else DEFAULT_SIMT, epilogue)
 
 
 __all__ = ["MatmulKernel", "TensorMapSpec", "WgmmaConfig", "MmaConfig", "SimtConfig", "Tf32Config",
-           "matmul_kernel", "matmul_precision", "uses_tensor_cores", "uses_wgmma", "uses_tf32",
+           "matmul_kernel", "matmul_path", "matmul_precision", "uses_tensor_cores", "uses_wgmma", "uses_tf32",
+           "EPILOGUE_PATHS",
            "DEFAULT_WGMMA", "DEFAULT_MMA", "DEFAULT_SIMT", "DEFAULT_TF32"]

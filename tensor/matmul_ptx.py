@@ -51,13 +51,17 @@ class Ptx:
         """Declare registers ``names`` (without the ``%``) of PTX type ``kind``."""
         self.regs.append(f".reg .{kind} " + ", ".join("%" + n for n in names) + ";")
 
-    def text(self, arch: str, name: str, threads: int, shared: list[str], ctas: int = 1) -> str:
+    def text(self, arch: str, name: str, threads: int, shared: list[str], ctas: int = 1,
+             extra: tuple[str, ...] = ()) -> str:
         """The whole module: shared arrays (module scope: ``.extern`` ones must be), the entry
         with its register declarations and body. ``ctas`` > 1 asks ptxas to fit that many
-        blocks per SM (capping registers at 64K / (ctas * threads))."""
+        blocks per SM (capping registers at 64K / (ctas * threads)). ``extra``: parameters
+        after C, A and B (a fused epilogue's buffers)."""
+        params = ("pc", "pa", "pb") + tuple(extra)
         head = [f".version {PTX_VERSION}", f".target {arch}", ".address_size 64", ""] + shared + [
-                "", f".visible .entry {name}(", "\t.param .u64 pc,", "\t.param .u64 pa,",
-                "\t.param .u64 pb", ")", f".maxntid {threads}, 1, 1"] + \
+                "", f".visible .entry {name}("] + \
+            [f"\t.param .u64 {p}" + ("," if j + 1 < len(params) else "") for j, p in enumerate(params)] + \
+            [")", f".maxntid {threads}, 1, 1"] + \
             ([f".minnctapersm {ctas}"] if ctas > 1 else []) + ["{"]
         return "\n".join(head + ["\t" + r for r in self.regs] + self.lines +
                          ["\tret;", "}", ""])

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .dtype import DType, float32
+from .matmul_epilogue import Epilogue, EpiloguePtx
 from .matmul_ptx import MatmulKernel, Ptx, cdiv, load_params, raster
 
 BK = 8                  # k per shared tile
@@ -40,22 +41,27 @@ class SimtConfig:
         return f"{self.bm}x{self.bn}_g{self.group}"
 
 
-def simt_kernel(arch: str, dtype: DType, m: int, n: int, k: int, cfg: SimtConfig) -> MatmulKernel:
-    """The register-tiled FMA kernel for an (m, k) @ (k, n) matmul of ``dtype``."""
+def simt_kernel(arch: str, dtype: DType, m: int, n: int, k: int, cfg: SimtConfig,
+                epilogue: Epilogue | None = None) -> MatmulKernel:
+    """The register-tiled FMA kernel for an (m, k) @ (k, n) matmul of ``dtype``; ``epilogue``:
+    elementwise work applied to the f32 accumulators before the store (C then has its dtype,
+    and the kernel takes the buffers it reads after C, A and B)."""
     cfg.check()
-    name = f"matmul_simt_{dtype.name}_{m}_{n}_{k}_{cfg.tag()}"
-    g = _Gen(dtype, m, n, k, cfg)
+    name = f"matmul_simt_{dtype.name}_{m}_{n}_{k}_{cfg.tag()}" + (f"_{epilogue.tag}" if epilogue else "")
+    g = _Gen(dtype, m, n, k, cfg, epilogue)
     g.emit()
     a_words, b_words = BK * (cfg.bm + APAD), BK * cfg.bn
     shared = [f".shared .align 16 .f32 As[{2 * a_words}];", f".shared .align 16 .f32 Bs[{2 * b_words}];"]
     grid = cdiv(m, cfg.bm) * cdiv(n, cfg.bn)
-    return MatmulKernel(name, g.e.text(arch, name, cfg.threads, shared), (grid, 1, 1),
+    extra = tuple(epilogue.param_names) if epilogue else ()
+    return MatmulKernel(name, g.e.text(arch, name, cfg.threads, shared, extra=extra), (grid, 1, 1),
                         (cfg.threads, 1, 1))
 
 
 class _Gen:
-    def __init__(self, dtype: DType, m: int, n: int, k: int, cfg: SimtConfig):
+    def __init__(self, dtype: DType, m: int, n: int, k: int, cfg: SimtConfig, epi: Epilogue | None = None):
         self.dt, self.m, self.n, self.k, self.c = dtype, m, n, k, cfg
+        self.epi = epi
         self.vec = dtype == float32 and k % 4 == 0 and n % 4 == 0
         self.ktiles = cdiv(k, BK)
         self.na = cfg.bm * BK // 4 // cfg.threads    # 4-element chunks per thread per tile
@@ -207,14 +213,26 @@ class _Gen:
     # ---- registers -> C --------------------------------------------------------------------
     def epilogue(self, acc: list[list[str]]) -> None:
         """Row i of the thread's tile is 4*ty + i (i < 4) or bm/2 + 4*ty + i-4; columns
-        likewise with tx and bn."""
-        e, c, dt = self.e, self.c, self.dt
+        likewise with tx and bn. A fused epilogue's values are stored instead of the
+        accumulators, in its dtype: its 8 columns bound once (column slots 0-7), then row by row
+        (row slot 0) 4 elements per store (element slots 0-3)."""
+        e, c, dt = self.e, self.c, self.epi.out if self.epi else self.dt
+        vec = self.vec if self.epi is None else dt == float32 and self.n % 4 == 0
         e.reg("pred", "pr", "pv")
+        f = None
+        if self.epi is not None:
+            f = EpiloguePtx(self.epi, e, self.m, self.n, 1, 8, 4, bool(self.m % c.bm or self.n % c.bn))
+            f.setup()
+            e("mad.lo.u32 %x, %tx, 4, %col0;")
+            for q in range(8):
+                f.col(q, "%x", q % 4 + q // 4 * c.bn // 2)
         for i in range(8):
             dr = i if i < 4 else c.bm // 2 + i - 4
             e("mad.lo.u32 %y, %ty, 4, %row0;")
             e(f"add.u32 %y, %y, {dr};")
             e(f"setp.lt.u32 %pr, %y, {self.m};")
+            if f is not None:
+                f.row(0, "%y")
             for half in range(2):
                 e("mad.lo.u32 %x, %tx, 4, %col0;")
                 e(f"add.u32 %x, %x, {half * c.bn // 2};")
@@ -222,7 +240,9 @@ class _Gen:
                 e(f"mul.wide.u32 %ptr, %t, {dt.itemsize};")
                 e("add.s64 %ptr, %ptr, %pc;")
                 vals = acc[i][4 * half:4 * half + 4]
-                if self.vec:
+                if f is not None:
+                    vals = [f.value(0, 4 * half + q, q, v) for q, v in enumerate(vals)]
+                if vec:
                     e(f"setp.lt.and.u32 %pv, %x, {self.n}, %pr;")
                     e(f"@%pv st.global.v4.f32 [%ptr], {{{', '.join(vals)}}};")
                     continue

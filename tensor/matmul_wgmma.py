@@ -35,11 +35,12 @@ past M or N and k past K read as zeros (TMA out-of-bound fill), so any M works; 
 be multiples of 8 (the maps' 16-byte row strides)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hwdrv.nvidia.tensormap import TENSOR_MAP_BYTES
 
 from .dtype import DType
+from .matmul_epilogue import Epilogue, EpiloguePtx
 from .matmul_ptx import MatmulKernel, Ptx, TensorMapSpec, cdiv
 
 TARGET = "sm_90a"                 # wgmma and setmaxnreg exist only on sm_90a (PTX ISA target notes)
@@ -65,6 +66,8 @@ _DESC_SWIZZLE_128B = 1
 _DESC_SHIFT = 4                   # fields hold byte values >> 4
 SWIZZLE_ROWS = 8                  # rows of one swizzle atom: SBO is the stride of 8-row groups
 L2_PROMOTION = 256                # bytes: tile rows are 128 B, neighbouring rows share L2 sectors
+C_STAGED_BYTES = 2                # element size of C that store "tma" stages (a 64-column box row
+                                  # of 128 B: one swizzle span)
 
 
 @dataclass(frozen=True)
@@ -194,22 +197,27 @@ def _desc_template(lbo: int, sbo: int) -> int:
             | _DESC_SWIZZLE_128B << _DESC_SWIZZLE_BIT)
 
 
-def wgmma_kernel(dtype: DType, m: int, n: int, k: int, cfg: WgmmaConfig) -> MatmulKernel:
+def wgmma_kernel(dtype: DType, m: int, n: int, k: int, cfg: WgmmaConfig,
+                 epilogue: Epilogue | None = None) -> MatmulKernel:
     """The warp-specialized TMA + wgmma kernel for an (m, k) @ (k, n) matmul of f16/bf16.
     Parameters: C, then the address of the tensor maps (A's, B's, C's with store "tma"; see
-    the module doc)."""
+    the module doc), then the buffers ``epilogue`` reads. With an ``epilogue`` (applied to the
+    f32 accumulators before the store) C has the epilogue's dtype; an f32 C is stored "direct"
+    (its TMA staging buffers would need twice the shared memory)."""
+    if epilogue is not None and epilogue.out.itemsize != C_STAGED_BYTES and cfg.store == "tma":
+        cfg = replace(cfg, store="direct")
     cfg.check()
     if k % 8 or n % 8:
         raise ValueError(f"the wgmma kernel needs K and N multiples of 8 (16-byte rows), got K={k} N={n}")
-    name = f"matmul_wgmma_{dtype.name}_{m}_{n}_{k}_{cfg.tag()}"
-    g = _Gen(dtype, m, n, k, cfg)
+    name = f"matmul_wgmma_{dtype.name}_{m}_{n}_{k}_{cfg.tag()}" + (f"_{epilogue.tag}" if epilogue else "")
+    g = _Gen(dtype, m, n, k, cfg, epilogue)
     g.emit()
     tiles = cdiv(m, cfg.bm) * cdiv(n, cfg.bn)
     t = dtype.ptx
     maps = (TensorMapSpec("a", t, (k, m), (k * 2,), (BK, cfg.bm), SWIZZLE, L2_PROMOTION),
             TensorMapSpec("b", t, (n, k), (n * 2,), (SLAB, BK), SWIZZLE, L2_PROMOTION))
     if cfg.store == "tma":
-        maps += (TensorMapSpec("c", t, (n, m), (n * 2,), (SLAB, WG_M), SWIZZLE),)
+        maps += (TensorMapSpec("c", g.ot, (n, m), (n * g.osize,), (SLAB, WG_M), SWIZZLE),)
     return MatmulKernel(name, g.text(name), (min(tiles, cfg.sms), 1, 1), (cfg.threads, 1, 1), cfg.shared,
                         target=TARGET, tensor_maps=maps)
 
@@ -217,8 +225,12 @@ def wgmma_kernel(dtype: DType, m: int, n: int, k: int, cfg: WgmmaConfig) -> Matm
 class _Gen:
     """Emits one kernel; registers are named after what they hold."""
 
-    def __init__(self, dtype: DType, m: int, n: int, k: int, cfg: WgmmaConfig):
+    def __init__(self, dtype: DType, m: int, n: int, k: int, cfg: WgmmaConfig, epi: Epilogue | None = None):
         self.t, self.m, self.n, self.k, self.c = dtype.ptx, m, n, k, cfg
+        self.epi = epi
+        out = epi.out if epi else dtype
+        self.ot, self.osize = out.ptx, out.itemsize     # what C holds
+        self.fused: EpiloguePtx | None = None
         self.grid_m, self.grid_n = cdiv(m, cfg.bm), cdiv(n, cfg.bn)
         self.tiles = self.grid_m * self.grid_n
         self.ktiles = cdiv(k, BK)
@@ -229,8 +241,8 @@ class _Gen:
         c = self.c
         head = [f".version {PTX_VERSION}", f".target {TARGET}", ".address_size 64", "",
                 f".extern .shared .align {ALIGN} .b8 smem[];", "",
-                f".visible .entry {name}(", "\t.param .u64 pc,", "\t.param .u64 pmaps", ")",
-                f".maxntid {c.threads}, 1, 1", f".maxnreg {c.launch_regs}", "{"]
+                f".visible .entry {name}("] + _params(["pc", "pmaps"] + (self.epi.param_names if self.epi else [])) + \
+               [")", f".maxntid {c.threads}, 1, 1", f".maxnreg {c.launch_regs}", "{"]
         return "\n".join(head + ["\t" + r for r in self.e.regs] + self.e.lines + ["\tret;", "}", ""])
 
     def emit(self) -> None:
@@ -370,6 +382,9 @@ class _Gen:
             e("ld.param.u64 %map_c, [pmaps];")
             e(f"add.s64 %map_c, %map_c, {2 * TENSOR_MAP_BYTES};")   # after A's and B's
             e(f"@%pt fence.proxy.tensormap::generic.acquire.gpu [%map_c], {TENSOR_MAP_BYTES};")
+        if self.epi is not None:                    # a thread keeps 2 rows per 64-row block, a column pair
+            self.fused = EpiloguePtx(self.epi, e, self.m, self.n, 2 * c.m_blocks, 2, 2, self.ragged)
+            self.fused.setup()
         e("mov.u32 %tile, %ctaid.x;")
         if c.pingpong:
             # main loops take turns in tile order: consumer c waits on turn[c] and passes the
@@ -470,9 +485,50 @@ class _Gen:
         """Accumulator i of block b of a thread (warp w, lane l of its warpgroup) is row
         64 b + 16 w + l/4 (+8 when i % 4 >= 2), column 8 (i / 4) + 2 (l % 4) + i % 2 of the
         warpgroup's rows x bn slice: pairs (i, i+1) are one 32-bit store."""
-        e, c, t = self.e, self.c, self.t
+        e, c = self.e, self.c
         e.reg("b32", "crow", "ccol", "pk")
         e.reg("b64", "ptr")
+        self.thread_coords()
+        e(f"mul.wide.u32 %ptr, %crow, {self.n * self.osize};")
+        e("cvt.u64.u32 %da, %ccol;")
+        e(f"shl.b64 %da, %da, {self.osize.bit_length() - 1};")
+        e("add.s64 %ptr, %ptr, %da;")
+        e("ld.param.u64 %da, [pc];")
+        e("cvta.to.global.u64 %da, %da;")
+        e("add.s64 %ptr, %ptr, %da;")
+        if self.fused is not None:
+            self.fused_rows()
+        if self.ragged:
+            e.reg("pred", "pr0", "pr1", "pv")
+            # whole tiles store without checks; the edge tiles check every pair
+            e(f"add.u32 %x, %row0, {c.bm};")
+            e(f"add.u32 %y, %col0, {c.bn};")
+            e(f"setp.le.u32 %p, %x, {self.m};")
+            e(f"setp.le.and.u32 %p, %y, {self.n}, %p;")
+            e("@!%p bra $EDGE;")
+        if self.fused is not None:
+            self.fused_stores(acc, False)
+        else:
+            for blk in range(c.m_blocks):
+                self.stores(acc[blk], blk, False)
+        if self.ragged:
+            e("bra.uni $STORED;")
+            e("$EDGE:")
+            if self.fused is not None:
+                self.fused_stores(acc, True)
+            else:
+                for blk in range(c.m_blocks):
+                    e(f"add.u32 %x, %crow, {blk * WG_M};")
+                    e(f"setp.lt.u32 %pr0, %x, {self.m};")
+                    e("add.u32 %x, %x, 8;")
+                    e(f"setp.lt.u32 %pr1, %x, {self.m};")
+                    self.stores(acc[blk], blk, True)
+            e("$STORED:")
+
+    def thread_coords(self) -> None:
+        """%crow / %ccol: the output row and first column of the thread's accumulator 0 (see
+        :meth:`epilogue`)."""
+        e, c = self.e, self.c
         e("and.b32 %x, %wt, 127;")
         e("shr.u32 %y, %x, 5;")                     # warp in the warpgroup
         e("shl.b32 %y, %y, 4;")
@@ -485,33 +541,53 @@ class _Gen:
         e("and.b32 %x, %x, 3;")
         e("shl.b32 %x, %x, 1;")
         e("add.u32 %ccol, %x, %col0;")
-        e(f"mul.wide.u32 %ptr, %crow, {self.n * 2};")
-        e("cvt.u64.u32 %da, %ccol;")
-        e("shl.b64 %da, %da, 1;")
-        e("add.s64 %ptr, %ptr, %da;")
-        e("ld.param.u64 %da, [pc];")
-        e("cvta.to.global.u64 %da, %da;")
-        e("add.s64 %ptr, %ptr, %da;")
-        if self.ragged:
-            e.reg("pred", "pr0", "pr1", "pv")
-            # whole tiles store without checks; the edge tiles check every pair
-            e(f"add.u32 %x, %row0, {c.bm};")
-            e(f"add.u32 %y, %col0, {c.bn};")
-            e(f"setp.le.u32 %p, %x, {self.m};")
-            e(f"setp.le.and.u32 %p, %y, {self.n}, %p;")
-            e("@!%p bra $EDGE;")
-        for blk in range(c.m_blocks):
-            self.stores(acc[blk], blk, False)
-        if self.ragged:
-            e("bra.uni $STORED;")
-            e("$EDGE:")
-            for blk in range(c.m_blocks):
-                e(f"add.u32 %x, %crow, {blk * WG_M};")
-                e(f"setp.lt.u32 %pr0, %x, {self.m};")
-                e("add.u32 %x, %x, 8;")
-                e(f"setp.lt.u32 %pr1, %x, {self.m};")
-                self.stores(acc[blk], blk, True)
-            e("$STORED:")
+
+    # ---- fused epilogue ----------------------------------------------------------------------
+    def fused_rows(self) -> None:
+        """Binds the epilogue's row slots: slot 2 b + h is row %crow + 64 b + 8 h."""
+        for blk in range(self.c.m_blocks):
+            for h in range(2):
+                self.fused.row(2 * blk + h, "%crow", WG_M * blk + 8 * h)
+
+    def fused_pairs(self, acc: list[list[str]], store) -> None:
+        """The epilogue's values of every accumulator pair, column pair by column pair (its two
+        column slots bound once for all the thread's rows); ``store(blk, i, v0, v1)`` writes
+        the pair (i, i+1) of block ``blk``."""
+        for q in range(len(acc[0]) // 4):
+            for j in range(2):
+                self.fused.col(j, "%ccol", 8 * q + j)
+            for blk in range(self.c.m_blocks):
+                for h in range(2):
+                    i = 4 * q + 2 * h
+                    v0 = self.fused.value(2 * blk + h, 0, 0, acc[blk][i])
+                    v1 = self.fused.value(2 * blk + h, 1, 1, acc[blk][i + 1])
+                    store(blk, i, v0, v1)
+
+    def fused_stores(self, acc: list[list[str]], checked: bool) -> None:
+        """Store "direct" of the epilogue's values, predicated by row and column when
+        ``checked``: 2-byte pairs as one b32, f32 pairs as one v2.f32."""
+        e, c = self.e, self.c
+        if checked:
+            if c.m_blocks > 1:                       # pr0 / pr1: declared by epilogue()
+                e.reg("pred", *[f"pr{j}" for j in range(2, 2 * c.m_blocks)])
+            for j in range(2 * c.m_blocks):
+                e(f"add.u32 %x, %crow, {WG_M * (j // 2) + 8 * (j % 2)};")
+                e(f"setp.lt.u32 %pr{j}, %x, {self.m};")
+
+        def store(blk: int, i: int, v0: str, v1: str) -> None:
+            dr, dc = 8 * ((i % 4) // 2) + WG_M * blk, 8 * (i // 4)
+            guard = ""
+            if checked:
+                e(f"add.u32 %x, %ccol, {dc};")
+                e(f"setp.lt.and.u32 %pv, %x, {self.n}, %pr{2 * blk + (i % 4) // 2};")
+                guard = "@%pv "
+            addr = f"[%ptr+{(dr * self.n + dc) * self.osize}]"
+            if self.osize == 4:
+                e(f"{guard}st.global.v2.f32 {addr}, {{{v0}, {v1}}};")
+            else:
+                e(f"cvt.rn.{self.ot}x2.f32 %pk, {v1}, {v0};")
+                e(f"{guard}st.global.b32 {addr}, %pk;")
+        self.fused_pairs(acc, store)
 
     def stores(self, acc: list[str], blk: int, checked: bool) -> None:
         """The pairs of accumulator block ``blk`` (rows 64 blk on), predicated by %pr0 / %pr1
@@ -533,8 +609,12 @@ class _Gen:
         the 8 rows a warp writes at once land in distinct banks), then one thread stores the
         boxes (bn/64 per 64-row block) with cp.async.bulk.tensor (out-of-bound rows and columns
         are not written)."""
-        e, c, t = self.e, self.c, self.t
+        e, c = self.e, self.c
         e.reg("b32", "cbuf", "crow8", "xg", "bid", "pk")
+        if self.fused is not None:
+            e.reg("b32", "crow", "ccol")
+            self.thread_coords()
+            self.fused_rows()
         e("shr.u32 %x, %wt, 7;")                     # consumer index
         e("add.u32 %bid, %x, 1;")                    # named barrier 1 + consumer: its 128 threads
         e(f"mad.lo.u32 %cbuf, %x, {c.c_bytes}, %sbase;")
@@ -554,13 +634,19 @@ class _Gen:
         e("add.u32 %crow8, %crow8, %xg;")
         e("shl.b32 %xg, %x, 4;")                     # g * 16: the swizzle XOR of rows g and g + 8
         box, boxes = SLAB * WG_M * 2, c.bn // SLAB
-        for blk in range(c.m_blocks):               # block blk's boxes follow block blk-1's
-            for i in range(0, len(acc[blk]), 2):
-                q, h = i // 4, (i % 4) // 2
-                e(f"cvt.rn.{t}x2.f32 %pk, {acc[blk][i + 1]}, {acc[blk][i]};")
-                e(f"xor.b32 %x, %xg, {(q % 8) * 16};")
-                e("add.u32 %x, %x, %crow8;")
-                e(f"st.shared.b32 [%x+{(blk * boxes + q // 8) * box + h * 8 * SWIZZLE}], %pk;")
+
+        def stage(blk: int, i: int, v0: str, v1: str) -> None:
+            q, h = i // 4, (i % 4) // 2
+            e(f"cvt.rn.{self.ot}x2.f32 %pk, {v1}, {v0};")
+            e(f"xor.b32 %x, %xg, {(q % 8) * 16};")
+            e("add.u32 %x, %x, %crow8;")
+            e(f"st.shared.b32 [%x+{(blk * boxes + q // 8) * box + h * 8 * SWIZZLE}], %pk;")
+        if self.fused is not None:
+            self.fused_pairs(acc, stage)
+        else:
+            for blk in range(c.m_blocks):           # block blk's boxes follow block blk-1's
+                for i in range(0, len(acc[blk]), 2):
+                    stage(blk, i, acc[blk][i], acc[blk][i + 1])
         e("fence.proxy.async.shared::cta;")          # generic-proxy writes before TMA reads them
         e("bar.sync %bid, 128;")
         e("@!%pt bra $C_STORED;")
@@ -575,3 +661,8 @@ class _Gen:
                 e(f"add.u32 %y, %y, {WG_M};")
         e("cp.async.bulk.commit_group;")
         e("$C_STORED:")
+
+
+def _params(names: list[str]) -> list[str]:
+    """The entry's parameter lines (all 64-bit addresses)."""
+    return [f"\t.param .u64 {p}" + ("," if j + 1 < len(names) else "") for j, p in enumerate(names)]

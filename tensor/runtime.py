@@ -19,8 +19,9 @@ from hwdrv.trace import Span
 
 from .dtype import DType, bfloat16, bool_, bf16_bits_to_f32, f32_to_bf16_bits
 from .lazy import LazyNode
-from .lower import lower
-from .matmul import Config, MatmulKernel, matmul_kernel, matmul_precision
+from .lower import fused_matmul, lower, lower_epilogue
+from .matmul import EPILOGUE_PATHS, Config, MatmulKernel, matmul_kernel, matmul_path, matmul_precision
+from .matmul_epilogue import OUT_DTYPES
 from .ops import Op
 from .profile import maybe_start
 from .render import renderer_for
@@ -77,6 +78,9 @@ class Runtime:
         #: matmul tile shapes by dtype name, overriding matmul.py's defaults where they suit
         #: the case's path (bench/tensor_variants.py sets these)
         self.matmul_configs: dict[str, Config] = {}
+        #: fuse elementwise epilogues into matmul kernels where the kernel takes them (False:
+        #: every matmul writes its own buffer, as a baseline to compare with)
+        self.fuse_epilogues = True
         #: tensor-map buffers of TMA matmuls by (kernel, operand addresses), newest last
         self.tensor_maps: OrderedDict[tuple, Any] = OrderedDict()
         self._compilers: dict[str, Any] = {}    # ptxas for kernels that need another target
@@ -113,7 +117,7 @@ class Runtime:
     def realize(self, targets: list[LazyNode]) -> None:
         """Compute ``targets`` (and whatever they need) into device buffers."""
         todo = []
-        for t in schedule(targets):
+        for t in schedule(targets, self._takes_epilogue if self.fuse_epilogues else None):
             if t.numel == 0:
                 t.realize_as(self.alloc(t))     # nothing to compute
             else:
@@ -151,22 +155,33 @@ class Runtime:
                       f"block={c.launch.block} {c.launch.seconds * 1e6:9.1f} us", file=sys.stderr)
         del self.stats.history[:-1000]
 
+    def _takes_epilogue(self, mm: LazyNode, out: LazyNode) -> bool:
+        """Whether this device's kernel for matmul ``mm`` can apply an epilogue storing
+        ``out`` (the scheduler's ``fuse_matmul``)."""
+        if getattr(self.renderer, "matmul_kernel", None) is not None or out.dtype not in OUT_DTYPES:
+            return False                # a target's own generator (AMD, Adreno) takes none
+        (m, k), n = mm.srcs[0].shape, mm.shape[1]
+        return matmul_path(self.device.arch, mm.dtype, m, n, k, self.matmul_configs.get(mm.dtype.name),
+                           matmul_precision()) in EPILOGUE_PATHS
+
     def _prepare(self, node: LazyNode, planned: set[int], buffers: dict[int, Any]) -> _Call:
         out = buffers[id(node)] = self.alloc(node)
 
         def buf(n: LazyNode) -> Any:
             return n.buffer if n.buffer is not None else buffers[id(n)]
-        if node.op == Op.MATMUL:
-            a, b = (s.node for s in node.srcs)
-            (m, k), n = node.srcs[0].shape, node.shape[1]     # views: a prefix of their node
-            cfg = self.matmul_configs.get(node.dtype.name)
+        mm = node if node.op == Op.MATMUL else fused_matmul(node, planned)
+        if mm is not None:
+            a, b = (s.node for s in mm.srcs)
+            (m, k), n = mm.srcs[0].shape, mm.shape[1]     # views: a prefix of their node
+            cfg = self.matmul_configs.get(mm.dtype.name)
             precision = matmul_precision()
-            key = ("matmul", node.dtype.name, m, n, k, cfg, precision)
+            epi, extra = lower_epilogue(node, mm, planned) if mm is not node else (None, [])
+            key = ("matmul", mm.dtype.name, m, n, k, cfg, precision) + ((epi.text,) if epi else ())
             if key not in self.programs:
                 own = getattr(self.renderer, "matmul_kernel", None)    # the target's generator
-                mk = own(node.dtype, m, n, k, cfg) if own else \
-                    matmul_kernel(self.device.arch, node.dtype, m, n, k, cfg, getattr(self.device, "sm_count", None),
-                                  precision)
+                mk = own(mm.dtype, m, n, k, cfg) if own else \
+                    matmul_kernel(self.device.arch, mm.dtype, m, n, k, cfg, getattr(self.device, "sm_count", None),
+                                  precision, epi)
                 self.programs[key] = (self._compile(mk.ptx, mk.name, f"matmul {m}x{k}x{n}", mk.target), mk)
             prog, mk = self.programs[key]
             launch = Launch(mk.name, node.shape, mk.grid, mk.block)
@@ -174,7 +189,7 @@ class Runtime:
                 args = [out, self._tensor_map_buffer(mk, {"a": buf(a), "b": buf(b), "c": out})]
             else:
                 args = [out, buf(a), buf(b)]
-            return _Call(node, prog, args, launch, mk.shared)
+            return _Call(node, prog, args + [buf(x) for x in extra], launch, mk.shared)
         kernel, inputs = lower(node, planned)
         key = ("ir", kernel.text())
         if key not in self.programs:

@@ -14,9 +14,17 @@ Rules, in order:
   so softmax is one launch. Other reduces read through a broadcast are realized, since
   inlining would recompute them per element;
 * a kernel holds at most one reduce (a fused row kernel: any number of row reduces): extra
-  ones are realized, farthest from the output first.
+  ones are realized, farthest from the output first;
+* matmul epilogues (when the caller says the device's matmul kernel takes them): a MATMUL whose
+  value is used only per element - all its uses, and theirs, elementwise nodes of its shape
+  reading contiguously, up to one realized node with no reduce in its kernel - is not
+  realized: that node's kernel is the matmul with the chain applied to its accumulators
+  (``matmul_epilogue.py``). Bias, residual and other inputs of the chain may be read through
+  any view. A MATMUL asked for itself, or an input of another MATMUL, stays realized.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 from .lazy import LazyNode, LazyView
 from .ops import ELEMENTWISE, REDUCE, Op
@@ -125,16 +133,46 @@ def _row_target(red: LazyNode, keep: set[int],
     return found if len(targets) == 1 else None
 
 
-def schedule(targets: list[LazyNode]) -> list[LazyNode]:
+def _epilogue_output(mm: LazyNode, keep: set[int],
+                     users: dict[int, list[tuple[LazyNode, bool]]]) -> LazyNode | None:
+    """The one kept node that every use of ``mm`` leads to through elementwise nodes of its
+    shape, each reading the one before contiguously (so that node's kernel computes each of them
+    once per element, at the accumulator's own position: ``x * sigmoid(x)`` qualifies); or None."""
+    found: LazyNode | None = None
+    frontier, seen = [mm], {id(mm)}
+    while frontier:
+        for u, contiguous in users.get(id(frontier.pop()), []):
+            if not contiguous or u.op not in ELEMENTWISE or u.shape != mm.shape:
+                return None
+            if id(u) in keep:
+                if found is not None and found is not u:
+                    return None
+                found = u
+            elif id(u) not in seen:
+                seen.add(id(u))
+                frontier.append(u)
+    return found
+
+
+FuseMatmul = Callable[[LazyNode, LazyNode], bool]
+"""Whether the device's kernel for a MATMUL (first argument) can apply an epilogue storing the
+second argument's values (its dtype)."""
+
+
+def schedule(targets: list[LazyNode], fuse_matmul: FuseMatmul | None = None) -> list[LazyNode]:
     """The nodes to realize for ``targets``, in an order where each one's inputs come first.
-    Each becomes one kernel (see ``lower.py``); the others are computed inside them."""
+    Each becomes one kernel (see ``lower.py``); the others are computed inside them.
+    ``fuse_matmul``: fuse matmul epilogues where it allows (None: never)."""
     order, users = _graph(targets)
     keep: set[int] = {id(t) for t in targets if not t.realized}
+    pinned = set(keep)                  # realized whatever their consumers: targets, matmul inputs
     for n in order:
         if n.op in (Op.CONTIGUOUS, Op.MATMUL):
             keep.add(id(n))
         if n.op == Op.MATMUL:
-            keep.update(id(s.node) for s in n.srcs if not s.node.realized)
+            inputs = {id(s.node) for s in n.srcs if not s.node.realized}
+            keep.update(inputs)
+            pinned.update(inputs)
 
     def fuses_upward(n: LazyNode) -> bool:
         """Every element of n is used once, elementwise, on the way to a realized node."""
@@ -168,4 +206,14 @@ def schedule(targets: list[LazyNode]) -> list[LazyNode]:
                 if extra:
                     keep.add(id(extra[-1]))
                     changed = True
+    if fuse_matmul is not None:
+        fused: set[int] = set()         # kernels that took a matmul (one each)
+        for n in order:
+            if n.op != Op.MATMUL or id(n) in pinned:
+                continue
+            out = _epilogue_output(n, keep, users)
+            if out is None or id(out) in fused or _inlined_reduces(out, keep) or not fuse_matmul(n, out):
+                continue
+            keep.discard(id(n))
+            fused.add(id(out))
     return [n for n in order if id(n) in keep]

@@ -221,6 +221,11 @@ class PTXRenderer:
         return [f"st.global{STORE_HINT}.v4.{store_t.ptx} {addr}, {{{', '.join(vals)}}};"]
 
     # ---- one instruction ---------------------------------------------------------------
+    def instruction(self, i: int, insts: list[Inst], ren: Callable[[int], int]) -> list[str]:
+        """Instruction ``i`` of ``insts`` alone, registers numbered by ``ren`` (the matmul
+        generators emit fused epilogues with it, ``tensor/matmul_epilogue.py``)."""
+        return self._inst(i, insts[i], insts, ren)
+
     def _inst(self, i: int, ins: Inst, insts: list[Inst], ren: Callable[[int], int]) -> list[str]:
         """Instruction ``i``; ``ren`` maps an instruction index to its register number (the
         lanes of a vectorised kernel each have their own)."""
