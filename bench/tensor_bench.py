@@ -1,9 +1,13 @@
 """tensor vs PyTorch on one GPU: elementwise add (GB/s), softmax (GB/s), sums over the last and
-the first axis (GB/s) and matmul (TFLOPS), as ratios to PyTorch. Prints a table and writes JSON
-to bench/results/.
+the first axis (GB/s), matmul and matmul with a fused bias + relu epilogue (TFLOPS), as ratios
+to PyTorch. Prints a table and writes JSON to bench/results/.
 
-    python bench/tensor_bench.py [--device nvidia:0] [--repeat 20] [--quick | --small]
+    python bench/tensor_bench.py [--device nvidia:0] [--repeat 20] [--quick | --small] [--only TEXT]
     python bench/tensor_bench.py --matmul-configs [--quick | --small]
+
+``--only TEXT``: just the cases whose name contains TEXT (``--only bias``: the fused epilogue
+cases: ``relu(a @ b + bias)`` as one kernel, the same with fusion off (two kernels), and
+PyTorch's ``torch.relu(a @ b + bias)``).
 
 ``--matmul-configs``: instead of the cases, time f16 and bf16 matmul at 8192 (4096 with
 --quick) with each config of MATMUL_SWEEP (wgmma tile shapes and the mma.sync kernel) and print
@@ -31,7 +35,10 @@ from tensor import Tensor, dtypes, runtime  # noqa: E402
 from tensor.matmul import MmaConfig, Tf32Config, WgmmaConfig  # noqa: E402
 
 TARGETS = {"add": 1.0, "softmax": 1.0, "sum last": None, "sum first": None, "matmul f32": 0.9,
-           "matmul f16": 0.95, "matmul bf16": 0.95}
+           "matmul f16": 0.95, "matmul bf16": 0.95,
+           # one fused kernel against PyTorch's matmul + add + relu kernels
+           "matmul+bias+relu f16": 1.0, "matmul+bias+relu f16 unfused": None, "matmul+bias+relu f32": None}
+EPILOGUE = "matmul+bias+relu"           # kinds that start so: relu(a @ b + bias), bias of N
 
 
 #: configs --matmul-configs tries (None: the default path, wgmma on sm_90)
@@ -59,7 +66,11 @@ def cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple, objec
                 ("matmul 64 f16 mma.sync", "matmul f16", (64, 64, 64), dtypes.float16, MmaConfig()),
                 ("matmul 200x136x72 bf16", "matmul bf16", (200, 136, 72), dtypes.bfloat16, None),
                 ("matmul 64 f32", "matmul f32", (64, 64, 64), dtypes.float32, None),
-                ("matmul 64 f32 tf32", "matmul f32", (64, 64, 64), dtypes.float32, Tf32Config())]
+                ("matmul 64 f32 tf32", "matmul f32", (64, 64, 64), dtypes.float32, Tf32Config()),
+                ("matmul+bias+relu 200x136x72 f16", "matmul+bias+relu f16", (200, 136, 72), dtypes.float16, None),
+                ("matmul+bias+relu 200x136x72 f16 unfused", "matmul+bias+relu f16 unfused", (200, 136, 72),
+                 dtypes.float16, None),
+                ("matmul+bias+relu 100x72x40 f32", "matmul+bias+relu f32", (100, 72, 40), dtypes.float32, None)]
     s = 16 if quick else 1
     add_n = (1 << 28) // s                 # 1 GiB of f32
     return [("add 1GiB f32", "add", (add_n,), dtypes.float32, None),
@@ -78,7 +89,11 @@ def cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple, objec
             ("matmul 4096 f32", "matmul f32", (4096 // s,) * 3, dtypes.float32, None),
             # the opt-in TF32 path (matmul_precision("tf32")); torch's column is exact f32 unless
             # torch.backends.cuda.matmul.allow_tf32 is set
-            ("matmul 4096 f32 tf32", "matmul f32", (4096 // s,) * 3, dtypes.float32, Tf32Config())]
+            ("matmul 4096 f32 tf32", "matmul f32", (4096 // s,) * 3, dtypes.float32, Tf32Config()),
+            ("matmul+bias+relu 8192 f16", "matmul+bias+relu f16", (8192 // s,) * 3, dtypes.float16, None),
+            ("matmul+bias+relu 8192 f16 unfused", "matmul+bias+relu f16 unfused", (8192 // s,) * 3,
+             dtypes.float16, None),
+            ("matmul+bias+relu 4096 f32", "matmul+bias+relu f32", (4096 // s,) * 3, dtypes.float32, None)]
 
 
 def sweep_cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple, object, object]]:
@@ -123,30 +138,44 @@ def ours(device: str, kind: str, shape: tuple, dt, repeat: int, config=None) -> 
         run = lambda: x.sum(axis).realize()  # noqa: E731
     else:
         m, n, k = shape
-        a = Tensor(rng.random((m, k), np.float32), dt, device)
-        b = Tensor(rng.random((k, n), np.float32), dt, device)
-        run = lambda: (a @ b).realize()  # noqa: E731
-    saved = dict(rt.matmul_configs)
+        bias = None
+        if kind.startswith(EPILOGUE):     # centred: relu clips about half the outputs
+            a = Tensor(rng.random((m, k), np.float32) - 0.5, dt, device)
+            b = Tensor(rng.random((k, n), np.float32) - 0.5, dt, device)
+            bias = Tensor(rng.random((n,), np.float32) - 0.5, dt, device)
+            run = lambda: (a @ b + bias).relu().realize()  # noqa: E731
+        else:
+            a = Tensor(rng.random((m, k), np.float32), dt, device)
+            b = Tensor(rng.random((k, n), np.float32), dt, device)
+            run = lambda: (a @ b).realize()  # noqa: E731
+    saved, saved_fuse = dict(rt.matmul_configs), rt.fuse_epilogues
     if config is not None:
         rt.matmul_configs[dt.name] = config
+    rt.fuse_epilogues = not kind.endswith("unfused")
     try:
         seconds = gpu_seconds(rt, run, repeat)   # the first run compiles
         # a fast wrong kernel must not count
         if kind.startswith("matmul"):
-            check_matmul(run().numpy(), a, b, dt)
+            check_matmul(run().numpy(), a, b, dt, bias=bias)
         else:
             check(kind, shape, run().numpy(), *((a, b) if kind == "add" else (x,)))
     finally:
         rt.matmul_configs.clear()
         rt.matmul_configs.update(saved)
+        rt.fuse_epilogues = saved_fuse
     return seconds
 
 
-def check_matmul(got: np.ndarray, a: Tensor, b: Tensor, dt, samples: int = 32) -> None:
+def check_matmul(got: np.ndarray, a: Tensor, b: Tensor, dt, samples: int = 32, bias: Tensor | None = None) -> None:
     """Raise when sampled rows and columns of ``got`` differ from numpy's product of the same
-    (rounded) inputs (computed in f32: a full f64 product at 8192 would take the host minutes);
-    tolerances of the output type, the absolute one scaled with sqrt(K)."""
+    (rounded) inputs (computed in f32: a full f64 product at 8192 would take the host minutes),
+    or with ``bias`` from relu(product + bias); tolerances of the output type, the absolute
+    one scaled with sqrt(K)."""
     ha, hb = a.numpy().astype(np.float32), b.numpy().astype(np.float32)
+    hbias = None if bias is None else bias.numpy().astype(np.float32)
+
+    def want(x: np.ndarray, cols: slice | np.ndarray) -> np.ndarray:
+        return x if hbias is None else np.maximum(x + hbias[cols], 0)
     rng = np.random.default_rng(1)
     rows = rng.integers(0, ha.shape[0], samples)
     cols = rng.integers(0, hb.shape[1], samples)
@@ -155,9 +184,9 @@ def check_matmul(got: np.ndarray, a: Tensor, b: Tensor, dt, samples: int = 32) -
         rtol = 2e-3                     # inputs rounded to 10 fraction bits
     atol = rtol * np.sqrt(ha.shape[1]) * max(1.0, float(np.abs(ha).max() * np.abs(hb).max()))
     got = got.astype(np.float32)
-    np.testing.assert_allclose(got[rows], ha[rows] @ hb, rtol=rtol, atol=atol,
+    np.testing.assert_allclose(got[rows], want(ha[rows] @ hb, slice(None)), rtol=rtol, atol=atol,
                                err_msg=f"matmul {ha.shape} @ {hb.shape} rows")
-    np.testing.assert_allclose(got[:, cols], ha @ hb[:, cols], rtol=rtol, atol=atol,
+    np.testing.assert_allclose(got[:, cols], want(ha @ hb[:, cols], cols), rtol=rtol, atol=atol,
                                err_msg=f"matmul {ha.shape} @ {hb.shape} columns")
 
 
@@ -205,6 +234,11 @@ def torch_time(kind: str, shape: tuple, dt, repeat: int) -> float | None:
         x = torch.rand(shape, device="cuda", dtype=tdt)
         axis = -1 if kind == "sum last" else 0
         run = lambda: torch.sum(x, axis)  # noqa: E731
+    elif kind.startswith(EPILOGUE):
+        m, n, k = shape
+        a, b = torch.rand((m, k), device="cuda", dtype=tdt) - 0.5, torch.rand((k, n), device="cuda", dtype=tdt) - 0.5
+        bias = torch.rand((n,), device="cuda", dtype=tdt) - 0.5
+        run = lambda: torch.relu(a @ b + bias)  # noqa: E731
     else:
         m, n, k = shape
         a, b = torch.rand((m, k), device="cuda", dtype=tdt), torch.rand((k, n), device="cuda", dtype=tdt)
@@ -232,10 +266,14 @@ def main(argv: list[str] | None = None) -> int:
                       help="tiny sizes the mock runs (--device mock:nvidia): checks the script only")
     ap.add_argument("--matmul-configs", action="store_true",
                     help="time f16/bf16 matmul with each config of MATMUL_SWEEP instead of the cases")
+    ap.add_argument("--only", default="", metavar="TEXT", help="only the cases whose name contains TEXT")
     args = ap.parse_args(argv)
     rt = runtime(args.device)
     rows = []
     todo = sweep_cases(args.quick, args.small) if args.matmul_configs else cases(args.quick, args.small)
+    todo = [c for c in todo if args.only in c[0]]
+    if not todo:
+        ap.error(f"no case name contains {args.only!r}")
     width = max(24, max(len(c[0]) for c in todo) + 2)
     print(f"{'case':<{width}}{'ours':>14}{'torch':>14}{'ratio':>8}{'target':>8}")
     for name, kind, shape, dt, config in todo:
@@ -248,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         ratio = r_ours / r_torch if r_torch else None
         target = TARGETS[kind]
         rows.append({"case": name, "unit": unit, "ours": r_ours, "torch": r_torch, "ratio": ratio,
-                     "target": target, "ours_seconds": t_ours, "torch_seconds": t_torch})
+                     "target": target, "ours_seconds": t_ours, "torch_seconds": t_torch,
+                     "last_kernel": rt.stats.history[-1].name})
         print(f"{name:<{width}}{r_ours:>9.2f} {unit:<4}" +
               (f"{r_torch:>9.2f} {unit:<4}{ratio:>8.2f}" if r_torch else f"{'-':>14}{'-':>8}") +
               f"{target if target else '-':>8}")
