@@ -12,7 +12,10 @@ own cached program.
 * ``simt`` (``matmul_simt.py``, f32 and the other narrow-float shapes): register-tiled FMAs.
 * ``tf32`` (``matmul_tf32.py``, f32 on sm_80+ with K and N multiples of 4, only after
   ``matmul_precision("tf32")`` or with ``TENSOR_MATMUL_PRECISION=tf32``): inputs rounded to
-  TF32, ``mma.sync.m16n8k8`` with f32 accumulation."""
+  TF32, ``mma.sync.m16n8k8`` with f32 accumulation.
+
+The wgmma and SIMT kernels also take a fused elementwise epilogue (``matmul_epilogue.py``:
+bias, activation, residual, cast applied to the accumulators before the store)."""
 from __future__ import annotations
 
 import os

@@ -3,7 +3,7 @@ multiply and the store (bias, activation, residual add, cast), so ``relu(a @ b +
 kernel instead of a matmul and an elementwise kernel that reads C back.
 
 The scheduler (``schedule.py``) folds into a MATMUL the chain of elementwise nodes that uses its
-value once per element; ``lower.lower_epilogue`` lowers that chain to linear IR (``ir.py``) as a
+value only per element (at the element's own position); ``lower.lower_epilogue`` lowers that chain to linear IR (``ir.py``) as a
 function of the output element's row and column (SPECIALs ``mrow`` / ``mcol``), the matmul's
 value being a load of it: the *accumulator slot*. A generator (``matmul_wgmma.py``,
 ``matmul_simt.py``) renders that IR per accumulator with the PTX renderer's own instruction

@@ -66,7 +66,8 @@ WGMMA = [(None, 128, 64, 256),
          (WgmmaConfig(bn=64, stages=3, sms=2, store="direct", m_blocks=2, pingpong=True), 200, 64, 72)]
 
 
-@pytest.mark.parametrize("cfg, m, k, n", WGMMA, ids=[f"{c.tag() if c else 'default'}-{m}x{k}x{n}" for c, m, k, n in WGMMA])
+@pytest.mark.parametrize("cfg, m, k, n", WGMMA,
+                         ids=[f"{c.tag() if c else 'default'}-{m}x{k}x{n}" for c, m, k, n in WGMMA])
 def test_wgmma_bias_relu_is_one_kernel(cfg, m, k, n):
     a, b, bias, _, _ = operands(F16, m, k, n)
     got, names = launched(lambda: (a @ b + bias).relu(), cfg, F16)
