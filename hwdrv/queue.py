@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 _U32 = 0xFFFFFFFF
 _U64 = (1 << 64) - 1
+# a new queue's stream before it is sealed (sealing replaces it, nothing writes into it)
+_NO_WORDS = np.zeros(0, np.uint32)
+_NO_WORDS.flags.writeable = False
 
 
 class WordBuffer:
@@ -119,7 +122,7 @@ class Queue(ABC):
     def __init__(self, device: "Device"):
         self.device = device
         self._words: list[int] = []
-        self._stream = WordBuffer(np.zeros(0, np.uint32))
+        self._stream = WordBuffer(_NO_WORDS)
         self._sites: list[PatchSite] = []
         self._var_names: set[str] = set()
         self._sealed = False

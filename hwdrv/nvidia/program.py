@@ -11,7 +11,8 @@ import numpy as np
 from ..errors import ProgramError
 from ..program import Param, Program
 from .cubin import CubinImage
-from .qmd import CBUF_ALIGN, QMD_WORDS, RESERVED_SHARED, build_template, set_const_bank
+from .qmd import (CB0_ADDR_HI, CBUF_ALIGN, GRID_X, GRID_Y, GRID_Z, QMD_WORDS, RESERVED_SHARED, build_template,
+                  put_word_field, set_const_bank)
 
 if TYPE_CHECKING:
     from .device import NVDevice
@@ -25,6 +26,8 @@ CB0_STACK_POINTER = 0x28    # u32: initial stack pointer inside the local window
 #: the stack starts this far below the top of the 16 MiB local window (space the ABI reserves)
 STACK_RESERVE = 0x240
 LOCAL_WINDOW_SIZE = 16 << 20
+#: launch images a program keeps (one per block, shared size and grid it was launched with)
+MAX_LAUNCH_IMAGES = 64
 #: registers one sm_90 thread may use (CUDA C Programming Guide, compute capability 9.0)
 MAX_REGISTERS = 255
 
@@ -81,6 +84,7 @@ class NVProgram(Program):
         per_thread = max(self.local_per_thread, info.frame_size + self.stack_bytes)
         self.slm_per_thread = -(-(per_thread + STACK_RESERVE) // 16) * 16 if per_thread else 0
         self._templates: dict[tuple, np.ndarray] = {}
+        self._images: dict[tuple, tuple[bytes, int]] = {}
         #: byte offset of the parameters in a launch template
         self.args_offset = QMD_WORDS * 4 + self.param_base
 
@@ -102,6 +106,25 @@ class NVProgram(Program):
             t.flags.writeable = False
             self._templates[key] = t
         return t
+
+    def launch_image(self, block: tuple, shared: int, grid: tuple) -> tuple[bytes, int]:
+        """The launch template with a concrete ``grid`` filled in (QMD and constant bank 0), as
+        bytes, and the other bits of the word holding the high half of constant bank 0's
+        address: a launch copies the bytes and writes that address and the arguments. Cached:
+        an eager runtime repeats a few shapes."""
+        key = (block, shared, grid)
+        img = self._images.get(key)
+        if img is None:
+            t = self.launch_template(block, shared).copy()
+            for v, field in zip(grid, (GRID_X, GRID_Y, GRID_Z)):
+                put_word_field(t, field, v)
+            t[QMD_WORDS + CB0_GRID_DIM // 4:QMD_WORDS + CB0_GRID_DIM // 4 + 3] = grid
+            word, _shift, mask = CB0_ADDR_HI
+            img = (t.tobytes(), int(t[word]) & ~mask)
+            if len(self._images) >= MAX_LAUNCH_IMAGES:
+                self._images.clear()
+            self._images[key] = img
+        return img
 
     def _memory(self) -> list:
         return [b for b in (self._code, self._globals) if b is not None]

@@ -102,3 +102,19 @@ GRID_Y = word_field(_f("GRID_HEIGHT"))
 GRID_Z = word_field(_f("GRID_DEPTH"))
 CB0_ADDR_LO = word_field(_f("CONSTANT_BUFFER_ADDR_LOWER_SHIFTED6")(0))
 CB0_ADDR_HI = word_field(_f("CONSTANT_BUFFER_ADDR_UPPER_SHIFTED6")(0))
+if CB0_ADDR_HI[0] != CB0_ADDR_LO[0] + 1 or CB0_ADDR_LO[1:] != (0, 0xFFFFFFFF) or CB0_ADDR_HI[1]:
+    raise ImportError("QMD layout changed: a launch writes constant bank 0's address as two adjacent words")
+
+
+def put_word_field(w: np.ndarray, field: tuple[int, int, int], v: int) -> None:
+    """Write ``v`` into the one-word field ``field`` (from :func:`word_field`) of QMD words ``w``."""
+    word, shift, mask = field
+    if (v << shift) & ~mask:
+        raise ValueError(f"{v} does not fit a {mask.bit_count()}-bit QMD field")
+    w[word] = (int(w[word]) & ~mask) | (v << shift)
+
+
+def word_patch(field, value: int) -> tuple[int, int, int]:
+    """(word index, mask to clear, bits to set) writing ``value`` into a one-word field."""
+    word, shift, mask = word_field(field)
+    return word, mask, field.encode(value) >> (32 * word)
