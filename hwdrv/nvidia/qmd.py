@@ -41,7 +41,8 @@ def resident_blocks(threads: int, regs: int) -> int:
     """Blocks of ``threads`` threads using ``regs`` registers each that one SM can hold by its
     register, thread and block limits (shared memory aside); at least 1."""
     warps = -(-threads // WARP_SIZE)
-    per_warp = -(-regs * WARP_SIZE // REGISTER_ALLOC_UNIT) * REGISTER_ALLOC_UNIT
+    # a count of 0 (an invalid QMD the GPU refuses at launch) sizes like 1
+    per_warp = -(-max(regs, 1) * WARP_SIZE // REGISTER_ALLOC_UNIT) * REGISTER_ALLOC_UNIT
     by_regs = REGISTERS_PER_SM // (per_warp * warps)
     return max(1, min(by_regs, MAX_THREADS_PER_SM // (warps * WARP_SIZE), MAX_BLOCKS_PER_SM))
 
