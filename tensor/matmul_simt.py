@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .dtype import DType, float32
-from .matmul_cpasync import COPY_BYTES, SHARED_LIMIT
+from .matmul_cpasync import SHARED_LIMIT
 from .matmul_ptx import MatmulKernel, Ptx, cdiv, load_params, raster
 
 F32 = 4                 # bytes of an f32
