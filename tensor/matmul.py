@@ -9,7 +9,8 @@ own cached program.
 * ``mma`` (``matmul_mma.py``, f16/bf16 on sm_80+ with K and N multiples of 8): pipelined
   ``cp.async`` + ``ldmatrix`` + ``mma.sync.m16n8k16``. What sm_80/89 get, and sm_90 when an
   MmaConfig is asked for.
-* ``simt`` (``matmul_simt.py``, f32 and the other narrow-float shapes): register-tiled FMAs.
+* ``simt`` (``matmul_simt.py``, f32 and the other narrow-float shapes): register-tiled FMAs,
+  warp tiles, a cp.async ring for f32 (``SimtConfig``'s knobs: docs/matmul-hopper.md).
 * ``tf32`` (``matmul_tf32.py``, f32 on sm_80+ with K and N multiples of 4, only after
   ``matmul_precision("tf32")`` or with ``TENSOR_MATMUL_PRECISION=tf32``): inputs rounded to
   TF32, ``mma.sync.m16n8k8`` with f32 accumulation."""
@@ -30,7 +31,20 @@ from .matmul_wgmma import WgmmaConfig, wgmma_kernel
 #: with TMA stores, 1.04x cuBLAS in f16 and bf16 (WgmmaConfig()'s 4 stages with direct stores: 0.96, 0.91)
 DEFAULT_WGMMA = WgmmaConfig(stages=3, store="tma")
 DEFAULT_MMA = MmaConfig()
+#: SimtConfig()'s fields are the literature's choice (CUTLASS's SIMT sgemm: 128 x 128 x 8, 8 warps
+#: of 64 x 32, 8 x 8 per lane, cp.async stages, 2 blocks per SM), not yet measured: replace it
+#: with the winner of `bench/tensor_bench.py --matmul-configs --f32` (one of SIMT_SWEEP)
 DEFAULT_SIMT = SimtConfig()
+#: the f32 SIMT configs `bench/tensor_bench.py --matmul-configs --f32` times: the default, then
+#: each knob changed alone, the larger thread tiles, and the register-staged pipeline
+SIMT_SWEEP = [SimtConfig(), SimtConfig(bk=16), SimtConfig(stages=2), SimtConfig(stages=4),
+              SimtConfig(bk=16, stages=2), SimtConfig(bk=16, stages=4), SimtConfig(warps_m=4, warps_n=2),
+              SimtConfig(prefetch=False), SimtConfig(warps_m=4, warps_n=2, bk=16), SimtConfig(group=16),
+              SimtConfig(warps_m=2, warps_n=2, tn=16),              # 128 threads of 8 x 16 (cuBLAS's shape)
+              SimtConfig(warps_m=2, warps_n=2, tn=16, bk=16),
+              SimtConfig(bn=256, tn=16, ctas=1), SimtConfig(bm=256, tm=16, ctas=1),
+              SimtConfig(bn=64, warps_n=2, bk=16, ctas=4),          # 128 threads, 4 blocks per SM
+              SimtConfig(async_copy=False, stages=2, ctas=1)]       # the register-staged pipeline
 DEFAULT_TF32 = Tf32Config()
 Config = WgmmaConfig | MmaConfig | SimtConfig | Tf32Config
 
@@ -104,4 +118,4 @@ def matmul_kernel(arch: str, dtype: DType, m: int, n: int, k: int,
 
 __all__ = ["MatmulKernel", "TensorMapSpec", "WgmmaConfig", "MmaConfig", "SimtConfig", "Tf32Config",
            "matmul_kernel", "matmul_precision", "uses_tensor_cores", "uses_wgmma", "uses_tf32",
-           "DEFAULT_WGMMA", "DEFAULT_MMA", "DEFAULT_SIMT", "DEFAULT_TF32"]
+           "DEFAULT_WGMMA", "DEFAULT_MMA", "DEFAULT_SIMT", "DEFAULT_TF32", "SIMT_SWEEP"]
