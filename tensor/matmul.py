@@ -21,7 +21,7 @@ from dataclasses import replace
 
 from .dtype import DType, bfloat16, float16, float32
 from .matmul_mma import MmaConfig, mma_kernel
-from .matmul_ptx import MatmulKernel, TensorMapSpec
+from .matmul_ptx import MatmulKernel, TensorMapSpec, cdiv
 from .matmul_simt import SimtConfig, simt_kernel
 from .matmul_tf32 import Tf32Config, tf32_kernel
 from .matmul_wgmma import WgmmaConfig, wgmma_kernel
@@ -31,10 +31,12 @@ from .matmul_wgmma import WgmmaConfig, wgmma_kernel
 #: with TMA stores, 1.04x cuBLAS in f16 and bf16 (WgmmaConfig()'s 4 stages with direct stores: 0.96, 0.91)
 DEFAULT_WGMMA = WgmmaConfig(stages=3, store="tma")
 DEFAULT_MMA = MmaConfig()
-#: SimtConfig()'s fields are the literature's choice (CUTLASS's SIMT sgemm: 128 x 128 x 8, 8 warps
-#: of 64 x 32, 8 x 8 per lane, cp.async stages, 2 blocks per SM), not yet measured: replace it
-#: with the winner of `bench/tensor_bench.py --matmul-configs --f32` (one of SIMT_SWEEP)
-DEFAULT_SIMT = SimtConfig()
+#: the fastest of `bench/tensor_bench.py --matmul-configs --f32` on an H100 (2026-12-06, 4096^3,
+#: exact f32): 256 x 128 tiles of 16 x 8 per lane, one block per SM, 49.6 TFLOPS = 0.97x cuBLAS
+#: (SimtConfig(), the CUTLASS shape: 0.90; 128 x 128 with 8 x 16 per lane: 0.93)
+DEFAULT_SIMT = SimtConfig(bm=256, tm=16, ctas=1)
+#: where DEFAULT_SIMT's big tiles would leave SMs idle (fewer tiles than SMs): 0.93 at 4096
+SMALL_SIMT = SimtConfig(warps_m=2, warps_n=2, tn=16)
 #: the f32 SIMT configs `bench/tensor_bench.py --matmul-configs --f32` times: the default, then
 #: each knob changed alone, the larger thread tiles, and the register-staged pipeline
 SIMT_SWEEP = [SimtConfig(), SimtConfig(bk=16), SimtConfig(stages=2), SimtConfig(stages=4),
@@ -113,9 +115,12 @@ def matmul_kernel(arch: str, dtype: DType, m: int, n: int, k: int,
         precision = "tf32"
     if uses_tf32(arch, dtype, k, n, precision) and not isinstance(config, SimtConfig):
         return tf32_kernel(arch, m, n, k, config if isinstance(config, Tf32Config) else DEFAULT_TF32)
-    return simt_kernel(arch, dtype, m, n, k, config if isinstance(config, SimtConfig) else DEFAULT_SIMT)
+    if not isinstance(config, SimtConfig):
+        big = sms is not None and cdiv(m, DEFAULT_SIMT.bm) * cdiv(n, DEFAULT_SIMT.bn) >= sms
+        config = DEFAULT_SIMT if big else SMALL_SIMT
+    return simt_kernel(arch, dtype, m, n, k, config)
 
 
 __all__ = ["MatmulKernel", "TensorMapSpec", "WgmmaConfig", "MmaConfig", "SimtConfig", "Tf32Config",
            "matmul_kernel", "matmul_precision", "uses_tensor_cores", "uses_wgmma", "uses_tf32",
-           "DEFAULT_WGMMA", "DEFAULT_MMA", "DEFAULT_SIMT", "DEFAULT_TF32", "SIMT_SWEEP"]
+           "DEFAULT_WGMMA", "DEFAULT_MMA", "DEFAULT_SIMT", "SMALL_SIMT", "DEFAULT_TF32", "SIMT_SWEEP"]

@@ -125,3 +125,14 @@ def test_bad_config_is_refused():
         matmul_kernel("sm_90", dtypes.float16, 64, 64, 64, MmaConfig(64, 64, 24, 2, 2))
     with pytest.raises(ValueError):     # three k-steps: the fragment buffers would not alternate
         matmul_kernel("sm_90", dtypes.float16, 64, 64, 64, MmaConfig(64, 64, 48, 2, 2))
+
+
+def test_default_simt_tiles_follow_the_sm_count():
+    """Big f32 cases get the measured-fastest 256 x 128 tiles; cases with fewer such tiles than
+    SMs (or an unknown SM count) the 128 x 128 ones."""
+    from tensor.matmul import DEFAULT_SIMT, SMALL_SIMT, matmul_kernel
+    big = matmul_kernel("sm_90", dtypes.float32, 4096, 4096, 4096, sms=132)
+    small = matmul_kernel("sm_90", dtypes.float32, 1024, 1024, 1024, sms=132)
+    unknown = matmul_kernel("sm_90", dtypes.float32, 4096, 4096, 4096)
+    assert DEFAULT_SIMT.tag() in big.name
+    assert SMALL_SIMT.tag() in small.name and SMALL_SIMT.tag() in unknown.name
