@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import ProgramError
 from ..program import Param, Program
+from .cluster import NO_CLUSTER, fill_cb0_shape
 from .cubin import CubinImage
 from .qmd import CBUF_ALIGN, QMD_WORDS, RESERVED_SHARED, build_template, set_const_bank
 
@@ -86,7 +87,8 @@ class NVProgram(Program):
 
     def launch_template(self, block: tuple, shared: int) -> np.ndarray:
         """QMD words followed by constant bank 0 for this launch shape (cached): everything but
-        the grid, the arguments and the constant bank's address is already in place."""
+        the grid, the arguments and the constant bank's address is already in place (the
+        cluster words say 1x1x1: a cluster launch rewrites them, nvidia/cluster.py)."""
         key = (block, shared)
         t = self._templates.get(key)
         if t is None:
@@ -98,6 +100,7 @@ class NVProgram(Program):
             set_const_bank(q, 0, 0, self.cb0_size)      # size and valid bits; address per launch
             cb = self.cb0_template.copy()
             struct.pack_into("<III", cb, CB0_BLOCK_DIM, *block)
+            fill_cb0_shape(cb, NO_CLUSTER)
             t = np.concatenate([q, cb.view(np.uint32)])
             t.flags.writeable = False
             self._templates[key] = t

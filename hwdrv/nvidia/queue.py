@@ -12,9 +12,10 @@ from ..var import IntArg, VarExpr
 from ..errors import InvalidArgument
 from . import gpfifo as pb
 from .builtins import COPY_BLOCKS_PER_SM, COPY_THREADS, builtin
+from .cluster import CB0_NCLUSTERID, encode_qmd, fill_cb0_shape
 from .gen import hopper as hw
 from .program import CB0_GRID_DIM, NVProgram
-from .qmd import CB0_ADDR_HI, CB0_ADDR_LO, GRID_X, GRID_Y, GRID_Z, QMD_SIZE
+from .qmd import CB0_ADDR_HI, CB0_ADDR_LO, GRID_X, GRID_Y, GRID_Z, QMD_SIZE, QMD_WORDS
 
 if TYPE_CHECKING:
     from ..signal import Signal
@@ -54,6 +55,7 @@ COPY_CHUNK = 1 << 31
 
 
 _CB0_GRID_WORD = (QMD_SIZE + CB0_GRID_DIM) // 4
+_CB0_NCLUSTERID_WORD = (QMD_SIZE + CB0_NCLUSTERID) // 4
 
 
 def _put(w: np.ndarray, field: tuple[int, int, int], v: int) -> None:
@@ -122,7 +124,8 @@ class NVComputeQueue(NVQueue):
         self._prev_qmd = None
         super()._emit(*words)
 
-    def _q_exec(self, prog: NVProgram, grid: tuple, block: tuple, args: list, shared: int) -> None:
+    def _q_exec(self, prog: NVProgram, grid: tuple, block: tuple, args: list, shared: int,
+                cluster: tuple[int, int, int] | None = None) -> None:
         dev = self.device
         tmpl = prog.launch_template(block, shared)
         nbytes = tmpl.nbytes
@@ -138,6 +141,13 @@ class NVComputeQueue(NVQueue):
             _put(w, GRID_Y, gy)
             _put(w, GRID_Z, gz)
             w[_CB0_GRID_WORD:_CB0_GRID_WORD + 3] = grid
+            if cluster is None:
+                w[_CB0_NCLUSTERID_WORD:_CB0_NCLUSTERID_WORD + 3] = grid
+            else:
+                # the core refused a Var grid with clusters: this launch is concrete
+                w[_CB0_NCLUSTERID_WORD:_CB0_NCLUSTERID_WORD + 3] = [g // c for g, c in zip(grid, cluster)]
+                fill_cb0_shape(w[QMD_WORDS:].view(np.uint8), cluster)
+                encode_qmd(w, grid, cluster, dev.cluster_variant)
         sym_args = prog.pack_args(args, w.view(np.uint8), prog.args_offset)
         words = mem.view(np.uint32)
         words[:] = w
@@ -147,6 +157,7 @@ class NVComputeQueue(NVQueue):
                 for i, (g, (wi, sh, mask)) in enumerate(zip(grid, (GRID_X, GRID_Y, GRID_Z))):
                     self._site(target, wi, g, 1, sh, mask)
                     self._site(target, _CB0_GRID_WORD + i, g)
+                    self._site(target, _CB0_NCLUSTERID_WORD + i, g)     # an implicit 1x1x1 cluster
             for off, size, expr in sym_args:
                 self._site(target, off // 4, expr, size // 4)
         if prog.slm_per_thread:
