@@ -20,6 +20,9 @@ interpreter with the channel's page table and what the driver programmed:
 * module ``.global`` variables are where constant bank 4 says (the relocated addresses), ``.const``
   ones are bank 3.
 
+A GRID_GPC_CGA QMD runs as thread-block clusters of GPC_CGA_* CTAs (the one CGA encoding the
+mock models: docs/clusters.md); the kernel computes its cluster registers from constant bank 0.
+
 After the grid, the QMD's release semaphores are applied and enabled dependent QMDs are launched.
 """
 from __future__ import annotations
