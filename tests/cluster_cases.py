@@ -4,7 +4,7 @@ probe (tests/hardware/cluster_probe.py).
 
 One kernel: every CTA records its geometry registers and, in a cluster of 2 or more, the value
 its partner CTA (rank ^ 1) stored in its own shared memory, read through distributed shared
-memory (mapa + ld.shared::cluster between two cluster barriers). The expected records come from
+memory between two cluster barriers, once with a shared::cluster address and once generic. The expected records come from
 the PTX ISA's definitions (rank x-major within the cluster), never from the interpreter."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ PTX = """
 .visible .entry cluster_probe(.param .u64 out, .param .u64 count, .param .u32 slots)
 {
     .reg .b32 %r<24>;
-    .reg .b64 %rd<4>;
+    .reg .b64 %rd<6>;
     .reg .pred %p<3>;
     .shared .align 4 .b32 mine;
     mov.u32 %r0, %cluster_ctarank;
@@ -25,6 +25,7 @@ PTX = """
     mov.u32 %r2, %tid.x;
     setp.eq.u32 %p0, %r2, 0;
     mov.u32 %r9, 0xFFFFFFFF;
+    mov.u32 %r21, 0xFFFFFFFF;
     setp.lt.u32 %p1, %r1, 2;
     @%p1 bra NOPEER;
     st.shared.u32 [mine], %r0;
@@ -34,6 +35,9 @@ PTX = """
     mov.u32 %r4, mine;
     mapa.shared::cluster.u32 %r5, %r4, %r3;
     ld.shared::cluster.u32 %r9, [%r5];
+    cvta.shared.u64 %rd4, mine;
+    mapa.u64 %rd5, %rd4, %r3;
+    ld.u32 %r21, [%rd5];
     barrier.cluster.arrive;
     barrier.cluster.wait;
 NOPEER:
@@ -50,7 +54,7 @@ NOPEER:
     mad.lo.u32 %r13, %r11, %r12, %r10;
     setp.ge.u32 %p2, %r13, %r6;
     @%p2 bra DONE;
-    mul.wide.u32 %rd2, %r13, 48;
+    mul.wide.u32 %rd2, %r13, 52;
     add.u64 %rd3, %rd0, %rd2;
     mov.u32 %r14, %clusterid.x;
     mov.u32 %r15, %clusterid.y;
@@ -71,13 +75,17 @@ NOPEER:
     st.global.u32 [%rd3+36], %r19;
     st.global.u32 [%rd3+40], %r20;
     st.global.u32 [%rd3+44], %r9;
+    st.global.u32 [%rd3+48], %r21;
 DONE:
     ret;
 }
 """
-#: what each CTA records, in order (12 u32 words)
+#: what each CTA records, in order (13 u32 words): "peer" is read with mapa.shared::cluster.u32 +
+#: ld.shared::cluster, "peer_generic" with mapa.u64 on a generic address + ld (what CUDA's
+#: cluster.map_shared_rank compiles to)
 FIELDS = ("ctaid.x", "ctaid.y", "cluster_ctarank", "clusterid.x", "clusterid.y", "cluster_ctaid.x",
-          "cluster_ctaid.y", "cluster_nctaid.x", "cluster_nctarank", "nclusterid.x", "nclusterid.y", "peer")
+          "cluster_ctaid.y", "cluster_nctaid.x", "cluster_nctarank", "nclusterid.x", "nclusterid.y", "peer",
+          "peer_generic")
 NO_PEER = 0xFFFFFFFF
 #: record slots allocated per expected CTA: room for a launch that runs more CTAs than asked
 SLOT_SLACK = 4
@@ -102,7 +110,7 @@ def expected(grid: tuple, cluster: tuple | None) -> np.ndarray:
         for x in range(gx):
             rank = x % cx + cx * (y % cy)
             peer = rank ^ 1 if cx * cy >= 2 else NO_PEER
-            rows.append([x, y, rank, x // cx, y // cy, x % cx, y % cy, cx, cx * cy, gx // cx, gy // cy, peer])
+            rows.append([x, y, rank, x // cx, y // cy, x % cx, y % cy, cx, cx * cy, gx // cx, gy // cy, peer, peer])
     return np.array(rows, np.uint32)
 
 
