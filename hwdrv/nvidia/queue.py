@@ -141,13 +141,11 @@ class NVComputeQueue(NVQueue):
             _put(w, GRID_Y, gy)
             _put(w, GRID_Z, gz)
             w[_CB0_GRID_WORD:_CB0_GRID_WORD + 3] = grid
-            if cluster is None:
-                w[_CB0_NCLUSTERID_WORD:_CB0_NCLUSTERID_WORD + 3] = grid
-            else:
-                # the core refused a Var grid with clusters: this launch is concrete
-                w[_CB0_NCLUSTERID_WORD:_CB0_NCLUSTERID_WORD + 3] = [g // c for g, c in zip(grid, cluster)]
-                fill_cb0_shape(w[QMD_WORDS:].view(np.uint8), cluster)
-                encode_qmd(w, grid, cluster, dev.cluster_variant)
+            w[_CB0_NCLUSTERID_WORD:_CB0_NCLUSTERID_WORD + 3] = \
+                grid if cluster is None else [g // c for g, c in zip(grid, cluster)]
+        if cluster is not None:         # its grid is concrete: the core refuses a Var grid with clusters
+            fill_cb0_shape(w[QMD_WORDS:].view(np.uint8), cluster)
+            encode_qmd(w, grid, cluster, dev.cluster_variant)
         sym_args = prog.pack_args(args, w.view(np.uint8), prog.args_offset)
         words = mem.view(np.uint32)
         words[:] = w
