@@ -13,6 +13,7 @@ from ..var import IntArg, VarExpr
 from ..errors import InvalidArgument
 from . import gpfifo as pb
 from .builtins import COPY_BLOCKS_PER_SM, COPY_THREADS, builtin
+from .cluster import CB0_NCLUSTERID
 from .gen import hopper as hw
 from .program import CB0_GRID_DIM, NVProgram
 from .qmd import CB0_ADDR_LO, GRID_X, GRID_Y, GRID_Z, QMD_ALIGN, QMD_SIZE, word_field, word_patch
@@ -60,6 +61,7 @@ COPY_CHUNK = 1 << 31
 
 _CB0_GRID_WORD = (QMD_SIZE + CB0_GRID_DIM) // 4
 _CB0_ADDR_BYTE = CB0_ADDR_LO[0] * 4          # low word, then the high word (qmd.py checks)
+_CB0_NCLUSTERID_WORD = (QMD_SIZE + CB0_NCLUSTERID) // 4
 _ADDR_WORDS = struct.Struct("<II")
 _WORD = struct.Struct("<I")
 
@@ -142,12 +144,15 @@ class NVComputeQueue(NVQueue):
         self._prev = None
         super()._emit(*words)
 
-    def _q_exec(self, prog: NVProgram, grid: tuple, block: tuple, args: list, shared: int) -> None:
+    def _q_exec(self, prog: NVProgram, grid: tuple, block: tuple, args: list, shared: int,
+                cluster: tuple[int, int, int] | None = None) -> None:
         dev = self.device
         gx, gy, gz = grid
         concrete = type(gx) is int and type(gy) is int and type(gz) is int
         # bytes with everything but the constant bank's address and the arguments in place
-        image, hi_bits = prog.launch_image(block, shared, grid if concrete else (1, 1, 1))
+        # (a cluster launch's grid is concrete: the core refuses a Var grid with clusters)
+        image, hi_bits = prog.launch_image(block, shared, grid if concrete else (1, 1, 1), cluster,
+                                           dev.cluster_variant if cluster else None)
         va, mem = dev._cmd_alloc(self, len(image), QMD_ALIGN)
         host = bytearray(image)
         cb_va = va + QMD_SIZE
@@ -160,6 +165,7 @@ class NVComputeQueue(NVQueue):
                 for i, (g, (wi, sh, mask)) in enumerate(zip(grid, (GRID_X, GRID_Y, GRID_Z))):
                     self._site(target, wi, g, 1, sh, mask)
                     self._site(target, _CB0_GRID_WORD + i, g)
+                    self._site(target, _CB0_NCLUSTERID_WORD + i, g)     # an implicit 1x1x1 cluster
             for off, size, expr in sym_args:
                 self._site(target, off // 4, expr, size // 4)
         if prog.slm_per_thread:
