@@ -3,7 +3,7 @@ the first axis (GB/s), matmul and matmul with a fused bias + relu epilogue (TFLO
 to PyTorch. Prints a table and writes JSON to bench/results/.
 
     python bench/tensor_bench.py [--device nvidia:0] [--repeat 20] [--quick | --small] [--only TEXT]
-    python bench/tensor_bench.py --matmul-configs [--quick | --small]
+    python bench/tensor_bench.py --matmul-configs [--f32] [--quick | --small] [--only TEXT]
 
 ``--only TEXT``: just the cases whose name contains TEXT (``--only bias``: the fused epilogue
 cases: ``relu(a @ b + bias)`` as one kernel, the same with fusion off (two kernels), and
@@ -11,7 +11,9 @@ PyTorch's ``torch.relu(a @ b + bias)``).
 
 ``--matmul-configs``: instead of the cases, time f16 and bf16 matmul at 8192 (4096 with
 --quick) with each config of MATMUL_SWEEP (wgmma tile shapes and the mma.sync kernel) and print
-one table; every result is checked against numpy on sampled rows and columns.
+one table; every result is checked against numpy on sampled rows and columns. With ``--f32``:
+exact f32 matmul at 4096 (2048 with --quick) with each SIMT config of SIMT_SWEEP instead, against
+torch.matmul with TF32 off; a config that fails its check is reported WRONG and the sweep goes on.
 
 ``--small``: tiny sizes that the mock GPU runs in seconds (``--device mock:nvidia``), to check
 the script end to end; its numbers mean nothing. Our times are GPU timestamps around each
@@ -32,7 +34,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tensor import Tensor, dtypes, runtime  # noqa: E402
-from tensor.matmul import MmaConfig, Tf32Config, WgmmaConfig  # noqa: E402
+from hwdrv import HwdrvError  # noqa: E402
+from tensor.matmul import SIMT_SWEEP, MmaConfig, Tf32Config, WgmmaConfig  # noqa: E402
 
 TARGETS = {"add": 1.0, "softmax": 1.0, "sum last": None, "sum first": None, "matmul f32": 0.9,
            "matmul f16": 0.95, "matmul bf16": 0.95,
@@ -96,9 +99,14 @@ def cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple, objec
             ("matmul+bias+relu 4096 f32", "matmul+bias+relu f32", (4096 // s,) * 3, dtypes.float32, None)]
 
 
-def sweep_cases(quick: bool, small: bool = False) -> list[tuple[str, str, tuple, object, object]]:
+def sweep_cases(quick: bool, small: bool = False, f32: bool = False) -> list[tuple[str, str, tuple, object, object]]:
     """The --matmul-configs cases: f16 and bf16 at 8192 (4096 with --quick, 200x136x72 with
-    --small) with each config of MATMUL_SWEEP."""
+    --small) with each config of MATMUL_SWEEP; with ``f32`` f32 at 4096 (2048 with --quick) with
+    each config of SIMT_SWEEP."""
+    if f32:
+        shape = (200, 136, 72) if small else (2048,) * 3 if quick else (4096,) * 3
+        return [(f"matmul {'x'.join(map(str, shape))} f32 simt {cfg.tag()}", "matmul f32", shape,
+                 dtypes.float32, cfg) for cfg in SIMT_SWEEP]
     shape = (200, 136, 72) if small else (4096,) * 3 if quick else (8192,) * 3
     out = []
     for dt in (dtypes.float16, dtypes.bfloat16):
@@ -224,6 +232,7 @@ def torch_time(kind: str, shape: tuple, dt, repeat: int) -> float | None:
     if not torch.cuda.is_available():
         return None
     tdt = {dtypes.float32: torch.float32, dtypes.float16: torch.float16, dtypes.bfloat16: torch.bfloat16}[dt]
+    torch.backends.cuda.matmul.allow_tf32 = False    # f32 matmul: exact, as ours (PyTorch's default)
     if kind == "add":
         a, b = torch.rand(shape, device="cuda", dtype=tdt), torch.rand(shape, device="cuda", dtype=tdt)
         run = lambda: a + b  # noqa: E731
@@ -266,11 +275,15 @@ def main(argv: list[str] | None = None) -> int:
                       help="tiny sizes the mock runs (--device mock:nvidia): checks the script only")
     ap.add_argument("--matmul-configs", action="store_true",
                     help="time f16/bf16 matmul with each config of MATMUL_SWEEP instead of the cases")
+    ap.add_argument("--f32", action="store_true",
+                    help="with --matmul-configs: f32 matmul with each SIMT config of SIMT_SWEEP")
     ap.add_argument("--only", default="", metavar="TEXT", help="only the cases whose name contains TEXT")
     args = ap.parse_args(argv)
     rt = runtime(args.device)
     rows = []
-    todo = sweep_cases(args.quick, args.small) if args.matmul_configs else cases(args.quick, args.small)
+    if args.f32 and not args.matmul_configs:
+        ap.error("--f32 selects the configs --matmul-configs sweeps: give both")
+    todo = sweep_cases(args.quick, args.small, args.f32) if args.matmul_configs else cases(args.quick, args.small)
     todo = [c for c in todo if args.only in c[0]]
     if not todo:
         ap.error(f"no case name contains {args.only!r}")
@@ -279,7 +292,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, kind, shape, dt, config in todo:
         amount, unit = work(kind, shape, dt.itemsize)
         scale = 1e9 if unit == "GB/s" else 1e12
-        t_ours = ours(rt.name, kind, shape, dt, args.repeat, config)
+        try:
+            t_ours = ours(rt.name, kind, shape, dt, args.repeat, config)
+        except (AssertionError, HwdrvError) as e:
+            if not args.matmul_configs:
+                raise
+            print(f"{name:<{width}}{'WRONG':>14}  {str(e).splitlines()[0][:100]}")   # the sweep goes on
+            rows.append({"case": name, "unit": "TFLOPS", "ours": None, "error": str(e)[:2000]})
+            continue
         t_torch = torch_time(kind, shape, dt, args.repeat)
         r_ours = amount / t_ours / scale if t_ours > 0 else float("nan")
         r_torch = amount / t_torch / scale if t_torch else None
@@ -293,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{target if target else '-':>8}")
     out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
     os.makedirs(out_dir, exist_ok=True)
-    prefix = "tensor_bench_matmul_configs" if args.matmul_configs else "tensor_bench"
+    prefix = ("tensor_bench_matmul_configs" + ("_f32" if args.f32 else "")) if args.matmul_configs else "tensor_bench"
     path = os.path.join(out_dir, f"{prefix}_{time.strftime('%Y%m%d_%H%M%S')}.json")
     with open(path, "w") as f:
         json.dump({"device": rt.device.name, "arch": rt.device.arch, "repeat": args.repeat,

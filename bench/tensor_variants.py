@@ -42,8 +42,8 @@ MMA_VARIANTS = [DEFAULT_MMA,
                 MmaConfig(128, 256, 32, 2, 4, 4),
                 MmaConfig(128, 128, 32, 2, 4, 4, ctas=2),
                 MmaConfig(128, 128, 64, 2, 4, 3, ctas=2)]
-SIMT_VARIANTS = [DEFAULT_SIMT, SimtConfig(128, 128, 16), SimtConfig(128, 64), SimtConfig(64, 128),
-                 SimtConfig(128, 128, 1)]
+SIMT_VARIANTS = [DEFAULT_SIMT, SimtConfig(group=16), SimtConfig(bk=16), SimtConfig(warps_m=2, warps_n=2, tn=16),
+                 SimtConfig(group=1)]
 
 
 def rounded(x: np.ndarray, dt) -> np.ndarray:

@@ -30,8 +30,11 @@ MAX_PIECE = CHUNK_SIZE
 class CommandMemory:
     """A growable pool of command-memory pieces."""
 
-    def __init__(self, alloc_chunk: Callable[[int], "Buffer"]):
+    def __init__(self, alloc_chunk: Callable[[int], "Buffer"], on_empty: Callable[[], None] = lambda: None):
+        """``alloc_chunk(n)`` allocates a chunk; ``on_empty()`` runs when a size class has no
+        free piece, before the pool reclaims or carves (the owner hands back dead queues' pieces)."""
         self._alloc_chunk = alloc_chunk
+        self._on_empty = on_empty
         self._chunks: list["Buffer"] = []
         self._free: dict[int, list[tuple[int, np.ndarray]]] = collections.defaultdict(list)
         self._big: dict[int, "Buffer"] = {}
@@ -54,17 +57,13 @@ class CommandMemory:
             return buf.va, view[:nbytes]
         free = self._free[cls]
         if not free:
+            self._on_empty()
             self._reclaim()
             if not free:
                 self._carve(cls)
         va, view = free.pop()
         self._live[va] = (cls, view)
         return va, view[:nbytes]
-
-    def has_free(self, nbytes: int) -> bool:
-        """Whether a request of ``nbytes`` can be served without reclaiming or carving."""
-        cls = max(MIN_PIECE, 1 << (nbytes - 1).bit_length())
-        return cls <= MAX_PIECE and bool(self._free.get(cls))
 
     def _carve(self, cls: int) -> None:
         buf = self._alloc_chunk(CHUNK_SIZE)

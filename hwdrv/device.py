@@ -193,7 +193,7 @@ class Device(ABC):
 
     # ---- set-up by the backend, once its memory works -----------------------------------
     def _init_core(self) -> None:
-        self._cmdmem = CommandMemory(self._alloc_command_chunk)
+        self._cmdmem = CommandMemory(self._alloc_command_chunk, self._collect_frees)
         for kind in self.engines:
             self._timelines[kind] = Timeline(self.signal(0))
         _OPEN.add(self)
@@ -634,9 +634,8 @@ class Device(ABC):
             cm = self._cmdmem
             assert cm is not None
             # dead queues' pieces go back in batches (a piece per eager launch otherwise), and
-            # always before the pool would carve a new chunk
-            if self._orphans or self._pending_frees or self._unpinned or \
-                    len(self._dead_queues) >= _DEAD_QUEUE_BATCH or not cm.has_free(nbytes):
+            # always before the pool would carve a new chunk (its on_empty hook)
+            if self._orphans or self._pending_frees or self._unpinned or len(self._dead_queues) >= _DEAD_QUEUE_BATCH:
                 self._collect_frees()
             va, view = cm.alloc(nbytes, align)
         q._life.vas.append(va)

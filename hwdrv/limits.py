@@ -19,3 +19,5 @@ class DeviceLimits:
     max_shared_per_block: int
     #: threads that execute in lockstep: a warp (NVIDIA), a wave (AMD), a fiber group (Adreno)
     wave_size: int
+    #: CTAs one thread-block cluster may hold (exec's ``cluster``); 0: the device has no clusters
+    max_cluster_size: int = 0

@@ -24,6 +24,8 @@ class Param:
     name: str = ""
 
 
+#: launch shapes a program remembers as checked (an eager runtime repeats a few)
+MAX_CHECKED_SHAPES = 1024
 _INT_FMT = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
 _SINT_FMT = {1: "<b", 2: "<h", 4: "<i", 8: "<q"}
 _FLOAT_FMT = {4: "<f", 8: "<d"}
@@ -45,7 +47,7 @@ class Program:
         self.max_threads = lim.max_threads_per_block if max_threads is None else max_threads
         self.shared_static = shared_static
         self.max_shared = lim.max_shared_per_block if max_shared is None else max_shared
-        self._launch_ok: set[tuple[tuple, int]] = set()     # (block, shared) pairs that passed
+        self._launch_ok: set[tuple[tuple, tuple, int]] = set()     # (grid, block, shared) that passed
 
     def free(self) -> None:
         """Release the program's memory (code, globals) once the work submitted so far has
@@ -66,14 +68,12 @@ class Program:
             weakref.finalize(self, self.device._orphans.extend, bufs)
 
     def check_launch(self, grid: tuple, block: tuple, shared: int) -> None:
-        """Reject launch shapes the hardware would refuse, naming the limit. A (block, shared)
-        pair that passed once is not checked again (the submit path runs this per launch)."""
-        lim = self.device.limits
-        mx, my, mz = lim.max_grid_dims
-        gx, gy, gz = grid
-        if type(shared) is int and (block, shared) in self._launch_ok and (not isinstance(gx, int) or gx <= mx) and \
-                (not isinstance(gy, int) or gy <= my) and (not isinstance(gz, int) or gz <= mz):
+        """Reject launch shapes the hardware would refuse, naming the limit. A launch shape
+        (concrete grid, block, shared) that passed once is not checked again (the submit path
+        runs this per launch)."""
+        if (grid, block, shared) in self._launch_ok:
             return
+        lim = self.device.limits
         for what, dims, top in (("block", block, lim.max_block_dims), ("grid", grid, lim.max_grid_dims)):
             for axis, d, m in zip("xyz", dims, top):
                 if isinstance(d, int) and d > m:
@@ -88,7 +88,10 @@ class Program:
         if self.shared_static + shared > self.max_shared:
             raise InvalidArgument(f"{self.name}: {self.shared_static} static + {shared} dynamic "
                                   f"bytes of shared memory exceed the {self.max_shared}-byte limit")
-        self._launch_ok.add((block, shared))
+        if all(type(g) is int for g in grid):           # symbolic grids are checked each time
+            if len(self._launch_ok) >= MAX_CHECKED_SHAPES:
+                self._launch_ok.clear()
+            self._launch_ok.add((grid, block, shared))
 
     def pack_args(self, args: Sequence[Any], out: bytearray | memoryview | np.ndarray,
                   base: int = 0) -> list[tuple[int, int, VarExpr]]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .errors import InvalidArgument, QueueBusy
+from .errors import InvalidArgument, QueueBusy, UnsupportedDevice
 from .program import Program
 from .signal import check_timeout
 from .var import IntArg, VarExpr
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 _U32 = 0xFFFFFFFF
 _U64 = (1 << 64) - 1
+# a new queue's stream before it is sealed (sealing replaces it, nothing writes into it)
+_NO_WORDS = np.zeros(0, np.uint32)
+_NO_WORDS.flags.writeable = False
 
 
 class WordBuffer:
@@ -119,7 +122,7 @@ class Queue(ABC):
     def __init__(self, device: "Device"):
         self.device = device
         self._words: list[int] = []
-        self._stream = WordBuffer(np.zeros(0, np.uint32))
+        self._stream = WordBuffer(_NO_WORDS)
         self._sites: list[PatchSite] = []
         self._var_names: set[str] = set()
         self._sealed = False
@@ -154,9 +157,15 @@ class Queue(ABC):
         return self
 
     def exec(self, program: "Program", grid: Sequence[IntArg], block: Sequence[int],
-             args: Sequence[Any] = (), shared: int = 0, *, early_start: bool = False) -> "Queue":
+             args: Sequence[Any] = (), shared: int = 0, *, early_start: bool = False,
+             cluster: Sequence[int] | None = None) -> "Queue":
         """Launch ``program`` over ``grid`` blocks of ``block`` threads with ``args``
         packed from the kernel's parameter metadata; ``shared`` = dynamic shared bytes.
+
+        ``cluster=(cx, cy, cz)`` launches thread-block clusters of that shape (NVIDIA sm_90: the
+        cluster's blocks run together and share distributed shared memory; the grid must be a
+        whole number of clusters, given as plain ints, and a cluster holds at most the device's
+        ``limits.max_cluster_size`` blocks). Devices without clusters raise UnsupportedDevice.
 
         ``early_start=True`` (programmatic dependent launch): this launch may start once every
         block of the exec just before it in this queue has run ``griddepcontrol.launch_dependents``
@@ -184,7 +193,11 @@ class Queue(ABC):
             raise InvalidArgument("block dimensions must be plain ints (they decide register "
                                   "and shared-memory allocation at build time)")
         program.check_launch(g, b, shared)
-        self._q_exec(program, g, b, list(args), int(shared))
+        if cluster is None:
+            self._q_exec(program, g, b, list(args), int(shared))
+        else:
+            self._q_exec(program, g, b, list(args), int(shared),
+                         cluster=self._cluster_dims(cluster, g))
         if early_start:
             self._q_early_start()
         return self
@@ -318,6 +331,31 @@ class Queue(ABC):
             raise InvalidArgument("this queue was already submitted or bound; build a new queue "
                                   "for new commands (resubmit this one with submit(**vals))")
         self.device._check_open()
+
+    def _cluster_dims(self, cluster: Sequence[int], grid: tuple) -> tuple[int, int, int]:
+        """exec's ``cluster`` as 3 ints, checked against the device and the grid."""
+        dev = self.device
+        top = dev.limits.max_cluster_size
+        if not top:
+            raise UnsupportedDevice(f"{dev.name} ({dev.kind}, {dev.arch}) has no thread-block clusters; "
+                                    f"launch without cluster=")
+        if isinstance(cluster, int) and not isinstance(cluster, bool):
+            cluster = (cluster,)
+        if not isinstance(cluster, (tuple, list)) or not 1 <= len(cluster) <= 3 or not all(
+                isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c >= 1 for c in cluster):
+            raise InvalidArgument(f"exec: cluster must be 1 to 3 positive ints, got {cluster!r}")
+        c = tuple(int(x) for x in cluster) + (1,) * (3 - len(cluster))
+        size = c[0] * c[1] * c[2]
+        if size > top:
+            raise InvalidArgument(f"exec: cluster {c} holds {size} blocks; {dev.name} allows at most {top} "
+                                  f"(the portable cluster size; 16-block non-portable clusters are not supported)")
+        if any(isinstance(x, VarExpr) for x in grid):
+            raise InvalidArgument(f"exec: a cluster launch needs a grid of plain ints, got {grid!r} "
+                                  f"(the clusters per grid are written when the queue is built)")
+        if any(g % k for g, k in zip(grid, c)):
+            raise InvalidArgument(f"exec: grid {grid} is not a whole number of clusters {c}; make each grid "
+                                  f"dimension a multiple of the cluster's")
+        return c
 
     @staticmethod
     def _int(x: IntArg, what: str) -> IntArg:

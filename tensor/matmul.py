@@ -9,7 +9,8 @@ own cached program.
 * ``mma`` (``matmul_mma.py``, f16/bf16 on sm_80+ with K and N multiples of 8): pipelined
   ``cp.async`` + ``ldmatrix`` + ``mma.sync.m16n8k16``. What sm_80/89 get, and sm_90 when an
   MmaConfig is asked for.
-* ``simt`` (``matmul_simt.py``, f32 and the other narrow-float shapes): register-tiled FMAs.
+* ``simt`` (``matmul_simt.py``, f32 and the other narrow-float shapes): register-tiled FMAs,
+  warp tiles, a cp.async ring for f32 (``SimtConfig``'s knobs: docs/matmul-hopper.md).
 * ``tf32`` (``matmul_tf32.py``, f32 on sm_80+ with K and N multiples of 4, only after
   ``matmul_precision("tf32")`` or with ``TENSOR_MATMUL_PRECISION=tf32``): inputs rounded to
   TF32, ``mma.sync.m16n8k8`` with f32 accumulation.
@@ -24,7 +25,7 @@ from dataclasses import replace
 from .dtype import DType, bfloat16, float16, float32
 from .matmul_epilogue import Epilogue
 from .matmul_mma import MmaConfig, mma_kernel
-from .matmul_ptx import MatmulKernel, TensorMapSpec
+from .matmul_ptx import MatmulKernel, TensorMapSpec, cdiv
 from .matmul_simt import SimtConfig, simt_kernel
 from .matmul_tf32 import Tf32Config, tf32_kernel
 from .matmul_wgmma import WgmmaConfig, wgmma_kernel
@@ -34,7 +35,22 @@ from .matmul_wgmma import WgmmaConfig, wgmma_kernel
 #: with TMA stores, 1.04x cuBLAS in f16 and bf16 (WgmmaConfig()'s 4 stages with direct stores: 0.96, 0.91)
 DEFAULT_WGMMA = WgmmaConfig(stages=3, store="tma")
 DEFAULT_MMA = MmaConfig()
-DEFAULT_SIMT = SimtConfig()
+#: the fastest of `bench/tensor_bench.py --matmul-configs --f32` on an H100 (2026-12-06, 4096^3,
+#: exact f32): 256 x 128 tiles of 16 x 8 per lane, one block per SM, 49.6 TFLOPS = 0.97x cuBLAS
+#: (SimtConfig(), the CUTLASS shape: 0.90; 128 x 128 with 8 x 16 per lane: 0.93)
+DEFAULT_SIMT = SimtConfig(bm=256, tm=16, ctas=1)
+#: where DEFAULT_SIMT's big tiles would leave SMs idle (fewer tiles than SMs): 0.93 at 4096
+SMALL_SIMT = SimtConfig(warps_m=2, warps_n=2, tn=16)
+#: the f32 SIMT configs `bench/tensor_bench.py --matmul-configs --f32` times: the default, then
+#: each knob changed alone, the larger thread tiles, and the register-staged pipeline
+SIMT_SWEEP = [SimtConfig(), SimtConfig(bk=16), SimtConfig(stages=2), SimtConfig(stages=4),
+              SimtConfig(bk=16, stages=2), SimtConfig(bk=16, stages=4), SimtConfig(warps_m=4, warps_n=2),
+              SimtConfig(prefetch=False), SimtConfig(warps_m=4, warps_n=2, bk=16), SimtConfig(group=16),
+              SimtConfig(warps_m=2, warps_n=2, tn=16),              # 128 threads of 8 x 16 (cuBLAS's shape)
+              SimtConfig(warps_m=2, warps_n=2, tn=16, bk=16),
+              SimtConfig(bn=256, tn=16, ctas=1), SimtConfig(bm=256, tm=16, ctas=1),
+              SimtConfig(bn=64, warps_n=2, bk=16, ctas=4),          # 128 threads, 4 blocks per SM
+              SimtConfig(async_copy=False, stages=2, ctas=1)]       # the register-staged pipeline
 DEFAULT_TF32 = Tf32Config()
 Config = WgmmaConfig | MmaConfig | SimtConfig | Tf32Config
 
@@ -124,10 +140,13 @@ def matmul_kernel(arch: str, dtype: DType, m: int, n: int, k: int,
         return mma_kernel(arch, dtype, m, n, k, config if isinstance(config, MmaConfig) else DEFAULT_MMA)
     if path == "tf32":
         return tf32_kernel(arch, m, n, k, config if isinstance(config, Tf32Config) else DEFAULT_TF32)
-    return simt_kernel(arch, dtype, m, n, k, config if isinstance(config, SimtConfig) else DEFAULT_SIMT, epilogue)
+    if not isinstance(config, SimtConfig):
+        big = sms is not None and cdiv(m, DEFAULT_SIMT.bm) * cdiv(n, DEFAULT_SIMT.bn) >= sms
+        config = DEFAULT_SIMT if big else SMALL_SIMT
+    return simt_kernel(arch, dtype, m, n, k, config, epilogue)
 
 
 __all__ = ["MatmulKernel", "TensorMapSpec", "WgmmaConfig", "MmaConfig", "SimtConfig", "Tf32Config",
            "matmul_kernel", "matmul_path", "matmul_precision", "uses_tensor_cores", "uses_wgmma", "uses_tf32",
            "EPILOGUE_PATHS",
-           "DEFAULT_WGMMA", "DEFAULT_MMA", "DEFAULT_SIMT", "DEFAULT_TF32"]
+           "DEFAULT_WGMMA", "DEFAULT_MMA", "DEFAULT_SIMT", "SMALL_SIMT", "DEFAULT_TF32", "SIMT_SWEEP"]

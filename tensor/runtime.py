@@ -20,6 +20,7 @@ from hwdrv.trace import Span
 from .dtype import DType, bfloat16, bool_, bf16_bits_to_f32, f32_to_bf16_bits
 from .lazy import LazyNode
 from .lower import fused_matmul, lower, lower_epilogue
+from .pool import BufferPool
 from .matmul import EPILOGUE_PATHS, Config, MatmulKernel, matmul_kernel, matmul_path, matmul_precision
 from .matmul_epilogue import OUT_DTYPES
 from .ops import Op
@@ -84,6 +85,8 @@ class Runtime:
         #: tensor-map buffers of TMA matmuls by (kernel, operand addresses), newest last
         self.tensor_maps: OrderedDict[tuple, Any] = OrderedDict()
         self._compilers: dict[str, Any] = {}    # ptxas for kernels that need another target
+        #: device buffers of collected tensors, reused by later ones of the same size
+        self.pool = BufferPool(device)
         maybe_start(self)
 
     def __repr__(self) -> str:
@@ -91,11 +94,12 @@ class Runtime:
 
     # ---- memory ------------------------------------------------------------------------
     def alloc(self, node: LazyNode) -> Any:
-        """A buffer for ``node``'s values, freed when the node is. Sizes round up to whole
-        32-bit words: a renderer may move narrow elements as the word holding them (ir3's IBOs
-        are described in 32-bit elements, so a partial last word would be out of bounds)."""
-        buf = self.device.alloc(max(-(-node.numel * node.dtype.itemsize // 4) * 4, 4))
-        weakref.finalize(node, _free, buf)
+        """A buffer for ``node``'s values, back in the pool when the node is collected. Sizes
+        round up to whole 32-bit words: a renderer may move narrow elements as the word holding
+        them (ir3's IBOs are described in 32-bit elements, so a partial last word would be out
+        of bounds)."""
+        buf = self.pool.take(max(-(-node.numel * node.dtype.itemsize // 4) * 4, 4))
+        weakref.finalize(node, self.pool.give, buf)
         return buf
 
     def upload(self, node: LazyNode, data: np.ndarray) -> None:

@@ -4,6 +4,7 @@ tolerances, and numpy references per dtype."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 
@@ -145,6 +146,25 @@ def ptxas_check(src: str) -> None:
         r = subprocess.run([exe, "-arch=sm_90", path, "-o", os.path.join(d, "k.cubin")],
                            capture_output=True, text=True)
     assert r.returncode == 0, f"ptxas rejected the kernel:\n{r.stderr}\n{src}"
+
+
+def ptxas_spills(src: str) -> int:
+    """Bytes of spill stores plus loads ptxas -v reports for ``src`` on sm_90 (skip when
+    ptxas is missing; fail on any error)."""
+    from hwdrv.nvidia.compiler import find_ptxas
+    exe = find_ptxas()
+    if exe is None:
+        pytest.skip("no ptxas found (install the `nvidia` extra: pip install -e '.[nvidia]')")
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "k.ptx")
+        with open(path, "w") as f:
+            f.write(src)
+        r = subprocess.run([exe, "-arch=sm_90", "-v", path, "-o", os.path.join(d, "k.cubin")],
+                           capture_output=True, text=True)
+    assert r.returncode == 0, f"ptxas rejected the kernel:\n{r.stderr}"
+    counts = re.findall(r"(\d+) bytes spill (?:stores|loads)", r.stderr)
+    assert counts, f"ptxas -v printed no spill counts:\n{r.stderr}"
+    return sum(map(int, counts))
 
 
 def amdgpu_asm(src: str) -> str:

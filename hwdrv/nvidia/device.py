@@ -27,6 +27,7 @@ from ..registry import DeviceInfo
 from . import abi
 from . import gpfifo as pb
 from .gpfifo import GPFIFO_ENTRIES, PUSHBUFFER_SIZE, Channel
+from .cluster import MAX_PORTABLE_CLUSTER_SIZE, variant_from_env
 from .compiler import MockPtxCompiler, PtxasCompiler
 from .gen import hopper as hw
 from .kmsg import LogCursor, pci_tag
@@ -113,6 +114,10 @@ class NVDevice(Device):
     stack_limit = DEFAULT_STACK_LIMIT
 
     def __init__(self, kernel: Kernel, index: int, name: str):
+        #: how cluster launches encode their QMD (nvidia/cluster.py VARIANTS; unverified on
+        #: hardware): HWDRV_NV_CLUSTER_QMD names one, tests/hardware/cluster_probe.py tries each.
+        #: Read first: a bad name fails before anything is opened.
+        self.cluster_variant = variant_from_env()
         super().__init__(name, kernel)
         self._fds: list[int] = []
         self.rm: RM | None = None
@@ -202,7 +207,7 @@ class NVDevice(Device):
         self.compiler = MockPtxCompiler() if k.is_mock else PtxasCompiler(arch=self.arch)
         self.limits = DeviceLimits(max_threads_per_block=MAX_THREADS_PER_BLOCK, max_block_dims=MAX_BLOCK_DIMS,
                                    max_grid_dims=MAX_GRID_DIMS, max_shared_per_block=MAX_SHARED_PER_BLOCK,
-                                   wave_size=WARP_SIZE)
+                                   wave_size=WARP_SIZE, max_cluster_size=MAX_PORTABLE_CLUSTER_SIZE)
 
         self.notifier = self.mem.rm_sysmem(_NOTIFIER_SIZE, map_gpu=False)
         self._notifier_view = _host_view(self.notifier.va, _NOTIFIER_SIZE)

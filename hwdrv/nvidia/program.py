@@ -10,8 +10,10 @@ import numpy as np
 
 from ..errors import ProgramError
 from ..program import Param, Program
+from .cluster import CB0_NCLUSTERID, NO_CLUSTER, QmdClusterVariant, encode_qmd, fill_cb0_shape
 from .cubin import CubinImage
-from .qmd import CBUF_ALIGN, QMD_WORDS, RESERVED_SHARED, build_template, set_const_bank
+from .qmd import (CB0_ADDR_HI, CBUF_ALIGN, GRID_X, GRID_Y, GRID_Z, QMD_WORDS, RESERVED_SHARED, build_template,
+                  put_word_field, set_const_bank)
 
 if TYPE_CHECKING:
     from .device import NVDevice
@@ -25,6 +27,8 @@ CB0_STACK_POINTER = 0x28    # u32: initial stack pointer inside the local window
 #: the stack starts this far below the top of the 16 MiB local window (space the ABI reserves)
 STACK_RESERVE = 0x240
 LOCAL_WINDOW_SIZE = 16 << 20
+#: launch images a program keeps (one per block, shared size and grid it was launched with)
+MAX_LAUNCH_IMAGES = 64
 #: registers one sm_90 thread may use (CUDA C Programming Guide, compute capability 9.0)
 MAX_REGISTERS = 255
 
@@ -81,12 +85,14 @@ class NVProgram(Program):
         per_thread = max(self.local_per_thread, info.frame_size + self.stack_bytes)
         self.slm_per_thread = -(-(per_thread + STACK_RESERVE) // 16) * 16 if per_thread else 0
         self._templates: dict[tuple, np.ndarray] = {}
+        self._images: dict[tuple, tuple[bytes, int]] = {}
         #: byte offset of the parameters in a launch template
         self.args_offset = QMD_WORDS * 4 + self.param_base
 
     def launch_template(self, block: tuple, shared: int) -> np.ndarray:
         """QMD words followed by constant bank 0 for this launch shape (cached): everything but
-        the grid, the arguments and the constant bank's address is already in place."""
+        the grid, the arguments and the constant bank's address is already in place (the
+        cluster words say 1x1x1: a cluster launch rewrites them, nvidia/cluster.py)."""
         key = (block, shared)
         t = self._templates.get(key)
         if t is None:
@@ -98,10 +104,36 @@ class NVProgram(Program):
             set_const_bank(q, 0, 0, self.cb0_size)      # size and valid bits; address per launch
             cb = self.cb0_template.copy()
             struct.pack_into("<III", cb, CB0_BLOCK_DIM, *block)
+            fill_cb0_shape(cb, NO_CLUSTER)
             t = np.concatenate([q, cb.view(np.uint32)])
             t.flags.writeable = False
             self._templates[key] = t
         return t
+
+    def launch_image(self, block: tuple, shared: int, grid: tuple, cluster: tuple | None = None,
+                     variant: "QmdClusterVariant | None" = None) -> tuple[bytes, int]:
+        """The launch template with a concrete ``grid`` (and ``cluster`` shape, encoded as
+        ``variant`` says) filled in, QMD and constant bank 0, as bytes, and the other bits of
+        the word holding the high half of constant bank 0's address: a launch copies the bytes
+        and writes that address and the arguments. Cached: an eager runtime repeats a few shapes."""
+        key = (block, shared, grid, cluster, variant)
+        img = self._images.get(key)
+        if img is None:
+            t = self.launch_template(block, shared).copy()
+            for v, field in zip(grid, (GRID_X, GRID_Y, GRID_Z)):
+                put_word_field(t, field, v)
+            grid_word, ncluster_word = QMD_WORDS + CB0_GRID_DIM // 4, QMD_WORDS + CB0_NCLUSTERID // 4
+            t[grid_word:grid_word + 3] = grid
+            t[ncluster_word:ncluster_word + 3] = grid if cluster is None else [g // c for g, c in zip(grid, cluster)]
+            if cluster is not None:
+                fill_cb0_shape(t[QMD_WORDS:].view(np.uint8), cluster)
+                encode_qmd(t, grid, cluster, variant)
+            word, _shift, mask = CB0_ADDR_HI
+            img = (t.tobytes(), int(t[word]) & ~mask)
+            if len(self._images) >= MAX_LAUNCH_IMAGES:
+                self._images.clear()
+            self._images[key] = img
+        return img
 
     def _memory(self) -> list:
         return [b for b in (self._code, self._globals) if b is not None]

@@ -28,6 +28,33 @@ def _f(name: str):
     return getattr(hw, _P + name)
 
 
+#: the limits that decide how many blocks share a Hopper SM (CUDA C Programming Guide, compute
+#: capability 9.0): registers are allocated per warp in units of 256
+REGISTERS_PER_SM = 65536
+REGISTER_ALLOC_UNIT = 256
+WARP_SIZE = 32
+MAX_THREADS_PER_SM = 2048
+MAX_BLOCKS_PER_SM = 32
+
+
+def resident_blocks(threads: int, regs: int) -> int:
+    """Blocks of ``threads`` threads using ``regs`` registers each that one SM can hold by its
+    register, thread and block limits (shared memory aside); at least 1."""
+    warps = -(-threads // WARP_SIZE)
+    # a count of 0 (an invalid QMD the GPU refuses at launch) sizes like 1
+    per_warp = -(-max(regs, 1) * WARP_SIZE // REGISTER_ALLOC_UNIT) * REGISTER_ALLOC_UNIT
+    by_regs = REGISTERS_PER_SM // (per_warp * warps)
+    return max(1, min(by_regs, MAX_THREADS_PER_SM // (warps * WARP_SIZE), MAX_BLOCKS_PER_SM))
+
+
+def occupancy_carveout(shared_bytes: int, blocks: int) -> int:
+    """Bytes of shared memory to configure an SM with so that as many of ``blocks`` blocks of
+    ``shared_bytes`` (reserved KiB included) as the largest carveout allows run together; at
+    least one block's worth."""
+    most = SMEM_CARVEOUTS_KB[-1] << 10
+    return max(1, min(blocks, most // max(shared_bytes, 1))) * shared_bytes
+
+
 def sm_config(nbytes: int) -> int:
     """The SM_CONFIG_SHARED_MEM_SIZE value of the smallest carveout holding ``nbytes``."""
     for kb in SMEM_CARVEOUTS_KB:
@@ -43,7 +70,9 @@ def build_template(*, block: tuple[int, int, int], regs: int, shared_bytes: int,
 
     ``shared_bytes`` is the block's total (static + dynamic + reserved); ``local_bytes`` the
     per-thread local memory (stack) size; ``const_banks`` maps bank index -> (va, size) for
-    banks other than 0.
+    banks other than 0. The SM's shared-memory carveout (MIN and TARGET) holds as many blocks
+    as the registers and threads let one SM run, as CUDA's default carveout does: the smallest
+    carveout holding one block would cap a 26 KiB block at one per SM (32 KiB carveout).
     """
     q = np.zeros(QMD_WORDS, np.uint32)
     # Measured on an H100 with driver 580.159.04: a QMD of type QUEUE (0) is fetched and then
@@ -60,7 +89,8 @@ def build_template(*, block: tuple[int, int, int], regs: int, shared_bytes: int,
     _f("REGISTER_COUNT").set(q, regs)
     _f("BARRIER_COUNT").set(q, max(barriers, 1))
     _f("SHARED_MEMORY_SIZE").set(q, -(-shared_bytes // 128) * 128)
-    cfg = sm_config(shared_bytes)
+    threads = block[0] * block[1] * block[2]
+    cfg = sm_config(occupancy_carveout(shared_bytes, resident_blocks(threads, regs)))
     _f("MIN_SM_CONFIG_SHARED_MEM_SIZE").set(q, cfg)
     _f("TARGET_SM_CONFIG_SHARED_MEM_SIZE").set(q, cfg)
     _f("MAX_SM_CONFIG_SHARED_MEM_SIZE").set(q, sm_config(SMEM_CARVEOUTS_KB[-1] << 10))
@@ -102,3 +132,19 @@ GRID_Y = word_field(_f("GRID_HEIGHT"))
 GRID_Z = word_field(_f("GRID_DEPTH"))
 CB0_ADDR_LO = word_field(_f("CONSTANT_BUFFER_ADDR_LOWER_SHIFTED6")(0))
 CB0_ADDR_HI = word_field(_f("CONSTANT_BUFFER_ADDR_UPPER_SHIFTED6")(0))
+if CB0_ADDR_HI[0] != CB0_ADDR_LO[0] + 1 or CB0_ADDR_LO[1:] != (0, 0xFFFFFFFF) or CB0_ADDR_HI[1]:
+    raise ImportError("QMD layout changed: a launch writes constant bank 0's address as two adjacent words")
+
+
+def put_word_field(w: np.ndarray, field: tuple[int, int, int], v: int) -> None:
+    """Write ``v`` into the one-word field ``field`` (from :func:`word_field`) of QMD words ``w``."""
+    word, shift, mask = field
+    if (v << shift) & ~mask:
+        raise ValueError(f"{v} does not fit a {mask.bit_count()}-bit QMD field")
+    w[word] = (int(w[word]) & ~mask) | (v << shift)
+
+
+def word_patch(field, value: int) -> tuple[int, int, int]:
+    """(word index, mask to clear, bits to set) writing ``value`` into a one-word field."""
+    word, shift, mask = word_field(field)
+    return word, mask, field.encode(value) >> (32 * word)

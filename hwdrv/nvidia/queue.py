@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,9 +13,10 @@ from ..var import IntArg, VarExpr
 from ..errors import InvalidArgument
 from . import gpfifo as pb
 from .builtins import COPY_BLOCKS_PER_SM, COPY_THREADS, builtin
+from .cluster import CB0_NCLUSTERID
 from .gen import hopper as hw
 from .program import CB0_GRID_DIM, NVProgram
-from .qmd import CB0_ADDR_HI, CB0_ADDR_LO, GRID_X, GRID_Y, GRID_Z, QMD_SIZE
+from .qmd import CB0_ADDR_LO, GRID_X, GRID_Y, GRID_Z, QMD_ALIGN, QMD_SIZE, word_field, word_patch
 
 if TYPE_CHECKING:
     from ..signal import Signal
@@ -35,12 +37,16 @@ _LAUNCH_WORDS = [pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_INVALIDATE_SHADER_CACHES_NO_
 _PCAS_B = [pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_SEND_SIGNALING_PCAS2_B, 1), _PCAS_LAUNCH]
 _PCAS_A = [pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_SEND_PCAS_A, 1)]
 _WFI = [pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_WAIT_FOR_IDLE, 1), 0]
-_DEP_ENABLE = hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_ENABLE(0)
-_DEP_ACTION = hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_ACTION(0)
-_DEP_PREFETCH = hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_PREFETCH(0)
-_DEP_POINTER = hw.NVCBC0_QMDV04_00_DEPENDENT_QMD0_POINTER
-_MEMBAR = hw.NVCBC0_QMDV04_00_CWD_MEMBAR_TYPE
-_PRE_EXIT = hw.NVCBC0_QMDV04_00_ENABLE_PROGRAM_PRE_EXIT
+# What chaining writes into the previous launch's QMD: schedule the next QMD when done (with
+# prefetch); a device-scope membar suffices between kernels of a chain (the last kernel keeps the
+# system-scope membar that makes results visible to the host).
+_CHAIN = (word_patch(hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_ENABLE(0), hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_ENABLE_TRUE),
+          word_patch(hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_ACTION(0),
+                     hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_ACTION_QMD_SCHEDULE),
+          word_patch(hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_PREFETCH(0), hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_PREFETCH_TRUE),
+          word_patch(hw.NVCBC0_QMDV04_00_CWD_MEMBAR_TYPE, hw.NVCBC0_QMDV04_00_CWD_MEMBAR_TYPE_L1_MEMBAR))
+_DEP_POINTER = word_field(hw.NVCBC0_QMDV04_00_DEPENDENT_QMD0_POINTER)
+_PRE_EXIT = (word_patch(hw.NVCBC0_QMDV04_00_ENABLE_PROGRAM_PRE_EXIT, hw.NVCBC0_QMDV04_00_ENABLE_PROGRAM_PRE_EXIT_TRUE),)
 #: chain consecutive launches of a queue through their QMDs (env HWDRV_NV_QMD_CHAIN=0: a
 #: WAIT_FOR_IDLE and a new launch method each instead)
 CHAIN_LAUNCHES = os.environ.get("HWDRV_NV_QMD_CHAIN", "1") != "0"
@@ -54,13 +60,29 @@ COPY_CHUNK = 1 << 31
 
 
 _CB0_GRID_WORD = (QMD_SIZE + CB0_GRID_DIM) // 4
+_CB0_ADDR_BYTE = CB0_ADDR_LO[0] * 4          # low word, then the high word (qmd.py checks)
+_CB0_NCLUSTERID_WORD = (QMD_SIZE + CB0_NCLUSTERID) // 4
+_ADDR_WORDS = struct.Struct("<II")
+_WORD = struct.Struct("<I")
 
 
-def _put(w: np.ndarray, field: tuple[int, int, int], v: int) -> None:
-    word, shift, mask = field
-    if (v << shift) & ~mask:
-        raise ValueError(f"{v} does not fit a {mask.bit_count()}-bit QMD field")
-    w[word] = (int(w[word]) & ~mask) | (v << shift)
+class _Launch:
+    """One exec's launch words: the host copy (bytearray) and the command-memory view the GPU
+    reads. Later patches (chaining, early start) change both, so the GPU's copy is never read."""
+
+    __slots__ = ("host", "mem")
+
+    def __init__(self, host: bytearray, mem: np.ndarray):
+        self.host, self.mem = host, mem
+
+    def patch(self, patches: tuple[tuple[int, int, int], ...]) -> None:
+        """Apply (word, clear mask, bits) patches."""
+        words = self.mem.view(np.uint32)
+        host = self.host
+        for word, clear, bits in patches:
+            v = (_WORD.unpack_from(host, word * 4)[0] & ~clear) | bits
+            _WORD.pack_into(host, word * 4, v)
+            words[word] = v
 
 
 class NVQueue(Queue):
@@ -112,63 +134,57 @@ class NVComputeQueue(NVQueue):
 
     def __init__(self, device: "NVDevice"):
         super().__init__(device)
-        self._prev_qmd: np.ndarray | None = None     # QMD of the exec just before, if any
-        self._chained_from: np.ndarray | None = None  # QMD that schedules the last exec, if chained
+        self._prev: _Launch | None = None            # the exec just before, if nothing came between
+        self._chained_from: _Launch | None = None     # the launch that schedules the last exec, if chained
         self._invalidated = False
         #: (program, grid, block, QMD address) of every exec, for hang reports
         self.launches: list[tuple[NVProgram, tuple, tuple, int]] = []
 
     def _emit(self, *words: int) -> None:
-        self._prev_qmd = None
+        self._prev = None
         super()._emit(*words)
 
-    def _q_exec(self, prog: NVProgram, grid: tuple, block: tuple, args: list, shared: int) -> None:
+    def _q_exec(self, prog: NVProgram, grid: tuple, block: tuple, args: list, shared: int,
+                cluster: tuple[int, int, int] | None = None) -> None:
         dev = self.device
-        tmpl = prog.launch_template(block, shared)
-        nbytes = tmpl.nbytes
-        va, mem = dev._cmd_alloc(self, nbytes, 256)
-        w = tmpl.copy()            # built in host memory, then one bulk write to the GPU's copy
-        cb_va = va + QMD_SIZE
-        _put(w, CB0_ADDR_LO, (cb_va >> 6) & _U32)
-        _put(w, CB0_ADDR_HI, cb_va >> 38)
         gx, gy, gz = grid
-        symbolic = isinstance(gx, VarExpr) or isinstance(gy, VarExpr) or isinstance(gz, VarExpr)
-        if not symbolic:
-            _put(w, GRID_X, gx)
-            _put(w, GRID_Y, gy)
-            _put(w, GRID_Z, gz)
-            w[_CB0_GRID_WORD:_CB0_GRID_WORD + 3] = grid
-        sym_args = prog.pack_args(args, w.view(np.uint8), prog.args_offset)
-        words = mem.view(np.uint32)
-        words[:] = w
-        if symbolic or sym_args:
-            target = WordBuffer(words)
-            if symbolic:
+        concrete = type(gx) is int and type(gy) is int and type(gz) is int
+        # bytes with everything but the constant bank's address and the arguments in place
+        # (a cluster launch's grid is concrete: the core refuses a Var grid with clusters)
+        image, hi_bits = prog.launch_image(block, shared, grid if concrete else (1, 1, 1), cluster,
+                                           dev.cluster_variant if cluster else None)
+        va, mem = dev._cmd_alloc(self, len(image), QMD_ALIGN)
+        host = bytearray(image)
+        cb_va = va + QMD_SIZE
+        _ADDR_WORDS.pack_into(host, _CB0_ADDR_BYTE, (cb_va >> 6) & _U32, hi_bits | (cb_va >> 38))
+        sym_args = prog.pack_args(args, host, prog.args_offset)
+        mem[:] = host
+        if not concrete or sym_args:
+            target = WordBuffer(mem.view(np.uint32))
+            if not concrete:
                 for i, (g, (wi, sh, mask)) in enumerate(zip(grid, (GRID_X, GRID_Y, GRID_Z))):
                     self._site(target, wi, g, 1, sh, mask)
                     self._site(target, _CB0_GRID_WORD + i, g)
+                    self._site(target, _CB0_NCLUSTERID_WORD + i, g)     # an implicit 1x1x1 cluster
             for off, size, expr in sym_args:
                 self._site(target, off // 4, expr, size // 4)
         if prog.slm_per_thread:
             dev._ensure_slm(self, prog.slm_per_thread)
-        prev = self._prev_qmd
-        self._chained_from = prev if CHAIN_LAUNCHES else None
+        prev = self._prev
+        launch = _Launch(host, mem)
         if prev is not None and CHAIN_LAUNCHES:
             # Back-to-back launches: the previous grid schedules this one when it completes,
             # in hardware, with no host method in between (in-order, no WAIT_FOR_IDLE).
-            _DEP_ENABLE.set(prev, 1)
-            _DEP_ACTION.set(prev, hw.NVCBC0_QMDV04_00_DEPENDENT_QMD_ACTION_QMD_SCHEDULE)
-            _DEP_PREFETCH.set(prev, 1)
-            _DEP_POINTER.set(prev, va >> 8)
-            # the next kernel needs our writes in device scope only; the last kernel of a chain
-            # keeps the system-scope membar that makes results visible to the host
-            _MEMBAR.set(prev, hw.NVCBC0_QMDV04_00_CWD_MEMBAR_TYPE_L1_MEMBAR)
+            word, shift, mask = _DEP_POINTER
+            prev.patch(_CHAIN + ((word, mask, (va >> 8) << shift),))
+            self._chained_from = prev
         else:
+            self._chained_from = None
             if prev is not None:
                 super()._emit(*_WFI)
             super()._emit(*(_PCAS_A if self._invalidated else _LAUNCH_WORDS), va >> 8, *_PCAS_B)
             self._invalidated = True
-        self._prev_qmd = words[:QMD_SIZE // 4]
+        self._prev = launch
         self.launches.append((prog, grid, block, va))
 
     def _q_early_start(self) -> None:
@@ -179,7 +195,7 @@ class NVComputeQueue(NVQueue):
         # increments (494 of 1000): not used. A launch not chained to a previous one (the first
         # of a queue, or after a host method) starts as usual.
         if self._chained_from is not None:
-            _PRE_EXIT.set(self._chained_from, hw.NVCBC0_QMDV04_00_ENABLE_PROGRAM_PRE_EXIT_TRUE)
+            self._chained_from.patch(_PRE_EXIT)
 
     def _push(self, value: int) -> None:
         super()._push(value)

@@ -20,6 +20,9 @@ interpreter with the channel's page table and what the driver programmed:
 * module ``.global`` variables are where constant bank 4 says (the relocated addresses), ``.const``
   ones are bank 3.
 
+A GRID_GPC_CGA QMD runs as thread-block clusters of GPC_CGA_* CTAs (the one CGA encoding the
+mock models: docs/clusters.md); the kernel computes its cluster registers from constant bank 0.
+
 After the grid, the QMD's release semaphores are applied and enabled dependent QMDs are launched.
 """
 from __future__ import annotations
@@ -60,6 +63,8 @@ CONST_BANK = 3
 SLM_WARP_GRANULE = 0x200      # SLM is handed out per warp in 512-byte steps
 RESERVED_SHARED = 0x400       # 1 KiB of shared memory per CTA reserved by sm_80+
 MAX_DEPENDENT_CHAIN = 1 << 16
+#: CTAs one sm_90 cluster may hold (16 with CUDA's non-portable opt-in; PTX ISA, cluster limits)
+MAX_CLUSTER_SIZE = 16
 #: shared memory one Hopper SM has (the largest carveout, 228 KiB)
 MAX_SHARED_PER_SM = 228 << 10
 #: seconds a kernel may run before the mock's watchdog stops it (HWDRV_MOCK_NV_KERNEL_TIMEOUT)
@@ -191,8 +196,9 @@ class ComputeEngine:
         ch = self.ch
         # As measured on an H100: the version fields are not checked (a V04 QMD saying 3.0 ran
         # normally), and a QMD of type QUEUE is fetched but runs no grid, silently.
-        if q.qmd_type != HW.NVCBC0_QMDV04_00_QMD_TYPE_GRID_CTA:
+        if q.qmd_type == HW.NVCBC0_QMDV04_00_QMD_TYPE_QUEUE:
             return
+        cluster = self._cluster(q, where)
         if q.registers == 0:
             raise self._sked_check(where, q.va, "REGISTER_COUNT is 0 (a kernel needs at least one register)")
         if 0 in q.grid or 0 in q.block:
@@ -234,6 +240,12 @@ class ComputeEngine:
         if kernel.barriers > q.barriers:
             raise self._sked_check(where, q.va, f"kernel {kernel.entry} uses {kernel.barriers} named barriers, the "
                                                 f"QMD's BARRIER_COUNT is {q.barriers} (mock-detected)")
+        required = kernel.module.entries[kernel.entry].cluster_dims
+        if required is not None and required != cluster:
+            raise self._launch_error(where, q.va, f"kernel {kernel.entry} requires clusters of {required} "
+                                                  f"(.reqnctapercluster), the QMD launches "
+                                                  f"{'no clusters' if cluster is None else f'clusters of {cluster}'} "
+                                                  f"(mock-detected)")
         config = self._address_config(q, cb0, where)
         global_addresses = self._global_addresses(q, kernel, banks, where)
         function_addresses = self._function_addresses(q, kernel, banks, where)
@@ -246,7 +258,7 @@ class ComputeEngine:
             result = ptx.launch(kernel.module, kernel.entry, grid=q.grid, block=q.block,
                                 params=cb0[PARAM_OFFSET:], memory=ch.pt, const_banks=banks,
                                 global_addresses=global_addresses, address_config=config, shared_bytes=shared,
-                                function_addresses=function_addresses,
+                                function_addresses=function_addresses, cluster=cluster, cluster_bank=0,
                                 deadline=time.monotonic() + ch.gpu.kernel_timeout, cancel=ch.cancel)
         except MockFault as f:
             # the SM reports a PC (a GPU address): the faulting PTX line in the kernel's text
@@ -258,6 +270,35 @@ class ComputeEngine:
         self.last_launch = {"qmd": q.va, "kernel": kernel.entry, "grid": q.grid, "block": q.block,
                             "seconds": time.perf_counter() - t0, "result": result}
         self._releases(q)
+
+    def _cluster(self, q: Qmd, where: str) -> tuple[int, int, int] | None:
+        """The thread-block cluster shape a QMD launches (None: no clusters). The CGA fields'
+        semantics are unverified on hardware (reference nvidia-perf.md 3.1): the mock runs the
+        hypothesis hwdrv's default encoding writes -- GRID_GPC_CGA with GPC_CGA_* the cluster's
+        CTAs per dimension and GPU_CGA_* zero -- and refuses every other CGA use rather than guess."""
+        cga = q.gpc_cga + q.gpu_cga
+        if q.qmd_type == HW.NVCBC0_QMDV04_00_QMD_TYPE_GRID_CTA:
+            if any(cga):
+                raise self._launch_error(where, q.va, f"a GRID_CTA QMD with CGA dimensions (GPC {q.gpc_cga}, GPU "
+                                                      f"{q.gpu_cga}) is not modelled by the mock")
+            return None
+        if q.qmd_type != HW.NVCBC0_QMDV04_00_QMD_TYPE_GRID_GPC_CGA:
+            raise self._launch_error(where, q.va, f"QMD type {q.qmd_type} is not modelled by the mock (it runs "
+                                                  f"GRID_CTA and GRID_GPC_CGA grids; a QUEUE QMD runs nothing)")
+        if any(q.gpu_cga):
+            raise self._launch_error(where, q.va, f"a GRID_GPC_CGA QMD with GPU_CGA {q.gpu_cga} is not modelled by "
+                                                  f"the mock (it models GPU_CGA 0, 0, 0)")
+        cluster = q.gpc_cga
+        size = cluster[0] * cluster[1] * cluster[2]
+        if size == 0:
+            raise self._sked_check(where, q.va, f"GPC_CGA {cluster} has a zero dimension (mock-detected)")
+        if size > MAX_CLUSTER_SIZE:
+            raise self._sked_check(where, q.va, f"a cluster of {cluster} = {size} CTAs exceeds the {MAX_CLUSTER_SIZE} "
+                                                f"one GPC can co-schedule (mock-detected)")
+        if any(g % c for g, c in zip(q.grid, cluster)):
+            raise self._sked_check(where, q.va, f"grid {q.grid} is not a whole number of clusters {cluster} "
+                                                f"(mock-detected)")
+        return cluster
 
     def _address(self, upper_mthd: int, upper, lower_mthd: int, lower) -> int:
         """A 64-bit value the driver sent as an upper/lower method pair (fields from clcbc0.h)."""

@@ -45,10 +45,10 @@ class Kernel:
 
 def _barriers(entry: "ptx.Entry") -> int:
     """Named barriers an entry's bar/barrier instructions use: highest immediate id + 1; all 16
-    if an id is in a register."""
+    if an id is in a register. bar.warp and barrier.cluster use none (they take no id)."""
     need = 0
     for ins in entry.function.instrs if entry.function is not None else ():
-        if ins.opcode not in ("bar", "barrier") or "warp" in ins.mods:
+        if ins.opcode not in ("bar", "barrier") or "warp" in ins.mods or "cluster" in ins.mods:
             continue
         bid = ins.operands[1] if "red" in ins.mods else ins.operands[0]
         need = max(need, int(bid.value) + 1 if isinstance(bid, Imm) else NAMED_BARRIERS)

@@ -53,6 +53,8 @@ class Qmd:
     local_high: int
     local_low: int
     barriers: int
+    gpc_cga: tuple[int, int, int]              # GPC_CGA_WIDTH/HEIGHT/DEPTH (cluster shape)
+    gpu_cga: tuple[int, int, int]              # GPU_CGA_WIDTH/HEIGHT/DEPTH
 
     @classmethod
     def read(cls, pt: GpuPageTable, va: int) -> "Qmd":
@@ -87,4 +89,6 @@ class Qmd:
             program_va=g("PROGRAM_ADDRESS_LOWER") | (g("PROGRAM_ADDRESS_UPPER") << 32),
             cbufs=cbufs, releases=releases, dependent=dependent,
             local_high=g("SHADER_LOCAL_MEMORY_HIGH_SIZE"), local_low=g("SHADER_LOCAL_MEMORY_LOW_SIZE"),
-            barriers=g("BARRIER_COUNT"))
+            barriers=g("BARRIER_COUNT"),
+            gpc_cga=(g("GPC_CGA_WIDTH"), g("GPC_CGA_HEIGHT"), g("GPC_CGA_DEPTH")),
+            gpu_cga=(g("GPU_CGA_WIDTH"), g("GPU_CGA_HEIGHT"), g("GPU_CGA_DEPTH")))

@@ -58,7 +58,7 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
            chunk_threads: int = DEFAULT_CHUNK_THREADS, address_config: AddressConfig = DEFAULT_CONFIG,
            shared_bytes: int | None = None, stack_size: int | None = None,
            heap: "DeviceHeap | None" = None, function_addresses: dict[str, int] | None = None,
-           cluster=None) -> LaunchResult:
+           cluster=None, cluster_bank: int | None = None) -> LaunchResult:
     """Run kernel ``name`` of ``module`` over ``grid`` x ``block``.
 
     ``params``: the kernel parameter bytes (constant bank 0 from offset 0x210). ``memory``: the
@@ -77,6 +77,9 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
     loader gave each function (what ``mov r, f`` yields and indirect calls accept; default: the
     interpreter's own, ``calls.function_address``). ``cluster``: thread-block-cluster dimensions
     of a cluster launch (default: the kernel's own ``.reqnctapercluster``, else no clusters).
+    ``cluster_bank``: the constant bank whose driver words %cluster_nctarank, %cluster_nctaid,
+    %clusterid, %cluster_ctaid and %nclusterid are computed from, as compiled sm_90 code does
+    (clusterregs.py; the mock GPU passes 0); default None: from ``cluster``.
     Faults propagate as MockFault subclasses annotated with CTA, thread, warp, lane, PC, PTX line
     and instruction; a kernel holding an instruction the interpreter cannot run faults with
     IllegalInstruction before any thread runs."""
@@ -140,7 +143,7 @@ def launch(module: Module, name: str, grid, block, params: bytes, memory: Global
                        dynamic_shared=dynamic_shared, local_size=local_size, params=params,
                        const_banks=banks_np, global_addresses=dict(global_addresses or {}),
                        config=address_config, calls=entry.has_calls, heap=heap,
-                       function_addresses=function_addresses, cluster=cluster)
+                       function_addresses=function_addresses, cluster=cluster, cluster_bank=cluster_bank)
             try:
                 ti, steps = _run_chunk(entry, st, budget, deadline, cancel, total_steps)
             except MockFault as exc:

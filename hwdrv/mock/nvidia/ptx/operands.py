@@ -9,6 +9,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import clusterregs
 from .ast import Addr, Imm, Not, Reg, Sink, Special, Sym
 from .errors import IllegalInstruction, PTXError
 from .memory import WINDOWS
@@ -180,14 +181,14 @@ def special_reader(name: str, t: PType, line: int) -> Reader:
     if base in ("%clusterid", "%cluster_ctaid"):
         g = f"{'clusterid' if base == '%clusterid' else 'cluster_ctaid'}_{comp}"
         return lambda s, i: cast(s.geo(g) if i is None else s.geo(g)[i])
-    if base == "%nclusterid":
-        return lambda s, i: dt.type(s.grid[axis] // s.cluster[axis])
-    if base == "%cluster_nctaid":
-        return lambda s, i: dt.type(s.cluster[axis])
+    if base in ("%nclusterid", "%cluster_nctaid") or name == "%cluster_nctarank":
+        key = base if axis is not None else name
+        own = {"%nclusterid": lambda s: s.grid[axis] // s.cluster[axis],
+               "%cluster_nctaid": lambda s: s.cluster[axis], "%cluster_nctarank": lambda s: s.cluster_size}[key]
+        return lambda s, i: dt.type(own(s) if s.cluster_bank is None
+                                    else clusterregs.scalar(s.cluster_bank_bytes(), key, axis))
     if name == "%cluster_ctarank":
         return lambda s, i: cast(s.geo("cluster_ctarank") if i is None else s.geo("cluster_ctarank")[i])
-    if name == "%cluster_nctarank":
-        return lambda s, i: dt.type(s.cluster_size)
     if name == "%is_explicit_cluster":
         return lambda s, i: dt.type(int(s.explicit_cluster))
     if name in ("%laneid", "%warpid", "%smid") or name.startswith("%lanemask_"):

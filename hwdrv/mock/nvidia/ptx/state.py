@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import clusterregs
 from .memory import (DEFAULT_CONFIG, PARAM_WINDOW, WINDOW_SIZE, AddressConfig, ArraySpace, ClusterSharedSpace,
                      GenericSpace, GlobalSpace)
 
@@ -21,8 +22,11 @@ class State:
                  local_size: int, params: np.ndarray, const_banks: dict[int, np.ndarray],
                  global_addresses: dict[str, int], config: AddressConfig = DEFAULT_CONFIG,
                  calls: bool = False, heap=None, function_addresses: dict[str, int] | None = None,
-                 cluster: tuple[int, int, int] | None = None):
+                 cluster: tuple[int, int, int] | None = None, cluster_bank: int | None = None):
         self.grid, self.block, self.cta0, self.n_ctas = grid, block, cta0, n_ctas
+        # the constant bank compiled code reads the cluster shape registers from (clusterregs.py);
+        # None: they follow ``cluster``
+        self.cluster_bank = cluster_bank
         # A cluster launch runs whole clusters per chunk, their CTAs consecutive in rank order
         self.cluster = cluster or (1, 1, 1)
         self.explicit_cluster = cluster is not None
@@ -151,6 +155,10 @@ class State:
         cx, cy, cz = self.cluster
         if name == "cluster_ctarank":
             return ((self.lane_cta + self.cta0) % self.cluster_size).astype(u32)
+        if self.cluster_bank is not None and (name.startswith("cluster_ctaid_") or name.startswith("clusterid_")):
+            bank, axis = self.cluster_bank_bytes(), "xyz".index(name[-1])
+            read = clusterregs.cluster_ctaid if name.startswith("cluster_ctaid_") else clusterregs.clusterid
+            return read(bank, self.geo("ctaid_" + name[-1]), axis)
         if name.startswith("cluster_ctaid_") or name.startswith("clusterid_"):
             axis = name[-1]
             v = self.geo("ctaid_" + axis)
@@ -185,6 +193,10 @@ class State:
         if name == "lanemask_gt":
             return (~self.geo("lanemask_le")).astype(u32)
         raise KeyError(name)
+
+    def cluster_bank_bytes(self) -> np.ndarray:
+        """The bytes of the constant bank holding the cluster words (``cluster_bank``)."""
+        return self.const(self.cluster_bank).data
 
     def cta_of(self, lane: int) -> tuple[int, int, int]:
         c = int(self.linear_cta(int(self.lane_cta[lane]) + self.cta0))

@@ -1,0 +1,43 @@
+"""The shared-memory carveout a QMD asks for: enough for as many blocks as the registers and
+threads let one SM run (CUDA's default), not just one block's worth."""
+from __future__ import annotations
+
+import pytest
+
+from hwdrv.nvidia import qmd
+from hwdrv.nvidia.gen import hopper as hw
+
+
+def _config(q, name: str) -> int:
+    return getattr(hw, "NVCBC0_QMDV04_00_" + name).get(q)
+
+
+@pytest.mark.parametrize("threads, regs, blocks", [
+    (256, 128, 2),      # 128 registers x 256 threads = half the register file
+    (256, 117, 2),      # 117 rounds up to 120 per thread (256 per warp): still 2
+    (256, 64, 4),
+    (128, 255, 2),      # 255 -> 256 per thread: 32768 per block
+    (32, 8, 32),        # the block limit
+    (1024, 32, 2),      # the thread limit
+])
+def test_resident_blocks(threads, regs, blocks):
+    assert qmd.resident_blocks(threads, regs) == blocks
+
+
+def test_carveout_holds_every_resident_block():
+    # the SIMT matmul's default: 3 stages of 8320 bytes + 1 KiB reserved, 2 blocks per SM
+    block = 3 * 8320 + qmd.RESERVED_SHARED
+    q = qmd.build_template(block=(256, 1, 1), regs=117, shared_bytes=block, local_bytes=0,
+                           program_va=0x20_0000_0000, program_size=1024)
+    want = qmd.sm_config(2 * block)                 # 64 KiB, not the 32 KiB one block needs
+    assert want == qmd.sm_config(64 << 10) != qmd.sm_config(block)
+    assert _config(q, "MIN_SM_CONFIG_SHARED_MEM_SIZE") == want
+    assert _config(q, "TARGET_SM_CONFIG_SHARED_MEM_SIZE") == want
+
+
+def test_carveout_is_capped_at_the_largest():
+    # 4 resident blocks of 100 KiB cannot share 228 KiB: two do
+    assert qmd.occupancy_carveout(100 << 10, 4) == 200 << 10
+    assert qmd.occupancy_carveout(200 << 10, 2) == 200 << 10
+    with pytest.raises(ValueError):
+        qmd.sm_config(qmd.occupancy_carveout(230 << 10, 1))
