@@ -14,7 +14,7 @@ import tensor
 from tensor import Tensor, dtypes
 from tensor.lazy import LazyNode, LazyView, const_view
 from tensor.lower import lower_epilogue
-from tensor.matmul import MmaConfig, SimtConfig, WgmmaConfig, matmul_kernel
+from tensor.matmul import DEFAULT_SIMT, SMALL_SIMT, MmaConfig, SimtConfig, WgmmaConfig, matmul_kernel
 from tensor.ops import Op
 from tensor.schedule import schedule
 from test_tensor_matmul_wgmma import _ptxas
@@ -134,6 +134,34 @@ def test_simt_f32_cast_to_f16():
     np.testing.assert_allclose(got, np.exp((ha @ hb - hbias) * 0.25), 2e-3, 2e-3)
 
 
+#: (config, input dtype, output dtype, m, k, n): every thread tile of the SIMT family along M
+#: and N (4, 8, 16; 64 threads each), the cp.async ring and the register pipeline (f32 with
+#: async_copy off, and f16 inputs), 16-byte stores (N % 4 == 0) and per-element f32 / f16 ones,
+#: ragged M, N and K
+SIMT_FAMILY = [(SimtConfig(32, 32, 8, 1, 2, 4, 4, stages=2, ctas=1), F32, F32, 40, 20, 36),
+               (SimtConfig(64, 64, 8, 1, 2, 16, 4, stages=3, group=1), F32, F16, 70, 24, 66),
+               (SimtConfig(64, 64, 16, 2, 1, 4, 16, async_copy=False, prefetch=False), F32, F32, 70, 20, 68),
+               (SimtConfig(64, 64, 8, 1, 2, 8, 8, async_copy=False, group=1), F16, F16, 70, 12, 66),
+               (SimtConfig(64, 128, 8, 1, 2, 16, 8, async_copy=False, ctas=1), F32, F32, 70, 24, 132)]
+
+
+@pytest.mark.parametrize("cfg, dt, out, m, k, n", SIMT_FAMILY,
+                         ids=[f"{c[0].tag()}-{c[1].name}-{c[2].name}" for c in SIMT_FAMILY])
+def test_simt_family_row_and_column_bias_relu_residual(cfg, dt, out, m, k, n):
+    """Per-column, per-row and per-element epilogue values on each thread-tile shape and copy
+    pipeline of the SIMT kernel."""
+    a, b, bias, rbias, res = operands(dt, m, k, n)
+
+    def fn():
+        x = (a @ b + bias + rbias).relu() + res
+        return x if out == dt else x.cast(out)
+    got, names = launched(fn, cfg, dt)
+    ha, hb, hbias, hr, hres = host(a, b, bias, rbias, res)
+    assert len(names) == 1 and names[0].startswith(f"matmul_simt_{dt.name}_") and cfg.tag() in names[0], names
+    assert "_ep" in names[0], names
+    np.testing.assert_allclose(got, np.maximum(ha @ hb + hbias + hr, 0) + hres, *TOL[out])
+
+
 def test_unfusable_chains_keep_their_own_kernel():
     """A reduction of the product, a product used by two different outputs, a product asked for
     itself: the matmul writes its buffer and the rest runs in a kernel of its own."""
@@ -201,10 +229,13 @@ def _bias_relu_residual(dt, size: int):
     return lower_epilogue(x.node, mm.node, {id(a.node), id(bias.node)})[0]
 
 
-@pytest.mark.parametrize("dt, cfg", [(F16, None), (BF16, WgmmaConfig(stages=4)),
-                                     (F16, WgmmaConfig(bn=128, m_blocks=2, stages=3, store="tma")),
-                                     (F32, SimtConfig())], ids=["f16-default", "bf16-direct", "f16-m2-tma", "f32-simt"])
-def test_fused_kernels_assemble_without_spills(dt, cfg):
-    mk = matmul_kernel("sm_90", dt, 8192, 8192, 8192, cfg, 132, epilogue=_bias_relu_residual(dt, 8192))
+@pytest.mark.parametrize("dt, cfg, size", [(F16, None, 8192), (BF16, WgmmaConfig(stages=4), 8192),
+                                           (F16, WgmmaConfig(bn=128, m_blocks=2, stages=3, store="tma"), 8192),
+                                           (F32, SimtConfig(), 8192), (F32, DEFAULT_SIMT, 4096),
+                                           (F32, SMALL_SIMT, 4096)],
+                         ids=["f16-default", "bf16-direct", "f16-m2-tma", "f32-simt", "f32-simt-default",
+                              "f32-simt-small"])
+def test_fused_kernels_assemble_without_spills(dt, cfg, size):
+    mk = matmul_kernel("sm_90", dt, size, size, size, cfg, 132, epilogue=_bias_relu_residual(dt, size))
     log = _ptxas(mk.ptx)
     assert re.search(r"0 bytes spill stores, 0 bytes spill loads", log), log
