@@ -94,6 +94,21 @@ def bench_hwdrv(device: str) -> dict:
         reps.append((time.perf_counter() - t) / n * 1e6)
         done.wait(r * n + n, timeout=30)
     res["cpu_us_per_resubmit"] = _median(reps)
+    # bound queues (commands in command memory: a submit patches the value and pushes one ring
+    # entry), 16 in turn so that each one's previous run has finished when it comes round again
+    bqs = [dev.compute_queue().exec(prog, grid=(1,), block=(1,)).signal(done, k).bind() for _ in range(16)]
+    done.value = 0
+    reps = []
+    for r in range(5):
+        base = r * n
+        t = time.perf_counter()
+        for i in range(n):
+            if i >= 16:
+                done.wait(base + i - 15, timeout=30)
+            bqs[i % 16].submit(k=base + i + 1)
+        reps.append((time.perf_counter() - t) / n * 1e6)
+        done.wait(base + n, timeout=30)
+    res["cpu_us_per_bound_resubmit"] = _median(reps)
     # copies: 1 GiB, pinned host memory <-> device, and device <-> device
     host = dev.alloc(COPY_BYTES, host_visible=True)
     host.view()[:] = 1
@@ -183,6 +198,7 @@ ROWS = [  # (label, hwdrv key, cuda key, kind): kind "time" -> ratio cuda/hwdrv,
      "time"),
     ("CPU us per eager exec+submit", "cpu_us_per_eager_launch", "cpu_us_per_launch", "time"),
     ("CPU us per resubmit of a built queue", "cpu_us_per_resubmit", "cpu_us_per_launch", "time"),
+    ("CPU us per resubmit of a bound queue", "cpu_us_per_bound_resubmit", "cpu_us_per_launch", "time"),
     ("H2D GB/s, 1 GiB pinned", "h2d_GBps", "h2d_GBps", "rate"),
     ("D2H GB/s, 1 GiB pinned", "d2h_GBps", "d2h_GBps", "rate"),
     ("D2D GB/s (read+write), 1 GiB, copy engine", "d2d_GBps_rw", "d2d_GBps_rw", "rate"),

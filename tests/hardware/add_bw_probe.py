@@ -6,6 +6,9 @@ timed three ways on one GPU, beside torch in the same process.
 * ``tensor_kept``: the same, but every result kept alive (no free between runs);
 * ``raw_fixed``: the same compiled kernel launched on the raw queue into one output buffer
   allocated once;
+* ``raw_barrier``: as raw_fixed with a memory barrier between the kernel and its end stamp
+  (the tensor runtime's sequence);
+* ``raw_batch10``: ten such launches between two stamps, per launch;
 * ``raw_fresh``: as raw_fixed, but a new output buffer allocated and the previous one freed
   before every launch.
 
@@ -63,15 +66,30 @@ def main(argv: list[str] | None = None) -> int:
     launch = rt.stats.history[-1]
     abuf, bbuf = ta.lazy.node.buffer, tb.lazy.node.buffer
 
-    def raw(out) -> float:
+    def raw(out, barrier: bool = False) -> float:
         t0, t1, done = dev.signal(0), dev.signal(0), dev.signal(0)
-        dev.compute_queue().timestamp(t0).exec(prog, grid=launch.grid, block=launch.block,
-                                               args=[out, abuf, bbuf]).timestamp(t1).signal(done, 1).submit()
+        q = dev.compute_queue().timestamp(t0).exec(prog, grid=launch.grid, block=launch.block,
+                                                   args=[out, abuf, bbuf])
+        if barrier:                     # what the tensor runtime puts between kernel and end stamp
+            q.memory_barrier()
+        q.timestamp(t1).signal(done, 1).submit()
         done.wait(1, timeout=30)
         return (t1.timestamp - t0.timestamp) / dev.timestamp_hz
+
+    def batch(out, n: int = 10) -> float:
+        """n launches between two stamps, a barrier after each (per-launch average)."""
+        t0, t1, done = dev.signal(0), dev.signal(0), dev.signal(0)
+        q = dev.compute_queue().timestamp(t0)
+        for _ in range(n):
+            q.exec(prog, grid=launch.grid, block=launch.block, args=[out, abuf, bbuf]).memory_barrier()
+        q.timestamp(t1).signal(done, 1).submit()
+        done.wait(1, timeout=60)
+        return (t1.timestamp - t0.timestamp) / dev.timestamp_hz / n
     out = dev.alloc(n * 4)
     raw(out)
     rows["raw_fixed"] = statistics.median(raw(out) for _ in range(a.repeat))
+    rows["raw_barrier"] = statistics.median(raw(out, True) for _ in range(a.repeat))
+    rows["raw_batch10"] = statistics.median(batch(out) for _ in range(3))
     times = []
     for _ in range(a.repeat):
         out.free()
