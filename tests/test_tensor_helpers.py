@@ -132,9 +132,9 @@ def assert_close(got: np.ndarray, want: np.ndarray, dt) -> None:
                                    rtol=rtol, atol=atol, equal_nan=True)
 
 
-def ptxas_check(src: str) -> None:
-    """Assemble ``src`` with ptxas for sm_90 (skip when ptxas is missing); fail with its
-    message on any error."""
+def ptxas_log(src: str, arch: str = "sm_90", verbose: bool = False) -> str:
+    """Assemble ``src`` with ptxas for ``arch`` (skip when ptxas is missing; fail with its
+    message on any error); returns what ptxas printed."""
     from hwdrv.nvidia.compiler import find_ptxas
     exe = find_ptxas()        # PATH, $CUDA_HOME, or PyPI's nvidia-cuda-nvcc (the `nvidia` extra)
     if exe is None:
@@ -143,27 +143,22 @@ def ptxas_check(src: str) -> None:
         path = os.path.join(d, "k.ptx")
         with open(path, "w") as f:
             f.write(src)
-        r = subprocess.run([exe, "-arch=sm_90", path, "-o", os.path.join(d, "k.cubin")],
-                           capture_output=True, text=True)
+        r = subprocess.run([exe, f"-arch={arch}", *(["-v"] if verbose else []), path, "-o",
+                            os.path.join(d, "k.cubin")], capture_output=True, text=True)
     assert r.returncode == 0, f"ptxas rejected the kernel:\n{r.stderr}\n{src}"
+    return r.stdout + r.stderr
+
+
+def ptxas_check(src: str) -> None:
+    """Assemble ``src`` with ptxas for sm_90; fail with its message on any error."""
+    ptxas_log(src)
 
 
 def ptxas_spills(src: str) -> int:
-    """Bytes of spill stores plus loads ptxas -v reports for ``src`` on sm_90 (skip when
-    ptxas is missing; fail on any error)."""
-    from hwdrv.nvidia.compiler import find_ptxas
-    exe = find_ptxas()
-    if exe is None:
-        pytest.skip("no ptxas found (install the `nvidia` extra: pip install -e '.[nvidia]')")
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "k.ptx")
-        with open(path, "w") as f:
-            f.write(src)
-        r = subprocess.run([exe, "-arch=sm_90", "-v", path, "-o", os.path.join(d, "k.cubin")],
-                           capture_output=True, text=True)
-    assert r.returncode == 0, f"ptxas rejected the kernel:\n{r.stderr}"
-    counts = re.findall(r"(\d+) bytes spill (?:stores|loads)", r.stderr)
-    assert counts, f"ptxas -v printed no spill counts:\n{r.stderr}"
+    """Bytes of spill stores plus loads ptxas -v reports for ``src`` on sm_90."""
+    log = ptxas_log(src, verbose=True)
+    counts = re.findall(r"(\d+) bytes spill (?:stores|loads)", log)
+    assert counts, f"ptxas -v printed no spill counts:\n{log}"
     return sum(map(int, counts))
 
 

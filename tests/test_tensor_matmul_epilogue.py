@@ -17,7 +17,7 @@ from tensor.lower import lower_epilogue
 from tensor.matmul import DEFAULT_SIMT, SMALL_SIMT, MmaConfig, SimtConfig, WgmmaConfig, matmul_kernel
 from tensor.ops import Op
 from tensor.schedule import schedule
-from test_tensor_matmul_wgmma import _ptxas
+from test_tensor_helpers import ptxas_log
 
 DEVICE = "mock:nvidia"
 F16, BF16, F32 = dtypes.float16, dtypes.bfloat16, dtypes.float32
@@ -237,5 +237,5 @@ def _bias_relu_residual(dt, size: int):
                               "f32-simt-small"])
 def test_fused_kernels_assemble_without_spills(dt, cfg, size):
     mk = matmul_kernel("sm_90", dt, size, size, size, cfg, 132, epilogue=_bias_relu_residual(dt, size))
-    log = _ptxas(mk.ptx)
+    log = ptxas_log(mk.ptx, "sm_90a", verbose=True)
     assert re.search(r"0 bytes spill stores, 0 bytes spill loads", log), log

@@ -7,10 +7,7 @@ interprets every thread. The kernels also go through ptxas -arch=sm_90a (when pt
 PATH, $CUDA_HOME or the `nvidia` extra's wheel) at the benchmark's sizes."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import tempfile
 
 import numpy as np
 import pytest
@@ -20,7 +17,7 @@ from tensor import Tensor, dtypes
 from tensor.matmul import (DEFAULT_WGMMA, MmaConfig, SimtConfig, WgmmaConfig, matmul_kernel, uses_tensor_cores,
                            uses_wgmma)
 from tensor.runtime import TENSOR_MAP_CACHE
-from test_tensor_helpers import rounded
+from test_tensor_helpers import ptxas_log, rounded
 
 DEVICE = "mock:nvidia"
 TOL = {dtypes.float16: (2e-3, 2e-2), dtypes.bfloat16: (1.6e-2, 1e-1)}
@@ -155,25 +152,10 @@ BIG = [WgmmaConfig(), WgmmaConfig(stages=3), WgmmaConfig(bn=128, stages=6), Wgmm
        WgmmaConfig(bn=128, m_blocks=2, stages=6, pingpong=True), WgmmaConfig(bn=256, stages=3, store="tma", pingpong=True)]
 
 
-def _ptxas(src: str) -> str:
-    from hwdrv.nvidia.compiler import find_ptxas
-    exe = find_ptxas()
-    if exe is None:
-        pytest.skip("no ptxas found (install the `nvidia` extra: pip install -e '.[nvidia]')")
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "k.ptx")
-        with open(path, "w") as f:
-            f.write(src)
-        r = subprocess.run([exe, "-arch=sm_90a", "-v", path, "-o", os.path.join(d, "k.cubin")],
-                           capture_output=True, text=True)
-    assert r.returncode == 0, f"ptxas rejected the kernel:\n{r.stderr}"
-    return r.stdout + r.stderr
-
-
 @pytest.mark.parametrize("cfg", BIG + [c[0] for c in CASES], ids=lambda c: c.tag())
 def test_kernels_assemble_for_sm90a_without_spills(cfg):
     for dt, (m, n, k) in ((dtypes.bfloat16, (4096, 4096, 4096)), (dtypes.float16, (8192, 8200, 1000))):
-        log = _ptxas(matmul_kernel("sm_90", dt, m, n, k, cfg).ptx)
+        log = ptxas_log(matmul_kernel("sm_90", dt, m, n, k, cfg).ptx, "sm_90a", verbose=True)
         assert re.search(r"0 bytes spill stores, 0 bytes spill loads", log), log
         assert "serialized" not in log, log          # ptxas warns when it must serialize wgmma
 
