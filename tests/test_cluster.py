@@ -76,6 +76,16 @@ def test_variant_qmd_and_cbuf0_words(dev, prog, name):
     assert _cb0(w, C.CB0_CLUSTER_NCTARANK, "<I") == (8,)
 
 
+def test_default_encoding_is_the_one_the_h100_ran(dev, prog):
+    """GRID_GPC_CGA, GPC_CGA = cluster, GRID_* in clusters (docs/clusters.md); a launch with no
+    variant chosen writes it."""
+    assert C.DEFAULT_VARIANT == "gpc_cga_grid_in_clusters" and dev.cluster_variant == C.variant(C.DEFAULT_VARIANT)
+    _, w = _launch_words(dev, prog, (8, 4, 1), (2, 2, 1))
+    f = lambda n: getattr(hw, _Q + n).get(w)  # noqa: E731
+    assert f("QMD_TYPE") == hw.NVCBC0_QMDV04_00_QMD_TYPE_GRID_GPC_CGA
+    assert [f("GRID_WIDTH"), f("GRID_HEIGHT"), f("GRID_DEPTH")] == [4, 2, 1]
+
+
 def test_plain_launch_is_an_implicit_1x1x1_cluster(dev, prog):
     n = hwdrv.Var("n")
     out, count = dev.alloc(4096), dev.alloc(16)

@@ -72,8 +72,10 @@ VARIANTS: dict[str, QmdClusterVariant] = {v.name: v for v in (
     QmdClusterVariant("cta_with_cga", hw.NVCBC0_QMDV04_00_QMD_TYPE_GRID_CTA, CLUSTER_DIMS, ZEROS, False,
                       "GRID_CTA with GPC_CGA = cluster (does the type matter?)"),
 )}
-#: the most likely hypothesis (reference nvidia-perf.md 3.1); unverified on hardware
-DEFAULT_VARIANT = "gpc_cga"
+#: the encoding an H100 ran correctly (tests/hardware/cluster_probe.py, driver 580.159.04,
+#: 2026-12-06): every case right, DSMEM exchanges included; the grid-in-CTAs variants ran
+#: cluster-size times too many CTAs, GRID_GPU_CGA and GRID_CTA-with-CGA faulted
+DEFAULT_VARIANT = "gpc_cga_grid_in_clusters"
 
 
 def variant(name: str) -> QmdClusterVariant:

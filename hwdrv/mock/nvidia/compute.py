@@ -199,10 +199,12 @@ class ComputeEngine:
         if q.qmd_type == HW.NVCBC0_QMDV04_00_QMD_TYPE_QUEUE:
             return
         cluster = self._cluster(q, where)
+        # a cluster launch's grid fields count clusters (H100, tests/hardware/cluster_probe.py)
+        grid = q.grid if cluster is None else (q.grid[0] * cluster[0], q.grid[1] * cluster[1], q.grid[2] * cluster[2])
         if q.registers == 0:
             raise self._sked_check(where, q.va, "REGISTER_COUNT is 0 (a kernel needs at least one register)")
-        if 0 in q.grid or 0 in q.block:
-            raise self._sked_check(where, q.va, f"grid {q.grid} / block {q.block} has a zero dimension")
+        if 0 in grid or 0 in q.block:
+            raise self._sked_check(where, q.va, f"grid {grid} / block {q.block} has a zero dimension")
         nthreads = q.block[0] * q.block[1] * q.block[2]
         if nthreads > 1024 or q.registers * nthreads > 65536:
             raise self._sked_check(where, q.va, f"block {q.block} x {q.registers} registers does not fit an "
@@ -226,9 +228,9 @@ class ComputeEngine:
             raise self._launch_error(where, q.va, f"constant buffer 0 is {len(cb0)} bytes; sm_90 kernels read "
                                                   f"driver words below {PARAM_OFFSET:#x} and parameters from it")
         dims = struct.unpack_from("<6I", cb0, 0)
-        if dims[:3] != q.block or dims[3:] != q.grid:
+        if dims[:3] != q.block or dims[3:] != grid:
             raise self._launch_error(where, q.va, f"constant bank 0 says blockDim {dims[:3]} gridDim {dims[3:]} "
-                                                  f"(words 0x0..0x14), the QMD says block {q.block} grid {q.grid}: "
+                                                  f"(words 0x0..0x14), the QMD says block {q.block} grid {grid}: "
                                                   f"the kernel would see the wrong %ntid/%nctaid (mock-detected)")
         try:
             kernel = ch.gpu.images.kernel_at(ch.pt, q.program_va)
@@ -255,7 +257,7 @@ class ComputeEngine:
         shared = max(0, q.shared_size - RESERVED_SHARED)
         t0 = time.perf_counter()
         try:
-            result = ptx.launch(kernel.module, kernel.entry, grid=q.grid, block=q.block,
+            result = ptx.launch(kernel.module, kernel.entry, grid=grid, block=q.block,
                                 params=cb0[PARAM_OFFSET:], memory=ch.pt, const_banks=banks,
                                 global_addresses=global_addresses, address_config=config, shared_bytes=shared,
                                 function_addresses=function_addresses, cluster=cluster, cluster_bank=0,
@@ -263,19 +265,20 @@ class ComputeEngine:
         except MockFault as f:
             # the SM reports a PC (a GPU address): the faulting PTX line in the kernel's text
             f.pc = q.program_va + kernel.line_offset(int(getattr(f, "line", 0) or 0))
-            raise X.kernel_fault(f, kernel.entry, q.program_va, ch.engine_type, q.grid) from None
+            raise X.kernel_fault(f, kernel.entry, q.program_va, ch.engine_type, grid) from None
         except ProgramError as e:
             raise self._launch_error(where, q.va, f"kernel {kernel.entry}: {e}") from None
         self.launches += 1
-        self.last_launch = {"qmd": q.va, "kernel": kernel.entry, "grid": q.grid, "block": q.block,
+        self.last_launch = {"qmd": q.va, "kernel": kernel.entry, "grid": grid, "block": q.block,
                             "seconds": time.perf_counter() - t0, "result": result}
         self._releases(q)
 
     def _cluster(self, q: Qmd, where: str) -> tuple[int, int, int] | None:
-        """The thread-block cluster shape a QMD launches (None: no clusters). The CGA fields'
-        semantics are unverified on hardware (reference nvidia-perf.md 3.1): the mock runs the
-        hypothesis hwdrv's default encoding writes -- GRID_GPC_CGA with GPC_CGA_* the cluster's
-        CTAs per dimension and GPU_CGA_* zero -- and refuses every other CGA use rather than guess."""
+        """The thread-block cluster shape a QMD launches (None: no clusters). What an H100 ran
+        correctly (tests/hardware/cluster_probe.py, 2026-12-06; docs/clusters.md): GRID_GPC_CGA
+        with GPC_CGA_* the cluster's CTAs per dimension, GPU_CGA_* zero and the grid fields
+        counting clusters. Every other CGA use is refused rather than guessed (the H100 ran the
+        grid-in-CTAs forms with too many CTAs and faulted on GRID_GPU_CGA and GRID_CTA with CGA)."""
         cga = q.gpc_cga + q.gpu_cga
         if q.qmd_type == HW.NVCBC0_QMDV04_00_QMD_TYPE_GRID_CTA:
             if any(cga):
@@ -295,9 +298,6 @@ class ComputeEngine:
         if size > MAX_CLUSTER_SIZE:
             raise self._sked_check(where, q.va, f"a cluster of {cluster} = {size} CTAs exceeds the {MAX_CLUSTER_SIZE} "
                                                 f"one GPC can co-schedule (mock-detected)")
-        if any(g % c for g, c in zip(q.grid, cluster)):
-            raise self._sked_check(where, q.va, f"grid {q.grid} is not a whole number of clusters {cluster} "
-                                                f"(mock-detected)")
         return cluster
 
     def _address(self, upper_mthd: int, upper, lower_mthd: int, lower) -> int:
