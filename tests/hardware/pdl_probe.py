@@ -8,7 +8,7 @@ timestamps, and checks correctness with a chain of 1000 dependent increments (ea
 with griddepcontrol.wait before it reads the previous kernel's result). Each variant runs in its
 own process with a short timeout, so a variant the GPU rejects cannot spill into the next:
 
-    python tests/hardware/pdl_probe.py [nvidia:0]
+    python tests/hardware/pdl_probe.py [nvidia:0]        (PDL_PROBE_N: launches per chain, 1000)
 """
 from __future__ import annotations
 
@@ -25,8 +25,13 @@ VARIANTS = {
     "chain": {},
     "pre_exit": {"ENABLE_PROGRAM_PRE_EXIT": 1},
     "pre_exit_last_cta": {"ENABLE_PROGRAM_PRE_EXIT": 1, "PRE_EXIT_AT_LAST_CTA_LAUNCH": 1},
+    # where a plain chain's 1.04 us (a CUDA graph: 0.79) might go: the per-launch constant-bank
+    # invalidation (each launch has its own bank 0 at its own address) and the end-of-kernel membar
+    "no_cb0_invalidate": {"CONSTANT_BUFFER_INVALIDATE(0)": 0},
+    "membar_none": {"CWD_MEMBAR_TYPE": 0},
+    "no_cb0_invalidate_membar_none": {"CONSTANT_BUFFER_INVALIDATE(0)": 0, "CWD_MEMBAR_TYPE": 0},
 }
-N = 1000
+N = int(os.environ.get("PDL_PROBE_N", "1000"))
 
 
 def _patch(dev, q, fields: dict) -> None:
@@ -34,7 +39,9 @@ def _patch(dev, q, fields: dict) -> None:
     for _prog, _grid, _block, va in q.launches:
         words = dev._cmdmem._live[va][1].view("uint32")
         for name, value in fields.items():
-            getattr(hw, f"NVCBC0_QMDV04_00_{name}").set(words, value)
+            base, _, index = name.partition("(")
+            field = getattr(hw, f"NVCBC0_QMDV04_00_{base}")
+            (field(int(index.rstrip(")"))) if index else field).set(words, value)
 
 
 def one(name: str, variant: str) -> dict:
