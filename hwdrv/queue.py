@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 _U32 = 0xFFFFFFFF
 _U64 = (1 << 64) - 1
+_LE_U64 = np.dtype("<u8")
 # a new queue's stream before it is sealed (sealing replaces it, nothing writes into it)
 _NO_WORDS = np.zeros(0, np.uint32)
 _NO_WORDS.flags.writeable = False
@@ -86,15 +87,16 @@ class BoundStream:
     followed by the backend's end-of-submission words. ``tail`` is the patch site of the
     timeline value those words publish: each submit rewrites it, then pushes ``(va, nwords)``."""
 
-    __slots__ = ("va", "nwords", "words", "tail")
+    __slots__ = ("va", "nwords", "words", "tail", "_tail64")
 
     def __init__(self, va: int, nwords: int, words: np.ndarray, tail: np.ndarray):
         self.va, self.nwords, self.words, self.tail = va, nwords, words, tail
+        # the (low, high) word pair as one little-endian 64-bit cell: one store per submit
+        self._tail64 = tail.view(_LE_U64)
 
     def set_timeline_value(self, value: int) -> None:
         """Write the 64-bit timeline value into the tail (low word, high word)."""
-        self.tail[0] = value & _U32
-        self.tail[1] = value >> 32
+        self._tail64[0] = value
 
 
 class QueueLife:

@@ -99,15 +99,20 @@ class NVQueue(Queue):
     def _q_timestamp(self, signal: "Signal") -> None:
         self._semaphore(signal.va, 0, pb.SEM_TIMESTAMP_ONLY)
 
+    #: the launches of this queue, recorded with each submission for hang reports (compute)
+    launches: "list | tuple" = ()
+
     def _push(self, value: int) -> None:
         dev = self.device
-        ch = dev.channels[self.kind]
+        kind = self.kind
         bound = self._bound
         if bound is not None:
             bound.set_timeline_value(value)
-            ch.push(bound.va, bound.nwords)
+            dev.channels[kind].push(bound.va, bound.nwords)
         else:
-            ch.push_copy(self._stream.words, dev._timelines[self.kind].signal.va, value)
+            dev.channels[kind].push_copy(self._stream.words, dev._timelines[kind].signal.va, value)
+        if self.launches:
+            dev.submissions.append((value, self.launches))
 
     def _bind_stream(self) -> BoundStream:
         words = self._stream.words
@@ -158,7 +163,7 @@ class NVComputeQueue(NVQueue):
         cb_va = va + QMD_SIZE
         _ADDR_WORDS.pack_into(host, _CB0_ADDR_BYTE, (cb_va >> 6) & _U32, hi_bits | (cb_va >> 38))
         sym_args = prog.pack_args(args, host, prog.args_offset)
-        mem[:] = host
+        memoryview(mem)[:] = host                  # cheaper than a numpy slice store
         if not concrete or sym_args:
             target = WordBuffer(mem.view(np.uint32))
             if not concrete:
@@ -196,11 +201,6 @@ class NVComputeQueue(NVQueue):
         # of a queue, or after a host method) starts as usual.
         if self._chained_from is not None:
             self._chained_from.patch(_PRE_EXIT)
-
-    def _push(self, value: int) -> None:
-        super()._push(value)
-        if self.launches:
-            self.device.submissions.append((value, self.launches))
 
     def _q_copy(self, dst: IntArg, src: IntArg, size: int) -> None:
         """Copy with the SMs (device-to-device at memory speed): 16-byte vectors, then a byte
