@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 _U32 = 0xFFFFFFFF
 _U64 = (1 << 64) - 1
-_LE_U64 = np.dtype("<u8")
 # a new queue's stream before it is sealed (sealing replaces it, nothing writes into it)
 _NO_WORDS = np.zeros(0, np.uint32)
 _NO_WORDS.flags.writeable = False
@@ -87,16 +86,15 @@ class BoundStream:
     followed by the backend's end-of-submission words. ``tail`` is the patch site of the
     timeline value those words publish: each submit rewrites it, then pushes ``(va, nwords)``."""
 
-    __slots__ = ("va", "nwords", "words", "tail", "_tail64")
+    __slots__ = ("va", "nwords", "words", "tail")
 
     def __init__(self, va: int, nwords: int, words: np.ndarray, tail: np.ndarray):
         self.va, self.nwords, self.words, self.tail = va, nwords, words, tail
-        # the (low, high) word pair as one little-endian 64-bit cell: one store per submit
-        self._tail64 = tail.view(_LE_U64)
 
     def set_timeline_value(self, value: int) -> None:
         """Write the 64-bit timeline value into the tail (low word, high word)."""
-        self._tail64[0] = value
+        self.tail[0] = value & _U32
+        self.tail[1] = value >> 32
 
 
 class QueueLife:
@@ -120,6 +118,12 @@ class Queue(ABC):
 
     #: engine kind, set by subclasses: "compute" or "copy"
     kind = "compute"
+    # Immutable starting values live on the class (a queue per eager launch: fewer stores)
+    _sealed = False
+    #: set by bind(): the stream's copy in command memory
+    _bound: BoundStream | None = None
+    #: words rewritten by patching over this queue's life (tests read it)
+    patched_words = 0
 
     def __init__(self, device: "Device"):
         self.device = device
@@ -127,12 +131,7 @@ class Queue(ABC):
         self._stream = WordBuffer(_NO_WORDS)
         self._sites: list[PatchSite] = []
         self._var_names: set[str] = set()
-        self._sealed = False
-        #: set by bind(): the stream's copy in command memory
-        self._bound: BoundStream | None = None
         self._life = QueueLife()
-        #: words rewritten by patching over this queue's life (tests read it)
-        self.patched_words = 0
         #: one submit or bind at a time per queue (patching rewrites shared words)
         self._qlock = threading.Lock()
 
@@ -247,7 +246,8 @@ class Queue(ABC):
                     v = site.expr.eval(vals)
                     if v != site.last:
                         changed.append((site, v))
-                if changed and self._bound is None and not life.done() and any(s.side for s, _ in changed):
+                if changed and self._side_sites and self._bound is None and not life.done() \
+                        and any(s.side for s, _ in changed):
                     life.timeline.wait(life.last_submit, dev.submit_timeout)
                 for site, v in changed:
                     self.patched_words += site.write(v)
@@ -326,6 +326,8 @@ class Queue(ABC):
 
     def _seal(self) -> None:
         self._stream.words = np.array(self._words, dtype=np.uint32)
+        # whether any site writes a side buffer (only those may have to wait for the last run)
+        self._side_sites = any(s.side for s in self._sites)
         self._sealed = True
 
     def _check_building(self) -> None:

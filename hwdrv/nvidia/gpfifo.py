@@ -88,9 +88,9 @@ def semaphore(va: int, payload: int, execute: int) -> list[int]:
 
 #: GP entries per channel ring
 GPFIFO_ENTRIES = 4096
-#: in-flight pushbuffer records kept before finished ones are dropped (a push reads the
-#: timeline only when its segment overlaps the oldest record or the record grows this long)
-PB_INFLIGHT_KEPT = 64
+#: in-flight pushbuffer records added between looks for finished ones to drop (a push reads the
+#: timeline only when its segment overlaps the oldest record or the record grew this much)
+PB_RECORDS_PER_LOOK = 64
 _PAYLOAD = struct.Struct("<Q")
 #: bytes of pushbuffer ring per channel that unbound submissions are copied into
 PUSHBUFFER_SIZE = 16 << 20
@@ -116,6 +116,7 @@ class Channel:
         self._seen_consumed = 0                       # entries known consumed at the last look
         self._pb_off = 0                              # next free word in the pushbuffer ring
         self._pb_inflight: collections.deque[tuple[int, int, int]] = collections.deque()
+        self._pb_look_at = PB_RECORDS_PER_LOOK           # record length at which to drop finished ones
         self._timeline_done, self._wait_timeline = timeline_done, wait_timeline
         self._stall_timeout, self._on_stall = stall_timeout, on_stall
         self.history: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=64)
@@ -183,10 +184,11 @@ class Channel:
                     continue
                 inflight.popleft()
             else:
-                if len(inflight) >= PB_INFLIGHT_KEPT:
+                if len(inflight) >= self._pb_look_at:
                     done = self._timeline_done
                     while inflight and done(inflight[0][2]):
                         inflight.popleft()
+                    self._pb_look_at = len(inflight) + PB_RECORDS_PER_LOOK
                 break
         self._pb_inflight.append((off, end, timeline_value))
         self._pb_off = end

@@ -64,6 +64,7 @@ _CB0_ADDR_BYTE = CB0_ADDR_LO[0] * 4          # low word, then the high word (qmd
 _CB0_NCLUSTERID_WORD = (QMD_SIZE + CB0_NCLUSTERID) // 4
 _ADDR_WORDS = struct.Struct("<II")
 _WORD = struct.Struct("<I")
+_LE_U64 = np.dtype("<u8")
 
 
 class _Launch:
@@ -83,6 +84,20 @@ class _Launch:
             v = (_WORD.unpack_from(host, word * 4)[0] & ~clear) | bits
             _WORD.pack_into(host, word * 4, v)
             words[word] = v
+
+
+class _NVBound(BoundStream):
+    """A bound stream whose release payload (low, high word) is written as one little-endian
+    64-bit store per submit."""
+
+    __slots__ = ("_tail64",)
+
+    def __init__(self, va: int, nwords: int, words: np.ndarray, tail: np.ndarray):
+        super().__init__(va, nwords, words, tail)
+        self._tail64 = tail.view(_LE_U64)
+
+    def set_timeline_value(self, value: int) -> None:
+        self._tail64[0] = value
 
 
 class NVQueue(Queue):
@@ -123,7 +138,7 @@ class NVQueue(Queue):
         view[:len(words)] = words
         view[len(words):] = release
         tail = view[len(words):][pb.SEMAPHORE_PAYLOAD]
-        return BoundStream(va, n, view[:len(words)], tail)
+        return _NVBound(va, n, view[:len(words)], tail)
 
     def _semaphore(self, va: int, value: IntArg, execute: int) -> None:
         words = pb.semaphore(va, 0 if isinstance(value, VarExpr) else value, execute)
@@ -136,12 +151,12 @@ class NVComputeQueue(NVQueue):
     """Compute queue on the channel with the HOPPER_COMPUTE_A object."""
 
     kind = "compute"
+    _prev: _Launch | None = None                   # the exec just before, if nothing came between
+    _chained_from: _Launch | None = None           # the launch that schedules the last exec, if chained
+    _invalidated = False
 
     def __init__(self, device: "NVDevice"):
         super().__init__(device)
-        self._prev: _Launch | None = None            # the exec just before, if nothing came between
-        self._chained_from: _Launch | None = None     # the launch that schedules the last exec, if chained
-        self._invalidated = False
         #: (program, grid, block, QMD address) of every exec, for hang reports
         self.launches: list[tuple[NVProgram, tuple, tuple, int]] = []
 
