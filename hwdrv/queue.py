@@ -61,6 +61,11 @@ class PatchSite:
 
     def write(self, v: int) -> int:
         """Store ``v``; returns the number of words written."""
+        if self.nwords == 2 and 0 <= v <= _U64:      # the common 64-bit value, inline
+            words, i = self.target.words, self.index
+            words[i] = v & _U32
+            words[i + 1] = v >> 32
+            return 2
         return write_word(self.target.words, self.index, self.nwords, self.shift, self.mask, v,
                           self.expr)
 
