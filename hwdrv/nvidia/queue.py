@@ -200,9 +200,13 @@ class NVComputeQueue(NVQueue):
             self._chained_from = prev
         else:
             self._chained_from = None
+            # straight into the word list (this queue's _emit would forget the launch just made)
+            words = self._words
             if prev is not None:
-                super()._emit(*_WFI)
-            super()._emit(*(_PCAS_A if self._invalidated else _LAUNCH_WORDS), va >> 8, *_PCAS_B)
+                words += _WFI
+            words += _PCAS_A if self._invalidated else _LAUNCH_WORDS
+            words.append(va >> 8)
+            words += _PCAS_B
             self._invalidated = True
         self._prev = launch
         self.launches.append((prog, grid, block, va))
