@@ -48,7 +48,7 @@ class CommandMemory:
             raise InvalidArgument(f"command memory request must be > 0 bytes, got {nbytes}")
         if align > 4096 or align & (align - 1):
             raise InvalidArgument(f"command memory alignment must be a power of two <= 4096, got {align}")
-        cls = max(MIN_PIECE, 1 << (nbytes - 1).bit_length())
+        cls = MIN_PIECE if nbytes <= MIN_PIECE else 1 << (nbytes - 1).bit_length()
         if cls > MAX_PIECE:
             buf = self._alloc_chunk(nbytes)
             self._big[buf.va] = buf

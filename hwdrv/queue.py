@@ -61,6 +61,11 @@ class PatchSite:
 
     def write(self, v: int) -> int:
         """Store ``v``; returns the number of words written."""
+        if self.nwords == 2 and 0 <= v <= _U64:      # the common 64-bit value, inline
+            words, i = self.target.words, self.index
+            words[i] = v & _U32
+            words[i + 1] = v >> 32
+            return 2
         return write_word(self.target.words, self.index, self.nwords, self.shift, self.mask, v,
                           self.expr)
 
@@ -118,6 +123,12 @@ class Queue(ABC):
 
     #: engine kind, set by subclasses: "compute" or "copy"
     kind = "compute"
+    # Immutable starting values live on the class (a queue per eager launch: fewer stores)
+    _sealed = False
+    #: set by bind(): the stream's copy in command memory
+    _bound: BoundStream | None = None
+    #: words rewritten by patching over this queue's life (tests read it)
+    patched_words = 0
 
     def __init__(self, device: "Device"):
         self.device = device
@@ -125,12 +136,7 @@ class Queue(ABC):
         self._stream = WordBuffer(_NO_WORDS)
         self._sites: list[PatchSite] = []
         self._var_names: set[str] = set()
-        self._sealed = False
-        #: set by bind(): the stream's copy in command memory
-        self._bound: BoundStream | None = None
         self._life = QueueLife()
-        #: words rewritten by patching over this queue's life (tests read it)
-        self.patched_words = 0
         #: one submit or bind at a time per queue (patching rewrites shared words)
         self._qlock = threading.Lock()
 
@@ -245,7 +251,8 @@ class Queue(ABC):
                     v = site.expr.eval(vals)
                     if v != site.last:
                         changed.append((site, v))
-                if changed and self._bound is None and not life.done() and any(s.side for s, _ in changed):
+                if changed and self._side_sites and self._bound is None and not life.done() \
+                        and any(s.side for s, _ in changed):
                     life.timeline.wait(life.last_submit, dev.submit_timeout)
                 for site, v in changed:
                     self.patched_words += site.write(v)
@@ -324,6 +331,8 @@ class Queue(ABC):
 
     def _seal(self) -> None:
         self._stream.words = np.array(self._words, dtype=np.uint32)
+        # whether any site writes a side buffer (only those may have to wait for the last run)
+        self._side_sites = any(s.side for s in self._sites)
         self._sealed = True
 
     def _check_building(self) -> None:

@@ -8,6 +8,7 @@ encodings). A GP entry points the channel's PBDMA at one pushbuffer segment.
 from __future__ import annotations
 
 import collections
+import struct
 import time
 from typing import TYPE_CHECKING, Callable
 
@@ -87,6 +88,10 @@ def semaphore(va: int, payload: int, execute: int) -> list[int]:
 
 #: GP entries per channel ring
 GPFIFO_ENTRIES = 4096
+#: in-flight pushbuffer records added between looks for finished ones to drop (a push reads the
+#: timeline only when its segment overlaps the oldest record or the record grew this much)
+PB_RECORDS_PER_LOOK = 64
+_PAYLOAD = struct.Struct("<Q")
 #: bytes of pushbuffer ring per channel that unbound submissions are copied into
 PUSHBUFFER_SIZE = 16 << 20
 
@@ -111,11 +116,13 @@ class Channel:
         self._seen_consumed = 0                       # entries known consumed at the last look
         self._pb_off = 0                              # next free word in the pushbuffer ring
         self._pb_inflight: collections.deque[tuple[int, int, int]] = collections.deque()
+        self._pb_look_at = PB_RECORDS_PER_LOOK           # record length at which to drop finished ones
         self._timeline_done, self._wait_timeline = timeline_done, wait_timeline
         self._stall_timeout, self._on_stall = stall_timeout, on_stall
         self.history: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=64)
-        self._release_va = -1                          # push_copy's timeline release template
-        self._release = np.zeros(SEMAPHORE_WORDS, np.uint32)
+        self._pb_bytes = memoryview(pb).cast("B")     # byte view: one slice store per push_copy
+        self._release_va = -1                          # push_copy's timeline release template:
+        self._release_head = self._release_tail = b""  # its bytes before and after the payload
 
     @property
     def gp_get(self) -> int:
@@ -125,29 +132,32 @@ class Channel:
     def push(self, va: int, ndwords: int) -> None:
         """Queue a GP entry for the segment ``(va, ndwords)``, publish GPPut and ring the
         doorbell (whose MMIO write fences every store before it: entry, then GPPut)."""
-        n = len(self.ring)
-        self._wait_for_ring_slot(n)
-        self.ring[self.put % n] = gp_entry(va, ndwords)
-        self.history.append((self.put, va, ndwords))
-        self.put += 1
-        self.userd[self._gpput] = self.put % n
+        if va & 3 or va >> 40 or not 0 < ndwords <= _GP_LEN_MAX:
+            gp_entry(va, ndwords)                     # raises, naming the bad segment
+        n = GPFIFO_ENTRIES
+        put = self.put
+        if put - self._seen_consumed >= n - 1:
+            self._wait_for_ring_slot(n)
+        # gp_entry's fields, inline: this runs once per submission
+        self.ring[put % n] = ((va & _GP_GET_MASK) | _GP_E0 | (((va >> 32) & 0xFF) << _GP_HI_SHIFT)
+                              | (ndwords << _GP_LEN_SHIFT) | (_GP_E1 << 32))
+        self.history.append((put, va, ndwords))
+        self.put = put = put + 1
+        self.userd[self._gpput] = put % n
         self.kernel.mmio_write32(self.doorbell, self.token)
 
     def push_copy(self, words: np.ndarray, timeline_va: int, timeline_value: int) -> None:
         """Copy ``words`` and a release of ``timeline_value`` to the 64-bit timeline at
         ``timeline_va`` into the pushbuffer ring, and push that segment."""
-        nw = len(words)
-        total = nw + SEMAPHORE_WORDS
+        total = len(words) + SEMAPHORE_WORDS
         off = self._reserve(total, timeline_value)
-        pb = self.pb
-        pb[off:off + nw] = words
         if self._release_va != timeline_va:          # the release's words but its payload, once
+            rel = np.array(semaphore(timeline_va, 0, SEM_RELEASE), np.uint32).tobytes()
+            self._release_head, self._release_tail = rel[:SEMAPHORE_PAYLOAD.start * 4], rel[SEMAPHORE_PAYLOAD.stop * 4:]
             self._release_va = timeline_va
-            self._release = np.array(semaphore(timeline_va, 0, SEM_RELEASE), np.uint32)
-        rel = self._release
-        rel[3] = timeline_value & 0xFFFFFFFF
-        rel[4] = timeline_value >> 32
-        pb[off + nw:off + total] = rel
+        # one store of the words and the release (bytes: cheaper than numpy slices)
+        self._pb_bytes[off * 4:(off + total) * 4] = (words.tobytes() + self._release_head
+                                                     + _PAYLOAD.pack(timeline_value) + self._release_tail)
         self.push(self.pb_va + off * 4, total)
 
     def _reserve(self, nwords: int, timeline_value: int) -> int:
@@ -160,18 +170,25 @@ class Channel:
         if off + nwords > cap:
             off = 0
         end = off + nwords
-        # wait until no earlier submission still occupies [off, end)
+        # wait until no earlier submission still occupies [off, end): only the oldest record
+        # can (the ring is filled in order); finished records are dropped in batches
         deadline = None
         inflight = self._pb_inflight
         while inflight:
             s, e, v = inflight[0]
-            if self._timeline_done(v):
+            if s < end and off < e:
+                if not self._timeline_done(v):
+                    if deadline is None:
+                        deadline = time.perf_counter() + self._stall_timeout()
+                    self._wait_timeline(v, max(0.0, deadline - time.perf_counter()))
+                    continue
                 inflight.popleft()
-            elif s < end and off < e:
-                if deadline is None:
-                    deadline = time.perf_counter() + self._stall_timeout()
-                self._wait_timeline(v, max(0.0, deadline - time.perf_counter()))
             else:
+                if len(inflight) >= self._pb_look_at:
+                    done = self._timeline_done
+                    while inflight and done(inflight[0][2]):
+                        inflight.popleft()
+                    self._pb_look_at = len(inflight) + PB_RECORDS_PER_LOOK
                 break
         self._pb_inflight.append((off, end, timeline_value))
         self._pb_off = end

@@ -64,6 +64,7 @@ _CB0_ADDR_BYTE = CB0_ADDR_LO[0] * 4          # low word, then the high word (qmd
 _CB0_NCLUSTERID_WORD = (QMD_SIZE + CB0_NCLUSTERID) // 4
 _ADDR_WORDS = struct.Struct("<II")
 _WORD = struct.Struct("<I")
+_LE_U64 = np.dtype("<u8")
 
 
 class _Launch:
@@ -85,6 +86,20 @@ class _Launch:
             words[word] = v
 
 
+class _NVBound(BoundStream):
+    """A bound stream whose release payload (low, high word) is written as one little-endian
+    64-bit store per submit."""
+
+    __slots__ = ("_tail64",)
+
+    def __init__(self, va: int, nwords: int, words: np.ndarray, tail: np.ndarray):
+        super().__init__(va, nwords, words, tail)
+        self._tail64 = tail.view(_LE_U64)
+
+    def set_timeline_value(self, value: int) -> None:
+        self._tail64[0] = value
+
+
 class NVQueue(Queue):
     """Host-class verbs shared by the compute and copy queues."""
 
@@ -99,15 +114,20 @@ class NVQueue(Queue):
     def _q_timestamp(self, signal: "Signal") -> None:
         self._semaphore(signal.va, 0, pb.SEM_TIMESTAMP_ONLY)
 
+    #: the launches of this queue, recorded with each submission for hang reports (compute)
+    launches: "list | tuple" = ()
+
     def _push(self, value: int) -> None:
         dev = self.device
-        ch = dev.channels[self.kind]
+        kind = self.kind
         bound = self._bound
         if bound is not None:
             bound.set_timeline_value(value)
-            ch.push(bound.va, bound.nwords)
+            dev.channels[kind].push(bound.va, bound.nwords)
         else:
-            ch.push_copy(self._stream.words, dev._timelines[self.kind].signal.va, value)
+            dev.channels[kind].push_copy(self._stream.words, dev._timelines[kind].signal.va, value)
+        if self.launches:
+            dev.submissions.append((value, self.launches))
 
     def _bind_stream(self) -> BoundStream:
         words = self._stream.words
@@ -118,7 +138,7 @@ class NVQueue(Queue):
         view[:len(words)] = words
         view[len(words):] = release
         tail = view[len(words):][pb.SEMAPHORE_PAYLOAD]
-        return BoundStream(va, n, view[:len(words)], tail)
+        return _NVBound(va, n, view[:len(words)], tail)
 
     def _semaphore(self, va: int, value: IntArg, execute: int) -> None:
         words = pb.semaphore(va, 0 if isinstance(value, VarExpr) else value, execute)
@@ -131,12 +151,12 @@ class NVComputeQueue(NVQueue):
     """Compute queue on the channel with the HOPPER_COMPUTE_A object."""
 
     kind = "compute"
+    _prev: _Launch | None = None                   # the exec just before, if nothing came between
+    _chained_from: _Launch | None = None           # the launch that schedules the last exec, if chained
+    _invalidated = False
 
     def __init__(self, device: "NVDevice"):
         super().__init__(device)
-        self._prev: _Launch | None = None            # the exec just before, if nothing came between
-        self._chained_from: _Launch | None = None     # the launch that schedules the last exec, if chained
-        self._invalidated = False
         #: (program, grid, block, QMD address) of every exec, for hang reports
         self.launches: list[tuple[NVProgram, tuple, tuple, int]] = []
 
@@ -158,7 +178,7 @@ class NVComputeQueue(NVQueue):
         cb_va = va + QMD_SIZE
         _ADDR_WORDS.pack_into(host, _CB0_ADDR_BYTE, (cb_va >> 6) & _U32, hi_bits | (cb_va >> 38))
         sym_args = prog.pack_args(args, host, prog.args_offset)
-        mem[:] = host
+        memoryview(mem)[:] = host                  # cheaper than a numpy slice store
         if not concrete or sym_args:
             target = WordBuffer(mem.view(np.uint32))
             if not concrete:
@@ -180,9 +200,13 @@ class NVComputeQueue(NVQueue):
             self._chained_from = prev
         else:
             self._chained_from = None
+            # straight into the word list (this queue's _emit would forget the launch just made)
+            words = self._words
             if prev is not None:
-                super()._emit(*_WFI)
-            super()._emit(*(_PCAS_A if self._invalidated else _LAUNCH_WORDS), va >> 8, *_PCAS_B)
+                words += _WFI
+            words += _PCAS_A if self._invalidated else _LAUNCH_WORDS
+            words.append(va >> 8)
+            words += _PCAS_B
             self._invalidated = True
         self._prev = launch
         self.launches.append((prog, grid, block, va))
@@ -196,11 +220,6 @@ class NVComputeQueue(NVQueue):
         # of a queue, or after a host method) starts as usual.
         if self._chained_from is not None:
             self._chained_from.patch(_PRE_EXIT)
-
-    def _push(self, value: int) -> None:
-        super()._push(value)
-        if self.launches:
-            self.device.submissions.append((value, self.launches))
 
     def _q_copy(self, dst: IntArg, src: IntArg, size: int) -> None:
         """Copy with the SMs (device-to-device at memory speed): 16-byte vectors, then a byte
