@@ -5,8 +5,10 @@ A CUDA graph with PDL reaches ~0.50 us per empty kernel on an H100 against ~0.79
 that plausibly carry PDL are ENABLE_PROGRAM_PRE_EXIT and PRE_EXIT_AT_LAST_CTA_LAUNCH (5.3): this
 probe sets them on every QMD of a bound chain of 1000 launches, times the chain with GPU
 timestamps, and checks correctness with a chain of 1000 dependent increments (each kernel waits
-with griddepcontrol.wait before it reads the previous kernel's result). Each variant runs in its
-own process with a short timeout, so a variant the GPU rejects cannot spill into the next:
+with griddepcontrol.wait before it reads the previous kernel's result) and with a wide chain
+(200 kernels of 2048 x 256 threads, each reading what other blocks of the one before wrote,
+also timed). Each variant runs in its own process with a short timeout, so a variant the GPU
+rejects cannot spill into the next:
 
     python tests/hardware/pdl_probe.py [nvidia:0]        (PDL_PROBE_N: launches per chain, 1000)
 """
@@ -32,6 +34,39 @@ VARIANTS = {
     "no_cb0_invalidate_membar_none": {"CONSTANT_BUFFER_INVALIDATE(0)": 0, "CWD_MEMBAR_TYPE": 0},
 }
 N = int(os.environ.get("PDL_PROBE_N", "1000"))
+# A wide dependence: each kernel reads every element the one before wrote, written by other SMs
+# (rotated by one block), so a variant whose end-of-kernel writes are not yet visible when the
+# next kernel starts reads stale values somewhere.
+WIDE_BLOCKS, WIDE_THREADS, WIDE_CHAIN = 2048, 256, 200
+WIDE_PTX = """
+.version 8.0
+.target sm_90
+.address_size 64
+.visible .entry pdl_shift_add(.param .u64 dst, .param .u64 src)
+{
+    .reg .b32 %r<8>;
+    .reg .b64 %rd<6>;
+    ld.param.u64 %rd1, [dst];
+    ld.param.u64 %rd2, [src];
+    cvta.to.global.u64 %rd1, %rd1;
+    cvta.to.global.u64 %rd2, %rd2;
+    mov.u32 %r1, %ctaid.x;
+    mov.u32 %r2, %nctaid.x;
+    mov.u32 %r3, %tid.x;
+    add.u32 %r4, %r1, 1;
+    rem.u32 %r4, %r4, %r2;
+    mad.lo.u32 %r5, %r4, %ntid.x, %r3;
+    mad.lo.u32 %r6, %r1, %ntid.x, %r3;
+    mul.wide.u32 %rd3, %r5, 4;
+    add.s64 %rd3, %rd2, %rd3;
+    ld.global.u32 %r7, [%rd3];
+    add.u32 %r7, %r7, 1;
+    mul.wide.u32 %rd4, %r6, 4;
+    add.s64 %rd4, %rd1, %rd4;
+    st.global.u32 [%rd4], %r7;
+    ret;
+}
+"""
 
 
 def _patch(dev, q, fields: dict) -> None:
@@ -75,7 +110,22 @@ def one(name: str, variant: str) -> dict:
         q2.submit()
         d2.wait(1, timeout=5)
         got = int(dev.download(x, size=4, dtype=np.uint32)[0])
-        return {"variant": variant, "us_per_kernel": statistics.median(per), "increments": got, "correct": got == N}
+        wide = dev.program(dev.compiler.compile(WIDE_PTX), "pdl_shift_add")
+        n = WIDE_BLOCKS * WIDE_THREADS
+        bufs = [dev.alloc(n * 4), dev.alloc(n * 4)]
+        dev.upload(bufs[0], np.zeros(n, np.uint32))
+        d3, w0, w1 = dev.signal(0), dev.signal(0), dev.signal(0)
+        q3 = dev.compute_queue().timestamp(w0)
+        for i in range(WIDE_CHAIN):
+            q3.exec(wide, grid=(WIDE_BLOCKS,), block=(WIDE_THREADS,), args=[bufs[(i + 1) % 2], bufs[i % 2]])
+        q3.timestamp(w1).signal(d3, 1).bind()
+        _patch(dev, q3, VARIANTS[variant])
+        q3.submit()
+        d3.wait(1, timeout=10)
+        out = dev.download(bufs[WIDE_CHAIN % 2], size=n * 4, dtype=np.uint32)
+        stale = int(np.count_nonzero(out != WIDE_CHAIN))
+        return {"variant": variant, "us_per_kernel": statistics.median(per), "increments": got,
+                "wide_us_per_kernel": (w1.timestamp - w0.timestamp) / WIDE_CHAIN / 1e3, "wide_stale": stale, "correct": got == N and stale == 0}
     finally:
         dev.close()
 
