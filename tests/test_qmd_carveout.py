@@ -1,5 +1,6 @@
-"""The shared-memory carveout a QMD asks for: enough for as many blocks as the registers and
-threads let one SM run (CUDA's default), not just one block's worth."""
+"""QMD template settings measured on an H100: the shared-memory carveout a QMD asks for (enough
+for as many blocks as the registers and threads let one SM run, CUDA's default, not just one
+block's worth) and the data-cache invalidation every launch needs."""
 from __future__ import annotations
 
 import pytest
@@ -41,3 +42,12 @@ def test_carveout_is_capped_at_the_largest():
     assert qmd.occupancy_carveout(200 << 10, 2) == 200 << 10
     with pytest.raises(ValueError):
         qmd.sm_config(qmd.occupancy_carveout(230 << 10, 1))
+
+
+def test_every_launch_invalidates_the_sm_data_caches():
+    """A chained QMD starts with no invalidation method before it; without these bits an H100
+    read stale L1 lines in a chain of wide kernels (tests/hardware/pdl_probe.py, 2026-12-06)."""
+    q = qmd.build_template(block=(256, 1, 1), regs=32, shared_bytes=1024, local_bytes=0,
+                           program_va=0x1000_0000, program_size=4096)
+    assert _config(q, "INVALIDATE_SHADER_DATA_CACHE") == hw.NVCBC0_QMDV04_00_INVALIDATE_SHADER_DATA_CACHE_TRUE
+    assert _config(q, "INVALIDATE_TEXTURE_DATA_CACHE") == hw.NVCBC0_QMDV04_00_INVALIDATE_TEXTURE_DATA_CACHE_TRUE

@@ -95,6 +95,12 @@ def build_template(*, block: tuple[int, int, int], regs: int, shared_bytes: int,
     _f("TARGET_SM_CONFIG_SHARED_MEM_SIZE").set(q, cfg)
     _f("MAX_SM_CONFIG_SHARED_MEM_SIZE").set(q, sm_config(SMEM_CARVEOUTS_KB[-1] << 10))
     _f("SHADER_LOCAL_MEMORY_HIGH_SIZE").set(q, local_bytes)
+    # Every launch starts with the SM data caches invalidated: a chained launch is scheduled by
+    # the QMD before it, with no INVALIDATE_SHADER_CACHES method in between, and an L1 line an
+    # earlier kernel cached would hide what the kernels since wrote (an H100 read stale values
+    # in a chain of 2048-block kernels without these: tests/hardware/pdl_probe.py's wide chain).
+    _f("INVALIDATE_SHADER_DATA_CACHE").set(q, hw.NVCBC0_QMDV04_00_INVALIDATE_SHADER_DATA_CACHE_TRUE)
+    _f("INVALIDATE_TEXTURE_DATA_CACHE").set(q, hw.NVCBC0_QMDV04_00_INVALIDATE_TEXTURE_DATA_CACHE_TRUE)
     # make the kernel's global writes visible to the host when it completes
     _f("CWD_MEMBAR_TYPE").set(q, hw.NVCBC0_QMDV04_00_CWD_MEMBAR_TYPE_L1_SYSMEMBAR)
     _f("PROGRAM_ADDRESS_LOWER").set(q, program_va & 0xFFFFFFFF)

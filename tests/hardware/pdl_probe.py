@@ -44,7 +44,7 @@ WIDE_PTX = """
 .address_size 64
 .visible .entry pdl_shift_add(.param .u64 dst, .param .u64 src)
 {
-    .reg .b32 %r<8>;
+    .reg .b32 %r<9>;
     .reg .b64 %rd<6>;
     ld.param.u64 %rd1, [dst];
     ld.param.u64 %rd2, [src];
@@ -55,8 +55,9 @@ WIDE_PTX = """
     mov.u32 %r3, %tid.x;
     add.u32 %r4, %r1, 1;
     rem.u32 %r4, %r4, %r2;
-    mad.lo.u32 %r5, %r4, %ntid.x, %r3;
-    mad.lo.u32 %r6, %r1, %ntid.x, %r3;
+    mov.u32 %r8, %ntid.x;
+    mad.lo.u32 %r5, %r4, %r8, %r3;
+    mad.lo.u32 %r6, %r1, %r8, %r3;
     mul.wide.u32 %rd3, %r5, 4;
     add.s64 %rd3, %rd2, %rd3;
     ld.global.u32 %r7, [%rd3];
