@@ -24,7 +24,7 @@ def one(device: str | None, repeat: int) -> dict:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from tensor import Tensor, dtypes, runtime
-    from tensor_bench import gpu_seconds
+    from tensor_bench import cuda_seconds, gpu_seconds
     rt = runtime(device)
     rng = np.random.default_rng(0)
     a_np = rng.standard_normal(N, dtype=np.float32)
@@ -39,18 +39,7 @@ def one(device: str | None, repeat: int) -> dict:
     try:
         import torch
         ta, tb = torch.from_numpy(a_np).cuda(), torch.from_numpy(b_np).cuda()
-        for _ in range(3):
-            ta + tb
-        torch.cuda.synchronize()
-        times = []
-        for _ in range(repeat):
-            e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            e0.record()
-            ta + tb
-            e1.record()
-            torch.cuda.synchronize()
-            times.append(e0.elapsed_time(e1) / 1e3)
-        torch_s = sorted(times)[len(times) // 2]
+        torch_s = cuda_seconds(torch, lambda: ta + tb, repeat)
     except Exception as e:  # noqa: BLE001 - the table says torch was not measured, and why
         print(f"torch not measured: {e}", file=sys.stderr)
     return {"ok": ok, "ours_s": ours, "torch_s": torch_s}

@@ -31,12 +31,7 @@ import hwdrv  # noqa: E402
 from hwdrv.ioctl import hostmem  # noqa: E402
 from hwdrv.nvidia.gpfifo import GPFIFO_ENTRIES  # noqa: E402
 
-EMPTY_PTX = """
-.version 8.0
-.target sm_90
-.address_size 64
-.visible .entry empty() { ret; }
-"""
+from nv_bench import EMPTY_PTX  # noqa: E402  (the same empty kernel nv_bench launches)
 #: submissions per timed batch: below the GPFIFO ring (no push may wait on the idle mock)
 DEFAULT_BATCH = 2000
 DEFAULT_ROUNDS = 7

@@ -252,6 +252,12 @@ def torch_time(kind: str, shape: tuple, dt, repeat: int) -> float | None:
         m, n, k = shape
         a, b = torch.rand((m, k), device="cuda", dtype=tdt), torch.rand((k, n), device="cuda", dtype=tdt)
         run = lambda: a @ b  # noqa: E731
+    return cuda_seconds(torch, run, repeat)
+
+
+def cuda_seconds(torch, run, repeat: int) -> float:
+    """Median over ``repeat`` runs (after one warm-up run) of ``run()``'s GPU time between two
+    CUDA events (torch's stream)."""
     run()
     torch.cuda.synchronize()
     times = []

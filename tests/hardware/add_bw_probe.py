@@ -23,7 +23,10 @@ import os
 import statistics
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, _ROOT)
+sys.path.insert(0, os.path.join(_ROOT, "bench"))
+from tensor_bench import cuda_seconds  # noqa: E402
 
 N = (1 << 30) // 4
 
@@ -100,17 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import torch
         xa, xb = torch.from_numpy(a_np).cuda(), torch.from_numpy(b_np).cuda()
-        xa + xb
-        torch.cuda.synchronize()
-        times = []
-        for _ in range(a.repeat):
-            e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            e0.record()
-            xa + xb
-            e1.record()
-            torch.cuda.synchronize()
-            times.append(e0.elapsed_time(e1) / 1e3)
-        rows["torch"] = statistics.median(times)
+        rows["torch"] = cuda_seconds(torch, lambda: xa + xb, a.repeat)
     except Exception as e:  # noqa: BLE001 - the table says torch was not measured, and why
         print(f"torch not measured: {e}")
     print(f"add {n} f32, results correct: {ok}; kernel grid {launch.grid} block {launch.block}")
