@@ -167,16 +167,20 @@ class Channel:
             raise InvalidArgument(f"{self.name}: a submission of {nwords * 4} bytes exceeds the "
                                   f"{cap * 4}-byte pushbuffer ring; bind() large queues instead")
         off = self._pb_off
+        skipped = cap                  # where a tail the wrap leaves unused starts (none: cap)
         if off + nwords > cap:
-            off = 0
+            skipped, off = off, 0
         end = off + nwords
-        # wait until no earlier submission still occupies [off, end): only the oldest record
-        # can (the ring is filled in order); finished records are dropped in batches
+        # Wait until no earlier submission still occupies [off, end). The ring is filled in
+        # order, so the records in the way are the oldest ones, oldest first -- counting, after
+        # a wrap, those in the skipped tail [skipped, cap): they are older than the records at
+        # the ring's start that the new segment may overlap. Finished records are dropped in
+        # batches.
         deadline = None
         inflight = self._pb_inflight
         while inflight:
             s, e, v = inflight[0]
-            if s < end and off < e:
+            if (s < end and off < e) or e > skipped:
                 if not self._timeline_done(v):
                     if deadline is None:
                         deadline = time.perf_counter() + self._stall_timeout()
