@@ -24,7 +24,6 @@ from .errors import InvalidArgument
 
 if TYPE_CHECKING:
     from .memory.buffer import Buffer
-    from .signal import Signal
 
 #: bytes per staging slot of a copy between devices without P2P (two slots alternate)
 STAGING_CHUNK = 32 << 20

@@ -17,7 +17,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar, Iterator
 
-from .matmul_ptx import Ptx, cdiv, load_params, raster
+from .matmul_ptx import Ptx, cdiv, load_params, raster, zero_fill_copy
 
 COPY_BYTES = 16         # bytes of one cp.async.cg copy
 SHARED_LIMIT = 227 << 10  # dynamic shared memory one block may use on sm_90
@@ -255,11 +255,7 @@ class CpAsyncGen(ABC):
     def chunk(self, guard: str, s: str, soff: int, g: str, goff: int, base: str) -> None:
         """A bounds-checked 16-byte copy (predicate %p): outside the matrix it reads 0 bytes
         from the matrix's base (a valid address) and zero-fills the chunk."""
-        e = self.e
-        e(f"add.s64 %ptr, {g}, {goff};")
-        e(f"selp.b64 %ptr, %ptr, {base}, %p;")
-        e("selp.u32 %sz, 16, 0, %p;")
-        e(f"{guard}cp.async.cg.shared.global [{s}+{soff}], [%ptr], 16, %sz;")
+        zero_fill_copy(self.e, guard, "cg", COPY_BYTES, s, soff, g, goff, base)
 
     def advance_write(self) -> None:
         """Move %ga / %gb (and %kb) to the next k-tile and %sw to the next stage."""

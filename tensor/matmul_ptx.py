@@ -94,5 +94,16 @@ def raster(e: Ptx, grid_m: int, grid_n: int, group: int) -> None:
     e("div.u32 %tile_n, %gin, %gsz;")
 
 
+def zero_fill_copy(e: Ptx, guard: str, cache: str, size: int, s: str, soff: int, g: str, goff: int,
+                   base: str) -> None:
+    """A cp.async of ``size`` bytes from ``g``+``goff`` to shared ``s``+``soff`` under predicate
+    %p: where %p is false it reads 0 bytes from the matrix's ``base`` (a valid address) and
+    zero-fills the destination (the ragged edge of a tile)."""
+    e(f"add.s64 %ptr, {g}, {goff};")
+    e(f"selp.b64 %ptr, %ptr, {base}, %p;")
+    e(f"selp.u32 %sz, {size}, 0, %p;")
+    e(f"{guard}cp.async.{cache}.shared.global [{s}+{soff}], [%ptr], {size}, %sz;")
+
+
 def cdiv(a: int, b: int) -> int:
     return -(-a // b)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from .dtype import DType, float32
 from .matmul_cpasync import SHARED_LIMIT
 from .matmul_epilogue import Epilogue, EpiloguePtx
-from .matmul_ptx import MatmulKernel, Ptx, cdiv, load_params, raster
+from .matmul_ptx import MatmulKernel, Ptx, cdiv, load_params, raster, zero_fill_copy
 
 F32 = 4                 # bytes of an f32
 VEC = 4                 # f32 per 16-byte word: a fragment group side, a register-path chunk
@@ -392,10 +392,7 @@ class _Gen:
             if reg in ("%ka", "%rb"):
                 e("add.u32 %sz, %sz, %kb;")
             e(f"setp.lt.u32 %p, %sz, {limit};" if q == 0 else f"setp.lt.and.u32 %p, %sz, {limit}, %p;")
-        e(f"add.s64 %ptr, {g}, {goff};")
-        e(f"selp.b64 %ptr, %ptr, {base}, %p;")
-        e(f"selp.u32 %sz, {size}, 0, %p;")
-        e(f"{guard}cp.async.{cache}.shared.global [{s}+{soff}], [%ptr], {size}, %sz;")
+        zero_fill_copy(e, guard, cache, size, s, soff, g, goff, base)
 
     def advance_copy(self) -> None:
         """Move %ga / %gb (and %kb) to the next k-tile and %sw to the next buffer."""

@@ -15,7 +15,7 @@ import pytest
 
 import hwdrv
 from hwdrv.device import collect_dropped_devices
-from hwdrv.errors import (BufferFreed, DeviceClosed, GPUHang, HwdrvError, InvalidArgument,
+from hwdrv.errors import (BufferFreed, GPUHang, HwdrvError, InvalidArgument,
                           ProgramError)
 from hwdrv.var import Var
 from stress_kit import ADD_PTX, SPIN_PTX, run_isolated

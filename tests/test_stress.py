@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 
 import hwdrv
-from hwdrv.errors import DeviceClosed, GPUHang, HwdrvError
+from hwdrv.errors import GPUHang, HwdrvError
 from hwdrv.var import Var
 from stress_kit import ADD_PTX, DEVICES, run_isolated, stress_binary, stress_program
 
