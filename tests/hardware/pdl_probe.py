@@ -32,7 +32,15 @@ VARIANTS = {
     "no_cb0_invalidate": {"CONSTANT_BUFFER_INVALIDATE(0)": 0},
     "membar_none": {"CWD_MEMBAR_TYPE": 0},
     "no_cb0_invalidate_membar_none": {"CONSTANT_BUFFER_INVALIDATE(0)": 0, "CWD_MEMBAR_TYPE": 0},
+    # what libcuda sets on a CUDA graph's chained (not last) QMDs beside hwdrv's fields
+    # (tests/hardware/cuda_qmd_probe.py, 2026-12-06): the membar with task chasing, and more
+    "task_chasing": {"CWD_MEMBAR_TASK_CHASING_ENABLE": 1},
+    "task_chasing_pcas": {"CWD_MEMBAR_TASK_CHASING_ENABLE": 1, "REQUIRE_SCHEDULING_PCAS": 1},
+    "task_chasing_no_cb0_invalidate": {"CWD_MEMBAR_TASK_CHASING_ENABLE": 1, "CONSTANT_BUFFER_INVALIDATE(0)": 0},
+    "task_chasing_pre_exit": {"CWD_MEMBAR_TASK_CHASING_ENABLE": 1, "ENABLE_PROGRAM_PRE_EXIT": 1},
 }
+#: variants set on the chained QMDs only, as libcuda does (the last keeps hwdrv's fields)
+CHAINED_ONLY = {"task_chasing", "task_chasing_pcas", "task_chasing_no_cb0_invalidate", "task_chasing_pre_exit"}
 N = int(os.environ.get("PDL_PROBE_N", "1000"))
 # A wide dependence: each kernel reads every element the one before wrote, written by other SMs
 # (rotated by one block), so a variant whose end-of-kernel writes are not yet visible when the
@@ -70,9 +78,11 @@ WIDE_PTX = """
 """
 
 
-def _patch(dev, q, fields: dict) -> None:
+def _patch(dev, q, variant: str) -> None:
     from hwdrv.nvidia.gen import hopper as hw
-    for _prog, _grid, _block, va in q.launches:
+    fields = VARIANTS[variant]
+    launches = q.launches[:-1] if variant in CHAINED_ONLY else q.launches
+    for _prog, _grid, _block, va in launches:
         words = dev._cmdmem._live[va][1].view("uint32")
         for name, value in fields.items():
             base, _, index = name.partition("(")
@@ -93,7 +103,7 @@ def one(name: str, variant: str) -> dict:
         for _ in range(N):
             q.exec(empty, grid=(1,), block=(1,))
         q.timestamp(t1).signal(done, v).bind()
-        _patch(dev, q, VARIANTS[variant])
+        _patch(dev, q, variant)
         per = []
         for i in range(1, 8):
             q.submit(v=i)
@@ -107,7 +117,7 @@ def one(name: str, variant: str) -> dict:
         for _ in range(N):
             q2.exec(inc, grid=(1,), block=(1,), args=[x])
         q2.signal(d2, 1).bind()
-        _patch(dev, q2, VARIANTS[variant])
+        _patch(dev, q2, variant)
         q2.submit()
         d2.wait(1, timeout=5)
         got = int(dev.download(x, size=4, dtype=np.uint32)[0])
@@ -120,7 +130,7 @@ def one(name: str, variant: str) -> dict:
         for i in range(WIDE_CHAIN):
             q3.exec(wide, grid=(WIDE_BLOCKS,), block=(WIDE_THREADS,), args=[bufs[(i + 1) % 2], bufs[i % 2]])
         q3.timestamp(w1).signal(d3, 1).bind()
-        _patch(dev, q3, VARIANTS[variant])
+        _patch(dev, q3, variant)
         q3.submit()
         d3.wait(1, timeout=10)
         out = dev.download(bufs[WIDE_CHAIN % 2], size=n * 4, dtype=np.uint32)
