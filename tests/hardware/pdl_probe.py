@@ -41,6 +41,15 @@ VARIANTS = {
 }
 #: variants set on the chained QMDs only, as libcuda does (the last keeps hwdrv's fields)
 CHAINED_ONLY = {"task_chasing", "task_chasing_pcas", "task_chasing_no_cb0_invalidate", "task_chasing_pre_exit"}
+# libcuda's chained QMDs also prefetch the next kernel: its code (PROGRAM_PREFETCH_TYPE POST at the
+# next program) and its constant bank 0 (bound as bank 5 with CONSTANT_BUFFER_PREFETCH POST)
+NEXT_PREFETCH = {"task_chasing_next_code": ("code",), "task_chasing_next_cb0": ("cb0",),
+                 "task_chasing_next_both": ("code", "cb0"), "pre_exit_next_both": ("code", "cb0")}
+VARIANTS.update({"task_chasing_next_code": {"CWD_MEMBAR_TASK_CHASING_ENABLE": 1},
+                 "task_chasing_next_cb0": {"CWD_MEMBAR_TASK_CHASING_ENABLE": 1},
+                 "task_chasing_next_both": {"CWD_MEMBAR_TASK_CHASING_ENABLE": 1},
+                 "pre_exit_next_both": {"CWD_MEMBAR_TASK_CHASING_ENABLE": 1, "ENABLE_PROGRAM_PRE_EXIT": 1}})
+CHAINED_ONLY |= set(NEXT_PREFETCH)
 N = int(os.environ.get("PDL_PROBE_N", "1000"))
 # A wide dependence: each kernel reads every element the one before wrote, written by other SMs
 # (rotated by one block), so a variant whose end-of-kernel writes are not yet visible when the
@@ -82,12 +91,27 @@ def _patch(dev, q, variant: str) -> None:
     from hwdrv.nvidia.gen import hopper as hw
     fields = VARIANTS[variant]
     launches = q.launches[:-1] if variant in CHAINED_ONLY else q.launches
-    for _prog, _grid, _block, va in launches:
+    for i, (_prog, _grid, _block, va) in enumerate(launches):
         words = dev._cmdmem._live[va][1].view("uint32")
         for name, value in fields.items():
             base, _, index = name.partition("(")
             field = getattr(hw, f"NVCBC0_QMDV04_00_{base}")
             (field(int(index.rstrip(")"))) if index else field).set(words, value)
+        what = NEXT_PREFETCH.get(variant, ())
+        nprog, *_, nva = q.launches[i + 1] if what else (None, None)
+        nwords = dev._cmdmem._live[nva][1].view("uint32") if what else None
+        f = lambda name: getattr(hw, f"NVCBC0_QMDV04_00_{name}")  # noqa: E731
+        if "code" in what:
+            f("PROGRAM_PREFETCH_TYPE").set(words, hw.NVCBC0_QMDV04_00_PROGRAM_PREFETCH_TYPE_PREFTECH_POST)
+            f("PROGRAM_PREFETCH_ADDR_LOWER_SHIFTED").set(words, (nprog.program_va >> 8) & 0xFFFFFFFF)
+            f("PROGRAM_PREFETCH_ADDR_UPPER_SHIFTED").set(words, nprog.program_va >> 40)
+            f("PROGRAM_PREFETCH_SIZE").set(words, min(511, max(1, -(-nprog.program_size // 256))))
+        if "cb0" in what:
+            assert 5 not in nprog.const_banks
+            for name in ("CONSTANT_BUFFER_ADDR_LOWER_SHIFTED6", "CONSTANT_BUFFER_ADDR_UPPER_SHIFTED6",
+                         "CONSTANT_BUFFER_SIZE_SHIFTED4", "CONSTANT_BUFFER_VALID"):
+                f(name)(5).set(words, f(name)(0).get(nwords))
+            f("CONSTANT_BUFFER_PREFETCH")(5).set(words, hw.NVCBC0_QMDV04_00_CONSTANT_BUFFER_PREFETCH_PREFETCH_POST)
 
 
 def one(name: str, variant: str) -> dict:
