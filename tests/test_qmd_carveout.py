@@ -51,3 +51,34 @@ def test_every_launch_invalidates_the_sm_data_caches():
                            program_va=0x1000_0000, program_size=4096)
     assert _config(q, "INVALIDATE_SHADER_DATA_CACHE") == hw.NVCBC0_QMDV04_00_INVALIDATE_SHADER_DATA_CACHE_TRUE
     assert _config(q, "INVALIDATE_TEXTURE_DATA_CACHE") == hw.NVCBC0_QMDV04_00_INVALIDATE_TEXTURE_DATA_CACHE_TRUE
+
+
+def test_chained_qmds_membar_as_cuda_graphs_do():
+    """A queue's back-to-back launches: every QMD but the last schedules the next one and ends
+    with a GPU-scope membar with task chasing (libcuda's CUDA-graph QMDs, read back on an H100 by
+    tests/hardware/cuda_qmd_probe.py); the last keeps the system-scope membar, no chasing."""
+    import numpy as np
+    import hwdrv
+    from hwdrv.nvidia.qmd import QMD_WORDS
+    ptx = (".version 8.0\n.target sm_90\n.address_size 64\n"
+           ".visible .entry chained_empty()\n{\n    ret;\n}\n")
+    dev = hwdrv.open_device("mock:nvidia")
+    try:
+        prog = dev.program(dev.compiler.compile(ptx), "chained_empty")
+        q = dev.compute_queue()
+        for _ in range(3):
+            q.exec(prog, grid=(2,), block=(32,))
+        qmds = [dev._cmdmem._live[va][1].view(np.uint32)[:QMD_WORDS] for *_, va in q.launches]
+        for i, w in enumerate(qmds):
+            last = i == len(qmds) - 1
+            assert _config(w, "DEPENDENT_QMD0_POINTER") == (0 if last else q.launches[i + 1][3] >> 8)
+            assert _config(w, "CWD_MEMBAR_TYPE") == (hw.NVCBC0_QMDV04_00_CWD_MEMBAR_TYPE_L1_SYSMEMBAR if last
+                                                     else hw.NVCBC0_QMDV04_00_CWD_MEMBAR_TYPE_L1_MEMBAR)
+            assert _config(w, "CWD_MEMBAR_TASK_CHASING_ENABLE") == (
+                hw.NVCBC0_QMDV04_00_CWD_MEMBAR_TASK_CHASING_ENABLE_FALSE if last
+                else hw.NVCBC0_QMDV04_00_CWD_MEMBAR_TASK_CHASING_ENABLE_TRUE)
+        sig = dev.signal(0)
+        q.signal(sig, 1).submit()
+        sig.wait(1, timeout=30)
+    finally:
+        dev.close()
