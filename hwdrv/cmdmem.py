@@ -19,6 +19,7 @@ from .errors import InvalidArgument
 
 if TYPE_CHECKING:
     from .memory.buffer import Buffer
+    from .queue import QueueLife
     from .signal import Timeline
 
 CHUNK_SIZE = 4 << 20
@@ -36,43 +37,56 @@ class CommandMemory:
         self._alloc_chunk = alloc_chunk
         self._on_empty = on_empty
         self._chunks: list["Buffer"] = []
-        self._free: dict[int, list[tuple[int, np.ndarray]]] = collections.defaultdict(list)
+        # free pieces per size class as (va, uint8 view, byte memoryview) of the whole piece
+        self._free: dict[int, list[tuple[int, np.ndarray, memoryview]]] = collections.defaultdict(list)
         self._big: dict[int, "Buffer"] = {}
-        self._live: dict[int, tuple[int, np.ndarray]] = {}   # va -> (size class or -1, view)
+        self._live: dict[int, tuple[int, np.ndarray, memoryview]] = {}   # va -> (size class or -1, views)
         self._pending: dict[int, tuple["Timeline", collections.deque]] = {}
+        self._classes: dict[int, int] = {}       # request size -> size class, as computed before
 
     def alloc(self, nbytes: int, align: int = MIN_PIECE) -> tuple[int, np.ndarray]:
         """A piece of at least ``nbytes`` aligned to ``align`` (<= 4 KiB, or the piece's size):
         returns (GPU VA, uint8 numpy view of exactly ``nbytes``)."""
-        if nbytes <= 0:
-            raise InvalidArgument(f"command memory request must be > 0 bytes, got {nbytes}")
+        va, view, _ = self.alloc_piece(nbytes, align)
+        return va, view[:nbytes]
+
+    def alloc_piece(self, nbytes: int, align: int = MIN_PIECE) -> tuple[int, np.ndarray, memoryview]:
+        """``alloc`` for the submit path: (GPU VA, uint8 numpy view, byte memoryview), both
+        views of the whole piece (``nbytes`` rounded up to its size class)."""
+        cls = self._classes.get(nbytes)
+        if cls is None:
+            if nbytes <= 0:
+                raise InvalidArgument(f"command memory request must be > 0 bytes, got {nbytes}")
+            cls = MIN_PIECE if nbytes <= MIN_PIECE else 1 << (nbytes - 1).bit_length()
+            if cls <= MAX_PIECE:
+                self._classes[nbytes] = cls
         if align > 4096 or align & (align - 1):
             raise InvalidArgument(f"command memory alignment must be a power of two <= 4096, got {align}")
-        cls = MIN_PIECE if nbytes <= MIN_PIECE else 1 << (nbytes - 1).bit_length()
         if cls > MAX_PIECE:
             buf = self._alloc_chunk(nbytes)
             self._big[buf.va] = buf
             view = buf.view()
-            self._live[buf.va] = (-1, view)
-            return buf.va, view[:nbytes]
+            piece = self._live[buf.va] = (-1, view, memoryview(view))
+            return buf.va, view, piece[2]
         free = self._free[cls]
         if not free:
             self._on_empty()
             self._reclaim()
             if not free:
                 self._carve(cls)
-        va, view = free.pop()
-        self._live[va] = (cls, view)
-        return va, view[:nbytes]
+        va, view, mv = free.pop()
+        self._live[va] = (cls, view, mv)
+        return va, view, mv
 
     def _carve(self, cls: int) -> None:
         buf = self._alloc_chunk(CHUNK_SIZE)
         self._chunks.append(buf)
         whole = buf.view()
+        whole_mv = memoryview(whole)
         free = self._free[cls]
         # pieces are naturally aligned to their class (chunks are page aligned)
         for off in range(CHUNK_SIZE - cls, -1, -cls):
-            free.append((buf.va + off, whole[off:off + cls]))
+            free.append((buf.va + off, whole[off:off + cls], whole_mv[off:off + cls]))
 
     def release(self, vas: list[int], timeline: "Timeline | None", value: int) -> None:
         """Give ``vas`` back once ``timeline`` reaches ``value`` (None: now)."""
@@ -91,15 +105,34 @@ class CommandMemory:
             while q and timeline.done(q[0][0]):
                 self._free_now(q.popleft()[1])
 
+    def release_lives(self, lives: list["QueueLife"]) -> None:
+        """``release`` for dead queues' pieces in a batch (each timeline is read once)."""
+        done_upto: dict[int, int] = {}
+        for life in lives:
+            tl = life.timeline
+            if tl is None:
+                self._free_now(life.vas)
+                continue
+            upto = done_upto.get(id(tl))
+            if upto is None:
+                upto = done_upto[id(tl)] = tl.completed()
+            if life.last_submit <= upto:
+                self._free_now(life.vas)
+            elif life.vas:
+                entry = self._pending.get(id(tl))
+                if entry is None:
+                    entry = self._pending[id(tl)] = (tl, collections.deque())
+                entry[1].append((life.last_submit, life.vas))
+
     def _free_now(self, vas: list[int]) -> None:
         for va in vas:
-            cls, view = self._live.pop(va)
-            if cls < 0:
+            piece = self._live.pop(va)
+            if piece[0] < 0:
                 buf = self._big.pop(va)
                 if not buf.freed:
                     buf.free()
             else:
-                self._free[cls].append((va, view))
+                self._free[piece[0]].append((va, piece[1], piece[2]))
 
     def close(self) -> None:
         """Free every chunk (the device is closing; nothing may run any more)."""

@@ -573,10 +573,11 @@ class Device(ABC):
             buf = self._unpinned.pop()
             if self._pinned.pop(id(buf), None) is not None:
                 self._backend_free(buf)
-        while self._dead_queues:
-            life = self._dead_queues.pop()
-            if self._cmdmem is not None:
-                self._cmdmem.release(life.vas, life.timeline, life.last_submit)
+        dead = self._dead_queues
+        if dead and self._cmdmem is not None:
+            # finalizers append from any thread: take what is there, leave what comes meanwhile
+            lives = [dead.pop() for _ in range(len(dead))]
+            self._cmdmem.release_lives(lives)
 
     def _drop(self, buf: Buffer) -> None:
         pin = buf._take_pin()
@@ -628,18 +629,23 @@ class Device(ABC):
         return tl, tl.next()
 
     def _cmd_alloc(self, q: Queue, nbytes: int, align: int = 256) -> tuple[int, np.ndarray]:
-        """Command memory owned by queue ``q`` until it dies."""
+        """Command memory owned by queue ``q`` until it dies: (GPU VA, uint8 view of ``nbytes``)."""
+        va, view, _ = self._cmd_piece(q, nbytes, align)
+        return va, view[:nbytes]
+
+    def _cmd_piece(self, q: Queue, nbytes: int, align: int = 256) -> tuple[int, np.ndarray, memoryview]:
+        """``_cmd_alloc`` for the submit path: (GPU VA, uint8 view, byte memoryview), both views
+        of the whole piece (``nbytes`` rounded up to the pool's size class)."""
         with self._lock:
-            self._check_open()
-            cm = self._cmdmem
-            assert cm is not None
+            if self._closed:
+                self._check_open()
             # dead queues' pieces go back in batches (a piece per eager launch otherwise), and
             # always before the pool would carve a new chunk (its on_empty hook)
             if self._orphans or self._pending_frees or self._unpinned or len(self._dead_queues) >= _DEAD_QUEUE_BATCH:
                 self._collect_frees()
-            va, view = cm.alloc(nbytes, align)
-        q._life.vas.append(va)
-        return va, view
+            piece = self._cmdmem.alloc_piece(nbytes, align)        # type: ignore[union-attr]
+        q._life.vas.append(piece[0])
+        return piece
 
     def _release_queue(self, life: QueueLife) -> None:
         """A queue died (from a finalizer: any thread, any moment): its command memory returns

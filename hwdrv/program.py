@@ -48,6 +48,9 @@ class Program:
         self.shared_static = shared_static
         self.max_shared = lim.max_shared_per_block if max_shared is None else max_shared
         self._launch_ok: set[tuple[tuple, tuple, int]] = set()     # (grid, block, shared) that passed
+        #: (grid, block, shared) as a caller spelt them -> (grid, block) as 3 ints each, for
+        #: shapes that passed the checks (Queue.exec's eager path looks here first)
+        self._shapes: dict[tuple, tuple[tuple, tuple]] = {}
 
     def free(self) -> None:
         """Release the program's memory (code, globals) once the work submitted so far has
@@ -92,6 +95,15 @@ class Program:
             if len(self._launch_ok) >= MAX_CHECKED_SHAPES:
                 self._launch_ok.clear()
             self._launch_ok.add((grid, block, shared))
+
+    def remember_shape(self, grid: Any, block: Any, shared: Any, g: tuple, b: tuple) -> None:
+        """Remember that ``(grid, block, shared)``, spelt as the caller did, passed the launch
+        checks as grid ``g`` and block ``b``: plain-int tuples only (a Var grid is checked anew)."""
+        if type(grid) is tuple and type(block) is tuple and type(shared) is int \
+                and all(type(x) is int for x in grid) and all(type(x) is int for x in block):
+            if len(self._shapes) >= MAX_CHECKED_SHAPES:
+                self._shapes.clear()
+            self._shapes[grid, block, shared] = (g, b)
 
     def pack_args(self, args: Sequence[Any], out: bytearray | memoryview | np.ndarray,
                   base: int = 0) -> list[tuple[int, int, VarExpr]]:

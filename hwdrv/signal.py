@@ -134,5 +134,9 @@ class Timeline:
     def done(self, value: int) -> bool:
         return int(self.signal._mem[0]) >= value
 
+    def completed(self) -> int:
+        """The value of the last finished submission (what the engine has released)."""
+        return int(self.signal._mem[0])
+
     def wait(self, value: int, timeout: float | None = DEFAULT_TIMEOUT) -> None:
         self.signal.wait(value, timeout)

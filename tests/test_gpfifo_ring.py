@@ -50,3 +50,41 @@ def test_no_wait_when_the_space_is_free():
     assert ch._reserve(30, 2) == 30
     assert ch._reserve(30, 3) == 60
     assert tl.waited == []
+
+
+class _Kernel:
+    def __init__(self):
+        self.doorbells = 0
+
+    def mmio_write32(self, addr: int, value: int) -> None:
+        self.doorbells += 1
+
+
+def test_push_copy_never_overwrites_unfinished_work():
+    """Random segment sizes and completion times through push_copy (its inline no-wrap path and
+    _reserve): a new segment never overlaps a submission the GPU has not finished."""
+    import random
+    from hwdrv.nvidia.gpfifo import SEMAPHORE_WORDS
+    rng = random.Random(1234)
+    tl = _Timeline()
+    ch = _channel(tl)
+    ch.kernel = _Kernel()
+    ch.ring = np.zeros(4096, np.uint64)
+    pushed: list[tuple[int, int, int]] = []
+    wraps = 0
+    for v in range(1, 3000):
+        if rng.random() < 0.3:
+            tl.value = rng.randint(tl.value, v - 1)       # the GPU finishes some work
+        n = rng.randint(1, CAP - SEMAPHORE_WORDS)
+        words = np.full(n, v, np.uint32)
+        ch.push_copy(words, 0x5000, v)
+        _, va, ndw = ch.history[-1]
+        off = (va - ch.pb_va) // 4
+        assert ndw == n + SEMAPHORE_WORDS and off + ndw <= CAP
+        wraps += bool(pushed) and off < pushed[-1][0]
+        for s, e, pv in pushed:
+            if pv > tl.value:
+                assert e <= off or off + ndw <= s, f"submission {v} at [{off}, {off + ndw}) overwrote unfinished {pv} at [{s}, {e})"
+        assert (ch.pb[off:off + n] == v).all()
+        pushed.append((off, off + ndw, v))
+    assert ch.kernel.doorbells == 2999 and wraps > 100

@@ -182,7 +182,7 @@ class AMDComputeQueue(AMDQueue):
         for g in (grid if items is None else items):
             self._emit_val(g)
         self._emit(d[4], *P.cs_partial_flush())
-        self.launches.append((prog, grid, block, args, ka_va))
+        self.launches.append((prog, grid, block, tuple(args), ka_va))
 
     def _q_copy(self, dst: IntArg, src: IntArg, size: int) -> None:
         """Copy with the shader cores (a compute blit): 16-byte vectors, then a byte tail; any

@@ -121,6 +121,7 @@ class Channel:
         self._stall_timeout, self._on_stall = stall_timeout, on_stall
         self.history: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=64)
         self._pb_bytes = memoryview(pb).cast("B")     # byte view: one slice store per push_copy
+        self._pb_cap = len(pb)
         self._release_va = -1                          # push_copy's timeline release template:
         self._release_head = self._release_tail = b""  # its bytes before and after the payload
 
@@ -134,6 +135,10 @@ class Channel:
         doorbell (whose MMIO write fences every store before it: entry, then GPPut)."""
         if va & 3 or va >> 40 or not 0 < ndwords <= _GP_LEN_MAX:
             gp_entry(va, ndwords)                     # raises, naming the bad segment
+        self._publish(va, ndwords)
+
+    def _publish(self, va: int, ndwords: int) -> None:
+        # push() without the segment check (push_copy's segments lie in the ring, always valid)
         n = GPFIFO_ENTRIES
         put = self.put
         if put - self._seen_consumed >= n - 1:
@@ -150,7 +155,18 @@ class Channel:
         """Copy ``words`` and a release of ``timeline_value`` to the 64-bit timeline at
         ``timeline_va`` into the pushbuffer ring, and push that segment."""
         total = len(words) + SEMAPHORE_WORDS
-        off = self._reserve(total, timeline_value)
+        off = self._pb_off
+        inflight = self._pb_inflight
+        end = off + total
+        # The common case inline: no wrap, and the oldest record in flight starts outside the
+        # segment -- behind it (everything in flight lies behind: the ring has not wrapped since)
+        # or after it (after a wrap, everything in flight lies after). _reserve does the rest.
+        if end <= self._pb_cap and (not inflight or not off <= inflight[0][0] < end) \
+                and len(inflight) < self._pb_look_at:
+            inflight.append((off, end, timeline_value))
+            self._pb_off = end
+        else:
+            off = self._reserve(total, timeline_value)
         if self._release_va != timeline_va:          # the release's words but its payload, once
             rel = np.array(semaphore(timeline_va, 0, SEM_RELEASE), np.uint32).tobytes()
             self._release_head, self._release_tail = rel[:SEMAPHORE_PAYLOAD.start * 4], rel[SEMAPHORE_PAYLOAD.stop * 4:]
@@ -158,10 +174,10 @@ class Channel:
         # one store of the words and the release (bytes: cheaper than numpy slices)
         self._pb_bytes[off * 4:(off + total) * 4] = (words.tobytes() + self._release_head
                                                      + _PAYLOAD.pack(timeline_value) + self._release_tail)
-        self.push(self.pb_va + off * 4, total)
+        self._publish(self.pb_va + off * 4, total)
 
     def _reserve(self, nwords: int, timeline_value: int) -> int:
-        cap = len(self.pb)
+        cap = self._pb_cap
         if nwords > cap:
             from ..errors import InvalidArgument
             raise InvalidArgument(f"{self.name}: a submission of {nwords * 4} bytes exceeds the "

@@ -73,22 +73,28 @@ _LE_U64 = np.dtype("<u8")
 
 
 class _Launch:
-    """One exec's launch words: the host copy (bytearray) and the command-memory view the GPU
-    reads. Later patches (chaining, early start) change both, so the GPU's copy is never read."""
+    """One exec's launch words in command memory (``mem``, what the GPU reads) and what they
+    were copied from (``image``, the program's launch image). Later patches (chaining, early
+    start) read a host copy of the image, made at the first patch, and write both, so the GPU's
+    copy is never read back: they touch QMD control words only, never the words a launch
+    writes itself (the constant bank's address and the arguments; tests/test_qmd_carveout.py)."""
 
-    __slots__ = ("host", "mem")
+    __slots__ = ("image", "mem", "host")
 
-    def __init__(self, host: bytearray, mem: np.ndarray):
-        self.host, self.mem = host, mem
+    def __init__(self, image: bytes, mem: memoryview):
+        self.image, self.mem = image, mem
+        self.host: bytearray | None = None
 
     def patch(self, patches: tuple[tuple[int, int, int], ...]) -> None:
         """Apply (word, clear mask, bits) patches."""
-        words = self.mem.view(np.uint32)
         host = self.host
+        if host is None:
+            host = self.host = bytearray(self.image)
+        mem = self.mem
         for word, clear, bits in patches:
             v = (_WORD.unpack_from(host, word * 4)[0] & ~clear) | bits
             _WORD.pack_into(host, word * 4, v)
-            words[word] = v
+            _WORD.pack_into(mem, word * 4, v)
 
 
 class _NVBound(BoundStream):
@@ -178,14 +184,15 @@ class NVComputeQueue(NVQueue):
         # (a cluster launch's grid is concrete: the core refuses a Var grid with clusters)
         image, hi_bits = prog.launch_image(block, shared, grid if concrete else (1, 1, 1), cluster,
                                            dev.cluster_variant if cluster else None)
-        va, mem = dev._cmd_alloc(self, len(image), QMD_ALIGN)
-        host = bytearray(image)
+        n = len(image)
+        va, _, mem = dev._cmd_piece(self, n, QMD_ALIGN)
+        # the image, then the words that differ per launch, straight into command memory
+        mem[:n] = image
         cb_va = va + QMD_SIZE
-        _ADDR_WORDS.pack_into(host, _CB0_ADDR_BYTE, (cb_va >> 6) & _U32, hi_bits | (cb_va >> 38))
-        sym_args = prog.pack_args(args, host, prog.args_offset)
-        memoryview(mem)[:] = host                  # cheaper than a numpy slice store
+        _ADDR_WORDS.pack_into(mem, _CB0_ADDR_BYTE, (cb_va >> 6) & _U32, hi_bits | (cb_va >> 38))
+        sym_args = prog.pack_args(args, mem, prog.args_offset) if args or prog.params else None
         if not concrete or sym_args:
-            target = WordBuffer(mem.view(np.uint32))
+            target = WordBuffer(np.frombuffer(mem, np.uint32))
             if not concrete:
                 for i, (g, (wi, sh, mask)) in enumerate(zip(grid, (GRID_X, GRID_Y, GRID_Z))):
                     self._site(target, wi, g, 1, sh, mask)
@@ -196,7 +203,7 @@ class NVComputeQueue(NVQueue):
         if prog.slm_per_thread:
             dev._ensure_slm(self, prog.slm_per_thread)
         prev = self._prev
-        launch = _Launch(host, mem)
+        launch = _Launch(image, mem)
         if prev is not None and CHAIN_LAUNCHES:
             # Back-to-back launches: the previous grid schedules this one when it completes,
             # in hardware, with no host method in between (in-order, no WAIT_FOR_IDLE).
