@@ -13,7 +13,6 @@ from __future__ import annotations
 import collections
 from typing import TYPE_CHECKING, Callable
 
-import numpy as np
 
 from .errors import InvalidArgument
 
@@ -28,6 +27,11 @@ MIN_PIECE = 256
 MAX_PIECE = CHUNK_SIZE
 
 
+#: A piece: (GPU VA, size class, uint8 numpy view, byte memoryview), views of the whole piece.
+#: The same tuple travels from the free list to its queue and back (no lookups on the way).
+Piece = tuple
+
+
 class CommandMemory:
     """A growable pool of command-memory pieces."""
 
@@ -37,22 +41,14 @@ class CommandMemory:
         self._alloc_chunk = alloc_chunk
         self._on_empty = on_empty
         self._chunks: list["Buffer"] = []
-        # free pieces per size class as (va, uint8 view, byte memoryview) of the whole piece
-        self._free: dict[int, list[tuple[int, np.ndarray, memoryview]]] = collections.defaultdict(list)
-        self._big: dict[int, "Buffer"] = {}
-        self._live: dict[int, tuple[int, np.ndarray, memoryview]] = {}   # va -> (size class or -1, views)
+        self._free: dict[int, list[Piece]] = collections.defaultdict(list)    # per size class
+        self._big: dict[int, "Buffer"] = {}          # pieces with a chunk of their own (class -1)
         self._pending: dict[int, tuple["Timeline", collections.deque]] = {}
         self._classes: dict[int, int] = {}       # request size -> size class, as computed before
 
-    def alloc(self, nbytes: int, align: int = MIN_PIECE) -> tuple[int, np.ndarray]:
-        """A piece of at least ``nbytes`` aligned to ``align`` (<= 4 KiB, or the piece's size):
-        returns (GPU VA, uint8 numpy view of exactly ``nbytes``)."""
-        va, view, _ = self.alloc_piece(nbytes, align)
-        return va, view[:nbytes]
-
-    def alloc_piece(self, nbytes: int, align: int = MIN_PIECE) -> tuple[int, np.ndarray, memoryview]:
-        """``alloc`` for the submit path: (GPU VA, uint8 numpy view, byte memoryview), both
-        views of the whole piece (``nbytes`` rounded up to its size class)."""
+    def alloc(self, nbytes: int, align: int = MIN_PIECE) -> Piece:
+        """A piece of at least ``nbytes`` bytes aligned to ``align`` (<= 4 KiB, or the piece's
+        size), its views covering the whole piece (``nbytes`` rounded up to its size class)."""
         cls = self._classes.get(nbytes)
         if cls is None:
             if nbytes <= 0:
@@ -66,17 +62,14 @@ class CommandMemory:
             buf = self._alloc_chunk(nbytes)
             self._big[buf.va] = buf
             view = buf.view()
-            piece = self._live[buf.va] = (-1, view, memoryview(view))
-            return buf.va, view, piece[2]
+            return (buf.va, -1, view, memoryview(view))
         free = self._free[cls]
         if not free:
             self._on_empty()
             self._reclaim()
             if not free:
                 self._carve(cls)
-        va, view, mv = free.pop()
-        self._live[va] = (cls, view, mv)
-        return va, view, mv
+        return free.pop()
 
     def _carve(self, cls: int) -> None:
         buf = self._alloc_chunk(CHUNK_SIZE)
@@ -86,24 +79,19 @@ class CommandMemory:
         free = self._free[cls]
         # pieces are naturally aligned to their class (chunks are page aligned)
         for off in range(CHUNK_SIZE - cls, -1, -cls):
-            free.append((buf.va + off, whole[off:off + cls], whole_mv[off:off + cls]))
+            free.append((buf.va + off, cls, whole[off:off + cls], whole_mv[off:off + cls]))
 
-    def release(self, vas: list[int], timeline: "Timeline | None", value: int) -> None:
-        """Give ``vas`` back once ``timeline`` reaches ``value`` (None: now)."""
-        if not vas:
+    def release(self, pieces: list[Piece], timeline: "Timeline | None", value: int) -> None:
+        """Give ``pieces`` back once ``timeline`` reaches ``value`` (None: now)."""
+        if not pieces:
             return
         if timeline is None or timeline.done(value):
-            self._free_now(vas)
+            self._free_now(pieces)
             return
         entry = self._pending.get(id(timeline))
         if entry is None:
             entry = self._pending[id(timeline)] = (timeline, collections.deque())
-        entry[1].append((value, vas))
-
-    def _reclaim(self) -> None:
-        for timeline, q in self._pending.values():
-            while q and timeline.done(q[0][0]):
-                self._free_now(q.popleft()[1])
+        entry[1].append((value, pieces))
 
     def release_lives(self, lives: list["QueueLife"]) -> None:
         """``release`` for dead queues' pieces in a batch (each timeline is read once)."""
@@ -111,28 +99,33 @@ class CommandMemory:
         for life in lives:
             tl = life.timeline
             if tl is None:
-                self._free_now(life.vas)
+                self._free_now(life.pieces)
                 continue
             upto = done_upto.get(id(tl))
             if upto is None:
                 upto = done_upto[id(tl)] = tl.completed()
             if life.last_submit <= upto:
-                self._free_now(life.vas)
-            elif life.vas:
+                self._free_now(life.pieces)
+            elif life.pieces:
                 entry = self._pending.get(id(tl))
                 if entry is None:
                     entry = self._pending[id(tl)] = (tl, collections.deque())
-                entry[1].append((life.last_submit, life.vas))
+                entry[1].append((life.last_submit, life.pieces))
 
-    def _free_now(self, vas: list[int]) -> None:
-        for va in vas:
-            piece = self._live.pop(va)
-            if piece[0] < 0:
-                buf = self._big.pop(va)
+    def _reclaim(self) -> None:
+        for timeline, q in self._pending.values():
+            upto = timeline.completed()
+            while q and q[0][0] <= upto:
+                self._free_now(q.popleft()[1])
+
+    def _free_now(self, pieces: list[Piece]) -> None:
+        for piece in pieces:
+            if piece[1] < 0:
+                buf = self._big.pop(piece[0])
                 if not buf.freed:
                     buf.free()
             else:
-                self._free[piece[0]].append((va, piece[1], piece[2]))
+                self._free[piece[1]].append(piece)
 
     def close(self) -> None:
         """Free every chunk (the device is closing; nothing may run any more)."""
@@ -142,5 +135,4 @@ class CommandMemory:
         self._chunks.clear()
         self._big.clear()
         self._free.clear()
-        self._live.clear()
         self._pending.clear()

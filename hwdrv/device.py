@@ -618,24 +618,14 @@ class Device(ABC):
         tl.wait(tl.value, _left(deadline))
         return 0, self._staging[0]
 
-    def _next_timeline(self, engine: str) -> tuple[Timeline, int]:
-        """The timeline value a submission to ``engine`` will release when it finishes (the
-        device recovers first if a wait reported a GPU error). Call with the lock held and
-        push before releasing it: the engine must see submissions in timeline order."""
-        self._check_open()
-        if self._recover_pending:
-            self.recover()
-        tl = self._timelines[engine]
-        return tl, tl.next()
-
     def _cmd_alloc(self, q: Queue, nbytes: int, align: int = 256) -> tuple[int, np.ndarray]:
         """Command memory owned by queue ``q`` until it dies: (GPU VA, uint8 view of ``nbytes``)."""
-        va, view, _ = self._cmd_piece(q, nbytes, align)
-        return va, view[:nbytes]
+        piece = self._cmd_piece(q, nbytes, align)
+        return piece[0], piece[2][:nbytes]
 
-    def _cmd_piece(self, q: Queue, nbytes: int, align: int = 256) -> tuple[int, np.ndarray, memoryview]:
-        """``_cmd_alloc`` for the submit path: (GPU VA, uint8 view, byte memoryview), both views
-        of the whole piece (``nbytes`` rounded up to the pool's size class)."""
+    def _cmd_piece(self, q: Queue, nbytes: int, align: int = 256) -> tuple:
+        """``_cmd_alloc`` for the submit path: the piece (GPU VA, size class, uint8 view, byte
+        memoryview), views of the whole piece (``nbytes`` rounded up to the pool's size class)."""
         with self._lock:
             if self._closed:
                 self._check_open()
@@ -643,8 +633,8 @@ class Device(ABC):
             # always before the pool would carve a new chunk (its on_empty hook)
             if self._orphans or self._pending_frees or self._unpinned or len(self._dead_queues) >= _DEAD_QUEUE_BATCH:
                 self._collect_frees()
-            piece = self._cmdmem.alloc_piece(nbytes, align)        # type: ignore[union-attr]
-        q._life.vas.append(piece[0])
+            piece = self._cmdmem.alloc(nbytes, align)        # type: ignore[union-attr]
+        q._life.pieces.append(piece)
         return piece
 
     def _release_queue(self, life: QueueLife) -> None:

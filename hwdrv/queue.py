@@ -7,9 +7,10 @@ words whose value changed, takes the engine's next timeline value from the devic
 the stream onto the engine's ring (``_push``, the backend's). Backends subclass :class:`Queue`,
 encode the verbs (``_q_*`` methods) and implement ``_push`` and ``_bind_stream``.
 
-The submit path, file by file: ``Queue.submit`` (here) -> ``Device._next_timeline``
-(hwdrv/device.py) -> the backend queue's ``_push`` (e.g. hwdrv/nvidia/queue.py) -> its ring's
-push and doorbell write (e.g. hwdrv/nvidia/gpfifo.py).
+The submit path, file by file: ``Queue.submit`` (here: patches, then the engine's next
+timeline value under the device lock, recovering the device first if a wait reported a GPU
+error) -> the backend queue's ``_push`` (e.g. hwdrv/nvidia/queue.py) -> its ring's push and
+doorbell write (e.g. hwdrv/nvidia/gpfifo.py).
 """
 from __future__ import annotations
 
@@ -108,10 +109,10 @@ class QueueLife:
     """What outlives a queue object: its command-memory pieces and its last submission
     (the pieces are reused only after that submission has finished)."""
 
-    __slots__ = ("vas", "last_submit", "timeline")
+    __slots__ = ("pieces", "last_submit", "timeline")
 
     def __init__(self) -> None:
-        self.vas: list[int] = []
+        self.pieces: list[tuple] = []
         self.last_submit = 0
         self.timeline: "Timeline | None" = None
 
@@ -192,7 +193,7 @@ class Queue(ABC):
                 dims = None
             # (a float or bool equal to a remembered int finds its entry too: not taken here)
             if dims is not None and program.device is self.device and not self.device._closed \
-                    and type(shared) is int and _all_ints(grid) and _all_ints(block):
+                    and _plain_shape(grid, block, shared):
                 self._q_exec(program, dims[0], dims[1], args, shared)
                 return self
         self._check_building()
@@ -277,7 +278,13 @@ class Queue(ABC):
                     self.patched_words += site.write(v)
                     site.last = v
             with dev._lock:
-                timeline, value = dev._next_timeline(self.kind)
+                # Device._next_timeline, inline (once per submission)
+                if dev._closed:
+                    dev._check_open()
+                if dev._recover_pending:
+                    dev.recover()
+                timeline = dev._timelines[self.kind]
+                timeline.value = value = timeline.value + 1
                 try:
                     self._push(value)
                 except BaseException:
@@ -311,7 +318,7 @@ class Queue(ABC):
 
     def __del__(self) -> None:
         life = getattr(self, "_life", None)
-        if life is not None and life.vas:
+        if life is not None and life.pieces:
             self.device._release_queue(life)
 
     @property
@@ -439,8 +446,15 @@ class Queue(ABC):
         """Copy the sealed stream plus the end-of-submission words into command memory."""
 
 
-def _all_ints(t: tuple) -> bool:
-    for x in t:
+def _plain_shape(grid: tuple, block: tuple, shared: object) -> bool:
+    """Whether every dimension and ``shared`` are plain ints (not floats or bools that compare
+    equal to them)."""
+    if type(shared) is not int:
+        return False
+    for x in grid:
+        if type(x) is not int:
+            return False
+    for x in block:
         if type(x) is not int:
             return False
     return True

@@ -121,11 +121,6 @@ class Timeline:
     def __init__(self, signal: Signal):
         self.signal, self.value = signal, 0
 
-    def next(self) -> int:
-        """Reserve the next value (the device lock is held: values are pushed in order)."""
-        self.value += 1
-        return self.value
-
     def unreserve(self, value: int) -> None:
         """Give back ``value`` from next() when its submission could not be pushed."""
         if self.value == value:

@@ -6,6 +6,8 @@ import pytest
 
 import hwdrv
 from hwdrv.errors import InvalidArgument
+from hwdrv.ioctl import hostmem
+from hwdrv.nvidia.qmd import QMD_SIZE
 from hwdrv.nvidia.gen import hopper as hw
 
 from early_start_cases import PTX, dependent_increments
@@ -21,7 +23,7 @@ def nv():
 
 
 def _qmd(dev, va):
-    return dev._cmdmem._live[va][1].view("uint32")
+    return hostmem.view(va, QMD_SIZE).view("uint32")      # command memory is CPU-mapped
 
 
 def test_field_set_on_the_qmd_that_schedules_an_early_launch(nv):

@@ -23,7 +23,7 @@ class _Timeline:
 
 
 def _channel(tl: _Timeline) -> Channel:
-    return Channel("test", kernel=None, ring=np.zeros(8, np.uint64), userd=np.zeros(64, np.uint32),
+    return Channel("test", kernel=None, ring=np.zeros(4096, np.uint64), userd=np.zeros(64, np.uint32),
                    gpput_word=0, gpget_word=1, pb_va=0x1000, pb=np.zeros(CAP, np.uint32), token=0,
                    doorbell=0, timeline_done=tl.done, wait_timeline=tl.wait, stall_timeout=lambda: 5.0,
                    on_stall=lambda msg: RuntimeError(msg))
@@ -69,7 +69,6 @@ def test_push_copy_never_overwrites_unfinished_work():
     tl = _Timeline()
     ch = _channel(tl)
     ch.kernel = _Kernel()
-    ch.ring = np.zeros(4096, np.uint64)
     pushed: list[tuple[int, int, int]] = []
     wraps = 0
     for v in range(1, 3000):

@@ -59,6 +59,7 @@ def test_chained_qmds_membar_as_cuda_graphs_do():
     tests/hardware/cuda_qmd_probe.py); the last keeps the system-scope membar, no chasing."""
     import numpy as np
     import hwdrv
+    from hwdrv.ioctl import hostmem
     from hwdrv.nvidia.qmd import QMD_WORDS
     ptx = (".version 8.0\n.target sm_90\n.address_size 64\n"
            ".visible .entry chained_empty()\n{\n    ret;\n}\n")
@@ -68,7 +69,7 @@ def test_chained_qmds_membar_as_cuda_graphs_do():
         q = dev.compute_queue()
         for _ in range(3):
             q.exec(prog, grid=(2,), block=(32,))
-        qmds = [dev._cmdmem._live[va][1].view(np.uint32)[:QMD_WORDS] for *_, va in q.launches]
+        qmds = [hostmem.view(va, QMD_WORDS * 4).view(np.uint32) for *_, va in q.launches]
         for i, w in enumerate(qmds):
             last = i == len(qmds) - 1
             assert _config(w, "DEPENDENT_QMD0_POINTER") == (0 if last else q.launches[i + 1][3] >> 8)
@@ -82,3 +83,14 @@ def test_chained_qmds_membar_as_cuda_graphs_do():
         sig.wait(1, timeout=30)
     finally:
         dev.close()
+
+
+def test_launch_patches_leave_the_words_each_launch_writes():
+    """Chaining and early start patch a launch's QMD from a host copy of the program's launch
+    image (command memory is never read back): the words they touch must not be ones a launch
+    writes itself, the constant bank's address and anything in constant bank 0."""
+    from hwdrv.nvidia import queue as nq
+    from hwdrv.nvidia.qmd import CB0_ADDR_HI, CB0_ADDR_LO, QMD_WORDS
+    patched = {w for w, _, _ in nq._CHAIN + nq._PRE_EXIT} | {nq._DEP_POINTER[0]}
+    assert patched and all(w < QMD_WORDS for w in patched)
+    assert not patched & {CB0_ADDR_LO[0], CB0_ADDR_HI[0]}

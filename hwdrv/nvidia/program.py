@@ -116,7 +116,7 @@ class NVProgram(Program):
         ``variant`` says) filled in, QMD and constant bank 0, as bytes, and the other bits of
         the word holding the high half of constant bank 0's address: a launch copies the bytes
         and writes that address and the arguments. Cached: an eager runtime repeats a few shapes."""
-        key = (block, shared, grid, cluster, variant)
+        key = (block, shared, grid) if cluster is None else (block, shared, grid, cluster, variant)
         img = self._images.get(key)
         if img is None:
             t = self.launch_template(block, shared).copy()

@@ -72,29 +72,25 @@ _WORD = struct.Struct("<I")
 _LE_U64 = np.dtype("<u8")
 
 
-class _Launch:
-    """One exec's launch words in command memory (``mem``, what the GPU reads) and what they
-    were copied from (``image``, the program's launch image). Later patches (chaining, early
-    start) read a host copy of the image, made at the first patch, and write both, so the GPU's
-    copy is never read back: they touch QMD control words only, never the words a launch
-    writes itself (the constant bank's address and the arguments; tests/test_qmd_carveout.py)."""
+#: One exec's launch words, as a list [image, mem, host]: ``mem`` the command memory the GPU
+#: reads, ``image`` the program's launch image it was copied from, ``host`` None until the first
+#: patch (a list: one is made per eager launch, and a class instance costs four times as much).
+_Launch = list
 
-    __slots__ = ("image", "mem", "host")
 
-    def __init__(self, image: bytes, mem: memoryview):
-        self.image, self.mem = image, mem
-        self.host: bytearray | None = None
-
-    def patch(self, patches: tuple[tuple[int, int, int], ...]) -> None:
-        """Apply (word, clear mask, bits) patches."""
-        host = self.host
-        if host is None:
-            host = self.host = bytearray(self.image)
-        mem = self.mem
-        for word, clear, bits in patches:
-            v = (_WORD.unpack_from(host, word * 4)[0] & ~clear) | bits
-            _WORD.pack_into(host, word * 4, v)
-            _WORD.pack_into(mem, word * 4, v)
+def _patch_launch(launch: _Launch, patches: tuple[tuple[int, int, int], ...]) -> None:
+    """Apply (word, clear mask, bits) patches (chaining, early start) to a launch's words.
+    They read a host copy of the image, made at the first patch, and write it and command
+    memory, so the GPU's copy is never read back: they touch QMD control words only, never the
+    words a launch writes itself (the constant bank's address and the arguments;
+    tests/test_qmd_carveout.py)."""
+    image, mem, host = launch
+    if host is None:
+        host = launch[2] = bytearray(image)
+    for word, clear, bits in patches:
+        v = (_WORD.unpack_from(host, word * 4)[0] & ~clear) | bits
+        _WORD.pack_into(host, word * 4, v)
+        _WORD.pack_into(mem, word * 4, v)
 
 
 class _NVBound(BoundStream):
@@ -185,7 +181,7 @@ class NVComputeQueue(NVQueue):
         image, hi_bits = prog.launch_image(block, shared, grid if concrete else (1, 1, 1), cluster,
                                            dev.cluster_variant if cluster else None)
         n = len(image)
-        va, _, mem = dev._cmd_piece(self, n, QMD_ALIGN)
+        va, _, _, mem = dev._cmd_piece(self, n, QMD_ALIGN)
         # the image, then the words that differ per launch, straight into command memory
         mem[:n] = image
         cb_va = va + QMD_SIZE
@@ -203,12 +199,12 @@ class NVComputeQueue(NVQueue):
         if prog.slm_per_thread:
             dev._ensure_slm(self, prog.slm_per_thread)
         prev = self._prev
-        launch = _Launch(image, mem)
+        launch = [image, mem, None]
         if prev is not None and CHAIN_LAUNCHES:
             # Back-to-back launches: the previous grid schedules this one when it completes,
             # in hardware, with no host method in between (in-order, no WAIT_FOR_IDLE).
             word, shift, mask = _DEP_POINTER
-            prev.patch(_CHAIN + ((word, mask, (va >> 8) << shift),))
+            _patch_launch(prev, _CHAIN + ((word, mask, (va >> 8) << shift),))
             self._chained_from = prev
         else:
             self._chained_from = None
@@ -231,7 +227,7 @@ class NVComputeQueue(NVQueue):
         # increments (494 of 1000): not used. A launch not chained to a previous one (the first
         # of a queue, or after a host method) starts as usual.
         if self._chained_from is not None:
-            self._chained_from.patch(_PRE_EXIT)
+            _patch_launch(self._chained_from, _PRE_EXIT)
 
     def _q_copy(self, dst: IntArg, src: IntArg, size: int) -> None:
         """Copy with the SMs (device-to-device at memory speed): 16-byte vectors, then a byte

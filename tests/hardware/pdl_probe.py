@@ -88,18 +88,20 @@ WIDE_PTX = """
 
 
 def _patch(dev, q, variant: str) -> None:
+    from hwdrv.ioctl import hostmem
     from hwdrv.nvidia.gen import hopper as hw
+    from hwdrv.nvidia.qmd import QMD_SIZE
     fields = VARIANTS[variant]
     launches = q.launches[:-1] if variant in CHAINED_ONLY else q.launches
     for i, (_prog, _grid, _block, va) in enumerate(launches):
-        words = dev._cmdmem._live[va][1].view("uint32")
+        words = hostmem.view(va, QMD_SIZE).view("uint32")        # command memory is CPU-mapped
         for name, value in fields.items():
             base, _, index = name.partition("(")
             field = getattr(hw, f"NVCBC0_QMDV04_00_{base}")
             (field(int(index.rstrip(")"))) if index else field).set(words, value)
         what = NEXT_PREFETCH.get(variant, ())
         nprog, *_, nva = q.launches[i + 1] if what else (None, None)
-        nwords = dev._cmdmem._live[nva][1].view("uint32") if what else None
+        nwords = hostmem.view(nva, QMD_SIZE).view("uint32") if what else None
         f = lambda name: getattr(hw, f"NVCBC0_QMDV04_00_{name}")  # noqa: E731
         if "code" in what:
             f("PROGRAM_PREFETCH_TYPE").set(words, hw.NVCBC0_QMDV04_00_PROGRAM_PREFETCH_TYPE_PREFTECH_POST)
