@@ -34,18 +34,21 @@ if TYPE_CHECKING:
 _U32 = 0xFFFFFFFF
 _U64 = (1 << 64) - 1
 # a new queue's stream before it is sealed (sealing replaces it, nothing writes into it)
+if array("I").itemsize != 4:
+    raise ImportError("hwdrv needs a 4-byte C unsigned int (array typecode 'I') for command words")
 _NO_WORDS = np.zeros(0, np.uint32)
 _NO_WORDS.flags.writeable = False
 _ARG_SEQS = (tuple, list)
 
 
 class WordBuffer:
-    """A patchable array of 32-bit words. ``words`` may be re-pointed (e.g. when a queue is
-    bound and its stream moves into GPU-visible memory); patch sites follow it."""
+    """A patchable array of 32-bit words (a numpy uint32 array or an ``array('I')``). ``words``
+    may be re-pointed (e.g. when a queue is bound and its stream moves into GPU-visible memory);
+    patch sites follow it."""
 
     __slots__ = ("words",)
 
-    def __init__(self, words: np.ndarray):
+    def __init__(self, words: "np.ndarray | array"):
         self.words = words
 
 
@@ -262,8 +265,8 @@ class Queue(ABC):
                                 "(e.g. on a signal it sets) before resubmitting (or build a second "
                                 "queue to double-buffer)")
             if vals or self._sites:
-                unknown = vals.keys() - self._var_names
-                if unknown:
+                if not vals.keys() <= self._var_names:
+                    unknown = vals.keys() - self._var_names
                     raise InvalidArgument(f"submit() got values for {sorted(unknown)} but this queue "
                                           f"uses {sorted(self._var_names) or 'no Vars'}")
                 changed = []
@@ -327,7 +330,7 @@ class Queue(ABC):
         if self._bound is not None:
             # a bound stream lives in the device's command memory, gone once the device closes
             self.device._check_open()
-        return (self._stream.words if self._sealed else np.array(self._words, np.uint32)).copy()
+        return np.array(self._stream.words if self._sealed else self._words, np.uint32)
 
     # ---- helpers for backends ---------------------------------------------------------
     def _emit(self, *words: int) -> None:
@@ -361,8 +364,9 @@ class Queue(ABC):
         self._side_sites = self._side_sites or site.side
 
     def _seal(self) -> None:
-        # array('I') then a numpy view: a third of np.array's cost for the few words of a launch
-        self._stream.words = np.frombuffer(array("I", self._words), np.uint32) if self._words else _NO_WORDS
+        # array('I'): a third of np.array's cost for the few words of a launch; indexing, len(),
+        # tobytes() and the buffer protocol (numpy takes it as uint32) are all the rest needs
+        self._stream.words = array("I", self._words)
         self._sealed = True
 
     def _check_building(self) -> None:
