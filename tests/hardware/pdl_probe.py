@@ -50,6 +50,9 @@ VARIANTS.update({"task_chasing_next_code": {"CWD_MEMBAR_TASK_CHASING_ENABLE": 1}
                  "task_chasing_next_both": {"CWD_MEMBAR_TASK_CHASING_ENABLE": 1},
                  "pre_exit_next_both": {"CWD_MEMBAR_TASK_CHASING_ENABLE": 1, "ENABLE_PROGRAM_PRE_EXIT": 1}})
 CHAINED_ONLY |= set(NEXT_PREFETCH)
+# libcuda's other differences on every QMD (QMD group 63, samplers via the header index)
+VARIANTS.update({"qmd_group_63": {"QMD_GROUP_ID": 63}, "sampler_via_header": {"SAMPLER_INDEX": 1},
+                 "group_63_sampler_via_header": {"QMD_GROUP_ID": 63, "SAMPLER_INDEX": 1}})
 N = int(os.environ.get("PDL_PROBE_N", "1000"))
 # A wide dependence: each kernel reads every element the one before wrote, written by other SMs
 # (rotated by one block), so a variant whose end-of-kernel writes are not yet visible when the
