@@ -249,7 +249,8 @@ class Device(ABC):
 
     def compute_queue(self) -> Queue:
         """A new, empty compute queue."""
-        self._check_open()
+        if self._closed:
+            self._check_open()
         return self._backend_queue("compute")
 
     def copy_queue(self) -> Queue:
@@ -636,12 +637,6 @@ class Device(ABC):
             piece = self._cmdmem.alloc(nbytes, align)        # type: ignore[union-attr]
         q._life.pieces.append(piece)
         return piece
-
-    def _release_queue(self, life: QueueLife) -> None:
-        """A queue died (from a finalizer: any thread, any moment): its command memory returns
-        once its last submission finished; the next allocation under the lock hands it back."""
-        if not self._closed:
-            self._dead_queues.append(life)
 
     def _check_error(self, sig: Signal, value: int) -> HangReport | None:
         """Called while a wait is slow: a report if the GPU has flagged an error."""

@@ -143,7 +143,8 @@ class Queue(ABC):
     def __init__(self, device: "Device"):
         self.device = device
         self._words: list[int] = []
-        self._stream = WordBuffer(_NO_WORDS)
+        #: the sealed stream (made by the first stream patch site or by sealing)
+        self._stream: WordBuffer | None = None
         self._life = QueueLife()
         #: one submit or bind at a time per queue (patching rewrites shared words)
         self._qlock = threading.Lock()
@@ -320,9 +321,13 @@ class Queue(ABC):
             life.timeline.wait(life.last_submit, timeout)
 
     def __del__(self) -> None:
+        # A finalizer (any thread, any moment): the device takes the queue's command memory
+        # back once its last submission finished, at the next allocation under its lock.
         life = getattr(self, "_life", None)
         if life is not None and life.pieces:
-            self.device._release_queue(life)
+            dev = self.device
+            if not dev._closed:
+                dev._dead_queues.append(life)
 
     @property
     def words(self) -> np.ndarray:
@@ -341,6 +346,8 @@ class Queue(ABC):
         idx = len(self._words)
         if isinstance(x, VarExpr):
             self._words.extend([0] * nwords)
+            if self._stream is None:
+                self._stream = WordBuffer(_NO_WORDS)
             self._add_site(PatchSite(self._stream, idx, nwords, x, shift, mask))
         elif nwords == 2:
             self._words.extend((x & _U32, (x >> 32) & _U32))
@@ -366,7 +373,10 @@ class Queue(ABC):
     def _seal(self) -> None:
         # array('I'): a third of np.array's cost for the few words of a launch; indexing, len(),
         # tobytes() and the buffer protocol (numpy takes it as uint32) are all the rest needs
-        self._stream.words = array("I", self._words)
+        if self._stream is None:
+            self._stream = WordBuffer(array("I", self._words))
+        else:
+            self._stream.words = array("I", self._words)
         self._sealed = True
 
     def _check_building(self) -> None:

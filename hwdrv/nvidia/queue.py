@@ -121,8 +121,9 @@ class NVQueue(Queue):
     def _q_timestamp(self, signal: "Signal") -> None:
         self._semaphore(signal.va, 0, pb.SEM_TIMESTAMP_ONLY)
 
-    #: the launches of this queue, recorded with each submission for hang reports (compute)
-    launches: "list | tuple" = ()
+    #: (program, grid, block, QMD address) of every exec of this queue, recorded with each
+    #: submission for hang reports (compute queues; a list from the first exec on)
+    launches: "list[tuple[NVProgram, tuple, tuple, int]] | tuple" = ()
 
     def _push(self, value: int) -> None:
         dev = self.device
@@ -161,11 +162,6 @@ class NVComputeQueue(NVQueue):
     _prev: _Launch | None = None                   # the exec just before, if nothing came between
     _chained_from: _Launch | None = None           # the launch that schedules the last exec, if chained
     _invalidated = False
-
-    def __init__(self, device: "NVDevice"):
-        super().__init__(device)
-        #: (program, grid, block, QMD address) of every exec, for hang reports
-        self.launches: list[tuple[NVProgram, tuple, tuple, int]] = []
 
     def _emit(self, *words: int) -> None:
         self._prev = None
@@ -217,7 +213,10 @@ class NVComputeQueue(NVQueue):
             words += _PCAS_B
             self._invalidated = True
         self._prev = launch
-        self.launches.append((prog, grid, block, va))
+        launches = self.launches
+        if not launches:             # the first exec: the queue's own list replaces the class's ()
+            launches = self.launches = []
+        launches.append((prog, grid, block, va))
 
     def _q_early_start(self) -> None:
         # The previous kernel's griddepcontrol.launch_dependents (SASS PREEXIT) schedules this
