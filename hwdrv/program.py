@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .errors import InvalidArgument
+from .errors import InvalidArgument, ProgramError
 from .memory.buffer import Buffer
 from .var import VarExpr
 
@@ -51,10 +51,14 @@ class Program:
         #: (grid, block, shared) as a caller spelt them -> (grid, block) as 3 ints each, for
         #: shapes that passed the checks (Queue.exec's eager path looks here first)
         self._shapes: dict[tuple, tuple[tuple, tuple]] = {}
+        self._freed = False
 
     def free(self) -> None:
         """Release the program's memory (code, globals) once the work submitted so far has
-        finished; it must not be launched afterwards. Dropping the last reference does the same."""
+        finished; launching it afterwards raises ProgramError. Dropping the last reference does
+        the same."""
+        self._freed = True
+        self._shapes.clear()                 # exec's eager path must not skip the check
         for b in self._memory():
             if not b.freed:
                 b.free()
@@ -74,6 +78,11 @@ class Program:
         """Reject launch shapes the hardware would refuse, naming the limit. A launch shape
         (concrete grid, block, shared) that passed once is not checked again (the submit path
         runs this per launch)."""
+        if self._freed:
+            raise ProgramError(f"{self.name} was freed (Program.free()); load it again with "
+                               f"dev.program() to launch it")
+        if type(shared) is not int or shared < 0:     # before the cache: 0.0 == 0 would find it
+            raise InvalidArgument(f"{self.name}: dynamic shared memory must be an int >= 0")
         if (grid, block, shared) in self._launch_ok:
             return
         lim = self.device.limits
@@ -86,8 +95,6 @@ class Program:
         if threads > self.max_threads:
             raise InvalidArgument(f"{self.name}: block {block} has {threads} threads; this kernel "
                                   f"allows at most {self.max_threads}")
-        if not isinstance(shared, int) or shared < 0:
-            raise InvalidArgument(f"{self.name}: dynamic shared memory must be an int >= 0")
         if self.shared_static + shared > self.max_shared:
             raise InvalidArgument(f"{self.name}: {self.shared_static} static + {shared} dynamic "
                                   f"bytes of shared memory exceed the {self.max_shared}-byte limit")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 import hwdrv
 from hwdrv.nvidia.gpfifo import PB_RECORDS_PER_LOOK
 
@@ -38,5 +40,39 @@ def test_finished_pushbuffer_records_are_dropped():
             dev.compute_queue().exec(prog, grid=(1,), block=(1,)).submit()
             dev.synchronize()
         assert len(ch._pb_inflight) <= PB_RECORDS_PER_LOOK
+    finally:
+        dev.close()
+
+
+def test_exec_of_a_freed_program_raises_even_on_the_eager_path():
+    """A shape that ran before skips exec's checks; after Program.free() it must not."""
+    import hwdrv
+    from hwdrv.errors import ProgramError
+    from nv_bench import EMPTY_PTX
+    dev = hwdrv.open_device("mock:nvidia")
+    try:
+        prog = dev.program(dev.compiler.compile(EMPTY_PTX), "empty")
+        dev.compute_queue().exec(prog, grid=(1,), block=(1,)).submit()
+        dev.compute_queue().exec(prog, grid=(1,), block=(1,)).submit()     # the remembered shape
+        dev.synchronize(30)
+        prog.free()
+        with pytest.raises(ProgramError, match="freed"):
+            dev.compute_queue().exec(prog, grid=(1,), block=(1,))
+    finally:
+        dev.close()
+
+
+@pytest.mark.parametrize("grid, block, shared", [((1.0,), (1,), 0), ((True,), (1,), 0), ((1,), (1,), 0.0)])
+def test_eager_path_keeps_exec_checks_for_look_alike_values(grid, block, shared):
+    """A float or bool equal to a remembered int finds the remembered shape; exec still refuses it."""
+    import hwdrv
+    from hwdrv.errors import InvalidArgument
+    from nv_bench import EMPTY_PTX
+    dev = hwdrv.open_device("mock:nvidia")
+    try:
+        prog = dev.program(dev.compiler.compile(EMPTY_PTX), "empty")
+        dev.compute_queue().exec(prog, grid=(1,), block=(1,), shared=0)
+        with pytest.raises(InvalidArgument):
+            dev.compute_queue().exec(prog, grid=grid, block=block, shared=shared)
     finally:
         dev.close()
