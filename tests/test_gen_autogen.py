@@ -50,24 +50,26 @@ def test_every_input_file_of_the_c_header_targets_is_pinned():
     assert checked >= 5
 
 
-def test_a_changed_source_file_fails_generation(tmp_path):
+def test_a_changed_source_file_fails_generation(tmp_path, monkeypatch):
     sys.path.insert(0, ROOT)
     from autogen import pins
+    # record() rewrites the pins file: work on a copy of the committed one, so the tracked
+    # autogen/pins.json is never rewritten and a test reading it in parallel never sees it
+    # half-written or carrying the synthetic pin
+    copy = tmp_path / "pins.json"
+    shutil.copyfile(pins.PINS_PATH, copy)
+    monkeypatch.setattr(pins, "PINS_PATH", str(copy))
     f = tmp_path / "h.h"
     f.write_text("#define A 1\n")
     k = pins.key("somerepo", "h.h")
     real = pins.load()
-    try:
-        pins.record([("somerepo", "h.h", str(f))])
-        assert pins.mismatches([("somerepo", "h.h", str(f))]) == []
-        f.write_text("#define A 2\n")
-        bad = pins.mismatches([("somerepo", "h.h", str(f))])
-        assert len(bad) == 1 and k in bad[0] and "another version" in bad[0]
-    finally:
-        with open(pins.PINS_PATH, "w") as out:
-            import json
-            json.dump(real, out, indent=1)
-            out.write("\n")
+    assert k not in real
+    pins.record([("somerepo", "h.h", str(f))])
+    assert pins.load() == {**real, k: pins.sha256_of(str(f))}
+    assert pins.mismatches([("somerepo", "h.h", str(f))]) == []
+    f.write_text("#define A 2\n")
+    bad = pins.mismatches([("somerepo", "h.h", str(f))])
+    assert len(bad) == 1 and k in bad[0] and "another version" in bad[0]
 
 
 SYNTH = r"""
