@@ -22,6 +22,17 @@ ffi = nv.ffi
 STATUS = {name: code for code, (name, _) in nv.NV_STATUS.items()}
 
 
+def _end_of_mappings_in(lo: int, hi: int) -> int:
+    """The first 2 MiB boundary past every mapping of this process that overlaps [lo, hi)."""
+    end = lo + (2 << 20)
+    with open("/proc/self/maps") as f:
+        for line in f:
+            a, b = (int(x, 16) for x in line.split()[0].split("-"))
+            if a < hi and lo < b:
+                end = max(end, b)
+    return -(-end // (2 << 20)) * (2 << 20)
+
+
 class Rig:
     """A tiny RM/UVM client of the mock, written from nvidia.md (not from the backend)."""
 
@@ -31,10 +42,23 @@ class Rig:
         self.next_va = 0x20_0000_0000          # low VAs (< 2^40) as libcuda uses: QMD/pushbuffer limits
 
     def place(self, size: int, fd: int) -> int:
-        """mmap `fd` at the next free low VA (MAP_FIXED_NOREPLACE: never clobbers anything)."""
-        va = self.next_va
-        self.next_va += -(-size // (2 << 20)) * (2 << 20) + (2 << 20)
-        return self.k.mmap(va, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0)
+        """mmap `fd` at the next free low VA (MAP_FIXED_NOREPLACE: never clobbers anything). Other
+        code in this process (a device another test left open) may hold low VAs: an occupied
+        range is skipped, up to the end of what occupies it."""
+        span = -(-size // (2 << 20)) * (2 << 20)
+        for _ in range(64):
+            va = self.next_va
+            assert va + span <= 1 << 40, "no free low VA range left for the rig"
+            try:
+                got = self.k.mmap(va, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0)
+            except IoctlError as e:
+                if e.errno != errno.EEXIST:
+                    raise
+                self.next_va = _end_of_mappings_in(va, va + span)
+                continue
+            self.next_va = va + span + (2 << 20)
+            return got
+        raise AssertionError("no free low VA range found for the rig")
 
     # ---- raw escapes -----------------------------------------------------------------------------
     def escape(self, fd: int, nr: int, cdata, size: int | None = None) -> None:
@@ -374,3 +398,41 @@ def test_card_info_needs_whole_structs(rig):
 
 
 _ = hw
+
+
+def test_map_fixed_noreplace_never_replaces_a_mapping(rig):
+    """MAP_FIXED_NOREPLACE over a range that is mapped already fails with EEXIST and leaves those
+    pages alone (Linux's rule; the mock once took it for MAP_FIXED and replaced them, which cut a
+    device another test had open off from its own signal memory); the rig's placement then skips
+    the occupied range."""
+    from hwdrv.ioctl import LinuxKernel
+    from hwdrv.ioctl.kernel import MAP_ANONYMOUS, MAP_PRIVATE
+    os_k = LinuxKernel()
+    busy = None
+    for hint in range(0x30_0000_0000, 0x40_0000_0000, 0x1_0000_0000):     # a free low range
+        try:
+            busy = os_k.mmap(hint, 4 << 20, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
+            break
+        except IoctlError:
+            continue
+    assert busy is not None
+    try:
+        hostmem.write(busy, b"mine")
+        size = 2 << 20
+        p = ffi.new("NV_MEMORY_ALLOCATION_PARAMS *", {"owner": rig.client, "size": size, "alignment": 4096})
+        p.attr = nv.NVOS32_ATTR_PHYSICALITY.encode(nv.NVOS32_ATTR_PHYSICALITY_CONTIGUOUS)
+        h = rig.ok_alloc(rig.device, nv.NV01_MEMORY_LOCAL_USER, p)
+        fd = rig.dev_fd()
+        assert rig.map_memory(h, size, fd) == 0
+        with pytest.raises(IoctlError) as ei:
+            rig.k.mmap(busy + (1 << 20), size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0)
+        assert ei.value.errno == errno.EEXIST
+        assert hostmem.read(busy, 4) == b"mine"
+        rig.next_va = busy
+        va = rig.place(size, fd)
+        assert not (va < busy + (4 << 20) and busy < va + size)
+        assert hostmem.read(busy, 4) == b"mine"
+        rig.k.close(fd)
+    finally:
+        os_k.munmap(busy, 4 << 20)

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import HwdrvError, InvalidArgument, OutOfMemory
 from ..ioctl import hostmem
-from ..ioctl.kernel import MAP_FIXED, MAP_SHARED, PROT_READ, PROT_WRITE, page_align_up
+from ..ioctl.kernel import MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_SHARED, PROT_READ, PROT_WRITE, page_align_up
 from ..ioctl.linux import LinuxKernel
 
 _os = LinuxKernel()  # the mock's own real-OS access (never the MockKernel: these are real pages)
@@ -36,16 +36,18 @@ class PhysBlock:
         self._closed = False
 
     def map_at(self, addr: int, prot: int = PROT_READ | PROT_WRITE, offset: int = 0,
-               size: int | None = None, fixed: bool = True) -> int:
+               size: int | None = None, fixed: bool = True, noreplace: bool = False) -> int:
         """Map [offset, offset+size) of the block at `addr` (MAP_FIXED unless fixed=False, in which
-        case addr is a hint, 0 = anywhere). Returns the address. The caller owns that mapping
-        (munmap it, or map over it); it keeps the pages alive after close()."""
+        case addr is a hint, 0 = anywhere; noreplace=True: MAP_FIXED_NOREPLACE, which fails with
+        EEXIST where anything is mapped already instead of replacing it). Returns the address. The
+        caller owns that mapping (munmap it, or map over it); it keeps the pages alive after close()."""
         self._check()
         size = self.size - offset if size is None else size
         if offset < 0 or size <= 0 or offset + size > self.size or offset % 4096:
             raise InvalidArgument(f"map_at: range [{offset:#x}, {offset + size:#x}) is not a page-aligned "
                                   f"part of the {self.size:#x}-byte block {self.name!r}")
-        return _os.mmap(addr, size, prot, MAP_SHARED | (MAP_FIXED if fixed else 0), self.fd, offset)
+        placement = MAP_FIXED_NOREPLACE if noreplace else MAP_FIXED if fixed else 0
+        return _os.mmap(addr, size, prot, MAP_SHARED | placement, self.fd, offset)
 
     def view(self, dtype=np.uint8, offset: int = 0, nbytes: int | None = None) -> np.ndarray:
         """Zero-copy numpy view of the mock-private mapping."""

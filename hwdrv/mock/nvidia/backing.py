@@ -35,11 +35,13 @@ class MemBacking:
     def cpu_mappable(self) -> bool:
         return self.block is not None
 
-    def map_cpu(self, addr: int, size: int, prot: int, fixed: bool, offset: int = 0) -> int:
-        """Map [offset, offset+size) of the object at `addr` for the caller (shared pages)."""
+    def map_cpu(self, addr: int, size: int, prot: int, fixed: bool, offset: int = 0,
+                noreplace: bool = False) -> int:
+        """Map [offset, offset+size) of the object at `addr` for the caller (shared pages);
+        ``noreplace``: MAP_FIXED_NOREPLACE (fails where something is mapped already)."""
         if self.block is None:
             raise InvalidArgument("pinned OS memory is already the caller's; it is not mmap-able again")
-        return self.block.map_at(addr, prot, offset, size, fixed=fixed)
+        return self.block.map_at(addr, prot, offset, size, fixed=fixed, noreplace=noreplace)
 
     def read(self, offset: int, n: int) -> bytes:
         self._bounds(offset, n)

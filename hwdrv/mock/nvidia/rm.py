@@ -12,7 +12,7 @@ import errno as E
 import threading
 from typing import Any
 
-from hwdrv.errors import InvalidArgument, OutOfMemory
+from hwdrv.errors import InvalidArgument, OutOfMemory, SyscallError
 from hwdrv.ioctl import hostmem
 from hwdrv.ioctl.ioc import decode
 from hwdrv.ioctl.kernel import MAP_FIXED, MAP_FIXED_NOREPLACE
@@ -386,7 +386,16 @@ class NvidiaDriver(MockDriver):
             if offset != 0 or size != length:
                 raise Errno(E.EINVAL, f"mmap(size={size:#x}, offset={offset:#x}) must match the RM mapping "
                                       f"(offset 0, size {length:#x})")
-            got = o.mem.map_cpu(addr, size, prot, bool(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)), off)
+            # MAP_FIXED_NOREPLACE is not MAP_FIXED: the kernel refuses it (EEXIST) where anything
+            # is mapped already, where MAP_FIXED would silently replace those pages
+            noreplace = bool(flags & MAP_FIXED_NOREPLACE) and not (flags & MAP_FIXED)
+            try:
+                got = o.mem.map_cpu(addr, size, prot, bool(flags & MAP_FIXED), off, noreplace=noreplace)
+            except SyscallError as e:
+                if e.errno == E.EEXIST:
+                    raise Errno(E.EEXIST, f"MAP_FIXED_NOREPLACE: [{addr:#x}, {addr + size:#x}) is "
+                                          "already (partly) mapped") from None
+                raise
             if isinstance(o, Usermode):
                 self.rm._drop_mmio(got)
                 self.rm.kernel.register_mmio(got, size, lambda a, v, w, base=got, gpu=o.gpu: gpu.doorbell(base, a, v, w))
