@@ -22,15 +22,21 @@ ffi = nv.ffi
 STATUS = {name: code for code, (name, _) in nv.NV_STATUS.items()}
 
 
-def _end_of_mappings_in(lo: int, hi: int) -> int:
-    """The first 2 MiB boundary past every mapping of this process that overlaps [lo, hi)."""
-    end = lo + (2 << 20)
+def _free_low_va(start: int, span: int) -> int:
+    """The first 2 MiB-aligned address >= ``start`` with ``span`` bytes unmapped in this process
+    (after /proc/self/maps), below 2^40."""
+    align = 2 << 20
+    va = -(-start // align) * align
     with open("/proc/self/maps") as f:
-        for line in f:
-            a, b = (int(x, 16) for x in line.split()[0].split("-"))
-            if a < hi and lo < b:
-                end = max(end, b)
-    return -(-end // (2 << 20)) * (2 << 20)
+        ranges = sorted(tuple(int(x, 16) for x in line.split()[0].split("-")) for line in f)
+    for a, b in ranges:
+        if b <= va:
+            continue
+        if a >= va + span:
+            break
+        va = -(-b // align) * align        # overlaps: go past it
+    assert va + span <= 1 << 40, "no free low VA range left for the rig"
+    return va
 
 
 class Rig:
@@ -40,23 +46,24 @@ class Rig:
         self.k = mock_nv.make_kernel(kernel_timeout=kernel_timeout)
         self.ctl = self.k.open("/dev/nvidiactl", O_RDWR)
         self.next_va = 0x20_0000_0000          # low VAs (< 2^40) as libcuda uses: QMD/pushbuffer limits
+        self.placed: list[tuple[int, int]] = []  # (va, size) mapped by place(), unmapped at close()
 
     def place(self, size: int, fd: int) -> int:
         """mmap `fd` at the next free low VA (MAP_FIXED_NOREPLACE: never clobbers anything). Other
-        code in this process (a device another test left open) may hold low VAs: an occupied
-        range is skipped, up to the end of what occupies it."""
+        code in this process (a device another test left open) may hold low VAs: occupied ranges
+        are skipped."""
         span = -(-size // (2 << 20)) * (2 << 20)
-        for _ in range(64):
-            va = self.next_va
-            assert va + span <= 1 << 40, "no free low VA range left for the rig"
+        for _ in range(16):
+            va = _free_low_va(self.next_va, span)
             try:
                 got = self.k.mmap(va, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0)
             except IoctlError as e:
-                if e.errno != errno.EEXIST:
+                if e.errno != errno.EEXIST:      # EEXIST: mapped meanwhile by another thread
                     raise
-                self.next_va = _end_of_mappings_in(va, va + span)
+                self.next_va = va + (2 << 20)
                 continue
             self.next_va = va + span + (2 << 20)
+            self.placed.append((got, size))
             return got
         raise AssertionError("no free low VA range found for the rig")
 
@@ -232,6 +239,8 @@ class Rig:
 
     def close(self) -> None:
         self.k.close(self.ctl)        # frees the client: channels stop, engines join
+        while self.placed:            # the low VAs go back (a later rig in this process reuses them)
+            self.k.munmap(*self.placed.pop())
 
 
 def status_of(name: str) -> int:
