@@ -76,7 +76,7 @@ def regions() -> list[tuple[int, int, str]]:
 
 def scan() -> tuple[list[dict], dict]:
     widths = {STREAM_WIDTH: "stream", **{w: f"graph[{i}]" for i, w in enumerate(GRAPH_WIDTHS)}}
-    gw_word, gh_word, bx_word = _GW.lo // 32, _GH.lo // 32, _BX.lo // 32
+    gw_word = _GW.lo // 32
     found, stats = [], {"regions": 0, "unreadable": 0, "bytes": 0}
     fd = os.open("/proc/self/mem", os.O_RDONLY)
     try:
