@@ -87,11 +87,8 @@ class CommandMemory:
             return
         if timeline is None or timeline.done(value):
             self._free_now(pieces)
-            return
-        entry = self._pending.get(id(timeline))
-        if entry is None:
-            entry = self._pending[id(timeline)] = (timeline, collections.deque())
-        entry[1].append((value, pieces))
+        else:
+            self._defer(pieces, timeline, value)
 
     def release_lives(self, lives: list["QueueLife"]) -> None:
         """``release`` for dead queues' pieces in a batch (each timeline is read once)."""
@@ -107,10 +104,14 @@ class CommandMemory:
             if life.last_submit <= upto:
                 self._free_now(life.pieces)
             elif life.pieces:
-                entry = self._pending.get(id(tl))
-                if entry is None:
-                    entry = self._pending[id(tl)] = (tl, collections.deque())
-                entry[1].append((life.last_submit, life.pieces))
+                self._defer(life.pieces, tl, life.last_submit)
+
+    def _defer(self, pieces: list[Piece], timeline: "Timeline", value: int) -> None:
+        # the timeline's FIFO: timelines complete in order, so _reclaim pops from the front
+        entry = self._pending.get(id(timeline))
+        if entry is None:
+            entry = self._pending[id(timeline)] = (timeline, collections.deque())
+        entry[1].append((value, pieces))
 
     def _reclaim(self) -> None:
         for timeline, q in self._pending.values():

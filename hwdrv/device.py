@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .cmdmem import CommandMemory
+from .cmdmem import CommandMemory, Piece
 from .compiler import Compiler
 from .errors import BufferFreed, DeviceClosed, GPUHang, HwdrvError, InvalidArgument
 from .hang import HangReport
@@ -624,7 +624,7 @@ class Device(ABC):
         piece = self._cmd_piece(q, nbytes, align)
         return piece[0], piece[2][:nbytes]
 
-    def _cmd_piece(self, q: Queue, nbytes: int, align: int = 256) -> tuple:
+    def _cmd_piece(self, q: Queue, nbytes: int, align: int = 256) -> Piece:
         """``_cmd_alloc`` for the submit path: the piece (GPU VA, size class, uint8 view, byte
         memoryview), views of the whole piece (``nbytes`` rounded up to the pool's size class)."""
         with self._lock:

@@ -106,8 +106,7 @@ class Program:
     def remember_shape(self, grid: Any, block: Any, shared: Any, g: tuple, b: tuple) -> None:
         """Remember that ``(grid, block, shared)``, spelt as the caller did, passed the launch
         checks as grid ``g`` and block ``b``: plain-int tuples only (a Var grid is checked anew)."""
-        if type(grid) is tuple and type(block) is tuple and type(shared) is int \
-                and all(type(x) is int for x in grid) and all(type(x) is int for x in block):
+        if type(grid) is tuple and type(block) is tuple and plain_shape(grid, block, shared):
             if len(self._shapes) >= MAX_CHECKED_SHAPES:
                 self._shapes.clear()
             self._shapes[grid, block, shared] = (g, b)
@@ -162,6 +161,20 @@ class Program:
 
     def __repr__(self) -> str:
         return f"<Program {self.name} on {self.device.name}: {len(self.params)} params>"
+
+
+def plain_shape(grid: tuple, block: tuple, shared: object) -> bool:
+    """Whether every dimension and ``shared`` are plain ints (not floats or bools that compare
+    equal to them, and so find a remembered shape's entry)."""
+    if type(shared) is not int:
+        return False
+    for x in grid:
+        if type(x) is not int:
+            return False
+    for x in block:
+        if type(x) is not int:
+            return False
+    return True
 
 
 def _pack_int(buf: Any, off: int, p: Param, v: int, name: str, i: int) -> None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .errors import InvalidArgument, QueueBusy, UnsupportedDevice
-from .program import Program
+from .program import Program, plain_shape
 from .signal import check_timeout
 from .var import IntArg, VarExpr
 
@@ -197,7 +197,7 @@ class Queue(ABC):
                 dims = None
             # (a float or bool equal to a remembered int finds its entry too: not taken here)
             if dims is not None and program.device is self.device and not self.device._closed \
-                    and _plain_shape(grid, block, shared):
+                    and plain_shape(grid, block, shared):
                 self._q_exec(program, dims[0], dims[1], args, shared)
                 return self
         self._check_building()
@@ -458,20 +458,6 @@ class Queue(ABC):
     @abstractmethod
     def _bind_stream(self) -> BoundStream:
         """Copy the sealed stream plus the end-of-submission words into command memory."""
-
-
-def _plain_shape(grid: tuple, block: tuple, shared: object) -> bool:
-    """Whether every dimension and ``shared`` are plain ints (not floats or bools that compare
-    equal to them)."""
-    if type(shared) is not int:
-        return False
-    for x in grid:
-        if type(x) is not int:
-            return False
-    for x in block:
-        if type(x) is not int:
-            return False
-    return True
 
 
 def _dims(d: Sequence[IntArg], what: str) -> tuple:
