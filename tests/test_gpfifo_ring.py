@@ -3,6 +3,7 @@ GPU has not finished, including when the ring wraps past records at its start.""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from hwdrv.nvidia.gpfifo import Channel
 
@@ -22,8 +23,20 @@ class _Timeline:
         self.value = max(self.value, v)          # the GPU finishes what was waited for
 
 
-def _channel(tl: _Timeline) -> Channel:
-    return Channel("test", kernel=None, ring=np.zeros(4096, np.uint64), userd=np.zeros(64, np.uint32),
+class _Kernel:
+    """Counts doorbells (the channel rings the one it prepared with doorbell32)."""
+
+    def __init__(self):
+        self.doorbells = 0
+
+    def doorbell32(self, addr: int, value: int):
+        def ring() -> None:
+            self.doorbells += 1
+        return ring
+
+
+def _channel(tl: _Timeline, kernel=None) -> Channel:
+    return Channel("test", kernel=kernel or _Kernel(), ring=np.zeros(4096, np.uint64), userd=np.zeros(64, np.uint32),
                    gpput_word=0, gpget_word=1, pb_va=0x1000, pb=np.zeros(CAP, np.uint32), token=0,
                    doorbell=0, timeline_done=tl.done, wait_timeline=tl.wait, stall_timeout=lambda: 5.0,
                    on_stall=lambda msg: RuntimeError(msg))
@@ -52,14 +65,6 @@ def test_no_wait_when_the_space_is_free():
     assert tl.waited == []
 
 
-class _Kernel:
-    def __init__(self):
-        self.doorbells = 0
-
-    def mmio_write32(self, addr: int, value: int) -> None:
-        self.doorbells += 1
-
-
 def test_push_copy_never_overwrites_unfinished_work():
     """Random segment sizes and completion times through push_copy (its inline no-wrap path and
     _reserve): a new segment never overlaps a submission the GPU has not finished."""
@@ -67,8 +72,7 @@ def test_push_copy_never_overwrites_unfinished_work():
     from hwdrv.nvidia.gpfifo import SEMAPHORE_WORDS
     rng = random.Random(1234)
     tl = _Timeline()
-    ch = _channel(tl)
-    ch.kernel = _Kernel()
+    ch = _channel(tl, _Kernel())
     pushed: list[tuple[int, int, int]] = []
     wraps = 0
     for v in range(1, 3000):
@@ -87,3 +91,24 @@ def test_push_copy_never_overwrites_unfinished_work():
         assert (ch.pb[off:off + n] == v).all()
         pushed.append((off, off + ndw, v))
     assert ch.kernel.doorbells == 2999 and wraps > 100
+
+
+def test_bind_refuses_a_stream_one_gp_entry_cannot_fetch():
+    """A bound queue is pushed as one segment: bind() checks its length once (submits then skip
+    the check), and refuses what one GP entry cannot fetch with a clear error."""
+    import hwdrv
+    from hwdrv.errors import InvalidArgument
+    from hwdrv.nvidia.gpfifo import MAX_SEGMENT_WORDS
+    dev = hwdrv.open_device("mock:nvidia")
+    try:
+        q = dev.compute_queue()
+        per = len(dev.compute_queue().memory_barrier().words)
+        for _ in range(MAX_SEGMENT_WORDS // per + 1):
+            q.memory_barrier()
+        with pytest.raises(InvalidArgument, match="split its work"):
+            q.bind()
+        small = dev.compute_queue().memory_barrier().bind()
+        small.submit()
+        dev.synchronize(30)
+    finally:
+        dev.close()

@@ -211,6 +211,36 @@ def test_fences_and_mmio_stores():
     assert buf[0] == 0xDEADBEEF << 32                              # failed stores wrote nothing
 
 
+def test_prepared_doorbell_store():
+    """fenced_store32 checks once and each call stores the value (a channel's doorbell)."""
+    buf = np.zeros(4, np.uint32)
+    a = hostmem.addr_of(buf)
+    ring = hostmem.fenced_store32(a + 8, 0xCAFE)
+    assert buf[2] == 0                       # preparing stores nothing
+    ring()
+    assert buf[2] == 0xCAFE and buf[[0, 1, 3]].tolist() == [0, 0, 0]
+    buf[2] = 0                               # the doorbell page reads back 0 on Hopper
+    ring()
+    assert buf[2] == 0xCAFE
+    with pytest.raises(InvalidArgument, match="aligned"):
+        hostmem.fenced_store32(a + 2, 1)
+    with pytest.raises(InvalidArgument, match="32 bits"):
+        hostmem.fenced_store32(a, 1 << 32)
+
+
+def test_default_doorbell_sees_intercepted_stores():
+    """Kernel.doorbell32's default looks mmio_write32 up at each ring, so a kernel whose MMIO
+    stores are intercepted (the mock's, bench/launch_cpu.py's quiet doorbell) sees every ring."""
+    from hwdrv.mock.kernel import MockKernel
+    k = MockKernel()
+    seen = []
+    ring = k.doorbell32(0x1000, 7)
+    k.mmio_write32 = lambda addr, value: seen.append((addr, value))
+    ring()
+    ring()
+    assert seen == [(0x1000, 7), (0x1000, 7)]
+
+
 def test_fence_and_mmio_cost(record_property):
     """Measured, reported; the bounds only catch a pathological slowdown (e.g. a syscall per fence)."""
     buf = np.zeros(2, np.uint32)

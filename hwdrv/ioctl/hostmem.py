@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import platform
 import threading
+from typing import Callable
 
 import numpy as np
 
@@ -134,6 +135,23 @@ def mmio_write32(addr: int, value: int) -> None:
         _U32[(addr - 8) >> 2] = value  # one 4-byte store, never split or elided
     except OverflowError:
         raise InvalidArgument(f"value {value:#x} does not fit in 32 bits") from None
+
+
+def fenced_store32(addr: int, value: int) -> Callable[[], None]:
+    """``mmio_write32(addr, value)`` prepared once: the checks done now, each call only fences
+    and stores (a doorbell rung on every submission)."""
+    if addr & 3 or addr < 8:
+        raise InvalidArgument(f"MMIO address {addr:#x} is not a 4-byte aligned address")
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise InvalidArgument(f"value {value:#x} does not fit in 32 bits")
+    if _store_fence_fn is None:
+        _init_fences()
+    fence, index, word = _store_fence_fn, (addr - 8) >> 2, _U32
+
+    def ring() -> None:
+        fence()
+        word[index] = value          # one 4-byte store, never split or elided
+    return ring
 
 
 def mmio_write64(addr: int, value: int) -> None:

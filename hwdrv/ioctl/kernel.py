@@ -9,6 +9,7 @@ from __future__ import annotations
 import mmap as _mmap
 import os
 from abc import ABC, abstractmethod
+from typing import Callable
 
 # --- constants (Linux values; taken from Python's modules where they exist) -----------------------
 PROT_NONE = getattr(_mmap, "PROT_NONE", 0)
@@ -84,6 +85,12 @@ class Kernel(ABC):
     @abstractmethod
     def mmio_write32(self, addr: int, value: int) -> None:
         """Store fence, then one 32-bit store to `addr` (doorbells, MMIO registers)."""
+
+    def doorbell32(self, addr: int, value: int) -> Callable[[], None]:
+        """A call that does ``mmio_write32(addr, value)``, prepared once (a queue's doorbell is
+        one fixed store, rung on every submission). This default looks ``mmio_write32`` up at
+        each call, so a kernel that intercepts MMIO stores (the mock's) sees every ring."""
+        return lambda: self.mmio_write32(addr, value)
 
     @abstractmethod
     def mmio_write64(self, addr: int, value: int) -> None:

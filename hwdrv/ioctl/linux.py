@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno as E
 import os
 import threading
+from typing import Callable
 
 from ..errors import InvalidArgument
 from . import hostmem
@@ -100,6 +101,9 @@ class LinuxKernel(Kernel):
 
     def mmio_write32(self, addr: int, value: int) -> None:
         hostmem.mmio_write32(addr, value)
+
+    def doorbell32(self, addr: int, value: int) -> Callable[[], None]:
+        return hostmem.fenced_store32(addr, value)
 
     def mmio_write64(self, addr: int, value: int) -> None:
         hostmem.mmio_write64(addr, value)

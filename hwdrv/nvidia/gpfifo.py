@@ -45,6 +45,8 @@ _GP_E1 = hw.NVC56F_GP_ENTRY1_LEVEL.encode(hw.NVC56F_GP_ENTRY1_LEVEL_MAIN)
 _GP_GET_MASK = hw.NVC56F_GP_ENTRY0_GET.mask
 _GP_LEN_SHIFT = 32 + hw.NVC56F_GP_ENTRY1_LENGTH.lo
 _GP_LEN_MAX = (1 << hw.NVC56F_GP_ENTRY1_LENGTH.width) - 1
+#: the most words one GP entry (one submission's segment) can fetch
+MAX_SEGMENT_WORDS = _GP_LEN_MAX
 _GP_HI_SHIFT = 32 + hw.NVC56F_GP_ENTRY1_GET_HI.lo
 
 
@@ -114,6 +116,7 @@ class Channel:
         self._gpput, self._gpget = gpput_word, gpget_word
         self.pb_va, self.pb = pb_va, pb               # pushbuffer ring (uint32 view)
         self.token, self.doorbell = token, doorbell
+        self._ring_doorbell = kernel.doorbell32(doorbell, token)     # prepared once: rung per push
         self.put = 0                                  # entries written (monotonic)
         self._seen_consumed = 0                       # entries known consumed at the last look
         self._pb_off = 0                              # next free word in the pushbuffer ring
@@ -137,10 +140,11 @@ class Channel:
         doorbell (whose MMIO write fences every store before it: entry, then GPPut)."""
         if va & 3 or va >> 40 or not 0 < ndwords <= _GP_LEN_MAX:
             gp_entry(va, ndwords)                     # raises, naming the bad segment
-        self._publish(va, ndwords)
+        self.publish(va, ndwords)
 
-    def _publish(self, va: int, ndwords: int) -> None:
-        # push() without the segment check (push_copy's segments lie in the ring, always valid)
+    def publish(self, va: int, ndwords: int) -> None:
+        """``push`` without the segment check, for segments known valid: push_copy's lie in the
+        ring, a bound queue's was checked when it was bound."""
         n = GPFIFO_ENTRIES
         put = self.put
         if put - self._seen_consumed >= n - 1:
@@ -151,7 +155,7 @@ class Channel:
         self.history.append((put, va, ndwords))
         self.put = put = put + 1
         self._userd_items[self._gpput] = put % n
-        self.kernel.mmio_write32(self.doorbell, self.token)
+        self._ring_doorbell()
 
     def push_copy(self, words: np.ndarray, timeline_va: int, timeline_value: int) -> None:
         """Copy ``words`` and a release of ``timeline_value`` to the 64-bit timeline at
@@ -176,7 +180,7 @@ class Channel:
         # one store of the words and the release (bytes: cheaper than numpy slices)
         self._pb_bytes[off * 4:(off + total) * 4] = (words.tobytes() + self._release_head
                                                      + _PAYLOAD.pack(timeline_value) + self._release_tail)
-        self._publish(self.pb_va + off * 4, total)
+        self.publish(self.pb_va + off * 4, total)
 
     def _reserve(self, nwords: int, timeline_value: int) -> int:
         cap = self._pb_cap

@@ -69,7 +69,6 @@ _CB0_ADDR_BYTE = CB0_ADDR_LO[0] * 4          # low word, then the high word (qmd
 _CB0_NCLUSTERID_WORD = (QMD_SIZE + CB0_NCLUSTERID) // 4
 _ADDR_WORDS = struct.Struct("<II")
 _WORD = struct.Struct("<I")
-_LE_U64 = np.dtype("<u8")
 
 
 #: One exec's launch words, as a list [image, mem, host]: ``mem`` the command memory the GPU
@@ -95,13 +94,14 @@ def _patch_launch(launch: _Launch, patches: tuple[tuple[int, int, int], ...]) ->
 
 class _NVBound(BoundStream):
     """A bound stream whose release payload (low, high word) is written as one little-endian
-    64-bit store per submit."""
+    64-bit store per submit (x86-64 and aarch64 hosts, the ones hwdrv runs on, are little-endian)."""
 
     __slots__ = ("_tail64",)
 
     def __init__(self, va: int, nwords: int, words: np.ndarray, tail: np.ndarray):
         super().__init__(va, nwords, words, tail)
-        self._tail64 = tail.view(_LE_U64)
+        # a memoryview item store costs a quarter of a numpy scalar store
+        self._tail64 = memoryview(tail).cast("B").cast("Q")
 
     def set_timeline_value(self, value: int) -> None:
         self._tail64[0] = value
@@ -130,8 +130,8 @@ class NVQueue(Queue):
         kind = self.kind
         bound = self._bound
         if bound is not None:
-            bound.set_timeline_value(value)
-            dev.channels[kind].push(bound.va, bound.nwords)
+            bound._tail64[0] = value                 # set_timeline_value, inline (per resubmit)
+            dev.channels[kind].publish(bound.va, bound.nwords)
         else:
             dev.channels[kind].push_copy(self._stream.words, dev._timelines[kind].signal.va, value)
         if self.launches:
@@ -141,6 +141,9 @@ class NVQueue(Queue):
         words = self._stream.words
         release = pb.semaphore(self.device._timelines[self.kind].signal.va, 0, pb.SEM_RELEASE)
         n = len(words) + len(release)
+        if n > pb.MAX_SEGMENT_WORDS:
+            raise InvalidArgument(f"bind: this queue's {n} command words exceed the {pb.MAX_SEGMENT_WORDS} "
+                                  f"one submission can fetch; split its work over several queues")
         va, mem = self.device._cmd_alloc(self, n * 4, 256)
         view = mem.view(np.uint32)[:n]
         view[:len(words)] = words

@@ -38,6 +38,9 @@ GRAPH_WIDTHS = (4568, 4569, 4570)
 _GW, _GH, _BX = (hw.NVCBC0_QMDV04_00_GRID_WIDTH, hw.NVCBC0_QMDV04_00_GRID_HEIGHT,
                  hw.NVCBC0_QMDV04_00_CTA_THREAD_DIMENSION0)
 QMD_WORDS = 96
+GRAPH_LAUNCHES = 4
+PB_BEFORE, PB_AFTER = 24, 8          # pushbuffer words shown around a graph QMD's address
+PB_AROUND = 1024                     # words kept in the JSON on each side (for offline decoding)
 CHUNK = 64 << 20
 MAX_REGION = 8 << 30
 
@@ -54,7 +57,8 @@ def launch() -> None:
         for w in GRAPH_WIDTHS:
             kern((w, HEIGHT), (BLOCK,), (cp.uint64(TAG), out))
         graph = stream.end_capture()
-        graph.launch(stream)
+        for _ in range(GRAPH_LAUNCHES):          # several launches: the ring keeps a few of them
+            graph.launch(stream)
         stream.synchronize()
     if int(out[0]) == 0:
         raise SystemExit("the probe kernel did not run")
@@ -106,6 +110,45 @@ def scan() -> tuple[list[dict], dict]:
     return found, stats
 
 
+def graph_qmd_pointers(found: list[dict]) -> dict[int, str]:
+    """The graph QMDs' GPU addresses >> 8 (what SEND_PCAS_A and DEPENDENT_QMD0_POINTER carry):
+    graph[i]'s dependent pointer names graph[i + 1]; graph[0]'s is guessed at the same spacing."""
+    ptr = hw.NVCBC0_QMDV04_00_DEPENDENT_QMD0_POINTER
+    by = {f["launch"]: ptr.get(np.array(f["words"], np.uint32)) for f in found}
+    p1, p2 = by.get("graph[0]", 0), by.get("graph[1]", 0)
+    out = {v: f"graph[{i + 1}]" for i, v in enumerate((p1, p2)) if v}
+    if p1 and p2:
+        out[2 * p1 - p2] = "graph[0]?"
+    return out
+
+
+def scan_pushbuffer(targets: dict[int, str]) -> list[dict]:
+    """Where libcuda's pushbuffer names a graph QMD: every readable word equal to one of
+    ``targets``, with the words around it (how a graph launch sends its QMDs)."""
+    hits = []
+    fd = os.open("/proc/self/mem", os.O_RDONLY)
+    try:
+        for lo, hi, name in regions():
+            for start in range(lo, hi, CHUNK):
+                try:
+                    data = os.pread(fd, min(CHUNK, hi - start), start)
+                except OSError:
+                    break
+                w = np.frombuffer(data[:len(data) // 4 * 4], np.uint32)
+                for value, what in targets.items():
+                    for i in np.flatnonzero(w == value)[:8]:
+                        i = int(i)
+                        ctx = w[max(0, i - PB_BEFORE):i + PB_AFTER]
+                        lo_w = max(0, i - PB_AROUND)
+                        hits.append({"qmd": what, "addr": hex(start + i * 4), "mapping": name,
+                                     "at": min(i, PB_BEFORE), "words": [int(x) for x in ctx],
+                                     "around_addr": hex(start + lo_w * 4),
+                                     "around": [int(x) for x in w[lo_w:i + PB_AROUND]]})
+    finally:
+        os.close(fd)
+    return hits
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--json")
@@ -132,9 +175,24 @@ def main() -> int:
                 print(format_methods(decode(f["before"])))
             except Exception as e:      # noqa: BLE001 -- a probe: show what could be decoded
                 print(f"(not decodable as methods: {e})")
+    targets = graph_qmd_pointers(found)
+    hits = scan_pushbuffer(targets) if targets else []
+    print(f"graph QMD pointers {', '.join(f'{v:#x}={w}' for v, w in targets.items())}: "
+          f"{len(hits)} words in readable memory name them")
+    for h in hits[:24]:
+        print(f"--- {h['qmd']} named at {h['addr']} ({h['mapping'] or 'anonymous'}), word {h['at']} below:")
+        print(" ".join(f"{x:08x}" for x in h["words"]))
+        for start in range(0, min(h["at"], 12) + 1):
+            try:        # the segment may start anywhere before the hit: show decodings that parse
+                text = format_methods(decode(h["words"][start:]))
+            except Exception:      # noqa: BLE001 -- a probe: not every start is a header
+                continue
+            if "INVALID" not in text:
+                print(f"[from word {start}]\n{text}")
+                break
     if a.json:
         with open(a.json, "w") as fh:
-            json.dump({"stats": stats, "found": found,
+            json.dump({"stats": stats, "found": found, "pushbuffer_hits": hits,
                        "decoded": [{k: str(v) for k, v in d.items()} for d in decoded]}, fh)
     return 0 if found else 1
 

@@ -10,7 +10,8 @@ with griddepcontrol.wait before it reads the previous kernel's result) and with 
 also timed). Each variant runs in its own process with a short timeout, so a variant the GPU
 rejects cannot spill into the next:
 
-    python tests/hardware/pdl_probe.py [nvidia:0]        (PDL_PROBE_N: launches per chain, 1000)
+    python tests/hardware/pdl_probe.py [nvidia:0]        (PDL_PROBE_N: launches per chain, 1000;
+                                                          PDL_PROBE_VARIANTS: a,b,... to run only those)
 """
 from __future__ import annotations
 
@@ -53,6 +54,22 @@ CHAINED_ONLY |= set(NEXT_PREFETCH)
 # libcuda's other differences on every QMD (QMD group 63, samplers via the header index)
 VARIANTS.update({"qmd_group_63": {"QMD_GROUP_ID": 63}, "sampler_via_header": {"SAMPLER_INDEX": 1},
                  "group_63_sampler_via_header": {"QMD_GROUP_ID": 63, "SAMPLER_INDEX": 1}})
+# How a CUDA graph might hide the fetch of each chained QMD: QMDs announced to the compute front
+# end with SEND_PCAS_A + SEND_SIGNALING_PCAS2_B, each QMD after the first with the action named,
+# in the chain's own stream after its launch ("after") or in a queue submitted just before it
+# ("before"); with REQUIRE_SCHEDULING_PCAS set on those QMDs where the variant says so
+PCAS = {"pcas_prefetch_after": ("after", "PREFETCH", False),
+        "pcas_prefetch_before": ("before", "PREFETCH", False),
+        "pcas_force_require_before": ("before", "INVALIDATE_PREFETCH_COPY_FORCE_REQUIRE_SCHEDULING", False),
+        "pcas_force_require_before_required": ("before", "INVALIDATE_PREFETCH_COPY_FORCE_REQUIRE_SCHEDULING", True),
+        # what libcuda's graph launch pushes (cuda_qmd_probe's pushbuffer scan): every QMD of
+        # the graph announced with INVALIDATE_PREFETCH_COPY_SCHEDULE, REQUIRE_SCHEDULING_PCAS set
+        "pcas_schedule_after_required": ("after", "INVALIDATE_PREFETCH_COPY_SCHEDULE", True),
+        "pcas_schedule_after_required_all": ("after", "INVALIDATE_PREFETCH_COPY_SCHEDULE", "all"),
+        "pcas_schedule_after": ("after", "INVALIDATE_PREFETCH_COPY_SCHEDULE", False)}
+VARIANTS.update({name: {} for name in PCAS})
+VARIANTS.update({"self_copy": {"SELF_COPY_ON_COMPLETION": 1},
+                 "texture_invalidates": {"INVALIDATE_TEXTURE_HEADER_CACHE": 1, "INVALIDATE_TEXTURE_SAMPLER_CACHE": 1}})
 N = int(os.environ.get("PDL_PROBE_N", "1000"))
 # A wide dependence: each kernel reads every element the one before wrote, written by other SMs
 # (rotated by one block), so a variant whose end-of-kernel writes are not yet visible when the
@@ -119,6 +136,39 @@ def _patch(dev, q, variant: str) -> None:
             f("CONSTANT_BUFFER_PREFETCH")(5).set(words, hw.NVCBC0_QMDV04_00_CONSTANT_BUFFER_PREFETCH_PREFETCH_POST)
 
 
+def _pcas_words(q, variant: str) -> list[int]:
+    """The SEND_PCAS words of a PCAS variant for every launch of ``q`` after the first."""
+    from hwdrv.ioctl import hostmem
+    from hwdrv.nvidia import gpfifo as pb
+    from hwdrv.nvidia.gen import hopper as hw
+    from hwdrv.nvidia.qmd import QMD_SIZE
+    _where, action, required = PCAS[variant]
+    act = hw.NVCBC0_SEND_SIGNALING_PCAS2_B_PCAS_ACTION.encode(
+        getattr(hw, f"NVCBC0_SEND_SIGNALING_PCAS2_B_PCAS_ACTION_{action}"))
+    words = []
+    if required == "all":
+        hw.NVCBC0_QMDV04_00_REQUIRE_SCHEDULING_PCAS.set(hostmem.view(q.launches[0][3], QMD_SIZE).view("uint32"), 1)
+    for *_, va in q.launches[1:]:
+        if required:
+            hw.NVCBC0_QMDV04_00_REQUIRE_SCHEDULING_PCAS.set(hostmem.view(va, QMD_SIZE).view("uint32"), 1)
+        words += [pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_SEND_PCAS_A, 1), va >> 8,
+                  pb.inc(pb.SUBCH_COMPUTE, hw.NVCBC0_SEND_SIGNALING_PCAS2_B, 1), act]
+    return words
+
+
+def _chain(dev, q, variant: str, tail) -> None:
+    """Finish a queue of chained launches with ``tail(q)`` and bind it, with the variant's
+    patches; a "before" PCAS variant first submits its announcements in a queue of their own."""
+    if PCAS.get(variant, ("",))[0] == "after":
+        q._emit(*_pcas_words(q, variant))
+    tail(q).bind()
+    _patch(dev, q, variant)
+    if PCAS.get(variant, ("",))[0] == "before":
+        pre = dev.compute_queue()
+        pre._emit(*_pcas_words(q, variant))
+        pre.submit()
+
+
 def one(name: str, variant: str) -> dict:
     import numpy as np
     import hwdrv
@@ -131,10 +181,15 @@ def one(name: str, variant: str) -> dict:
         q = dev.compute_queue().timestamp(t0)
         for _ in range(N):
             q.exec(empty, grid=(1,), block=(1,))
-        q.timestamp(t1).signal(done, v).bind()
-        _patch(dev, q, variant)
+        tail = lambda q: q.timestamp(t1).signal(done, v)  # noqa: E731
         per = []
         for i in range(1, 8):
+            if i == 1 or PCAS.get(variant, ("",))[0] == "before":
+                if i > 1:
+                    q = dev.compute_queue().timestamp(t0)
+                    for _ in range(N):
+                        q.exec(empty, grid=(1,), block=(1,))
+                _chain(dev, q, variant, tail)
             q.submit(v=i)
             done.wait(i, timeout=5)
             if i > 2:
@@ -145,8 +200,7 @@ def one(name: str, variant: str) -> dict:
         q2 = dev.compute_queue()
         for _ in range(N):
             q2.exec(inc, grid=(1,), block=(1,), args=[x])
-        q2.signal(d2, 1).bind()
-        _patch(dev, q2, variant)
+        _chain(dev, q2, variant, lambda q: q.signal(d2, 1))
         q2.submit()
         d2.wait(1, timeout=5)
         got = int(dev.download(x, size=4, dtype=np.uint32)[0])
@@ -158,8 +212,7 @@ def one(name: str, variant: str) -> dict:
         q3 = dev.compute_queue().timestamp(w0)
         for i in range(WIDE_CHAIN):
             q3.exec(wide, grid=(WIDE_BLOCKS,), block=(WIDE_THREADS,), args=[bufs[(i + 1) % 2], bufs[i % 2]])
-        q3.timestamp(w1).signal(d3, 1).bind()
-        _patch(dev, q3, variant)
+        _chain(dev, q3, variant, lambda q: q.timestamp(w1).signal(d3, 1))
         q3.submit()
         d3.wait(1, timeout=10)
         out = dev.download(bufs[WIDE_CHAIN % 2], size=n * 4, dtype=np.uint32)
@@ -175,7 +228,8 @@ if __name__ == "__main__":
         print(json.dumps(one(sys.argv[2], sys.argv[3])))
         sys.exit(0)
     name = sys.argv[1] if len(sys.argv) > 1 else "nvidia:0"
-    for variant in VARIANTS:
+    chosen = os.environ.get("PDL_PROBE_VARIANTS")
+    for variant in chosen.split(",") if chosen else VARIANTS:
         try:
             r = subprocess.run([sys.executable, __file__, "--one", name, variant], capture_output=True, text=True,
                                timeout=60)
