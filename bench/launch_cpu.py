@@ -3,10 +3,10 @@
     python bench/launch_cpu.py [--batch 2000] [--rounds 7] [--json bench/results/launch_cpu.json]
 
 Measures, per call, (a) an eager ``dev.compute_queue().exec(prog, grid=(1,), block=(1,)).submit()``,
-(b) a resubmit of one built, unbound queue (exec + signal of a Var, the Var patched each time)
+(a') the same through ``dev.launch(prog, (1,), (1,))``, (b) a resubmit of one built, unbound queue (exec + signal of a Var, the Var patched each time)
 and (c) a resubmit of bound queues of the same shape (one queue per submit of a batch: a bound
-queue may not be resubmitted before its run finished). These are bench/nv_bench.py's three
-CPU rows, measured on mock:nvidia.
+queue may not be resubmitted before its run finished). These are bench/nv_bench.py's four
+CPU rows (and its dev.launch row), measured on mock:nvidia.
 
 The mock GPU runs in a worker thread that the doorbell wakes. For each batch (smaller than the
 GPFIFO ring, so no push waits for ring space) the channel's doorbell is a plain MMIO store
@@ -70,7 +70,7 @@ def _timed_batch(run: Callable[[int], None], dev: "hwdrv.Device", batch: int,
 
 
 def measure(device: str = "mock:nvidia", batch: int = DEFAULT_BATCH, rounds: int = DEFAULT_ROUNDS) -> dict:
-    """The three per-call costs (min over ``rounds`` batches of ``batch`` calls), in us."""
+    """The four per-call costs (min over ``rounds`` batches of ``batch`` calls), in us."""
     if not 0 < batch < GPFIFO_ENTRIES - 1:
         raise SystemExit(f"--batch must be in 1..{GPFIFO_ENTRIES - 2} (below the GPFIFO ring)")
     dev = hwdrv.open_device(device)
@@ -99,6 +99,7 @@ def measure(device: str = "mock:nvidia", batch: int = DEFAULT_BATCH, rounds: int
                for _ in range(batch)]
         res: dict = {"device": repr(dev), "batch": batch, "rounds": rounds}
         cases = {"eager_exec_submit_us": lambda r: (eager, all_released),
+                 "device_launch_us": lambda r: (lambda i: dev.launch(prog, (1,), (1,)), all_released),
                  "resubmit_unbound_us": lambda r: (lambda i: rq.submit(k=r * batch + i + 1),
                                                    signal_is(r * batch + batch)),
                  "resubmit_bound_us": lambda r: (lambda i: bqs[i].submit(k=r * batch + i + 1),
@@ -127,6 +128,7 @@ def main() -> int:
     a = ap.parse_args()
     res = measure(a.device, a.batch, a.rounds)
     for label, key in (("eager exec+submit", "eager_exec_submit_us"),
+                       ("dev.launch", "device_launch_us"),
                        ("resubmit, unbound queue", "resubmit_unbound_us"),
                        ("resubmit, bound queue", "resubmit_bound_us")):
         print(f"{label:26s} {res[key]:8.2f} us  (min of {a.rounds} x {a.batch})")

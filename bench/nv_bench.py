@@ -82,6 +82,19 @@ def bench_hwdrv(device: str) -> dict:
         reps.append((time.perf_counter() - t) / n * 1e6)
         dev.synchronize()
     res["cpu_us_per_eager_launch"] = _median(reps)
+    # the same launch through dev.launch (exec + submit in one call, no queue object)
+    launch = dev.launch
+    for _ in range(200):
+        launch(prog, (1,), (1,))
+    dev.synchronize()
+    reps = []
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(n):
+            launch(prog, (1,), (1,))
+        reps.append((time.perf_counter() - t) / n * 1e6)
+        dev.synchronize()
+    res["cpu_us_per_device_launch"] = _median(reps)
     # resubmitting one prebuilt queue (patched value) - the replay path
     k = hwdrv.Var("k")
     rq = dev.compute_queue().exec(prog, grid=(1,), block=(1,)).signal(done, k)
@@ -200,6 +213,7 @@ ROWS = [  # (label, hwdrv key, cuda key, kind): kind "time" -> ratio cuda/hwdrv,
     ("  same, early_start (PDL) vs plain graph", "gpu_us_per_kernel_1000_early_start", "gpu_us_per_kernel_graph_1000",
      "time"),
     ("CPU us per eager exec+submit", "cpu_us_per_eager_launch", "cpu_us_per_launch", "time"),
+    ("CPU us per dev.launch (one call)", "cpu_us_per_device_launch", "cpu_us_per_launch", "time"),
     ("CPU us per resubmit of a built queue", "cpu_us_per_resubmit", "cpu_us_per_launch", "time"),
     ("CPU us per resubmit of a bound queue", "cpu_us_per_bound_resubmit", "cpu_us_per_launch", "time"),
     ("H2D GB/s, 1 GiB pinned", "h2d_GBps", "h2d_GBps", "rate"),

@@ -32,6 +32,24 @@ MAX_PIECE = CHUNK_SIZE
 Piece = tuple
 
 
+class SlotRing:
+    """Equal slots of one command-memory chunk, taken in turn by one-shot submissions on one
+    engine (``Device.launch``). The engine's timeline completes in order, so a slot may be
+    taken again once the timeline has passed the submission that used it last: taking one
+    costs an index step and a compare, with nothing to allocate or release."""
+
+    __slots__ = ("va", "slot_size", "views", "last", "next")
+
+    def __init__(self, buf: "Buffer", slot_size: int):
+        self.va, self.slot_size = buf.va, slot_size
+        whole = memoryview(buf.view())
+        count = buf.size // slot_size
+        #: each slot's bytes, and the timeline value of the submission that used it last
+        self.views = [whole[i * slot_size:(i + 1) * slot_size] for i in range(count)]
+        self.last = [0] * count
+        self.next = 0
+
+
 class CommandMemory:
     """A growable pool of command-memory pieces."""
 
@@ -88,7 +106,7 @@ class CommandMemory:
         if timeline is None or timeline.done(value):
             self._free_now(pieces)
         else:
-            self._defer(pieces, timeline, value)
+            self.release_later(pieces, timeline, value)
 
     def release_lives(self, lives: list["QueueLife"]) -> None:
         """``release`` for dead queues' pieces in a batch (each timeline is read once)."""
@@ -104,10 +122,12 @@ class CommandMemory:
             if life.last_submit <= upto:
                 self._free_now(life.pieces)
             elif life.pieces:
-                self._defer(life.pieces, tl, life.last_submit)
+                self.release_later(life.pieces, tl, life.last_submit)
 
-    def _defer(self, pieces: list[Piece], timeline: "Timeline", value: int) -> None:
-        # the timeline's FIFO: timelines complete in order, so _reclaim pops from the front
+    def release_later(self, pieces: list[Piece], timeline: "Timeline", value: int) -> None:
+        """``release`` without looking whether ``timeline`` has reached ``value`` (work just
+        submitted has not): the pieces wait in the timeline's FIFO."""
+        # timelines complete in order, so _reclaim pops from the front
         entry = self._pending.get(id(timeline))
         if entry is None:
             entry = self._pending[id(timeline)] = (timeline, collections.deque())

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .cmdmem import CommandMemory, Piece
+from .cmdmem import CommandMemory, Piece, SlotRing
 from .compiler import Compiler
 from .errors import BufferFreed, DeviceClosed, GPUHang, HwdrvError, InvalidArgument
 from .hang import HangReport
@@ -27,9 +27,10 @@ from .ioctl.kernel import Kernel
 from .limits import DeviceLimits
 from .memory.buffer import Buffer
 from .peer import PeerAccessError, PeerFallbackWarning, PeerLink
-from .program import Program
-from .queue import Queue, QueueLife
+from .program import Program, plain_shape
+from .queue import _ARG_SEQS, Queue, QueueLife
 from .trace import Span, Trace
+from .var import VarExpr
 from .signal import DEFAULT_TIMEOUT, SIGNAL_SIZE, Signal, Timeline, check_timeout
 
 #: bytes per staging buffer for upload/download through the copy engine
@@ -113,6 +114,16 @@ def collect_dropped_devices(timeout: float = 10.0) -> None:
 _REAPER = _Reaper()
 #: dead queues whose command memory _cmd_alloc lets wait before handing it back in one go
 _DEAD_QUEUE_BATCH = 32
+def launch_var_error(kernel: object) -> InvalidArgument:
+    """What ``launch()`` raises for a Var argument (its fast paths say it too)."""
+    return InvalidArgument(f"launch: {kernel} got a Var argument; launch() takes concrete values (build "
+                           f"a queue and submit(**values) to patch Vars)")
+
+
+#: launch()'s slot ring: each slot holds one launch (its QMD, constant bank and words); a
+#: launch that does not fit goes through a queue. 2048 launches in flight before one waits.
+LAUNCH_SLOT_BYTES = 2048
+LAUNCH_RING_BYTES = 4 << 20
 
 
 class Device(ABC):
@@ -194,6 +205,7 @@ class Device(ABC):
     # ---- set-up by the backend, once its memory works -----------------------------------
     def _init_core(self) -> None:
         self._cmdmem = CommandMemory(self._alloc_command_chunk, self._collect_frees)
+        self._launch_slots: SlotRing | None = None       # launch()'s, made at the first one
         for kind in self.engines:
             self._timelines[kind] = Timeline(self.signal(0))
         _OPEN.add(self)
@@ -252,6 +264,27 @@ class Device(ABC):
         if self._closed:
             self._check_open()
         return self._backend_queue("compute")
+
+    def launch(self, program: Program, grid: Any, block: Any, args: Any = (), shared: int = 0) -> None:
+        """Launch ``program`` now, on its own: what ``compute_queue().exec(program, grid, block,
+        args, shared).submit()`` does, in one call and without a queue object (an eager
+        runtime's launch). Arguments are concrete (a Var has nothing to patch it: use a queue).
+        The launch runs in order with this device's earlier compute submissions; wait for it
+        with ``synchronize()`` or a signal set by a later queue."""
+        # A shape this program has launched before, spelt the same way (exec's eager path):
+        # the backend launches it straight away; anything else goes through a queue, whose
+        # exec checks it all (and remembers the shape for next time).
+        if type(args) in _ARG_SEQS:
+            try:
+                dims = program._shapes[grid, block, shared]
+            except (AttributeError, KeyError, TypeError):      # not a Program, new or unhashable
+                dims = None
+            if dims is not None and program.device is self and plain_shape(grid, block, shared) \
+                    and self._launch_now(program, dims[0], dims[1], args, shared):
+                return
+        if isinstance(args, (list, tuple)) and any(isinstance(a, VarExpr) for a in args):
+            raise launch_var_error(getattr(program, "name", program))
+        self.compute_queue().exec(program, grid, block, args, shared).submit()
 
     def copy_queue(self) -> Queue:
         """A new, empty copy queue: on the copy engine, or, on a device without one (see
@@ -630,13 +663,29 @@ class Device(ABC):
         with self._lock:
             if self._closed:
                 self._check_open()
-            # dead queues' pieces go back in batches (a piece per eager launch otherwise), and
-            # always before the pool would carve a new chunk (its on_empty hook)
-            if self._orphans or self._pending_frees or self._unpinned or len(self._dead_queues) >= _DEAD_QUEUE_BATCH:
-                self._collect_frees()
-            piece = self._cmdmem.alloc(nbytes, align)        # type: ignore[union-attr]
+            piece = self._take_piece(nbytes, align)
         q._life.pieces.append(piece)
         return piece
+
+    def _launch_slot_ring(self) -> SlotRing:
+        """The slots ``launch()``'s fast path writes its launches into, made at the first one."""
+        buf = self._alloc_command_chunk(LAUNCH_RING_BYTES)
+        with self._lock:
+            ring = self._launch_slots
+            if ring is None:
+                ring = self._launch_slots = SlotRing(buf, LAUNCH_SLOT_BYTES)
+                buf = None
+        if buf is not None:                   # another thread made it first
+            buf.free()
+        return ring
+
+    def _take_piece(self, nbytes: int, align: int) -> Piece:
+        """A command-memory piece (the lock held, the device open)."""
+        # dead queues' pieces go back in batches (a piece per eager launch otherwise), and
+        # always before the pool would carve a new chunk (its on_empty hook)
+        if self._orphans or self._pending_frees or self._unpinned or len(self._dead_queues) >= _DEAD_QUEUE_BATCH:
+            self._collect_frees()
+        return self._cmdmem.alloc(nbytes, align)        # type: ignore[union-attr]
 
     def _check_error(self, sig: Signal, value: int) -> HangReport | None:
         """Called while a wait is slow: a report if the GPU has flagged an error."""
@@ -685,6 +734,12 @@ class Device(ABC):
     @abstractmethod
     def _backend_queue(self, kind: str) -> Queue:
         """Backend hook."""
+
+    def _launch_now(self, program: Program, grid: tuple, block: tuple, args: Any, shared: int) -> bool:
+        """``launch()``'s fast path for a shape ``program`` passed the checks with (``grid``
+        and ``block`` normalized): submit it and return True, or return False to have it go
+        through a queue (the default: backends without a fast path)."""
+        return False
 
     @abstractmethod
     def _backend_program(self, binary: bytes, name: str) -> Program:

@@ -207,6 +207,80 @@ def test_bad_arguments_fail_before_the_gpu(dev, binary):
         dev.program(binary, "no_such_kernel")
 
 
+# ---- dev.launch: exec + submit in one call --------------------------------------------
+def test_launch_runs_in_order_with_queues(dev, binary):
+    """dev.launch (the first launch of a shape goes through a queue, later ones take the
+    backend's fast path where it has one) runs in order with queue submissions: a chain of
+    launches, each adding the one before's result, ends with the right sums."""
+    n = big(dev, 1 << 16, 512)
+    p = prog(dev, binary, "vecadd")
+    rng = np.random.default_rng(5)
+    a = rng.integers(-1000, 1000, n).astype(np.float32)
+    ba, bacc = dev.alloc(n * 4), dev.alloc(n * 4)
+    dev.upload(ba, a)
+    dev.upload(bacc, np.zeros(n, np.float32))
+    rounds = big(dev, 300, 12)
+    for _ in range(rounds):
+        dev.launch(p, (n // 256,), (256,), [ba, bacc, bacc, n])
+    sig = dev.signal(0)
+    dev.compute_queue().signal(sig, 1).submit()               # after every launch before it
+    sig.wait(1, timeout=WAIT)
+    np.testing.assert_array_equal(dev.download(bacc, dtype=np.float32), a * rounds)
+
+
+def test_launch_wraps_its_slots_and_falls_back_where_it_must(dev, binary):
+    """More launches than launch()'s slots hold (each slot reused once its launch finished),
+    a kernel with local memory and one whose parameters do not fit a slot (both through a
+    queue): all give the right results."""
+    from hwdrv.device import LAUNCH_RING_BYTES, LAUNCH_SLOT_BYTES
+    p = prog(dev, binary, "vecadd")
+    n = 256
+    ones = dev.alloc(n * 4)
+    dev.upload(ones, np.ones(n, np.float32))
+    acc = dev.alloc(n * 4)
+    dev.upload(acc, np.zeros(n, np.float32))
+    count = LAUNCH_RING_BYTES // LAUNCH_SLOT_BYTES + 100 if not dev.is_mock else 40
+    for _ in range(count):
+        dev.launch(p, (1,), (256,), (ones, acc, acc, n))
+    lm = prog(dev, binary, "local_mem")
+    idx = np.arange(256, dtype=np.int32)
+    bi, bo = dev.alloc(256 * 4), dev.alloc(256 * 4)
+    dev.upload(bi, idx)
+    dev.launch(lm, (2,), (128,), [bi, bo, 256])
+    dev.launch(lm, (2,), (128,), [bi, bo, 256])
+    bigp = prog(dev, binary, "bigparam")
+    v = np.random.default_rng(6).integers(0, 2**32, 1100, dtype=np.uint32)
+    out = dev.alloc(1100 * 4)
+    dev.launch(bigp, (5,), (256,), [v, out, 0x5A5A5A5A])
+    dev.launch(bigp, (5,), (256,), [v, out, 0x5A5A5A5A])
+    dev.synchronize(WAIT)
+    np.testing.assert_array_equal(dev.download(acc, dtype=np.float32), np.full(n, count, np.float32))
+    np.testing.assert_array_equal(dev.download(bo, dtype=np.int32), 165 + np.arange(256, dtype=np.int32))
+    np.testing.assert_array_equal(dev.download(out, dtype=np.uint32), v ^ np.uint32(0x5A5A5A5A))
+
+
+def test_launch_refuses_what_it_cannot_run(dev, binary):
+    """Bad arguments, a Var (nothing would patch it) and a freed program raise before the GPU
+    sees anything, on a shape's first launch and on later ones alike; the device stays usable."""
+    p = prog(dev, binary, "vecadd")
+    buf = dev.alloc(64 * 4)
+    dev.upload(buf, np.zeros(64, np.float32))
+    for _ in range(2):
+        with pytest.raises(hwdrv.InvalidArgument, match="takes 4 arguments"):
+            dev.launch(p, (1,), (64,), [buf, buf])
+        with pytest.raises(hwdrv.InvalidArgument, match="does not fit"):
+            dev.launch(p, (1,), (64,), [buf, buf, buf, 1 << 40])
+        with pytest.raises(hwdrv.InvalidArgument):
+            dev.launch(p, (1,), (64,), [buf, buf, buf, Var("n")])
+        dev.launch(p, (1,), (64,), [buf, buf, buf, 64])
+    with pytest.raises(hwdrv.InvalidArgument, match="block x = 2048 exceeds"):
+        dev.launch(p, (1,), (2048,), [buf, buf, buf, 64])
+    dev.synchronize(WAIT)
+    p.free()
+    with pytest.raises(hwdrv.ProgramError, match="freed"):
+        dev.launch(p, (1,), (64,), [buf, buf, buf, 64])
+
+
 # ---- copies ----------------------------------------------------------------------------
 @pytest.mark.parametrize("size", [1, 64 << 20])
 def test_copy(dev, size):

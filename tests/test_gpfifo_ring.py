@@ -80,7 +80,7 @@ def test_push_copy_never_overwrites_unfinished_work():
             tl.value = rng.randint(tl.value, v - 1)       # the GPU finishes some work
         n = rng.randint(1, CAP - SEMAPHORE_WORDS)
         words = np.full(n, v, np.uint32)
-        ch.push_copy(words, 0x5000, v)
+        ch.push_copy(words.tobytes(), 0x5000, v)
         _, va, ndw = ch.history[-1]
         off = (va - ch.pb_va) // 4
         assert ndw == n + SEMAPHORE_WORDS and off + ndw <= CAP

@@ -15,7 +15,7 @@ import launch_cpu  # noqa: E402
 
 def test_launch_cpu_measures_the_three_paths_and_checks_they_ran():
     res = launch_cpu.measure("mock:nvidia", batch=40, rounds=1)
-    for key in ("eager_exec_submit_us", "resubmit_unbound_us", "resubmit_bound_us"):
+    for key in ("eager_exec_submit_us", "device_launch_us", "resubmit_unbound_us", "resubmit_bound_us"):
         assert 0 < res[key] < 1e4
         assert res[key] == min(res[key.replace("_us", "_all_us")])
 

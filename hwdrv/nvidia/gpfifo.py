@@ -93,7 +93,8 @@ GPFIFO_ENTRIES = 4096
 #: in-flight pushbuffer records added between looks for finished ones to drop (a push reads the
 #: timeline only when its segment overlaps the oldest record or the record grew this much)
 PB_RECORDS_PER_LOOK = 64
-_PAYLOAD = struct.Struct("<Q")
+#: a release's 64-bit payload as it sits in the words (low word, then high word)
+PAYLOAD = struct.Struct("<Q")
 #: bytes of pushbuffer ring per channel that unbound submissions are copied into
 PUSHBUFFER_SIZE = 16 << 20
 
@@ -157,10 +158,11 @@ class Channel:
         self._userd_items[self._gpput] = put % n
         self._ring_doorbell()
 
-    def push_copy(self, words: np.ndarray, timeline_va: int, timeline_value: int) -> None:
-        """Copy ``words`` and a release of ``timeline_value`` to the 64-bit timeline at
-        ``timeline_va`` into the pushbuffer ring, and push that segment."""
-        total = len(words) + SEMAPHORE_WORDS
+    def push_copy(self, words: bytes, timeline_va: int, timeline_value: int) -> None:
+        """Copy ``words`` (the bytes of whole little-endian 32-bit words) and a release of
+        ``timeline_value`` to the 64-bit timeline at ``timeline_va`` into the pushbuffer ring,
+        and push that segment."""
+        total = (len(words) >> 2) + SEMAPHORE_WORDS
         off = self._pb_off
         inflight = self._pb_inflight
         end = off + total
@@ -173,14 +175,21 @@ class Channel:
             self._pb_off = end
         else:
             off = self._reserve(total, timeline_value)
-        if self._release_va != timeline_va:          # the release's words but its payload, once
+        if self._release_va != timeline_va:
+            self.release_bytes(timeline_va)
+        # one store of the words and the release (bytes: cheaper than numpy slices)
+        self._pb_bytes[off * 4:(off + total) * 4] = (words + self._release_head
+                                                     + PAYLOAD.pack(timeline_value) + self._release_tail)
+        self.publish(self.pb_va + off * 4, total)
+
+    def release_bytes(self, timeline_va: int) -> tuple[bytes, bytes]:
+        """The words of a release to the 64-bit timeline at ``timeline_va`` as bytes before and
+        after its payload (``PAYLOAD.pack(value)`` goes between), made once per timeline."""
+        if self._release_va != timeline_va:
             rel = np.array(semaphore(timeline_va, 0, SEM_RELEASE), np.uint32).tobytes()
             self._release_head, self._release_tail = rel[:SEMAPHORE_PAYLOAD.start * 4], rel[SEMAPHORE_PAYLOAD.stop * 4:]
             self._release_va = timeline_va
-        # one store of the words and the release (bytes: cheaper than numpy slices)
-        self._pb_bytes[off * 4:(off + total) * 4] = (words.tobytes() + self._release_head
-                                                     + _PAYLOAD.pack(timeline_value) + self._release_tail)
-        self.publish(self.pb_va + off * 4, total)
+        return self._release_head, self._release_tail
 
     def _reserve(self, nwords: int, timeline_value: int) -> int:
         cap = self._pb_cap

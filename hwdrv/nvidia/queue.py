@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import TYPE_CHECKING
+from array import array
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from ..device import launch_var_error
 from ..queue import BoundStream, Queue, WordBuffer
 from ..var import IntArg, VarExpr
 from ..errors import InvalidArgument
@@ -92,6 +94,74 @@ def _patch_launch(launch: _Launch, patches: tuple[tuple[int, int, int], ...]) ->
         _WORD.pack_into(mem, word * 4, v)
 
 
+def _write_launch(prog: NVProgram, mem: memoryview, va: int, image: bytes, hi_bits: int,
+                  args: "Sequence[Any]") -> "list | None":
+    """Write a launch into its command memory (``mem``, at GPU address ``va``): the launch image,
+    then what differs per launch -- constant bank 0's address and the arguments. Returns the
+    symbolic arguments to patch (None where there are no arguments)."""
+    mem[:len(image)] = image
+    cb_va = va + QMD_SIZE
+    _ADDR_WORDS.pack_into(mem, _CB0_ADDR_BYTE, (cb_va >> 6) & _U32, hi_bits | (cb_va >> 38))
+    return prog.pack_args(args, mem, prog.args_offset) if args or prog.params else None
+
+
+# The words that start a queue's first launch, as bytes around the QMD address (launch_now)
+_FIRST_LAUNCH_HEAD = array("I", _LAUNCH_WORDS).tobytes()
+_FIRST_LAUNCH_TAIL = array("I", _PCAS_B).tobytes()
+#: launch_now's pushbuffer segment: those words and the timeline release
+_LAUNCH_SEGMENT_WORDS = len(_LAUNCH_WORDS) + 1 + len(_PCAS_B) + pb.SEMAPHORE_WORDS
+
+
+def launch_now(dev: "NVDevice", prog: NVProgram, grid: tuple, block: tuple, args: "Sequence[Any]",
+               shared: int) -> bool:
+    """``Device.launch``'s fast path: one launch whose shape passed the checks, with the words
+    a compute queue holding that one exec submits (then the compute timeline's release), under
+    one hold of the device lock. Launch image and words go into the next slot of the device's
+    launch slot ring (hwdrv/cmdmem.py SlotRing) and the GP entry points at the words there: no
+    command-memory piece to allocate and release, no pushbuffer-ring space to reserve. Returns
+    False (a queue must do it) for a kernel that needs local memory (growing it takes queue
+    commands) or whose launch does not fit a slot."""
+    if prog.slm_per_thread:
+        return False
+    img = prog._images.get((block, shared, grid))      # launch_image's cache, looked at inline
+    image, hi_bits = img if img is not None else prog.launch_image(block, shared, grid)
+    n = len(image)
+    slots = dev._launch_slots
+    if slots is None:
+        slots = dev._launch_slot_ring()
+    if n + _LAUNCH_SEGMENT_WORDS * 4 > slots.slot_size:
+        return False
+    with dev._lock:
+        if dev._closed:
+            dev._check_open()
+        if dev._recover_pending:
+            dev.recover()
+        timeline = dev._timelines["compute"]
+        i = slots.next
+        slots.next = i + 1 if i + 1 < len(slots.last) else 0
+        if slots.last[i] > timeline._cell[0]:        # 2048 launches behind: wait for this slot's
+            timeline.wait(slots.last[i], dev.submit_timeout)
+        va, mem = slots.va + i * slots.slot_size, slots.views[i]
+        if _write_launch(prog, mem, va, image, hi_bits, args):
+            raise launch_var_error(prog.name)
+        channel = dev.channels["compute"]
+        if channel._release_va == timeline.signal.va:        # release_bytes' cache, looked at inline
+            head, tail = channel._release_head, channel._release_tail
+        else:
+            head, tail = channel.release_bytes(timeline.signal.va)
+        timeline.value = value = timeline.value + 1
+        mem[n:n + _LAUNCH_SEGMENT_WORDS * 4] = (_FIRST_LAUNCH_HEAD + _WORD.pack(va >> 8) + _FIRST_LAUNCH_TAIL
+                                                + head + pb.PAYLOAD.pack(value) + tail)
+        try:
+            channel.publish(va + n, _LAUNCH_SEGMENT_WORDS)
+        except BaseException:
+            timeline.unreserve(value)
+            raise
+        slots.last[i] = value
+        dev.submissions.append((value, [(prog, grid, block, va)]))
+    return True
+
+
 class _NVBound(BoundStream):
     """A bound stream whose release payload (low, high word) is written as one little-endian
     64-bit store per submit (x86-64 and aarch64 hosts, the ones hwdrv runs on, are little-endian)."""
@@ -133,7 +203,7 @@ class NVQueue(Queue):
             bound._tail64[0] = value                 # set_timeline_value, inline (per resubmit)
             dev.channels[kind].publish(bound.va, bound.nwords)
         else:
-            dev.channels[kind].push_copy(self._stream.words, dev._timelines[kind].signal.va, value)
+            dev.channels[kind].push_copy(self._stream.words.tobytes(), dev._timelines[kind].signal.va, value)
         if self.launches:
             dev.submissions.append((value, self.launches))
 
@@ -179,13 +249,8 @@ class NVComputeQueue(NVQueue):
         # (a cluster launch's grid is concrete: the core refuses a Var grid with clusters)
         image, hi_bits = prog.launch_image(block, shared, grid if concrete else (1, 1, 1), cluster,
                                            dev.cluster_variant if cluster else None)
-        n = len(image)
-        va, _, _, mem = dev._cmd_piece(self, n, QMD_ALIGN)
-        # the image, then the words that differ per launch, straight into command memory
-        mem[:n] = image
-        cb_va = va + QMD_SIZE
-        _ADDR_WORDS.pack_into(mem, _CB0_ADDR_BYTE, (cb_va >> 6) & _U32, hi_bits | (cb_va >> 38))
-        sym_args = prog.pack_args(args, mem, prog.args_offset) if args or prog.params else None
+        va, _, _, mem = dev._cmd_piece(self, len(image), QMD_ALIGN)
+        sym_args = _write_launch(prog, mem, va, image, hi_bits, args)
         if not concrete or sym_args:
             target = WordBuffer(np.frombuffer(mem, np.uint32))
             if not concrete:
