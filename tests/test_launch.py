@@ -53,3 +53,34 @@ def test_launch_on_a_closed_device_raises(dev):
     dev.close()
     with pytest.raises(hwdrv.DeviceClosed):
         dev.launch(p, (1,), (64,), [buf, buf, buf, 64])
+
+
+def test_a_fault_in_a_fast_launch_is_reported_and_recovered(dev):
+    """An out-of-bounds store launched through launch()'s fast path: the report names the
+    kernel, its argument and the fault address, the stalled command is the slot's launch
+    method; after recovery launches run again."""
+    from hwdrv import provoke as D
+    prog = D.sample(dev, "oob_store")
+    good = dev.alloc(4096)
+    dev.launch(prog, (1,), (32,), [good, 0xDEAD])          # the shape's first launch: a queue
+    dev.launch(prog, (1,), (32,), [good, 0xDEAD])          # the first fast one makes the slot ring
+    dev.synchronize(30)
+    gone = dev.alloc(2 << 20)
+    bad = gone.va + (1 << 20)
+    gone.free()                                              # the device is idle: unmapped now
+    dev.launch(prog, (1,), (32,), [bad, 0xDEAD])             # the fast path
+    s = dev.signal(0)
+    dev.compute_queue().signal(s, 1).submit()
+    with pytest.raises(hwdrv.GPUHang) as e:
+        s.wait(1, timeout=5)
+    rep = e.value.report
+    assert rep is not None and rep.cause == "mmu_fault"
+    assert [ln.kernel for ln in rep.launches] == ["oob_store"] and rep.launches[0].args[0] == hex(bad)
+    assert any(f.address == bad and f.access == "write" for f in rep.faults)
+    q = next(q for q in rep.queues if q.name == "compute GPFIFO")
+    assert [c.text for c in q.commands if c.stalled] and "COMPUTE.SEND_PCAS_A" in \
+        next(c.text for c in q.commands if c.stalled)
+    assert D.vecadd_check(dev)
+    dev.launch(prog, (1,), (32,), [good, 0xDEAD])
+    dev.synchronize(30)
+    assert int(dev.download(good, size=4, dtype=np.uint32)[0]) == 0xDEAD
