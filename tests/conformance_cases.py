@@ -375,6 +375,32 @@ def test_resubmit_100_times_with_patched_values(dev, binary):
     assert q.patched_words == 100 * 3
 
 
+def test_chained_launches_see_patched_arguments(dev, binary):
+    """Arguments patched between submissions reach every launch of a chain, bound or not. A
+    chained launch is scheduled by the QMD before it (NVIDIA: which also prefetches its constant
+    bank, and the chained launch keeps its bank 0 cached), so a launch reading constants cached
+    by an earlier submission would add an old value."""
+    n = big(dev, 1 << 14, 256)
+    p = prog(dev, binary, "add_scalar")
+    k, v = Var("k"), Var("v")
+    for bound in (False, True):
+        x = dev.alloc(n * 4)
+        dev.upload(x, np.zeros(n, np.int32))
+        sig = dev.signal(0)
+        q = dev.compute_queue()
+        for j in range(1, 9):
+            q.exec(p, grid=(n // 256,), block=(256,), args=[x, k * j, n])
+        q.signal(sig, v)
+        if bound:
+            q.bind()
+        rounds = big(dev, 50, 6)
+        for i in range(1, rounds + 1):
+            q.submit(k=i, v=i)
+            sig.wait(i, timeout=WAIT)          # a bound queue's next run patches after this one
+        total = 36 * rounds * (rounds + 1) // 2          # (1 + ... + 8) * (1 + ... + rounds)
+        np.testing.assert_array_equal(dev.download(x, dtype=np.int32), np.full(n, total, np.int32))
+
+
 def test_unchanged_values_rewrite_nothing(dev):
     sig = dev.signal(0)
     v = Var("v")

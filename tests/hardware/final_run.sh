@@ -15,4 +15,4 @@ timeout 170 python3 bench/tensor_bench.py --repeat 5 > "$OUT/tensor_bench.txt" 2
 timeout 45 python3 bench/nv_bench.py --out "$OUT/nvb_new.json" > "$OUT/nvb_new.txt" 2>&1; cat "$OUT/nvb_new.txt" | tail -14
 [ -n "$base" ] && (cd "$base" && PYTHONPATH=/tmp/site:$PWD timeout 35 python3 bench/nv_bench.py --part hwdrv --out "$OUT/nvb_base.json") > "$OUT/nvb_base.txt" 2>&1 && cut -c1-400 "$OUT/nvb_base.txt"
 timeout 40 python3 tests/hardware/add_bw_probe.py nvidia:0 --repeat 5 > "$OUT/add_probe.txt" 2>&1; cat "$OUT/add_probe.txt"
-timeout 150 python3 tests/hardware/pdl_probe.py nvidia:0 > "$OUT/pdl_probe.txt" 2>&1; cut -c1-220 "$OUT/pdl_probe.txt"
+PDL_PROBE_VARIANTS=${PDL_PROBE_VARIANTS:-chain,pre_exit,cuda_like} timeout 150 python3 tests/hardware/pdl_probe.py nvidia:0 > "$OUT/pdl_probe.txt" 2>&1; cut -c1-220 "$OUT/pdl_probe.txt"

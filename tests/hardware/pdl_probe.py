@@ -68,6 +68,23 @@ PCAS = {"pcas_prefetch_after": ("after", "PREFETCH", False),
         "pcas_schedule_after_required_all": ("after", "INVALIDATE_PREFETCH_COPY_SCHEDULE", "all"),
         "pcas_schedule_after": ("after", "INVALIDATE_PREFETCH_COPY_SCHEDULE", False)}
 VARIANTS.update({name: {} for name in PCAS})
+# every field libcuda's chained graph QMDs differ in at once (but SELF_COPY_ON_COMPLETION, which
+# faults here, and the local-memory and constant-bank bindings libcuda's own kernels need),
+# to see whether the QMD fields are what a graph's 0.79 us against hwdrv's 0.83 comes from
+_CUDA_LIKE = {"REGISTER_COUNT": 16, "INVALIDATE_TEXTURE_HEADER_CACHE": 1, "INVALIDATE_TEXTURE_SAMPLER_CACHE": 1,
+              "QMD_GROUP_ID": 63, "SAMPLER_INDEX": 1, "CONSTANT_BUFFER_INVALIDATE(0)": 0}
+VARIANTS.update({"register_count_16": {"REGISTER_COUNT": 16}, "cuda_like": _CUDA_LIKE})
+CHAINED_ONLY.add("cuda_like")
+NEXT_PREFETCH["cuda_like"] = ("code", "cb0")
+PCAS["cuda_like"] = ("after", "INVALIDATE_PREFETCH_COPY_SCHEDULE", True)
+# cuda_like with one of its parts left out: which of them the 0.79 us needs
+for _part in (*_CUDA_LIKE, "code", "cb0", "pcas"):
+    _name = "cuda_like_but_" + _part.lower().replace("(0)", "0")
+    VARIANTS[_name] = {k: v for k, v in _CUDA_LIKE.items() if k != _part}
+    CHAINED_ONLY.add(_name)
+    NEXT_PREFETCH[_name] = tuple(w for w in ("code", "cb0") if w != _part)
+    if _part != "pcas":
+        PCAS[_name] = PCAS["cuda_like"]
 VARIANTS.update({"self_copy": {"SELF_COPY_ON_COMPLETION": 1},
                  "texture_invalidates": {"INVALIDATE_TEXTURE_HEADER_CACHE": 1, "INVALIDATE_TEXTURE_SAMPLER_CACHE": 1}})
 N = int(os.environ.get("PDL_PROBE_N", "1000"))
