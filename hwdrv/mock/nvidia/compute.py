@@ -24,6 +24,13 @@ A GRID_GPC_CGA QMD runs as thread-block clusters of GPC_CGA_* CTAs (the one CGA 
 mock models: docs/clusters.md); the kernel computes its cluster registers from constant bank 0.
 
 After the grid, the QMD's release semaphores are applied and enabled dependent QMDs are launched.
+
+Constant banks go through a constant cache, as on the GPU: a launch reads each bank it binds
+from the cache where the cache holds that bank and the QMD does not ask for it to be invalidated
+(CONSTANT_BUFFER_INVALIDATE), else from memory, keeping what it read; INVALIDATE_SHADER_CACHES
+(_NO_WFI) with CONSTANT empties the cache. Host writes do not reach cached banks, so a launch
+that keeps a bank the host has rewritten since it was cached reads the old constants -- what
+a missing invalidation does on the GPU.
 """
 from __future__ import annotations
 
@@ -115,6 +122,8 @@ class ComputeEngine:
         self.qmd_va = 0
         self.launches = 0
         self.last_launch: dict | None = None
+        #: the constant cache: (bank address, size) -> the bytes read when it was filled
+        self.const_cache: dict[tuple[int, int], bytes] = {}
 
     def method(self, mthd: int, data: int, where: str) -> None:
         if mthd == HW.NVCBC0_SEND_PCAS_A:
@@ -131,6 +140,10 @@ class ComputeEngine:
         elif mthd == HW.NVCBC0_SET_REPORT_SEMAPHORE_D:
             self._report_semaphore(data, where)
         elif mthd in _STATE_METHODS:
+            if (mthd == HW.NVCBC0_INVALIDATE_SHADER_CACHES_NO_WFI
+                    and HW.NVCBC0_INVALIDATE_SHADER_CACHES_NO_WFI_CONSTANT.decode(data)) or \
+                    (mthd == HW.NVCBC0_INVALIDATE_SHADER_CACHES and HW.NVCBC0_INVALIDATE_SHADER_CACHES_CONSTANT.decode(data)):
+                self.const_cache.clear()
             self.state[mthd] = data
         else:
             raise self._class_error(where, mthd, data, "unknown method for HOPPER_COMPUTE_A")
@@ -218,8 +231,13 @@ class ComputeEngine:
         for i, (cva, size) in q.cbufs.items():
             if cva % 64:
                 raise self._launch_error(where, q.va, f"constant buffer {i} address {cva:#x} is not 64-byte aligned")
+            key = (cva, size)
+            cached = None if i in q.cbuf_invalidate else self.const_cache.get(key)
+            if cached is not None:
+                banks[i] = cached
+                continue
             try:
-                banks[i] = ch.pt.read(cva, size)
+                banks[i] = self.const_cache[key] = ch.pt.read(cva, size)
             except MemoryFault as f:
                 raise X.mmu_fault(f, "GPCCLIENT_GCC", ch.engine_type,
                                   f"fetching constant buffer {i} ({size} bytes) of QMD {q.va:#x}") from None

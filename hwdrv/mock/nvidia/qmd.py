@@ -48,6 +48,7 @@ class Qmd:
     shared_size: int
     program_va: int
     cbufs: dict[int, tuple[int, int]]          # index -> (va, size)
+    cbuf_invalidate: set[int]                  # banks whose CONSTANT_BUFFER_INVALIDATE is set
     releases: list[Release]
     dependent: list[tuple[int, int]]           # (action, qmd va) for enabled dependent QMDs
     local_high: int
@@ -61,8 +62,11 @@ class Qmd:
         w = np.frombuffer(pt.read(va, QMD_SIZE), np.uint32)
         g = lambda name, *i: _f(name, *i).get(w)  # noqa: E731
         cbufs = {}
+        cbuf_invalidate = set()
         for i in range(8):
             if g("CONSTANT_BUFFER_VALID", i):
+                if g("CONSTANT_BUFFER_INVALIDATE", i):
+                    cbuf_invalidate.add(i)
                 addr = (g("CONSTANT_BUFFER_ADDR_LOWER_SHIFTED6", i)
                         | (g("CONSTANT_BUFFER_ADDR_UPPER_SHIFTED6", i) << 32)) << 6
                 cbufs[i] = (addr, g("CONSTANT_BUFFER_SIZE_SHIFTED4", i) << 4)
@@ -87,7 +91,7 @@ class Qmd:
             block=(g("CTA_THREAD_DIMENSION0"), g("CTA_THREAD_DIMENSION1"), g("CTA_THREAD_DIMENSION2")),
             registers=g("REGISTER_COUNT"), shared_size=g("SHARED_MEMORY_SIZE"),
             program_va=g("PROGRAM_ADDRESS_LOWER") | (g("PROGRAM_ADDRESS_UPPER") << 32),
-            cbufs=cbufs, releases=releases, dependent=dependent,
+            cbufs=cbufs, cbuf_invalidate=cbuf_invalidate, releases=releases, dependent=dependent,
             local_high=g("SHADER_LOCAL_MEMORY_HIGH_SIZE"), local_low=g("SHADER_LOCAL_MEMORY_LOW_SIZE"),
             barriers=g("BARRIER_COUNT"),
             gpc_cga=(g("GPC_CGA_WIDTH"), g("GPC_CGA_HEIGHT"), g("GPC_CGA_DEPTH")),
