@@ -84,3 +84,49 @@ def test_a_fault_in_a_fast_launch_is_reported_and_recovered(dev):
     dev.launch(prog, (1,), (32,), [good, 0xDEAD])
     dev.synchronize(30)
     assert int(dev.download(good, size=4, dtype=np.uint32)[0]) == 0xDEAD
+
+
+def test_launches_from_several_threads_all_land(dev):
+    """launch() is thread-safe: four threads launching into their own buffers (the fast path's
+    slots taken under the device lock) each see every one of their additions."""
+    import threading
+    p = dev.program(dev.compiler.compile(_PTX), "vecadd")
+    n = 64
+    ones = dev.alloc(n * 4)
+    dev.upload(ones, np.ones(n, np.float32))
+    accs = [dev.alloc(n * 4) for _ in range(4)]
+    for a in accs:
+        dev.upload(a, np.zeros(n, np.float32))
+    errors = []
+
+    def work(acc):
+        try:
+            for _ in range(30):
+                dev.launch(p, (1,), (64,), [ones, acc, acc, n])
+        except Exception as e:          # noqa: BLE001 -- reported below
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(a,)) for a in accs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    dev.synchronize(60)
+    assert not errors
+    for a in accs:
+        np.testing.assert_array_equal(dev.download(a, dtype=np.float32), np.full(n, 30, np.float32))
+
+
+def test_a_program_of_another_device_is_refused(dev):
+    other = hwdrv.open_device("mock:nvidia")
+    try:
+        p = other.program(other.compiler.compile(_PTX), "vecadd")
+        theirs = other.alloc(256)
+        other.launch(p, (1,), (64,), [theirs, theirs, theirs, 64])    # the shape is remembered
+        other.synchronize(30)
+        buf = dev.alloc(256)
+        with pytest.raises(hwdrv.InvalidArgument, match="belongs to"):
+            dev.launch(p, (1,), (64,), [buf, buf, buf, 64])
+        with pytest.raises(hwdrv.InvalidArgument, match="belongs to"):
+            dev.launch(p, (1,), (64,), [buf, buf, buf, 64])
+    finally:
+        other.close()
