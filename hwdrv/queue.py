@@ -99,7 +99,7 @@ class BoundStream:
 
     __slots__ = ("va", "nwords", "words", "tail")
 
-    def __init__(self, va: int, nwords: int, words: np.ndarray, tail: np.ndarray):
+    def __init__(self, va: int, nwords: int, words: "np.ndarray | memoryview", tail: np.ndarray):
         self.va, self.nwords, self.words, self.tail = va, nwords, words, tail
 
     def set_timeline_value(self, value: int) -> None:
@@ -261,7 +261,9 @@ class Queue(ABC):
             if not self._sealed:
                 self._seal()
             life = self._life
-            if self._bound is not None and not life.done():
+            # life.done(), inline (once per resubmit of a bound queue)
+            if self._bound is not None and life.timeline is not None \
+                    and life.timeline.completed() < life.last_submit:
                 raise QueueBusy("this bound queue's previous run has not finished; wait for it "
                                 "(e.g. on a signal it sets) before resubmitting (or build a second "
                                 "queue to double-buffer)")
@@ -270,17 +272,27 @@ class Queue(ABC):
                     unknown = vals.keys() - self._var_names
                     raise InvalidArgument(f"submit() got values for {sorted(unknown)} but this queue "
                                           f"uses {sorted(self._var_names) or 'no Vars'}")
-                changed = []
-                for site in self._sites:
-                    v = site.expr.eval(vals)
-                    if v != site.last:
-                        changed.append((site, v))
-                if changed and self._side_sites and self._bound is None and not life.done() \
-                        and any(s.side for s, _ in changed):
-                    life.timeline.wait(life.last_submit, dev.submit_timeout)
-                for site, v in changed:
-                    self.patched_words += site.write(v)
-                    site.last = v
+                if self._side_sites and self._bound is None and not life.done():
+                    # side buffers the previous run may still read: evaluate every site first,
+                    # and wait for that run if a side site changes
+                    changed = []
+                    for site in self._sites:
+                        v = site.expr.eval(vals)
+                        if v != site.last:
+                            changed.append((site, v))
+                    if any(s.side for s, _ in changed):
+                        life.timeline.wait(life.last_submit, dev.submit_timeout)
+                    for site, v in changed:
+                        self.patched_words += site.write(v)
+                        site.last = v
+                else:                  # nothing the GPU reads now: patch as the sites come
+                    patched = 0
+                    for site in self._sites:
+                        v = site.expr.eval(vals)
+                        if v != site.last:
+                            patched += site.write(v)
+                            site.last = v
+                    self.patched_words += patched
             with dev._lock:
                 # Device._next_timeline, inline (once per submission)
                 if dev._closed:

@@ -184,9 +184,8 @@ class _NVBound(BoundStream):
 
     __slots__ = ("_tail64",)
 
-    def __init__(self, va: int, nwords: int, words: np.ndarray, tail: np.ndarray):
+    def __init__(self, va: int, nwords: int, words: memoryview, tail: np.ndarray):
         super().__init__(va, nwords, words, tail)
-        # a memoryview item store costs a quarter of a numpy scalar store
         self._tail64 = memoryview(tail).cast("B").cast("Q")
 
     def set_timeline_value(self, value: int) -> None:
@@ -235,7 +234,8 @@ class NVQueue(Queue):
         view[:len(words)] = words
         view[len(words):] = release
         tail = view[len(words):][pb.SEMAPHORE_PAYLOAD]
-        return _NVBound(va, n, view[:len(words)], tail)
+        # patch sites write the stream through a memoryview: a quarter of a numpy item store
+        return _NVBound(va, n, memoryview(view[:len(words)]), tail)
 
     def _semaphore(self, va: int, value: IntArg, execute: int) -> None:
         words = pb.semaphore(va, 0 if isinstance(value, VarExpr) else value, execute)
