@@ -130,3 +130,26 @@ def test_a_program_of_another_device_is_refused(dev):
             dev.launch(p, (1,), (64,), [buf, buf, buf, 64])
     finally:
         other.close()
+
+
+def test_a_launch_waiting_for_a_busy_slot_times_out_with_a_report(dev, monkeypatch):
+    """Two slots, both held by launches queued behind a spinning kernel: the next launch waits
+    for its slot at most submit_timeout, then raises GPUHang (the device lock is held while it
+    waits, as a push waiting for ring space holds it); once the kernel is let go, launches run."""
+    import time
+    from hwdrv import provoke as D
+    monkeypatch.setattr(core, "LAUNCH_RING_BYTES", 2 * core.LAUNCH_SLOT_BYTES)
+    prog = D.sample(dev, "endless_loop")
+    flag = dev.alloc(4096, host_visible=True)
+    flag.view(np.uint32)[:] = 0
+    dev.submit_timeout = 0.5
+    for _ in range(3):                      # a queue, then slots 0 and 1: all behind the spin
+        dev.launch(prog, (1,), (32,), [flag])
+    t = time.perf_counter()
+    with pytest.raises(hwdrv.GPUHang, match="timed out"):
+        dev.launch(prog, (1,), (32,), [flag])        # slot 0 again: its launch has not run
+    assert time.perf_counter() - t < 5
+    flag.view(np.uint32)[:] = 1                      # let the kernels end
+    dev.synchronize(30)
+    dev.launch(prog, (1,), (32,), [flag])
+    dev.synchronize(30)
