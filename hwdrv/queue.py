@@ -15,6 +15,7 @@ doorbell write (e.g. hwdrv/nvidia/gpfifo.py).
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
 from array import array
 from typing import TYPE_CHECKING, Any, Sequence
@@ -90,6 +91,21 @@ def write_word(words: np.ndarray, index: int, nwords: int, shift: int, mask: int
         raise InvalidArgument(f"{what!r} = {v} does not fit its field (mask {mask:#x}, shift {shift})")
     words[index] = (int(words[index]) & ~mask & _U32) | (v << shift)
     return 1
+
+
+#: how long a bound queue's resubmit waits for its previous run's end before QueueBusy: a run
+#: ends with the engine's timeline release just after the queue's own last command, so a caller
+#: that waited for a signal the queue sets last may look a few microseconds before that release
+BOUND_RUN_GRACE_S = 0.005
+
+
+def _ends_soon(timeline: "Timeline", value: int) -> bool:
+    """Whether ``timeline`` reaches ``value`` within BOUND_RUN_GRACE_S (polled, not slept)."""
+    deadline = time.perf_counter() + BOUND_RUN_GRACE_S
+    while timeline.completed() < value:
+        if time.perf_counter() > deadline:
+            return False
+    return True
 
 
 class BoundStream:
@@ -263,7 +279,8 @@ class Queue(ABC):
             life = self._life
             # life.done(), inline (once per resubmit of a bound queue)
             if self._bound is not None and life.timeline is not None \
-                    and life.timeline.completed() < life.last_submit:
+                    and life.timeline.completed() < life.last_submit \
+                    and not _ends_soon(life.timeline, life.last_submit):
                 raise QueueBusy("this bound queue's previous run has not finished; wait for it "
                                 "(e.g. on a signal it sets) before resubmitting (or build a second "
                                 "queue to double-buffer)")

@@ -112,3 +112,29 @@ def test_bind_refuses_a_stream_one_gp_entry_cannot_fetch():
         dev.synchronize(30)
     finally:
         dev.close()
+
+
+class _LaggingTimeline:
+    """A timeline that reaches its value after ``polls`` looks (or never, with None)."""
+
+    def __init__(self, value: int, polls: "int | None"):
+        self.value, self.polls, self.looks = value, polls, 0
+
+    def completed(self) -> int:
+        self.looks += 1
+        return self.value if self.polls is not None and self.looks > self.polls else self.value - 1
+
+
+def test_a_bound_resubmit_waits_briefly_for_its_last_release():
+    """A bound queue's run ends with the engine's timeline release just after the queue's own
+    last signal: a resubmit right after a wait on that signal waits the few microseconds for the
+    release (at most BOUND_RUN_GRACE_S) instead of raising QueueBusy; a run still going then
+    is busy."""
+    import time
+    from hwdrv.queue import BOUND_RUN_GRACE_S, _ends_soon
+    tl = _LaggingTimeline(7, polls=50)
+    assert _ends_soon(tl, 7) and tl.looks == 51
+    stuck = _LaggingTimeline(7, polls=None)
+    t = time.perf_counter()
+    assert not _ends_soon(stuck, 7)
+    assert BOUND_RUN_GRACE_S <= time.perf_counter() - t < BOUND_RUN_GRACE_S + 0.5
