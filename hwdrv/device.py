@@ -667,14 +667,17 @@ class Device(ABC):
         q._life.pieces.append(piece)
         return piece
 
-    def _launch_slot_ring(self) -> SlotRing:
-        """The slots ``launch()``'s fast path writes its launches into, made at the first one."""
+    def _launch_slot_ring(self, prepare: Callable[[SlotRing], None]) -> SlotRing:
+        """The slots ``launch()``'s fast path writes its launches into, made at the first one
+        (``prepare(ring)`` writes what every slot holds, before any launch can take one)."""
         buf = self._alloc_command_chunk(LAUNCH_RING_BYTES)
+        ring = SlotRing(buf, LAUNCH_SLOT_BYTES)
+        prepare(ring)
         with self._lock:
-            ring = self._launch_slots
-            if ring is None:
-                ring = self._launch_slots = SlotRing(buf, LAUNCH_SLOT_BYTES)
+            if self._launch_slots is None:
+                self._launch_slots = ring
                 buf = None
+            ring = self._launch_slots
         if buf is not None:                   # another thread made it first
             buf.free()
         return ring

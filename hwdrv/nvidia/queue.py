@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import struct
-from array import array
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from ..cmdmem import SlotRing
 from ..device import launch_var_error
 from ..queue import BoundStream, Queue, WordBuffer
 from ..var import IntArg, VarExpr
@@ -121,11 +121,22 @@ def _write_launch(prog: NVProgram, mem: memoryview, va: int, image: bytes, hi_bi
     return prog.pack_args(args, mem, prog.args_offset) if args or prog.params else None
 
 
-# The words that start a queue's first launch, as bytes around the QMD address (launch_now)
-_FIRST_LAUNCH_HEAD = array("I", _LAUNCH_WORDS).tobytes()
-_FIRST_LAUNCH_TAIL = array("I", _PCAS_B).tobytes()
-#: launch_now's pushbuffer segment: those words and the timeline release
+# launch_now's pushbuffer segment, at a fixed place at the end of each launch slot: the words
+# that start a queue's first launch (with the QMD address between them), then the compute
+# timeline's release. All but the QMD address and the release payload are written once, when
+# the slot ring is made (_prepare_launch_slots).
 _LAUNCH_SEGMENT_WORDS = len(_LAUNCH_WORDS) + 1 + len(_PCAS_B) + pb.SEMAPHORE_WORDS
+_SEGMENT_QMD_WORD = len(_LAUNCH_WORDS)
+_SEGMENT_PAYLOAD_WORD = len(_LAUNCH_WORDS) + 1 + len(_PCAS_B) + pb.SEMAPHORE_PAYLOAD.start
+
+
+def _prepare_launch_slots(dev: "NVDevice", slots: "SlotRing") -> None:
+    """Write the constant words of launch_now's segment into every slot of a new slot ring."""
+    seg = np.array(_LAUNCH_WORDS + [0] + _PCAS_B
+                   + pb.semaphore(dev._timelines["compute"].signal.va, 0, pb.SEM_RELEASE), np.uint32).tobytes()
+    off = slots.slot_size - len(seg)
+    for view in slots.views:
+        view[off:] = seg
 
 
 def launch_now(dev: "NVDevice", prog: NVProgram, grid: tuple, block: tuple, args: "Sequence[Any]",
@@ -133,19 +144,20 @@ def launch_now(dev: "NVDevice", prog: NVProgram, grid: tuple, block: tuple, args
     """``Device.launch``'s fast path: one launch whose shape passed the checks, with the words
     a compute queue holding that one exec submits (then the compute timeline's release), under
     one hold of the device lock. Launch image and words go into the next slot of the device's
-    launch slot ring (hwdrv/cmdmem.py SlotRing) and the GP entry points at the words there: no
-    command-memory piece to allocate and release, no pushbuffer-ring space to reserve. Returns
-    False (a queue must do it) for a kernel that needs local memory (growing it takes queue
-    commands) or whose launch does not fit a slot."""
+    launch slot ring (hwdrv/cmdmem.py SlotRing): the image at the slot's start, the words, made
+    when the ring was, at its end, where the GP entry points; a launch writes the image, the QMD
+    address and the timeline value. No command-memory piece to allocate and release, no
+    pushbuffer-ring space to reserve. Returns False (a queue must do it) for a kernel that needs
+    local memory (growing it takes queue commands) or whose launch does not fit a slot."""
     if prog.slm_per_thread:
         return False
     img = prog._images.get((block, shared, grid))      # launch_image's cache, looked at inline
     image, hi_bits = img if img is not None else prog.launch_image(block, shared, grid)
-    n = len(image)
     slots = dev._launch_slots
     if slots is None:
-        slots = dev._launch_slot_ring()
-    if n + _LAUNCH_SEGMENT_WORDS * 4 > slots.slot_size:
+        slots = dev._launch_slot_ring(lambda ring: _prepare_launch_slots(dev, ring))
+    seg = slots.slot_size - _LAUNCH_SEGMENT_WORDS * 4
+    if len(image) > seg:
         return False
     with dev._lock:
         if dev._closed:
@@ -160,16 +172,11 @@ def launch_now(dev: "NVDevice", prog: NVProgram, grid: tuple, block: tuple, args
         va, mem = slots.va + i * slots.slot_size, slots.views[i]
         if _write_launch(prog, mem, va, image, hi_bits, args):
             raise launch_var_error(prog.name)
-        channel = dev.channels["compute"]
-        if channel._release_va == timeline.signal.va:        # release_bytes' cache, looked at inline
-            head, tail = channel._release_head, channel._release_tail
-        else:
-            head, tail = channel.release_bytes(timeline.signal.va)
         timeline.value = value = timeline.value + 1
-        mem[n:n + _LAUNCH_SEGMENT_WORDS * 4] = (_FIRST_LAUNCH_HEAD + _WORD.pack(va >> 8) + _FIRST_LAUNCH_TAIL
-                                                + head + pb.PAYLOAD.pack(value) + tail)
+        _WORD.pack_into(mem, seg + _SEGMENT_QMD_WORD * 4, va >> 8)
+        pb.PAYLOAD.pack_into(mem, seg + _SEGMENT_PAYLOAD_WORD * 4, value)
         try:
-            channel.publish(va + n, _LAUNCH_SEGMENT_WORDS)
+            dev.channels["compute"].publish(va + seg, _LAUNCH_SEGMENT_WORDS)
         except BaseException:
             timeline.unreserve(value)
             raise
