@@ -153,6 +153,9 @@ class Queue(ABC):
     #: words rewritten by patching over this queue's life (tests read it)
     patched_words = 0
     _sites: "list[PatchSite] | tuple" = ()
+    #: an exec the backend has not written yet (NVIDIA: a queue's first exec, written at submit
+    #: with Device.launch's fast path when nothing else comes; any other use writes it first)
+    _pending: "tuple | None" = None
     _var_names: "set[str] | frozenset" = frozenset()
     _side_sites = False
 
@@ -274,6 +277,10 @@ class Queue(ABC):
         if dev._closed:
             dev._check_open()
         with self._qlock:
+            if self._pending is not None:
+                if not vals and not self._sealed and self._submit_pending():
+                    return self
+                self._materialize()
             if not self._sealed:
                 self._seal()
             life = self._life
@@ -364,6 +371,8 @@ class Queue(ABC):
         if self._bound is not None:
             # a bound stream lives in the device's command memory, gone once the device closes
             self.device._check_open()
+        if self._pending is not None:
+            self._materialize()
         return np.array(self._stream.words if self._sealed else self._words, np.uint32)
 
     # ---- helpers for backends ---------------------------------------------------------
@@ -402,13 +411,26 @@ class Queue(ABC):
     def _seal(self) -> None:
         # array('I'): a third of np.array's cost for the few words of a launch; indexing, len(),
         # tobytes() and the buffer protocol (numpy takes it as uint32) are all the rest needs
+        if self._pending is not None:
+            self._materialize()
         if self._stream is None:
             self._stream = WordBuffer(array("I", self._words))
         else:
             self._stream.words = array("I", self._words)
         self._sealed = True
 
+    def _submit_pending(self) -> bool:
+        """Submit a queue holding only its pending exec, the backend's fast way; False: it
+        cannot (the exec is then written as any other and the queue submitted as usual)."""
+        return False
+
+    def _materialize(self) -> None:
+        """Write the pending exec as any other (backends that set ``_pending`` define it)."""
+        raise NotImplementedError
+
     def _check_building(self) -> None:
+        if self._pending is not None:
+            self._materialize()
         if self._sealed:
             raise InvalidArgument("this queue was already submitted or bound; build a new queue "
                                   "for new commands (resubmit this one with submit(**vals))")

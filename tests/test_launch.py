@@ -9,6 +9,7 @@ import pytest
 
 import hwdrv
 import hwdrv.device as core
+from hwdrv import Var
 
 _PTX = (pathlib.Path(__file__).parent / "data" / "conformance" / "kernels.ptx").read_text()
 
@@ -153,3 +154,79 @@ def test_a_launch_waiting_for_a_busy_slot_times_out_with_a_report(dev, monkeypat
     dev.synchronize(30)
     dev.launch(prog, (1,), (32,), [flag])
     dev.synchronize(30)
+
+
+def _add_ones(dev):
+    p = dev.program(dev.compiler.compile(_PTX), "vecadd")
+    n = 64
+    ones, acc = dev.alloc(n * 4), dev.alloc(n * 4)
+    dev.upload(ones, np.ones(n, np.float32))
+    dev.upload(acc, np.zeros(n, np.float32))
+    return p, ones, acc, n
+
+
+def _acc(dev, acc):
+    dev.synchronize(30)
+    return dev.download(acc, dtype=np.float32)
+
+
+def test_a_one_exec_queue_submits_through_the_slot_ring_and_resubmits(dev):
+    """A fresh queue's only exec is kept pending and submitted like dev.launch (its QMD in a
+    launch slot); resubmitting the queue writes the exec into the queue's own command memory
+    first, so it runs again however long after."""
+    p, ones, acc, n = _add_ones(dev)
+    dev.compute_queue().exec(p, (1,), (64,), [ones, acc, acc, n]).submit()     # remembers the shape
+    q = dev.compute_queue().exec(p, (1,), (64,), [ones, acc, acc, n])
+    assert q._pending is not None and not q.launches
+    q.submit()
+    slots = dev._launch_slots
+    va = dev.submissions[-1][1][0][3]
+    assert slots.va <= va < slots.va + len(slots.last) * slots.slot_size
+    assert _acc(dev, acc)[0] == 2
+    for _ in range(3):
+        q.submit()
+    assert q._pending is None and q.launches and not slots.va <= q.launches[0][3] < slots.va + (4 << 20)
+    assert _acc(dev, acc)[0] == 5
+    with pytest.raises(hwdrv.InvalidArgument, match="already submitted"):
+        q.signal(dev.signal(0), 1)
+
+
+def test_a_pending_exec_is_written_before_anything_else_uses_the_queue(dev):
+    """Another verb, bind(), the words, a second exec: each writes the pending exec first, in
+    order, and the queue runs as written."""
+    p, ones, acc, n = _add_ones(dev)
+    dev.compute_queue().exec(p, (1,), (64,), [ones, acc, acc, n]).submit()
+    sig = dev.signal(0)
+    q = dev.compute_queue().exec(p, (1,), (64,), [ones, acc, acc, n]).signal(sig, 1)
+    assert q._pending is None and len(q.launches) == 1
+    q.submit()
+    sig.wait(1, timeout=30)
+    q2 = dev.compute_queue().exec(p, (1,), (64,), [ones, acc, acc, n])
+    assert len(q2.words) == 6 and q2._pending is None                 # the launch's words
+    q2.submit()
+    q3 = dev.compute_queue().exec(p, (1,), (64,), [ones, acc, acc, n]).bind()
+    q3.submit()
+    q4 = dev.compute_queue().exec(p, (1,), (64,), [ones, acc, acc, n]) \
+        .exec(p, (1,), (64,), [ones, acc, acc, n])                         # chained to the first
+    assert len(q4.launches) == 2
+    q4.submit()
+    assert _acc(dev, acc)[0] == 1 + 1 + 1 + 1 + 2
+
+
+def test_a_pending_exec_checks_its_arguments_at_exec(dev):
+    """Arguments are packed (and so checked) when exec is called, pending or not; a Var
+    argument is written at once (its patch site needs the words)."""
+    p, ones, acc, n = _add_ones(dev)
+    dev.compute_queue().exec(p, (1,), (64,), [ones, acc, acc, n]).submit()
+    with pytest.raises(hwdrv.InvalidArgument, match="takes 4 arguments"):
+        dev.compute_queue().exec(p, (1,), (64,), [ones, acc])
+    with pytest.raises(hwdrv.InvalidArgument, match="does not fit"):
+        dev.compute_queue().exec(p, (1,), (64,), [ones, acc, acc, 1 << 40])
+    k = Var("k")
+    q = dev.compute_queue().exec(p, (1,), (64,), [ones, acc, acc, k])
+    assert q._pending is None and q.launches
+    q.submit(k=n)
+    assert _acc(dev, acc)[0] == 2
+    dropped = dev.compute_queue().exec(p, (1,), (64,), [ones, acc, acc, n])
+    del dropped                                   # never submitted: nothing ran, nothing held
+    assert _acc(dev, acc)[0] == 2

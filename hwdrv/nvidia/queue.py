@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from ..cmdmem import SlotRing
-from ..device import launch_var_error
+from ..device import LAUNCH_SLOT_BYTES, launch_var_error
 from ..queue import BoundStream, Queue, WordBuffer
 from ..var import IntArg, VarExpr
 from ..errors import InvalidArgument
@@ -111,13 +111,17 @@ def _patch_launch(launch: _Launch, patches: tuple[tuple[int, int, int], ...]) ->
 
 
 def _write_launch(prog: NVProgram, mem: memoryview, va: int, image: bytes, hi_bits: int,
-                  args: "Sequence[Any]") -> "list | None":
+                  args: "Sequence[Any]", params: "bytearray | None" = None) -> "list | None":
     """Write a launch into its command memory (``mem``, at GPU address ``va``): the launch image,
-    then what differs per launch -- constant bank 0's address and the arguments. Returns the
-    symbolic arguments to patch (None where there are no arguments)."""
+    then what differs per launch -- constant bank 0's address and the arguments (``params``,
+    packed already, or packed from ``args`` here). Returns the symbolic arguments to patch
+    (None where there are none)."""
     mem[:len(image)] = image
     cb_va = va + QMD_SIZE
     _ADDR_WORDS.pack_into(mem, _CB0_ADDR_BYTE, (cb_va >> 6) & _U32, hi_bits | (cb_va >> 38))
+    if params is not None:
+        mem[prog.args_offset:prog.args_offset + len(params)] = params
+        return None
     return prog.pack_args(args, mem, prog.args_offset) if args or prog.params else None
 
 
@@ -139,26 +143,38 @@ def _prepare_launch_slots(dev: "NVDevice", slots: "SlotRing") -> None:
         view[off:] = seg
 
 
+#: the largest launch image a slot holds (the segment's words take the slot's end)
+_SLOT_IMAGE_BYTES = LAUNCH_SLOT_BYTES - _LAUNCH_SEGMENT_WORDS * 4
+
+
 def launch_now(dev: "NVDevice", prog: NVProgram, grid: tuple, block: tuple, args: "Sequence[Any]",
                shared: int) -> bool:
-    """``Device.launch``'s fast path: one launch whose shape passed the checks, with the words
-    a compute queue holding that one exec submits (then the compute timeline's release), under
-    one hold of the device lock. Launch image and words go into the next slot of the device's
-    launch slot ring (hwdrv/cmdmem.py SlotRing): the image at the slot's start, the words, made
-    when the ring was, at its end, where the GP entry points; a launch writes the image, the QMD
-    address and the timeline value. No command-memory piece to allocate and release, no
-    pushbuffer-ring space to reserve. Returns False (a queue must do it) for a kernel that needs
-    local memory (growing it takes queue commands) or whose launch does not fit a slot."""
+    """``Device.launch``'s fast path: one launch whose shape passed the checks (_slot_launch).
+    Returns False (a queue must do it) for a kernel that needs local memory (growing it takes
+    queue commands) or whose launch does not fit a slot."""
     if prog.slm_per_thread:
         return False
     img = prog._images.get((block, shared, grid))      # launch_image's cache, looked at inline
     image, hi_bits = img if img is not None else prog.launch_image(block, shared, grid)
+    if len(image) > _SLOT_IMAGE_BYTES:
+        return False
+    _slot_launch(dev, prog, grid, block, image, hi_bits, args, None)
+    return True
+
+
+def _slot_launch(dev: "NVDevice", prog: NVProgram, grid: tuple, block: tuple, image: bytes, hi_bits: int,
+                 args: "Sequence[Any]", params: "bytearray | None") -> int:
+    """Submit one launch the way a compute queue holding just that exec would, under one hold of
+    the device lock; returns its timeline value. Launch image and words go into the next slot
+    of the device's launch slot ring (hwdrv/cmdmem.py SlotRing): the image at the slot's start,
+    the words, made when the ring was, at its end, where the GP entry points; a launch writes
+    the image, its arguments (``params``, packed already, or packed from ``args`` here), the
+    QMD address and the timeline value. No command-memory piece to allocate and release, no
+    pushbuffer-ring space to reserve."""
     slots = dev._launch_slots
     if slots is None:
         slots = dev._launch_slot_ring(lambda ring: _prepare_launch_slots(dev, ring))
-    seg = slots.slot_size - _LAUNCH_SEGMENT_WORDS * 4
-    if len(image) > seg:
-        return False
+    seg = _SLOT_IMAGE_BYTES
     with dev._lock:
         if dev._closed:
             dev._check_open()
@@ -170,7 +186,7 @@ def launch_now(dev: "NVDevice", prog: NVProgram, grid: tuple, block: tuple, args
         if slots.last[i] > timeline._cell[0]:        # 2048 launches behind: wait for this slot's
             timeline.wait(slots.last[i], dev.submit_timeout)
         va, mem = slots.va + i * slots.slot_size, slots.views[i]
-        if _write_launch(prog, mem, va, image, hi_bits, args):
+        if _write_launch(prog, mem, va, image, hi_bits, args, params):
             raise launch_var_error(prog.name)
         timeline.value = value = timeline.value + 1
         _WORD.pack_into(mem, seg + _SEGMENT_QMD_WORD * 4, va >> 8)
@@ -182,7 +198,7 @@ def launch_now(dev: "NVDevice", prog: NVProgram, grid: tuple, block: tuple, args
             raise
         slots.last[i] = value
         dev.submissions.append((value, [(prog, grid, block, va)]))
-    return True
+    return value
 
 
 class _NVBound(BoundStream):
@@ -265,6 +281,46 @@ class NVComputeQueue(NVQueue):
 
     def _q_exec(self, prog: NVProgram, grid: tuple, block: tuple, args: list, shared: int,
                 cluster: tuple[int, int, int] | None = None) -> None:
+        # A fresh queue's first exec (an eager runtime's queue per launch) is kept pending: its
+        # arguments are checked and packed now, and if nothing else comes the submit launches
+        # it through Device.launch's slot ring (_submit_pending); anything else writes it first.
+        if self._pending is None:
+            if self._prev is None and not self._words and not self.launches and cluster is None \
+                    and not prog.slm_per_thread:
+                img = prog._images.get((block, shared, grid))     # only concrete grids are cached
+                if img is not None and len(img[0]) <= _SLOT_IMAGE_BYTES:
+                    params = None
+                    if args or prog.params:
+                        params = bytearray(prog.param_size)
+                        if prog.pack_args(args, params, 0):        # a Var: patched, so written now
+                            params = None
+                            img = None
+                    if img is not None:
+                        self._pending = (prog, grid, block, args, shared, img[0], img[1], params)
+                        return
+        else:
+            self._materialize()
+        self._q_exec_now(prog, grid, block, args, shared, cluster)
+
+    def _submit_pending(self) -> bool:
+        prog, grid, block, _args, _shared, image, hi_bits, params = self._pending
+        dev = self.device
+        value = _slot_launch(dev, prog, grid, block, image, hi_bits, _args, params)
+        self._sealed = True                 # submitted: no more commands (a resubmit writes it)
+        life = self._life
+        life.timeline, life.last_submit = dev._timelines["compute"], value
+        return True
+
+    def _materialize(self) -> None:
+        prog, grid, block, args, shared = self._pending[:5]
+        self._pending = None
+        sealed, self._sealed = self._sealed, False
+        self._q_exec_now(prog, grid, block, args, shared)
+        if sealed:
+            self._seal()
+
+    def _q_exec_now(self, prog: NVProgram, grid: tuple, block: tuple, args: list, shared: int,
+                    cluster: tuple[int, int, int] | None = None) -> None:
         dev = self.device
         gx, gy, gz = grid
         concrete = type(gx) is int and type(gy) is int and type(gz) is int
