@@ -30,8 +30,8 @@ from .peer import PeerAccessError, PeerFallbackWarning, PeerLink
 from .program import Program, plain_shape
 from .queue import _ARG_SEQS, Queue, QueueLife
 from .trace import Span, Trace
-from .var import VarExpr
 from .signal import DEFAULT_TIMEOUT, SIGNAL_SIZE, Signal, Timeline, check_timeout
+from .var import VarExpr
 
 #: bytes per staging buffer for upload/download through the copy engine
 STAGING_SIZE = 64 << 20
@@ -114,6 +114,8 @@ def collect_dropped_devices(timeout: float = 10.0) -> None:
 _REAPER = _Reaper()
 #: dead queues whose command memory _cmd_alloc lets wait before handing it back in one go
 _DEAD_QUEUE_BATCH = 32
+
+
 def launch_var_error(kernel: object) -> InvalidArgument:
     """What ``launch()`` raises for a Var argument (its fast paths say it too)."""
     return InvalidArgument(f"launch: {kernel} got a Var argument; launch() takes concrete values (build "

@@ -429,12 +429,12 @@ class Queue(ABC):
         raise NotImplementedError
 
     def _check_building(self) -> None:
-        if self._pending is not None:
-            self._materialize()
         if self._sealed:
             raise InvalidArgument("this queue was already submitted or bound; build a new queue "
                                   "for new commands (resubmit this one with submit(**vals))")
         self.device._check_open()
+        if self._pending is not None:
+            self._materialize()
 
     def _cluster_dims(self, cluster: Sequence[int], grid: tuple) -> tuple[int, int, int]:
         """exec's ``cluster`` as 3 ints, checked against the device and the grid."""

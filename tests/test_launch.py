@@ -230,3 +230,21 @@ def test_a_pending_exec_checks_its_arguments_at_exec(dev):
     dropped = dev.compute_queue().exec(p, (1,), (64,), [ones, acc, acc, n])
     del dropped                                   # never submitted: nothing ran, nothing held
     assert _acc(dev, acc)[0] == 2
+
+
+def test_a_pending_exec_keeps_the_arguments_it_was_given(dev):
+    """The arguments are taken when exec is called: changing the caller's list afterwards
+    changes nothing, whether the exec goes out pending or is written later."""
+    p, ones, acc, n = _add_ones(dev)
+    dev.compute_queue().exec(p, (1,), (64,), [ones, acc, acc, n]).submit()
+    other = dev.alloc(n * 4)
+    dev.upload(other, np.zeros(n, np.float32))
+    args = [ones, acc, acc, n]
+    q = dev.compute_queue().exec(p, (1,), (64,), args)
+    args[2] = other
+    q.submit()
+    args2 = [ones, acc, acc, n]
+    q2 = dev.compute_queue().exec(p, (1,), (64,), args2)
+    args2[2] = other
+    q2.signal(dev.signal(0), 1).submit()                  # written when the signal is added
+    assert _acc(dev, acc)[0] == 3 and not _acc(dev, other).any()

@@ -303,24 +303,25 @@ class NVComputeQueue(NVQueue):
         self._q_exec_now(prog, grid, block, args, shared, cluster)
 
     def _submit_pending(self) -> bool:
-        prog, grid, block, _args, _shared, image, hi_bits, params = self._pending
+        prog, grid, block, args, _shared, image, hi_bits, params = self._pending
         dev = self.device
-        value = _slot_launch(dev, prog, grid, block, image, hi_bits, _args, params)
+        value = _slot_launch(dev, prog, grid, block, image, hi_bits, args, params)
         self._sealed = True                 # submitted: no more commands (a resubmit writes it)
         life = self._life
         life.timeline, life.last_submit = dev._timelines["compute"], value
         return True
 
     def _materialize(self) -> None:
-        prog, grid, block, args, shared = self._pending[:5]
+        # with the arguments as packed at exec (the caller may have changed its list since)
+        prog, grid, block, args, shared, _image, _hi_bits, params = self._pending
         self._pending = None
         sealed, self._sealed = self._sealed, False
-        self._q_exec_now(prog, grid, block, args, shared)
+        self._q_exec_now(prog, grid, block, args, shared, params=params)
         if sealed:
             self._seal()
 
     def _q_exec_now(self, prog: NVProgram, grid: tuple, block: tuple, args: list, shared: int,
-                    cluster: tuple[int, int, int] | None = None) -> None:
+                    cluster: tuple[int, int, int] | None = None, params: "bytearray | None" = None) -> None:
         dev = self.device
         gx, gy, gz = grid
         concrete = type(gx) is int and type(gy) is int and type(gz) is int
@@ -329,7 +330,7 @@ class NVComputeQueue(NVQueue):
         image, hi_bits = prog.launch_image(block, shared, grid if concrete else (1, 1, 1), cluster,
                                            dev.cluster_variant if cluster else None)
         va, _, _, mem = dev._cmd_piece(self, len(image), QMD_ALIGN)
-        sym_args = _write_launch(prog, mem, va, image, hi_bits, args)
+        sym_args = _write_launch(prog, mem, va, image, hi_bits, args, params)
         if not concrete or sym_args:
             target = WordBuffer(np.frombuffer(mem, np.uint32))
             if not concrete:
