@@ -672,6 +672,7 @@ class Device(ABC):
     def _launch_slot_ring(self, prepare: Callable[[SlotRing], None]) -> SlotRing:
         """The slots ``launch()``'s fast path writes its launches into, made at the first one
         (``prepare(ring)`` writes what every slot holds, before any launch can take one)."""
+        self._check_open()
         buf = self._alloc_command_chunk(LAUNCH_RING_BYTES)
         ring = SlotRing(buf, LAUNCH_SLOT_BYTES)
         prepare(ring)

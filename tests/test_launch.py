@@ -45,6 +45,20 @@ def test_slots_are_reused_only_after_their_launch_finished(dev, monkeypatch):
     assert {ls[0][3] for ls in recorded} == {slots.va + i * slots.slot_size for i in range(4)}
 
 
+def test_launch_on_a_closed_device_raises_before_its_slots_exist(dev):
+    p = dev.program(dev.compiler.compile(_PTX), "vecadd")
+    buf = dev.alloc(256)
+    dev.launch(p, (1,), (64,), [buf, buf, buf, 64])          # a queue: no slot ring yet
+    q = dev.compute_queue().exec(p, (1,), (64,), [buf, buf, buf, 64])    # pending
+    dev.synchronize(30)
+    dev.close()
+    assert dev._launch_slots is None
+    with pytest.raises(hwdrv.DeviceClosed):
+        dev.launch(p, (1,), (64,), [buf, buf, buf, 64])
+    with pytest.raises(hwdrv.DeviceClosed):
+        q.submit()
+
+
 def test_launch_on_a_closed_device_raises(dev):
     p = dev.program(dev.compiler.compile(_PTX), "vecadd")
     buf = dev.alloc(256)
