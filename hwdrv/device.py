@@ -27,7 +27,7 @@ from .ioctl.kernel import Kernel
 from .limits import DeviceLimits
 from .memory.buffer import Buffer
 from .peer import PeerAccessError, PeerFallbackWarning, PeerLink
-from .program import Program, plain_shape
+from .program import Program, remembered_dims
 from .queue import _ARG_SEQS, Queue, QueueLife
 from .trace import Span, Trace
 from .signal import DEFAULT_TIMEOUT, SIGNAL_SIZE, Signal, Timeline, check_timeout
@@ -277,11 +277,8 @@ class Device(ABC):
         # the backend launches it straight away; anything else goes through a queue, whose
         # exec checks it all (and remembers the shape for next time).
         if type(args) in _ARG_SEQS:
-            try:
-                dims = program._shapes[grid, block, shared]
-            except (AttributeError, KeyError, TypeError):      # not a Program, new or unhashable
-                dims = None
-            if dims is not None and program.device is self and plain_shape(grid, block, shared) \
+            dims = remembered_dims(program, grid, block, shared)
+            if dims is not None and program.device is self \
                     and self._launch_now(program, dims[0], dims[1], args, shared):
                 return
         if isinstance(args, (list, tuple)) and any(isinstance(a, VarExpr) for a in args):

@@ -163,6 +163,18 @@ class Program:
         return f"<Program {self.name} on {self.device.name}: {len(self.params)} params>"
 
 
+def remembered_dims(program: Any, grid: Any, block: Any, shared: Any) -> "tuple[tuple, tuple] | None":
+    """The normalized (grid, block) of a launch shape ``program`` (a Program or anything a caller
+    passed) passed the checks with, spelt the same way; None for anything else -- a new shape,
+    something unhashable, not a Program, or a float or bool equal to a remembered int (it finds
+    the entry but must go through the checks)."""
+    try:
+        dims = program._shapes[grid, block, shared]
+    except (AttributeError, KeyError, TypeError):
+        return None
+    return dims if plain_shape(grid, block, shared) else None
+
+
 def plain_shape(grid: tuple, block: tuple, shared: object) -> bool:
     """Whether every dimension and ``shared`` are plain ints (not floats or bools that compare
     equal to them, and so find a remembered shape's entry)."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .errors import InvalidArgument, QueueBusy, UnsupportedDevice
-from .program import Program, plain_shape
+from .program import Program, remembered_dims
 from .signal import check_timeout
 from .var import IntArg, VarExpr
 
@@ -210,13 +210,8 @@ class Queue(ABC):
         # nothing unusual, skips the checks it passed then (a queue per launch: this is hot).
         if not self._sealed and early_start is False and cluster is None and type(args) in _ARG_SEQS \
                 and self.kind == "compute":
-            try:
-                dims = program._shapes[grid, block, shared]
-            except (AttributeError, KeyError, TypeError):      # not a Program, new or unhashable
-                dims = None
-            # (a float or bool equal to a remembered int finds its entry too: not taken here)
-            if dims is not None and program.device is self.device and not self.device._closed \
-                    and plain_shape(grid, block, shared):
+            dims = remembered_dims(program, grid, block, shared)
+            if dims is not None and program.device is self.device and not self.device._closed:
                 self._q_exec(program, dims[0], dims[1], args, shared)
                 return self
         self._check_building()
@@ -425,8 +420,10 @@ class Queue(ABC):
         return False
 
     def _materialize(self) -> None:
-        """Write the pending exec as any other (backends that set ``_pending`` define it)."""
-        raise NotImplementedError
+        """Write the pending exec as any other. Only a backend that sets ``_pending`` (NVIDIA's
+        compute queue) reaches this, and it overrides it; reaching this one is a backend bug."""
+        raise NotImplementedError(f"{type(self).__name__} keeps a pending exec but cannot write it "
+                                  f"(it must override _materialize)")
 
     def _check_building(self) -> None:
         if self._sealed:

@@ -176,20 +176,18 @@ class Channel:
         else:
             off = self._reserve(total, timeline_value)
         if self._release_va != timeline_va:
-            self.release_bytes(timeline_va)
+            self._cache_release(timeline_va)
         # one store of the words and the release (bytes: cheaper than numpy slices)
         self._pb_bytes[off * 4:(off + total) * 4] = (words + self._release_head
                                                      + PAYLOAD.pack(timeline_value) + self._release_tail)
         self.publish(self.pb_va + off * 4, total)
 
-    def release_bytes(self, timeline_va: int) -> tuple[bytes, bytes]:
-        """The words of a release to the 64-bit timeline at ``timeline_va`` as bytes before and
-        after its payload (``PAYLOAD.pack(value)`` goes between), made once per timeline."""
-        if self._release_va != timeline_va:
-            rel = np.array(semaphore(timeline_va, 0, SEM_RELEASE), np.uint32).tobytes()
-            self._release_head, self._release_tail = rel[:SEMAPHORE_PAYLOAD.start * 4], rel[SEMAPHORE_PAYLOAD.stop * 4:]
-            self._release_va = timeline_va
-        return self._release_head, self._release_tail
+    def _cache_release(self, timeline_va: int) -> None:
+        # push_copy's release of the timeline at ``timeline_va``: its bytes before and after the
+        # payload, made once per timeline
+        rel = np.array(semaphore(timeline_va, 0, SEM_RELEASE), np.uint32).tobytes()
+        self._release_head, self._release_tail = rel[:SEMAPHORE_PAYLOAD.start * 4], rel[SEMAPHORE_PAYLOAD.stop * 4:]
+        self._release_va = timeline_va
 
     def _reserve(self, nwords: int, timeline_value: int) -> int:
         cap = self._pb_cap

@@ -138,9 +138,10 @@ def _prepare_launch_slots(dev: "NVDevice", slots: "SlotRing") -> None:
     """Write the constant words of launch_now's segment into every slot of a new slot ring."""
     seg = np.array(_LAUNCH_WORDS + [0] + _PCAS_B
                    + pb.semaphore(dev._timelines["compute"].signal.va, 0, pb.SEM_RELEASE), np.uint32).tobytes()
-    off = slots.slot_size - len(seg)
+    if slots.slot_size != LAUNCH_SLOT_BYTES or len(seg) != _LAUNCH_SEGMENT_WORDS * 4:
+        raise ValueError("launch slots and their segment disagree with _SLOT_IMAGE_BYTES")
     for view in slots.views:
-        view[off:] = seg
+        view[_SLOT_IMAGE_BYTES:] = seg
 
 
 #: the largest launch image a slot holds (the segment's words take the slot's end)
@@ -174,7 +175,7 @@ def _slot_launch(dev: "NVDevice", prog: NVProgram, grid: tuple, block: tuple, im
     slots = dev._launch_slots
     if slots is None:
         slots = dev._launch_slot_ring(lambda ring: _prepare_launch_slots(dev, ring))
-    seg = _SLOT_IMAGE_BYTES
+    seg = _SLOT_IMAGE_BYTES                # where each slot's segment starts
     with dev._lock:
         if dev._closed:
             dev._check_open()
@@ -211,9 +212,6 @@ class _NVBound(BoundStream):
         super().__init__(va, nwords, words, tail)
         self._tail64 = memoryview(tail).cast("B").cast("Q")
 
-    def set_timeline_value(self, value: int) -> None:
-        self._tail64[0] = value
-
 
 class NVQueue(Queue):
     """Host-class verbs shared by the compute and copy queues."""
@@ -238,7 +236,7 @@ class NVQueue(Queue):
         kind = self.kind
         bound = self._bound
         if bound is not None:
-            bound._tail64[0] = value                 # set_timeline_value, inline (per resubmit)
+            bound._tail64[0] = value                 # the release payload, one 64-bit store
             dev.channels[kind].publish(bound.va, bound.nwords)
         else:
             dev.channels[kind].push_copy(self._stream.words.tobytes(), dev._timelines[kind].signal.va, value)
